@@ -1,0 +1,6 @@
+//! Command line and config file, following nats-server's so that a user can
+//! swap the binary without editing flags or files.
+
+pub mod options;
+
+pub use options::{Options, Placement};

@@ -1,0 +1,105 @@
+//! The broker's effective settings, after defaults, the config file and the
+//! command line (flags win) have been merged.
+//!
+//! Every default is nats-server 2.9.10's, so a user who swaps the binary keeps
+//! the behaviour their clients were tuned against.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// nats-server `MAX_PAYLOAD_SIZE` (const.go): 1 MiB.
+pub const DEFAULT_MAX_PAYLOAD: usize = 1024 * 1024;
+/// nats-server `MAX_PENDING_SIZE` (const.go): 64 MiB of unsent bytes per connection.
+pub const DEFAULT_MAX_PENDING: usize = 64 * 1024 * 1024;
+/// nats-server `MAX_CONTROL_LINE_SIZE` (const.go).
+pub const DEFAULT_MAX_CONTROL_LINE: usize = 4096;
+/// nats-server `DEFAULT_MAX_CONNECTIONS` (const.go).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 64 * 1024;
+/// nats-server `DEFAULT_PING_INTERVAL` (const.go).
+pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(120);
+/// nats-server `DEFAULT_PING_MAX_OUT` (const.go).
+pub const DEFAULT_PING_MAX: u32 = 2;
+/// nats-server `DEFAULT_FLUSH_DEADLINE` (const.go).
+pub const DEFAULT_WRITE_DEADLINE: Duration = Duration::from_secs(10);
+/// nats-server `DEFAULT_LAME_DUCK_DURATION` (const.go).
+pub const DEFAULT_LAME_DUCK_DURATION: Duration = Duration::from_secs(120);
+/// nats-server `DEFAULT_LAME_DUCK_GRACE_PERIOD` (const.go).
+pub const DEFAULT_LAME_DUCK_GRACE_PERIOD: Duration = Duration::from_secs(10);
+/// nats-server `DEFAULT_PORT`.
+pub const DEFAULT_PORT: u16 = 4222;
+/// nats-server `DEFAULT_HOST`.
+pub const DEFAULT_HOST: &str = "0.0.0.0";
+
+/// How new connections are spread over shards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// Connection k (1-based accept order, equal to its `client_id`) goes to
+    /// shard `(k - 1) % shards`: even, and predictable for tests.
+    RoundRobin,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    /// Client listen host (`-a`, `--addr`, `--net`, `host`, `net`, `listen`).
+    pub host: String,
+    /// Client port; 0 picks a free port (nats-server spells that `-1`).
+    pub port: u16,
+    /// `server_name`; `None` means "use the generated server id".
+    pub server_name: Option<String>,
+    pub max_payload: usize,
+    pub max_pending: usize,
+    pub max_control_line: usize,
+    pub max_connections: usize,
+    /// Per connection; 0 = unlimited.
+    pub max_subscriptions: usize,
+    pub ping_interval: Duration,
+    pub ping_max: u32,
+    pub write_deadline: Duration,
+    pub lame_duck_duration: Duration,
+    pub lame_duck_grace_period: Duration,
+    /// `no_header_support`: INFO advertises `headers:false`.
+    pub no_header_support: bool,
+    pub debug: bool,
+    pub trace: bool,
+    /// Log lines carry a timestamp (`-T`, `logtime`).
+    pub logtime: bool,
+    pub logfile: Option<PathBuf>,
+    pub pidfile: Option<PathBuf>,
+    /// The config file this came from, if any (for log lines and reload).
+    pub config_file: Option<PathBuf>,
+    /// Number of shards (executors); 0 means one per available CPU.
+    pub shards: usize,
+    /// Pin shard i to CPU i.
+    pub pin: bool,
+    pub placement: Placement,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            host: DEFAULT_HOST.to_string(),
+            port: DEFAULT_PORT,
+            server_name: None,
+            max_payload: DEFAULT_MAX_PAYLOAD,
+            max_pending: DEFAULT_MAX_PENDING,
+            max_control_line: DEFAULT_MAX_CONTROL_LINE,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_subscriptions: 0,
+            ping_interval: DEFAULT_PING_INTERVAL,
+            ping_max: DEFAULT_PING_MAX,
+            write_deadline: DEFAULT_WRITE_DEADLINE,
+            lame_duck_duration: DEFAULT_LAME_DUCK_DURATION,
+            lame_duck_grace_period: DEFAULT_LAME_DUCK_GRACE_PERIOD,
+            no_header_support: false,
+            debug: false,
+            trace: false,
+            logtime: true,
+            logfile: None,
+            pidfile: None,
+            config_file: None,
+            shards: 0,
+            pin: false,
+            placement: Placement::RoundRobin,
+        }
+    }
+}
