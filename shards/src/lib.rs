@@ -1,1 +1,31 @@
-//! shards
+//! `shards`: the thread-per-core substrate of percore, and the only crate that
+//! imports glommio.
+//!
+//! It knows nothing about NATS. It offers:
+//! - [`pool`]: one pinned (or unbound) glommio executor per shard, started with
+//!   a clear error instead of a panic when the host lacks io_uring or memlock;
+//! - [`mesh`]: the full mesh of SPSC rings, one per ordered pair of shards,
+//!   carrying batches, with a FIFO staging queue per destination ([`RingOutbox`]);
+//! - [`net`]: the listener (no `SO_REUSEPORT`, so a second broker on the same
+//!   port fails) and the socket driver (`Connection`);
+//! - [`sync`]: a shard-local wait list to park tasks until a condition holds;
+//! - [`task`] and [`timer`]: spawning, cooperative yielding, sleeping.
+//!
+//! Everything returned by this crate is shard-local (`!Send`) unless it says
+//! otherwise; the types that cross threads are [`mesh::MeshPorts`] (before
+//! connection) and [`net::HandOff`].
+
+pub mod mesh;
+pub mod net;
+pub mod pool;
+pub mod preflight;
+pub mod sync;
+pub mod task;
+pub mod timer;
+
+pub use mesh::{ConnectedMesh, MeshPorts, RingMesh, RingOutbox};
+pub use pool::{PoolConfig, ShardPool, ShardStartError};
+
+/// Index of a shard, `0..shard_count`. Not a CPU number and not glommio's
+/// executor id (which is 1-based and assigned in thread start order).
+pub type ShardId = usize;

@@ -1,0 +1,208 @@
+//! The ring mesh: one bounded lock-free SPSC ring per ordered pair of shards.
+//!
+//! Concurrency contract:
+//! - Ring (A→B) has exactly one producer, shard A, and one consumer, shard B.
+//!   Items are delivered in the order A pushed them: that FIFO is what every
+//!   cross-shard ordering guarantee of the broker is built on.
+//! - Items are *batches*: the producer stages work per destination and pushes
+//!   one item per unit of work, so the cost of the ring (a compare-and-swap,
+//!   plus an eventfd write when B is parked) is paid per batch, not per message.
+//! - When a ring is full the producer never blocks and never drops: the item
+//!   goes to a per-destination FIFO staging queue ([`RingOutbox`]), a drainer
+//!   task moves it into the ring as space frees up, and the owner of the
+//!   outbox watches [`RingOutbox::staged`] to stop reading client sockets until
+//!   the backlog drains (TCP then pushes back on publishers).
+//!
+//! The rings are glommio `shared_channel`s: a cache-line-separated SPSC queue
+//! that glommio's reactor polls on every loop turn.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::rc::Rc;
+
+use glommio::channels::shared_channel::{self, ConnectedReceiver, ConnectedSender, SharedReceiver, SharedSender};
+use glommio::{GlommioError, ResourceType};
+
+use crate::sync::WaitList;
+use crate::ShardId;
+
+/// Builds the mesh before the shards start; hand one [`MeshPorts`] to each shard.
+pub struct RingMesh;
+
+impl RingMesh {
+    /// `capacity` is in items (batches) per ring.
+    pub fn build<M: Send + 'static>(shard_count: usize, capacity: usize) -> Vec<MeshPorts<M>> {
+        let mut ports: Vec<MeshPorts<M>> = (0..shard_count)
+            .map(|id| MeshPorts {
+                id,
+                senders: (0..shard_count).map(|_| None).collect(),
+                receivers: (0..shard_count).map(|_| None).collect(),
+            })
+            .collect();
+        for src in 0..shard_count {
+            for dst in 0..shard_count {
+                if src == dst {
+                    continue;
+                }
+                let (tx, rx) = shared_channel::new_bounded(capacity);
+                ports[src].senders[dst] = Some(tx);
+                ports[dst].receivers[src] = Some(rx);
+            }
+        }
+        ports
+    }
+}
+
+/// One shard's unconnected ends of the mesh. `Send`: move it into the shard's
+/// thread, then call [`MeshPorts::connect`] there.
+pub struct MeshPorts<M: Send + 'static> {
+    id: ShardId,
+    senders: Vec<Option<SharedSender<M>>>,
+    receivers: Vec<Option<SharedReceiver<M>>>,
+}
+
+impl<M: Send + 'static> MeshPorts<M> {
+    pub fn shard_id(&self) -> ShardId {
+        self.id
+    }
+
+    /// Connects every ring end of this shard. Each connect waits for the peer
+    /// to connect its end, so all of them run concurrently (connecting one at
+    /// a time would deadlock two shards waiting on each other).
+    /// `pressure` is notified whenever a staged backlog shrinks.
+    pub async fn connect(self, pressure: Rc<WaitList>) -> ConnectedMesh<M> {
+        let mut sender_tasks = Vec::new();
+        for (dst, tx) in self.senders.into_iter().enumerate() {
+            if let Some(tx) = tx {
+                sender_tasks.push((dst, glommio::spawn_local(tx.connect())));
+            }
+        }
+        let mut receiver_tasks = Vec::new();
+        for (src, rx) in self.receivers.into_iter().enumerate() {
+            if let Some(rx) = rx {
+                receiver_tasks.push((src, glommio::spawn_local(rx.connect())));
+            }
+        }
+        let count = sender_tasks.len() + 1;
+        let mut outboxes: Vec<Option<RingOutbox<M>>> = (0..count).map(|_| None).collect();
+        for (dst, task) in sender_tasks {
+            let sender = task.await;
+            outboxes[dst] = Some(RingOutbox::new(sender, pressure.clone()));
+        }
+        let mut inbound: Vec<Option<RingReceiver<M>>> = (0..count).map(|_| None).collect();
+        for (src, task) in receiver_tasks {
+            inbound[src] = Some(RingReceiver { receiver: task.await });
+        }
+        ConnectedMesh { id: self.id, outboxes, inbound }
+    }
+}
+
+/// One shard's connected ends of the mesh: `outboxes[d]` sends to shard `d`,
+/// `inbound[s]` receives from shard `s` (`None` at this shard's own index).
+pub struct ConnectedMesh<M: Send + 'static> {
+    pub id: ShardId,
+    pub outboxes: Vec<Option<RingOutbox<M>>>,
+    pub inbound: Vec<Option<RingReceiver<M>>>,
+}
+
+/// The consumer end of one ring.
+pub struct RingReceiver<M: Send + 'static> {
+    receiver: ConnectedReceiver<M>,
+}
+
+impl<M: Send + 'static> RingReceiver<M> {
+    /// The next batch, or `None` once the producing shard has gone away.
+    pub async fn recv(&self) -> Option<M> {
+        self.receiver.recv().await
+    }
+}
+
+/// The producer end of one ring plus its FIFO staging queue.
+pub struct RingOutbox<M: Send + 'static> {
+    inner: Rc<OutboxInner<M>>,
+}
+
+struct OutboxInner<M: Send + 'static> {
+    sender: ConnectedSender<M>,
+    /// Items waiting for ring space, oldest first. While it is non-empty (or
+    /// the drainer holds an item) new items must queue behind it: sending
+    /// directly would overtake them and break per-pair FIFO order.
+    staged: RefCell<VecDeque<M>>,
+    draining: Cell<bool>,
+    /// Items the drainer has popped but not yet placed in the ring.
+    in_flight: Cell<usize>,
+    pressure: Rc<WaitList>,
+    /// How many times a push found the ring full (exposed in stats).
+    stalls: Cell<u64>,
+    /// Items lost because the consuming shard is gone (shutdown only).
+    dropped: Cell<u64>,
+}
+
+impl<M: Send + 'static> RingOutbox<M> {
+    fn new(sender: ConnectedSender<M>, pressure: Rc<WaitList>) -> Self {
+        RingOutbox {
+            inner: Rc::new(OutboxInner {
+                sender,
+                staged: RefCell::new(VecDeque::new()),
+                draining: Cell::new(false),
+                in_flight: Cell::new(0),
+                pressure,
+                stalls: Cell::new(0),
+                dropped: Cell::new(0),
+            }),
+        }
+    }
+
+    /// Queues `item` for the peer, in order with everything pushed before.
+    /// Never blocks; never drops while the peer is alive.
+    pub fn push(&self, item: M) {
+        let inner = &self.inner;
+        if !inner.draining.get() {
+            match inner.sender.try_send(item) {
+                Ok(()) => return,
+                Err(GlommioError::WouldBlock(ResourceType::Channel(item))) => {
+                    inner.stalls.set(inner.stalls.get() + 1);
+                    inner.staged.borrow_mut().push_back(item);
+                }
+                Err(_) => {
+                    inner.dropped.set(inner.dropped.get() + 1);
+                    return;
+                }
+            }
+            inner.draining.set(true);
+            glommio::spawn_local(drain(self.inner.clone())).detach();
+        } else {
+            inner.staged.borrow_mut().push_back(item);
+        }
+    }
+
+    /// Items waiting for ring space.
+    pub fn staged(&self) -> usize {
+        self.inner.staged.borrow().len() + self.inner.in_flight.get()
+    }
+
+    pub fn stalls(&self) -> u64 {
+        self.inner.stalls.get()
+    }
+
+    pub fn dropped(&self) -> u64 {
+        self.inner.dropped.get()
+    }
+}
+
+async fn drain<M: Send + 'static>(inner: Rc<OutboxInner<M>>) {
+    loop {
+        let next = inner.staged.borrow_mut().pop_front();
+        let Some(item) = next else {
+            break;
+        };
+        inner.in_flight.set(1);
+        if inner.sender.send(item).await.is_err() {
+            inner.dropped.set(inner.dropped.get() + 1);
+        }
+        inner.in_flight.set(0);
+        inner.pressure.notify_all();
+    }
+    inner.draining.set(false);
+    inner.pressure.notify_all();
+}

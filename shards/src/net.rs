@@ -1,0 +1,197 @@
+//! The socket side of a shard: the client listener and the per-connection
+//! driver.
+//!
+//! Why not glommio's `TcpListener::bind`: it always sets `SO_REUSEPORT`, so a
+//! second broker started on the same port by mistake would silently take a
+//! share of the connections. We bind with socket2 ourselves, without it, and
+//! hand the listening fd to one shard.
+//!
+//! Concurrency contract: a [`Connection`] belongs to the shard that adopted
+//! it; a reader task and a writer task may both await on it at once (read
+//! and write readiness are tracked separately). Sockets are in blocking mode
+//! as glommio expects, so every direct syscall here passes `MSG_DONTWAIT`.
+
+use std::cell::RefCell;
+use std::future::poll_fn;
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::pin::Pin;
+
+use futures_lite::{AsyncRead, AsyncWrite};
+use socket2::{Domain, Protocol, Socket, Type};
+
+/// A bound, listening socket, created before the shards start so that
+/// "address in use" is reported at once. `Send`.
+pub struct BoundListener {
+    socket: Socket,
+    local_addr: SocketAddr,
+}
+
+impl BoundListener {
+    pub fn bind(host: &str, port: u16, backlog: i32) -> io::Result<BoundListener> {
+        let addr = (host, port)
+            .to_socket_addrs()?
+            .next()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("cannot resolve {host}")))?;
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        // SO_REUSEADDR lets a restarted broker bind while old connections sit
+        // in TIME_WAIT; it does not let two live listeners share the port.
+        socket.set_reuse_address(true)?;
+        socket.bind(&addr.into())?;
+        socket.listen(backlog)?;
+        let local_addr = socket
+            .local_addr()?
+            .as_socket()
+            .ok_or_else(|| io::Error::other("listener has no inet address"))?;
+        Ok(BoundListener { socket, local_addr })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Turns the socket into a shard-local listener. Call on the shard.
+    pub fn into_shard_listener(self) -> ShardListener {
+        let fd = self.socket.into_raw_fd();
+        // SAFETY: `fd` is a listening socket we own; ownership moves into glommio.
+        let listener = unsafe { glommio::net::TcpListener::from_raw_fd(fd) };
+        ShardListener { listener }
+    }
+}
+
+pub struct ShardListener {
+    listener: glommio::net::TcpListener,
+}
+
+impl ShardListener {
+    /// Accepts one connection, as a [`HandOff`] that any shard can adopt.
+    pub async fn accept(&self) -> io::Result<HandOff> {
+        let stream = self.listener.accept().await.map_err(io::Error::from)?;
+        // glommio ties the accepted stream to this executor; a dup gives us an
+        // owned fd that can travel to another shard, and dropping `stream`
+        // closes only the original descriptor.
+        // SAFETY: dup of a valid fd; the result is checked.
+        let dup = unsafe { libc::fcntl(stream.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) };
+        if dup < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `dup` is a fresh descriptor we own.
+        Ok(HandOff { fd: unsafe { OwnedFd::from_raw_fd(dup) } })
+    }
+}
+
+/// An accepted socket on its way to the shard that will own it. `Send`;
+/// dropping it closes the socket.
+#[derive(Debug)]
+pub struct HandOff {
+    fd: OwnedFd,
+}
+
+impl HandOff {
+    /// Adopts the socket on the current shard.
+    pub fn adopt(self) -> io::Result<Connection> {
+        let fd = self.fd.into_raw_fd();
+        // SAFETY: we own `fd`; glommio takes ownership.
+        let stream = unsafe { glommio::net::TcpStream::from_raw_fd(fd) };
+        // Batching is the broker's job (one write per connection per loop
+        // turn), not Nagle's.
+        stream.set_nodelay(true).map_err(io::Error::from)?;
+        let peer = stream.peer_addr().ok();
+        Ok(Connection { fd, peer, stream: RefCell::new(stream) })
+    }
+}
+
+/// One client socket, owned by one shard.
+pub struct Connection {
+    fd: RawFd,
+    peer: Option<SocketAddr>,
+    /// Borrowed only inside a single poll call, never across an await.
+    stream: RefCell<glommio::net::TcpStream>,
+}
+
+impl Connection {
+    pub fn raw_fd(&self) -> RawFd {
+        self.fd
+    }
+
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        self.peer
+    }
+
+    /// Reads what is available into `buf` (waits if nothing is). 0 = EOF.
+    pub async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        poll_fn(|cx| {
+            let mut stream = self.stream.borrow_mut();
+            Pin::new(&mut *stream).poll_read(cx, buf)
+        })
+        .await
+    }
+
+    /// Writes all of `buf`, waiting for the socket to drain as needed.
+    pub async fn write_all(&self, mut buf: &[u8]) -> io::Result<()> {
+        while !buf.is_empty() {
+            let n = poll_fn(|cx| {
+                let mut stream = self.stream.borrow_mut();
+                Pin::new(&mut *stream).poll_write(cx, buf)
+            })
+            .await?;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            buf = &buf[n..];
+        }
+        Ok(())
+    }
+
+    /// One non-blocking send of as much of `buf` as the kernel takes now.
+    /// `Ok(0)` when the socket buffer is full.
+    pub fn try_send(&self, buf: &[u8]) -> io::Result<usize> {
+        try_send_fd(self.fd, buf)
+    }
+
+    /// Shuts the socket down both ways: the reader task sees EOF, the peer
+    /// sees the close, even while other references to the socket live on.
+    pub fn shutdown(&self) {
+        shutdown_fd(self.fd);
+    }
+}
+
+/// A non-blocking `send` with `MSG_NOSIGNAL` (a reset peer must not raise
+/// SIGPIPE). `Ok(0)` when the socket buffer is full.
+pub fn try_send_fd(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
+    if buf.is_empty() {
+        return Ok(0);
+    }
+    // SAFETY: `buf` is a valid slice for the duration of the call.
+    let n = unsafe {
+        libc::send(
+            fd,
+            buf.as_ptr().cast(),
+            buf.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    };
+    if n >= 0 {
+        return Ok(n as usize);
+    }
+    let err = io::Error::last_os_error();
+    match err.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(0),
+        _ => Err(err),
+    }
+}
+
+/// `shutdown(fd, SHUT_RDWR)`, ignoring errors (the socket may already be gone).
+pub fn shutdown_fd(fd: RawFd) {
+    // SAFETY: shutdown on an fd we own; errors are irrelevant here.
+    unsafe {
+        libc::shutdown(fd, libc::SHUT_RDWR);
+    }
+}
+
+impl AsRawFd for Connection {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd
+    }
+}
