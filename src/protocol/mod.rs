@@ -1,0 +1,11 @@
+//! Client protocol: the ops a NATS client sends (`ops`) and the zero-copy
+//! parser that recognises them in a connection's read buffer (`parser`).
+//!
+//! Everything here is pure: no I/O, no allocation, no runtime. The server
+//! side of the protocol (INFO, MSG, -ERR writers) lives elsewhere.
+
+pub mod ops;
+pub mod parser;
+
+pub use ops::{ClientOp, Publish};
+pub use parser::{ParseError, Parser};
