@@ -1,6 +1,28 @@
-//! percore: a NATS-protocol broker. This crate holds the NATS semantics
-//! (parsing, subjects, subscription replica, routing, per-connection state);
-//! it never touches an async runtime directly. The per-core runtime lives in
-//! the `shards` crate.
+//! percore: a NATS-protocol broker, thread-per-core on io_uring.
+//!
+//! This crate holds the NATS semantics and never imports an async runtime:
+//! - [`protocol`]: the zero-copy client protocol parser;
+//! - [`subject`], [`sublist`]: subjects, wildcards and the per-shard
+//!   subscription index with its match cache;
+//! - [`connect`], [`info`], [`outbound`]: the handshake and what the server writes;
+//! - [`client`], [`shard_broker`]: per-connection state and the per-shard
+//!   state machine (routing, interest replication, slow consumers, pings);
+//! - [`shard_batch`]: what shards send each other over their rings;
+//! - [`server`]: the glue that runs all of it on the `shards` runtime;
+//! - [`config`]: command line and config file, as nats-server's.
 
+pub mod client;
 pub mod config;
+pub mod connect;
+pub mod info;
+pub mod logging;
+pub mod outbound;
+pub mod protocol;
+pub mod read_buffer;
+pub mod rng;
+pub mod server;
+pub mod shard_batch;
+pub mod shard_broker;
+pub mod shared;
+pub mod subject;
+pub mod sublist;

@@ -1,3 +1,125 @@
-fn main() {
-    println!("percore");
+//! `percore`: the broker binary. Flags, config file, signals and exit codes
+//! follow nats-server's, so a user can swap the binary in a unit file or a
+//! test script without editing it.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{select, tick};
+use percore::config::{parse_invocation, Invocation, Options};
+use percore::server::{self, AdminCommand};
+use percore::{error, fatal, info, warn};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR2};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let options = match parse_invocation(args) {
+        Ok(Invocation::Run(options)) => options,
+        Ok(Invocation::Exit {
+            stdout,
+            stderr,
+            code,
+        }) => {
+            print!("{stdout}");
+            eprint!("{stderr}");
+            return ExitCode::from(code.clamp(0, 255) as u8);
+        }
+        Err(e) => {
+            eprintln!("percore: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if let Err(e) = percore::logging::init(
+        options.debug,
+        options.trace,
+        options.logtime,
+        options.logfile.as_deref(),
+    ) {
+        eprintln!("percore: cannot open log file: {e}");
+        return ExitCode::from(1);
+    }
+    run(options)
+}
+
+fn run(options: Options) -> ExitCode {
+    info!(
+        "Starting percore (NATS protocol, nats-server {} compatible)",
+        percore::info::ADVERTISED_VERSION
+    );
+    info!("Version:  {}", env!("CARGO_PKG_VERSION"));
+    if let Some(file) = &options.config_file {
+        info!("Using configuration file: {}", file.display());
+    }
+    // Signals first, so that a signal during start-up is not lost.
+    let (signal_tx, signal_rx) = crossbeam_channel::unbounded();
+    match signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGUSR2, SIGHUP]) {
+        Ok(mut signals) => {
+            std::thread::spawn(move || {
+                for signal in signals.forever() {
+                    if signal_tx.send(signal).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        Err(e) => warn!("cannot install signal handlers: {e}"),
+    }
+    let running = match server::start(options.clone()) {
+        Ok(running) => running,
+        Err(e) => {
+            fatal!("{e}");
+            return ExitCode::from(1);
+        }
+    };
+    if let Some(pidfile) = &options.pidfile {
+        if let Err(e) = std::fs::write(pidfile, std::process::id().to_string()) {
+            error!("Could not write pidfile: {e}");
+        }
+    }
+    info!("Listening for client connections on {}", running.local_addr);
+    info!("Server is ready ({} shards)", running.shard_count);
+
+    let ticker = tick(Duration::from_millis(200));
+    let mut lame_duck_ends: Option<Instant> = None;
+    loop {
+        select! {
+            recv(signal_rx) -> signal => {
+                match signal {
+                    Ok(SIGINT) => {
+                        info!("Trapped \"interrupt\" signal");
+                        return shutdown(running, 0);
+                    }
+                    Ok(SIGTERM) if lame_duck_ends.is_none() => {
+                        info!("Trapped \"terminated\" signal");
+                        // nats-server exits with status 1 on SIGTERM; init
+                        // scripts written for it expect that.
+                        return shutdown(running, 1);
+                    }
+                    Ok(SIGUSR2) if lame_duck_ends.is_none() => {
+                        info!("Entering lame duck mode, stop accepting new clients");
+                        running.send_all(AdminCommand::LameDuck);
+                        lame_duck_ends = Some(Instant::now() + server::lame_duck_total(&options));
+                    }
+                    Ok(SIGHUP) => warn!("Configuration reload is not supported yet; keeping the current configuration"),
+                    _ => {}
+                }
+            }
+            recv(ticker) -> _ => {
+                if running.all_shards_ended() {
+                    error!("all shards ended unexpectedly");
+                    return ExitCode::from(1);
+                }
+                if lame_duck_ends.is_some_and(|t| Instant::now() >= t) {
+                    return shutdown(running, 0);
+                }
+            }
+        }
+    }
+}
+
+fn shutdown(running: server::RunningServer, code: u8) -> ExitCode {
+    info!("Initiating Shutdown...");
+    running.shutdown();
+    info!("Server Exiting..");
+    ExitCode::from(code)
 }

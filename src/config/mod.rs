@@ -4,3 +4,5 @@
 pub mod options;
 
 pub use options::{Options, Placement};
+mod stub;
+pub use stub::{parse_invocation, ConfigError, Invocation};

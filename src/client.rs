@@ -1,0 +1,127 @@
+//! Per-connection state of one client, owned by the shard the client lives on.
+//!
+//! Concurrency contract: a `ClientConnection` is touched only by its shard —
+//! the reader task, the writer task, the ring consumers delivering to it and
+//! the housekeeping timer — and never across an `.await` (all of them borrow
+//! the shard's broker state for one synchronous step at a time).
+
+use std::collections::HashMap;
+use std::os::fd::RawFd;
+use std::rc::Rc;
+use std::time::Instant;
+
+use shards::sync::WaitList;
+
+use crate::connect::ClientOptions;
+use crate::sublist::SubKey;
+
+/// Why a connection was closed; the texts are nats-server's `/connz` reasons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    ClientClosed,
+    SlowConsumerPendingBytes,
+    SlowConsumerWriteDeadline,
+    WriteError,
+    ReadError,
+    ParseError,
+    StaleConnection,
+    ProtocolViolation,
+    BadClientProtocolVersion,
+    MaxConnectionsExceeded,
+    MaxPayloadExceeded,
+    MaxControlLineExceeded,
+    NoRespondersRequiresHeaders,
+    AuthenticationFailure,
+    ServerShutdown,
+}
+
+impl CloseReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseReason::ClientClosed => "Client Closed",
+            CloseReason::SlowConsumerPendingBytes => "Slow Consumer (Pending Bytes)",
+            CloseReason::SlowConsumerWriteDeadline => "Slow Consumer (Write Deadline)",
+            CloseReason::WriteError => "Write Error",
+            CloseReason::ReadError => "Read Error",
+            CloseReason::ParseError => "Parse Error",
+            CloseReason::StaleConnection => "Stale Connection",
+            CloseReason::ProtocolViolation => "Protocol Violation",
+            CloseReason::BadClientProtocolVersion => "Bad Client Protocol Version",
+            CloseReason::MaxConnectionsExceeded => "Maximum Connections Exceeded",
+            CloseReason::MaxPayloadExceeded => "Maximum Message Payload Exceeded",
+            CloseReason::MaxControlLineExceeded => "Maximum Control Line Exceeded",
+            CloseReason::NoRespondersRequiresHeaders => "No Responders Requires Headers",
+            CloseReason::AuthenticationFailure => "Authentication Failure",
+            CloseReason::ServerShutdown => "Server Shutdown",
+        }
+    }
+
+    /// Slow-consumer closes drop what is queued; every other close first
+    /// tries to hand the queued bytes (an `-ERR`, say) to the socket.
+    pub fn discards_pending(self) -> bool {
+        matches!(
+            self,
+            CloseReason::SlowConsumerPendingBytes | CloseReason::SlowConsumerWriteDeadline
+        )
+    }
+}
+
+/// One subscription, owned by the shard of its connection. The owner is the
+/// only place its delivery count lives, which keeps auto-unsubscribe exact.
+#[derive(Debug)]
+pub struct Subscription {
+    /// Key of the owning connection in the shard's connection table.
+    pub conn: usize,
+    pub sid: Box<[u8]>,
+    pub subject: bytes::Bytes,
+    pub queue: Option<bytes::Bytes>,
+    /// `UNSUB <sid> <max>`: remove after this many deliveries in total.
+    pub max: Option<u64>,
+    pub delivered: u64,
+}
+
+pub struct ClientConnection {
+    pub client_id: u64,
+    pub fd: RawFd,
+    pub client_ip: String,
+    pub options: ClientOptions,
+    /// A PONG has been sent: from now on a proto-1 client may receive an
+    /// asynchronous INFO (lame duck) without breaking its handshake.
+    pub first_pong_sent: bool,
+
+    /// Bytes queued for the socket and not yet handed to the writer.
+    pub outbound: Vec<u8>,
+    /// The writer's buffer, kept between writes to reuse its capacity.
+    pub spare: Vec<u8>,
+    /// Bytes the writer task is writing right now.
+    pub in_flight: usize,
+    /// The writer task owns flushing (the socket did not take everything);
+    /// direct sends from the flush path must wait behind it.
+    pub writer_busy: bool,
+    /// When the writer last started waiting for the socket (write deadline).
+    pub write_started: Option<Instant>,
+    /// Already in the shard's dirty list.
+    pub dirty: bool,
+    pub writer_wake: Rc<WaitList>,
+
+    /// sid → subscription key.
+    pub subs: HashMap<Box<[u8]>, SubKey>,
+
+    /// Server PINGs not yet answered.
+    pub pings_out: u32,
+    pub next_ping: Instant,
+    pub first_ping_done: bool,
+    /// The client published, (un)subscribed or pinged since the last ping check.
+    pub active: bool,
+    /// Sequence number of this connection's latest interest change; a PING
+    /// after it is answered only once every shard has applied it.
+    pub interest_seq: u64,
+
+    pub closing: Option<CloseReason>,
+}
+
+impl ClientConnection {
+    pub fn pending_bytes(&self) -> usize {
+        self.outbound.len() + self.in_flight
+    }
+}

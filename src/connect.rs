@@ -1,0 +1,147 @@
+//! The client's `CONNECT` options and nats-server 2.9's rules for them.
+//!
+//! Absent keys take the server's defaults, which for `verbose` and
+//! `pedantic` are *true*: a telnet user who never sends CONNECT gets `+OK`
+//! after each op, as with nats-server.
+
+use serde::Deserialize;
+
+/// What a connection asked for; before any CONNECT, the defaults apply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientOptions {
+    pub verbose: bool,
+    pub pedantic: bool,
+    pub echo: bool,
+    pub headers: bool,
+    pub no_responders: bool,
+    pub protocol: i64,
+    pub name: String,
+    pub lang: String,
+    pub version: String,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            verbose: true,
+            pedantic: true,
+            echo: true,
+            headers: false,
+            no_responders: false,
+            protocol: 0,
+            name: String::new(),
+            lang: String::new(),
+            version: String::new(),
+        }
+    }
+}
+
+/// Why a CONNECT was refused, with what the server sends before closing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectError {
+    /// Malformed JSON or a wrong type: close without `-ERR` (as 2.9 does).
+    Malformed,
+    /// `-ERR 'invalid client protocol'`, then close.
+    InvalidProtocol,
+    /// `-ERR 'no responders requires headers support'`, then close.
+    NoRespondersWithoutHeaders,
+    /// `-ERR 'Authorization Violation'`, then close (obsolete `account` keys).
+    AuthorizationViolation,
+}
+
+#[derive(Deserialize)]
+struct ConnectWire {
+    verbose: Option<bool>,
+    pedantic: Option<bool>,
+    echo: Option<bool>,
+    headers: Option<bool>,
+    no_responders: Option<bool>,
+    protocol: Option<i64>,
+    name: Option<String>,
+    lang: Option<String>,
+    version: Option<String>,
+    account: Option<String>,
+    new_account: Option<bool>,
+    // Known keys we accept and ignore until auth/TLS exist; typed so that a
+    // wrong type still closes the connection as nats-server does.
+    #[allow(dead_code)]
+    tls_required: Option<bool>,
+    #[allow(dead_code)]
+    auth_token: Option<String>,
+    #[allow(dead_code)]
+    user: Option<String>,
+    #[allow(dead_code)]
+    pass: Option<String>,
+}
+
+/// Parses the JSON argument of CONNECT.
+pub fn parse_connect(json: &[u8]) -> Result<ClientOptions, ConnectError> {
+    let wire: ConnectWire = serde_json::from_slice(json).map_err(|_| ConnectError::Malformed)?;
+    if wire.account.as_deref().is_some_and(|a| !a.is_empty()) || wire.new_account == Some(true) {
+        return Err(ConnectError::AuthorizationViolation);
+    }
+    let defaults = ClientOptions::default();
+    let options = ClientOptions {
+        verbose: wire.verbose.unwrap_or(defaults.verbose),
+        pedantic: wire.pedantic.unwrap_or(defaults.pedantic),
+        echo: wire.echo.unwrap_or(defaults.echo),
+        headers: wire.headers.unwrap_or(defaults.headers),
+        no_responders: wire.no_responders.unwrap_or(defaults.no_responders),
+        protocol: wire.protocol.unwrap_or(defaults.protocol),
+        name: wire.name.unwrap_or_default(),
+        lang: wire.lang.unwrap_or_default(),
+        version: wire.version.unwrap_or_default(),
+    };
+    if !(0..=1).contains(&options.protocol) {
+        return Err(ConnectError::InvalidProtocol);
+    }
+    if options.no_responders && !options.headers {
+        return Err(ConnectError::NoRespondersWithoutHeaders);
+    }
+    Ok(options)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absent_keys_take_server_defaults() {
+        let o = parse_connect(b"{}").unwrap();
+        assert!(o.verbose && o.pedantic && o.echo && !o.headers);
+    }
+
+    #[test]
+    fn typical_client_connect() {
+        let o = parse_connect(
+            br#"{"verbose":false,"pedantic":false,"tls_required":false,"name":"x","lang":"rust","version":"0.38","protocol":1,"echo":true,"headers":true,"no_responders":true,"unknown":[1]}"#,
+        )
+        .unwrap();
+        assert!(!o.verbose && o.headers && o.no_responders && o.protocol == 1 && o.lang == "rust");
+    }
+
+    #[test]
+    fn refusals() {
+        assert_eq!(parse_connect(b"{bad"), Err(ConnectError::Malformed));
+        assert_eq!(
+            parse_connect(br#"{"verbose":"yes"}"#),
+            Err(ConnectError::Malformed)
+        );
+        assert_eq!(
+            parse_connect(br#"{"protocol":2}"#),
+            Err(ConnectError::InvalidProtocol)
+        );
+        assert_eq!(
+            parse_connect(br#"{"protocol":-1}"#),
+            Err(ConnectError::InvalidProtocol)
+        );
+        assert_eq!(
+            parse_connect(br#"{"no_responders":true}"#),
+            Err(ConnectError::NoRespondersWithoutHeaders)
+        );
+        assert_eq!(
+            parse_connect(br#"{"account":"A"}"#),
+            Err(ConnectError::AuthorizationViolation)
+        );
+    }
+}

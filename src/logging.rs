@@ -1,0 +1,155 @@
+//! Log lines in nats-server's format, so that operators' log tooling keeps
+//! working: `[<pid>] <YYYY/MM/DD HH:MM:SS.micro> [<LVL>] <text>`.
+//!
+//! Logging is off the per-message path: the hot path only checks
+//! [`trace_enabled`] (a relaxed atomic load) before formatting anything.
+
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+static DEBUG: AtomicBool = AtomicBool::new(false);
+static TRACE: AtomicBool = AtomicBool::new(false);
+static LOGTIME: AtomicBool = AtomicBool::new(true);
+static SINK: OnceLock<Mutex<Option<File>>> = OnceLock::new();
+
+#[derive(Clone, Copy)]
+pub enum Level {
+    Info,
+    Debug,
+    Trace,
+    Warn,
+    Error,
+    Fatal,
+}
+
+impl Level {
+    fn tag(self) -> &'static str {
+        match self {
+            Level::Info => "INF",
+            Level::Debug => "DBG",
+            Level::Trace => "TRC",
+            Level::Warn => "WRN",
+            Level::Error => "ERR",
+            Level::Fatal => "FTL",
+        }
+    }
+}
+
+/// Sets levels and the destination. Without a log file, lines go to stderr.
+pub fn init(
+    debug: bool,
+    trace: bool,
+    logtime: bool,
+    logfile: Option<&Path>,
+) -> std::io::Result<()> {
+    DEBUG.store(debug, Ordering::Relaxed);
+    TRACE.store(trace, Ordering::Relaxed);
+    LOGTIME.store(logtime, Ordering::Relaxed);
+    let file = match logfile {
+        Some(path) => Some(OpenOptions::new().create(true).append(true).open(path)?),
+        None => None,
+    };
+    let _ = SINK.set(Mutex::new(file));
+    Ok(())
+}
+
+pub fn debug_enabled() -> bool {
+    DEBUG.load(Ordering::Relaxed)
+}
+
+pub fn trace_enabled() -> bool {
+    TRACE.load(Ordering::Relaxed)
+}
+
+pub fn log(level: Level, args: fmt::Arguments<'_>) {
+    match level {
+        Level::Debug if !debug_enabled() => return,
+        Level::Trace if !trace_enabled() => return,
+        _ => {}
+    }
+    let mut line = format!("[{}] ", std::process::id());
+    if LOGTIME.load(Ordering::Relaxed) {
+        line.push_str(&timestamp());
+        line.push(' ');
+    }
+    line.push('[');
+    line.push_str(level.tag());
+    line.push_str("] ");
+    line.push_str(&args.to_string());
+    line.push('\n');
+    let sink = SINK.get_or_init(|| Mutex::new(None));
+    let mut guard = match sink.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    match guard.as_mut() {
+        Some(file) => {
+            let _ = file.write_all(line.as_bytes());
+        }
+        None => {
+            let _ = std::io::stderr().write_all(line.as_bytes());
+        }
+    }
+}
+
+#[macro_export]
+macro_rules! info { ($($arg:tt)*) => { $crate::logging::log($crate::logging::Level::Info, format_args!($($arg)*)) } }
+#[macro_export]
+macro_rules! debug { ($($arg:tt)*) => { $crate::logging::log($crate::logging::Level::Debug, format_args!($($arg)*)) } }
+#[macro_export]
+macro_rules! trace { ($($arg:tt)*) => { $crate::logging::log($crate::logging::Level::Trace, format_args!($($arg)*)) } }
+#[macro_export]
+macro_rules! warn { ($($arg:tt)*) => { $crate::logging::log($crate::logging::Level::Warn, format_args!($($arg)*)) } }
+#[macro_export]
+macro_rules! error { ($($arg:tt)*) => { $crate::logging::log($crate::logging::Level::Error, format_args!($($arg)*)) } }
+#[macro_export]
+macro_rules! fatal { ($($arg:tt)*) => { $crate::logging::log($crate::logging::Level::Fatal, format_args!($($arg)*)) } }
+
+/// UTC wall-clock time as `YYYY/MM/DD HH:MM:SS.micro`.
+fn timestamp() -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = now.as_secs() as i64;
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    let rem = secs.rem_euclid(86_400);
+    format!(
+        "{y:04}/{m:02}/{d:02} {:02}:{:02}:{:02}.{:06}",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60,
+        now.subsec_micros()
+    )
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's
+/// well-known civil-from-days algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::civil_from_days;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(19_723), (2024, 1, 1));
+        assert_eq!(civil_from_days(20_781), (2026, 11, 24));
+    }
+}

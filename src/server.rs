@@ -1,0 +1,475 @@
+//! The broker's async glue: starts the shards and runs, on each, the tasks
+//! that feed its [`ShardBroker`]: the accept loop (shard 0), one reader and
+//! one writer task per client, one consumer task per inbound ring, and a
+//! housekeeping timer. Signals are handled on the main thread and reach the
+//! shards as [`AdminCommand`]s over crossbeam channels.
+//!
+//! Unit of work: one socket read (parsed completely) or one inbound ring
+//! batch. At its end, [`ShardContext::end_of_work`] flushes every dirty
+//! connection once and pushes one batch per peer shard.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use shards::mesh::{MeshPorts, RingMesh, RingOutbox};
+use shards::net::{BoundListener, HandOff, ShardListener};
+use shards::sync::WaitList;
+use shards::{task, timer, PoolConfig, ShardId, ShardPool};
+
+use crate::client::CloseReason;
+use crate::config::Options;
+use crate::info::{generate_server_id, ServerIdentity};
+use crate::protocol::Parser;
+use crate::read_buffer::ReadBuffer;
+use crate::shard_batch::ShardBatch;
+use crate::shard_broker::{Next, ShardBroker};
+use crate::shared::BrokerShared;
+
+/// Ring capacity in batches per ordered pair of shards.
+const RING_CAPACITY: usize = 256;
+/// Stop reading client sockets when this many batches are staged for one
+/// peer, resume below [`STAGING_LOW_WATERMARK`]. A batch holds at most one
+/// read buffer's worth of messages, so this bounds staging to a few MiB.
+const STAGING_HIGH_WATERMARK: usize = 64;
+const STAGING_LOW_WATERMARK: usize = 16;
+/// Listen backlog (nats-server uses the kernel's somaxconn cap as well).
+const LISTEN_BACKLOG: i32 = 4096;
+/// How often each shard runs pings, deadlines and admin commands.
+const HOUSEKEEPING_PERIOD: Duration = Duration::from_millis(100);
+/// Longest gap between two lame-duck closes (as nats-server).
+const LAME_DUCK_MAX_CLOSE_GAP: Duration = Duration::from_secs(1);
+
+/// Commands from the main thread to a shard.
+#[derive(Debug, Clone, Copy)]
+pub enum AdminCommand {
+    LameDuck,
+    Shutdown,
+}
+
+/// A started broker: its address and the handles to stop it.
+pub struct RunningServer {
+    pub local_addr: std::net::SocketAddr,
+    pub shard_count: usize,
+    pool: ShardPool,
+    admin: Vec<Sender<AdminCommand>>,
+}
+
+impl RunningServer {
+    pub fn send_all(&self, command: AdminCommand) {
+        for tx in &self.admin {
+            let _ = tx.send(command);
+        }
+    }
+
+    /// Stops the broker gracefully and waits for every shard to end.
+    pub fn shutdown(self) {
+        self.send_all(AdminCommand::Shutdown);
+        self.pool.join();
+    }
+
+    pub fn all_shards_ended(&self) -> bool {
+        self.pool.all_finished()
+    }
+
+    pub fn join(self) {
+        self.pool.join();
+    }
+}
+
+/// Binds the listener, starts the shards, and returns once clients can connect.
+pub fn start(options: Options) -> Result<RunningServer, String> {
+    let shard_count = if options.shards == 0 {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    } else {
+        options.shards
+    };
+    let listener =
+        BoundListener::bind(&options.host, options.port, LISTEN_BACKLOG).map_err(|e| {
+            format!(
+                "Error listening on port: {}:{}, \"{}\"",
+                options.host, options.port, e
+            )
+        })?;
+    let local_addr = listener.local_addr();
+    let server_id = generate_server_id();
+    let identity = ServerIdentity {
+        server_name: options
+            .server_name
+            .clone()
+            .unwrap_or_else(|| server_id.clone()),
+        server_id,
+        host: options.host.clone(),
+        port: local_addr.port(),
+        headers: !options.no_header_support,
+        max_payload: options.max_payload,
+    };
+    let shared = Arc::new(BrokerShared {
+        options: options.clone(),
+        identity,
+        shard_count,
+        live_connections: AtomicUsize::new(0),
+        slow_consumers: Default::default(),
+    });
+
+    let ports: Vec<Option<MeshPorts<ShardBatch>>> = RingMesh::build(shard_count, RING_CAPACITY)
+        .into_iter()
+        .map(Some)
+        .collect();
+    let ports = Mutex::new(ports);
+    let listener = Mutex::new(Some(listener));
+    let (admin_tx, admin_rx): (Vec<_>, Vec<_>) = (0..shard_count)
+        .map(|_| crossbeam_channel::unbounded())
+        .unzip();
+    let admin_rx = Mutex::new(admin_rx.into_iter().map(Some).collect::<Vec<_>>());
+
+    let pool_config = PoolConfig {
+        shard_count,
+        pin: options.pin,
+        spin_before_park: None,
+        preempt_timer: Duration::from_millis(2),
+    };
+    let pool = ShardPool::start(&pool_config, move |shard| {
+        let ports = lock(&ports)[shard].take();
+        let listener = if shard == 0 {
+            lock(&listener).take()
+        } else {
+            None
+        };
+        let admin = lock(&admin_rx)[shard].take();
+        run_shard(shard, shared.clone(), ports, listener, admin)
+    })
+    .map_err(|e| e.to_string())?;
+    Ok(RunningServer {
+        local_addr,
+        shard_count,
+        pool,
+        admin: admin_tx,
+    })
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Everything the tasks of one shard share.
+struct ShardContext {
+    broker: RefCell<ShardBroker>,
+    outboxes: Vec<Option<RingOutbox<ShardBatch>>>,
+    shared: Arc<BrokerShared>,
+    /// Notified when staged ring backlog shrinks.
+    pressure: Rc<WaitList>,
+    stopping: Cell<bool>,
+    stop: WaitList,
+    /// Shard 0's accept loop; dropped (closing the listener) in lame duck.
+    accept_task: RefCell<Option<task::Task<()>>>,
+}
+
+impl ShardContext {
+    /// End of a unit of work: one write per dirty connection, one ring push
+    /// per peer with work.
+    fn end_of_work(&self) {
+        let mut broker = self.broker.borrow_mut();
+        broker.flush_dirty();
+        broker.drain_batches(|dst, batch| {
+            if let Some(outbox) = &self.outboxes[dst] {
+                outbox.push(batch);
+            }
+        });
+    }
+
+    fn staged_max(&self) -> usize {
+        self.outboxes
+            .iter()
+            .flatten()
+            .map(|o| o.staged())
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Backpressure: while any ring to a peer is backed up, readers wait here
+    /// (TCP then pushes back on publishers). Ring consumers never wait, so
+    /// the backlog always drains.
+    async fn wait_for_ring_space(&self) {
+        if self.staged_max() >= STAGING_HIGH_WATERMARK {
+            self.pressure
+                .wait_until(|| self.staged_max() <= STAGING_LOW_WATERMARK)
+                .await;
+        }
+    }
+}
+
+async fn run_shard(
+    id: ShardId,
+    shared: Arc<BrokerShared>,
+    ports: Option<MeshPorts<ShardBatch>>,
+    listener: Option<BoundListener>,
+    admin: Option<Receiver<AdminCommand>>,
+) {
+    let pressure = Rc::new(WaitList::new());
+    let Some(ports) = ports else {
+        crate::error!("shard {id} started without its mesh ports");
+        return;
+    };
+    let mesh = ports.connect(pressure.clone()).await;
+    let ctx = Rc::new(ShardContext {
+        broker: RefCell::new(ShardBroker::new(id, shared.clone())),
+        outboxes: mesh.outboxes,
+        shared,
+        pressure,
+        stopping: Cell::new(false),
+        stop: WaitList::new(),
+        accept_task: RefCell::new(None),
+    });
+    for (src, receiver) in mesh.inbound.into_iter().enumerate() {
+        if let Some(receiver) = receiver {
+            task::spawn(consume_ring(ctx.clone(), src, receiver)).detach();
+        }
+    }
+    if let Some(listener) = listener {
+        let accept = task::spawn(accept_loop(ctx.clone(), listener.into_shard_listener()));
+        *ctx.accept_task.borrow_mut() = Some(accept);
+    }
+    if let Some(admin) = admin {
+        task::spawn(housekeeping(ctx.clone(), admin)).detach();
+    }
+    ctx.stop.wait_until(|| ctx.stopping.get()).await;
+    // Closing sockets wakes their readers; give them one turn to finish.
+    ctx.broker
+        .borrow_mut()
+        .close_all(CloseReason::ServerShutdown);
+    timer::sleep(Duration::from_millis(20)).await;
+}
+
+async fn consume_ring(
+    ctx: Rc<ShardContext>,
+    src: ShardId,
+    receiver: shards::mesh::RingReceiver<ShardBatch>,
+) {
+    while let Some(batch) = receiver.recv().await {
+        let adopted = ctx.broker.borrow_mut().apply_batch(src, batch);
+        for (socket, client_id) in adopted {
+            task::spawn(serve_client(ctx.clone(), socket, client_id)).detach();
+        }
+        ctx.end_of_work();
+        task::yield_if_needed().await;
+    }
+}
+
+async fn accept_loop(ctx: Rc<ShardContext>, listener: ShardListener) {
+    let shard_count = ctx.shared.shard_count;
+    let mut next_client_id: u64 = 1;
+    loop {
+        let socket = match listener.accept().await {
+            Ok(socket) => socket,
+            Err(e) => {
+                // Typically EMFILE: back off instead of spinning.
+                crate::error!("Error accepting client connection: {e}");
+                timer::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let client_id = next_client_id;
+        next_client_id += 1;
+        let live = ctx.shared.live_connections.fetch_add(1, Ordering::Relaxed);
+        if live >= ctx.shared.options.max_connections {
+            ctx.shared.live_connections.fetch_sub(1, Ordering::Relaxed);
+            reject_client(&ctx, socket, client_id);
+            continue;
+        }
+        let target = ((client_id - 1) % shard_count as u64) as ShardId;
+        if target == 0 {
+            task::spawn(serve_client(ctx.clone(), socket, client_id)).detach();
+        } else {
+            ctx.broker
+                .borrow_mut()
+                .send_adopt(target, socket, client_id);
+            ctx.end_of_work();
+        }
+    }
+}
+
+fn reject_client(ctx: &ShardContext, socket: HandOff, client_id: u64) {
+    match socket.adopt() {
+        Ok(conn) => {
+            let ip = conn
+                .peer_addr()
+                .map(|a| a.ip().to_string())
+                .unwrap_or_default();
+            crate::error!("{ip} - cid:{client_id} - maximum connections exceeded");
+            ctx.broker
+                .borrow()
+                .reject_connection(client_id, conn.raw_fd(), &ip);
+        }
+        Err(e) => crate::error!("cannot adopt rejected connection: {e}"),
+    }
+}
+
+/// The reader side of one client: read, parse, route, flush; repeat.
+async fn serve_client(ctx: Rc<ShardContext>, socket: HandOff, client_id: u64) {
+    let conn = match socket.adopt() {
+        Ok(conn) => Rc::new(conn),
+        Err(e) => {
+            crate::error!("cannot adopt client connection cid:{client_id}: {e}");
+            ctx.shared.live_connections.fetch_sub(1, Ordering::Relaxed);
+            return;
+        }
+    };
+    let client_ip = conn
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default();
+    let writer_wake = Rc::new(WaitList::new());
+    let key = ctx.broker.borrow_mut().register_connection(
+        client_id,
+        conn.raw_fd(),
+        client_ip,
+        writer_wake.clone(),
+    );
+    ctx.end_of_work();
+    let writer = task::spawn(write_client(ctx.clone(), key, conn.clone(), writer_wake));
+
+    let options = &ctx.shared.options;
+    let mut parser = Parser::new(options.max_control_line, options.max_payload);
+    let mut buffer = ReadBuffer::new();
+    let mut close_reason = CloseReason::ClientClosed;
+    'reading: loop {
+        ctx.wait_for_ring_space().await;
+        if ctx.broker.borrow().is_closing(key) {
+            break;
+        }
+        let n = match conn.read(buffer.spare_mut()).await {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(_) => {
+                close_reason = CloseReason::ReadError;
+                break;
+            }
+        };
+        buffer.filled_by(n);
+        loop {
+            let outcome = ctx
+                .broker
+                .borrow_mut()
+                .process_input(key, &mut parser, buffer.data());
+            buffer.consume(outcome.consumed);
+            match outcome.next {
+                Next::NeedMore => {
+                    if let Some(needed) = parser.bytes_needed() {
+                        buffer.reserve_total(needed);
+                    }
+                    break;
+                }
+                Next::Barrier(seq) => {
+                    // Send our interest change out, then answer the PING only
+                    // once every shard has applied it.
+                    ctx.end_of_work();
+                    let barrier = ctx.broker.borrow().barrier();
+                    barrier
+                        .wait_until(|| {
+                            let broker = ctx.broker.borrow();
+                            broker.interest_applied_everywhere(seq) || broker.is_closing(key)
+                        })
+                        .await;
+                    ctx.broker.borrow_mut().send_pong(key);
+                }
+                Next::Close => {
+                    ctx.end_of_work();
+                    break 'reading;
+                }
+            }
+        }
+        ctx.end_of_work();
+        task::yield_if_needed().await;
+    }
+    ctx.broker.borrow_mut().begin_close(key, close_reason);
+    writer.await;
+    ctx.broker.borrow_mut().remove_connection(key);
+    ctx.end_of_work();
+}
+
+/// The writer side of one client: writes what a direct send could not, in
+/// order, waiting for the socket to drain.
+async fn write_client(
+    ctx: Rc<ShardContext>,
+    key: usize,
+    conn: Rc<shards::net::Connection>,
+    wake: Rc<WaitList>,
+) {
+    loop {
+        wake.wait_until(|| ctx.broker.borrow().writer_should_run(key))
+            .await;
+        let Some(buffer) = ctx.broker.borrow_mut().take_for_writer(key) else {
+            return;
+        };
+        let ok = conn.write_all(&buffer).await.is_ok();
+        ctx.broker.borrow_mut().writer_done(key, buffer, ok);
+        if !ok {
+            return;
+        }
+    }
+}
+
+async fn housekeeping(ctx: Rc<ShardContext>, admin: Receiver<AdminCommand>) {
+    loop {
+        timer::sleep(HOUSEKEEPING_PERIOD).await;
+        while let Ok(command) = admin.try_recv() {
+            match command {
+                AdminCommand::Shutdown => {
+                    ctx.accept_task.borrow_mut().take();
+                    ctx.stopping.set(true);
+                    ctx.stop.notify_all();
+                    return;
+                }
+                AdminCommand::LameDuck => {
+                    if !ctx.broker.borrow().in_lame_duck() {
+                        // Dropping the accept task closes the listener: new
+                        // clients are refused at once.
+                        ctx.accept_task.borrow_mut().take();
+                        let keys = ctx.broker.borrow_mut().enter_lame_duck();
+                        ctx.end_of_work();
+                        task::spawn(close_gradually(ctx.clone(), keys)).detach();
+                    }
+                }
+            }
+        }
+        ctx.broker.borrow_mut().tick(Instant::now());
+        ctx.end_of_work();
+    }
+}
+
+/// Lame duck: after the grace period, close clients one by one, spread over
+/// the rest of the lame-duck duration.
+async fn close_gradually(ctx: Rc<ShardContext>, keys: Vec<usize>) {
+    let options = &ctx.shared.options;
+    timer::sleep(options.lame_duck_grace_period).await;
+    let window = options
+        .lame_duck_duration
+        .saturating_sub(options.lame_duck_grace_period);
+    let gap = if keys.is_empty() {
+        Duration::ZERO
+    } else {
+        (window / keys.len() as u32).min(LAME_DUCK_MAX_CLOSE_GAP)
+    };
+    for key in keys {
+        ctx.broker
+            .borrow_mut()
+            .begin_close(key, CloseReason::ServerShutdown);
+        ctx.end_of_work();
+        timer::sleep(gap).await;
+    }
+}
+
+/// How long lame duck lasts from the operator's point of view.
+pub fn lame_duck_total(options: &Options) -> Duration {
+    options
+        .lame_duck_duration
+        .max(options.lame_duck_grace_period)
+}

@@ -1,0 +1,1046 @@
+//! `ShardBroker`: everything one shard knows and does, as a synchronous state
+//! machine. The async glue in `server.rs` feeds it socket bytes and ring
+//! batches and carries out what it asks for (flushes, ring pushes, waits).
+//!
+//! Concurrency contract: one `ShardBroker` per shard, reached through
+//! `Rc<RefCell<_>>` by that shard's tasks only; every method runs to
+//! completion without awaiting, so a borrow never spans an `.await`. Other
+//! shards are reached only through ring batches ([`crate::shard_batch`]).
+//!
+//! The replica model: the shard's [`SubscriptionIndex`] holds its own
+//! subscriptions in full and other shards' interest as counts. A publish is
+//! delivered here to local subscribers and forwarded once per interested
+//! shard; the shard that owns a subscription makes the final delivery, so
+//! UNSUB, auto-unsubscribe counts, echo and slow-consumer accounting stay
+//! exact without locks.
+
+use std::collections::HashMap;
+use std::os::fd::RawFd;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use slab::Slab;
+
+use shards::net::{shutdown_fd, try_send_fd, HandOff};
+use shards::sync::WaitList;
+use shards::ShardId;
+
+use crate::client::{ClientConnection, CloseReason, Subscription};
+use crate::connect::{parse_connect, ClientOptions, ConnectError};
+use crate::outbound::{encode_err, encode_msg, encode_no_responders, OK, PING, PONG};
+use crate::protocol::{ClientOp, ParseError, Parser, Publish};
+use crate::rng::FastRng;
+use crate::shard_batch::{BatchBuilder, MeshItem, ShardBatch};
+use crate::shared::BrokerShared;
+use crate::subject::{is_valid_publish_subject, is_valid_subscribe_subject, pattern_matches};
+use crate::sublist::{QueueMatch, SubKey, SubscriptionIndex};
+
+/// The first server PING (nats-server's RTT ping) goes out this soon after
+/// accept, or after `ping_interval` if that is shorter.
+const FIRST_PING_DELAY: Duration = Duration::from_secs(2);
+/// Reply prefixes nats-server reserves for its own routing.
+const RESERVED_REPLY_PREFIXES: [&[u8]; 3] = [b"_R_.", b"$JS.ACK.", b"_GR_."];
+/// A buffer that grew past this during a burst is given back once drained.
+const OUTBOUND_KEEP_CAPACITY: usize = 1024 * 1024;
+
+/// What the caller must do after [`ShardBroker::process_input`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Everything parseable was handled; read more bytes.
+    NeedMore,
+    /// A PING must wait until every shard has applied interest change `seq`;
+    /// then call [`ShardBroker::send_pong`] and continue with the rest.
+    Barrier(u64),
+    /// The connection is closing; stop reading.
+    Close,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct InputOutcome {
+    pub consumed: usize,
+    pub next: Next,
+}
+
+/// Per-shard counters (plain integers: only this shard writes them).
+#[derive(Debug, Default, Clone)]
+pub struct ShardStats {
+    pub in_msgs: u64,
+    pub in_bytes: u64,
+    pub out_msgs: u64,
+    pub out_bytes: u64,
+    pub slow_consumers: u64,
+    /// Queue deliveries routed here after the chosen group lost its last
+    /// local member (a race with UNSUB): dropped, as nats-server would.
+    pub queue_no_member: u64,
+}
+
+/// Scratch per destination shard for one publish.
+#[derive(Default)]
+struct RemoteTarget {
+    plain: bool,
+    queues: Vec<Bytes>,
+}
+
+enum QueuePick {
+    None,
+    DeliveredLocally,
+    Remote(ShardId),
+}
+
+pub struct ShardBroker {
+    id: ShardId,
+    shard_count: usize,
+    shared: Arc<BrokerShared>,
+    conns: Slab<ClientConnection>,
+    subs: Slab<Subscription>,
+    index: SubscriptionIndex,
+    /// Per destination shard: what this unit of work sends it.
+    outgoing: Vec<BatchBuilder>,
+    /// Connections with queued output, flushed at the end of the unit of work.
+    dirty: Vec<usize>,
+    /// Number of this shard's latest interest change.
+    interest_seq: u64,
+    /// Per peer: the highest of our interest changes it has applied.
+    acked: Vec<u64>,
+    /// Per peer: its highest interest change we applied and must ack (0: none).
+    ack_due: Vec<u64>,
+    /// Woken when `acked` moves (PINGs waiting for the barrier).
+    barrier: Rc<WaitList>,
+    targets: Vec<RemoteTarget>,
+    rng: FastRng,
+    lame_duck: bool,
+    pub stats: ShardStats,
+}
+
+impl ShardBroker {
+    pub fn new(id: ShardId, shared: Arc<BrokerShared>) -> ShardBroker {
+        let shard_count = shared.shard_count;
+        ShardBroker {
+            id,
+            shard_count,
+            shared,
+            conns: Slab::new(),
+            subs: Slab::new(),
+            index: SubscriptionIndex::new(),
+            outgoing: (0..shard_count).map(|_| BatchBuilder::default()).collect(),
+            dirty: Vec::new(),
+            interest_seq: 0,
+            acked: vec![0; shard_count],
+            ack_due: vec![0; shard_count],
+            barrier: Rc::new(WaitList::new()),
+            targets: (0..shard_count).map(|_| RemoteTarget::default()).collect(),
+            rng: FastRng::seeded(0x5eed_0000 + id as u64),
+            lame_duck: false,
+            stats: ShardStats::default(),
+        }
+    }
+
+    pub fn shard_id(&self) -> ShardId {
+        self.id
+    }
+
+    pub fn barrier(&self) -> Rc<WaitList> {
+        self.barrier.clone()
+    }
+
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    pub fn subscription_count(&self) -> usize {
+        self.subs.len()
+    }
+
+    // ----- connection life cycle -------------------------------------------------
+
+    /// Registers an accepted client and queues its INFO.
+    pub fn register_connection(
+        &mut self,
+        client_id: u64,
+        fd: RawFd,
+        client_ip: String,
+        writer_wake: Rc<WaitList>,
+    ) -> usize {
+        let now = Instant::now();
+        let info = self.shared.identity.info_line(client_id, &client_ip, false);
+        let first_ping = FIRST_PING_DELAY.min(self.shared.options.ping_interval);
+        let key = self.conns.insert(ClientConnection {
+            client_id,
+            fd,
+            client_ip,
+            options: ClientOptions::default(),
+            first_pong_sent: false,
+            outbound: info,
+            spare: Vec::new(),
+            in_flight: 0,
+            writer_busy: false,
+            write_started: None,
+            dirty: false,
+            writer_wake,
+            subs: HashMap::new(),
+            pings_out: 0,
+            next_ping: now + first_ping,
+            first_ping_done: false,
+            active: false,
+            interest_seq: 0,
+            closing: None,
+        });
+        self.mark_dirty(key);
+        crate::debug!(
+            "{} - cid:{} - Client connection created (shard {})",
+            self.conn_ip(key),
+            client_id,
+            self.id
+        );
+        key
+    }
+
+    /// Sends `INFO` then `-ERR 'maximum connections exceeded'` and closes.
+    pub fn reject_connection(&self, client_id: u64, fd: RawFd, client_ip: &str) {
+        let mut bytes = self.shared.identity.info_line(client_id, client_ip, false);
+        encode_err(&mut bytes, "maximum connections exceeded");
+        let _ = try_send_fd(fd, &bytes);
+        shutdown_fd(fd);
+    }
+
+    /// Starts closing: tries to hand queued bytes (an `-ERR`) to the socket,
+    /// shuts the socket down so the reader sees EOF, and wakes the writer so
+    /// it ends. The reader task then calls [`ShardBroker::remove_connection`].
+    pub fn begin_close(&mut self, key: usize, reason: CloseReason) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        if conn.closing.is_some() {
+            return;
+        }
+        conn.closing = Some(reason);
+        if reason.discards_pending() {
+            conn.outbound.clear();
+            self.stats.slow_consumers += 1;
+            self.shared.slow_consumers.fetch_add(1, Ordering::Relaxed);
+            crate::warn!(
+                "{} - cid:{} - Slow Consumer Detected: {}",
+                conn.client_ip,
+                conn.client_id,
+                reason.as_str()
+            );
+        } else if !conn.writer_busy && !conn.outbound.is_empty() {
+            let _ = try_send_fd(conn.fd, &conn.outbound);
+            conn.outbound.clear();
+        }
+        shutdown_fd(conn.fd);
+        conn.writer_wake.notify_all();
+        crate::debug!(
+            "{} - cid:{} - Client connection closed: {}",
+            conn.client_ip,
+            conn.client_id,
+            reason.as_str()
+        );
+    }
+
+    /// Forgets a connection whose reader and writer have ended: removes its
+    /// subscriptions (telling the other shards) and frees its slot.
+    pub fn remove_connection(&mut self, key: usize) {
+        let Some(conn) = self.conns.get(key) else {
+            return;
+        };
+        let sub_keys: Vec<SubKey> = conn.subs.values().copied().collect();
+        for sk in sub_keys {
+            self.remove_subscription(sk);
+        }
+        self.conns.remove(key);
+        self.shared.live_connections.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub fn is_closing(&self, key: usize) -> bool {
+        self.conns.get(key).is_none_or(|c| c.closing.is_some())
+    }
+
+    fn conn_ip(&self, key: usize) -> &str {
+        self.conns
+            .get(key)
+            .map(|c| c.client_ip.as_str())
+            .unwrap_or("?")
+    }
+
+    // ----- input -----------------------------------------------------------------
+
+    /// Parses and handles as many complete ops from `buf` as possible.
+    pub fn process_input(&mut self, key: usize, parser: &mut Parser, buf: &[u8]) -> InputOutcome {
+        let mut consumed = 0;
+        loop {
+            if self.is_closing(key) {
+                return InputOutcome {
+                    consumed,
+                    next: Next::Close,
+                };
+            }
+            match parser.next(&buf[consumed..]) {
+                Ok(None) => {
+                    return InputOutcome {
+                        consumed,
+                        next: Next::NeedMore,
+                    }
+                }
+                Ok(Some((op, used))) => {
+                    consumed += used;
+                    match self.handle_op(key, op) {
+                        Next::NeedMore => {}
+                        next => return InputOutcome { consumed, next },
+                    }
+                }
+                Err(error) => {
+                    let reason = match error {
+                        ParseError::UnknownOperation => {
+                            self.queue_err(key, "Unknown Protocol Operation");
+                            CloseReason::ProtocolViolation
+                        }
+                        ParseError::MaxControlLineExceeded => {
+                            self.queue_err(key, "maximum control line exceeded");
+                            CloseReason::MaxControlLineExceeded
+                        }
+                        ParseError::MaxPayloadExceeded => {
+                            self.queue_err(key, "Maximum Payload Violation");
+                            CloseReason::MaxPayloadExceeded
+                        }
+                        ParseError::Malformed => CloseReason::ParseError,
+                    };
+                    self.begin_close(key, reason);
+                    return InputOutcome {
+                        consumed,
+                        next: Next::Close,
+                    };
+                }
+            }
+        }
+    }
+
+    fn handle_op(&mut self, key: usize, op: ClientOp<'_>) -> Next {
+        if crate::logging::trace_enabled() {
+            self.trace_op(key, &op);
+        }
+        match op {
+            ClientOp::Connect(json) => self.handle_connect(key, json),
+            ClientOp::Ping => {
+                let conn = &mut self.conns[key];
+                conn.active = true;
+                let seq = conn.interest_seq;
+                if !self.interest_applied_everywhere(seq) {
+                    return Next::Barrier(seq);
+                }
+                self.send_pong(key);
+                Next::NeedMore
+            }
+            ClientOp::Pong => {
+                self.conns[key].pings_out = 0;
+                Next::NeedMore
+            }
+            ClientOp::Pub(publish) => self.handle_pub(key, publish),
+            ClientOp::Sub {
+                subject,
+                queue,
+                sid,
+            } => {
+                self.handle_sub(key, subject, queue, sid);
+                Next::NeedMore
+            }
+            ClientOp::Unsub { sid, max } => {
+                self.handle_unsub(key, sid, max);
+                Next::NeedMore
+            }
+            ClientOp::Info(_) | ClientOp::Ok => Next::NeedMore,
+            ClientOp::Err(_) => {
+                self.begin_close(key, CloseReason::ClientClosed);
+                Next::Close
+            }
+        }
+    }
+
+    fn trace_op(&self, key: usize, op: &ClientOp<'_>) {
+        let conn = &self.conns[key];
+        let text = match op {
+            ClientOp::Connect(json) => format!("CONNECT {}", String::from_utf8_lossy(json)),
+            ClientOp::Ping => "PING".into(),
+            ClientOp::Pong => "PONG".into(),
+            ClientOp::Pub(p) => format!(
+                "{} {}{} {}",
+                if p.header_len.is_some() {
+                    "HPUB"
+                } else {
+                    "PUB"
+                },
+                String::from_utf8_lossy(p.subject),
+                p.reply
+                    .map(|r| format!(" {}", String::from_utf8_lossy(r)))
+                    .unwrap_or_default(),
+                p.payload.len()
+            ),
+            ClientOp::Sub {
+                subject,
+                queue,
+                sid,
+            } => format!(
+                "SUB {}{} {}",
+                String::from_utf8_lossy(subject),
+                queue
+                    .map(|q| format!(" {}", String::from_utf8_lossy(q)))
+                    .unwrap_or_default(),
+                String::from_utf8_lossy(sid)
+            ),
+            ClientOp::Unsub { sid, max } => format!(
+                "UNSUB {}{}",
+                String::from_utf8_lossy(sid),
+                max.map(|m| format!(" {m}")).unwrap_or_default()
+            ),
+            ClientOp::Info(_) => "INFO".into(),
+            ClientOp::Ok => "+OK".into(),
+            ClientOp::Err(text) => format!("-ERR {}", String::from_utf8_lossy(text)),
+        };
+        crate::trace!(
+            "{} - cid:{} - <<- [{}]",
+            conn.client_ip,
+            conn.client_id,
+            text
+        );
+    }
+
+    fn handle_connect(&mut self, key: usize, json: &[u8]) -> Next {
+        match parse_connect(json) {
+            Ok(options) => {
+                let verbose = options.verbose;
+                self.conns[key].options = options;
+                self.conns[key].active = true;
+                if verbose {
+                    self.queue_bytes(key, OK);
+                }
+                Next::NeedMore
+            }
+            Err(error) => {
+                let reason = match error {
+                    ConnectError::Malformed => CloseReason::ParseError,
+                    ConnectError::InvalidProtocol => {
+                        self.queue_err(key, "invalid client protocol");
+                        CloseReason::BadClientProtocolVersion
+                    }
+                    ConnectError::NoRespondersWithoutHeaders => {
+                        self.queue_err(key, "no responders requires headers support");
+                        CloseReason::NoRespondersRequiresHeaders
+                    }
+                    ConnectError::AuthorizationViolation => {
+                        self.queue_err(key, "Authorization Violation");
+                        CloseReason::AuthenticationFailure
+                    }
+                };
+                self.begin_close(key, reason);
+                Next::Close
+            }
+        }
+    }
+
+    fn handle_pub(&mut self, key: usize, publish: Publish<'_>) -> Next {
+        let conn = &mut self.conns[key];
+        conn.active = true;
+        let headers_allowed = conn.options.headers && !self.shared.options.no_header_support;
+        if publish.header_len.is_some() && !headers_allowed {
+            // nats-server closes without a word when HPUB comes from a client
+            // that did not announce header support.
+            self.begin_close(key, CloseReason::ProtocolViolation);
+            return Next::Close;
+        }
+        let (verbose, pedantic) = (conn.options.verbose, conn.options.pedantic);
+        self.stats.in_msgs += 1;
+        self.stats.in_bytes += publish.payload.len() as u64;
+        if pedantic && !is_valid_publish_subject(publish.subject) {
+            // Quirk kept from nats-server: the error is sent, yet the message
+            // is still delivered.
+            self.queue_err(key, "Invalid Publish Subject");
+        }
+        if let Some(reply) = publish.reply {
+            if RESERVED_REPLY_PREFIXES.iter().any(|p| reply.starts_with(p)) {
+                let text = format!(
+                    "Permissions Violation for Publish with Reply of \"{}\"",
+                    String::from_utf8_lossy(reply)
+                );
+                self.queue_err(key, &text);
+                return Next::NeedMore;
+            }
+        }
+        if publish.subject.starts_with(b"_GR_.") {
+            let text = format!(
+                "Permissions Violation for Publish to \"{}\"",
+                String::from_utf8_lossy(publish.subject)
+            );
+            self.queue_err(key, &text);
+            return Next::NeedMore;
+        }
+        if verbose {
+            self.queue_bytes(key, OK);
+        }
+        self.route_publish(key, &publish);
+        Next::NeedMore
+    }
+
+    fn handle_sub(&mut self, key: usize, subject: &[u8], queue: Option<&[u8]>, sid: &[u8]) {
+        let conn = &mut self.conns[key];
+        conn.active = true;
+        let verbose = conn.options.verbose;
+        if !is_valid_subscribe_subject(subject) {
+            self.queue_err(key, "Invalid Subject");
+            return;
+        }
+        if conn.subs.contains_key(sid) {
+            // A reused sid is ignored, as by nats-server: the first
+            // subscription stays.
+            if verbose {
+                self.queue_bytes(key, OK);
+            }
+            return;
+        }
+        let max_subs = self.shared.options.max_subscriptions;
+        if max_subs > 0 && conn.subs.len() >= max_subs {
+            self.queue_err(key, "maximum subscriptions exceeded");
+            return;
+        }
+        let subject = Bytes::copy_from_slice(subject);
+        let queue = queue.map(Bytes::copy_from_slice);
+        let sk = self.subs.insert(Subscription {
+            conn: key,
+            sid: sid.into(),
+            subject: subject.clone(),
+            queue: queue.clone(),
+            max: None,
+            delivered: 0,
+        });
+        self.conns[key].subs.insert(sid.into(), sk);
+        self.index.insert_local(&subject, queue.as_deref(), sk);
+        self.broadcast_interest(subject, queue, 1);
+        self.conns[key].interest_seq = self.interest_seq;
+        if verbose {
+            self.queue_bytes(key, OK);
+        }
+    }
+
+    fn handle_unsub(&mut self, key: usize, sid: &[u8], max: Option<u64>) {
+        let conn = &mut self.conns[key];
+        conn.active = true;
+        let verbose = conn.options.verbose;
+        if let Some(&sk) = conn.subs.get(sid) {
+            let delivered = self.subs[sk].delivered;
+            match max {
+                Some(max) if max > delivered => self.subs[sk].max = Some(max),
+                _ => self.remove_subscription(sk),
+            }
+        }
+        if verbose {
+            self.queue_bytes(key, OK);
+        }
+    }
+
+    /// Answers a PING (after its barrier, if it had one).
+    pub fn send_pong(&mut self, key: usize) {
+        if let Some(conn) = self.conns.get_mut(key) {
+            conn.first_pong_sent = true;
+            self.queue_bytes(key, PONG);
+        }
+    }
+
+    // ----- interest replication ----------------------------------------------
+
+    fn broadcast_interest(&mut self, subject: Bytes, queue: Option<Bytes>, delta: i32) {
+        if self.shard_count == 1 {
+            return;
+        }
+        self.interest_seq += 1;
+        for dst in 0..self.shard_count {
+            if dst != self.id {
+                self.outgoing[dst].push(MeshItem::Interest {
+                    seq: self.interest_seq,
+                    subject: subject.clone(),
+                    queue: queue.clone(),
+                    delta,
+                });
+            }
+        }
+    }
+
+    /// Every other shard has applied our interest change `seq`.
+    pub fn interest_applied_everywhere(&self, seq: u64) -> bool {
+        seq == 0
+            || self
+                .acked
+                .iter()
+                .enumerate()
+                .all(|(shard, &acked)| shard == self.id || acked >= seq)
+    }
+
+    fn remove_subscription(&mut self, sk: SubKey) {
+        if !self.subs.contains(sk) {
+            return;
+        }
+        let sub = self.subs.remove(sk);
+        self.index
+            .remove_local(&sub.subject, sub.queue.as_deref(), sk);
+        self.broadcast_interest(sub.subject, sub.queue, -1);
+        if let Some(conn) = self.conns.get_mut(sub.conn) {
+            conn.subs.remove(&sub.sid);
+            conn.interest_seq = self.interest_seq;
+        }
+    }
+
+    // ----- routing -----------------------------------------------------------------
+
+    fn route_publish(&mut self, publisher: usize, publish: &Publish<'_>) {
+        let result = self.index.matches(publish.subject);
+        let mut delivered = false;
+        for &sk in &result.local_plain {
+            delivered |= self.deliver_local(
+                sk,
+                Some(publisher),
+                publish.subject,
+                publish.reply,
+                publish.header_len,
+                publish.payload,
+            );
+        }
+        let mut targets = std::mem::take(&mut self.targets);
+        let mut remote = false;
+        for &shard in &result.remote_plain {
+            targets[shard].plain = true;
+            remote = true;
+        }
+        for group in &result.queues {
+            match self.pick_queue_member(group, publisher, publish) {
+                QueuePick::None => {}
+                QueuePick::DeliveredLocally => delivered = true,
+                QueuePick::Remote(shard) => {
+                    targets[shard].queues.push(group.name.clone());
+                    remote = true;
+                }
+            }
+        }
+        if remote {
+            for (shard, target) in targets.iter_mut().enumerate() {
+                if target.plain || !target.queues.is_empty() {
+                    self.outgoing[shard].push_deliver(
+                        publish.subject,
+                        publish.reply,
+                        publish.header_len,
+                        publish.payload,
+                        std::mem::take(&mut target.queues),
+                    );
+                    target.plain = false;
+                }
+            }
+        }
+        self.targets = targets;
+        if !delivered && !remote {
+            if let Some(reply) = publish.reply {
+                self.send_no_responders(publisher, reply);
+            }
+        }
+    }
+
+    /// Chooses one member of a queue group uniformly over all members on all
+    /// shards (remote shards weighted by their member counts).
+    fn pick_queue_member(
+        &mut self,
+        group: &QueueMatch,
+        publisher: usize,
+        publish: &Publish<'_>,
+    ) -> QueuePick {
+        let local = group.local.len() as u64;
+        let remote: u64 = group.remote.iter().map(|&(_, w)| u64::from(w)).sum();
+        if local + remote == 0 {
+            return QueuePick::None;
+        }
+        let mut draw = self.rng.below(local + remote);
+        if draw < local {
+            // Start at the drawn member; skip those that cannot take it
+            // (the publisher itself with echo off, closing connections).
+            for i in 0..group.local.len() {
+                let sk = group.local[(draw as usize + i) % group.local.len()];
+                if self.deliver_local(
+                    sk,
+                    Some(publisher),
+                    publish.subject,
+                    publish.reply,
+                    publish.header_len,
+                    publish.payload,
+                ) {
+                    return QueuePick::DeliveredLocally;
+                }
+            }
+            if remote == 0 {
+                return QueuePick::None;
+            }
+            draw = local + self.rng.below(remote);
+        }
+        let mut offset = draw - local;
+        for &(shard, weight) in &group.remote {
+            if offset < u64::from(weight) {
+                return QueuePick::Remote(shard);
+            }
+            offset -= u64::from(weight);
+        }
+        QueuePick::None
+    }
+
+    /// Queues one delivery to a local subscription. Returns false when the
+    /// subscription is gone or may not receive it (echo off, closing).
+    fn deliver_local(
+        &mut self,
+        sk: SubKey,
+        publisher: Option<usize>,
+        subject: &[u8],
+        reply: Option<&[u8]>,
+        header_len: Option<usize>,
+        payload: &[u8],
+    ) -> bool {
+        let Some(sub) = self.subs.get_mut(sk) else {
+            return false;
+        };
+        let key = sub.conn;
+        let Some(conn) = self.conns.get_mut(key) else {
+            return false;
+        };
+        if conn.closing.is_some() || (publisher == Some(key) && !conn.options.echo) {
+            return false;
+        }
+        sub.delivered += 1;
+        let before = conn.outbound.len();
+        encode_msg(
+            &mut conn.outbound,
+            subject,
+            &sub.sid,
+            reply,
+            header_len,
+            payload,
+            conn.options.headers,
+        );
+        self.stats.out_msgs += 1;
+        self.stats.out_bytes += (conn.outbound.len() - before) as u64;
+        let over_limit = conn.pending_bytes() > self.shared.options.max_pending;
+        let finished = sub.max.is_some_and(|max| sub.delivered >= max);
+        if over_limit {
+            self.begin_close(key, CloseReason::SlowConsumerPendingBytes);
+        } else {
+            self.mark_dirty(key);
+        }
+        if finished {
+            self.remove_subscription(sk);
+        }
+        true
+    }
+
+    /// No one took a request: tell the requester at once (status 503) on its
+    /// subscription that matches the reply subject, if it asked for that.
+    fn send_no_responders(&mut self, publisher: usize, reply: &[u8]) {
+        let conn = &self.conns[publisher];
+        if !(conn.options.no_responders && conn.options.headers) {
+            return;
+        }
+        let target = conn.subs.values().copied().find(|&sk| {
+            let sub = &self.subs[sk];
+            sub.queue.is_none() && pattern_matches(&sub.subject, reply)
+        });
+        if let Some(sk) = target {
+            let conn = &mut self.conns[publisher];
+            encode_no_responders(&mut conn.outbound, reply, &self.subs[sk].sid);
+            self.mark_dirty(publisher);
+        }
+    }
+
+    // ----- the mesh --------------------------------------------------------------
+
+    /// Applies one batch from shard `src`, in order. Returns the sockets it
+    /// handed us to adopt.
+    pub fn apply_batch(&mut self, src: ShardId, batch: ShardBatch) -> Vec<(HandOff, u64)> {
+        let mut adopted = Vec::new();
+        let mut barrier_moved = false;
+        let arena = &batch.arena[..];
+        for item in batch.items {
+            match item {
+                MeshItem::Interest {
+                    seq,
+                    subject,
+                    queue,
+                    delta,
+                } => {
+                    self.index
+                        .apply_remote(src, &subject, queue.as_deref(), delta);
+                    self.ack_due[src] = seq;
+                }
+                MeshItem::Ack { seq } => {
+                    if seq > self.acked[src] {
+                        self.acked[src] = seq;
+                        barrier_moved = true;
+                    }
+                }
+                MeshItem::Deliver {
+                    subject,
+                    reply,
+                    header_len,
+                    payload,
+                    queues,
+                } => {
+                    self.deliver_remote(
+                        subject.slice(arena),
+                        reply.map(|r| r.slice(arena)),
+                        header_len.map(|h| h as usize),
+                        payload.slice(arena),
+                        &queues,
+                    );
+                }
+                MeshItem::Adopt { socket, client_id } => adopted.push((socket, client_id)),
+            }
+        }
+        if barrier_moved {
+            self.barrier.notify_all();
+        }
+        adopted
+    }
+
+    fn deliver_remote(
+        &mut self,
+        subject: &[u8],
+        reply: Option<&[u8]>,
+        header_len: Option<usize>,
+        payload: &[u8],
+        queues: &[Bytes],
+    ) {
+        let result = self.index.matches(subject);
+        for &sk in &result.local_plain {
+            self.deliver_local(sk, None, subject, reply, header_len, payload);
+        }
+        for name in queues {
+            let members = result
+                .queues
+                .iter()
+                .find(|g| &g.name == name)
+                .map(|g| &g.local[..])
+                .unwrap_or_default();
+            let mut delivered = false;
+            if !members.is_empty() {
+                let start = self.rng.below(members.len() as u64) as usize;
+                for i in 0..members.len() {
+                    if self.deliver_local(
+                        members[(start + i) % members.len()],
+                        None,
+                        subject,
+                        reply,
+                        header_len,
+                        payload,
+                    ) {
+                        delivered = true;
+                        break;
+                    }
+                }
+            }
+            if !delivered {
+                self.stats.queue_no_member += 1;
+            }
+        }
+    }
+
+    /// Hands a newly accepted socket to shard `target`.
+    pub fn send_adopt(&mut self, target: ShardId, socket: HandOff, client_id: u64) {
+        self.outgoing[target].push(MeshItem::Adopt { socket, client_id });
+    }
+
+    /// Moves this unit of work's batches (and due acks) out, one per peer.
+    pub fn drain_batches(&mut self, mut send: impl FnMut(ShardId, ShardBatch)) {
+        for dst in 0..self.shard_count {
+            if dst == self.id {
+                continue;
+            }
+            if self.ack_due[dst] > 0 {
+                let seq = std::mem::take(&mut self.ack_due[dst]);
+                self.outgoing[dst].push(MeshItem::Ack { seq });
+            }
+            if !self.outgoing[dst].is_empty() {
+                send(dst, self.outgoing[dst].take());
+            }
+        }
+    }
+
+    // ----- output ------------------------------------------------------------------
+
+    fn mark_dirty(&mut self, key: usize) {
+        let conn = &mut self.conns[key];
+        if !conn.dirty {
+            conn.dirty = true;
+            self.dirty.push(key);
+        }
+    }
+
+    fn queue_bytes(&mut self, key: usize, bytes: &[u8]) {
+        self.conns[key].outbound.extend_from_slice(bytes);
+        self.mark_dirty(key);
+    }
+
+    fn queue_err(&mut self, key: usize, text: &str) {
+        encode_err(&mut self.conns[key].outbound, text);
+        self.mark_dirty(key);
+    }
+
+    /// One write per dirty connection: a direct non-blocking send; what the
+    /// socket does not take goes to the connection's writer task.
+    pub fn flush_dirty(&mut self) {
+        let mut dirty = std::mem::take(&mut self.dirty);
+        for key in dirty.drain(..) {
+            let Some(conn) = self.conns.get_mut(key) else {
+                continue;
+            };
+            conn.dirty = false;
+            if conn.closing.is_some() || conn.writer_busy || conn.outbound.is_empty() {
+                continue;
+            }
+            match try_send_fd(conn.fd, &conn.outbound) {
+                Ok(n) if n == conn.outbound.len() => {
+                    conn.outbound.clear();
+                    if conn.outbound.capacity() > OUTBOUND_KEEP_CAPACITY {
+                        conn.outbound = Vec::new();
+                    }
+                }
+                Ok(n) => {
+                    conn.outbound.drain(..n);
+                    conn.writer_busy = true;
+                    conn.write_started = Some(Instant::now());
+                    conn.writer_wake.notify_all();
+                }
+                Err(_) => self.begin_close(key, CloseReason::WriteError),
+            }
+        }
+        self.dirty = dirty;
+    }
+
+    /// The writer task has something to do (or must end).
+    pub fn writer_should_run(&self, key: usize) -> bool {
+        match self.conns.get(key) {
+            None => true,
+            Some(conn) => conn.closing.is_some() || (conn.writer_busy && !conn.outbound.is_empty()),
+        }
+    }
+
+    /// Gives the writer task the queued bytes; `None` means it should end.
+    pub fn take_for_writer(&mut self, key: usize) -> Option<Vec<u8>> {
+        let conn = self.conns.get_mut(key)?;
+        if conn.closing.is_some() {
+            return None;
+        }
+        let spare = std::mem::take(&mut conn.spare);
+        let buffer = std::mem::replace(&mut conn.outbound, spare);
+        conn.in_flight = buffer.len();
+        conn.write_started = Some(Instant::now());
+        Some(buffer)
+    }
+
+    /// The writer task finished writing `buffer` (or failed).
+    pub fn writer_done(&mut self, key: usize, mut buffer: Vec<u8>, ok: bool) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        conn.in_flight = 0;
+        if !ok {
+            self.begin_close(key, CloseReason::WriteError);
+            return;
+        }
+        buffer.clear();
+        if buffer.capacity() <= OUTBOUND_KEEP_CAPACITY {
+            conn.spare = buffer;
+        }
+        if conn.outbound.is_empty() {
+            conn.writer_busy = false;
+            conn.write_started = None;
+        } else {
+            conn.write_started = Some(Instant::now());
+        }
+    }
+
+    // ----- timers, lame duck, shutdown --------------------------------------------
+
+    /// Periodic work: server PINGs, stale connections, write deadlines.
+    pub fn tick(&mut self, now: Instant) {
+        let options = &self.shared.options;
+        let (interval, ping_max, deadline) = (
+            options.ping_interval,
+            options.ping_max,
+            options.write_deadline,
+        );
+        let mut to_close = Vec::new();
+        let mut to_ping = Vec::new();
+        for (key, conn) in self.conns.iter_mut() {
+            if conn.closing.is_some() {
+                continue;
+            }
+            if conn
+                .write_started
+                .is_some_and(|t| conn.writer_busy && now.duration_since(t) >= deadline)
+            {
+                to_close.push((key, CloseReason::SlowConsumerWriteDeadline));
+                continue;
+            }
+            if now < conn.next_ping {
+                continue;
+            }
+            conn.next_ping = now + interval;
+            // Traffic from the client proves it alive: skip this ping (the
+            // first, RTT-measuring ping always goes out).
+            if conn.first_ping_done && conn.active {
+                conn.active = false;
+                continue;
+            }
+            conn.active = false;
+            if conn.pings_out + 1 > ping_max {
+                to_close.push((key, CloseReason::StaleConnection));
+            } else {
+                conn.pings_out += 1;
+                conn.first_ping_done = true;
+                to_ping.push(key);
+            }
+        }
+        for key in to_ping {
+            self.queue_bytes(key, PING);
+        }
+        for (key, reason) in to_close {
+            if reason == CloseReason::StaleConnection {
+                self.queue_err(key, "Stale Connection");
+            }
+            self.begin_close(key, reason);
+        }
+    }
+
+    /// Lame duck: tells proto-1 clients (after their handshake) with an INFO
+    /// carrying `"ldm":true`. Returns the connections to close gradually.
+    pub fn enter_lame_duck(&mut self) -> Vec<usize> {
+        self.lame_duck = true;
+        let keys: Vec<usize> = self.conns.iter().map(|(key, _)| key).collect();
+        for &key in &keys {
+            let conn = &self.conns[key];
+            if conn.options.protocol >= 1 && conn.first_pong_sent && conn.closing.is_none() {
+                let info = self
+                    .shared
+                    .identity
+                    .info_line(conn.client_id, &conn.client_ip, true);
+                self.queue_bytes(key, &info);
+            }
+        }
+        keys
+    }
+
+    pub fn in_lame_duck(&self) -> bool {
+        self.lame_duck
+    }
+
+    /// Closes every connection, handing queued bytes to the sockets first.
+    pub fn close_all(&mut self, reason: CloseReason) {
+        self.flush_dirty();
+        let keys: Vec<usize> = self.conns.iter().map(|(key, _)| key).collect();
+        for key in keys {
+            self.begin_close(key, reason);
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! State shared by all shards: the options and server identity (read-only
+//! after start) and the few counters that must be global. Only the accept
+//! and close paths touch the atomics, never the per-message path.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize};
+
+use crate::config::Options;
+use crate::info::ServerIdentity;
+
+pub struct BrokerShared {
+    pub options: Options,
+    pub identity: ServerIdentity,
+    pub shard_count: usize,
+    /// Open client connections, for `max_connections`.
+    pub live_connections: AtomicUsize,
+    /// Connections closed as slow consumers, all shards.
+    pub slow_consumers: AtomicU64,
+}

@@ -1,0 +1,893 @@
+//! `SubscriptionIndex`: one shard's view of all interest in the server, and
+//! the per-shard cache of match results (architecture-notes §4.1).
+//!
+//! It owns two kinds of entries, stored at the trie node of their pattern:
+//!
+//! * full entries for this shard's own subscriptions, identified by a
+//!   `SubKey` the caller owns (a slab key);
+//! * aggregated interest of other shards: per (pattern, optional queue
+//!   group, shard) a count, changed by `apply_remote` deltas.
+//!
+//! The trie has one level per token: literal children in a hash map, plus a
+//! `*` child and a `>` child. `matches` walks it for a published subject and
+//! caches the result per subject.
+//!
+//! Invariants:
+//! * Used by one thread only (no locks, no atomics; results are `Rc`).
+//! * The cache never serves a stale result: every change removes each cached
+//!   subject its pattern matches (exactly that key for a literal pattern, a
+//!   scan with `subject::pattern_matches` for a wildcard pattern).
+//! * A node exists only while it or a descendant holds an entry: removing
+//!   the last entry prunes the path, so churning `_INBOX.x.y` subscriptions
+//!   leave nothing behind. Remote counts are > 0 (zero counts are removed).
+
+use std::collections::hash_map::Entry;
+use std::rc::Rc;
+
+use bytes::Bytes;
+use rustc_hash::FxHashMap;
+
+use crate::subject::{has_empty_token, has_wildcard_token, pattern_matches};
+
+pub type ShardId = usize;
+pub type SubKey = usize;
+
+/// Cache bound: above this many subjects, the cache is cut down to
+/// `CACHE_SWEEP_TO` (arbitrary survivors), like nats-server's sublist cache.
+const CACHE_MAX: usize = 1024;
+const CACHE_SWEEP_TO: usize = 256;
+
+/// Everything that matches one published subject.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct MatchResult {
+    /// Every matching local non-queue subscription, once per subscription
+    /// (a subscription matching through several patterns is several subs).
+    pub local_plain: Vec<SubKey>,
+    /// Other shards with any matching non-queue interest: sorted, unique.
+    pub remote_plain: Vec<ShardId>,
+    /// One entry per distinct queue group name across all matching patterns.
+    pub queues: Vec<QueueMatch>,
+}
+
+/// The members of one queue group that match a subject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueMatch {
+    pub name: Bytes,
+    /// Local members.
+    pub local: Vec<SubKey>,
+    /// Per other shard (sorted by shard), its member count for this group
+    /// summed over all matching patterns: the weight for a uniform pick.
+    pub remote: Vec<(ShardId, u32)>,
+}
+
+impl MatchResult {
+    pub fn is_empty(&self) -> bool {
+        self.local_plain.is_empty() && self.remote_plain.is_empty() && self.queues.is_empty()
+    }
+
+    fn queue_mut(&mut self, name: &Bytes) -> &mut QueueMatch {
+        // Few groups per subject: a linear search beats hashing here.
+        let pos = match self.queues.iter().position(|q| q.name == *name) {
+            Some(pos) => pos,
+            None => {
+                self.queues.push(QueueMatch {
+                    name: name.clone(),
+                    local: Vec::new(),
+                    remote: Vec::new(),
+                });
+                self.queues.len() - 1
+            }
+        };
+        &mut self.queues[pos]
+    }
+}
+
+/// Local members of one queue group on one pattern.
+#[derive(Debug)]
+struct LocalQueue {
+    name: Bytes,
+    members: Vec<SubKey>,
+}
+
+/// Another shard's member count of one queue group on one pattern.
+#[derive(Debug)]
+struct RemoteQueue {
+    name: Bytes,
+    shard: ShardId,
+    count: u32,
+}
+
+/// The interest attached to one pattern (one trie node). Vectors, searched
+/// linearly: a pattern typically has a handful of entries, and building a
+/// match result is then a plain copy. Removing one of n subscriptions of
+/// the same pattern is O(n).
+#[derive(Debug, Default)]
+struct Interest {
+    local_plain: Vec<SubKey>,
+    local_queues: Vec<LocalQueue>,
+    /// (shard, count), count > 0.
+    remote_plain: Vec<(ShardId, u32)>,
+    remote_queues: Vec<RemoteQueue>,
+}
+
+impl Interest {
+    fn is_empty(&self) -> bool {
+        self.local_plain.is_empty()
+            && self.local_queues.is_empty()
+            && self.remote_plain.is_empty()
+            && self.remote_queues.is_empty()
+    }
+
+    fn add_to(&self, result: &mut MatchResult) {
+        result.local_plain.extend_from_slice(&self.local_plain);
+        result
+            .remote_plain
+            .extend(self.remote_plain.iter().map(|&(shard, _)| shard));
+        for q in &self.local_queues {
+            result
+                .queue_mut(&q.name)
+                .local
+                .extend_from_slice(&q.members);
+        }
+        for q in &self.remote_queues {
+            let group = result.queue_mut(&q.name);
+            match group.remote.iter_mut().find(|(shard, _)| *shard == q.shard) {
+                Some((_, weight)) => *weight = weight.saturating_add(q.count),
+                None => group.remote.push((q.shard, q.count)),
+            }
+        }
+    }
+
+    fn remove_local(&mut self, queue: Option<&[u8]>, key: SubKey) -> bool {
+        match queue {
+            None => remove_item(&mut self.local_plain, key),
+            Some(name) => {
+                let Some(pos) = self.local_queues.iter().position(|q| q.name == name) else {
+                    return false;
+                };
+                let removed = remove_item(&mut self.local_queues[pos].members, key);
+                if self.local_queues[pos].members.is_empty() {
+                    self.local_queues.swap_remove(pos);
+                }
+                removed
+            }
+        }
+    }
+
+    /// Adds `delta` to a remote count, removing it at zero. Returns whether
+    /// anything changed.
+    fn apply_remote(&mut self, shard: ShardId, queue: Option<&[u8]>, delta: i32) -> bool {
+        match queue {
+            None => {
+                let pos = self.remote_plain.iter().position(|&(s, _)| s == shard);
+                let count = pos.map_or(0, |p| self.remote_plain[p].1);
+                let new = add_delta(count, delta);
+                match (pos, new) {
+                    (Some(p), 0) => {
+                        self.remote_plain.swap_remove(p);
+                    }
+                    (Some(p), n) => self.remote_plain[p].1 = n,
+                    (None, 0) => return false,
+                    (None, n) => self.remote_plain.push((shard, n)),
+                }
+            }
+            Some(name) => {
+                let pos = self
+                    .remote_queues
+                    .iter()
+                    .position(|q| q.shard == shard && q.name == name);
+                let count = pos.map_or(0, |p| self.remote_queues[p].count);
+                let new = add_delta(count, delta);
+                match (pos, new) {
+                    (Some(p), 0) => {
+                        self.remote_queues.swap_remove(p);
+                    }
+                    (Some(p), n) => self.remote_queues[p].count = n,
+                    (None, 0) => return false,
+                    (None, n) => self.remote_queues.push(RemoteQueue {
+                        name: Bytes::copy_from_slice(name),
+                        shard,
+                        count: n,
+                    }),
+                }
+            }
+        }
+        true
+    }
+}
+
+/// `count + delta`, saturating at 0 and u32::MAX. A negative result means
+/// the replica and the owner disagree: a bug, loud in debug builds.
+fn add_delta(count: u32, delta: i32) -> u32 {
+    let new = i64::from(count) + i64::from(delta);
+    debug_assert!(
+        new >= 0,
+        "remote interest count would go negative ({count} {delta:+})"
+    );
+    new.clamp(0, i64::from(u32::MAX)) as u32
+}
+
+fn remove_item(items: &mut Vec<SubKey>, key: SubKey) -> bool {
+    match items.iter().position(|&k| k == key) {
+        Some(pos) => {
+            // Order of subscriptions within a pattern is not meaningful.
+            items.swap_remove(pos);
+            true
+        }
+        None => false,
+    }
+}
+
+#[derive(Debug, Default)]
+struct Node {
+    literal: FxHashMap<Box<[u8]>, Node>,
+    star: Option<Box<Node>>,
+    full: Option<Box<Node>>,
+    interest: Interest,
+}
+
+impl Node {
+    fn is_empty(&self) -> bool {
+        self.interest.is_empty()
+            && self.literal.is_empty()
+            && self.star.is_none()
+            && self.full.is_none()
+    }
+
+    /// The node for `pattern`, created as needed.
+    fn get_or_create(&mut self, pattern: &[u8]) -> &mut Node {
+        let mut node = self;
+        for token in pattern.split(|&b| b == b'.') {
+            node = match token {
+                b"*" => node.star.get_or_insert_with(Box::default),
+                b">" => node.full.get_or_insert_with(Box::default),
+                _ => match node.literal.entry(token.into()) {
+                    Entry::Occupied(e) => e.into_mut(),
+                    Entry::Vacant(e) => e.insert(Node::default()),
+                },
+            };
+        }
+        node
+    }
+
+    /// Applies `change` to the interest of the node at `rest` below this
+    /// node (if it exists), then prunes nodes left empty on the way back.
+    /// Returns what `change` returned (false if the node does not exist).
+    fn change_at(
+        &mut self,
+        rest: Option<&[u8]>,
+        change: &mut dyn FnMut(&mut Interest) -> bool,
+    ) -> bool {
+        let Some(rest) = rest else {
+            return change(&mut self.interest);
+        };
+        let (token, after) = match rest.iter().position(|&b| b == b'.') {
+            Some(dot) => (&rest[..dot], Some(&rest[dot + 1..])),
+            None => (rest, None),
+        };
+        match token {
+            b"*" | b">" => {
+                let slot = if token == b"*" {
+                    &mut self.star
+                } else {
+                    &mut self.full
+                };
+                let Some(child) = slot.as_mut() else {
+                    return false;
+                };
+                let changed = child.change_at(after, change);
+                if child.is_empty() {
+                    *slot = None;
+                }
+                changed
+            }
+            _ => {
+                let Some(child) = self.literal.get_mut(token) else {
+                    return false;
+                };
+                let changed = child.change_at(after, change);
+                if child.is_empty() {
+                    self.literal.remove(token);
+                }
+                changed
+            }
+        }
+    }
+
+    /// Adds the interest of every node below this one that matches the
+    /// tokens `rest` (at least one token) to `result`.
+    fn collect(&self, rest: &[u8], result: &mut MatchResult) {
+        let (token, after) = match rest.iter().position(|&b| b == b'.') {
+            Some(dot) => (&rest[..dot], Some(&rest[dot + 1..])),
+            None => (rest, None),
+        };
+        // `>` takes this token and all that follow.
+        if let Some(full) = &self.full {
+            full.interest.add_to(result);
+        }
+        // `*` takes this token; a published `*` or `>` token is a literal
+        // and only ever meets the wildcard children or a literal key.
+        if let Some(star) = &self.star {
+            star.collect_or_add(after, result);
+        }
+        if let Some(child) = self.literal.get(token) {
+            child.collect_or_add(after, result);
+        }
+    }
+
+    fn collect_or_add(&self, rest: Option<&[u8]>, result: &mut MatchResult) {
+        match rest {
+            Some(rest) => self.collect(rest, result),
+            None => self.interest.add_to(result),
+        }
+    }
+
+    #[cfg(test)]
+    fn count_nodes(&self) -> usize {
+        1 + self.literal.values().map(Node::count_nodes).sum::<usize>()
+            + self.star.as_ref().map_or(0, |n| n.count_nodes())
+            + self.full.as_ref().map_or(0, |n| n.count_nodes())
+    }
+}
+
+/// One shard's subscription index and match cache. Never shared between
+/// threads.
+#[derive(Debug, Default)]
+pub struct SubscriptionIndex {
+    root: Node,
+    cache: FxHashMap<Box<[u8]>, Rc<MatchResult>>,
+    /// Shared result for subjects that can match nothing (empty tokens).
+    nothing: Rc<MatchResult>,
+    local_count: usize,
+}
+
+impl SubscriptionIndex {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a local subscription. The subject is already validated by the
+    /// caller; `key` must not already be in the index.
+    pub fn insert_local(&mut self, subject: &[u8], queue: Option<&[u8]>, key: SubKey) {
+        let interest = &mut self.root.get_or_create(subject).interest;
+        match queue {
+            None => interest.local_plain.push(key),
+            Some(name) => match interest.local_queues.iter_mut().find(|q| q.name == name) {
+                Some(group) => group.members.push(key),
+                None => interest.local_queues.push(LocalQueue {
+                    name: Bytes::copy_from_slice(name),
+                    members: vec![key],
+                }),
+            },
+        }
+        self.local_count += 1;
+        self.invalidate(subject);
+    }
+
+    /// Removes a local subscription; false if it was not there.
+    pub fn remove_local(&mut self, subject: &[u8], queue: Option<&[u8]>, key: SubKey) -> bool {
+        let removed = self.root.change_at(Some(subject), &mut |interest| {
+            interest.remove_local(queue, key)
+        });
+        if removed {
+            self.local_count -= 1;
+            self.invalidate(subject);
+        }
+        removed
+    }
+
+    /// Another shard's interest changed: adds `delta` (+1/-1) to its count
+    /// for (subject, queue). Counts never go negative (saturate; a debug
+    /// assertion flags the replica bug).
+    pub fn apply_remote(
+        &mut self,
+        shard: ShardId,
+        subject: &[u8],
+        queue: Option<&[u8]>,
+        delta: i32,
+    ) {
+        let changed = if delta > 0 {
+            self.root
+                .get_or_create(subject)
+                .interest
+                .apply_remote(shard, queue, delta)
+        } else if delta < 0 {
+            let found = self.root.change_at(Some(subject), &mut |interest| {
+                interest.apply_remote(shard, queue, delta)
+            });
+            debug_assert!(found, "remote interest removed that was never added");
+            found
+        } else {
+            false
+        };
+        if changed {
+            self.invalidate(subject);
+        }
+    }
+
+    /// Everything that matches the published `subject` (any bytes; tokens
+    /// split on `.`). A subject with an empty token matches nothing. A cache
+    /// hit is one hash lookup and an `Rc` clone.
+    pub fn matches(&mut self, subject: &[u8]) -> Rc<MatchResult> {
+        if let Some(hit) = self.cache.get(subject) {
+            return Rc::clone(hit);
+        }
+        self.match_miss(subject)
+    }
+
+    /// Number of local subscriptions in the index.
+    pub fn local_count(&self) -> usize {
+        self.local_count
+    }
+
+    #[cold]
+    fn match_miss(&mut self, subject: &[u8]) -> Rc<MatchResult> {
+        if has_empty_token(subject) {
+            // Not cached: nothing to compute, and it keeps junk subjects
+            // from evicting useful entries.
+            return Rc::clone(&self.nothing);
+        }
+        let mut result = MatchResult::default();
+        self.root.collect(subject, &mut result);
+        result.remote_plain.sort_unstable();
+        result.remote_plain.dedup();
+        for q in &mut result.queues {
+            q.remote.sort_unstable();
+        }
+        let result = Rc::new(result);
+        if self.cache.len() >= CACHE_MAX {
+            // Which entries survive is arbitrary (hash order); hot subjects
+            // come back on their next publish.
+            let mut kept = 0;
+            self.cache.retain(|_, _| {
+                kept += 1;
+                kept <= CACHE_SWEEP_TO
+            });
+        }
+        self.cache.insert(subject.into(), Rc::clone(&result));
+        result
+    }
+
+    /// Drops every cached result that interest on `pattern` can affect.
+    fn invalidate(&mut self, pattern: &[u8]) {
+        if has_wildcard_token(pattern) {
+            self.cache
+                .retain(|subject, _| !pattern_matches(pattern, subject));
+        } else {
+            // A literal pattern matches exactly the subject equal to it.
+            self.cache.remove(pattern);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A result in a canonical order, for comparisons.
+    fn canon(r: &MatchResult) -> MatchResult {
+        let mut r = r.clone();
+        r.local_plain.sort_unstable();
+        for q in &mut r.queues {
+            q.local.sort_unstable();
+        }
+        r.queues.sort_by(|a, b| a.name.cmp(&b.name));
+        r
+    }
+
+    fn local_plain(idx: &mut SubscriptionIndex, subject: &[u8]) -> Vec<SubKey> {
+        canon(&idx.matches(subject)).local_plain
+    }
+
+    #[test]
+    fn literal_and_wildcards() {
+        let mut idx = SubscriptionIndex::new();
+        idx.insert_local(b"foo.bar", None, 1);
+        idx.insert_local(b"foo.*", None, 2);
+        idx.insert_local(b"foo.>", None, 3);
+        idx.insert_local(b">", None, 4);
+        idx.insert_local(b"*.bar", None, 5);
+        idx.insert_local(b"foo", None, 6);
+        assert_eq!(local_plain(&mut idx, b"foo.bar"), vec![1, 2, 3, 4, 5]);
+        assert_eq!(local_plain(&mut idx, b"foo.baz"), vec![2, 3, 4]);
+        assert_eq!(local_plain(&mut idx, b"foo.bar.baz"), vec![3, 4]);
+        // `foo.>` needs at least one more token.
+        assert_eq!(local_plain(&mut idx, b"foo"), vec![4, 6]);
+        assert_eq!(local_plain(&mut idx, b"x.bar"), vec![4, 5]);
+        assert_eq!(local_plain(&mut idx, b"x"), vec![4]);
+        // Empty tokens match nothing, not even `>`.
+        assert!(idx.matches(b"foo..bar").is_empty());
+        assert!(idx.matches(b"").is_empty());
+        assert!(idx.matches(b"foo.").is_empty());
+        assert!(idx.matches(b".foo").is_empty());
+        assert_eq!(idx.local_count(), 6);
+    }
+
+    #[test]
+    fn published_wildcard_tokens_are_literals() {
+        let mut idx = SubscriptionIndex::new();
+        idx.insert_local(b"foo.bar", None, 1);
+        idx.insert_local(b"foo.*", None, 2);
+        idx.insert_local(b">", None, 3);
+        idx.insert_local(b"foo*", None, 4);
+        assert_eq!(local_plain(&mut idx, b"foo.*"), vec![2, 3]);
+        assert_eq!(local_plain(&mut idx, b"foo.>"), vec![2, 3]);
+        assert_eq!(local_plain(&mut idx, b"*"), vec![3]);
+        assert_eq!(local_plain(&mut idx, b"foo*"), vec![3, 4]);
+    }
+
+    #[test]
+    fn overlapping_subscriptions_each_appear() {
+        let mut idx = SubscriptionIndex::new();
+        // Same pattern twice (two sids), and overlapping patterns.
+        idx.insert_local(b"a.b", None, 10);
+        idx.insert_local(b"a.b", None, 11);
+        idx.insert_local(b"a.*", None, 12);
+        assert_eq!(local_plain(&mut idx, b"a.b"), vec![10, 11, 12]);
+        assert!(idx.remove_local(b"a.b", None, 10));
+        assert!(!idx.remove_local(b"a.b", None, 10));
+        assert!(!idx.remove_local(b"a.b", Some(b"q"), 11));
+        assert!(!idx.remove_local(b"nope", None, 11));
+        assert_eq!(local_plain(&mut idx, b"a.b"), vec![11, 12]);
+        assert_eq!(idx.local_count(), 2);
+    }
+
+    #[test]
+    fn queue_groups_merge_across_patterns() {
+        let mut idx = SubscriptionIndex::new();
+        idx.insert_local(b"orders.new", Some(b"workers"), 1);
+        idx.insert_local(b"orders.*", Some(b"workers"), 2);
+        idx.insert_local(b"orders.>", Some(b"audit"), 3);
+        idx.insert_local(b"orders.new", None, 4);
+        idx.apply_remote(7, b"orders.*", Some(b"workers"), 1);
+        idx.apply_remote(7, b"orders.new", Some(b"workers"), 1);
+        idx.apply_remote(7, b"orders.new", Some(b"workers"), 1);
+        idx.apply_remote(3, b">", Some(b"audit"), 1);
+        idx.apply_remote(5, b"orders.new", None, 1);
+        let r = canon(&idx.matches(b"orders.new"));
+        assert_eq!(r.local_plain, vec![4]);
+        assert_eq!(r.remote_plain, vec![5]);
+        assert_eq!(r.queues.len(), 2);
+        assert_eq!(r.queues[0].name, Bytes::from_static(b"audit"));
+        assert_eq!(r.queues[0].local, vec![3]);
+        assert_eq!(r.queues[0].remote, vec![(3, 1)]);
+        assert_eq!(r.queues[1].name, Bytes::from_static(b"workers"));
+        assert_eq!(r.queues[1].local, vec![1, 2]);
+        // Shard 7's weight is summed over `orders.*` (1) and `orders.new` (2).
+        assert_eq!(r.queues[1].remote, vec![(7, 3)]);
+        // A queue sub is not a plain sub.
+        let r = canon(&idx.matches(b"orders.old"));
+        assert!(r.local_plain.is_empty() && r.remote_plain.is_empty());
+        assert_eq!(r.queues[1].local, vec![2]);
+        assert_eq!(r.queues[1].remote, vec![(7, 1)]);
+    }
+
+    #[test]
+    fn remote_counts_up_and_down() {
+        let mut idx = SubscriptionIndex::new();
+        idx.apply_remote(2, b"foo", None, 1);
+        idx.apply_remote(2, b"foo", None, 1);
+        idx.apply_remote(1, b"f*", None, 1); // literal token `f*`: no match
+        idx.apply_remote(4, b"*", None, 1);
+        idx.apply_remote(1, b">", None, 1);
+        assert_eq!(idx.matches(b"foo").remote_plain, vec![1, 2, 4]);
+        idx.apply_remote(2, b"foo", None, -1);
+        assert_eq!(idx.matches(b"foo").remote_plain, vec![1, 2, 4]);
+        idx.apply_remote(2, b"foo", None, -1);
+        assert_eq!(idx.matches(b"foo").remote_plain, vec![1, 4]);
+        idx.apply_remote(1, b">", None, -1);
+        idx.apply_remote(4, b"*", None, -1);
+        assert!(idx.matches(b"foo").is_empty());
+        idx.apply_remote(1, b"f*", None, -1);
+        assert_eq!(idx.root.count_nodes(), 1);
+        assert_eq!(idx.local_count(), 0);
+        // Queue weights go up and down too.
+        idx.apply_remote(3, b"q", Some(b"g"), 1);
+        idx.apply_remote(3, b"q", Some(b"g"), 1);
+        assert_eq!(idx.matches(b"q").queues[0].remote, vec![(3, 2)]);
+        idx.apply_remote(3, b"q", Some(b"g"), -1);
+        assert_eq!(idx.matches(b"q").queues[0].remote, vec![(3, 1)]);
+        idx.apply_remote(3, b"q", Some(b"g"), -1);
+        assert!(idx.matches(b"q").is_empty());
+        assert_eq!(idx.root.count_nodes(), 1);
+    }
+
+    #[test]
+    fn cache_hits_share_the_result() {
+        let mut idx = SubscriptionIndex::new();
+        idx.insert_local(b"a", None, 1);
+        let first = idx.matches(b"a");
+        let second = idx.matches(b"a");
+        assert!(Rc::ptr_eq(&first, &second));
+        // Unrelated changes keep the entry.
+        idx.insert_local(b"b", None, 2);
+        idx.insert_local(b"b.*", None, 3);
+        idx.apply_remote(1, b"c.>", None, 1);
+        assert!(Rc::ptr_eq(&first, &idx.matches(b"a")));
+    }
+
+    #[test]
+    fn cache_invalidation_literal_and_wildcard_local_and_remote() {
+        let mut idx = SubscriptionIndex::new();
+        assert!(idx.matches(b"a.b").is_empty());
+        assert!(idx.matches(b"a.c").is_empty());
+        assert!(idx.matches(b"x.y.z").is_empty());
+        // Literal local insert / remove.
+        idx.insert_local(b"a.b", None, 1);
+        assert_eq!(idx.matches(b"a.b").local_plain, vec![1]);
+        assert!(idx.matches(b"a.c").is_empty());
+        assert!(idx.remove_local(b"a.b", None, 1));
+        assert!(idx.matches(b"a.b").is_empty());
+        // Wildcard local insert / remove.
+        idx.insert_local(b"a.*", Some(b"g"), 2);
+        assert_eq!(idx.matches(b"a.c").queues[0].local, vec![2]);
+        assert_eq!(idx.matches(b"a.b").queues[0].local, vec![2]);
+        assert!(idx.matches(b"x.y.z").is_empty());
+        assert!(idx.remove_local(b"a.*", Some(b"g"), 2));
+        assert!(idx.matches(b"a.c").is_empty());
+        assert!(idx.matches(b"a.b").is_empty());
+        // Literal remote.
+        idx.apply_remote(9, b"x.y.z", None, 1);
+        assert_eq!(idx.matches(b"x.y.z").remote_plain, vec![9]);
+        idx.apply_remote(9, b"x.y.z", None, -1);
+        assert!(idx.matches(b"x.y.z").is_empty());
+        // Wildcard remote.
+        idx.apply_remote(8, b"x.>", Some(b"w"), 1);
+        assert_eq!(idx.matches(b"x.y.z").queues[0].remote, vec![(8, 1)]);
+        idx.apply_remote(8, b"x.>", Some(b"w"), 1);
+        assert_eq!(idx.matches(b"x.y.z").queues[0].remote, vec![(8, 2)]);
+        idx.apply_remote(8, b"x.>", Some(b"w"), -1);
+        idx.apply_remote(8, b"x.>", Some(b"w"), -1);
+        assert!(idx.matches(b"x.y.z").is_empty());
+        // A cached subject with a literal wildcard token is invalidated by
+        // the wildcard pattern that matches it.
+        assert!(idx.matches(b"a.*").is_empty());
+        idx.insert_local(b"*.*", None, 5);
+        assert_eq!(idx.matches(b"a.*").local_plain, vec![5]);
+    }
+
+    #[test]
+    fn cache_is_bounded() {
+        let mut idx = SubscriptionIndex::new();
+        idx.insert_local(b">", None, 1);
+        for i in 0..10 * CACHE_MAX {
+            let subject = format!("s.{i}");
+            assert_eq!(idx.matches(subject.as_bytes()).local_plain, vec![1]);
+            assert!(idx.cache.len() <= CACHE_MAX);
+        }
+        // Subjects that can match nothing are not cached.
+        idx.cache.clear();
+        let _ = idx.matches(b"a..b");
+        assert!(idx.cache.is_empty());
+    }
+
+    #[test]
+    fn churn_prunes_the_trie() {
+        let mut idx = SubscriptionIndex::new();
+        idx.insert_local(b"_INBOX.keep.*", None, 0);
+        let base = idx.root.count_nodes();
+        for i in 1..2000 {
+            let inbox = format!("_INBOX.abc{}.{}", i % 7, i);
+            idx.insert_local(inbox.as_bytes(), None, i);
+            idx.apply_remote(1, inbox.as_bytes(), Some(b"q"), 1);
+            assert_eq!(idx.matches(inbox.as_bytes()).local_plain, vec![i]);
+            assert!(idx.remove_local(inbox.as_bytes(), None, i));
+            idx.apply_remote(1, inbox.as_bytes(), Some(b"q"), -1);
+        }
+        assert_eq!(idx.root.count_nodes(), base);
+        assert!(idx.remove_local(b"_INBOX.keep.*", None, 0));
+        assert_eq!(idx.root.count_nodes(), 1);
+        assert_eq!(idx.local_count(), 0);
+    }
+
+    /// The brute-force model: every live interest as a flat list, matched
+    /// with `subject::pattern_matches`.
+    type Pattern = Vec<u8>;
+    type Queue = Option<Vec<u8>>;
+
+    #[derive(Default)]
+    struct Model {
+        local: Vec<(Pattern, Queue, SubKey)>,
+        remote: Vec<(ShardId, Pattern, Queue, u32)>,
+    }
+
+    impl Model {
+        fn matches(&self, subject: &[u8]) -> MatchResult {
+            let mut r = MatchResult::default();
+            for (pattern, queue, key) in &self.local {
+                if pattern_matches(pattern, subject) {
+                    match queue {
+                        None => r.local_plain.push(*key),
+                        Some(q) => r.queue_mut(&Bytes::copy_from_slice(q)).local.push(*key),
+                    }
+                }
+            }
+            for (shard, pattern, queue, count) in &self.remote {
+                if *count > 0 && pattern_matches(pattern, subject) {
+                    match queue {
+                        None => r.remote_plain.push(*shard),
+                        Some(q) => {
+                            let group = r.queue_mut(&Bytes::copy_from_slice(q));
+                            match group.remote.iter_mut().find(|(s, _)| s == shard) {
+                                Some((_, w)) => *w += count,
+                                None => group.remote.push((*shard, *count)),
+                            }
+                        }
+                    }
+                }
+            }
+            r.remote_plain.sort_unstable();
+            r.remote_plain.dedup();
+            for q in &mut r.queues {
+                q.remote.sort_unstable();
+            }
+            canon(&r)
+        }
+    }
+
+    #[test]
+    fn randomized_against_brute_force() {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut rnd = move |n: usize| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % n as u64) as usize
+        };
+        let toks: [&[u8]; 5] = [b"a", b"b", b"c", b"*", b">"];
+        let pattern = |rnd: &mut dyn FnMut(usize) -> usize| -> Vec<u8> {
+            let n = 1 + rnd(3);
+            let mut p = Vec::new();
+            for i in 0..n {
+                if i > 0 {
+                    p.push(b'.');
+                }
+                // `>` only last in a pattern.
+                let t = if i + 1 < n {
+                    toks[rnd(4)]
+                } else {
+                    toks[rnd(5)]
+                };
+                p.extend_from_slice(t);
+            }
+            p
+        };
+        let publish: Vec<Vec<u8>> = {
+            let mut v: Vec<Vec<u8>> = Vec::new();
+            for a in toks {
+                v.push(a.to_vec());
+                for b in toks {
+                    v.push([a, b".", b].concat());
+                    for c in toks {
+                        v.push([a, b".", b, b".", c].concat());
+                    }
+                }
+            }
+            v.extend([
+                b"".to_vec(),
+                b"a.".to_vec(),
+                b".a".to_vec(),
+                b"a..b".to_vec(),
+                b"a.b.c.a".to_vec(),
+            ]);
+            v
+        };
+        let queues: [Option<&[u8]>; 3] = [None, Some(b"q1"), Some(b"q2")];
+
+        let mut idx = SubscriptionIndex::new();
+        let mut model = Model::default();
+        let mut next_key = 0;
+        let (mut compared, mut non_empty) = (0, 0);
+        for step in 0..6000 {
+            match rnd(10) {
+                0..=2 => {
+                    let p = pattern(&mut rnd);
+                    let q = queues[rnd(3)];
+                    idx.insert_local(&p, q, next_key);
+                    model.local.push((p, q.map(<[u8]>::to_vec), next_key));
+                    next_key += 1;
+                }
+                3 | 4 => {
+                    if !model.local.is_empty() && rnd(8) != 0 {
+                        let (p, q, key) = model.local.swap_remove(rnd(model.local.len()));
+                        assert!(idx.remove_local(&p, q.as_deref(), key));
+                    } else {
+                        // Not present: must report false and change nothing.
+                        let p = pattern(&mut rnd);
+                        assert!(!idx.remove_local(&p, None, usize::MAX));
+                    }
+                }
+                5 | 6 => {
+                    let shard = rnd(4);
+                    let p = pattern(&mut rnd);
+                    let q = queues[rnd(3)].map(<[u8]>::to_vec);
+                    let pos = model
+                        .remote
+                        .iter()
+                        .position(|(s, mp, mq, _)| *s == shard && *mp == p && *mq == q);
+                    // Decrement only existing counts (a negative count is a
+                    // replica bug, asserted in debug builds).
+                    let delta = if pos.is_some_and(|i| model.remote[i].3 > 0) && rnd(2) == 0 {
+                        -1
+                    } else {
+                        1
+                    };
+                    idx.apply_remote(shard, &p, q.as_deref(), delta);
+                    match pos {
+                        Some(i) => {
+                            model.remote[i].3 = model.remote[i].3.checked_add_signed(delta).unwrap()
+                        }
+                        None => model.remote.push((shard, p, q, 1)),
+                    }
+                }
+                _ => {
+                    for _ in 0..5 {
+                        let s = &publish[rnd(publish.len())];
+                        let expected = model.matches(s);
+                        non_empty += usize::from(!expected.is_empty());
+                        compared += 1;
+                        assert_eq!(
+                            canon(&idx.matches(s)),
+                            expected,
+                            "step {step}, subject {}",
+                            s.escape_ascii()
+                        );
+                    }
+                }
+            }
+            assert_eq!(idx.local_count(), model.local.len());
+        }
+        // The random mix must actually exercise matching results.
+        assert!(non_empty * 2 > compared, "{non_empty} of {compared}");
+        // Finally every subject, with a cold and a warm cache.
+        for s in &publish {
+            assert_eq!(canon(&idx.matches(s)), model.matches(s));
+        }
+        idx.cache.clear();
+        for s in &publish {
+            assert_eq!(canon(&idx.matches(s)), model.matches(s));
+        }
+        // Removing everything leaves only the root.
+        for (p, q, key) in model.local.drain(..) {
+            assert!(idx.remove_local(&p, q.as_deref(), key));
+        }
+        for (shard, p, q, count) in model.remote.drain(..) {
+            for _ in 0..count {
+                idx.apply_remote(shard, &p, q.as_deref(), -1);
+            }
+        }
+        assert_eq!(idx.root.count_nodes(), 1);
+        assert!(publish.iter().all(|s| idx.matches(s).is_empty()));
+    }
+
+    /// Micro-benchmark: `cargo test --release --lib -- --ignored --nocapture bench_`.
+    #[test]
+    #[ignore]
+    fn bench_cache_hit_match() {
+        let mut idx = SubscriptionIndex::new();
+        for i in 0..1000 {
+            idx.insert_local(format!("orders.{i}.new").as_bytes(), None, i);
+        }
+        idx.insert_local(b"orders.*.new", Some(b"workers"), 5000);
+        idx.apply_remote(1, b"orders.>", None, 1);
+        let subjects: Vec<Vec<u8>> = (0..64)
+            .map(|i| format!("orders.{i}.new").into_bytes())
+            .collect();
+        for s in &subjects {
+            let _ = idx.matches(s);
+        }
+        let rounds = 200_000;
+        let mut best = f64::MAX;
+        for _trial in 0..5 {
+            let start = std::time::Instant::now();
+            let mut total = 0usize;
+            for r in 0..rounds {
+                let m = idx.matches(std::hint::black_box(&subjects[r % subjects.len()]));
+                total += m.local_plain.len();
+            }
+            assert_eq!(total, rounds);
+            best = best.min(start.elapsed().as_nanos() as f64 / rounds as f64);
+        }
+        println!("cache-hit match (12-14 byte subjects): {best:.1} ns/op (best of 5)");
+    }
+}
