@@ -1,0 +1,284 @@
+//! Test support: run the real `percore` binary on 127.0.0.1 with an
+//! ephemeral port and at least two shards, and talk to it with raw sockets.
+//!
+//! Synchronisation is by PING/PONG round trips, never by sleeping: once a
+//! client has its PONG, the server has processed everything it sent before.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Every read in tests gives up after this long, so a broken server fails
+/// the test instead of hanging it.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub struct Broker {
+    child: Child,
+    pub addr: SocketAddr,
+    pub shards: usize,
+    log: mpsc::Receiver<String>,
+    _config: Option<tempfile_path::TempPath>,
+}
+
+mod tempfile_path {
+    use std::path::PathBuf;
+
+    /// A file removed when dropped.
+    pub struct TempPath(pub PathBuf);
+
+    impl Drop for TempPath {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+}
+
+impl Broker {
+    /// Two shards, unpinned, default options.
+    pub fn start() -> Broker {
+        Broker::start_with(&[], None)
+    }
+
+    /// With a config file holding `config` (NATS conf syntax).
+    pub fn with_config(config: &str) -> Broker {
+        Broker::start_with(&[], Some(config))
+    }
+
+    pub fn start_with(extra_args: &[&str], config: Option<&str>) -> Broker {
+        let shards = 2;
+        let mut args: Vec<String> = vec!["-a".into(), "127.0.0.1".into(), "-p".into(), "0".into(), "--shards".into(), shards.to_string()];
+        let config = config.map(|text| {
+            static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+            let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let path: PathBuf = std::env::temp_dir().join(format!("percore-test-{}-{n}.conf", std::process::id()));
+            std::fs::write(&path, text).expect("write config");
+            args.push("-c".into());
+            args.push(path.display().to_string());
+            tempfile_path::TempPath(path)
+        });
+        args.extend(extra_args.iter().map(|s| s.to_string()));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_percore"))
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn percore");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + IO_TIMEOUT;
+        let addr = loop {
+            let line = rx
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .unwrap_or_else(|_| panic!("percore did not start (args {args:?})"));
+            if let Some(rest) = line.split("Listening for client connections on ").nth(1) {
+                break rest.trim().parse().expect("listen address");
+            }
+        };
+        Broker { child, addr, shards, log: rx, _config: config }
+    }
+
+    pub fn raw(&self) -> RawClient {
+        RawClient::connect(self.addr)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a signal to the broker process.
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.child.id() as i32, signal);
+        }
+    }
+
+    /// Waits for the process to exit; returns its exit code.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Waits for a log line containing `needle`.
+    pub fn wait_log(&self, needle: &str, within: Duration) -> Option<String> {
+        let deadline = Instant::now() + within;
+        while let Ok(line) = self.log.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            if line.contains(needle) {
+                return Some(line);
+            }
+        }
+        None
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A client speaking raw protocol bytes.
+pub struct RawClient {
+    pub stream: TcpStream,
+    /// Bytes read but not yet consumed by an expectation.
+    pending: Vec<u8>,
+    /// The INFO line the server sent on accept.
+    pub info: String,
+}
+
+impl RawClient {
+    /// Connects and reads the INFO line.
+    pub fn connect(addr: SocketAddr) -> RawClient {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
+        stream.set_nodelay(true).expect("nodelay");
+        let mut client = RawClient { stream, pending: Vec::new(), info: String::new() };
+        client.info = client.read_line();
+        assert!(client.info.starts_with("INFO {"), "first line: {}", client.info);
+        client
+    }
+
+    /// Connects, reads INFO and sends a quiet CONNECT (no +OK), then
+    /// completes a PING/PONG handshake.
+    pub fn connect_quiet(addr: SocketAddr) -> RawClient {
+        let mut client = RawClient::connect(addr);
+        client.send(b"CONNECT {\"verbose\":false,\"pedantic\":false,\"headers\":true,\"no_responders\":true,\"protocol\":1}\r\nPING\r\n");
+        client.expect(b"PONG\r\n");
+        client
+    }
+
+    /// The INFO JSON as a value.
+    pub fn info_json(&self) -> serde_json::Value {
+        let json = self.info.trim_start_matches("INFO ").trim_end();
+        serde_json::from_str(json).expect("INFO json")
+    }
+
+    pub fn client_id(&self) -> u64 {
+        self.info_json()["client_id"].as_u64().expect("client_id")
+    }
+
+    /// The shard this client lives on (placement is round-robin by client id).
+    pub fn shard(&self, shards: usize) -> usize {
+        ((self.client_id() - 1) % shards as u64) as usize
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("send");
+    }
+
+    fn fill(&mut self) -> usize {
+        let mut buf = [0u8; 65536];
+        match self.stream.read(&mut buf) {
+            Ok(n) => {
+                self.pending.extend_from_slice(&buf[..n]);
+                n
+            }
+            Err(e) => panic!("read failed (pending {:?}): {e}", String::from_utf8_lossy(&self.pending)),
+        }
+    }
+
+    /// Reads exactly `expected.len()` bytes and asserts they equal `expected`.
+    pub fn expect(&mut self, expected: &[u8]) {
+        while self.pending.len() < expected.len() {
+            if self.fill() == 0 {
+                break;
+            }
+        }
+        let n = expected.len().min(self.pending.len());
+        let got: Vec<u8> = self.pending.drain(..n).collect();
+        assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(expected));
+    }
+
+    /// Reads one line including its CRLF.
+    pub fn read_line(&mut self) -> String {
+        loop {
+            if let Some(pos) = self.pending.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.pending.drain(..=pos).collect();
+                return String::from_utf8_lossy(&line).into_owned();
+            }
+            if self.fill() == 0 {
+                panic!("connection closed before a full line: {:?}", String::from_utf8_lossy(&self.pending));
+            }
+        }
+    }
+
+    /// Sends PING and returns everything received before the PONG.
+    pub fn ping_pong(&mut self) -> Vec<u8> {
+        self.send(b"PING\r\n");
+        self.read_until_pong()
+    }
+
+    /// Returns everything received before the next `PONG\r\n` (consumed).
+    pub fn read_until_pong(&mut self) -> Vec<u8> {
+        loop {
+            if let Some(pos) = find(&self.pending, b"PONG\r\n") {
+                let before: Vec<u8> = self.pending.drain(..pos).collect();
+                self.pending.drain(..6);
+                return before;
+            }
+            if self.fill() == 0 {
+                panic!("closed before PONG: {:?}", String::from_utf8_lossy(&self.pending));
+            }
+        }
+    }
+
+    /// Asserts the server closes the connection, after sending exactly `last` (if anything).
+    pub fn expect_closed_after(&mut self, last: &[u8]) {
+        loop {
+            let n = self.fill_or_reset();
+            if n == 0 {
+                break;
+            }
+        }
+        assert_eq!(String::from_utf8_lossy(&self.pending), String::from_utf8_lossy(last));
+        self.pending.clear();
+    }
+
+    fn fill_or_reset(&mut self) -> usize {
+        let mut buf = [0u8; 65536];
+        match self.stream.read(&mut buf) {
+            Ok(n) => {
+                self.pending.extend_from_slice(&buf[..n]);
+                n
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => 0,
+            Err(e) => panic!("expected close, got error {e} (pending {:?})", String::from_utf8_lossy(&self.pending)),
+        }
+    }
+}
+
+pub fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Opens raw clients until one lands on `shard`; the others are dropped.
+pub fn client_on_shard(broker: &Broker, shard: usize) -> RawClient {
+    for _ in 0..broker.shards * 2 {
+        let client = RawClient::connect_quiet(broker.addr);
+        if client.shard(broker.shards) == shard {
+            return client;
+        }
+    }
+    panic!("no client landed on shard {shard}");
+}
