@@ -5,8 +5,10 @@
 pub mod client;
 pub mod clock;
 pub mod hgrm;
+pub mod histcmp;
 pub mod hostinfo;
 pub mod latency;
+pub mod plot;
 pub mod report;
 pub mod scenario;
 pub mod stats;
