@@ -1,8 +1,461 @@
 //! Command line and config file, following nats-server's so that a user can
 //! swap the binary without editing flags or files.
+//!
+//! [`parse_invocation`] is the entry point: flags (`cli`), then the config
+//! file (`conf` parses it, `load` applies it), then the flags again so that
+//! they win, then the checks that span several options.
 
+pub mod cli;
+pub mod conf;
+pub mod duration;
+pub mod error;
+pub mod load;
 pub mod options;
 
+use std::path::{Path, PathBuf};
+
+pub use error::ConfigError;
 pub use options::{Options, Placement};
-mod stub;
-pub use stub::{parse_invocation, ConfigError, Invocation};
+
+/// What `main` should do.
+// Built once per process; boxing `Options` would only complicate the caller.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum Invocation {
+    /// Start the broker with these options.
+    Run(Options),
+    /// Print `stdout` (may be empty) and `stderr` (may be empty), then exit with `code` (help, version, -t, unknown flag).
+    Exit {
+        stdout: String,
+        stderr: String,
+        code: i32,
+    },
+}
+
+/// `args` excludes argv[0]. Errors print as one line (`percore: <file>:<line>:<col>: <message>` for config errors) and exit 1.
+///
+/// Print an error as `percore: {err}` (its `Display` has no program name),
+/// or use [`ConfigError::into_exit`]. On `Run`, print each of
+/// `Options::config_warnings` to stderr before starting, as nats-server does.
+pub fn parse_invocation(args: Vec<String>) -> Result<Invocation, ConfigError> {
+    parse_invocation_with_env(&args, &conf::process_env)
+}
+
+/// [`parse_invocation`] with an explicit environment for `$VAR` lookups.
+pub fn parse_invocation_with_env(
+    args: &[String],
+    env: conf::EnvLookup<'_>,
+) -> Result<Invocation, ConfigError> {
+    let flags = match cli::parse_flags(args) {
+        Ok(flags) => flags,
+        // nats-server prints the usage and exits 0 here (a quirk of its
+        // usage handler); scripts may depend on it.
+        Err(message) => {
+            return Ok(Invocation::Exit {
+                stdout: cli::usage(),
+                stderr: format!("{message}\n"),
+                code: 0,
+            })
+        }
+    };
+    if flags.version {
+        return Ok(print(cli::version_line()));
+    }
+    if flags.help {
+        return Ok(print(cli::usage()));
+    }
+    if let Some(command) = flags.positional.first() {
+        return match command.to_ascii_lowercase().as_str() {
+            "version" => Ok(print(cli::version_line())),
+            "help" => Ok(print(cli::usage())),
+            _ => Err(ConfigError::new(format!(
+                "unrecognized command: \"{command}\""
+            ))),
+        };
+    }
+    if let Some(flag) = &flags.unsupported {
+        return Err(ConfigError::new(format!(
+            "flag {flag} is not supported yet by percore"
+        )));
+    }
+
+    let mut opts = Options::default();
+    let mut warnings = Vec::new();
+    match &flags.config {
+        Some(path) => {
+            let config = conf::parse_file(Path::new(path), env)?;
+            warnings = load::apply_config(&config, &mut opts)?;
+            opts.config_file = Some(PathBuf::from(path));
+        }
+        None if flags.test => {
+            return Err(ConfigError::new(
+                "must specify [-c, --config] option to check configuration file syntax",
+            ))
+        }
+        None => {}
+    }
+    apply_flags(&flags, &mut opts)?;
+    load::validate(&opts)?;
+
+    if flags.test {
+        // nats-server's -t fails on deprecation warnings too.
+        if let Some(first) = warnings.into_iter().next() {
+            return Err(ConfigError::new(first));
+        }
+        let path = flags.config.unwrap_or_default();
+        return Ok(Invocation::Exit {
+            stdout: String::new(),
+            stderr: format!("percore: configuration file {path} is valid\n"),
+            code: 0,
+        });
+    }
+    opts.config_warnings = warnings;
+    Ok(Invocation::Run(opts))
+}
+
+fn print(stdout: String) -> Invocation {
+    Invocation::Exit {
+        stdout,
+        stderr: String::new(),
+        code: 0,
+    }
+}
+
+/// Command line values override the file's.
+fn apply_flags(flags: &cli::Flags, opts: &mut Options) -> Result<(), ConfigError> {
+    if let Some(host) = &flags.host {
+        opts.host = load::host_value(host);
+    }
+    if let Some(port) = flags.port {
+        opts.port = load::port_number(port).map_err(ConfigError::new)?;
+    }
+    if let Some(name) = &flags.server_name {
+        opts.server_name = (!name.is_empty()).then(|| name.clone());
+    }
+    if let Some(logfile) = &flags.logfile {
+        opts.logfile = (!logfile.is_empty()).then(|| PathBuf::from(logfile));
+    }
+    if let Some(pidfile) = &flags.pidfile {
+        opts.pidfile = (!pidfile.is_empty()).then(|| PathBuf::from(pidfile));
+    }
+    if let Some(logtime) = flags.logtime {
+        opts.logtime = logtime;
+    }
+    if let Some(debug) = flags.debug {
+        opts.debug = debug;
+    }
+    if let Some(trace) = flags.trace {
+        opts.trace = trace;
+    }
+    if let Some(shards) = flags.shards {
+        opts.shards = usize::try_from(shards).map_err(|_| {
+            ConfigError::new(format!(
+                "invalid value {shards} for --shards: must be 0 or more"
+            ))
+        })?;
+    }
+    if let Some(pin) = flags.pin {
+        opts.pin = pin;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn env(name: &str) -> Option<String> {
+        (name == "PERCORE_TEST_PORT").then(|| "4555".to_string())
+    }
+
+    fn invoke(args: &[&str]) -> Result<Invocation, String> {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        parse_invocation_with_env(&args, &env).map_err(|e| e.to_string())
+    }
+
+    fn run(args: &[&str]) -> Options {
+        match invoke(args) {
+            Ok(Invocation::Run(opts)) => opts,
+            other => panic!("expected Run for {args:?}, got {other:?}"),
+        }
+    }
+
+    fn exit(args: &[&str]) -> (String, String, i32) {
+        match invoke(args) {
+            Ok(Invocation::Exit {
+                stdout,
+                stderr,
+                code,
+            }) => (stdout, stderr, code),
+            other => panic!("expected Exit for {args:?}, got {other:?}"),
+        }
+    }
+
+    fn error(args: &[&str]) -> String {
+        match invoke(args) {
+            Err(e) => e,
+            other => panic!("expected an error for {args:?}, got {other:?}"),
+        }
+    }
+
+    /// Writes `text` to a fresh file and returns its path.
+    fn config_file(name: &str, text: &str) -> String {
+        let dir =
+            std::env::temp_dir().join(format!("percore-invocation-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        let path = dir.join(name);
+        std::fs::write(&path, text).expect("write config");
+        path.display().to_string()
+    }
+
+    #[test]
+    fn no_arguments_runs_with_defaults() {
+        assert_eq!(run(&[]), Options::default());
+    }
+
+    #[test]
+    fn version_and_help() {
+        let version = cli::version_line();
+        assert_eq!(exit(&["-v"]), (version.clone(), String::new(), 0));
+        assert_eq!(exit(&["--version"]), (version.clone(), String::new(), 0));
+        assert_eq!(exit(&["version"]), (version.clone(), String::new(), 0));
+        assert_eq!(exit(&["-p", "1", "VERSION"]), (version, String::new(), 0));
+        let usage = cli::usage();
+        assert_eq!(exit(&["-h"]), (usage.clone(), String::new(), 0));
+        assert_eq!(exit(&["--help"]), (usage.clone(), String::new(), 0));
+        assert_eq!(
+            exit(&["help", "-p", "1"]),
+            (usage.clone(), String::new(), 0)
+        );
+        // Help and version win over flags percore refuses.
+        assert_eq!(exit(&["-m", "8222", "-h"]), (usage, String::new(), 0));
+    }
+
+    #[test]
+    fn bad_flags_print_usage_and_exit_zero_like_nats_server() {
+        let usage = cli::usage();
+        assert_eq!(
+            exit(&["-bogusflag"]),
+            (
+                usage.clone(),
+                "flag provided but not defined: -bogusflag\n".to_string(),
+                0
+            )
+        );
+        assert_eq!(
+            exit(&["-p", "abc"]),
+            (
+                usage.clone(),
+                "invalid value \"abc\" for flag -p: parse error\n".to_string(),
+                0
+            )
+        );
+        assert_eq!(
+            exit(&["-p"]),
+            (usage, "flag needs an argument: -p\n".to_string(), 0)
+        );
+    }
+
+    #[test]
+    fn command_line_errors() {
+        assert_eq!(error(&["foo"]), "unrecognized command: \"foo\"");
+        assert_eq!(
+            error(&["-m", "8222"]),
+            "flag -m is not supported yet by percore"
+        );
+        assert_eq!(
+            error(&["--http_port=8222"]),
+            "flag -http_port is not supported yet by percore"
+        );
+        assert_eq!(
+            error(&["--tls"]),
+            "flag -tls is not supported yet by percore"
+        );
+        assert_eq!(error(&["-js"]), "flag -js is not supported yet by percore");
+        assert_eq!(
+            error(&["--signal", "quit"]),
+            "flag -signal is not supported yet by percore"
+        );
+        assert_eq!(
+            error(&["-p", "70000"]),
+            "port 70000 is out of range (use 1-65535, or -1 for a random port)"
+        );
+        assert_eq!(
+            error(&["--shards", "-2"]),
+            "invalid value -2 for --shards: must be 0 or more"
+        );
+        assert_eq!(
+            error(&["-t"]),
+            "must specify [-c, --config] option to check configuration file syntax"
+        );
+        assert_eq!(
+            error(&["-c", "/nonexistent/percore.conf"]),
+            "open /nonexistent/percore.conf: no such file or directory"
+        );
+    }
+
+    #[test]
+    fn flags_set_options() {
+        let opts = run(&[
+            "-a",
+            "127.0.0.1",
+            "-port",
+            "4333",
+            "-n",
+            "n1",
+            "-l",
+            "p.log",
+            "-P",
+            "p.pid",
+            "-T=false",
+            "-DV",
+            "--shards",
+            "3",
+            "--pin",
+        ]);
+        let expected = Options {
+            host: "127.0.0.1".into(),
+            port: 4333,
+            server_name: Some("n1".into()),
+            logfile: Some("p.log".into()),
+            pidfile: Some("p.pid".into()),
+            logtime: false,
+            debug: true,
+            trace: true,
+            shards: 3,
+            pin: true,
+            ..Options::default()
+        };
+        assert_eq!(opts, expected);
+        assert_eq!(run(&["-p", "-1"]).port, 0);
+        assert_eq!(run(&["-p", "0"]).port, 4222);
+        assert_eq!(run(&["-a", ""]).host, "0.0.0.0");
+    }
+
+    #[test]
+    fn flags_override_the_config_file() {
+        let path = config_file(
+            "override.conf",
+            "port: 4444\nhost: 10.0.0.1\nserver_name: from_file\ndebug: true\nlogtime: true\nmax_payload: 2MB\n",
+        );
+        let opts = run(&[
+            "-c",
+            &path,
+            "-p",
+            "14271",
+            "-n",
+            "from_flag",
+            "-D=false",
+            "-T=false",
+        ]);
+        assert_eq!(opts.port, 14271);
+        assert_eq!(opts.host, "10.0.0.1");
+        assert_eq!(opts.server_name.as_deref(), Some("from_flag"));
+        assert!(!opts.debug);
+        assert!(!opts.logtime);
+        assert_eq!(opts.max_payload, 2 * 1024 * 1024);
+        assert_eq!(opts.config_file, Some(PathBuf::from(&path)));
+        // Flag order relative to -c does not matter.
+        assert_eq!(run(&["--port=14272", "--config", &path]).port, 14272);
+        // Without flags the file's values stand.
+        assert_eq!(run(&["-c", &path]).port, 4444);
+    }
+
+    #[test]
+    fn environment_variables_reach_the_options() {
+        let path = config_file("env.conf", "port: $PERCORE_TEST_PORT\n");
+        assert_eq!(run(&["-c", &path]).port, 4555);
+    }
+
+    #[test]
+    fn test_flag() {
+        let path = config_file("valid.conf", "port: 4333\n");
+        assert_eq!(
+            exit(&["-c", &path, "-t"]),
+            (
+                String::new(),
+                format!("percore: configuration file {path} is valid\n"),
+                0
+            )
+        );
+        assert_eq!(
+            exit(&["-t=true", "--config", &path]),
+            (
+                String::new(),
+                format!("percore: configuration file {path} is valid\n"),
+                0
+            )
+        );
+        let path = config_file("invalid.conf", "port: 4333\nfoo_unknown: 1\n");
+        assert_eq!(
+            error(&["-c", &path, "-t"]),
+            format!("{path}:2:1: unknown field \"foo_unknown\"")
+        );
+        // Deprecation warnings fail -t (as in nats-server) but not a start.
+        let path = config_file("warning.conf", "ping_interval: 60\n");
+        let warning = format!(
+            "{path}:1:1: invalid use of field \"ping_interval\": ping_interval should be converted to a duration"
+        );
+        assert_eq!(error(&["-c", &path, "-t"]), warning);
+        let opts = run(&["-c", &path]);
+        assert_eq!(opts.ping_interval, Duration::from_secs(60));
+        assert_eq!(opts.config_warnings, [warning]);
+    }
+
+    #[test]
+    fn config_errors_carry_their_position() {
+        let path = config_file("syntax.conf", "port: 4333\nhost:\n");
+        assert_eq!(
+            error(&["-c", &path]),
+            format!("{path}:2:6: parse error: expected a value, found a new line")
+        );
+        let path = config_file(
+            "unsupported.conf",
+            "port: 4333\n  cluster { listen: 6222 }\n",
+        );
+        assert_eq!(
+            error(&["-c", &path]),
+            format!("{path}:2:3: \"cluster\" is not supported yet by percore")
+        );
+        let path = config_file("undefined.conf", "port: $NOPE_NOT_SET\n");
+        assert_eq!(
+            error(&["-c", &path]),
+            format!("{path}:1:7: variable reference for 'NOPE_NOT_SET' on line 1 can not be found")
+        );
+    }
+
+    #[test]
+    fn cross_field_rules() {
+        let path = config_file("payload.conf", "max_payload: 2MB\nmax_pending: 1MB\n");
+        assert_eq!(
+            error(&["-c", &path]),
+            "max_payload (2097152) cannot be higher than max_pending (1048576)"
+        );
+        assert_eq!(
+            error(&["-c", &path, "-t"]),
+            "max_payload (2097152) cannot be higher than max_pending (1048576)"
+        );
+        let path = config_file(
+            "lameduck.conf",
+            "lame_duck_duration: \"30s\"\nlame_duck_grace_period: \"30s\"\n",
+        );
+        assert_eq!(
+            error(&["-c", &path]),
+            "lame duck grace period (30s) should be strictly lower than lame duck duration (30s)"
+        );
+    }
+
+    #[test]
+    fn errors_become_exit_one() {
+        let err = ConfigError::new("x.conf:1:1: unknown field \"a\"");
+        assert_eq!(
+            err.into_exit(),
+            Invocation::Exit {
+                stdout: String::new(),
+                stderr: "percore: x.conf:1:1: unknown field \"a\"\n".to_string(),
+                code: 1,
+            }
+        );
+    }
+}

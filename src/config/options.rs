@@ -72,6 +72,10 @@ pub struct Options {
     /// Pin shard i to CPU i.
     pub pin: bool,
     pub placement: Placement,
+    /// Deprecation warnings from the config file (e.g. an integer
+    /// `ping_interval`), each `<file>:<line>:<col>: ...`; print them to
+    /// stderr at start-up as nats-server does.
+    pub config_warnings: Vec<String>,
 }
 
 impl Default for Options {
@@ -100,6 +104,7 @@ impl Default for Options {
             shards: 0,
             pin: false,
             placement: Placement::RoundRobin,
+            config_warnings: Vec::new(),
         }
     }
 }

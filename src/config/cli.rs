@@ -1,0 +1,576 @@
+//! The command line, with Go `flag` package rules because that is what
+//! nats-server uses and what client test suites pass to it: `-x` and `--x`
+//! are the same flag, values as `-p 4222`, `-p=4222` or `--port=4222`,
+//! booleans take no separate value (`-T=false` to turn one off), and parsing
+//! stops at the first non-flag argument or after `--`.
+//!
+//! clap is not used: it cannot treat `-port` as a long flag nor `-DV` as a
+//! flag of its own rather than `-D -V`.
+
+/// What a flag sets. Aliases (`-p`, `-port`) map to the same setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Setting {
+    Addr,
+    Port,
+    Name,
+    Config,
+    Test,
+    Log,
+    Logtime,
+    Debug,
+    Trace,
+    TraceVerbose,
+    DebugTrace,
+    DebugTraceVerbose,
+    Pid,
+    Help,
+    Version,
+    Shards,
+    Pin,
+}
+
+/// How a flag takes its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Bool,
+    Int,
+    Text,
+}
+
+const FLAGS: &[(&str, Setting, Kind)] = &[
+    ("a", Setting::Addr, Kind::Text),
+    ("addr", Setting::Addr, Kind::Text),
+    ("net", Setting::Addr, Kind::Text),
+    ("p", Setting::Port, Kind::Int),
+    ("port", Setting::Port, Kind::Int),
+    ("n", Setting::Name, Kind::Text),
+    ("name", Setting::Name, Kind::Text),
+    ("server_name", Setting::Name, Kind::Text),
+    ("c", Setting::Config, Kind::Text),
+    ("config", Setting::Config, Kind::Text),
+    ("t", Setting::Test, Kind::Bool),
+    ("l", Setting::Log, Kind::Text),
+    ("log", Setting::Log, Kind::Text),
+    ("T", Setting::Logtime, Kind::Bool),
+    ("logtime", Setting::Logtime, Kind::Bool),
+    ("D", Setting::Debug, Kind::Bool),
+    ("debug", Setting::Debug, Kind::Bool),
+    ("V", Setting::Trace, Kind::Bool),
+    ("trace", Setting::Trace, Kind::Bool),
+    ("VV", Setting::TraceVerbose, Kind::Bool),
+    ("DV", Setting::DebugTrace, Kind::Bool),
+    ("DVV", Setting::DebugTraceVerbose, Kind::Bool),
+    ("P", Setting::Pid, Kind::Text),
+    ("pid", Setting::Pid, Kind::Text),
+    ("h", Setting::Help, Kind::Bool),
+    ("help", Setting::Help, Kind::Bool),
+    ("v", Setting::Version, Kind::Bool),
+    ("version", Setting::Version, Kind::Bool),
+    ("shards", Setting::Shards, Kind::Int),
+    ("pin", Setting::Pin, Kind::Bool),
+];
+
+/// nats-server 2.9.10 flags whose feature percore lacks: parsed (so that the
+/// value of `-m 8222` is not mistaken for a command) and then refused.
+const NOT_SUPPORTED_YET: &[(&str, Kind)] = &[
+    ("m", Kind::Int),
+    ("http_port", Kind::Int),
+    ("ms", Kind::Int),
+    ("https_port", Kind::Int),
+    ("sl", Kind::Text),
+    ("signal", Kind::Text),
+    ("client_advertise", Kind::Text),
+    ("ports_file_dir", Kind::Text),
+    ("log_size_limit", Kind::Int),
+    ("s", Kind::Bool),
+    ("syslog", Kind::Bool),
+    ("r", Kind::Text),
+    ("remote_syslog", Kind::Text),
+    ("max_traced_msg_len", Kind::Int),
+    ("js", Kind::Bool),
+    ("jetstream", Kind::Bool),
+    ("sd", Kind::Text),
+    ("store_dir", Kind::Text),
+    ("user", Kind::Text),
+    ("pass", Kind::Text),
+    ("auth", Kind::Text),
+    ("tls", Kind::Bool),
+    ("tlscert", Kind::Text),
+    ("tlskey", Kind::Text),
+    ("tlsverify", Kind::Bool),
+    ("tlscacert", Kind::Text),
+    ("routes", Kind::Text),
+    ("cluster", Kind::Text),
+    ("cluster_listen", Kind::Text),
+    ("cluster_name", Kind::Text),
+    ("no_advertise", Kind::Bool),
+    ("cluster_advertise", Kind::Text),
+    ("connect_retries", Kind::Int),
+    ("profile", Kind::Int),
+    ("help_tls", Kind::Bool),
+];
+
+/// Everything the command line said. `None`: not given, keep the file's or
+/// the default value.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Flags {
+    pub host: Option<String>,
+    pub port: Option<i64>,
+    pub server_name: Option<String>,
+    pub config: Option<String>,
+    pub test: bool,
+    pub logfile: Option<String>,
+    pub logtime: Option<bool>,
+    pub debug: Option<bool>,
+    pub trace: Option<bool>,
+    pub pidfile: Option<String>,
+    pub help: bool,
+    pub version: bool,
+    pub shards: Option<i64>,
+    pub pin: Option<bool>,
+    /// The first recognised nats-server flag we do not implement, as `-name`.
+    pub unsupported: Option<String>,
+    /// Arguments after the flags (`version`, `help`, or a mistake).
+    pub positional: Vec<String>,
+}
+
+/// Parses `args` (without argv[0]). The error is Go's message
+/// (`flag provided but not defined: -x`), to be followed by the usage text.
+pub fn parse_flags(args: &[String]) -> Result<Flags, String> {
+    let mut flags = Flags::default();
+    let mut next = 0;
+    while let Some(arg) = args.get(next) {
+        if arg == "--" {
+            next += 1;
+            break;
+        }
+        // The first non-flag argument ends the flags.
+        let Some(body) = flag_body(arg)? else { break };
+        next += 1;
+        let (name, inline_value) = match body.split_once('=') {
+            Some((name, value)) => (name, Some(value)),
+            None => (body, None),
+        };
+        let kind =
+            kind_of(name).ok_or_else(|| format!("flag provided but not defined: -{name}"))?;
+        let value = match (kind, inline_value) {
+            (_, Some(value)) => value.to_string(),
+            (Kind::Bool, None) => "true".to_string(),
+            (_, None) => {
+                let value = args
+                    .get(next)
+                    .ok_or_else(|| format!("flag needs an argument: -{name}"))?;
+                next += 1;
+                value.clone()
+            }
+        };
+        set_flag(&mut flags, name, kind, &value)?;
+    }
+    flags.positional = args[next..].to_vec();
+    Ok(flags)
+}
+
+/// The flag name (and `=value`) without its one or two dashes; `None` if
+/// `arg` is not a flag.
+fn flag_body(arg: &str) -> Result<Option<&str>, String> {
+    if arg.len() < 2 || !arg.starts_with('-') {
+        return Ok(None);
+    }
+    let body = arg.strip_prefix("--").unwrap_or_else(|| &arg[1..]);
+    if body.is_empty() || body.starts_with('-') || body.starts_with('=') {
+        return Err(format!("bad flag syntax: {arg}"));
+    }
+    Ok(Some(body))
+}
+
+fn kind_of(name: &str) -> Option<Kind> {
+    FLAGS
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map(|(_, _, kind)| *kind)
+        .or_else(|| {
+            NOT_SUPPORTED_YET
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, kind)| *kind)
+        })
+}
+
+fn set_flag(flags: &mut Flags, name: &str, kind: Kind, value: &str) -> Result<(), String> {
+    let Some(setting) = FLAGS
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map(|(_, s, _)| *s)
+    else {
+        // Known to nats-server but not implemented: check its value the way
+        // nats-server would, then remember it for a clear error later.
+        parse_value(name, kind, value)?;
+        flags.unsupported.get_or_insert_with(|| format!("-{name}"));
+        return Ok(());
+    };
+    match (setting, parse_value(name, kind, value)?) {
+        (Setting::Addr, Parsed::Text(v)) => flags.host = Some(v),
+        (Setting::Port, Parsed::Int(v)) => flags.port = Some(v),
+        (Setting::Name, Parsed::Text(v)) => flags.server_name = Some(v),
+        (Setting::Config, Parsed::Text(v)) => flags.config = Some(v),
+        (Setting::Test, Parsed::Bool(v)) => flags.test = v,
+        (Setting::Log, Parsed::Text(v)) => flags.logfile = Some(v),
+        (Setting::Logtime, Parsed::Bool(v)) => flags.logtime = Some(v),
+        (Setting::Debug, Parsed::Bool(v)) => flags.debug = Some(v),
+        // percore has no system account, so verbose tracing is plain tracing.
+        (Setting::Trace | Setting::TraceVerbose, Parsed::Bool(v)) => flags.trace = Some(v),
+        (Setting::DebugTrace | Setting::DebugTraceVerbose, Parsed::Bool(v)) => {
+            flags.debug = Some(v);
+            flags.trace = Some(v);
+        }
+        (Setting::Pid, Parsed::Text(v)) => flags.pidfile = Some(v),
+        (Setting::Help, Parsed::Bool(v)) => flags.help = v,
+        (Setting::Version, Parsed::Bool(v)) => flags.version = v,
+        (Setting::Shards, Parsed::Int(v)) => flags.shards = Some(v),
+        (Setting::Pin, Parsed::Bool(v)) => flags.pin = Some(v),
+        // FLAGS pairs every setting with its kind; nothing else can occur.
+        (_, other) => return Err(format!("internal error: flag -{name} got {other:?}")),
+    }
+    Ok(())
+}
+
+#[derive(Debug)]
+enum Parsed {
+    Bool(bool),
+    Int(i64),
+    Text(String),
+}
+
+fn parse_value(name: &str, kind: Kind, value: &str) -> Result<Parsed, String> {
+    match kind {
+        Kind::Text => Ok(Parsed::Text(value.to_string())),
+        Kind::Bool => go_bool(value)
+            .map(Parsed::Bool)
+            .ok_or_else(|| format!("invalid boolean value \"{value}\" for -{name}: parse error")),
+        Kind::Int => go_int(value)
+            .map(Parsed::Int)
+            .map_err(|why| format!("invalid value \"{value}\" for flag -{name}: {why}")),
+    }
+}
+
+/// Go's `strconv.ParseBool`.
+fn go_bool(text: &str) -> Option<bool> {
+    match text {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// Go's `strconv.ParseInt(text, 0, 64)`: optional sign, then decimal, or
+/// `0x`/`0o`/`0b`/leading-`0` (octal) prefixes. Underscores are not accepted.
+fn go_int(text: &str) -> Result<i64, &'static str> {
+    let (negative, unsigned) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let lower = unsigned.to_ascii_lowercase();
+    let (radix, digits) = if let Some(d) = lower.strip_prefix("0x") {
+        (16, d)
+    } else if let Some(d) = lower.strip_prefix("0o") {
+        (8, d)
+    } else if let Some(d) = lower.strip_prefix("0b") {
+        (2, d)
+    } else if lower.len() > 1 && lower.starts_with('0') {
+        (8, &lower[1..])
+    } else {
+        (10, lower.as_str())
+    };
+    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
+        return Err("parse error");
+    }
+    let magnitude = u64::from_str_radix(digits, radix).map_err(|_| "value out of range")?;
+    let limit = if negative {
+        i64::MIN.unsigned_abs()
+    } else {
+        i64::MAX.unsigned_abs()
+    };
+    if magnitude > limit {
+        return Err("value out of range");
+    }
+    // magnitude <= 2^63 here, so the wrapping forms are exact.
+    Ok(if negative {
+        (magnitude as i64).wrapping_neg()
+    } else {
+        magnitude as i64
+    })
+}
+
+/// `percore: v0.1.0 (nats-server 2.9.10 compatible)`.
+pub fn version_line() -> String {
+    format!(
+        "percore: v{} (nats-server 2.9.10 compatible)\n",
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+/// The `--help` text, laid out like nats-server's so users find the same
+/// flags in the same places.
+pub fn usage() -> String {
+    "\
+Usage: percore [options]
+
+Server Options:
+    -a, --addr, --net <host>         Address to bind client connections to (default: 0.0.0.0)
+    -p, --port <port>                Port for client connections (default: 4222, -1 for a random one)
+    -n, --name
+        --server_name <server_name>  Name of this server (default: its generated id)
+    -P, --pid <file>                 Write the process id to this file
+    -c, --config <file>              Read options from this configuration file
+    -t                               Check the configuration file and exit
+
+Logging Options:
+    -l, --log <file>                 Log to this file instead of stderr
+    -T, --logtime                    Put a timestamp on log lines (default: true; -T=false to drop)
+    -D, --debug                      Log debug messages
+    -V, --trace                      Log every protocol operation
+    -VV                              Same as -V (there is no system account to trace)
+    -DV                              Same as -D -V
+    -DVV                             Same as -D -V
+
+percore Options:
+        --shards <n>                 Number of shards, one thread each (default: 0, one per CPU)
+        --pin                        Pin shard i to CPU i (default: false)
+
+Common Options:
+    -h, --help                       Print this text
+    -v, --version                    Print the version
+
+Flags are written with one dash or two (-port 4222, --port=4222). Options from
+the command line override those of the configuration file.
+
+Not supported yet (refused with an error): monitoring (-m, -ms), --signal,
+--client_advertise, --ports_file_dir, --log_size_limit, syslog (-s, -r),
+--max_traced_msg_len, JetStream (-js, -sd), authorization (--user, --pass,
+--auth), TLS (--tls*), clustering (--routes, --cluster*, --no_advertise,
+--connect_retries), --profile, --help_tls.
+"
+    .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags(args: &[&str]) -> Flags {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        match parse_flags(&args) {
+            Ok(flags) => flags,
+            Err(e) => panic!("unexpected error for {args:?}: {e}"),
+        }
+    }
+
+    fn flag_error(args: &[&str]) -> String {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        match parse_flags(&args) {
+            Ok(flags) => panic!("expected an error for {args:?}, got {flags:?}"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn port_spellings() {
+        for args in [
+            &["-p", "4333"][..],
+            &["-p=4333"],
+            &["--p", "4333"],
+            &["--p=4333"],
+            &["-port", "4333"],
+            &["-port=4333"],
+            &["--port", "4333"],
+            &["--port=4333"],
+        ] {
+            assert_eq!(flags(args).port, Some(4333), "{args:?}");
+        }
+        assert_eq!(flags(&["-p", "-1"]).port, Some(-1));
+        assert_eq!(flags(&["-p", "0x10"]).port, Some(16));
+        // The last occurrence wins.
+        assert_eq!(flags(&["-p", "1", "--port", "2"]).port, Some(2));
+    }
+
+    #[test]
+    fn string_flags_and_aliases() {
+        for name in ["-a", "--addr", "-net", "--net"] {
+            assert_eq!(
+                flags(&[name, "127.0.0.1"]).host.as_deref(),
+                Some("127.0.0.1")
+            );
+        }
+        for name in ["-n", "--name", "-server_name", "--server_name"] {
+            assert_eq!(flags(&[name, "n1"]).server_name.as_deref(), Some("n1"));
+        }
+        for name in ["-c", "--config", "-config"] {
+            assert_eq!(flags(&[name, "x.conf"]).config.as_deref(), Some("x.conf"));
+        }
+        for name in ["-l", "--log"] {
+            assert_eq!(flags(&[name, "p.log"]).logfile.as_deref(), Some("p.log"));
+        }
+        for name in ["-P", "--pid"] {
+            assert_eq!(flags(&[name, "p.pid"]).pidfile.as_deref(), Some("p.pid"));
+        }
+        // A value may itself start with a dash or contain '='.
+        assert_eq!(flags(&["-n", "-odd"]).server_name.as_deref(), Some("-odd"));
+        assert_eq!(flags(&["-n=a=b"]).server_name.as_deref(), Some("a=b"));
+        assert_eq!(flags(&["-n="]).server_name.as_deref(), Some(""));
+    }
+
+    #[test]
+    fn boolean_flags() {
+        let f = flags(&["-D"]);
+        assert_eq!((f.debug, f.trace), (Some(true), None));
+        let f = flags(&["--debug", "--trace"]);
+        assert_eq!((f.debug, f.trace), (Some(true), Some(true)));
+        let f = flags(&["-V"]);
+        assert_eq!((f.debug, f.trace), (None, Some(true)));
+        let f = flags(&["-VV"]);
+        assert_eq!((f.debug, f.trace), (None, Some(true)));
+        let f = flags(&["-DV"]);
+        assert_eq!((f.debug, f.trace), (Some(true), Some(true)));
+        let f = flags(&["--DVV"]);
+        assert_eq!((f.debug, f.trace), (Some(true), Some(true)));
+        let f = flags(&["-DV", "-DV=false"]);
+        assert_eq!((f.debug, f.trace), (Some(false), Some(false)));
+        assert_eq!(flags(&["-T=false"]).logtime, Some(false));
+        assert_eq!(flags(&["--logtime=0"]).logtime, Some(false));
+        assert_eq!(flags(&["-T"]).logtime, Some(true));
+        assert_eq!(flags(&["-T=F"]).logtime, Some(false));
+        assert!(flags(&["-t"]).test);
+        assert!(flags(&["-h"]).help && flags(&["--help"]).help);
+        assert!(flags(&["-v"]).version && flags(&["--version"]).version);
+        // A boolean flag does not take the next argument as its value.
+        let f = flags(&["-D", "false"]);
+        assert_eq!(f.debug, Some(true));
+        assert_eq!(f.positional, ["false"]);
+    }
+
+    #[test]
+    fn percore_flags() {
+        let f = flags(&["--shards", "4", "--pin"]);
+        assert_eq!((f.shards, f.pin), (Some(4), Some(true)));
+        let f = flags(&["-shards=2", "-pin=false"]);
+        assert_eq!((f.shards, f.pin), (Some(2), Some(false)));
+    }
+
+    #[test]
+    fn positional_arguments_end_the_flags() {
+        let f = flags(&["-p", "1", "version", "-p", "2"]);
+        assert_eq!(f.port, Some(1));
+        assert_eq!(f.positional, ["version", "-p", "2"]);
+        let f = flags(&["--", "-p", "2"]);
+        assert_eq!(f.port, None);
+        assert_eq!(f.positional, ["-p", "2"]);
+        let f = flags(&["-"]);
+        assert_eq!(f.positional, ["-"]);
+        assert_eq!(flags(&[]), Flags::default());
+    }
+
+    #[test]
+    fn unsupported_flags_are_recorded_with_their_values() {
+        let f = flags(&["-m", "8222", "-p", "1"]);
+        assert_eq!(f.unsupported.as_deref(), Some("-m"));
+        assert_eq!(f.port, Some(1));
+        assert!(f.positional.is_empty());
+        let f = flags(&["--tls", "--user=a", "-js"]);
+        assert_eq!(f.unsupported.as_deref(), Some("-tls"));
+        assert_eq!(
+            flag_error(&["--http_port", "x"]),
+            "invalid value \"x\" for flag -http_port: parse error"
+        );
+        for (name, kind) in NOT_SUPPORTED_YET {
+            let args: Vec<&str> = match kind {
+                Kind::Bool => vec![name],
+                Kind::Int => vec![name, "1"],
+                Kind::Text => vec![name, "x"],
+            };
+            let dashed = format!("--{name}");
+            let mut args_dashed = args.clone();
+            args_dashed[0] = &dashed;
+            let f = flags(&args_dashed);
+            assert_eq!(f.unsupported, Some(format!("-{name}")));
+            assert!(f.positional.is_empty(), "{name}");
+        }
+    }
+
+    #[test]
+    fn go_flag_errors() {
+        assert_eq!(
+            flag_error(&["-bogusflag"]),
+            "flag provided but not defined: -bogusflag"
+        );
+        assert_eq!(
+            flag_error(&["--bogus=1"]),
+            "flag provided but not defined: -bogus"
+        );
+        assert_eq!(flag_error(&["-p"]), "flag needs an argument: -p");
+        assert_eq!(flag_error(&["--config"]), "flag needs an argument: -config");
+        assert_eq!(
+            flag_error(&["-p", "abc"]),
+            "invalid value \"abc\" for flag -p: parse error"
+        );
+        assert_eq!(
+            flag_error(&["-p", "99999999999999999999"]),
+            "invalid value \"99999999999999999999\" for flag -p: value out of range"
+        );
+        assert_eq!(
+            flag_error(&["-T=maybe"]),
+            "invalid boolean value \"maybe\" for -T: parse error"
+        );
+        assert_eq!(flag_error(&["---p", "1"]), "bad flag syntax: ---p");
+        assert_eq!(flag_error(&["-=x"]), "bad flag syntax: -=x");
+        // Parsing stops at the first error.
+        assert_eq!(
+            flag_error(&["-v", "-bogus", "-x"]),
+            "flag provided but not defined: -bogus"
+        );
+    }
+
+    #[test]
+    fn go_integer_syntax() {
+        assert_eq!(go_int("4222"), Ok(4222));
+        assert_eq!(go_int("+5"), Ok(5));
+        assert_eq!(go_int("-1"), Ok(-1));
+        assert_eq!(go_int("0x1F"), Ok(31));
+        assert_eq!(go_int("0o17"), Ok(15));
+        assert_eq!(go_int("017"), Ok(15));
+        assert_eq!(go_int("0b101"), Ok(5));
+        assert_eq!(go_int("0"), Ok(0));
+        assert_eq!(go_int("-9223372036854775808"), Ok(i64::MIN));
+        assert_eq!(go_int("9223372036854775808"), Err("value out of range"));
+        assert_eq!(go_int(""), Err("parse error"));
+        assert_eq!(go_int("-"), Err("parse error"));
+        assert_eq!(go_int("0x"), Err("parse error"));
+        assert_eq!(go_int("08"), Err("parse error"));
+        assert_eq!(go_int("1_000"), Err("parse error"));
+        assert_eq!(go_int(" 1"), Err("parse error"));
+    }
+
+    #[test]
+    fn usage_lists_every_supported_flag() {
+        let text = usage();
+        for (name, _, _) in FLAGS {
+            let dashed = if name.len() == 1 || name.chars().all(|c| c.is_ascii_uppercase()) {
+                format!("-{name}")
+            } else {
+                format!("--{name}")
+            };
+            assert!(text.contains(&dashed), "usage lacks {dashed}");
+        }
+        assert!(text.starts_with("Usage: percore [options]\n"));
+        for section in ["Server Options:", "Logging Options:", "percore Options:"] {
+            assert!(text.contains(section), "usage lacks {section}");
+        }
+        assert_eq!(
+            version_line(),
+            format!(
+                "percore: v{} (nats-server 2.9.10 compatible)\n",
+                env!("CARGO_PKG_VERSION")
+            )
+        );
+    }
+}

@@ -1,0 +1,771 @@
+//! Applies a parsed config file (see `conf`) to [`Options`]: the top-level
+//! keys percore implements, nats-server's value rules for them, and a clear
+//! refusal of every nats-server key whose feature percore does not have yet
+//! (a silently ignored `authorization` block would be a security hole).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::conf::{Entry, Map, Value};
+use super::duration::{format_go_duration, parse_go_duration};
+use super::error::ConfigError;
+use super::options::{self, Options};
+
+/// Keys nats-server 2.9.10 understands at the top level but percore does not
+/// implement yet. Lower case, as nats-server compares keys case-insensitively.
+const NOT_SUPPORTED_YET: &[&str] = &[
+    "client_advertise",
+    "trace_verbose",
+    "mappings",
+    "maps",
+    "disable_sublist_cache",
+    "no_sublist_cache",
+    "accounts",
+    "authorization",
+    "http",
+    "https",
+    "http_port",
+    "monitor_port",
+    "https_port",
+    "http_base_path",
+    "cluster",
+    "gateway",
+    "leaf",
+    "leafnodes",
+    "store_dir",
+    "storedir",
+    "jetstream",
+    "logfile_size_limit",
+    "log_size_limit",
+    "syslog",
+    "remote_syslog",
+    "ports_file_dir",
+    "prof_port",
+    "max_traced_msg_len",
+    "max_sub_tokens",
+    "max_subscription_tokens",
+    "tls",
+    "ocsp",
+    "allow_non_tls",
+    "operator",
+    "operators",
+    "roots",
+    "root",
+    "root_operators",
+    "root_operator",
+    "resolver",
+    "account_resolver",
+    "accounts_resolver",
+    "resolver_tls",
+    "resolver_preload",
+    "resolver_pinned_accounts",
+    "no_auth_user",
+    "system_account",
+    "system",
+    "no_system_account",
+    "no_system",
+    "no_sys_acc",
+    "trusted",
+    "trusted_keys",
+    "connect_error_reports",
+    "reconnect_error_reports",
+    "websocket",
+    "ws",
+    "mqtt",
+    "server_tags",
+    "default_js_domain",
+];
+
+/// nats-server's minimum for `lame_duck_duration`.
+const MIN_LAME_DUCK_DURATION: Duration = Duration::from_secs(30);
+
+/// Applies every top-level entry of `config` to `opts`, in file order (a
+/// later key wins). Returns the warnings nats-server would print at start-up
+/// (each `<file>:<line>:<col>: ...`); `-t` treats them as errors, as
+/// nats-server does.
+pub fn apply_config(config: &Map, opts: &mut Options) -> Result<Vec<String>, ConfigError> {
+    let mut warnings = Vec::new();
+    for entry in config.entries() {
+        apply_entry(entry, opts, &mut warnings)?;
+    }
+    Ok(warnings)
+}
+
+fn apply_entry(
+    entry: &Entry,
+    opts: &mut Options,
+    warnings: &mut Vec<String>,
+) -> Result<(), ConfigError> {
+    let key = entry.key.to_ascii_lowercase();
+    match key.as_str() {
+        "listen" => apply_listen(entry, opts)?,
+        "port" => opts.port = port_value(entry, integer(entry)?)?,
+        "host" | "net" => opts.host = host_value(string(entry)?),
+        "server_name" => opts.server_name = non_empty(string(entry)?),
+        "debug" => opts.debug = boolean(entry)?,
+        "trace" => opts.trace = boolean(entry)?,
+        "logtime" => opts.logtime = boolean(entry)?,
+        "no_header_support" => opts.no_header_support = boolean(entry)?,
+        "logfile" | "log_file" => opts.logfile = non_empty(string(entry)?).map(PathBuf::from),
+        "pidfile" | "pid_file" => opts.pidfile = non_empty(string(entry)?).map(PathBuf::from),
+        "max_payload" => {
+            opts.max_payload = limit_i32(entry, options::DEFAULT_MAX_PAYLOAD)?;
+        }
+        "max_control_line" => {
+            opts.max_control_line = limit_i32(entry, options::DEFAULT_MAX_CONTROL_LINE)?;
+        }
+        "max_pending" => opts.max_pending = max_pending(entry)?,
+        "max_connections" | "max_conn" => opts.max_connections = max_connections(entry)?,
+        "max_subscriptions" | "max_subs" => {
+            // nats-server treats zero and negative values as "no limit".
+            opts.max_subscriptions = usize::try_from(integer(entry)?).unwrap_or(0);
+        }
+        "ping_interval" => {
+            opts.ping_interval =
+                lenient_duration(entry, warnings)?.unwrap_or(options::DEFAULT_PING_INTERVAL);
+        }
+        "write_deadline" => {
+            opts.write_deadline =
+                lenient_duration(entry, warnings)?.unwrap_or(options::DEFAULT_WRITE_DEADLINE);
+        }
+        "ping_max" => opts.ping_max = ping_max(entry)?,
+        "lame_duck_duration" => opts.lame_duck_duration = lame_duck_duration(entry)?,
+        "lame_duck_grace_period" => opts.lame_duck_grace_period = lame_duck_grace_period(entry)?,
+        "shards" => opts.shards = shards(entry)?,
+        "pin" => opts.pin = boolean(entry)?,
+        _ if NOT_SUPPORTED_YET.contains(&key.as_str()) => {
+            return Err(ConfigError::at(
+                &entry.key_pos,
+                format!("\"{}\" is not supported yet by percore", entry.key),
+            ));
+        }
+        // A key that only serves as a `$variable` is fine (nats-server too).
+        _ if entry.used_as_variable => {}
+        _ => {
+            return Err(ConfigError::at(
+                &entry.key_pos,
+                format!("unknown field \"{}\"", entry.key),
+            ));
+        }
+    }
+    Ok(())
+}
+
+// ---- typed access ----------------------------------------------------------
+
+/// nats-server points value errors at the key, so do we.
+fn wrong_type(entry: &Entry, expected: &str) -> ConfigError {
+    ConfigError::at(
+        &entry.key_pos,
+        format!(
+            "invalid value for \"{}\": expected {expected}, got {}",
+            entry.key,
+            entry.node.value.kind()
+        ),
+    )
+}
+
+fn integer(entry: &Entry) -> Result<i64, ConfigError> {
+    match entry.node.value {
+        Value::Integer(n) => Ok(n),
+        _ => Err(wrong_type(entry, "an integer")),
+    }
+}
+
+fn string(entry: &Entry) -> Result<&str, ConfigError> {
+    match &entry.node.value {
+        Value::String(s) => Ok(s),
+        _ => Err(wrong_type(entry, "a string")),
+    }
+}
+
+fn boolean(entry: &Entry) -> Result<bool, ConfigError> {
+    match entry.node.value {
+        Value::Bool(b) => Ok(b),
+        _ => Err(wrong_type(entry, "a boolean")),
+    }
+}
+
+fn non_empty(text: &str) -> Option<String> {
+    (!text.is_empty()).then(|| text.to_string())
+}
+
+/// An empty host means the default, as in nats-server.
+pub fn host_value(text: &str) -> String {
+    if text.is_empty() {
+        options::DEFAULT_HOST.to_string()
+    } else {
+        text.to_string()
+    }
+}
+
+fn out_of_range(entry: &Entry, what: impl std::fmt::Display) -> ConfigError {
+    ConfigError::at(&entry.key_pos, what)
+}
+
+// ---- individual keys -------------------------------------------------------
+
+/// nats-server's port convention: -1 picks a free port (our 0), 0 means the
+/// default port.
+pub fn port_number(port: i64) -> Result<u16, String> {
+    match port {
+        -1 => Ok(0),
+        0 => Ok(options::DEFAULT_PORT),
+        1..=65535 => Ok(port as u16), // range checked by the pattern
+        _ => Err(format!(
+            "port {port} is out of range (use 1-65535, or -1 for a random port)"
+        )),
+    }
+}
+
+fn port_value(entry: &Entry, port: i64) -> Result<u16, ConfigError> {
+    port_number(port).map_err(|e| out_of_range(entry, e))
+}
+
+/// `listen: 4222`, `listen: "host:port"`, `listen: ":4222"`, `[::1]:4222`.
+fn apply_listen(entry: &Entry, opts: &mut Options) -> Result<(), ConfigError> {
+    match &entry.node.value {
+        Value::Integer(port) => {
+            opts.port = port_value(entry, *port)?;
+        }
+        Value::String(text) => {
+            let (host, port_text) = split_host_port(text).ok_or_else(|| {
+                out_of_range(entry, format!("could not parse address string \"{text}\""))
+            })?;
+            let port: i64 = port_text.parse().map_err(|_| {
+                out_of_range(entry, format!("could not parse port \"{port_text}\""))
+            })?;
+            opts.port = port_value(entry, port)?;
+            opts.host = host_value(host);
+        }
+        _ => return Err(wrong_type(entry, "a port or host:port")),
+    }
+    Ok(())
+}
+
+/// Splits `host:port`; IPv6 hosts must be bracketed, as with Go's
+/// `net.SplitHostPort`.
+pub fn split_host_port(text: &str) -> Option<(&str, &str)> {
+    if let Some(rest) = text.strip_prefix('[') {
+        let (host, after) = rest.split_once(']')?;
+        let port = after.strip_prefix(':')?;
+        return (!port.contains(':')).then_some((host, port));
+    }
+    let (host, port) = text.rsplit_once(':')?;
+    if host.contains(':') || host.contains('[') || host.contains(']') {
+        return None;
+    }
+    Some((host, port))
+}
+
+/// `max_payload`, `max_control_line`: nats-server keeps them in an int32;
+/// zero means the default.
+fn limit_i32(entry: &Entry, default: usize) -> Result<usize, ConfigError> {
+    let n = integer(entry)?;
+    if n > i64::from(i32::MAX) {
+        return Err(out_of_range(
+            entry,
+            format!("{} value is too big", entry.key),
+        ));
+    }
+    non_negative_or_default(entry, n, default)
+}
+
+fn non_negative_or_default(entry: &Entry, n: i64, default: usize) -> Result<usize, ConfigError> {
+    match usize::try_from(n) {
+        Ok(0) => Ok(default),
+        Ok(v) => Ok(v),
+        Err(_) => Err(out_of_range(
+            entry,
+            format!("{} value can not be negative", entry.key),
+        )),
+    }
+}
+
+fn max_pending(entry: &Entry) -> Result<usize, ConfigError> {
+    non_negative_or_default(entry, integer(entry)?, options::DEFAULT_MAX_PENDING)
+}
+
+/// Zero means the default; a negative value disables the limit, as in
+/// nats-server.
+fn max_connections(entry: &Entry) -> Result<usize, ConfigError> {
+    let n = integer(entry)?;
+    Ok(match usize::try_from(n) {
+        Ok(0) => options::DEFAULT_MAX_CONNECTIONS,
+        Ok(v) => v,
+        Err(_) => usize::MAX,
+    })
+}
+
+fn ping_max(entry: &Entry) -> Result<u32, ConfigError> {
+    let n = integer(entry)?;
+    if n > i64::from(u32::MAX) {
+        return Err(out_of_range(
+            entry,
+            format!("{} value is too big", entry.key),
+        ));
+    }
+    let n = non_negative_or_default(entry, n, options::DEFAULT_PING_MAX as usize)?;
+    Ok(u32::try_from(n).unwrap_or(u32::MAX))
+}
+
+fn shards(entry: &Entry) -> Result<usize, ConfigError> {
+    usize::try_from(integer(entry)?)
+        .map_err(|_| out_of_range(entry, format!("{} value can not be negative", entry.key)))
+}
+
+/// A Go duration string, as a non-negative `Duration`.
+fn duration_string(entry: &Entry, text: &str) -> Result<Duration, ConfigError> {
+    let nanos = parse_go_duration(text)
+        .map_err(|reason| out_of_range(entry, format!("error parsing {}: {reason}", entry.key)))?;
+    u64::try_from(nanos)
+        .map(Duration::from_nanos)
+        .map_err(|_| out_of_range(entry, format!("{} can not be negative", entry.key)))
+}
+
+/// `ping_interval`, `write_deadline`: a duration string, or (deprecated, with
+/// a warning) an integer number of seconds. `None` for zero: the default.
+fn lenient_duration(
+    entry: &Entry,
+    warnings: &mut Vec<String>,
+) -> Result<Option<Duration>, ConfigError> {
+    let duration = match &entry.node.value {
+        Value::String(text) => duration_string(entry, text)?,
+        Value::Integer(seconds) => {
+            warnings.push(
+                ConfigError::at(
+                    &entry.key_pos,
+                    format!(
+                        "invalid use of field \"{key}\": {key} should be converted to a duration",
+                        key = entry.key
+                    ),
+                )
+                .to_string(),
+            );
+            let seconds = u64::try_from(*seconds)
+                .map_err(|_| out_of_range(entry, format!("{} can not be negative", entry.key)))?;
+            Duration::from_secs(seconds)
+        }
+        _ => return Err(wrong_type(entry, "a duration such as \"10s\"")),
+    };
+    Ok((!duration.is_zero()).then_some(duration))
+}
+
+fn lame_duck_duration(entry: &Entry) -> Result<Duration, ConfigError> {
+    let text = match &entry.node.value {
+        Value::String(text) => text,
+        _ => return Err(wrong_type(entry, "a duration such as \"2m\"")),
+    };
+    let nanos = parse_go_duration(text).map_err(|reason| {
+        out_of_range(entry, format!("error parsing lame_duck_duration: {reason}"))
+    })?;
+    let duration = u64::try_from(nanos)
+        .map(Duration::from_nanos)
+        .unwrap_or_default();
+    if nanos < 0 || duration < MIN_LAME_DUCK_DURATION {
+        return Err(out_of_range(
+            entry,
+            format!(
+                "invalid lame_duck_duration of {}, minimum is 30 seconds",
+                format_go_duration(i128::from(nanos))
+            ),
+        ));
+    }
+    Ok(duration)
+}
+
+fn lame_duck_grace_period(entry: &Entry) -> Result<Duration, ConfigError> {
+    let text = match &entry.node.value {
+        Value::String(text) => text,
+        _ => return Err(wrong_type(entry, "a duration such as \"10s\"")),
+    };
+    let nanos = parse_go_duration(text).map_err(|reason| {
+        out_of_range(
+            entry,
+            format!("error parsing lame_duck_grace_period: {reason}"),
+        )
+    })?;
+    match u64::try_from(nanos) {
+        Ok(0) => Ok(options::DEFAULT_LAME_DUCK_GRACE_PERIOD),
+        Ok(n) => Ok(Duration::from_nanos(n)),
+        Err(_) => Err(out_of_range(
+            entry,
+            "invalid lame_duck_grace_period, needs to be positive",
+        )),
+    }
+}
+
+/// Checks that span several options, after the file and the flags are
+/// merged (nats-server does these when the server is created).
+pub fn validate(opts: &Options) -> Result<(), ConfigError> {
+    if opts.lame_duck_grace_period >= opts.lame_duck_duration {
+        return Err(ConfigError::new(format!(
+            "lame duck grace period ({}) should be strictly lower than lame duck duration ({})",
+            go_duration(opts.lame_duck_grace_period),
+            go_duration(opts.lame_duck_duration)
+        )));
+    }
+    if opts.max_payload > opts.max_pending {
+        return Err(ConfigError::new(format!(
+            "max_payload ({}) cannot be higher than max_pending ({})",
+            opts.max_payload, opts.max_pending
+        )));
+    }
+    Ok(())
+}
+
+fn go_duration(d: Duration) -> String {
+    format_go_duration(i128::try_from(d.as_nanos()).unwrap_or(i128::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::conf::parse_str;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    fn load(source: &str) -> Result<(Options, Vec<String>), String> {
+        let map = parse_str(source, "x.conf", &no_env).map_err(|e| e.to_string())?;
+        let mut opts = Options::default();
+        let warnings = apply_config(&map, &mut opts).map_err(|e| e.to_string())?;
+        Ok((opts, warnings))
+    }
+
+    fn load_ok(source: &str) -> Options {
+        match load(source) {
+            Ok((opts, warnings)) => {
+                assert!(warnings.is_empty(), "unexpected warnings {warnings:?}");
+                opts
+            }
+            Err(e) => panic!("unexpected error for {source:?}: {e}"),
+        }
+    }
+
+    fn load_err(source: &str) -> String {
+        match load(source) {
+            Ok((opts, _)) => panic!("expected an error for {source:?}, got {opts:?}"),
+            Err(e) => e,
+        }
+    }
+
+    const SEC: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn empty_file_keeps_the_defaults() {
+        assert_eq!(load_ok(""), Options::default());
+    }
+
+    #[test]
+    fn every_core_key() {
+        let opts = load_ok(
+            "port: 4333\nhost: 127.0.0.1\nserver_name: n1\nmax_payload: 2MB\nmax_pending: 128MB\n\
+             max_control_line: 8KB\nmax_connections: 100\nmax_subscriptions: 50\nping_interval: \"30s\"\n\
+             ping_max: 5\nwrite_deadline: \"1.5s\"\ndebug: true\ntrace: yes\nlogtime: off\n\
+             logfile: /var/log/p.log\npidfile: '/run/p.pid'\nlame_duck_duration: \"1m30s\"\n\
+             lame_duck_grace_period: \"20s\"\nno_header_support: true\nshards: 4\npin: true\n",
+        );
+        let expected = Options {
+            port: 4333,
+            host: "127.0.0.1".into(),
+            server_name: Some("n1".into()),
+            max_payload: 2 * 1024 * 1024,
+            max_pending: 128 * 1024 * 1024,
+            max_control_line: 8 * 1024,
+            max_connections: 100,
+            max_subscriptions: 50,
+            ping_interval: 30 * SEC,
+            ping_max: 5,
+            write_deadline: Duration::from_millis(1500),
+            debug: true,
+            trace: true,
+            logtime: false,
+            logfile: Some("/var/log/p.log".into()),
+            pidfile: Some("/run/p.pid".into()),
+            lame_duck_duration: 90 * SEC,
+            lame_duck_grace_period: 20 * SEC,
+            no_header_support: true,
+            shards: 4,
+            pin: true,
+            ..Options::default()
+        };
+        assert_eq!(opts, expected);
+    }
+
+    #[test]
+    fn aliases() {
+        let opts =
+            load_ok("net: 10.0.0.1\nmax_conn: 7\nmax_subs: 9\nlog_file: a.log\npid_file: a.pid");
+        assert_eq!(opts.host, "10.0.0.1");
+        assert_eq!(opts.max_connections, 7);
+        assert_eq!(opts.max_subscriptions, 9);
+        assert_eq!(opts.logfile, Some("a.log".into()));
+        assert_eq!(opts.pidfile, Some("a.pid".into()));
+        // Keys are case-insensitive, as in nats-server.
+        let opts = load_ok("PORT: 4333\nMax_Payload: 1KB");
+        assert_eq!(opts.port, 4333);
+        assert_eq!(opts.max_payload, 1024);
+    }
+
+    #[test]
+    fn listen_forms() {
+        let opts = load_ok("listen: 127.0.0.1:4333");
+        assert_eq!((opts.host.as_str(), opts.port), ("127.0.0.1", 4333));
+        let opts = load_ok("listen: \"localhost:4334\"");
+        assert_eq!((opts.host.as_str(), opts.port), ("localhost", 4334));
+        let opts = load_ok("host: 10.1.1.1\nlisten: 4335");
+        assert_eq!((opts.host.as_str(), opts.port), ("10.1.1.1", 4335));
+        let opts = load_ok("listen: \":4336\"");
+        assert_eq!((opts.host.as_str(), opts.port), ("0.0.0.0", 4336));
+        let opts = load_ok("listen: :4337");
+        assert_eq!((opts.host.as_str(), opts.port), ("0.0.0.0", 4337));
+        let opts = load_ok("listen: \"[::1]:4338\"");
+        assert_eq!((opts.host.as_str(), opts.port), ("::1", 4338));
+        let opts = load_ok("listen: 127.0.0.1:-1");
+        assert_eq!(opts.port, 0);
+        // A later key wins.
+        let opts = load_ok("listen: 1.2.3.4:5000\nport: 6000");
+        assert_eq!((opts.host.as_str(), opts.port), ("1.2.3.4", 6000));
+        assert_eq!(
+            load_err("listen: \"abc\""),
+            "x.conf:1:1: could not parse address string \"abc\""
+        );
+        assert_eq!(
+            load_err("listen: \"::1:4222\""),
+            "x.conf:1:1: could not parse address string \"::1:4222\""
+        );
+        assert_eq!(
+            load_err("listen: \"h:abc\""),
+            "x.conf:1:1: could not parse port \"abc\""
+        );
+        assert_eq!(
+            load_err("listen: true"),
+            "x.conf:1:1: invalid value for \"listen\": expected a port or host:port, got a boolean"
+        );
+    }
+
+    #[test]
+    fn port_conventions() {
+        assert_eq!(load_ok("port: -1").port, 0);
+        assert_eq!(load_ok("port: 0").port, 4222);
+        assert_eq!(load_ok("port: 65535").port, 65535);
+        assert_eq!(
+            load_err("port: 65536"),
+            "x.conf:1:1: port 65536 is out of range (use 1-65535, or -1 for a random port)"
+        );
+        assert_eq!(
+            load_err("port: -2"),
+            "x.conf:1:1: port -2 is out of range (use 1-65535, or -1 for a random port)"
+        );
+    }
+
+    #[test]
+    fn zero_means_default() {
+        let opts = load_ok(
+            "max_payload: 0\nmax_pending: 0\nmax_control_line: 0\nmax_connections: 0\nping_max: 0\n\
+             ping_interval: \"0s\"\nwrite_deadline: \"0\"\nlame_duck_grace_period: \"0s\"\nhost: \"\"\nserver_name: \"\"",
+        );
+        assert_eq!(opts, Options::default());
+    }
+
+    #[test]
+    fn limits() {
+        assert_eq!(load_ok("max_connections: -1").max_connections, usize::MAX);
+        assert_eq!(load_ok("max_subscriptions: -1").max_subscriptions, 0);
+        assert_eq!(
+            load_ok("max_payload: 2147483647").max_payload,
+            2_147_483_647
+        );
+        assert_eq!(
+            load_err("max_payload: 2147483648"),
+            "x.conf:1:1: max_payload value is too big"
+        );
+        assert_eq!(
+            load_err("max_control_line: 4GB"),
+            "x.conf:1:1: max_control_line value is too big"
+        );
+        assert_eq!(
+            load_err("max_payload: -5"),
+            "x.conf:1:1: max_payload value can not be negative"
+        );
+        assert_eq!(
+            load_err("max_pending: -1"),
+            "x.conf:1:1: max_pending value can not be negative"
+        );
+        assert_eq!(
+            load_err("ping_max: -1"),
+            "x.conf:1:1: ping_max value can not be negative"
+        );
+        assert_eq!(
+            load_err("ping_max: 5000000000"),
+            "x.conf:1:1: ping_max value is too big"
+        );
+        assert_eq!(
+            load_err("shards: -1"),
+            "x.conf:1:1: shards value can not be negative"
+        );
+    }
+
+    #[test]
+    fn durations() {
+        let opts = load_ok("ping_interval: \"2m\"\nwrite_deadline: \"500ms\"");
+        assert_eq!(opts.ping_interval, 120 * SEC);
+        assert_eq!(opts.write_deadline, Duration::from_millis(500));
+        let opts = load_ok("ping_interval: \"1h30m\"");
+        assert_eq!(opts.ping_interval, 5400 * SEC);
+        assert_eq!(
+            load_err("write_deadline: \"abc\""),
+            "x.conf:1:1: error parsing write_deadline: time: invalid duration \"abc\""
+        );
+        assert_eq!(
+            load_err("ping_interval: \"10\""),
+            "x.conf:1:1: error parsing ping_interval: time: missing unit in duration \"10\""
+        );
+        assert_eq!(
+            load_err("ping_interval: \"-1s\""),
+            "x.conf:1:1: ping_interval can not be negative"
+        );
+        assert_eq!(
+            load_err("ping_interval: true"),
+            "x.conf:1:1: invalid value for \"ping_interval\": expected a duration such as \"10s\", got a boolean"
+        );
+    }
+
+    #[test]
+    fn integer_seconds_are_accepted_with_a_warning() {
+        let (opts, warnings) = load("ping_interval: 60\nwrite_deadline: 3").expect("load");
+        assert_eq!(opts.ping_interval, 60 * SEC);
+        assert_eq!(opts.write_deadline, 3 * SEC);
+        assert_eq!(
+            warnings,
+            [
+                "x.conf:1:1: invalid use of field \"ping_interval\": ping_interval should be converted to a duration",
+                "x.conf:2:1: invalid use of field \"write_deadline\": write_deadline should be converted to a duration",
+            ]
+        );
+    }
+
+    #[test]
+    fn lame_duck_rules() {
+        assert_eq!(
+            load_ok("lame_duck_duration: \"30s\"").lame_duck_duration,
+            30 * SEC
+        );
+        assert_eq!(
+            load_err("lame_duck_duration: \"10s\""),
+            "x.conf:1:1: invalid lame_duck_duration of 10s, minimum is 30 seconds"
+        );
+        assert_eq!(
+            load_err("lame_duck_duration: \"29.5s\""),
+            "x.conf:1:1: invalid lame_duck_duration of 29.5s, minimum is 30 seconds"
+        );
+        assert_eq!(
+            load_err("lame_duck_duration: \"-1m\""),
+            "x.conf:1:1: invalid lame_duck_duration of -1m0s, minimum is 30 seconds"
+        );
+        assert_eq!(
+            load_err("lame_duck_duration: 60"),
+            "x.conf:1:1: invalid value for \"lame_duck_duration\": expected a duration such as \"2m\", got an integer"
+        );
+        assert_eq!(
+            load_err("lame_duck_duration: \"x\""),
+            "x.conf:1:1: error parsing lame_duck_duration: time: invalid duration \"x\""
+        );
+        assert_eq!(
+            load_err("lame_duck_grace_period: \"-1s\""),
+            "x.conf:1:1: invalid lame_duck_grace_period, needs to be positive"
+        );
+        assert_eq!(
+            load_err("lame_duck_grace_period: \"1y\""),
+            "x.conf:1:1: error parsing lame_duck_grace_period: time: unknown unit \"y\" in duration \"1y\""
+        );
+    }
+
+    #[test]
+    fn type_errors_point_at_the_key() {
+        let cases: &[(&str, &str)] = &[
+            ("port: \"abc\"", "x.conf:1:1: invalid value for \"port\": expected an integer, got a string"),
+            ("port = 1\n  debug: 1", "x.conf:2:3: invalid value for \"debug\": expected a boolean, got an integer"),
+            ("server_name: 5", "x.conf:1:1: invalid value for \"server_name\": expected a string, got an integer"),
+            ("max_connections: 1.5", "x.conf:1:1: invalid value for \"max_connections\": expected an integer, got a float"),
+            ("host: [a]", "x.conf:1:1: invalid value for \"host\": expected a string, got an array"),
+            ("logfile: {}", "x.conf:1:1: invalid value for \"logfile\": expected a string, got a map"),
+            ("pin: \"true\"", "x.conf:1:1: invalid value for \"pin\": expected a boolean, got a string"),
+            ("max_payload: 1x", "x.conf:1:1: invalid value for \"max_payload\": expected an integer, got a string"),
+            ("trace: 2020-01-01T00:00:00Z", "x.conf:1:1: invalid value for \"trace\": expected a boolean, got a datetime"),
+        ];
+        for (source, expected) in cases {
+            assert_eq!(&load_err(source), expected, "source: {source:?}");
+        }
+    }
+
+    #[test]
+    fn unsupported_features_are_refused() {
+        for key in NOT_SUPPORTED_YET {
+            assert_eq!(
+                load_err(&format!("port: 1\n{key}: 1")),
+                format!("x.conf:2:1: \"{key}\" is not supported yet by percore"),
+            );
+        }
+        assert_eq!(
+            load_err("authorization { token: secret }"),
+            "x.conf:1:1: \"authorization\" is not supported yet by percore"
+        );
+        assert_eq!(
+            load_err("TLS { cert_file: x }"),
+            "x.conf:1:1: \"TLS\" is not supported yet by percore"
+        );
+    }
+
+    #[test]
+    fn unknown_fields() {
+        assert_eq!(
+            load_err("port: 4222\nfoo_unknown: 1"),
+            "x.conf:2:1: unknown field \"foo_unknown\""
+        );
+        assert_eq!(
+            load_err("a { b { c = 1 } }"),
+            "x.conf:1:1: unknown field \"a\""
+        );
+        // A definition used as a variable is not an unknown field...
+        let opts = load_ok("PORT_VAR = 4333\nsize = 2MB\nport = $PORT_VAR\nmax_payload: $size");
+        assert_eq!((opts.port, opts.max_payload), (4333, 2 * 1024 * 1024));
+        // ...unless it is redefined after its use.
+        assert_eq!(
+            load_err("v = 1\nport = $v\nv = 2"),
+            "x.conf:3:1: unknown field \"v\""
+        );
+    }
+
+    #[test]
+    fn cross_field_checks() {
+        let mut opts = load_ok("max_payload: 2MB\nmax_pending: 1MB");
+        assert_eq!(
+            validate(&opts).map_err(|e| e.to_string()),
+            Err("max_payload (2097152) cannot be higher than max_pending (1048576)".to_string())
+        );
+        opts.max_pending = opts.max_payload;
+        assert_eq!(validate(&opts), Ok(()));
+        let opts = load_ok("lame_duck_duration: \"1m\"\nlame_duck_grace_period: \"2m\"");
+        assert_eq!(
+            validate(&opts).map_err(|e| e.to_string()),
+            Err("lame duck grace period (2m0s) should be strictly lower than lame duck duration (1m0s)"
+                .to_string())
+        );
+        assert_eq!(validate(&Options::default()), Ok(()));
+    }
+
+    #[test]
+    fn split_host_port_like_go() {
+        assert_eq!(split_host_port("h:1"), Some(("h", "1")));
+        assert_eq!(split_host_port(":1"), Some(("", "1")));
+        assert_eq!(split_host_port("[::1]:1"), Some(("::1", "1")));
+        assert_eq!(split_host_port("h:"), Some(("h", "")));
+        assert_eq!(split_host_port("h"), None);
+        assert_eq!(split_host_port("::1:1"), None);
+        assert_eq!(split_host_port("[::1]"), None);
+        assert_eq!(split_host_port("[::1]:1:2"), None);
+    }
+}
