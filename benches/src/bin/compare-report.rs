@@ -88,6 +88,9 @@ fn metrics_for(scenario_kind: &str) -> Vec<Metric> {
     }
 }
 
+/// One round of one scenario: (A summary, B summary, A cpu s, B cpu s).
+type Round = (Option<Value>, Option<Value>, Option<f64>, Option<f64>);
+
 fn median(v: &mut [f64]) -> f64 {
     if v.is_empty() {
         return f64::NAN;
@@ -153,7 +156,7 @@ fn main() -> ExitCode {
     let mut log_n = 0usize;
     let mut sub8k_mib: (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
     for scen in list.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        let mut rounds: Vec<(Option<Value>, Option<Value>, Option<f64>, Option<f64>)> = Vec::new();
+        let mut rounds: Vec<Round> = Vec::new();
         for r in 1.. {
             let pa = args.dir.join(format!("{scen}.a.{r}.json"));
             let pb = args.dir.join(format!("{scen}.b.{r}.json"));

@@ -108,7 +108,9 @@ fn run(server: &str, size: usize, duration: f64) -> io::Result<()> {
     let warm = Instant::now();
     // Half a second of warm-up, then measure.
     while warm.elapsed() < Duration::from_millis(500) {
-        sink.read(&mut buf)?;
+        if sink.read(&mut buf)? == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "relay closed"));
+        }
     }
     let t = Instant::now();
     let mut bytes: u64 = 0;
