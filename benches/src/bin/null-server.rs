@@ -85,7 +85,7 @@ fn serve(stream: TcpStream, flood: Option<usize>) -> io::Result<()> {
             let op = parts.next().unwrap_or(b"").to_ascii_uppercase();
             match op.as_slice() {
                 b"PUB" | b"HPUB" => {
-                    let last = parts.last().unwrap_or(b"");
+                    let last = parts.next_back().unwrap_or(b"");
                     let n: usize = std::str::from_utf8(last)
                         .ok()
                         .and_then(|s| s.parse().ok())
@@ -98,7 +98,7 @@ fn serve(stream: TcpStream, flood: Option<usize>) -> io::Result<()> {
                 b"SUB" => {
                     if let Some(size) = flood {
                         let subject = parts.next().unwrap_or(b"x").to_vec();
-                        let sid = parts.last().unwrap_or(b"1").to_vec();
+                        let sid = parts.next_back().unwrap_or(b"1").to_vec();
                         let w = writer.clone();
                         std::thread::spawn(move || flood_loop(w, &subject, &sid, size));
                     }
