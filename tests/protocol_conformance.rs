@@ -193,6 +193,38 @@ fn info_client_ids_are_consecutive_and_alternate_shards() {
     assert_eq!(server_ids.len(), 1, "one server_id for all shards");
 }
 
+#[test]
+#[ignore = "percore bug: under CPU contention a freshly started broker sometimes never accepts (connection stays in the listen backlog, both shards asleep in io_uring wait): no INFO ever"]
+fn every_broker_start_sends_info() {
+    // 8 threads x 4 sequential starts; each broker must send INFO to its first
+    // connection. Fails in a few percent of starts when the machine is busy.
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            std::thread::spawn(|| {
+                let mut failures = 0;
+                for _ in 0..4 {
+                    let broker = Broker::start();
+                    let mut stream = std::net::TcpStream::connect(broker.addr).expect("connect");
+                    stream
+                        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                        .expect("timeout");
+                    let mut buf = [0u8; 6];
+                    match std::io::Read::read_exact(&mut stream, &mut buf) {
+                        Ok(()) => assert_eq!(&buf, b"INFO {"),
+                        Err(_) => failures += 1,
+                    }
+                }
+                failures
+            })
+        })
+        .collect();
+    let failures: usize = threads.into_iter().map(|t| t.join().expect("thread")).sum();
+    assert_eq!(
+        failures, 0,
+        "brokers that never sent INFO within 5 s, out of 32"
+    );
+}
+
 // ---------------------------------------------------------------- CONNECT
 
 #[test]
@@ -905,6 +937,31 @@ fn invalid_subscribe_subjects() {
         b"SUB *.> 3\r\nPUB a.b 1\r\nx\r\n",
         b"+OK\r\n+OK\r\nMSG a.b 3 1\r\nx\r\n",
     );
+}
+
+#[test]
+fn sid_and_queue_names_are_opaque_tokens() {
+    let broker = Broker::start();
+    let (mut publisher, mut sub) = pair(&broker);
+    session(
+        &mut sub,
+        b"SUB foo abc-XYZ_1\r\nSUB bar g.* 7\r\nSUB done 9\r\n",
+        b"",
+    );
+    session(
+        &mut publisher,
+        b"PUB foo 1\r\na\r\nPUB bar 1\r\nb\r\nPUB done 0\r\n\r\n",
+        b"",
+    );
+    sub.expect(b"MSG foo abc-XYZ_1 1\r\na\r\nMSG bar 7 1\r\nb\r\nMSG done 9 0\r\n\r\n");
+    session(&mut sub, b"UNSUB abc-XYZ_1\r\n", b"");
+    session(
+        &mut publisher,
+        b"PUB foo 1\r\na\r\nPUB bar 1\r\nc\r\nPUB done 0\r\n\r\n",
+        b"",
+    );
+    sub.expect(b"MSG bar 7 1\r\nc\r\nMSG done 9 0\r\n\r\n");
+    session(&mut sub, b"", b"");
 }
 
 #[test]
