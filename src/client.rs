@@ -113,9 +113,11 @@ pub struct ClientConnection {
     pub first_ping_done: bool,
     /// The client published, (un)subscribed or pinged since the last ping check.
     pub active: bool,
-    /// Sequence number of this connection's latest interest change; a PING
-    /// after it is answered only once every shard has applied it.
-    pub interest_seq: u64,
+    /// Since its last PONG the client sent something to other shards (an
+    /// interest change or a message for remote subscribers): its next PONG
+    /// waits until every shard has applied what this shard sent so far, so
+    /// that PING/PONG keeps meaning "everything before it took effect".
+    pub forwarded: bool,
 
     pub closing: Option<CloseReason>,
 }

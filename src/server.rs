@@ -40,6 +40,10 @@ const STAGING_LOW_WATERMARK: usize = 16;
 const LISTEN_BACKLOG: i32 = 4096;
 /// How often each shard runs pings, deadlines and admin commands.
 const HOUSEKEEPING_PERIOD: Duration = Duration::from_millis(100);
+/// A reader yields to the shard's other tasks after this many units of work
+/// in a row: a socket that always has data ready would otherwise never
+/// yield, because a read that completes at once does not suspend.
+const UNITS_PER_TURN: u32 = 8;
 /// Longest gap between two lame-duck closes (as nats-server).
 const LAME_DUCK_MAX_CLOSE_GAP: Duration = Duration::from_secs(1);
 
@@ -132,7 +136,12 @@ pub fn start(options: Options) -> Result<RunningServer, String> {
         shard_count,
         pin: options.pin,
         spin_before_park: None,
-        preempt_timer: Duration::from_millis(2),
+        // glommio 0.9 parks an executor whose preempt timer expired before it
+        // ran its ready tasks (run_task_queues returns "nothing ran"); with
+        // nothing else armed, such a shard sleeps forever. A short timer
+        // makes that likely on a busy machine, so we keep glommio's 100 ms
+        // and bound each task's turn ourselves (`UNITS_PER_TURN`).
+        preempt_timer: Duration::from_millis(100),
     };
     let pool = ShardPool::start(&pool_config, move |shard| {
         let ports = lock(&ports)[shard].take();
@@ -253,13 +262,18 @@ async fn consume_ring(
     src: ShardId,
     receiver: shards::mesh::RingReceiver<ShardBatch>,
 ) {
+    let mut units_this_turn = 0;
     while let Some(batch) = receiver.recv().await {
         let adopted = ctx.broker.borrow_mut().apply_batch(src, batch);
         for (socket, client_id) in adopted {
             task::spawn(serve_client(ctx.clone(), socket, client_id)).detach();
         }
         ctx.end_of_work();
-        task::yield_if_needed().await;
+        units_this_turn += 1;
+        if units_this_turn >= UNITS_PER_TURN {
+            units_this_turn = 0;
+            task::yield_now().await;
+        }
     }
 }
 
@@ -340,6 +354,7 @@ async fn serve_client(ctx: Rc<ShardContext>, socket: HandOff, client_id: u64) {
     let mut parser = Parser::new(options.max_control_line, options.max_payload);
     let mut buffer = ReadBuffer::new();
     let mut close_reason = CloseReason::ClientClosed;
+    let mut units_this_turn = 0;
     'reading: loop {
         ctx.wait_for_ring_space().await;
         if ctx.broker.borrow().is_closing(key) {
@@ -367,15 +382,18 @@ async fn serve_client(ctx: Rc<ShardContext>, socket: HandOff, client_id: u64) {
                     }
                     break;
                 }
-                Next::Barrier(seq) => {
-                    // Send our interest change out, then answer the PING only
-                    // once every shard has applied it.
+                Next::Barrier => {
+                    // Send what this client caused out to the other shards,
+                    // then answer its PING only once they have applied it.
                     ctx.end_of_work();
-                    let barrier = ctx.broker.borrow().barrier();
+                    let (barrier, target) = {
+                        let broker = ctx.broker.borrow();
+                        (broker.barrier(), broker.barrier_target())
+                    };
                     barrier
                         .wait_until(|| {
                             let broker = ctx.broker.borrow();
-                            broker.interest_applied_everywhere(seq) || broker.is_closing(key)
+                            broker.barrier_reached(&target) || broker.is_closing(key)
                         })
                         .await;
                     ctx.broker.borrow_mut().send_pong(key);
@@ -387,7 +405,13 @@ async fn serve_client(ctx: Rc<ShardContext>, socket: HandOff, client_id: u64) {
             }
         }
         ctx.end_of_work();
-        task::yield_if_needed().await;
+        units_this_turn += 1;
+        if units_this_turn >= UNITS_PER_TURN {
+            units_this_turn = 0;
+            task::yield_now().await;
+        } else {
+            task::yield_if_needed().await;
+        }
     }
     ctx.broker.borrow_mut().begin_close(key, close_reason);
     writer.await;

@@ -31,15 +31,13 @@ impl Span {
 #[derive(Debug)]
 pub enum MeshItem {
     /// The sending shard's interest in (subject, queue) changed by `delta`.
-    /// `seq` numbers the sender's interest changes; the receiver acks it.
     Interest {
-        seq: u64,
         subject: Bytes,
         queue: Option<Bytes>,
         delta: i32,
     },
-    /// The receiver has applied every interest change up to `seq` of the
-    /// shard it sends this to.
+    /// The sender has applied every batch up to number `seq` that the
+    /// receiver of this item sent it.
     Ack { seq: u64 },
     /// A published message for the receiver's local subscriptions: every
     /// matching plain subscription, plus one member of each listed queue
@@ -58,6 +56,10 @@ pub enum MeshItem {
 /// One ring item.
 #[derive(Debug)]
 pub struct ShardBatch {
+    /// Batch number on the sending shard (increasing, with gaps per
+    /// destination), to be acked once applied; 0 for a batch of acks only,
+    /// which needs no ack (acks of acks would never end).
+    pub seq: u64,
     pub arena: Bytes,
     pub items: Vec<MeshItem>,
 }
@@ -115,6 +117,7 @@ impl BatchBuilder {
     /// Takes the batch, leaving the builder empty for the next unit of work.
     pub fn take(&mut self) -> ShardBatch {
         ShardBatch {
+            seq: 0,
             arena: std::mem::take(&mut self.arena).freeze(),
             items: std::mem::take(&mut self.items),
         }

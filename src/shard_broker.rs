@@ -51,9 +51,11 @@ const OUTBOUND_KEEP_CAPACITY: usize = 1024 * 1024;
 pub enum Next {
     /// Everything parseable was handled; read more bytes.
     NeedMore,
-    /// A PING must wait until every shard has applied interest change `seq`;
-    /// then call [`ShardBroker::send_pong`] and continue with the rest.
-    Barrier(u64),
+    /// A PING must wait until every peer has applied what this shard sent it:
+    /// flush, wait for [`ShardBroker::barrier_reached`] on the
+    /// [`ShardBroker::barrier_target`] taken after the flush, then call
+    /// [`ShardBroker::send_pong`] and continue with the rest of the input.
+    Barrier,
     /// The connection is closing; stop reading.
     Close,
 }
@@ -101,11 +103,13 @@ pub struct ShardBroker {
     outgoing: Vec<BatchBuilder>,
     /// Connections with queued output, flushed at the end of the unit of work.
     dirty: Vec<usize>,
-    /// Number of this shard's latest interest change.
-    interest_seq: u64,
-    /// Per peer: the highest of our interest changes it has applied.
+    /// Number of the latest batch this shard sent that needs an ack.
+    batch_seq: u64,
+    /// Per peer: number of the latest batch sent to it that needs an ack.
+    sent: Vec<u64>,
+    /// Per peer: the highest of our batches it has applied.
     acked: Vec<u64>,
-    /// Per peer: its highest interest change we applied and must ack (0: none).
+    /// Per peer: its highest batch we applied and must ack (0: none).
     ack_due: Vec<u64>,
     /// Woken when `acked` moves (PINGs waiting for the barrier).
     barrier: Rc<WaitList>,
@@ -127,7 +131,8 @@ impl ShardBroker {
             index: SubscriptionIndex::new(),
             outgoing: (0..shard_count).map(|_| BatchBuilder::default()).collect(),
             dirty: Vec::new(),
-            interest_seq: 0,
+            batch_seq: 0,
+            sent: vec![0; shard_count],
             acked: vec![0; shard_count],
             ack_due: vec![0; shard_count],
             barrier: Rc::new(WaitList::new()),
@@ -185,7 +190,7 @@ impl ShardBroker {
             next_ping: now + first_ping,
             first_ping_done: false,
             active: false,
-            interest_seq: 0,
+            forwarded: false,
             closing: None,
         });
         self.mark_dirty(key);
@@ -327,9 +332,8 @@ impl ShardBroker {
             ClientOp::Ping => {
                 let conn = &mut self.conns[key];
                 conn.active = true;
-                let seq = conn.interest_seq;
-                if !self.interest_applied_everywhere(seq) {
-                    return Next::Barrier(seq);
+                if conn.forwarded {
+                    return Next::Barrier;
                 }
                 self.send_pong(key);
                 Next::NeedMore
@@ -516,8 +520,7 @@ impl ShardBroker {
         });
         self.conns[key].subs.insert(sid.into(), sk);
         self.index.insert_local(&subject, queue.as_deref(), sk);
-        self.broadcast_interest(subject, queue, 1);
-        self.conns[key].interest_seq = self.interest_seq;
+        self.broadcast_interest(key, subject, queue, 1);
         if verbose {
             self.queue_bytes(key, OK);
         }
@@ -543,21 +546,24 @@ impl ShardBroker {
     pub fn send_pong(&mut self, key: usize) {
         if let Some(conn) = self.conns.get_mut(key) {
             conn.first_pong_sent = true;
+            conn.forwarded = false;
             self.queue_bytes(key, PONG);
         }
     }
 
     // ----- interest replication ----------------------------------------------
 
-    fn broadcast_interest(&mut self, subject: Bytes, queue: Option<Bytes>, delta: i32) {
+    /// Tells every other shard that connection `key` changed its interest.
+    fn broadcast_interest(&mut self, key: usize, subject: Bytes, queue: Option<Bytes>, delta: i32) {
         if self.shard_count == 1 {
             return;
         }
-        self.interest_seq += 1;
+        if let Some(conn) = self.conns.get_mut(key) {
+            conn.forwarded = true;
+        }
         for dst in 0..self.shard_count {
             if dst != self.id {
                 self.outgoing[dst].push(MeshItem::Interest {
-                    seq: self.interest_seq,
                     subject: subject.clone(),
                     queue: queue.clone(),
                     delta,
@@ -566,14 +572,17 @@ impl ShardBroker {
         }
     }
 
-    /// Every other shard has applied our interest change `seq`.
-    pub fn interest_applied_everywhere(&self, seq: u64) -> bool {
-        seq == 0
-            || self
-                .acked
-                .iter()
-                .enumerate()
-                .all(|(shard, &acked)| shard == self.id || acked >= seq)
+    /// Per peer, the latest batch sent so far; a barrier taken now is
+    /// reached once every peer has applied its entry.
+    pub fn barrier_target(&self) -> Vec<u64> {
+        self.sent.clone()
+    }
+
+    pub fn barrier_reached(&self, target: &[u64]) -> bool {
+        self.acked
+            .iter()
+            .zip(target)
+            .all(|(acked, needed)| acked >= needed)
     }
 
     fn remove_subscription(&mut self, sk: SubKey) {
@@ -583,11 +592,10 @@ impl ShardBroker {
         let sub = self.subs.remove(sk);
         self.index
             .remove_local(&sub.subject, sub.queue.as_deref(), sk);
-        self.broadcast_interest(sub.subject, sub.queue, -1);
         if let Some(conn) = self.conns.get_mut(sub.conn) {
             conn.subs.remove(&sub.sid);
-            conn.interest_seq = self.interest_seq;
         }
+        self.broadcast_interest(sub.conn, sub.subject, sub.queue, -1);
     }
 
     // ----- routing -----------------------------------------------------------------
@@ -622,6 +630,7 @@ impl ShardBroker {
             }
         }
         if remote {
+            self.conns[publisher].forwarded = true;
             for (shard, target) in targets.iter_mut().enumerate() {
                 if target.plain || !target.queues.is_empty() {
                     self.outgoing[shard].push_deliver(
@@ -764,14 +773,12 @@ impl ShardBroker {
         for item in batch.items {
             match item {
                 MeshItem::Interest {
-                    seq,
                     subject,
                     queue,
                     delta,
                 } => {
                     self.index
                         .apply_remote(src, &subject, queue.as_deref(), delta);
-                    self.ack_due[src] = seq;
                 }
                 MeshItem::Ack { seq } => {
                     if seq > self.acked[src] {
@@ -797,6 +804,9 @@ impl ShardBroker {
                 MeshItem::Adopt { socket, client_id } => adopted.push((socket, client_id)),
             }
         }
+        if batch.seq > 0 {
+            self.ack_due[src] = batch.seq;
+        }
         if barrier_moved {
             self.barrier.notify_all();
         }
@@ -819,7 +829,7 @@ impl ShardBroker {
             let members = result
                 .queues
                 .iter()
-                .find(|g| &g.name == name)
+                .find(|g| g.name == name)
                 .map(|g| &g.local[..])
                 .unwrap_or_default();
             let mut delivered = false;
@@ -856,12 +866,19 @@ impl ShardBroker {
             if dst == self.id {
                 continue;
             }
+            let has_work = !self.outgoing[dst].is_empty();
             if self.ack_due[dst] > 0 {
                 let seq = std::mem::take(&mut self.ack_due[dst]);
                 self.outgoing[dst].push(MeshItem::Ack { seq });
             }
             if !self.outgoing[dst].is_empty() {
-                send(dst, self.outgoing[dst].take());
+                let mut batch = self.outgoing[dst].take();
+                if has_work {
+                    self.batch_seq += 1;
+                    self.sent[dst] = self.batch_seq;
+                    batch.seq = self.batch_seq;
+                }
+                send(dst, batch);
             }
         }
     }

@@ -18,9 +18,14 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::{Arc, Barrier};
 
-use glommio::channels::shared_channel::{self, ConnectedReceiver, ConnectedSender, SharedReceiver, SharedSender};
+use glommio::channels::shared_channel::{
+    self, ConnectedReceiver, ConnectedSender, SharedReceiver, SharedSender,
+};
 use glommio::{GlommioError, ResourceType};
 
 use crate::sync::WaitList;
@@ -32,9 +37,11 @@ pub struct RingMesh;
 impl RingMesh {
     /// `capacity` is in items (batches) per ring.
     pub fn build<M: Send + 'static>(shard_count: usize, capacity: usize) -> Vec<MeshPorts<M>> {
+        let all_registered = Arc::new(Barrier::new(shard_count));
         let mut ports: Vec<MeshPorts<M>> = (0..shard_count)
             .map(|id| MeshPorts {
                 id,
+                all_registered: all_registered.clone(),
                 senders: (0..shard_count).map(|_| None).collect(),
                 receivers: (0..shard_count).map(|_| None).collect(),
             })
@@ -57,6 +64,8 @@ impl RingMesh {
 /// thread, then call [`MeshPorts::connect`] there.
 pub struct MeshPorts<M: Send + 'static> {
     id: ShardId,
+    /// Passed by every shard once all its ring ends are registered.
+    all_registered: Arc<Barrier>,
     senders: Vec<Option<SharedSender<M>>>,
     receivers: Vec<Option<SharedReceiver<M>>>,
 }
@@ -66,34 +75,69 @@ impl<M: Send + 'static> MeshPorts<M> {
         self.id
     }
 
-    /// Connects every ring end of this shard. Each connect waits for the peer
-    /// to connect its end, so all of them run concurrently (connecting one at
-    /// a time would deadlock two shards waiting on each other).
+    /// Connects every ring end of this shard.
+    ///
+    /// A glommio connect registers this end, then waits for the peer's. That
+    /// wait is not a wake-up source for a parked executor: we saw one shard
+    /// park with its connect pending while its peer spun forever waiting for
+    /// it. So each shard first registers all its ends (the first poll of
+    /// each connect does that), then waits at a process-wide barrier until
+    /// every shard has done the same; after it, every connect completes on
+    /// its next poll and nobody parks in between. Blocking the thread at the
+    /// barrier is fine: it happens once, at start-up, before any client.
     /// `pressure` is notified whenever a staged backlog shrinks.
     pub async fn connect(self, pressure: Rc<WaitList>) -> ConnectedMesh<M> {
-        let mut sender_tasks = Vec::new();
+        let count = self.senders.len();
+        let mut senders: Vec<(ShardId, Connecting<ConnectedSender<M>>)> = Vec::new();
         for (dst, tx) in self.senders.into_iter().enumerate() {
             if let Some(tx) = tx {
-                sender_tasks.push((dst, glommio::spawn_local(tx.connect())));
+                senders.push((dst, Connecting::start(Box::pin(tx.connect())).await));
             }
         }
-        let mut receiver_tasks = Vec::new();
+        let mut receivers: Vec<(ShardId, Connecting<ConnectedReceiver<M>>)> = Vec::new();
         for (src, rx) in self.receivers.into_iter().enumerate() {
             if let Some(rx) = rx {
-                receiver_tasks.push((src, glommio::spawn_local(rx.connect())));
+                receivers.push((src, Connecting::start(Box::pin(rx.connect())).await));
             }
         }
-        let count = sender_tasks.len() + 1;
+        self.all_registered.wait();
         let mut outboxes: Vec<Option<RingOutbox<M>>> = (0..count).map(|_| None).collect();
-        for (dst, task) in sender_tasks {
-            let sender = task.await;
-            outboxes[dst] = Some(RingOutbox::new(sender, pressure.clone()));
+        for (dst, connecting) in senders {
+            outboxes[dst] = Some(RingOutbox::new(connecting.finish().await, pressure.clone()));
         }
         let mut inbound: Vec<Option<RingReceiver<M>>> = (0..count).map(|_| None).collect();
-        for (src, task) in receiver_tasks {
-            inbound[src] = Some(RingReceiver { receiver: task.await });
+        for (src, connecting) in receivers {
+            inbound[src] = Some(RingReceiver {
+                receiver: connecting.finish().await,
+            });
         }
-        ConnectedMesh { id: self.id, outboxes, inbound }
+        ConnectedMesh {
+            id: self.id,
+            outboxes,
+            inbound,
+        }
+    }
+}
+
+/// A ring end whose connect has been polled once (registering it).
+enum Connecting<T> {
+    Pending(Pin<Box<dyn Future<Output = T>>>),
+    Done(T),
+}
+
+impl<T> Connecting<T> {
+    async fn start(mut future: Pin<Box<dyn Future<Output = T>>>) -> Self {
+        match futures_lite::future::poll_once(&mut future).await {
+            Some(done) => Connecting::Done(done),
+            None => Connecting::Pending(future),
+        }
+    }
+
+    async fn finish(self) -> T {
+        match self {
+            Connecting::Pending(future) => future.await,
+            Connecting::Done(done) => done,
+        }
     }
 }
 

@@ -30,10 +30,12 @@ pub struct BoundListener {
 
 impl BoundListener {
     pub fn bind(host: &str, port: u16, backlog: i32) -> io::Result<BoundListener> {
-        let addr = (host, port)
-            .to_socket_addrs()?
-            .next()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("cannot resolve {host}")))?;
+        let addr = (host, port).to_socket_addrs()?.next().ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("cannot resolve {host}"),
+            )
+        })?;
         let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
         // SO_REUSEADDR lets a restarted broker bind while old connections sit
         // in TIME_WAIT; it does not let two live listeners share the port.
@@ -77,7 +79,9 @@ impl ShardListener {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: `dup` is a fresh descriptor we own.
-        Ok(HandOff { fd: unsafe { OwnedFd::from_raw_fd(dup) } })
+        Ok(HandOff {
+            fd: unsafe { OwnedFd::from_raw_fd(dup) },
+        })
     }
 }
 
@@ -98,7 +102,11 @@ impl HandOff {
         // turn), not Nagle's.
         stream.set_nodelay(true).map_err(io::Error::from)?;
         let peer = stream.peer_addr().ok();
-        Ok(Connection { fd, peer, stream: RefCell::new(stream) })
+        Ok(Connection {
+            fd,
+            peer,
+            stream: RefCell::new(stream),
+        })
     }
 }
 

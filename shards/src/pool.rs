@@ -84,7 +84,9 @@ impl ShardPool {
                 .name(format!("shard-{shard}"))
                 .spawn(move || match builder.make() {
                     Err(e) => {
-                        let _ = ready_tx.send(Err(format!("shard {shard} could not start its io_uring executor: {e}")));
+                        let _ = ready_tx.send(Err(format!(
+                            "shard {shard} could not start its io_uring executor: {e}"
+                        )));
                     }
                     Ok(executor) => {
                         let _ = ready_tx.send(Ok(shard));

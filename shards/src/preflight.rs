@@ -16,7 +16,10 @@ pub fn check_host() -> Result<(), String> {
 }
 
 fn check_memlock() -> Result<(), String> {
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: getrlimit writes into the struct we pass.
     if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut limit) } != 0 {
         return Ok(()); // cannot tell; let glommio decide
@@ -25,7 +28,10 @@ fn check_memlock() -> Result<(), String> {
         return Ok(());
     }
     if limit.rlim_max == libc::RLIM_INFINITY || limit.rlim_max >= MIN_MEMLOCK_BYTES {
-        let raised = libc::rlimit { rlim_cur: MIN_MEMLOCK_BYTES, rlim_max: limit.rlim_max };
+        let raised = libc::rlimit {
+            rlim_cur: MIN_MEMLOCK_BYTES,
+            rlim_max: limit.rlim_max,
+        };
         // SAFETY: setrlimit reads the struct we pass.
         if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &raised) } == 0 {
             return Ok(());

@@ -18,3 +18,8 @@ pub fn spawn<T: 'static>(future: impl Future<Output = T> + 'static) -> Task<T> {
 pub async fn yield_if_needed() {
     glommio::yield_if_needed().await
 }
+
+/// Lets every other ready task of this shard run before continuing.
+pub async fn yield_now() {
+    futures_lite::future::yield_now().await
+}

@@ -1,5 +1,5 @@
 //! Test support: run the real `percore` binary on 127.0.0.1 with an
-//! ephemeral port and at least two shards, and talk to it with raw sockets.
+//! ephemeral port (`-p -1`, as nats-server spells it) and at least two shards, and talk to it with raw sockets.
 //!
 //! Synchronisation is by PING/PONG round trips, never by sleeping: once a
 //! client has its PONG, the server has processed everything it sent before.
@@ -51,11 +51,19 @@ impl Broker {
 
     pub fn start_with(extra_args: &[&str], config: Option<&str>) -> Broker {
         let shards = 2;
-        let mut args: Vec<String> = vec!["-a".into(), "127.0.0.1".into(), "-p".into(), "0".into(), "--shards".into(), shards.to_string()];
+        let mut args: Vec<String> = vec![
+            "-a".into(),
+            "127.0.0.1".into(),
+            "-p".into(),
+            "-1".into(),
+            "--shards".into(),
+            shards.to_string(),
+        ];
         let config = config.map(|text| {
             static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
             let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let path: PathBuf = std::env::temp_dir().join(format!("percore-test-{}-{n}.conf", std::process::id()));
+            let path: PathBuf =
+                std::env::temp_dir().join(format!("percore-test-{}-{n}.conf", std::process::id()));
             std::fs::write(&path, text).expect("write config");
             args.push("-c".into());
             args.push(path.display().to_string());
@@ -88,7 +96,13 @@ impl Broker {
                 break rest.trim().parse().expect("listen address");
             }
         };
-        Broker { child, addr, shards, log: rx, _config: config }
+        Broker {
+            child,
+            addr,
+            shards,
+            log: rx,
+            _config: config,
+        }
     }
 
     pub fn raw(&self) -> RawClient {
@@ -122,7 +136,10 @@ impl Broker {
     /// Waits for a log line containing `needle`.
     pub fn wait_log(&self, needle: &str, within: Duration) -> Option<String> {
         let deadline = Instant::now() + within;
-        while let Ok(line) = self.log.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        while let Ok(line) = self
+            .log
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
             if line.contains(needle) {
                 return Some(line);
             }
@@ -153,9 +170,17 @@ impl RawClient {
         let stream = TcpStream::connect(addr).expect("connect");
         stream.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
         stream.set_nodelay(true).expect("nodelay");
-        let mut client = RawClient { stream, pending: Vec::new(), info: String::new() };
+        let mut client = RawClient {
+            stream,
+            pending: Vec::new(),
+            info: String::new(),
+        };
         client.info = client.read_line();
-        assert!(client.info.starts_with("INFO {"), "first line: {}", client.info);
+        assert!(
+            client.info.starts_with("INFO {"),
+            "first line: {}",
+            client.info
+        );
         client
     }
 
@@ -194,7 +219,10 @@ impl RawClient {
                 self.pending.extend_from_slice(&buf[..n]);
                 n
             }
-            Err(e) => panic!("read failed (pending {:?}): {e}", String::from_utf8_lossy(&self.pending)),
+            Err(e) => panic!(
+                "read failed (pending {:?}): {e}",
+                String::from_utf8_lossy(&self.pending)
+            ),
         }
     }
 
@@ -207,7 +235,10 @@ impl RawClient {
         }
         let n = expected.len().min(self.pending.len());
         let got: Vec<u8> = self.pending.drain(..n).collect();
-        assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(expected));
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(expected)
+        );
     }
 
     /// Reads one line including its CRLF.
@@ -218,7 +249,10 @@ impl RawClient {
                 return String::from_utf8_lossy(&line).into_owned();
             }
             if self.fill() == 0 {
-                panic!("connection closed before a full line: {:?}", String::from_utf8_lossy(&self.pending));
+                panic!(
+                    "connection closed before a full line: {:?}",
+                    String::from_utf8_lossy(&self.pending)
+                );
             }
         }
     }
@@ -238,7 +272,10 @@ impl RawClient {
                 return before;
             }
             if self.fill() == 0 {
-                panic!("closed before PONG: {:?}", String::from_utf8_lossy(&self.pending));
+                panic!(
+                    "closed before PONG: {:?}",
+                    String::from_utf8_lossy(&self.pending)
+                );
             }
         }
     }
@@ -251,7 +288,10 @@ impl RawClient {
                 break;
             }
         }
-        assert_eq!(String::from_utf8_lossy(&self.pending), String::from_utf8_lossy(last));
+        assert_eq!(
+            String::from_utf8_lossy(&self.pending),
+            String::from_utf8_lossy(last)
+        );
         self.pending.clear();
     }
 
@@ -263,7 +303,10 @@ impl RawClient {
                 n
             }
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => 0,
-            Err(e) => panic!("expected close, got error {e} (pending {:?})", String::from_utf8_lossy(&self.pending)),
+            Err(e) => panic!(
+                "expected close, got error {e} (pending {:?})",
+                String::from_utf8_lossy(&self.pending)
+            ),
         }
     }
 }
