@@ -42,6 +42,9 @@ fn main() -> ExitCode {
 }
 
 fn run(options: Options) -> ExitCode {
+    for warning in &options.config_warnings {
+        warn!("{warning}");
+    }
     info!(
         "Starting percore (NATS protocol, nats-server {} compatible)",
         percore::info::ADVERTISED_VERSION
