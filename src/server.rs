@@ -360,7 +360,12 @@ async fn serve_client(ctx: Rc<ShardContext>, socket: HandOff, client_id: u64) {
         if ctx.broker.borrow().is_closing(key) {
             break;
         }
-        let n = match conn.read(buffer.spare_mut()).await {
+        let read = match conn.try_recv(buffer.spare_mut()) {
+            Ok(Some(n)) => Ok(n),
+            Ok(None) => conn.read(buffer.spare_mut()).await,
+            Err(e) => Err(e),
+        };
+        let n = match read {
             Ok(0) => break,
             Ok(n) => n,
             Err(_) => {

@@ -355,7 +355,16 @@ impl ShardBroker {
                 self.handle_unsub(key, sid, max);
                 Next::NeedMore
             }
-            ClientOp::Info(_) | ClientOp::Ok => Next::NeedMore,
+            ClientOp::Info(json) => {
+                // Ignored, but like nats-server we close a client that sends
+                // an INFO it cannot even spell.
+                if serde_json::from_slice::<serde::de::IgnoredAny>(json).is_err() {
+                    self.begin_close(key, CloseReason::ParseError);
+                    return Next::Close;
+                }
+                Next::NeedMore
+            }
+            ClientOp::Ok => Next::NeedMore,
             ClientOp::Err(_) => {
                 self.begin_close(key, CloseReason::ClientClosed);
                 Next::Close

@@ -498,7 +498,6 @@ fn client_err_closes_silently() {
 }
 
 #[test]
-#[ignore = "percore bug: INFO from a client is not JSON-checked; malformed INFO does not close the connection"]
 fn client_malformed_info_closes_silently() {
     run_close_cases(&[Case {
         start: Start::Quiet,

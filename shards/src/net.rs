@@ -127,6 +127,32 @@ impl Connection {
         self.peer
     }
 
+    /// One non-blocking `recv`: `Ok(None)` when nothing is there now.
+    ///
+    /// The broker tries this before [`Connection::read`]: glommio's read
+    /// arms an io_uring poll after every short read, and the next read then
+    /// waits for that poll to complete instead of trying the socket — an
+    /// extra ring round trip per read on a busy connection.
+    pub fn try_recv(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        // SAFETY: `buf` is a valid, writable slice for the duration of the call.
+        let n = unsafe {
+            libc::recv(
+                self.fd,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if n >= 0 {
+            return Ok(Some(n as usize));
+        }
+        let err = io::Error::last_os_error();
+        match err.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(None),
+            _ => Err(err),
+        }
+    }
+
     /// Reads what is available into `buf` (waits if nothing is). 0 = EOF.
     pub async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         poll_fn(|cx| {
