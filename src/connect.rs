@@ -49,6 +49,20 @@ pub enum ConnectError {
     AuthorizationViolation,
 }
 
+impl ConnectError {
+    /// The `-ERR` text sent before closing, if any.
+    pub fn err_text(&self) -> Option<&'static str> {
+        match self {
+            ConnectError::Malformed => None,
+            ConnectError::InvalidProtocol => Some("invalid client protocol"),
+            ConnectError::NoRespondersWithoutHeaders => {
+                Some("no responders requires headers support")
+            }
+            ConnectError::AuthorizationViolation => Some("Authorization Violation"),
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct ConnectWire {
     verbose: Option<bool>,

@@ -299,25 +299,13 @@ impl ShardBroker {
                 }
                 Err(error) => {
                     let reason = match error {
-                        ParseError::UnknownOperation => {
-                            self.queue_err(key, "Unknown Protocol Operation");
-                            CloseReason::ProtocolViolation
-                        }
-                        ParseError::MaxControlLineExceeded => {
-                            self.queue_err(key, "maximum control line exceeded");
-                            CloseReason::MaxControlLineExceeded
-                        }
-                        ParseError::MaxPayloadExceeded => {
-                            self.queue_err(key, "Maximum Payload Violation");
-                            CloseReason::MaxPayloadExceeded
-                        }
+                        ParseError::UnknownOperation => CloseReason::ProtocolViolation,
+                        ParseError::MaxControlLineExceeded => CloseReason::MaxControlLineExceeded,
+                        ParseError::MaxPayloadExceeded => CloseReason::MaxPayloadExceeded,
                         ParseError::Malformed => CloseReason::ParseError,
                     };
-                    self.begin_close(key, reason);
-                    return InputOutcome {
-                        consumed,
-                        next: Next::Close,
-                    };
+                    let next = self.close_with_error(key, error.err_text(), reason);
+                    return InputOutcome { consumed, next };
                 }
             }
         }
@@ -434,21 +422,13 @@ impl ShardBroker {
             Err(error) => {
                 let reason = match error {
                     ConnectError::Malformed => CloseReason::ParseError,
-                    ConnectError::InvalidProtocol => {
-                        self.queue_err(key, "invalid client protocol");
-                        CloseReason::BadClientProtocolVersion
-                    }
+                    ConnectError::InvalidProtocol => CloseReason::BadClientProtocolVersion,
                     ConnectError::NoRespondersWithoutHeaders => {
-                        self.queue_err(key, "no responders requires headers support");
                         CloseReason::NoRespondersRequiresHeaders
                     }
-                    ConnectError::AuthorizationViolation => {
-                        self.queue_err(key, "Authorization Violation");
-                        CloseReason::AuthenticationFailure
-                    }
+                    ConnectError::AuthorizationViolation => CloseReason::AuthenticationFailure,
                 };
-                self.begin_close(key, reason);
-                Next::Close
+                self.close_with_error(key, error.err_text(), reason)
             }
         }
     }
@@ -905,6 +885,15 @@ impl ShardBroker {
     fn queue_bytes(&mut self, key: usize, bytes: &[u8]) {
         self.conns[key].outbound.extend_from_slice(bytes);
         self.mark_dirty(key);
+    }
+
+    /// Sends `-ERR '<text>'` (when there is one) and closes the connection.
+    fn close_with_error(&mut self, key: usize, text: Option<&str>, reason: CloseReason) -> Next {
+        if let Some(text) = text {
+            self.queue_err(key, text);
+        }
+        self.begin_close(key, reason);
+        Next::Close
     }
 
     fn queue_err(&mut self, key: usize, text: &str) {
