@@ -7,8 +7,11 @@
 //!
 //! Per scenario it prints the median of each side, the median over rounds of
 //! the within-round ratio B/A (both measured back to back, so slow drift of
-//! the machine cancels), each side's spread, server CPU seconds per run, and
-//! the runs that failed (loss or errors); then one geomean line.
+//! the machine cancels), each side's spread, server CPU seconds per run,
+//! server CPU per message (µs per delivered message: received, or sent when
+//! nothing subscribes) with its median per-round ratio, and the runs that
+//! failed (loss or errors); failed runs are left out of every median and
+//! ratio. Then geomean lines (all metrics, throughput only, latency only).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -117,6 +120,11 @@ fn spread(v: &[f64]) -> f64 {
     }
 }
 
+/// A summary that reports no loss, errors or disconnects.
+fn run_ok(v: &Value) -> bool {
+    v.get("ok").and_then(|o| o.as_bool()).unwrap_or(false)
+}
+
 fn read_json(p: &Path) -> Option<Value> {
     serde_json::from_str(&std::fs::read_to_string(p).ok()?).ok()
 }
@@ -135,6 +143,30 @@ fn fmt_num(v: f64) -> String {
     }
 }
 
+fn fmt_ratio(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:.3}")
+    } else {
+        "-".into()
+    }
+}
+
+fn fmt_cpu(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:.2}")
+    } else {
+        "-".into()
+    }
+}
+
+fn fmt_pct(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:.1}%")
+    } else {
+        "-".into()
+    }
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     let list = match std::fs::read_to_string(args.dir.join("scenarios.txt")) {
@@ -145,15 +177,31 @@ fn main() -> ExitCode {
         }
     };
     println!(
-        "\nA = {}   B = {}   (medians over rounds; B/A = median of the per-round ratios; spread = (max-min)/median)\n",
+        "\nA = {}   B = {}   (medians over rounds; B/A = median of the per-round ratios; spread = (max-min)/median; cpu = server CPU s per run; µs/msg = server CPU per delivered message; failed runs excluded)\n",
         args.a_name, args.b_name
     );
     println!(
-        "{:<11} {:<12} {:>13} {:>13} {:>7} {:>8} {:>8} {:>7} {:>7} {:>6}",
-        "scenario", "metric", "A", "B", "B/A", "A spread", "B spread", "A cpu", "B cpu", "failed"
+        "{:<11} {:<12} {:>13} {:>13} {:>7} {:>8} {:>8} {:>7} {:>7} {:>8} {:>8} {:>7} {:>6}",
+        "scenario",
+        "metric",
+        "A",
+        "B",
+        "B/A",
+        "A spread",
+        "B spread",
+        "A cpu",
+        "B cpu",
+        "A µs/msg",
+        "B µs/msg",
+        "cpu B/A",
+        "failed"
     );
     let mut log_sum = 0.0;
     let mut log_n = 0usize;
+    // (sum of ln, count) for throughput metrics, latency metrics, CPU/msg ratios.
+    let mut thr_log = (0.0f64, 0usize);
+    let mut lat_log = (0.0f64, 0usize);
+    let mut cpu_log = (0.0f64, 0usize);
     let mut sub8k_mib: (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
     for scen in list.lines().map(str::trim).filter(|l| !l.is_empty()) {
         let mut rounds: Vec<Round> = Vec::new();
@@ -164,8 +212,8 @@ fn main() -> ExitCode {
                 break;
             }
             rounds.push((
-                read_json(&pa),
-                read_json(&pb),
+                read_json(&pa).filter(run_ok),
+                read_json(&pb).filter(run_ok),
                 read_cpu(&args.dir.join(format!("{scen}.a.{r}.cpu"))),
                 read_cpu(&args.dir.join(format!("{scen}.b.{r}.cpu"))),
             ));
@@ -183,18 +231,44 @@ fn main() -> ExitCode {
             rounds
                 .iter()
                 .filter(|r| {
-                    let v = if side == 0 { &r.0 } else { &r.1 };
-                    !v.as_ref()
-                        .and_then(|v| v.get("ok"))
-                        .and_then(|o| o.as_bool())
-                        .unwrap_or(false)
+                    if side == 0 {
+                        r.0.is_none()
+                    } else {
+                        r.1.is_none()
+                    }
                 })
                 .count()
         };
         let (fa, fb) = (failed(0), failed(1));
+        // Server CPU µs per delivered message, per side and as a per-round ratio.
+        let per_msg = |v: &Option<Value>, cpu: Option<f64>| -> Option<f64> {
+            let v = v.as_ref()?;
+            let recv = f(v, &["received"]).unwrap_or(0.0);
+            let n = if recv > 0.0 { recv } else { f(v, &["sent"])? };
+            let cpu = cpu?;
+            (n > 0.0).then_some(cpu * 1e6 / n)
+        };
+        let mut upm_a: Vec<f64> = rounds.iter().filter_map(|r| per_msg(&r.0, r.2)).collect();
+        let mut upm_b: Vec<f64> = rounds.iter().filter_map(|r| per_msg(&r.1, r.3)).collect();
+        let mut upm_ratio: Vec<f64> = rounds
+            .iter()
+            .filter_map(|r| Some(per_msg(&r.1, r.3)? / per_msg(&r.0, r.2)?))
+            .collect();
+        let upm_ratio = median(&mut upm_ratio);
+        if upm_ratio.is_finite() && upm_ratio > 0.0 {
+            cpu_log.0 += upm_ratio.ln();
+            cpu_log.1 += 1;
+        }
         let cpu = |side: usize| {
             let mut v: Vec<f64> = rounds
                 .iter()
+                .filter(|r| {
+                    if side == 0 {
+                        r.0.is_some()
+                    } else {
+                        r.1.is_some()
+                    }
+                })
                 .filter_map(|r| if side == 0 { r.2 } else { r.3 })
                 .collect();
             median(&mut v)
@@ -235,24 +309,46 @@ fn main() -> ExitCode {
                     -ratio.ln()
                 };
                 log_n += 1;
+                if m.label.ends_with("msgs/s") {
+                    thr_log.0 += ratio.ln();
+                    thr_log.1 += 1;
+                } else if kind == "latency" && !m.label.starts_with("p99.9") {
+                    lat_log.0 += ratio.ln();
+                    lat_log.1 += 1;
+                }
             }
             let first = mi == 0;
             println!(
-                "{:<11} {:<12} {:>13} {:>13} {:>7.3} {:>7.1}% {:>7.1}% {:>7} {:>7} {:>6}",
+                "{:<11} {:<12} {:>13} {:>13} {:>7} {:>8} {:>8} {:>7} {:>7} {:>8} {:>8} {:>7} {:>6}",
                 if first { scen } else { "" },
                 m.label,
                 fmt_num(median(&mut a.clone())),
                 fmt_num(median(&mut b.clone())),
-                ratio,
-                spread(&a),
-                spread(&b),
+                fmt_ratio(ratio),
+                fmt_pct(spread(&a)),
+                fmt_pct(spread(&b)),
                 if first {
-                    format!("{:.2}", cpu(0))
+                    fmt_cpu(cpu(0))
                 } else {
                     String::new()
                 },
                 if first {
-                    format!("{:.2}", cpu(1))
+                    fmt_cpu(cpu(1))
+                } else {
+                    String::new()
+                },
+                if first {
+                    fmt_ratio(median(&mut upm_a))
+                } else {
+                    String::new()
+                },
+                if first {
+                    fmt_ratio(median(&mut upm_b))
+                } else {
+                    String::new()
+                },
+                if first {
+                    fmt_ratio(upm_ratio)
                 } else {
                     String::new()
                 },
@@ -273,10 +369,17 @@ fn main() -> ExitCode {
         let r = median(&mut relay) / (1024.0 * 1024.0);
         let a = median(&mut sub8k_mib.0);
         let b = median(&mut sub8k_mib.1);
+        let pct = |x: f64| {
+            if x.is_finite() {
+                format!("{:.0}%", 100.0 * x / r)
+            } else {
+                "- (no successful run)".into()
+            }
+        };
         println!(
-            "\nTCP relay ceiling (two connections through one relay process): {r:.1} MiB/s; pubsub 8 KiB reaches A {:.0}% / B {:.0}% of it",
-            100.0 * a / r,
-            100.0 * b / r
+            "\nTCP relay ceiling (two connections through one relay process): {r:.1} MiB/s; pubsub 8 KiB reaches A {} / B {} of it",
+            pct(a),
+            pct(b)
         );
     }
     let g = if log_n > 0 {
@@ -286,6 +389,28 @@ fn main() -> ExitCode {
     };
     println!(
         "\ngeomean over {log_n} metrics: B is {g:.3}x A (throughput B/A, latency A/B; >1 means B better)"
+    );
+    let gm = |(s, n): (f64, usize)| {
+        if n > 0 {
+            (s / n as f64).exp()
+        } else {
+            f64::NAN
+        }
+    };
+    println!(
+        "geomean throughput B/A over {} msgs/s metrics: {:.3}",
+        thr_log.1,
+        gm(thr_log)
+    );
+    println!(
+        "geomean latency B/A over {} p50/p99 metrics: {:.3} (<1 means B lower)",
+        lat_log.1,
+        gm(lat_log)
+    );
+    println!(
+        "geomean server CPU per message B/A over {} scenarios: {:.3} (<1 means B cheaper)",
+        cpu_log.1,
+        gm(cpu_log)
     );
     ExitCode::SUCCESS
 }
