@@ -83,7 +83,7 @@ fn run(options: Options) -> ExitCode {
     info!("Server is ready ({} shards)", running.shard_count);
 
     let ticker = tick(Duration::from_millis(200));
-    let mut lame_duck_ends: Option<Instant> = None;
+    let mut lame_duck: Option<(Instant, Instant)> = None;
     loop {
         select! {
             recv(signal_rx) -> signal => {
@@ -92,16 +92,17 @@ fn run(options: Options) -> ExitCode {
                         info!("Trapped \"interrupt\" signal");
                         return shutdown(running, 0);
                     }
-                    Ok(SIGTERM) if lame_duck_ends.is_none() => {
+                    Ok(SIGTERM) if lame_duck.is_none() => {
                         info!("Trapped \"terminated\" signal");
                         // nats-server exits with status 1 on SIGTERM; init
                         // scripts written for it expect that.
                         return shutdown(running, 1);
                     }
-                    Ok(SIGUSR2) if lame_duck_ends.is_none() => {
+                    Ok(SIGUSR2) if lame_duck.is_none() => {
                         info!("Entering lame duck mode, stop accepting new clients");
                         running.send_all(AdminCommand::LameDuck);
-                        lame_duck_ends = Some(Instant::now() + server::lame_duck_total(&options));
+                        let now = Instant::now();
+                        lame_duck = Some((now, now + server::lame_duck_total(&options)));
                     }
                     Ok(SIGHUP) => warn!("Configuration reload is not supported yet; keeping the current configuration"),
                     _ => {}
@@ -112,8 +113,14 @@ fn run(options: Options) -> ExitCode {
                     error!("all shards ended unexpectedly");
                     return ExitCode::from(1);
                 }
-                if lame_duck_ends.is_some_and(|t| Instant::now() >= t) {
-                    return shutdown(running, 0);
+                if let Some((started, ends)) = lame_duck {
+                    // Done once the grace period is over and every client is
+                    // gone, or at the end of lame_duck_duration at the latest.
+                    let now = Instant::now();
+                    let clients_gone = now >= started + options.lame_duck_grace_period && running.live_connections() == 0;
+                    if clients_gone || now >= ends {
+                        return shutdown(running, 0);
+                    }
                 }
             }
         }

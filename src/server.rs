@@ -60,6 +60,7 @@ pub struct RunningServer {
     pub shard_count: usize,
     pool: ShardPool,
     admin: Vec<Sender<AdminCommand>>,
+    shared: Arc<BrokerShared>,
 }
 
 impl RunningServer {
@@ -73,6 +74,11 @@ impl RunningServer {
     pub fn shutdown(self) {
         self.send_all(AdminCommand::Shutdown);
         self.pool.join();
+    }
+
+    /// Open client connections, all shards.
+    pub fn live_connections(&self) -> usize {
+        self.shared.live_connections.load(Ordering::Relaxed)
     }
 
     pub fn all_shards_ended(&self) -> bool {
@@ -143,6 +149,7 @@ pub fn start(options: Options) -> Result<RunningServer, String> {
         // and bound each task's turn ourselves (`UNITS_PER_TURN`).
         preempt_timer: Duration::from_millis(100),
     };
+    let shared_for_main = shared.clone();
     let pool = ShardPool::start(&pool_config, move |shard| {
         let ports = lock(&ports)[shard].take();
         let listener = if shard == 0 {
@@ -159,6 +166,7 @@ pub fn start(options: Options) -> Result<RunningServer, String> {
         shard_count,
         pool,
         admin: admin_tx,
+        shared: shared_for_main,
     })
 }
 
@@ -479,6 +487,9 @@ async fn housekeeping(ctx: Rc<ShardContext>, admin: Receiver<AdminCommand>) {
 async fn close_gradually(ctx: Rc<ShardContext>, keys: Vec<usize>) {
     let options = &ctx.shared.options;
     timer::sleep(options.lame_duck_grace_period).await;
+    if ctx.broker.borrow().shard_id() == 0 {
+        crate::info!("Closing existing clients");
+    }
     let window = options
         .lame_duck_duration
         .saturating_sub(options.lame_duck_grace_period);

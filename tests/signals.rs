@@ -315,7 +315,7 @@ const SHORT_LAME_DUCK: &str = "lame_duck_duration: \"30s\"\nlame_duck_grace_peri
 /// and two clients it exits about 1.5–2 s after SIGUSR2, not after the whole
 /// `lame_duck_duration`.
 #[test]
-#[ignore = "percore bug: lame duck mode waits out the full lame_duck_duration (30 s) before exiting instead of shutting down once the last client is closed"]
+
 fn lame_duck_exits_once_the_last_client_is_closed() {
     let mut broker = Broker::with_config(SHORT_LAME_DUCK);
     let mut a = RawClient::connect_quiet(broker.addr);
@@ -338,7 +338,7 @@ fn lame_duck_exits_once_the_last_client_is_closed() {
 /// operations.md §2: nats-server logs "Closing existing clients" when the
 /// grace period ends.
 #[test]
-#[ignore = "percore bug: lame duck mode never logs \"Closing existing clients\" when the grace period ends"]
+
 fn lame_duck_logs_closing_existing_clients() {
     let broker = Broker::with_config(SHORT_LAME_DUCK);
     let mut client = RawClient::connect_quiet(broker.addr);
