@@ -2,9 +2,10 @@
 //! start-up failures and the version flag, as operations.md §2 and
 //! protocol.md §12 describe nats-server 2.9.10.
 //!
-//! Every wait is bounded; the lame duck test is the only long one (the
-//! process lives for the whole 30 s `lame_duck_duration`, the minimum
-//! nats-server accepts).
+//! Every wait is bounded. The lame duck tests use the smallest schedule
+//! nats-server accepts (`lame_duck_duration` 30 s, grace 1 s); like
+//! nats-server, percore exits as soon as the last client is closed, so they
+//! take a few seconds, and 30 s only if that early exit regresses.
 
 mod support;
 
@@ -292,7 +293,10 @@ fn sigusr2_lame_duck_informs_refuses_closes_and_exits_zero() {
         "clients closed only after {all_closed_after:?}"
     );
 
-    let code = broker.wait_exit(Duration::from_secs(40).saturating_sub(signalled.elapsed()));
+    // nats-server shuts down right after closing the last client (grace 1 s
+    // plus at most 1 s per further client here); the 30 s duration is only
+    // an upper bound.
+    let code = broker.wait_exit(Duration::from_secs(15).saturating_sub(signalled.elapsed()));
     let exited_after = signalled.elapsed();
     assert_eq!(code, Some(0), "lame duck exit status");
     for line in ["Entering lame duck mode", "Server Exiting"] {
@@ -315,7 +319,6 @@ const SHORT_LAME_DUCK: &str = "lame_duck_duration: \"30s\"\nlame_duck_grace_peri
 /// and two clients it exits about 1.5–2 s after SIGUSR2, not after the whole
 /// `lame_duck_duration`.
 #[test]
-
 fn lame_duck_exits_once_the_last_client_is_closed() {
     let mut broker = Broker::with_config(SHORT_LAME_DUCK);
     let mut a = RawClient::connect_quiet(broker.addr);
@@ -338,7 +341,6 @@ fn lame_duck_exits_once_the_last_client_is_closed() {
 /// operations.md §2: nats-server logs "Closing existing clients" when the
 /// grace period ends.
 #[test]
-
 fn lame_duck_logs_closing_existing_clients() {
     let broker = Broker::with_config(SHORT_LAME_DUCK);
     let mut client = RawClient::connect_quiet(broker.addr);
@@ -350,6 +352,35 @@ fn lame_duck_logs_closing_existing_clients() {
     assert!(
         broker.wait_log("Closing existing clients", WAIT).is_some(),
         "no \"Closing existing clients\" log line within {WAIT:?}"
+    );
+}
+
+/// nats-server closes lame-duck clients one at a time, server-wide, waiting
+/// a random interval in [si/2, si) between closes, with si =
+/// min((duration - grace) / clients, 1 s): for two clients, at least 0.5 s
+/// apart. Checked with half that margin.
+#[test]
+#[ignore = "percore bug: lame duck spreads closes per shard, so clients on different shards are closed at the same instant instead of >= 0.5 s apart"]
+fn lame_duck_spreads_closes_across_shards() {
+    let broker = Broker::with_config(SHORT_LAME_DUCK);
+    let mut a = RawClient::connect_quiet(broker.addr);
+    let mut b = RawClient::connect_quiet(broker.addr);
+    assert_ne!(a.shard(2), b.shard(2));
+    broker.signal(libc::SIGUSR2);
+    assert!(a.read_line().contains("\"ldm\":true"));
+    assert!(b.read_line().contains("\"ldm\":true"));
+    let closed_at = |mut client: RawClient| {
+        std::thread::spawn(move || {
+            read_until_eof(&mut client.stream);
+            Instant::now()
+        })
+    };
+    let (a, b) = (closed_at(a), closed_at(b));
+    let (a, b) = (a.join().expect("reader a"), b.join().expect("reader b"));
+    let gap = if a > b { a - b } else { b - a };
+    assert!(
+        gap >= Duration::from_millis(250),
+        "two clients closed only {gap:?} apart"
     );
 }
 
