@@ -487,23 +487,28 @@ async fn housekeeping(ctx: Rc<ShardContext>, admin: Receiver<AdminCommand>) {
 async fn close_gradually(ctx: Rc<ShardContext>, keys: Vec<usize>) {
     let options = &ctx.shared.options;
     timer::sleep(options.lame_duck_grace_period).await;
-    if ctx.broker.borrow().shard_id() == 0 {
+    let shard = ctx.broker.borrow().shard_id();
+    if shard == 0 {
         crate::info!("Closing existing clients");
     }
+    // One schedule for the whole server, as nats-server closes clients one
+    // at a time: with N shards, this shard's j-th close is slot j*N + shard,
+    // and slots are `gap` apart, so shards take turns instead of closing
+    // their clients at the same moments.
     let window = options
         .lame_duck_duration
         .saturating_sub(options.lame_duck_grace_period);
-    let gap = if keys.is_empty() {
-        Duration::ZERO
-    } else {
-        (window / keys.len() as u32).min(LAME_DUCK_MAX_CLOSE_GAP)
-    };
-    for key in keys {
+    let total = ctx.shared.live_connections.load(Ordering::Relaxed).max(1);
+    let gap = (window / total as u32).min(LAME_DUCK_MAX_CLOSE_GAP);
+    let shard_count = ctx.shared.shard_count;
+    let start = Instant::now();
+    for (j, key) in keys.into_iter().enumerate() {
+        let due = start + gap * (j * shard_count + shard) as u32;
+        timer::sleep(due.saturating_duration_since(Instant::now())).await;
         ctx.broker
             .borrow_mut()
             .begin_close(key, CloseReason::ServerShutdown);
         ctx.end_of_work();
-        timer::sleep(gap).await;
     }
 }
 

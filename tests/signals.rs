@@ -360,7 +360,6 @@ fn lame_duck_logs_closing_existing_clients() {
 /// min((duration - grace) / clients, 1 s): for two clients, at least 0.5 s
 /// apart. Checked with half that margin.
 #[test]
-#[ignore = "percore bug: lame duck spreads closes per shard, so clients on different shards are closed at the same instant instead of >= 0.5 s apart"]
 fn lame_duck_spreads_closes_across_shards() {
     let broker = Broker::with_config(SHORT_LAME_DUCK);
     let mut a = RawClient::connect_quiet(broker.addr);
