@@ -120,6 +120,10 @@ pub struct ClientConnection {
     pub forwarded: bool,
 
     pub closing: Option<CloseReason>,
+
+    /// How long publishers have been held back for this connection since its
+    /// backlog last drained (see `ShardBroker::take_stall`).
+    pub stall_spent: std::time::Duration,
 }
 
 impl ClientConnection {

@@ -202,6 +202,28 @@ impl ShardContext {
         });
     }
 
+    /// Flow control after a unit of work: if it pushed subscribers over the
+    /// stall threshold, wait (bounded by their stall budget) for them to drain.
+    async fn stall_for_slow_readers(&self) {
+        let keys = self.broker.borrow_mut().take_stall();
+        if keys.is_empty() {
+            return;
+        }
+        let (drained, allowance) = {
+            let broker = self.broker.borrow();
+            (broker.drained(), broker.stall_allowance(&keys))
+        };
+        let started = Instant::now();
+        futures_lite::future::or(
+            drained.wait_until(|| self.broker.borrow().stall_over(&keys)),
+            timer::sleep(allowance),
+        )
+        .await;
+        self.broker
+            .borrow_mut()
+            .charge_stall(&keys, started.elapsed());
+    }
+
     fn staged_max(&self) -> usize {
         self.outboxes
             .iter()
@@ -277,6 +299,7 @@ async fn consume_ring(
             task::spawn(serve_client(ctx.clone(), socket, client_id)).detach();
         }
         ctx.end_of_work();
+        ctx.stall_for_slow_readers().await;
         units_this_turn += 1;
         if units_this_turn >= UNITS_PER_TURN {
             units_this_turn = 0;
@@ -418,6 +441,7 @@ async fn serve_client(ctx: Rc<ShardContext>, socket: HandOff, client_id: u64) {
             }
         }
         ctx.end_of_work();
+        ctx.stall_for_slow_readers().await;
         units_this_turn += 1;
         if units_this_turn >= UNITS_PER_TURN {
             units_this_turn = 0;

@@ -45,6 +45,13 @@ const FIRST_PING_DELAY: Duration = Duration::from_secs(2);
 const RESERVED_REPLY_PREFIXES: [&[u8]; 3] = [b"_R_.", b"$JS.ACK.", b"_GR_."];
 /// A buffer that grew past this during a burst is given back once drained.
 const OUTBOUND_KEEP_CAPACITY: usize = 1024 * 1024;
+/// Flow control: a subscriber whose backlog passes this (or half of
+/// max_pending, if smaller) holds back the task that fed it until it drains.
+const STALL_THRESHOLD: usize = 8 * 1024 * 1024;
+/// A subscriber may hold publishers back this long in all before its backlog
+/// drains again; after that it gets no more help and, if it really is slow,
+/// reaches max_pending and is cut off while publishers go on at full speed.
+pub const STALL_BUDGET: Duration = Duration::from_secs(1);
 
 /// What the caller must do after [`ShardBroker::process_input`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,6 +121,12 @@ pub struct ShardBroker {
     /// Woken when `acked` moves (PINGs waiting for the barrier).
     barrier: Rc<WaitList>,
     targets: Vec<RemoteTarget>,
+    /// Connections this unit of work pushed over the stall threshold.
+    stalled: Vec<usize>,
+    /// [`STALL_THRESHOLD`], or half of max_pending if that is smaller.
+    stall_threshold: usize,
+    /// Woken whenever a connection's backlog shrinks (stalled feeders wait here).
+    drained: Rc<WaitList>,
     rng: FastRng,
     lame_duck: bool,
     pub stats: ShardStats,
@@ -122,6 +135,7 @@ pub struct ShardBroker {
 impl ShardBroker {
     pub fn new(id: ShardId, shared: Arc<BrokerShared>) -> ShardBroker {
         let shard_count = shared.shard_count;
+        let stall_threshold = STALL_THRESHOLD.min(shared.options.max_pending / 2);
         ShardBroker {
             id,
             shard_count,
@@ -137,6 +151,9 @@ impl ShardBroker {
             ack_due: vec![0; shard_count],
             barrier: Rc::new(WaitList::new()),
             targets: (0..shard_count).map(|_| RemoteTarget::default()).collect(),
+            stalled: Vec::new(),
+            stall_threshold,
+            drained: Rc::new(WaitList::new()),
             rng: FastRng::seeded(0x5eed_0000 + id as u64),
             lame_duck: false,
             stats: ShardStats::default(),
@@ -192,6 +209,7 @@ impl ShardBroker {
             active: false,
             forwarded: false,
             closing: None,
+            stall_spent: Duration::ZERO,
         });
         self.mark_dirty(key);
         crate::debug!(
@@ -722,10 +740,15 @@ impl ShardBroker {
         self.stats.out_bytes += (conn.outbound.len() - before) as u64;
         let over_limit = conn.pending_bytes() > self.shared.options.max_pending;
         let finished = sub.max.is_some_and(|max| sub.delivered >= max);
+        let over_stall =
+            conn.pending_bytes() > self.stall_threshold && conn.stall_spent < STALL_BUDGET;
         if over_limit {
             self.begin_close(key, CloseReason::SlowConsumerPendingBytes);
         } else {
             self.mark_dirty(key);
+            if over_stall && !self.stalled.contains(&key) {
+                self.stalled.push(key);
+            }
         }
         if finished {
             self.remove_subscription(sk);
@@ -930,6 +953,9 @@ impl ShardBroker {
             }
         }
         self.dirty = dirty;
+        if self.drained.has_waiters() {
+            self.drained.notify_all();
+        }
     }
 
     /// The writer task has something to do (or must end).
@@ -972,6 +998,58 @@ impl ShardBroker {
             conn.write_started = None;
         } else {
             conn.write_started = Some(Instant::now());
+        }
+        if conn.pending_bytes() <= self.stall_threshold / 2 {
+            conn.stall_spent = Duration::ZERO;
+        }
+        self.drained.notify_all();
+    }
+
+    // ----- flow control ----------------------------------------------------------
+
+    /// The subscribers this unit of work pushed over the stall threshold; the
+    /// caller (the publisher's reader, or a ring consumer, which then stops
+    /// taking batches and so backs up the publishing shard) waits on
+    /// [`ShardBroker::drained`] until [`ShardBroker::stall_over`], for at most
+    /// a slice of each subscriber's [`STALL_BUDGET`], then reports the time
+    /// with [`ShardBroker::charge_stall`]. This is nats-server's fast-producer
+    /// stall: a healthy subscriber that reads slower than a burst arrives
+    /// loses nothing.
+    pub fn take_stall(&mut self) -> Vec<usize> {
+        std::mem::take(&mut self.stalled)
+    }
+
+    pub fn drained(&self) -> Rc<WaitList> {
+        self.drained.clone()
+    }
+
+    /// Every connection in `keys` is back under the threshold (or gone).
+    pub fn stall_over(&self, keys: &[usize]) -> bool {
+        let threshold = self.stall_threshold;
+        keys.iter().all(|&key| {
+            self.conns
+                .get(key)
+                .is_none_or(|c| c.closing.is_some() || c.pending_bytes() <= threshold)
+        })
+    }
+
+    /// How much longer anyone may wait for `keys` (the largest budget left).
+    pub fn stall_allowance(&self, keys: &[usize]) -> Duration {
+        keys.iter()
+            .filter_map(|&key| self.conns.get(key))
+            .map(|c| STALL_BUDGET.saturating_sub(c.stall_spent))
+            .max()
+            .unwrap_or(Duration::ZERO)
+    }
+
+    pub fn charge_stall(&mut self, keys: &[usize], waited: Duration) {
+        let threshold = self.stall_threshold;
+        for &key in keys {
+            if let Some(conn) = self.conns.get_mut(key) {
+                if conn.pending_bytes() > threshold {
+                    conn.stall_spent += waited;
+                }
+            }
         }
     }
 

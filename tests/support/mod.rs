@@ -325,3 +325,35 @@ pub fn client_on_shard(broker: &Broker, shard: usize) -> RawClient {
     }
     panic!("no client landed on shard {shard}");
 }
+
+/// Drops server-initiated `PING\r\n` lines from a byte stream the server
+/// sent, walking it frame by frame so that message payloads are never
+/// mistaken for them. The server's first PING arrives ~2 s after connect;
+/// tests that run longer compare what is left.
+pub fn without_server_pings(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let Some(end) = rest.iter().position(|&b| b == b'\n') else {
+            out.extend_from_slice(rest);
+            break;
+        };
+        let line = &rest[..=end];
+        rest = &rest[end + 1..];
+        if line == b"PING\r\n" {
+            continue;
+        }
+        out.extend_from_slice(line);
+        if line.starts_with(b"MSG ") || line.starts_with(b"HMSG ") {
+            let size: usize = std::str::from_utf8(line)
+                .ok()
+                .and_then(|l| l.split_whitespace().last())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            let take = (size + 2).min(rest.len());
+            out.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+        }
+    }
+    out
+}
