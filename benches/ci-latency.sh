@@ -5,7 +5,8 @@
 # percentile a ratio AND an absolute floor). Throughput never gates.
 #
 # Usage: benches/ci-latency.sh [PERCORE_BIN]
-# Env:   PERCORE_BIN (default target/release/percore), PERCORE_ARGS ("--shards 2"),
+# Env:   PERCORE_BIN (default target/release/percore), PERCORE_ARGS ("": the
+#        default shard count, one shard on a 2-CPU CI machine),
 #        NATS_BIN (/usr/sbin/nats-server), ROUNDS (3), RATE (20000), SIZE (128),
 #        DURATION (12s), WARMUP (3s), BASELINE (benches/baselines/latency-20k.json),
 #        POLICY (benches/policy/ci.json), OUT (temp dir), NO_BUILD=1 to skip the build,
@@ -15,7 +16,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 PERCORE_BIN="${1:-${PERCORE_BIN:-$ROOT/target/release/percore}}"
-PERCORE_ARGS="${PERCORE_ARGS---shards 2}"
+PERCORE_ARGS="${PERCORE_ARGS-}"
 NATS_BIN="${NATS_BIN:-/usr/sbin/nats-server}"
 ROUNDS="${ROUNDS:-3}"
 RATE="${RATE:-20000}"

@@ -335,7 +335,7 @@ Logging Options:
     -DVV                             Same as -D -V
 
 percore Options:
-        --shards <n>                 Number of shards, one thread each (default: 0, one per CPU)
+        --shards <n>                 Number of shards, one thread each (default: one per CPU; 1 on <= 2 CPUs)
         --pin                        Pin shard i to CPU i (default: false)
 
 Common Options:

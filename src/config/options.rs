@@ -67,7 +67,8 @@ pub struct Options {
     pub pidfile: Option<PathBuf>,
     /// The config file this came from, if any (for log lines and reload).
     pub config_file: Option<PathBuf>,
-    /// Number of shards (executors); 0 means one per available CPU.
+    /// Number of shards (executors); 0 means one per available CPU (one in
+    /// all on hosts with two CPUs or fewer: see `server::default_shard_count`).
     pub shards: usize,
     /// Pin shard i to CPU i.
     pub pin: bool,
