@@ -217,6 +217,21 @@ impl ShardContext {
         });
     }
 
+    /// Closes one unit of work (a socket read or a ring batch): flush, flow
+    /// control, and a yield to the shard's other tasks every
+    /// [`UNITS_PER_TURN`] units.
+    async fn finish_unit(&self, units_this_turn: &mut u32) {
+        self.end_of_work();
+        self.stall_for_slow_readers().await;
+        *units_this_turn += 1;
+        if *units_this_turn >= UNITS_PER_TURN {
+            *units_this_turn = 0;
+            task::yield_now().await;
+        } else {
+            task::yield_if_needed().await;
+        }
+    }
+
     /// Flow control after a unit of work: if it pushed subscribers over the
     /// stall threshold, wait (bounded by their stall budget) for them to drain.
     async fn stall_for_slow_readers(&self) {
@@ -313,13 +328,7 @@ async fn consume_ring(
         for (socket, client_id) in adopted {
             task::spawn(serve_client(ctx.clone(), socket, client_id)).detach();
         }
-        ctx.end_of_work();
-        ctx.stall_for_slow_readers().await;
-        units_this_turn += 1;
-        if units_this_turn >= UNITS_PER_TURN {
-            units_this_turn = 0;
-            task::yield_now().await;
-        }
+        ctx.finish_unit(&mut units_this_turn).await;
     }
 }
 
@@ -455,15 +464,7 @@ async fn serve_client(ctx: Rc<ShardContext>, socket: HandOff, client_id: u64) {
                 }
             }
         }
-        ctx.end_of_work();
-        ctx.stall_for_slow_readers().await;
-        units_this_turn += 1;
-        if units_this_turn >= UNITS_PER_TURN {
-            units_this_turn = 0;
-            task::yield_now().await;
-        } else {
-            task::yield_if_needed().await;
-        }
+        ctx.finish_unit(&mut units_this_turn).await;
     }
     ctx.broker.borrow_mut().begin_close(key, close_reason);
     writer.await;
