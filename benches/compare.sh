@@ -9,10 +9,12 @@
 #                      [--b-bin PATH] [--b-args "ARGS"] [--b-name NAME]
 #                      [--rounds N] [--scenarios "pub16 lat10k ..."] [--out DIR]
 #                      [--no-relay] [--no-build]
-# Defaults: A = /usr/sbin/nats-server, B = target/release/percore --shards 2,
-# 3 rounds, every scenario. Servers are started as `BIN -a 127.0.0.1 -p PORT ARGS`.
+# Defaults: A = /usr/sbin/nats-server, B = target/release/percore with its
+# default shard count (no --shards: one shard on <= 2 CPUs, one per CPU
+# otherwise), 3 rounds, every scenario. Servers are started as
+# `BIN -a 127.0.0.1 -p PORT ARGS`. Explicit shard count: --b-args "--shards 2".
 # Example (the BENCHMARKS.md table):
-#   benches/compare.sh --b-bin /path/to/nats-server-2.15 --b-args "" --b-name nats-2.15
+#   benches/compare.sh --b-bin /path/to/nats-server-2.15 --b-name nats-2.15
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -20,7 +22,7 @@ A_BIN=/usr/sbin/nats-server
 A_ARGS=""
 A_NAME=""
 B_BIN="$ROOT/target/release/percore"
-B_ARGS="--shards 2"
+B_ARGS=""
 B_NAME=""
 ROUNDS=3
 OUT=""
@@ -43,7 +45,7 @@ while [ $# -gt 0 ]; do
     --out) OUT="$2"; shift 2 ;;
     --no-relay) RELAY=0; shift ;;
     --no-build) BUILD=0; shift ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "compare.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done

@@ -12,8 +12,8 @@
 # Usage: benches/rss.sh [--a-bin PATH] [--a-args "ARGS"] [--a-name NAME]
 #                       [--b-bin PATH] [--b-args "ARGS"] [--b-name NAME]
 #                       [--conns N] [--subs M] [--rounds R] [--json-out FILE]
-# Defaults: A = /usr/sbin/nats-server, B = target/release/percore --shards 2,
-# N = 1000, M = 10000, R = 3 (medians over rounds). Servers run as
+# Defaults: A = /usr/sbin/nats-server, B = target/release/percore with its
+# default shard count (no --shards), N = 1000, M = 10000, R = 3 (medians over rounds). Servers run as
 # `BIN -a 127.0.0.1 -p PORT ARGS`; PORT from RSS_PORT (default 14622).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -27,7 +27,7 @@ ap.add_argument("--a-bin", default="/usr/sbin/nats-server")
 ap.add_argument("--a-args", default="")
 ap.add_argument("--a-name", default="nats-server")
 ap.add_argument("--b-bin", default=os.path.join(target, "release", "percore"))
-ap.add_argument("--b-args", default="--shards 2")
+ap.add_argument("--b-args", default="")
 ap.add_argument("--b-name", default="percore")
 ap.add_argument("--conns", type=int, default=1000)
 ap.add_argument("--subs", type=int, default=10000)
