@@ -58,7 +58,7 @@ struct Args {
     rate: Option<f64>,
     /// CPUs to pin client threads to, round robin (e.g. "1" or "0,1" or "0-3").
     #[arg(long, value_parser = parse_cpus)]
-    pin: Option<Vec<usize>>,
+    pin: Option<CpuList>,
     /// Write the latency percentile distribution (.hgrm); also writes
     /// <stem>.service.hgrm and the interval log <stem>.hlog beside it.
     #[arg(long)]
@@ -130,7 +130,12 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-fn parse_cpus(s: &str) -> Result<Vec<usize>, String> {
+/// A parsed `--pin` list. A newtype, because clap reads `Option<Vec<T>>` as
+/// "several values of T" and would call the parser per element.
+#[derive(Debug, Clone)]
+struct CpuList(Vec<usize>);
+
+fn parse_cpus(s: &str) -> Result<CpuList, String> {
     let mut out = Vec::new();
     for part in s.split(',').filter(|p| !p.is_empty()) {
         let bad = || format!("bad CPU list: {s}");
@@ -142,7 +147,7 @@ fn parse_cpus(s: &str) -> Result<Vec<usize>, String> {
             out.push(part.parse().map_err(|_| bad())?);
         }
     }
-    Ok(out)
+    Ok(CpuList(out))
 }
 
 fn config(a: &Args) -> Config {
@@ -172,7 +177,7 @@ fn config(a: &Args) -> Config {
             Duration::ZERO
         }),
         rate,
-        pin: a.pin.clone().unwrap_or_default(),
+        pin: a.pin.clone().map(|c| c.0).unwrap_or_default(),
         settle: a.settle,
         timeout: a.timeout,
         progress: !a.quiet,
