@@ -132,7 +132,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 
 /// A parsed `--pin` list. A newtype, because clap reads `Option<Vec<T>>` as
 /// "several values of T" and would call the parser per element.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 struct CpuList(Vec<usize>);
 
 fn parse_cpus(s: &str) -> Result<CpuList, String> {
@@ -250,6 +250,6 @@ mod tests {
         assert_eq!(parse_size("128"), Ok(128));
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_cpus("0,2-3"), Ok(vec![0, 2, 3]));
+        assert_eq!(parse_cpus("0,2-3"), Ok(CpuList(vec![0, 2, 3])));
     }
 }
