@@ -80,7 +80,11 @@ fn run(options: Options) -> ExitCode {
         }
     }
     info!("Listening for client connections on {}", running.local_addr);
-    info!("Server is ready ({} shards)", running.shard_count);
+    info!(
+        "Server is ready ({} shard{})",
+        running.shard_count,
+        if running.shard_count == 1 { "" } else { "s" }
+    );
 
     let ticker = tick(Duration::from_millis(200));
     let mut lame_duck: Option<(Instant, Instant)> = None;

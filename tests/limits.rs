@@ -453,3 +453,35 @@ fn slow_consumer_full_speed_reader_receives_everything() {
     assert_cut_off(&mut slow, published);
     assert_alive(&mut publisher);
 }
+
+/// write_deadline: a subscriber that stops reading while its backlog is far
+/// below max_pending is closed once a write has made no progress for the
+/// deadline ("Slow Consumer (Write Deadline)"); the publisher keeps going.
+#[test]
+fn write_deadline_closes_a_stalled_reader() {
+    let broker = Broker::with_config("write_deadline: \"1s\"\n");
+    let mut publisher = client_on_shard(&broker, 0);
+    let mut stalled = client_on_shard(&broker, 1);
+    let mut healthy = client_on_shard(&broker, 0);
+    session(&mut stalled, b"SUB wd 1\r\n", b"");
+    session(&mut healthy, b"SUB wd.done 2\r\n", b"");
+    // ~8 MiB the stalled reader never reads: the socket buffers fill and the
+    // server's writes block, with a backlog far under max_pending (64 MiB).
+    let payload = vec![b'w'; 8 * 1024];
+    let mut burst = Vec::new();
+    for _ in 0..1024 {
+        burst.extend_from_slice(format!("PUB wd {}\r\n", payload.len()).as_bytes());
+        burst.extend_from_slice(&payload);
+        burst.extend_from_slice(b"\r\n");
+    }
+    publisher.send(&burst);
+    session(&mut publisher, b"", b"");
+    let line = broker.wait_log("Slow Consumer (Write Deadline)", Duration::from_secs(10));
+    assert!(line.is_some(), "no write-deadline slow consumer log line");
+    // The stalled reader's socket is closed: what is buffered, then EOF.
+    assert_cut_off(&mut stalled, burst.len());
+    // The publisher and the other subscriber still work.
+    session(&mut publisher, b"PUB wd.done 2\r\nok\r\n", b"");
+    session(&mut healthy, b"", b"MSG wd.done 2 2\r\nok\r\n");
+    assert_alive(&mut publisher);
+}
