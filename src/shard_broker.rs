@@ -611,14 +611,7 @@ impl ShardBroker {
         let result = self.index.matches(publish.subject);
         let mut delivered = false;
         for &sk in &result.local_plain {
-            delivered |= self.deliver_local(
-                sk,
-                Some(publisher),
-                publish.subject,
-                publish.reply,
-                publish.header_len,
-                publish.payload,
-            );
+            delivered |= self.deliver_publish(sk, publisher, publish);
         }
         let mut targets = std::mem::take(&mut self.targets);
         let mut remote = false;
@@ -678,14 +671,7 @@ impl ShardBroker {
             // (the publisher itself with echo off, closing connections).
             for i in 0..group.local.len() {
                 let sk = group.local[(draw as usize + i) % group.local.len()];
-                if self.deliver_local(
-                    sk,
-                    Some(publisher),
-                    publish.subject,
-                    publish.reply,
-                    publish.header_len,
-                    publish.payload,
-                ) {
+                if self.deliver_publish(sk, publisher, publish) {
                     return QueuePick::DeliveredLocally;
                 }
             }
@@ -702,6 +688,18 @@ impl ShardBroker {
             offset -= u64::from(weight);
         }
         QueuePick::None
+    }
+
+    /// [`ShardBroker::deliver_local`] of a client's own publish.
+    fn deliver_publish(&mut self, sk: SubKey, publisher: usize, publish: &Publish<'_>) -> bool {
+        self.deliver_local(
+            sk,
+            Some(publisher),
+            publish.subject,
+            publish.reply,
+            publish.header_len,
+            publish.payload,
+        )
     }
 
     /// Queues one delivery to a local subscription. Returns false when the
