@@ -86,10 +86,6 @@ impl RunningServer {
     pub fn all_shards_ended(&self) -> bool {
         self.pool.all_finished()
     }
-
-    pub fn join(self) {
-        self.pool.join();
-    }
 }
 
 /// Binds the listener, starts the shards, and returns once clients can connect.

@@ -168,14 +168,6 @@ impl ShardBroker {
         self.barrier.clone()
     }
 
-    pub fn connection_count(&self) -> usize {
-        self.conns.len()
-    }
-
-    pub fn subscription_count(&self) -> usize {
-        self.subs.len()
-    }
-
     // ----- connection life cycle -------------------------------------------------
 
     /// Registers an accepted client and queues its INFO.
