@@ -73,8 +73,11 @@ pub struct Subscription {
     /// Key of the owning connection in the shard's connection table.
     pub conn: usize,
     pub sid: Box<[u8]>,
-    pub subject: bytes::Bytes,
-    pub queue: Option<bytes::Bytes>,
+    /// Boxed slices rather than `Bytes` (two words each instead of four):
+    /// this struct is per subscription, and the shared form is only needed
+    /// on the rare interest broadcasts.
+    pub subject: Box<[u8]>,
+    pub queue: Option<Box<[u8]>>,
     /// `UNSUB <sid> <max>`: remove after this many deliveries in total.
     pub max: Option<u64>,
     pub delivered: u64,

@@ -507,19 +507,22 @@ impl ShardBroker {
             self.queue_err(key, "maximum subscriptions exceeded");
             return;
         }
-        let subject = Bytes::copy_from_slice(subject);
-        let queue = queue.map(Bytes::copy_from_slice);
         let sk = self.subs.insert(Subscription {
             conn: key,
             sid: sid.into(),
-            subject: subject.clone(),
-            queue: queue.clone(),
+            subject: subject.into(),
+            queue: queue.map(Into::into),
             max: None,
             delivered: 0,
         });
         self.conns[key].subs.insert(sid.into(), sk);
-        self.index.insert_local(&subject, queue.as_deref(), sk);
-        self.broadcast_interest(key, subject, queue, 1);
+        self.index.insert_local(subject, queue, sk);
+        self.broadcast_interest(
+            key,
+            Bytes::copy_from_slice(subject),
+            queue.map(Bytes::copy_from_slice),
+            1,
+        );
         if verbose {
             self.queue_bytes(key, OK);
         }
@@ -594,7 +597,12 @@ impl ShardBroker {
         if let Some(conn) = self.conns.get_mut(sub.conn) {
             conn.subs.remove(&sub.sid);
         }
-        self.broadcast_interest(sub.conn, sub.subject, sub.queue, -1);
+        self.broadcast_interest(
+            sub.conn,
+            Bytes::from(sub.subject),
+            sub.queue.map(Bytes::from),
+            -1,
+        );
     }
 
     // ----- routing -----------------------------------------------------------------

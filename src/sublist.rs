@@ -26,6 +26,7 @@ use std::rc::Rc;
 
 use bytes::Bytes;
 use rustc_hash::FxHashMap;
+use thin_vec::ThinVec;
 
 use crate::subject::{has_empty_token, has_wildcard_token, pattern_matches};
 
@@ -86,7 +87,7 @@ impl MatchResult {
 #[derive(Debug)]
 struct LocalQueue {
     name: Bytes,
-    members: Vec<SubKey>,
+    members: ThinVec<SubKey>,
 }
 
 /// Another shard's member count of one queue group on one pattern.
@@ -101,13 +102,18 @@ struct RemoteQueue {
 /// linearly: a pattern typically has a handful of entries, and building a
 /// match result is then a plain copy. Removing one of n subscriptions of
 /// the same pattern is O(n).
+///
+/// `ThinVec` (one pointer, the length and capacity live in the heap block)
+/// rather than `Vec` (three words): every trie node carries all four and
+/// most are empty, so this keeps a node at a third of the size — it is the
+/// largest part of what a subscription costs in memory.
 #[derive(Debug, Default)]
 struct Interest {
-    local_plain: Vec<SubKey>,
-    local_queues: Vec<LocalQueue>,
+    local_plain: ThinVec<SubKey>,
+    local_queues: ThinVec<LocalQueue>,
     /// (shard, count), count > 0.
-    remote_plain: Vec<(ShardId, u32)>,
-    remote_queues: Vec<RemoteQueue>,
+    remote_plain: ThinVec<(ShardId, u32)>,
+    remote_queues: ThinVec<RemoteQueue>,
 }
 
 impl Interest {
@@ -207,7 +213,7 @@ fn add_delta(count: u32, delta: i32) -> u32 {
     new.clamp(0, i64::from(u32::MAX)) as u32
 }
 
-fn remove_item(items: &mut Vec<SubKey>, key: SubKey) -> bool {
+fn remove_item(items: &mut ThinVec<SubKey>, key: SubKey) -> bool {
     match items.iter().position(|&k| k == key) {
         Some(pos) => {
             // Order of subscriptions within a pattern is not meaningful.
@@ -356,7 +362,7 @@ impl SubscriptionIndex {
                 Some(group) => group.members.push(key),
                 None => interest.local_queues.push(LocalQueue {
                     name: Bytes::copy_from_slice(name),
-                    members: vec![key],
+                    members: thin_vec::thin_vec![key],
                 }),
             },
         }
