@@ -28,7 +28,7 @@ use shards::net::{shutdown_fd, try_send_fd, HandOff};
 use shards::sync::WaitList;
 use shards::ShardId;
 
-use crate::client::{ClientConnection, CloseReason, Subscription};
+use crate::client::{ClientConnection, CloseReason, Sid, Subscription};
 use crate::connect::{parse_connect, ClientOptions, ConnectError};
 use crate::outbound::{encode_err, encode_msg, encode_no_responders, OK, PING, PONG};
 use crate::protocol::{ClientOp, ParseError, Parser, Publish};
@@ -509,13 +509,13 @@ impl ShardBroker {
         }
         let sk = self.subs.insert(Subscription {
             conn: key,
-            sid: sid.into(),
+            sid: Sid::new(sid),
             subject: subject.into(),
             queue: queue.map(Into::into),
             max: None,
             delivered: 0,
         });
-        self.conns[key].subs.insert(sid.into(), sk);
+        self.conns[key].subs.insert(Sid::new(sid), sk);
         self.index.insert_local(subject, queue, sk);
         self.broadcast_interest(
             key,
@@ -595,7 +595,7 @@ impl ShardBroker {
         self.index
             .remove_local(&sub.subject, sub.queue.as_deref(), sk);
         if let Some(conn) = self.conns.get_mut(sub.conn) {
-            conn.subs.remove(&sub.sid);
+            conn.subs.remove(&*sub.sid);
         }
         self.broadcast_interest(
             sub.conn,
