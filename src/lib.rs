@@ -11,6 +11,8 @@
 //! - [`server`]: the glue that runs all of it on the `shards` runtime;
 //! - [`config`]: command line and config file, as nats-server's.
 
+#![deny(clippy::await_holding_refcell_ref)]
+
 pub mod client;
 pub mod config;
 pub mod connect;

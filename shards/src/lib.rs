@@ -15,6 +15,8 @@
 //! otherwise; the types that cross threads are [`mesh::MeshPorts`] (before
 //! connection) and [`net::HandOff`].
 
+#![deny(clippy::await_holding_refcell_ref)]
+
 pub mod mesh;
 pub mod net;
 pub mod pool;
