@@ -265,8 +265,9 @@ impl ShardContext {
     }
 
     /// Backpressure: while any ring to a peer is backed up, readers wait here
-    /// (TCP then pushes back on publishers). Ring consumers never wait, so
-    /// the backlog always drains.
+    /// (TCP then pushes back on publishers). Ring consumers never wait for
+    /// ring space, only (bounded by a stall budget) for a slow subscriber of
+    /// their own shard, so the backlog always drains.
     async fn wait_for_ring_space(&self) {
         if self.staged_max() >= STAGING_HIGH_WATERMARK {
             self.pressure
