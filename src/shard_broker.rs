@@ -517,12 +517,7 @@ impl ShardBroker {
         });
         self.conns[key].subs.insert(Sid::new(sid), sk);
         self.index.insert_local(subject, queue, sk);
-        self.broadcast_interest(
-            key,
-            Bytes::copy_from_slice(subject),
-            queue.map(Bytes::copy_from_slice),
-            1,
-        );
+        self.broadcast_interest(key, subject, queue, 1);
         if verbose {
             self.queue_bytes(key, OK);
         }
@@ -556,10 +551,14 @@ impl ShardBroker {
     // ----- interest replication ----------------------------------------------
 
     /// Tells every other shard that connection `key` changed its interest.
-    fn broadcast_interest(&mut self, key: usize, subject: Bytes, queue: Option<Bytes>, delta: i32) {
+    /// The subject and queue are copied once here, only when there are
+    /// other shards, and shared by every peer's batch.
+    fn broadcast_interest(&mut self, key: usize, subject: &[u8], queue: Option<&[u8]>, delta: i32) {
         if self.shard_count == 1 {
             return;
         }
+        let subject = Bytes::copy_from_slice(subject);
+        let queue = queue.map(Bytes::copy_from_slice);
         if let Some(conn) = self.conns.get_mut(key) {
             conn.forwarded = true;
         }
@@ -597,12 +596,7 @@ impl ShardBroker {
         if let Some(conn) = self.conns.get_mut(sub.conn) {
             conn.subs.remove(&*sub.sid);
         }
-        self.broadcast_interest(
-            sub.conn,
-            Bytes::from(sub.subject),
-            sub.queue.map(Bytes::from),
-            -1,
-        );
+        self.broadcast_interest(sub.conn, &sub.subject, sub.queue.as_deref(), -1);
     }
 
     // ----- routing -----------------------------------------------------------------
