@@ -46,6 +46,11 @@ const HOUSEKEEPING_PERIOD: Duration = Duration::from_millis(100);
 /// in a row: a socket that always has data ready would otherwise never
 /// yield, because a read that completes at once does not suspend.
 const UNITS_PER_TURN: u32 = 8;
+/// A read at least this long suggests the client is streaming, so the next
+/// read first tries the socket directly; after a shorter one the connection
+/// is probably idle until the next message, and glommio's read (which has
+/// already armed a readiness poll) is cheaper than a `recv` that would fail.
+const STREAMING_READ_LEN: usize = 4096;
 /// Longest gap between two lame-duck closes (as nats-server).
 const LAME_DUCK_MAX_CLOSE_GAP: Duration = Duration::from_secs(1);
 
@@ -412,12 +417,18 @@ async fn serve_client(ctx: Rc<ShardContext>, socket: HandOff, client_id: u64) {
     let mut buffer = ReadBuffer::new();
     let mut close_reason = CloseReason::ClientClosed;
     let mut units_this_turn = 0;
+    let mut streaming = true;
     'reading: loop {
         ctx.wait_for_ring_space().await;
         if ctx.broker.borrow().is_closing(key) {
             break;
         }
-        let read = match conn.try_recv(buffer.spare_mut()) {
+        let attempt = if streaming {
+            conn.try_recv(buffer.spare_mut())
+        } else {
+            Ok(None)
+        };
+        let read = match attempt {
             Ok(Some(n)) => Ok(n),
             Ok(None) => conn.read(buffer.spare_mut()).await,
             Err(e) => Err(e),
@@ -431,6 +442,7 @@ async fn serve_client(ctx: Rc<ShardContext>, socket: HandOff, client_id: u64) {
             }
         };
         buffer.filled_by(n);
+        streaming = n >= STREAMING_READ_LEN;
         loop {
             let outcome = ctx
                 .broker

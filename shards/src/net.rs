@@ -129,10 +129,11 @@ impl Connection {
 
     /// One non-blocking `recv`: `Ok(None)` when nothing is there now.
     ///
-    /// The broker tries this before [`Connection::read`]: glommio's read
-    /// arms an io_uring poll after every short read, and the next read then
-    /// waits for that poll to complete instead of trying the socket — an
-    /// extra ring round trip per read on a busy connection.
+    /// The broker tries this before [`Connection::read`] on a streaming
+    /// connection: glommio's read arms an io_uring poll after every short
+    /// read, and the next read then waits for that poll to complete instead
+    /// of trying the socket — an extra ring round trip per read on a busy
+    /// connection. On a quiet one the poll is what it should wait for.
     pub fn try_recv(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
         // SAFETY: `buf` is a valid, writable slice for the duration of the call.
         let n = unsafe {
