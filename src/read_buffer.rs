@@ -3,9 +3,13 @@
 //! It starts small (most clients are quiet) and doubles up to
 //! [`MAX_READ_CHUNK`] while reads keep filling it, like nats-server's
 //! adaptive buffer; a payload bigger than that is made to fit in one piece so
-//! the parser can hand it out as one slice.
+//! the parser can hand it out as one slice. When the load drops it halves
+//! again after [`SHORT_READS_TO_SHRINK`] reads in a row that used less than
+//! half of it, so a connection that was busy once does not keep 64 KiB.
 
 const INITIAL_CAPACITY: usize = 4 * 1024;
+/// Reads in a row that used less than half the buffer before it halves.
+const SHORT_READS_TO_SHRINK: u32 = 2;
 /// Largest read we ask the kernel for in one call.
 pub const MAX_READ_CHUNK: usize = 64 * 1024;
 
@@ -16,6 +20,8 @@ pub struct ReadBuffer {
     end: usize,
     /// The last read filled all the space it was offered.
     last_read_filled: bool,
+    /// Consecutive reads that used less than half the buffer.
+    short_reads: u32,
 }
 
 impl Default for ReadBuffer {
@@ -31,6 +37,7 @@ impl ReadBuffer {
             start: 0,
             end: 0,
             last_read_filled: false,
+            short_reads: 0,
         }
     }
 
@@ -44,10 +51,18 @@ impl ReadBuffer {
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
-            // Give back what a big payload made us grow to.
-            if self.bytes.len() > MAX_READ_CHUNK {
-                self.bytes.truncate(MAX_READ_CHUNK);
+            // Give back what a big payload or a busy spell made us grow to.
+            let keep = if self.bytes.len() > MAX_READ_CHUNK {
+                MAX_READ_CHUNK
+            } else if self.short_reads >= SHORT_READS_TO_SHRINK {
+                (self.bytes.len() / 2).max(INITIAL_CAPACITY)
+            } else {
+                self.bytes.len()
+            };
+            if keep < self.bytes.len() {
+                self.bytes.truncate(keep);
                 self.bytes.shrink_to_fit();
+                self.short_reads = 0;
             }
         }
     }
@@ -73,6 +88,11 @@ impl ReadBuffer {
 
     pub fn filled_by(&mut self, n: usize) {
         self.last_read_filled = self.end + n == self.bytes.len();
+        if n < self.bytes.len() / 2 {
+            self.short_reads += 1;
+        } else {
+            self.short_reads = 0;
+        }
         self.end += n;
     }
 
@@ -108,5 +128,53 @@ mod tests {
         buffer.reserve_total(100_000);
         assert_eq!(buffer.data(), b"xxx");
         assert!(buffer.spare_mut().len() >= 100_000 - 3);
+    }
+
+    /// Fills whatever space the buffer offers, parses it all, and returns
+    /// the capacity the read was offered.
+    fn full_read(buffer: &mut ReadBuffer) -> usize {
+        let spare = buffer.spare_mut();
+        let n = spare.len();
+        buffer.filled_by(n);
+        buffer.consume(n);
+        n
+    }
+
+    fn short_read(buffer: &mut ReadBuffer, n: usize) {
+        buffer.spare_mut();
+        buffer.filled_by(n);
+        buffer.consume(n);
+    }
+
+    #[test]
+    fn grows_while_reads_fill_it_and_shrinks_when_they_stop() {
+        let mut buffer = ReadBuffer::new();
+        let mut offered = Vec::new();
+        for _ in 0..6 {
+            offered.push(full_read(&mut buffer));
+        }
+        assert_eq!(offered, [4096, 8192, 16384, 32768, 65536, 65536]);
+        // One short read is not a trend.
+        short_read(&mut buffer, 100);
+        assert_eq!(buffer.bytes.len(), MAX_READ_CHUNK);
+        let mut sizes = Vec::new();
+        for _ in 0..10 {
+            short_read(&mut buffer, 100);
+            sizes.push(buffer.bytes.len());
+        }
+        assert_eq!(
+            sizes,
+            [32768, 32768, 16384, 16384, 8192, 8192, 4096, 4096, 4096, 4096]
+        );
+    }
+
+    #[test]
+    fn a_big_payload_is_given_back_once_parsed() {
+        let mut buffer = ReadBuffer::new();
+        buffer.reserve_total(1 << 20);
+        let n = buffer.spare_mut().len();
+        buffer.filled_by(n);
+        buffer.consume(n);
+        assert_eq!(buffer.bytes.len(), MAX_READ_CHUNK);
     }
 }
