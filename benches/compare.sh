@@ -11,7 +11,12 @@
 #                      [--no-relay] [--no-build]
 # Defaults: A = /usr/sbin/nats-server, B = target/release/percore with its
 # default shard count (no --shards: one shard on <= 2 CPUs, one per CPU
-# otherwise), 3 rounds, every scenario. Servers are started as
+# otherwise), 3 rounds, every default scenario (pub16 pub128 pubsub16
+# pubsub128 pubsub8k fanout5 queue4 reqrep lat10k lat50k). Opt-in scenarios,
+# only through --scenarios: lat20k; lat10k-idle1k (lat10k with 1000 idle
+# connections held open); lat10k-slow (lat10k plus one subscriber on the same
+# subject reading only 256 KiB/s, which the server may cut off; it is not
+# measured and does not fail the run). Servers are started as
 # `BIN -a 127.0.0.1 -p PORT ARGS`. Explicit shard count: --b-args "--shards 2".
 # Example (the BENCHMARKS.md table):
 #   benches/compare.sh --b-bin /path/to/nats-server-2.15 --b-name nats-2.15
@@ -45,7 +50,7 @@ while [ $# -gt 0 ]; do
     --out) OUT="$2"; shift 2 ;;
     --no-relay) RELAY=0; shift ;;
     --no-build) BUILD=0; shift ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "compare.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -80,6 +85,8 @@ args_for() {
     lat10k)    echo "latency --rate 10000 --size 128 --duration 5s --warmup 1s" ;;
     lat20k)    echo "latency --rate 20000 --size 128 --duration 5s --warmup 1s" ;;
     lat50k)    echo "latency --rate 50000 --size 128 --duration 5s --warmup 1s" ;;
+    lat10k-idle1k) echo "latency --rate 10000 --size 128 --duration 5s --warmup 1s --idle-conns 1000" ;;
+    lat10k-slow)   echo "latency --rate 10000 --size 128 --duration 5s --warmup 1s --slow-subs 1 --slow-rate 256KiB" ;;
     *) echo "compare.sh: unknown scenario $1" >&2; return 1 ;;
   esac
 }
@@ -133,7 +140,9 @@ measure() {
   kill "$SERVER_PID" 2>/dev/null || true
   wait "$SERVER_PID" 2>/dev/null || true
   SERVER_PID=""
-  printf '  %-10s %s round %s: %s\n' "$scen" "$side" "$round" "$(tail -1 "$OUT/$scen.$side.$round.txt")"
+  printf '  %-13s %s round %s: %s\n' "$scen" "$side" "$round" "$(tail -1 "$OUT/$scen.$side.$round.txt")"
+  # Idle/slow connections (opt-in scenarios): what happened to them.
+  grep -E '^ (Idle connections|Slow subscriber)' "$OUT/$scen.$side.$round.txt" | sed 's/^ /                 /' || true
   [ "$rc" = 0 ] || echo "  (percore-bench exit $rc, see $OUT/$scen.$side.$round.txt)"
 }
 

@@ -9,6 +9,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
 use crate::clock;
@@ -96,20 +97,37 @@ pub struct Reader {
     buf: Vec<u8>,
     start: usize,
     end: usize,
+    /// Largest single read() (the throttled slow subscriber reads small chunks).
+    max_read: usize,
     /// CLOCK_MONOTONIC ns when the last read() returned: a cheap "receive time"
     /// for every frame of that read, instead of one clock call per message.
     pub last_read_ns: u64,
+    /// Bytes read from the socket so far.
+    pub bytes_read: u64,
 }
 
 impl Reader {
     pub fn new(stream: TcpStream) -> Reader {
+        Reader::with_capacity(stream, READ_BUF)
+    }
+
+    /// A reader whose buffer starts at `cap` bytes (it still grows for a
+    /// frame that does not fit): small for connections that carry little.
+    pub fn with_capacity(stream: TcpStream, cap: usize) -> Reader {
         Reader {
             stream,
-            buf: vec![0; READ_BUF],
+            buf: vec![0; cap.max(64)],
             start: 0,
             end: 0,
+            max_read: usize::MAX,
             last_read_ns: 0,
+            bytes_read: 0,
         }
+    }
+
+    /// Caps every read() at `max` bytes, so a caller can pace its reading.
+    pub fn limit_reads(&mut self, max: usize) {
+        self.max_read = max.max(1);
     }
 
     /// True while complete or partial frames are still buffered; responders
@@ -142,7 +160,8 @@ impl Reader {
                 let n = self.buf.len() * 2;
                 self.buf.resize(n, 0);
             }
-            match self.stream.read(&mut self.buf[self.end..]) {
+            let upto = self.end.saturating_add(self.max_read).min(self.buf.len());
+            match self.stream.read(&mut self.buf[self.end..upto]) {
                 Ok(0) => {
                     return Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
@@ -151,6 +170,7 @@ impl Reader {
                 }
                 Ok(n) => {
                     self.end += n;
+                    self.bytes_read += n as u64;
                     self.last_read_ns = clock::now_ns();
                 }
                 Err(e)
@@ -392,6 +412,11 @@ pub struct Conn {
 
 impl Conn {
     pub fn connect(url: &str) -> io::Result<Conn> {
+        Conn::connect_with_buffer(url, READ_BUF)
+    }
+
+    /// As [`Conn::connect`], with a read buffer of `read_buf` bytes to start with.
+    pub fn connect_with_buffer(url: &str, read_buf: usize) -> io::Result<Conn> {
         let addr = parse_url(url)
             .to_socket_addrs()?
             .next()
@@ -400,7 +425,7 @@ impl Conn {
         stream.set_nodelay(true)?;
         // Bounded handshake: a server that never answers must not hang the run.
         stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-        let mut reader = Reader::new(stream.try_clone()?);
+        let mut reader = Reader::with_capacity(stream.try_clone()?, read_buf);
         let info = match reader.next_event()? {
             Some(Event::Info(json)) => ServerInfo::parse(json)?,
             Some(_) => return Err(bad_data("server did not start with INFO")),
@@ -416,6 +441,17 @@ impl Conn {
 
     pub fn set_read_timeout(&self, d: Option<Duration>) -> io::Result<()> {
         self.reader.stream.set_read_timeout(d)
+    }
+
+    /// Non-blocking mode for the socket (shared by the reader and writer
+    /// handles): reads then return `Ok(None)` instead of waiting.
+    pub fn set_nonblocking(&self, on: bool) -> io::Result<()> {
+        self.reader.stream.set_nonblocking(on)
+    }
+
+    /// The socket's descriptor, for epoll.
+    pub fn as_raw_fd(&self) -> RawFd {
+        self.reader.stream.as_raw_fd()
     }
 
     /// Reads until a PONG, answering PINGs; messages arriving meanwhile are

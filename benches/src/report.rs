@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
+use crate::extra_conns::{IdleReport, SlowSubReport};
 use crate::hostinfo::HostInfo;
 use crate::latency::Percentiles;
 use crate::scenario::{Config, Mode, Outcome};
@@ -43,6 +44,14 @@ pub struct Summary {
     pub latency_us: Option<Percentiles>,
     /// Latency from the actual send time (raw service time).
     pub service_time_us: Option<Percentiles>,
+    /// `--idle-conns`: how many were held, which the server dropped (absent
+    /// when none were asked for). Drops do not make `ok` false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_conns: Option<IdleReport>,
+    /// `--slow-subs`: per slow subscriber, messages received and whether the
+    /// server cut it off. Not in sent/expected/received/lost; never makes `ok` false.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub slow_subs: Vec<SlowSubReport>,
     pub host: HostInfo,
 }
 
@@ -96,6 +105,8 @@ pub fn summarize(cfg: &Config, o: &Outcome) -> Summary {
         aggregate_mib_per_s: agg.mib_per_s,
         latency_us: lat,
         service_time_us: svc,
+        idle_conns: o.idle.clone(),
+        slow_subs: o.slow_subs.clone(),
         host: HostInfo::gather(),
     }
 }
@@ -153,6 +164,65 @@ fn pct_line(out: &mut String, title: &str, p: &Percentiles) {
         p.p99_9,
         p.p99_99,
         p.max
+    );
+}
+
+fn idle_line(out: &mut String, r: &IdleReport) {
+    let dropped = match r.drops.first() {
+        None => "none dropped by the server".to_string(),
+        Some(d) => format!(
+            "{} dropped by the server (first: idle #{} client_id {} at {:.1}s: {})",
+            r.dropped,
+            d.idx + 1,
+            d.client_id,
+            d.after_s,
+            d.reason
+        ),
+    };
+    let _ = writeln!(
+        out,
+        " Idle connections: {} held for the run ({} server PINGs answered), {dropped}",
+        commas(r.opened as f64),
+        commas(r.pings as f64)
+    );
+}
+
+fn slow_sub_line(out: &mut String, r: &SlowSubReport) {
+    let fate = if r.disconnected {
+        // The close is read behind what the socket buffers still held: the
+        // last message's publish time is the lower bound of the cut-off.
+        let mut when = Vec::new();
+        if let Some(t) = r.last_msg_published_after_s {
+            when.push(format!("last message it got was published at {t:.1}s"));
+        }
+        if let Some(t) = r.disconnect_seen_after_s {
+            when.push(format!("close read at {t:.1}s"));
+        }
+        if when.is_empty() {
+            "CUT OFF by the server".to_string()
+        } else {
+            format!("CUT OFF by the server ({})", when.join(", "))
+        }
+    } else if r.drain_incomplete {
+        "still connected at the end (backlog not drained within 5s)".to_string()
+    } else {
+        "still connected at the end".to_string()
+    };
+    let errs = if r.errors.is_empty() {
+        String::new()
+    } else {
+        format!(" [{}]", r.errors.join("; "))
+    };
+    let _ = writeln!(
+        out,
+        " Slow subscriber {} (client_id {}, reading {:.0} KiB/s): {} msgs, {} of them drained at full speed after the run; {}{}",
+        r.idx + 1,
+        r.client_id,
+        r.rate_bytes_per_s as f64 / 1024.0,
+        commas(r.msgs as f64),
+        commas(r.drained_msgs as f64),
+        fate,
+        errs
     );
 }
 
@@ -219,6 +289,12 @@ pub fn text(cfg: &Config, o: &Outcome, s: &Summary) -> String {
             commas(s.achieved_rate),
             commas(cfg.rate)
         );
+    }
+    if let Some(idle) = &s.idle_conns {
+        idle_line(&mut out, idle);
+    }
+    for r in &s.slow_subs {
+        slow_sub_line(&mut out, r);
     }
     for e in o.errors.iter().take(10) {
         let _ = writeln!(out, " error: {e}");

@@ -18,6 +18,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 use crate::client::{Conn, Event, OutBuf, ServerInfo, FLUSH_AT};
 use crate::clock::{self, now_ns};
+use crate::extra_conns::{self, IdleReport, SlowSubReport};
 use crate::latency::{self, Collected, IntervalHists, Recorder};
 use crate::stats::ClientStats;
 
@@ -62,6 +63,12 @@ pub struct Config {
     /// Hard bound on the whole run.
     pub timeout: Duration,
     pub progress: bool,
+    /// Extra connections held idle for the whole run (not measured).
+    pub idle_conns: usize,
+    /// Extra subscribers on `subject` reading only `slow_rate` bytes/s each
+    /// (not measured, not counted; the server may cut them off).
+    pub slow_subs: usize,
+    pub slow_rate: u64,
 }
 
 impl Config {
@@ -93,6 +100,11 @@ pub struct Outcome {
     /// Messages sent per second during the measured window (open loop: vs --rate).
     pub achieved_rate: f64,
     pub timed_out: bool,
+    /// `--idle-conns`: what the idle connections went through.
+    pub idle: Option<IdleReport>,
+    /// `--slow-subs`: what each slow subscriber got. Not part of the counts
+    /// above, and never a reason for the run to fail.
+    pub slow_subs: Vec<SlowSubReport>,
 }
 
 impl Outcome {
@@ -727,6 +739,9 @@ fn progress_line(label: &str, start_ns: u64, shared: &Shared, last: &mut (u64, u
 /// Runs one scenario end to end.
 pub fn run(cfg: &Config) -> Result<Outcome, String> {
     validate(cfg)?;
+    // Every connection holds two descriptors (reader and writer handles).
+    let conns = cfg.pubs + cfg.subs + cfg.idle_conns + cfg.slow_subs;
+    extra_conns::ensure_fd_limit(2 * conns as u64 + 64)?;
     let started_at = SystemTime::now();
     let shared = Arc::new(Shared {
         stop: AtomicBool::new(false),
@@ -842,6 +857,30 @@ pub fn run(cfg: &Config) -> Result<Outcome, String> {
     }
     drop(htx); // the collector ends when the last recorder is dropped
 
+    // Unmeasured connections come after the measured ones, so those keep
+    // their connection numbers (percore: connection k on shard (k-1) mod N);
+    // slow subscribers first, so their numbers do not depend on --idle-conns.
+    let slow_conns = if cfg.slow_subs > 0 {
+        Some(extra_conns::open_slow(
+            &cfg.server,
+            &cfg.subject,
+            cfg.slow_subs,
+            cfg.slow_rate,
+            cfg.stamped(),
+        )?)
+    } else {
+        None
+    };
+    let idle_conns = if cfg.idle_conns > 0 {
+        Some(extra_conns::open_idle(
+            &cfg.server,
+            cfg.idle_conns,
+            cfg.progress,
+        )?)
+    } else {
+        None
+    };
+
     // Watchdog: the whole run is bounded no matter what the server does.
     let hard_deadline = run_start + cfg.timeout.as_nanos() as u64;
     let mut timed_out = false;
@@ -947,6 +986,28 @@ pub fn run(cfg: &Config) -> Result<Outcome, String> {
     } else {
         sub_stats.iter().map(|s| s.msgs).sum()
     };
+    // Times in the extra connections' reports count from the start of publishing.
+    let slow_subs: Vec<SlowSubReport> = slow_conns
+        .map(|s| s.finish())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|mut r| {
+            let since_start = |at| extra_conns::secs_since(start, at);
+            r.disconnect_seen_after_s = r.disconnect_seen_at_ns.map(since_start);
+            r.last_msg_published_after_s = r.last_msg_intended_ns.map(since_start);
+            r
+        })
+        .collect();
+    let idle = idle_conns.map(|i| {
+        let mut r = i.finish();
+        for d in &mut r.drops {
+            d.after_s = extra_conns::secs_since(start, d.at_ns);
+        }
+        r
+    });
+    if let Some(e) = idle.as_ref().and_then(|r| r.error.clone()) {
+        errors.push(e);
+    }
     let latency = collector.and_then(|c| c.join().ok());
     let achieved_rate = crate::stats::GroupStats::of(&pub_stats).msgs_per_s;
     Ok(Outcome {
@@ -963,6 +1024,8 @@ pub fn run(cfg: &Config) -> Result<Outcome, String> {
         latency,
         achieved_rate,
         timed_out,
+        idle,
+        slow_subs,
     })
 }
 
@@ -1020,6 +1083,9 @@ fn validate(cfg: &Config) -> Result<(), String> {
     }
     if cfg.rate < 0.0 || !cfg.rate.is_finite() {
         return Err("--rate must be a positive number (0 = closed loop)".into());
+    }
+    if cfg.slow_subs > 0 && cfg.slow_rate == 0 {
+        return Err("--slow-rate must be at least 1 byte/s".into());
     }
     Ok(())
 }

@@ -91,6 +91,50 @@ fn metrics_for(scenario_kind: &str) -> Vec<Metric> {
     }
 }
 
+/// What happened to the unmeasured connections of `--idle-conns` and
+/// `--slow-subs` runs (lat10k-idle1k, lat10k-slow) on one side, over all its
+/// runs; None when the scenario has none.
+fn extras_note(scen: &str, side: &str, runs: &[Value]) -> Option<String> {
+    let idle: Vec<&Value> = runs.iter().filter_map(|v| v.get("idle_conns")).collect();
+    let slow: Vec<&Value> = runs
+        .iter()
+        .filter_map(|v| v.get("slow_subs").and_then(|s| s.as_array()))
+        .flatten()
+        .collect();
+    let mut parts = Vec::new();
+    if !idle.is_empty() {
+        let dropped: f64 = idle.iter().filter_map(|v| f(v, &["dropped"])).sum();
+        parts.push(format!(
+            "{dropped} idle connections dropped over {} runs",
+            idle.len()
+        ));
+    }
+    if !slow.is_empty() {
+        let cut = slow
+            .iter()
+            .filter(|v| v.get("disconnected").and_then(|d| d.as_bool()) == Some(true))
+            .count();
+        let mut when: Vec<f64> = slow
+            .iter()
+            .filter(|v| v.get("disconnected").and_then(|d| d.as_bool()) == Some(true))
+            .filter_map(|v| f(v, &["last_msg_published_after_s"]))
+            .collect();
+        let when = if when.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " (median publish time of its last message {:.1}s)",
+                median(&mut when)
+            )
+        };
+        parts.push(format!(
+            "slow subscriber cut off in {cut} of {} runs{when}",
+            slow.len()
+        ));
+    }
+    (!parts.is_empty()).then(|| format!("{scen} {side}: {}", parts.join("; ")))
+}
+
 /// One round of one scenario: (A summary, B summary, A cpu s, B cpu s).
 type Round = (Option<Value>, Option<Value>, Option<f64>, Option<f64>);
 
@@ -180,8 +224,15 @@ fn main() -> ExitCode {
         "\nA = {}   B = {}   (medians over rounds; B/A = median of the per-round ratios; spread = (max-min)/median; cpu = server CPU s per run; µs/msg = server CPU per delivered message; failed runs excluded)\n",
         args.a_name, args.b_name
     );
+    let scenarios: Vec<&str> = list
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    // Scenario column: wide enough for names such as lat10k-idle1k.
+    let w = scenarios.iter().map(|s| s.len()).max().unwrap_or(0).max(11);
     println!(
-        "{:<11} {:<12} {:>13} {:>13} {:>7} {:>8} {:>8} {:>7} {:>7} {:>8} {:>8} {:>7} {:>6}",
+        "{:<w$} {:<12} {:>13} {:>13} {:>7} {:>8} {:>8} {:>7} {:>7} {:>8} {:>8} {:>7} {:>6}",
         "scenario",
         "metric",
         "A",
@@ -203,14 +254,19 @@ fn main() -> ExitCode {
     let mut lat_log = (0.0f64, 0usize);
     let mut cpu_log = (0.0f64, 0usize);
     let mut sub8k_mib: (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
-    for scen in list.lines().map(str::trim).filter(|l| !l.is_empty()) {
+    let mut notes: Vec<String> = Vec::new();
+    for &scen in &scenarios {
         let mut rounds: Vec<Round> = Vec::new();
+        // Every run's summary, failed ones included, for the idle/slow notes.
+        let mut all: (Vec<Value>, Vec<Value>) = (Vec::new(), Vec::new());
         for r in 1.. {
             let pa = args.dir.join(format!("{scen}.a.{r}.json"));
             let pb = args.dir.join(format!("{scen}.b.{r}.json"));
             if !pa.exists() && !pb.exists() {
                 break;
             }
+            all.0.extend(read_json(&pa));
+            all.1.extend(read_json(&pb));
             rounds.push((
                 read_json(&pa).filter(run_ok),
                 read_json(&pb).filter(run_ok),
@@ -283,6 +339,8 @@ fn main() -> ExitCode {
                 }
             }
         }
+        notes.extend(extras_note(scen, &args.a_name, &all.0));
+        notes.extend(extras_note(scen, &args.b_name, &all.1));
         for (mi, m) in metrics_for(&kind).iter().enumerate() {
             let a: Vec<f64> = rounds
                 .iter()
@@ -319,7 +377,7 @@ fn main() -> ExitCode {
             }
             let first = mi == 0;
             println!(
-                "{:<11} {:<12} {:>13} {:>13} {:>7} {:>8} {:>8} {:>7} {:>7} {:>8} {:>8} {:>7} {:>6}",
+                "{:<w$} {:<12} {:>13} {:>13} {:>7} {:>8} {:>8} {:>7} {:>7} {:>8} {:>8} {:>7} {:>6}",
                 if first { scen } else { "" },
                 m.label,
                 fmt_num(median(&mut a.clone())),
@@ -358,6 +416,12 @@ fn main() -> ExitCode {
                     String::new()
                 },
             );
+        }
+    }
+    if !notes.is_empty() {
+        println!();
+        for n in &notes {
+            println!("{n}");
         }
     }
     let mut relay: Vec<f64> = (1..)

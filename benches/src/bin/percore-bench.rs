@@ -17,7 +17,7 @@ use percore_benches::scenario::{self, Config, Mode};
 #[command(
     name = "percore-bench",
     about = "NATS load generator: throughput, fan-out, queue groups, request/reply and fixed-rate latency",
-    after_help = "Examples:\n  percore-bench pubsub --size 16 --msgs 2000000\n  percore-bench fanout --sub 5\n  percore-bench latency --rate 20000 --duration 20s --warmup 5s --hist-out lat.hgrm --json-out lat.json\n  percore-bench reqrep --msgs 50000"
+    after_help = "Examples:\n  percore-bench pubsub --size 16 --msgs 2000000\n  percore-bench fanout --sub 5\n  percore-bench latency --rate 20000 --duration 20s --warmup 5s --hist-out lat.hgrm --json-out lat.json\n  percore-bench reqrep --msgs 50000\n  percore-bench latency --rate 10000 --idle-conns 1000\n  percore-bench latency --rate 10000 --slow-subs 1 --slow-rate 256KiB"
 )]
 struct Args {
     /// What to measure.
@@ -75,6 +75,19 @@ struct Args {
     /// No periodic progress lines.
     #[arg(long, short = 'q')]
     quiet: bool,
+    /// Extra connections opened after the measured ones and held idle for
+    /// the whole run (CONNECT and one PING/PONG, then only PONGs to server
+    /// PINGs); any the server drops are reported, without failing the run.
+    #[arg(long, default_value_t = 0)]
+    idle_conns: usize,
+    /// Extra subscribers on --subject, opened after the measured ones, that
+    /// read only --slow-rate bytes/s each. Not measured and not counted: the
+    /// server may cut them off as slow consumers, which is reported, not a failure.
+    #[arg(long, default_value_t = 0)]
+    slow_subs: usize,
+    /// Read rate of each slow subscriber, bytes per second (e.g. 256KiB, 64KiB).
+    #[arg(long, default_value = "256KiB", value_parser = parse_size)]
+    slow_rate: usize,
 }
 
 fn parse_count(s: &str) -> Result<u64, String> {
@@ -181,6 +194,9 @@ fn config(a: &Args) -> Config {
         settle: a.settle,
         timeout: a.timeout,
         progress: !a.quiet,
+        idle_conns: a.idle_conns,
+        slow_subs: a.slow_subs,
+        slow_rate: a.slow_rate as u64,
     }
 }
 
