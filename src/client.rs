@@ -194,6 +194,10 @@ pub struct ClientConnection {
     /// How long publishers have been held back for this connection since its
     /// backlog last drained (see `ShardBroker::take_stall`).
     pub stall_spent: std::time::Duration,
+    /// When the writer began handing its current chunk to the socket: how
+    /// long that takes tells a reading client from a stopped one (see
+    /// `ShardBroker::draining`).
+    pub chunk_started: Instant,
 }
 
 impl ClientConnection {

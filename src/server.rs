@@ -26,7 +26,7 @@ use crate::info::{generate_server_id, ServerIdentity};
 use crate::protocol::Parser;
 use crate::read_buffer::ReadBuffer;
 use crate::shard_batch::ShardBatch;
-use crate::shard_broker::{Next, ShardBroker};
+use crate::shard_broker::{Next, ShardBroker, WRITE_CHUNK};
 use crate::shared::BrokerShared;
 
 /// Ring capacity in batches per ordered pair of shards.
@@ -500,7 +500,14 @@ async fn write_client(
         let Some(buffer) = ctx.broker.borrow_mut().take_for_writer(key) else {
             return;
         };
-        let ok = conn.write_all(&buffer).await.is_ok();
+        let mut ok = true;
+        for chunk in buffer.chunks(WRITE_CHUNK) {
+            if conn.write_all(chunk).await.is_err() {
+                ok = false;
+                break;
+            }
+            ctx.broker.borrow_mut().chunk_written(key, chunk.len());
+        }
         ctx.broker.borrow_mut().writer_done(key, buffer, ok);
         if !ok {
             return;

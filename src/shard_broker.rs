@@ -52,6 +52,20 @@ const STALL_THRESHOLD: usize = 8 * 1024 * 1024;
 /// drains again; after that it gets no more help and, if it really is slow,
 /// reaches max_pending and is cut off while publishers go on at full speed.
 pub const STALL_BUDGET: Duration = Duration::from_secs(1);
+/// One stall waits at most this long; the next unit of work decides again.
+const STALL_EPISODE_MAX: Duration = Duration::from_millis(50);
+/// The writer hands the socket at most this much at a time, so the broker
+/// sees a backlog shrink while it drains and can tell a reading subscriber
+/// from one that stopped.
+pub const WRITE_CHUNK: usize = 256 * 1024;
+/// A subscriber whose socket has not taken the writer's current chunk
+/// within this is not draining: it does not read, or reads slower than about
+/// 1 MiB/s. Stalling publishers for it would only delay everyone else on the
+/// subject (nats-server 2.9 does not stall before half of max_pending either),
+/// so its backlog grows until max_pending or the write deadline cuts it off.
+/// Long enough that a fast reader the scheduler kept off the CPU for a while
+/// still counts as draining (20 ms was not, on a 2-vCPU VM).
+const STALL_PROGRESS_WINDOW: Duration = Duration::from_millis(250);
 
 /// What the caller must do after [`ShardBroker::process_input`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -202,6 +216,7 @@ impl ShardBroker {
             forwarded: false,
             closing: None,
             stall_spent: Duration::ZERO,
+            chunk_started: Instant::now(),
         });
         self.mark_dirty(key);
         crate::debug!(
@@ -732,8 +747,9 @@ impl ShardBroker {
         self.stats.out_bytes += (conn.outbound.len() - before) as u64;
         let over_limit = conn.pending_bytes() > self.shared.options.max_pending;
         let finished = sub.max.is_some_and(|max| sub.delivered >= max);
-        let over_stall =
-            conn.pending_bytes() > self.stall_threshold && conn.stall_spent < STALL_BUDGET;
+        let over_stall = conn.pending_bytes() > self.stall_threshold
+            && conn.stall_spent < STALL_BUDGET
+            && Self::draining(conn, Instant::now());
         if over_limit {
             self.begin_close(key, CloseReason::SlowConsumerPendingBytes);
         } else {
@@ -938,7 +954,9 @@ impl ShardBroker {
                 Ok(n) => {
                     conn.outbound.drain(..n);
                     conn.writer_busy = true;
-                    conn.write_started = Some(Instant::now());
+                    let now = Instant::now();
+                    conn.write_started = Some(now);
+                    conn.chunk_started = now;
                     conn.writer_wake.notify_all();
                 }
                 Err(_) => self.begin_close(key, CloseReason::WriteError),
@@ -967,8 +985,24 @@ impl ShardBroker {
         let spare = std::mem::take(&mut conn.spare);
         let buffer = std::mem::replace(&mut conn.outbound, spare);
         conn.in_flight = buffer.len();
-        conn.write_started = Some(Instant::now());
+        let now = Instant::now();
+        conn.write_started = Some(now);
+        conn.chunk_started = now;
         Some(buffer)
+    }
+
+    /// The writer task handed the socket one chunk of its buffer
+    /// ([`WRITE_CHUNK`]) and goes on with the next.
+    pub fn chunk_written(&mut self, key: usize, len: usize) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        conn.in_flight = conn.in_flight.saturating_sub(len);
+        conn.chunk_started = Instant::now();
+        if conn.pending_bytes() <= self.stall_threshold / 2 {
+            conn.stall_spent = Duration::ZERO;
+        }
+        self.drained.notify_all();
     }
 
     /// The writer task finished writing `buffer` (or failed).
@@ -989,7 +1023,9 @@ impl ShardBroker {
             conn.writer_busy = false;
             conn.write_started = None;
         } else {
-            conn.write_started = Some(Instant::now());
+            let now = Instant::now();
+            conn.write_started = Some(now);
+            conn.chunk_started = now;
         }
         if conn.pending_bytes() <= self.stall_threshold / 2 {
             conn.stall_spent = Duration::ZERO;
@@ -1025,13 +1061,22 @@ impl ShardBroker {
         })
     }
 
-    /// How much longer anyone may wait for `keys` (the largest budget left).
+    /// How long this stall may wait for `keys`: the largest budget left,
+    /// at most [`STALL_EPISODE_MAX`].
     pub fn stall_allowance(&self, keys: &[usize]) -> Duration {
         keys.iter()
             .filter_map(|&key| self.conns.get(key))
             .map(|c| STALL_BUDGET.saturating_sub(c.stall_spent))
             .max()
             .unwrap_or(Duration::ZERO)
+            .min(STALL_EPISODE_MAX)
+    }
+
+    /// The subscriber takes what it is sent: nothing waits for its socket,
+    /// or the socket took the writer's previous chunk less than
+    /// [`STALL_PROGRESS_WINDOW`] ago.
+    fn draining(conn: &ClientConnection, now: Instant) -> bool {
+        !conn.writer_busy || now.duration_since(conn.chunk_started) < STALL_PROGRESS_WINDOW
     }
 
     pub fn charge_stall(&mut self, keys: &[usize], waited: Duration) {
