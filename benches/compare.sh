@@ -14,9 +14,10 @@
 # otherwise), 3 rounds, every default scenario (pub16 pub128 pubsub16
 # pubsub128 pubsub8k fanout5 queue4 reqrep lat10k lat50k). Opt-in scenarios,
 # only through --scenarios: lat20k; lat10k-idle1k (lat10k with 1000 idle
-# connections held open); lat10k-slow (lat10k plus one subscriber on the same
-# subject reading only 256 KiB/s, which the server may cut off; it is not
-# measured and does not fail the run). Servers are started as
+# connections held open); lat10k-slow (lat10k for 8 s plus one subscriber on
+# the same subject reading only 64 KiB/s: its backlog passes 8 MiB after
+# about 5 s, which the server may answer by stalling the publisher or by
+# cutting the slow one off; it is not measured and does not fail the run). Servers are started as
 # `BIN -a 127.0.0.1 -p PORT ARGS`. Explicit shard count: --b-args "--shards 2".
 # Example (the BENCHMARKS.md table):
 #   benches/compare.sh --b-bin /path/to/nats-server-2.15 --b-name nats-2.15
@@ -86,7 +87,7 @@ args_for() {
     lat20k)    echo "latency --rate 20000 --size 128 --duration 5s --warmup 1s" ;;
     lat50k)    echo "latency --rate 50000 --size 128 --duration 5s --warmup 1s" ;;
     lat10k-idle1k) echo "latency --rate 10000 --size 128 --duration 5s --warmup 1s --idle-conns 1000" ;;
-    lat10k-slow)   echo "latency --rate 10000 --size 128 --duration 5s --warmup 1s --slow-subs 1 --slow-rate 256KiB" ;;
+    lat10k-slow)   echo "latency --rate 10000 --size 128 --duration 8s --warmup 1s --slow-subs 1 --slow-rate 64KiB" ;;
     *) echo "compare.sh: unknown scenario $1" >&2; return 1 ;;
   esac
 }
