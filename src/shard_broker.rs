@@ -39,8 +39,12 @@ use crate::subject::{is_valid_publish_subject, is_valid_subscribe_subject, patte
 use crate::sublist::{QueueMatch, SubKey, SubscriptionIndex};
 
 /// The first server PING (nats-server's RTT ping) goes out this soon after
-/// accept, or after `ping_interval` if that is shorter.
+/// accept, or after `ping_interval` if that is shorter, plus up to
+/// [`FIRST_PING_JITTER_PERMILLE`] of it at random, as nats-server does: a
+/// thousand clients that connect together are not pinged in one burst
+/// (which, in one housekeeping tick, tripled p99 for the other clients).
 const FIRST_PING_DELAY: Duration = Duration::from_secs(2);
+const FIRST_PING_JITTER_PERMILLE: u64 = 200;
 /// Reply prefixes nats-server reserves for its own routing.
 const RESERVED_REPLY_PREFIXES: [&[u8]; 3] = [b"_R_.", b"$JS.ACK.", b"_GR_."];
 /// A buffer that grew past this during a burst is given back once drained.
@@ -195,6 +199,8 @@ impl ShardBroker {
         let now = Instant::now();
         let info = self.shared.identity.info_line(client_id, &client_ip, false);
         let first_ping = FIRST_PING_DELAY.min(self.shared.options.ping_interval);
+        let jitter_permille = self.rng.below(FIRST_PING_JITTER_PERMILLE + 1);
+        let first_ping = first_ping + first_ping * jitter_permille as u32 / 1000;
         let key = self.conns.insert(ClientConnection {
             client_id,
             fd,
