@@ -13,6 +13,7 @@ use std::time::Instant;
 use shards::sync::WaitList;
 
 use crate::connect::ClientOptions;
+use crate::outbound_queue::OutboundQueue;
 use crate::sublist::SubKey;
 
 /// Why a connection was closed; the texts are nats-server's `/connz` reasons.
@@ -160,9 +161,7 @@ pub struct ClientConnection {
     pub first_pong_sent: bool,
 
     /// Bytes queued for the socket and not yet handed to the writer.
-    pub outbound: Vec<u8>,
-    /// The writer's buffer, kept between writes to reuse its capacity.
-    pub spare: Vec<u8>,
+    pub outbound: OutboundQueue,
     /// Bytes the writer task is writing right now.
     pub in_flight: usize,
     /// The writer task owns flushing (the socket did not take everything);

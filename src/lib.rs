@@ -4,7 +4,8 @@
 //! - [`protocol`]: the zero-copy client protocol parser;
 //! - [`subject`], [`sublist`]: subjects, wildcards and the per-shard
 //!   subscription index with its match cache;
-//! - [`connect`], [`info`], [`outbound`]: the handshake and what the server writes;
+//! - [`connect`], [`info`], [`outbound`]: the handshake and what the server writes,
+//!   [`outbound_queue`]: how it waits for the socket;
 //! - [`client`], [`shard_broker`]: per-connection state and the per-shard
 //!   state machine (routing, interest replication, slow consumers, pings);
 //! - [`shard_batch`]: what shards send each other over their rings;
@@ -19,6 +20,7 @@ pub mod connect;
 pub mod info;
 pub mod logging;
 pub mod outbound;
+pub mod outbound_queue;
 pub mod protocol;
 pub mod read_buffer;
 pub mod rng;

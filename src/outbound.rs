@@ -1,10 +1,25 @@
-//! Encoding of server→client frames into a connection's outbound buffer.
+//! Encoding of server→client frames into a connection's outbound queue.
 //!
-//! Every delivery is appended to the subscriber's buffer (header and payload
+//! Every delivery is appended to the subscriber's queue (header and payload
 //! copied: for the small messages that dominate NATS traffic a copy is
 //! cheaper than tracking a shared segment), and the connection is flushed
-//! once per unit of work with a single write. Nothing here allocates once the
-//! buffer has grown to its working size.
+//! once per unit of work with a single vectored write. Nothing here
+//! allocates; the `*_len_bound` functions tell the queue how much room a
+//! frame may need.
+
+/// Room for the longest `MSG`/`HMSG` line around a payload: the verb,
+/// four separators, two decimal sizes and two CRLFs.
+const MSG_FRAMING_BOUND: usize = 64;
+
+/// At least as many bytes as [`encode_msg`] appends for these arguments.
+pub fn msg_len_bound(subject: &[u8], sid: &[u8], reply: Option<&[u8]>, payload: &[u8]) -> usize {
+    subject.len() + sid.len() + reply.map_or(0, <[u8]>::len) + payload.len() + MSG_FRAMING_BOUND
+}
+
+/// At least as many bytes as [`encode_err`] appends for `text`.
+pub fn err_len_bound(text: &str) -> usize {
+    text.len() + 16
+}
 
 /// Appends `MSG`/`HMSG` for one delivery.
 ///
@@ -57,10 +72,17 @@ fn push_subject_sid_reply(out: &mut Vec<u8>, subject: &[u8], sid: &[u8], reply: 
     }
 }
 
+const NO_RESPONDERS_STATUS: &[u8] = b"NATS/1.0 503\r\n\r\n";
+
+/// At least as many bytes as [`encode_no_responders`] appends.
+pub fn no_responders_len_bound(reply_subject: &[u8], sid: &[u8]) -> usize {
+    msg_len_bound(reply_subject, sid, None, NO_RESPONDERS_STATUS)
+}
+
 /// The no-responders status message: `HMSG <reply> <sid> 16 16` with a bare
 /// `NATS/1.0 503` header block and no payload.
 pub fn encode_no_responders(out: &mut Vec<u8>, reply_subject: &[u8], sid: &[u8]) {
-    const STATUS: &[u8] = b"NATS/1.0 503\r\n\r\n";
+    const STATUS: &[u8] = NO_RESPONDERS_STATUS;
     encode_msg(
         out,
         reply_subject,
@@ -112,6 +134,29 @@ mod tests {
         let mut out = Vec::new();
         encode_no_responders(&mut out, b"_INBOX.x", b"7");
         assert_eq!(out, b"HMSG _INBOX.x 7 16 16\r\nNATS/1.0 503\r\n\r\n\r\n");
+    }
+
+    #[test]
+    fn bounds_cover_the_encoded_frames() {
+        let long_sid = [b'9'; 30];
+        let payload = vec![b'p'; 1_000_000];
+        let mut out = Vec::new();
+        encode_msg(
+            &mut out,
+            b"a.b",
+            &long_sid,
+            Some(b"_INBOX.r"),
+            Some(10),
+            &payload,
+            true,
+        );
+        assert!(out.len() <= msg_len_bound(b"a.b", &long_sid, Some(b"_INBOX.r"), &payload));
+        out.clear();
+        encode_no_responders(&mut out, b"_INBOX.x", &long_sid);
+        assert!(out.len() <= no_responders_len_bound(b"_INBOX.x", &long_sid));
+        out.clear();
+        encode_err(&mut out, "Maximum Payload Violation");
+        assert!(out.len() <= err_len_bound("Maximum Payload Violation"));
     }
 
     #[test]

@@ -23,10 +23,11 @@ use shards::{task, timer, PoolConfig, ShardId, ShardPool};
 use crate::client::CloseReason;
 use crate::config::Options;
 use crate::info::{generate_server_id, ServerIdentity};
+use crate::outbound_queue::{BlockPool, BLOCK_SIZE};
 use crate::protocol::Parser;
 use crate::read_buffer::ReadBuffer;
 use crate::shard_batch::ShardBatch;
-use crate::shard_broker::{Next, ShardBroker, WRITE_CHUNK};
+use crate::shard_broker::{Next, ShardBroker};
 use crate::shared::BrokerShared;
 
 /// Ring capacity in batches per ordered pair of shards.
@@ -497,18 +498,30 @@ async fn write_client(
     loop {
         wake.wait_until(|| ctx.broker.borrow().writer_should_run(key))
             .await;
-        let Some(buffer) = ctx.broker.borrow_mut().take_for_writer(key) else {
+        let Some(mut queue) = ctx.broker.borrow_mut().take_for_writer(key) else {
             return;
         };
+        let mut blocks = BlockPool::default();
         let mut ok = true;
-        for chunk in buffer.chunks(WRITE_CHUNK) {
-            if conn.write_all(chunk).await.is_err() {
+        while !queue.is_empty() {
+            let sent = match conn.try_send_vectored(&queue.send_slices()) {
+                Ok(0) => {
+                    // The socket is full: wait for it with glommio, handing it
+                    // one block at most so progress shows block by block.
+                    let front = queue.front();
+                    let piece = &front[..front.len().min(BLOCK_SIZE)];
+                    conn.write_all(piece).await.map(|()| piece.len())
+                }
+                other => other,
+            };
+            let Ok(n) = sent else {
                 ok = false;
                 break;
-            }
-            ctx.broker.borrow_mut().chunk_written(key, chunk.len());
+            };
+            queue.consume(&mut blocks, n);
+            ctx.broker.borrow_mut().chunk_written(key, n);
         }
-        ctx.broker.borrow_mut().writer_done(key, buffer, ok);
+        ctx.broker.borrow_mut().writer_done(key, queue, blocks, ok);
         if !ok {
             return;
         }

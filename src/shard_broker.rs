@@ -24,13 +24,17 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use slab::Slab;
 
-use shards::net::{shutdown_fd, try_send_fd, HandOff};
+use shards::net::{shutdown_fd, try_send_fd, try_send_vectored_fd, HandOff};
 use shards::sync::WaitList;
 use shards::ShardId;
 
 use crate::client::{ClientConnection, CloseReason, Sid, Subscription};
 use crate::connect::{parse_connect, ClientOptions, ConnectError};
-use crate::outbound::{encode_err, encode_msg, encode_no_responders, OK, PING, PONG};
+use crate::outbound::{
+    encode_err, encode_msg, encode_no_responders, err_len_bound, msg_len_bound,
+    no_responders_len_bound, OK, PING, PONG,
+};
+use crate::outbound_queue::{BlockPool, OutboundQueue};
 use crate::protocol::{ClientOp, ParseError, Parser, Publish};
 use crate::rng::FastRng;
 use crate::shard_batch::{BatchBuilder, MeshItem, ShardBatch};
@@ -47,8 +51,6 @@ const FIRST_PING_DELAY: Duration = Duration::from_secs(2);
 const FIRST_PING_JITTER_PERMILLE: u64 = 200;
 /// Reply prefixes nats-server reserves for its own routing.
 const RESERVED_REPLY_PREFIXES: [&[u8]; 3] = [b"_R_.", b"$JS.ACK.", b"_GR_."];
-/// A buffer that grew past this during a burst is given back once drained.
-const OUTBOUND_KEEP_CAPACITY: usize = 1024 * 1024;
 /// Flow control: a subscriber whose backlog passes this (or half of
 /// max_pending, if smaller) holds back the task that fed it until it drains.
 const STALL_THRESHOLD: usize = 8 * 1024 * 1024;
@@ -58,13 +60,9 @@ const STALL_THRESHOLD: usize = 8 * 1024 * 1024;
 pub const STALL_BUDGET: Duration = Duration::from_secs(1);
 /// One stall waits at most this long; the next unit of work decides again.
 const STALL_EPISODE_MAX: Duration = Duration::from_millis(50);
-/// The writer hands the socket at most this much at a time, so the broker
-/// sees a backlog shrink while it drains and can tell a reading subscriber
-/// from one that stopped.
-pub const WRITE_CHUNK: usize = 256 * 1024;
-/// A subscriber whose socket has not taken the writer's current chunk
-/// within this is not draining: it does not read, or reads slower than about
-/// 1 MiB/s. Stalling publishers for it would only delay everyone else on the
+/// A subscriber whose socket has taken nothing from the writer for this
+/// long is not draining: it does not read, or reads slower than the writer's
+/// pieces (at most one 64 KiB block when the socket is full) per window. Stalling publishers for it would only delay everyone else on the
 /// subject (nats-server 2.9 does not stall before half of max_pending either),
 /// so its backlog grows until max_pending or the write deadline cuts it off.
 /// Long enough that a fast reader the scheduler kept off the CPU for a while
@@ -147,6 +145,8 @@ pub struct ShardBroker {
     drained: Rc<WaitList>,
     rng: FastRng,
     lame_duck: bool,
+    /// Emptied outbound blocks, shared by this shard's connections.
+    pool: BlockPool,
     pub stats: ShardStats,
 }
 
@@ -174,6 +174,7 @@ impl ShardBroker {
             drained: Rc::new(WaitList::new()),
             rng: FastRng::seeded(0x5eed_0000 + id as u64),
             lame_duck: false,
+            pool: BlockPool::default(),
             stats: ShardStats::default(),
         }
     }
@@ -207,8 +208,11 @@ impl ShardBroker {
             client_ip,
             options: ClientOptions::default(),
             first_pong_sent: false,
-            outbound: info,
-            spare: Vec::new(),
+            outbound: {
+                let mut queue = OutboundQueue::default();
+                queue.extend_from_slice(&mut self.pool, &info);
+                queue
+            },
             in_flight: 0,
             writer_busy: false,
             write_started: None,
@@ -254,7 +258,7 @@ impl ShardBroker {
         }
         conn.closing = Some(reason);
         if reason.discards_pending() {
-            conn.outbound.clear();
+            conn.outbound.clear(&mut self.pool);
             self.stats.slow_consumers += 1;
             self.shared.slow_consumers.fetch_add(1, Ordering::Relaxed);
             crate::warn!(
@@ -264,8 +268,8 @@ impl ShardBroker {
                 reason.as_str()
             );
         } else if !conn.writer_busy && !conn.outbound.is_empty() {
-            let _ = try_send_fd(conn.fd, &conn.outbound);
-            conn.outbound.clear();
+            let _ = try_send_vectored_fd(conn.fd, &conn.outbound.send_slices());
+            conn.outbound.clear(&mut self.pool);
         }
         shutdown_fd(conn.fd);
         conn.writer_wake.notify_all();
@@ -740,14 +744,11 @@ impl ShardBroker {
         }
         sub.delivered += 1;
         let before = conn.outbound.len();
-        encode_msg(
-            &mut conn.outbound,
-            subject,
-            &sub.sid,
-            reply,
-            header_len,
-            payload,
-            conn.options.headers,
+        let headers = conn.options.headers;
+        conn.outbound.append(
+            &mut self.pool,
+            msg_len_bound(subject, &sub.sid, reply, payload),
+            |out| encode_msg(out, subject, &sub.sid, reply, header_len, payload, headers),
         );
         self.stats.out_msgs += 1;
         self.stats.out_bytes += (conn.outbound.len() - before) as u64;
@@ -782,8 +783,12 @@ impl ShardBroker {
             sub.queue.is_none() && pattern_matches(&sub.subject, reply)
         });
         if let Some(sk) = target {
-            let conn = &mut self.conns[publisher];
-            encode_no_responders(&mut conn.outbound, reply, &self.subs[sk].sid);
+            let sid = &self.subs[sk].sid;
+            self.conns[publisher].outbound.append(
+                &mut self.pool,
+                no_responders_len_bound(reply, sid),
+                |out| encode_no_responders(out, reply, sid),
+            );
             self.mark_dirty(publisher);
         }
     }
@@ -920,7 +925,9 @@ impl ShardBroker {
     }
 
     fn queue_bytes(&mut self, key: usize, bytes: &[u8]) {
-        self.conns[key].outbound.extend_from_slice(bytes);
+        self.conns[key]
+            .outbound
+            .extend_from_slice(&mut self.pool, bytes);
         self.mark_dirty(key);
     }
 
@@ -934,7 +941,11 @@ impl ShardBroker {
     }
 
     fn queue_err(&mut self, key: usize, text: &str) {
-        encode_err(&mut self.conns[key].outbound, text);
+        self.conns[key]
+            .outbound
+            .append(&mut self.pool, err_len_bound(text), |out| {
+                encode_err(out, text)
+            });
         self.mark_dirty(key);
     }
 
@@ -950,15 +961,13 @@ impl ShardBroker {
             if conn.closing.is_some() || conn.writer_busy || conn.outbound.is_empty() {
                 continue;
             }
-            match try_send_fd(conn.fd, &conn.outbound) {
-                Ok(n) if n == conn.outbound.len() => {
-                    conn.outbound.clear();
-                    if conn.outbound.capacity() > OUTBOUND_KEEP_CAPACITY {
-                        conn.outbound = Vec::new();
-                    }
-                }
+            let sent = try_send_vectored_fd(conn.fd, &conn.outbound.send_slices());
+            match sent {
                 Ok(n) => {
-                    conn.outbound.drain(..n);
+                    conn.outbound.consume(&mut self.pool, n);
+                    if conn.outbound.is_empty() {
+                        continue;
+                    }
                     conn.writer_busy = true;
                     let now = Instant::now();
                     conn.write_started = Some(now);
@@ -983,13 +992,12 @@ impl ShardBroker {
     }
 
     /// Gives the writer task the queued bytes; `None` means it should end.
-    pub fn take_for_writer(&mut self, key: usize) -> Option<Vec<u8>> {
+    pub fn take_for_writer(&mut self, key: usize) -> Option<OutboundQueue> {
         let conn = self.conns.get_mut(key)?;
         if conn.closing.is_some() {
             return None;
         }
-        let spare = std::mem::take(&mut conn.spare);
-        let buffer = std::mem::replace(&mut conn.outbound, spare);
+        let buffer = conn.outbound.take();
         conn.in_flight = buffer.len();
         let now = Instant::now();
         conn.write_started = Some(now);
@@ -997,8 +1005,7 @@ impl ShardBroker {
         Some(buffer)
     }
 
-    /// The writer task handed the socket one chunk of its buffer
-    /// ([`WRITE_CHUNK`]) and goes on with the next.
+    /// The socket took `len` more bytes of what the writer task holds.
     pub fn chunk_written(&mut self, key: usize, len: usize) {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
@@ -1011,8 +1018,11 @@ impl ShardBroker {
         self.drained.notify_all();
     }
 
-    /// The writer task finished writing `buffer` (or failed).
-    pub fn writer_done(&mut self, key: usize, mut buffer: Vec<u8>, ok: bool) {
+    /// The writer task finished writing `buffer` (or failed); `blocks` are
+    /// the blocks it emptied.
+    pub fn writer_done(&mut self, key: usize, buffer: OutboundQueue, blocks: BlockPool, ok: bool) {
+        self.pool.absorb(blocks);
+        drop(buffer);
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
@@ -1020,10 +1030,6 @@ impl ShardBroker {
         if !ok {
             self.begin_close(key, CloseReason::WriteError);
             return;
-        }
-        buffer.clear();
-        if buffer.capacity() <= OUTBOUND_KEEP_CAPACITY {
-            conn.spare = buffer;
         }
         if conn.outbound.is_empty() {
             conn.writer_busy = false;
@@ -1100,6 +1106,7 @@ impl ShardBroker {
 
     /// Periodic work: server PINGs, stale connections, write deadlines.
     pub fn tick(&mut self, now: Instant) {
+        self.pool.trim();
         let options = &self.shared.options;
         let (interval, ping_max, deadline) = (
             options.ping_interval,

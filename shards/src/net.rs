@@ -13,7 +13,7 @@
 
 use std::cell::RefCell;
 use std::future::poll_fn;
-use std::io;
+use std::io::{self, IoSlice};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::pin::Pin;
@@ -185,6 +185,11 @@ impl Connection {
         try_send_fd(self.fd, buf)
     }
 
+    /// [`Connection::try_send`] for several buffers, in order, in one call.
+    pub fn try_send_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        try_send_vectored_fd(self.fd, bufs)
+    }
+
     /// Shuts the socket down both ways: the reader task sees EOF, the peer
     /// sees the close, even while other references to the socket live on.
     pub fn shutdown(&self) {
@@ -207,6 +212,29 @@ pub fn try_send_fd(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
             libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
         )
     };
+    if n >= 0 {
+        return Ok(n as usize);
+    }
+    let err = io::Error::last_os_error();
+    match err.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(0),
+        _ => Err(err),
+    }
+}
+
+/// [`try_send_fd`] for several buffers in order, with one `sendmsg`.
+/// `Ok(0)` when the socket buffer is full.
+pub fn try_send_vectored_fd(fd: RawFd, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+    if bufs.is_empty() {
+        return Ok(0);
+    }
+    // SAFETY: an all-zero msghdr is valid (no address, no control data).
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    // IoSlice is guaranteed ABI-compatible with iovec; sendmsg only reads it.
+    msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
+    msg.msg_iovlen = bufs.len() as _;
+    // SAFETY: msg points at `bufs`, valid for the duration of the call.
+    let n = unsafe { libc::sendmsg(fd, &msg, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
     if n >= 0 {
         return Ok(n as usize);
     }
