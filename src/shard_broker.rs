@@ -61,10 +61,11 @@ pub const STALL_BUDGET: Duration = Duration::from_secs(1);
 /// One stall waits at most this long; the next unit of work decides again.
 const STALL_EPISODE_MAX: Duration = Duration::from_millis(50);
 /// A subscriber whose socket has taken nothing from the writer for this
-/// long is not draining: it does not read, or reads slower than the writer's
-/// pieces (at most one 64 KiB block when the socket is full) per window. Stalling publishers for it would only delay everyone else on the
-/// subject (nats-server 2.9 does not stall before half of max_pending either),
-/// so its backlog grows until max_pending or the write deadline cuts it off.
+/// long is not draining: it does not read, or reads less than one writer
+/// piece (at most a 64 KiB block once the socket is full) per window.
+/// Stalling publishers for it would only delay everyone else on the subject
+/// (nats-server 2.9 does not stall before half of max_pending either), so
+/// its backlog grows until max_pending or the write deadline cuts it off.
 /// Long enough that a fast reader the scheduler kept off the CPU for a while
 /// still counts as draining (20 ms was not, on a 2-vCPU VM).
 const STALL_PROGRESS_WINDOW: Duration = Duration::from_millis(250);
