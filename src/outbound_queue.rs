@@ -1,20 +1,18 @@
 //! A connection's bytes on their way to its socket: a queue of blocks.
 //!
-//! Frames are appended to the newest block. A backlog of many megabytes
-//! therefore never moves in memory: appending never reallocates what is
-//! already queued, and sending the front never shifts the rest. (One growing
-//! `Vec` did both: with a slow subscriber holding megabytes, each doubling
-//! and each partial send copied the whole backlog, a millisecond-scale pause
-//! for every other client of the shard.) The socket takes the blocks with one
-//! vectored send.
+//! Frames are appended to the newest block, so a backlog of many megabytes
+//! never moves in memory: appending never reallocates what is already
+//! queued, and sending the front never shifts the rest (one growing `Vec`
+//! copied the whole backlog on every doubling and every partial send). The
+//! socket takes up to [`MAX_SEND_BLOCKS`] blocks with one vectored send.
 //!
 //! Blocks start small (most connections only ever get an INFO and some
-//! PONGs) and double up to 2 KiB, then a burst goes to [`BLOCK_SIZE`] blocks,
-//! like nats-server's 512 B / 4 KiB / 64 KiB outbound chunks; a frame larger than
-//! that gets a block of its own. Emptied 64 KiB blocks go back to the
-//! shard's [`BlockPool`] for any connection to reuse: freeing them instead
-//! made the allocator hand back fresh pages, and a quarter of pubsub 8 KiB's
-//! throughput went to page faults.
+//! PONGs) and double up to 2 KiB; a burst then goes to [`BLOCK_SIZE`]
+//! blocks, like nats-server's 512 B / 4 KiB / 64 KiB outbound chunks, and a
+//! frame larger than that gets a block of its own. Emptied 64 KiB blocks go
+//! back to the shard's [`BlockPool`] for any of its connections to reuse:
+//! freeing them instead made the allocator hand back fresh pages, and a
+//! quarter of pubsub 8 KiB's throughput went to page faults.
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
@@ -102,7 +100,7 @@ impl BlockPool {
 
 #[derive(Default)]
 pub struct OutboundQueue {
-    /// Front = oldest. Never holds a block without unsent bytes.
+    /// Front = oldest; a block leaves as soon as it is fully sent.
     blocks: VecDeque<Vec<u8>>,
     /// Bytes of the front block already sent.
     front_sent: usize,
