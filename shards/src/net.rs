@@ -212,14 +212,7 @@ pub fn try_send_fd(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
             libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
         )
     };
-    if n >= 0 {
-        return Ok(n as usize);
-    }
-    let err = io::Error::last_os_error();
-    match err.kind() {
-        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(0),
-        _ => Err(err),
-    }
+    sent_or_full(n)
 }
 
 /// [`try_send_fd`] for several buffers in order, with one `sendmsg`.
@@ -235,6 +228,12 @@ pub fn try_send_vectored_fd(fd: RawFd, bufs: &[IoSlice<'_>]) -> io::Result<usize
     msg.msg_iovlen = bufs.len() as _;
     // SAFETY: msg points at `bufs`, valid for the duration of the call.
     let n = unsafe { libc::sendmsg(fd, &msg, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
+    sent_or_full(n)
+}
+
+/// A non-blocking send's return value: bytes taken, or `Ok(0)` when the
+/// socket buffer is full (or the call was interrupted).
+fn sent_or_full(n: isize) -> io::Result<usize> {
     if n >= 0 {
         return Ok(n as usize);
     }
