@@ -203,6 +203,13 @@ impl ClientConnection {
     pub fn pending_bytes(&self) -> usize {
         self.outbound.len() + self.in_flight
     }
+
+    /// The writer task (re)starts on what is queued: the write deadline and
+    /// the draining window both count from `now`.
+    pub fn start_write(&mut self, now: Instant) {
+        self.write_started = Some(now);
+        self.chunk_started = now;
+    }
 }
 
 #[cfg(test)]

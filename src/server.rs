@@ -521,7 +521,9 @@ async fn write_client(
             queue.consume(&mut blocks, n);
             ctx.broker.borrow_mut().chunk_written(key, n);
         }
-        ctx.broker.borrow_mut().writer_done(key, queue, blocks, ok);
+        // Empty unless the write failed; either way its blocks are reusable.
+        queue.clear(&mut blocks);
+        ctx.broker.borrow_mut().writer_done(key, blocks, ok);
         if !ok {
             return;
         }

@@ -970,9 +970,7 @@ impl ShardBroker {
                         continue;
                     }
                     conn.writer_busy = true;
-                    let now = Instant::now();
-                    conn.write_started = Some(now);
-                    conn.chunk_started = now;
+                    conn.start_write(Instant::now());
                     conn.writer_wake.notify_all();
                 }
                 Err(_) => self.begin_close(key, CloseReason::WriteError),
@@ -1000,9 +998,7 @@ impl ShardBroker {
         }
         let buffer = conn.outbound.take();
         conn.in_flight = buffer.len();
-        let now = Instant::now();
-        conn.write_started = Some(now);
-        conn.chunk_started = now;
+        conn.start_write(Instant::now());
         Some(buffer)
     }
 
@@ -1019,11 +1015,10 @@ impl ShardBroker {
         self.drained.notify_all();
     }
 
-    /// The writer task finished writing `buffer` (or failed); `blocks` are
-    /// the blocks it emptied.
-    pub fn writer_done(&mut self, key: usize, buffer: OutboundQueue, blocks: BlockPool, ok: bool) {
+    /// The writer task finished what it took (or failed); `blocks` are the
+    /// blocks it emptied.
+    pub fn writer_done(&mut self, key: usize, blocks: BlockPool, ok: bool) {
         self.pool.absorb(blocks);
-        drop(buffer);
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
@@ -1036,9 +1031,7 @@ impl ShardBroker {
             conn.writer_busy = false;
             conn.write_started = None;
         } else {
-            let now = Instant::now();
-            conn.write_started = Some(now);
-            conn.chunk_started = now;
+            conn.start_write(Instant::now());
         }
         if conn.pending_bytes() <= self.stall_threshold / 2 {
             conn.stall_spent = Duration::ZERO;
