@@ -19,6 +19,7 @@ pub mod config;
 pub mod connect;
 pub mod info;
 pub mod logging;
+pub mod monitor;
 pub mod outbound;
 pub mod outbound_queue;
 pub mod protocol;

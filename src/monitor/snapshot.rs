@@ -1,0 +1,122 @@
+//! What the monitoring endpoints report, as plain data: one
+//! [`ShardSnapshot`] per shard, taken by the shard itself between two units
+//! of work (so its counters are exact at that moment), plus the server-wide
+//! facts the monitor thread adds. Rendering lives in `monitor::render`.
+
+use std::time::{Duration, SystemTime};
+
+/// What a request needs from the shards: subscription lists are only
+/// gathered when an endpoint will print them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SnapshotRequest {
+    pub with_subscriptions: bool,
+}
+
+/// One subscription, as `/connz?subs=detail` and `/subsz?subs=1` list it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriptionSnapshot {
+    pub subject: String,
+    pub queue: Option<String>,
+    pub sid: String,
+    /// Messages delivered so far.
+    pub msgs: u64,
+    /// Auto-unsubscribe limit (`UNSUB <sid> <max>`).
+    pub max: Option<u64>,
+    pub cid: u64,
+}
+
+/// One open client connection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectionSnapshot {
+    pub cid: u64,
+    pub ip: String,
+    pub port: u16,
+    pub start: SystemTime,
+    pub last_activity: SystemTime,
+    /// Round trip of the server's first PING, once answered.
+    pub rtt: Option<Duration>,
+    /// Bytes queued for the socket and not yet written.
+    pub pending_bytes: u64,
+    /// Messages and payload bytes (headers included) the client published.
+    pub in_msgs: u64,
+    pub in_bytes: u64,
+    /// Messages and payload bytes delivered to the client.
+    pub out_msgs: u64,
+    pub out_bytes: u64,
+    pub subscriptions: u64,
+    /// From CONNECT; empty when the client sent none.
+    pub name: String,
+    pub lang: String,
+    pub version: String,
+    /// Filled only when [`SnapshotRequest::with_subscriptions`] is set.
+    pub subscription_list: Vec<SubscriptionSnapshot>,
+}
+
+/// Counters of one shard's subscription index (`/subsz`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IndexStats {
+    pub num_subscriptions: u64,
+    pub num_cache: u64,
+    pub num_inserts: u64,
+    pub num_removes: u64,
+    pub num_matches: u64,
+    pub cache_hits: u64,
+}
+
+/// Everything one shard reports.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ShardSnapshot {
+    pub shard: usize,
+    pub in_msgs: u64,
+    pub in_bytes: u64,
+    pub out_msgs: u64,
+    pub out_bytes: u64,
+    pub slow_consumers: u64,
+    /// Times a ring to a peer shard was full and a batch had to wait in
+    /// this shard's staging queue (readers pause while it is long).
+    pub ring_stalls: u64,
+    /// Batches that could not be delivered because the peer was gone
+    /// (only while shutting down).
+    pub ring_dropped: u64,
+    pub index: IndexStats,
+    pub connections: Vec<ConnectionSnapshot>,
+}
+
+/// Server-wide facts known without asking the shards.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerFacts {
+    pub server_id: String,
+    pub server_name: String,
+    pub host: String,
+    pub port: u16,
+    pub http_host: String,
+    pub http_port: u16,
+    pub http_base_path: String,
+    pub max_connections: u64,
+    /// 0: unlimited (then `/varz` leaves `max_subscriptions` out).
+    pub max_subscriptions: u64,
+    pub ping_interval: Duration,
+    pub ping_max: u32,
+    pub max_control_line: u64,
+    pub max_payload: u64,
+    pub max_pending: u64,
+    pub write_deadline: Duration,
+    pub start: SystemTime,
+    pub config_load_time: SystemTime,
+    pub cores: u64,
+    pub shards: u64,
+    /// Connections accepted since start.
+    pub total_connections: u64,
+    /// Resident set size, bytes.
+    pub mem: u64,
+    /// CPU use since the previous `/varz`, percent of one core.
+    pub cpu: f64,
+}
+
+/// One consistent view for one request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MonitorSnapshot {
+    pub now: SystemTime,
+    pub server: ServerFacts,
+    pub shards: Vec<ShardSnapshot>,
+}
