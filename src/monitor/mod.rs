@@ -12,16 +12,180 @@
 //! - `format`: Go's time, duration and float forms;
 //! - `process`: RSS and CPU of this process from `/proc`.
 
+mod connz;
 mod format;
 mod http;
 mod params;
 mod process;
+mod routes;
+mod server;
 pub mod snapshot;
+mod subsz;
+mod unclustered;
+mod varz;
 
+pub use server::MonitorServer;
+
+use snapshot::{MonitorSnapshot, SnapshotRequest};
+
+/// Where the monitor gets its data; implemented by the server glue, which
+/// asks every shard.
+pub trait SnapshotSource: Send + Sync + 'static {
+    /// Asks every shard for its part; None if the shards did not answer in time.
+    fn snapshot(&self, request: SnapshotRequest) -> Option<MonitorSnapshot>;
+}
 
 /// Pretty JSON with two-space indentation, as nats-server's
 /// `json.MarshalIndent(v, "", "  ")`.
-#[allow(dead_code)]
 fn to_json<T: serde::Serialize>(value: &T) -> String {
+    // Our bodies are plain structs of strings and numbers with string map
+    // keys: serialising them cannot fail, but an empty object is a safer
+    // answer than a panic if that ever changes.
     serde_json::to_string_pretty(value).unwrap_or_else(|_| "{}".to_string())
+}
+
+#[cfg(test)]
+mod test_support {
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use super::snapshot::*;
+
+    fn at(secs: u64) -> SystemTime {
+        // 2026-11-23T00:33:11Z plus `secs`.
+        UNIX_EPOCH + Duration::from_secs(1_795_393_991 + secs)
+    }
+
+    fn sub(
+        subject: &str,
+        queue: Option<&str>,
+        sid: &str,
+        max: Option<u64>,
+        cid: u64,
+    ) -> SubscriptionSnapshot {
+        SubscriptionSnapshot {
+            subject: subject.to_string(),
+            queue: queue.map(str::to_string),
+            sid: sid.to_string(),
+            msgs: 1,
+            max,
+            cid,
+        }
+    }
+
+    fn connection(
+        cid: u64,
+        start: u64,
+        last: u64,
+        out_msgs: u64,
+        in_msgs: u64,
+    ) -> ConnectionSnapshot {
+        ConnectionSnapshot {
+            cid,
+            ip: "127.0.0.1".to_string(),
+            port: 40_000 + cid as u16,
+            start: at(start),
+            last_activity: at(last),
+            rtt: None,
+            pending_bytes: 0,
+            in_msgs,
+            in_bytes: in_msgs * 10,
+            out_msgs,
+            out_bytes: out_msgs * 10,
+            subscriptions: 0,
+            name: String::new(),
+            lang: String::new(),
+            version: String::new(),
+            subscription_list: Vec::new(),
+        }
+    }
+
+    /// Two shards, three connections: cid 1 and 2 on shard 0, cid 3 on
+    /// shard 1. Started at 1 s, 3 s, 2 s; last active at 10 s, 30 s, 20 s;
+    /// out_msgs 5, 9, 5; in_msgs 9, 1, 3; subscriptions 2, 0, 2.
+    pub fn sample_snapshot() -> MonitorSnapshot {
+        let mut first = connection(1, 1, 10, 5, 9);
+        first.rtt = Some(Duration::from_nanos(2_576_779));
+        first.name = "alpha".to_string();
+        first.lang = "python".to_string();
+        first.version = "1.2.3".to_string();
+        first.subscriptions = 2;
+        first.subscription_list = vec![
+            sub("foo", None, "1", None, 1),
+            sub("bar", Some("grp"), "2", Some(5), 1),
+        ];
+        let second = connection(2, 3, 30, 9, 1);
+        let mut third = connection(3, 2, 20, 5, 3);
+        third.subscriptions = 2;
+        third.subscription_list = vec![
+            sub("baz.*", None, "1", None, 3),
+            sub("qux", None, "2", Some(0), 3),
+        ];
+        MonitorSnapshot {
+            now: at(100),
+            server: ServerFacts {
+                server_id: "NTESTSERVERID".to_string(),
+                server_name: "test".to_string(),
+                host: "127.0.0.1".to_string(),
+                port: 4222,
+                http_host: "127.0.0.1".to_string(),
+                http_port: 8222,
+                http_base_path: String::new(),
+                max_connections: 65_536,
+                max_subscriptions: 0,
+                ping_interval: Duration::from_secs(120),
+                ping_max: 2,
+                max_control_line: 4096,
+                max_payload: 1_048_576,
+                max_pending: 67_108_864,
+                write_deadline: Duration::from_secs(10),
+                start: at(0),
+                config_load_time: at(0),
+                cores: 2,
+                shards: 2,
+                total_connections: 5,
+                mem: 0,
+                cpu: 0.0,
+            },
+            shards: vec![
+                ShardSnapshot {
+                    shard: 0,
+                    in_msgs: 11,
+                    in_bytes: 110,
+                    out_msgs: 14,
+                    out_bytes: 140,
+                    slow_consumers: 1,
+                    ring_stalls: 0,
+                    ring_dropped: 0,
+                    index: IndexStats {
+                        num_subscriptions: 3,
+                        num_cache: 2,
+                        num_inserts: 5,
+                        num_removes: 2,
+                        num_matches: 6,
+                        cache_hits: 2,
+                    },
+                    connections: vec![first, second],
+                },
+                ShardSnapshot {
+                    shard: 1,
+                    in_msgs: 22,
+                    in_bytes: 220,
+                    out_msgs: 5,
+                    out_bytes: 50,
+                    slow_consumers: 0,
+                    ring_stalls: 7,
+                    ring_dropped: 1,
+                    index: IndexStats {
+                        num_subscriptions: 1,
+                        num_cache: 1,
+                        num_inserts: 1,
+                        num_removes: 0,
+                        num_matches: 2,
+                        cache_hits: 0,
+                    },
+                    connections: vec![third],
+                },
+            ],
+        }
+    }
 }
