@@ -246,6 +246,7 @@ mod tests {
             rfc3339_nano(at(1_709_164_800, 1)),
             "2024-02-29T00:00:00.000000001Z"
         );
+        assert_eq!(rfc3339_nano(at(4_107_542_399, 0)), "2100-02-28T23:59:59Z");
         assert_eq!(rfc3339_nano(at(4_107_542_400, 0)), "2100-03-01T00:00:00Z");
         assert_eq!(rfc3339_nano(at(1_735_689_599, 0)), "2024-12-31T23:59:59Z");
         // Before the epoch (Go's zero time is year 1).

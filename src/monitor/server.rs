@@ -1,15 +1,17 @@
 //! The monitoring listener: one accept thread, one thread per connection
 //! (monitoring has few clients), all blocking std I/O, no runtime.
 //!
-//! Stopping: the accept thread polls a nonblocking listener every
-//! [`ACCEPT_POLL`] and checks the stop flag, so `stop` never depends on a
-//! client. Connection threads are not joined (one may be waiting on the
+//! Stopping: the accept thread waits on a nonblocking listener with
+//! `poll(2)` for at most [`ACCEPT_POLL`] at a time and checks the stop flag
+//! between waits, so `stop` never depends on a client, while a new client
+//! is still accepted at once. Connection threads are not joined (one may be waiting on the
 //! shards); `stop` shuts their sockets down so they end on their next read
 //! or write instead of holding a keep-alive connection open.
 
 use std::collections::HashMap;
 use std::io::{self, BufReader, Read};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
@@ -97,8 +99,12 @@ fn accept_loop(
         let stream = match listener.accept() {
             Ok((stream, _peer)) => stream,
             Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-            // WouldBlock: nothing pending. Anything else (out of file
-            // descriptors, aborted handshake): wait a little and retry.
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                wait_readable(listener, ACCEPT_POLL);
+                continue;
+            }
+            // Out of file descriptors, aborted handshake, ...: retry later
+            // rather than spin.
             Err(_) => {
                 thread::sleep(ACCEPT_POLL);
                 continue;
@@ -124,6 +130,22 @@ fn accept_loop(
         if spawned.is_err() {
             lock(open).remove(&id);
         }
+    }
+}
+
+/// Waits until `listener` has a connection to accept or `timeout` passes.
+fn wait_readable(listener: &TcpListener, timeout: Duration) {
+    let mut poll_fd = libc::pollfd {
+        fd: listener.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let millis = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+    // SAFETY: one valid pollfd for a descriptor the listener keeps open for
+    // the whole call. The result does not matter: the caller retries
+    // accept() either way (EINTR and timeouts included).
+    unsafe {
+        libc::poll(&mut poll_fd, 1, millis);
     }
 }
 

@@ -1,7 +1,8 @@
 //! What the monitoring endpoints report, as plain data: one
 //! [`ShardSnapshot`] per shard, taken by the shard itself between two units
 //! of work (so its counters are exact at that moment), plus the server-wide
-//! facts the monitor thread adds. Rendering lives in `monitor::render`.
+//! facts the monitor thread adds. Rendering lives in the endpoint modules
+//! (`monitor::varz`, `monitor::connz`, `monitor::subsz`).
 
 use std::time::{Duration, SystemTime};
 
