@@ -155,6 +155,7 @@ pub struct ClientConnection {
     pub client_id: u64,
     pub fd: RawFd,
     pub client_ip: String,
+    pub client_port: u16,
     pub options: ClientOptions,
     /// A PONG has been sent: from now on a proto-1 client may receive an
     /// asynchronous INFO (lame duck) without breaking its handshake.
@@ -190,6 +191,14 @@ pub struct ClientConnection {
 
     pub closing: Option<CloseReason>,
 
+    /// For `/connz`: when the client connected and last sent something,
+    /// the round trip of the latest answered server PING, and traffic.
+    pub started: Instant,
+    pub last_activity: Instant,
+    pub ping_sent_at: Option<Instant>,
+    pub rtt: Option<std::time::Duration>,
+    pub traffic: Traffic,
+
     /// How long publishers have been held back for this connection since its
     /// backlog last drained (see `ShardBroker::take_stall`).
     pub stall_spent: std::time::Duration,
@@ -197,6 +206,16 @@ pub struct ClientConnection {
     /// long that takes tells a reading client from a stopped one (see
     /// `ShardBroker::draining`).
     pub chunk_started: Instant,
+}
+
+/// Messages and payload bytes (headers included) a client published and was
+/// sent, as nats-server counts them for `/connz`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Traffic {
+    pub in_msgs: u64,
+    pub in_bytes: u64,
+    pub out_msgs: u64,
+    pub out_bytes: u64,
 }
 
 impl ClientConnection {

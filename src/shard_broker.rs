@@ -19,7 +19,7 @@ use std::os::fd::RawFd;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use slab::Slab;
@@ -28,8 +28,11 @@ use shards::net::{shutdown_fd, try_send_fd, try_send_vectored_fd, HandOff};
 use shards::sync::WaitList;
 use shards::ShardId;
 
-use crate::client::{ClientConnection, CloseReason, Sid, Subscription};
+use crate::client::{ClientConnection, CloseReason, Sid, Subscription, Traffic};
 use crate::connect::{parse_connect, ClientOptions, ConnectError};
+use crate::monitor::snapshot::{
+    ConnectionSnapshot, IndexStats, ShardSnapshot, SnapshotRequest, SubscriptionSnapshot,
+};
 use crate::outbound::{
     encode_err, encode_msg, encode_no_responders, err_len_bound, msg_len_bound,
     no_responders_len_bound, OK, PING, PONG,
@@ -195,9 +198,10 @@ impl ShardBroker {
         &mut self,
         client_id: u64,
         fd: RawFd,
-        client_ip: String,
+        peer: (String, u16),
         writer_wake: Rc<WaitList>,
     ) -> usize {
+        let (client_ip, client_port) = peer;
         let now = Instant::now();
         let info = self.shared.identity.info_line(client_id, &client_ip, false);
         let first_ping = FIRST_PING_DELAY.min(self.shared.options.ping_interval);
@@ -207,6 +211,7 @@ impl ShardBroker {
             client_id,
             fd,
             client_ip,
+            client_port,
             options: ClientOptions::default(),
             first_pong_sent: false,
             outbound: {
@@ -227,7 +232,12 @@ impl ShardBroker {
             forwarded: false,
             closing: None,
             stall_spent: Duration::ZERO,
-            chunk_started: Instant::now(),
+            chunk_started: now,
+            started: now,
+            last_activity: now,
+            ping_sent_at: None,
+            rtt: None,
+            traffic: Traffic::default(),
         });
         self.mark_dirty(key);
         crate::debug!(
@@ -311,6 +321,9 @@ impl ShardBroker {
 
     /// Parses and handles as many complete ops from `buf` as possible.
     pub fn process_input(&mut self, key: usize, parser: &mut Parser, buf: &[u8]) -> InputOutcome {
+        if let Some(conn) = self.conns.get_mut(key) {
+            conn.last_activity = Instant::now();
+        }
         let mut consumed = 0;
         loop {
             if self.is_closing(key) {
@@ -363,7 +376,11 @@ impl ShardBroker {
                 Next::NeedMore
             }
             ClientOp::Pong => {
-                self.conns[key].pings_out = 0;
+                let conn = &mut self.conns[key];
+                conn.pings_out = 0;
+                if let Some(sent) = conn.ping_sent_at.take() {
+                    conn.rtt = Some(sent.elapsed());
+                }
                 Next::NeedMore
             }
             ClientOp::Pub(publish) => self.handle_pub(key, publish),
@@ -482,6 +499,8 @@ impl ShardBroker {
         let (verbose, pedantic) = (conn.options.verbose, conn.options.pedantic);
         self.stats.in_msgs += 1;
         self.stats.in_bytes += publish.payload.len() as u64;
+        conn.traffic.in_msgs += 1;
+        conn.traffic.in_bytes += publish.payload.len() as u64;
         if pedantic && !is_valid_publish_subject(publish.subject) {
             // Quirk kept from nats-server: the error is sent, yet the message
             // is still delivered.
@@ -744,7 +763,6 @@ impl ShardBroker {
             return false;
         }
         sub.delivered += 1;
-        let before = conn.outbound.len();
         let headers = conn.options.headers;
         conn.outbound.append(
             &mut self.pool,
@@ -752,7 +770,9 @@ impl ShardBroker {
             |out| encode_msg(out, subject, &sub.sid, reply, header_len, payload, headers),
         );
         self.stats.out_msgs += 1;
-        self.stats.out_bytes += (conn.outbound.len() - before) as u64;
+        self.stats.out_bytes += payload.len() as u64;
+        conn.traffic.out_msgs += 1;
+        conn.traffic.out_bytes += payload.len() as u64;
         let over_limit = conn.pending_bytes() > self.shared.options.max_pending;
         let finished = sub.max.is_some_and(|max| sub.delivered >= max);
         let over_stall = conn.pending_bytes() > self.stall_threshold
@@ -1140,6 +1160,7 @@ impl ShardBroker {
             }
         }
         for key in to_ping {
+            self.conns[key].ping_sent_at = Some(now);
             self.queue_bytes(key, PING);
         }
         for (key, reason) in to_close {
@@ -1147,6 +1168,81 @@ impl ShardBroker {
                 self.queue_err(key, "Stale Connection");
             }
             self.begin_close(key, reason);
+        }
+    }
+
+    /// This shard's part of a monitoring request (`/varz`, `/connz`, ...).
+    /// Ring counters live with the async glue and are added by the caller.
+    pub fn snapshot(&self, request: SnapshotRequest) -> ShardSnapshot {
+        let (now, wall_now) = (Instant::now(), SystemTime::now());
+        let wall = |t: Instant| wall_now - now.saturating_duration_since(t);
+        let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+        let counters = self.index.counters();
+        let connections = self
+            .conns
+            .iter()
+            .filter(|(_, conn)| conn.closing.is_none())
+            .map(|(_, conn)| {
+                let subscription_list = if request.with_subscriptions {
+                    conn.subs
+                        .values()
+                        .filter_map(|&sk| self.subs.get(sk))
+                        .map(|sub| SubscriptionSnapshot {
+                            subject: text(&sub.subject),
+                            queue: sub.queue.as_deref().map(text),
+                            sid: text(&sub.sid),
+                            msgs: sub.delivered,
+                            max: sub.max,
+                            cid: conn.client_id,
+                        })
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                let Traffic {
+                    in_msgs,
+                    in_bytes,
+                    out_msgs,
+                    out_bytes,
+                } = conn.traffic;
+                ConnectionSnapshot {
+                    cid: conn.client_id,
+                    ip: conn.client_ip.clone(),
+                    port: conn.client_port,
+                    start: wall(conn.started),
+                    last_activity: wall(conn.last_activity),
+                    rtt: conn.rtt,
+                    pending_bytes: conn.pending_bytes() as u64,
+                    in_msgs,
+                    in_bytes,
+                    out_msgs,
+                    out_bytes,
+                    subscriptions: conn.subs.len() as u64,
+                    name: conn.options.name.clone(),
+                    lang: conn.options.lang.clone(),
+                    version: conn.options.version.clone(),
+                    subscription_list,
+                }
+            })
+            .collect();
+        ShardSnapshot {
+            shard: self.id,
+            in_msgs: self.stats.in_msgs,
+            in_bytes: self.stats.in_bytes,
+            out_msgs: self.stats.out_msgs,
+            out_bytes: self.stats.out_bytes,
+            slow_consumers: self.stats.slow_consumers,
+            ring_stalls: 0,
+            ring_dropped: 0,
+            index: IndexStats {
+                num_subscriptions: self.subs.len() as u64,
+                num_cache: self.index.cached_subjects() as u64,
+                num_inserts: counters.inserts,
+                num_removes: counters.removes,
+                num_matches: counters.matches,
+                cache_hits: counters.cache_hits,
+            },
+            connections,
         }
     }
 

@@ -3,6 +3,7 @@
 //! and close paths touch the atomics, never the per-message path.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::time::SystemTime;
 
 use crate::config::Options;
 use crate::info::ServerIdentity;
@@ -15,4 +16,8 @@ pub struct BrokerShared {
     pub live_connections: AtomicUsize,
     /// Connections closed as slow consumers, all shards.
     pub slow_consumers: AtomicU64,
+    /// Connections accepted since start (`/varz` `total_connections`).
+    pub total_connections: AtomicU64,
+    /// When the server started (`/varz` `start`, `config_load_time`).
+    pub started: SystemTime,
 }

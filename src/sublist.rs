@@ -345,6 +345,17 @@ pub struct SubscriptionIndex {
     /// Shared result for subjects that can match nothing (empty tokens).
     nothing: Rc<MatchResult>,
     local_count: usize,
+    counters: IndexCounters,
+}
+
+/// Lifetime counters of one index, for `/subsz` (local subscriptions only,
+/// as each shard's replica of remote interest is bookkeeping, not clients').
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct IndexCounters {
+    pub inserts: u64,
+    pub removes: u64,
+    pub matches: u64,
+    pub cache_hits: u64,
 }
 
 impl SubscriptionIndex {
@@ -367,6 +378,7 @@ impl SubscriptionIndex {
             },
         }
         self.local_count += 1;
+        self.counters.inserts += 1;
         self.invalidate(subject);
     }
 
@@ -377,6 +389,7 @@ impl SubscriptionIndex {
         });
         if removed {
             self.local_count -= 1;
+            self.counters.removes += 1;
             self.invalidate(subject);
         }
         removed
@@ -415,10 +428,21 @@ impl SubscriptionIndex {
     /// split on `.`). A subject with an empty token matches nothing. A cache
     /// hit is one hash lookup and an `Rc` clone.
     pub fn matches(&mut self, subject: &[u8]) -> Rc<MatchResult> {
+        self.counters.matches += 1;
         if let Some(hit) = self.cache.get(subject) {
+            self.counters.cache_hits += 1;
             return Rc::clone(hit);
         }
         self.match_miss(subject)
+    }
+
+    pub fn counters(&self) -> IndexCounters {
+        self.counters
+    }
+
+    /// Subjects whose match result is cached.
+    pub fn cached_subjects(&self) -> usize {
+        self.cache.len()
     }
 
     /// Number of local subscriptions in the index.

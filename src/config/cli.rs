@@ -27,6 +27,7 @@ enum Setting {
     Version,
     Shards,
     Pin,
+    HttpPort,
 }
 
 /// How a flag takes its value.
@@ -68,13 +69,13 @@ const FLAGS: &[(&str, Setting, Kind)] = &[
     ("version", Setting::Version, Kind::Bool),
     ("shards", Setting::Shards, Kind::Int),
     ("pin", Setting::Pin, Kind::Bool),
+    ("m", Setting::HttpPort, Kind::Int),
+    ("http_port", Setting::HttpPort, Kind::Int),
 ];
 
 /// nats-server 2.9.10 flags whose feature percore lacks: parsed (so that the
 /// value of `-m 8222` is not mistaken for a command) and then refused.
 const NOT_SUPPORTED_YET: &[(&str, Kind)] = &[
-    ("m", Kind::Int),
-    ("http_port", Kind::Int),
     ("ms", Kind::Int),
     ("https_port", Kind::Int),
     ("sl", Kind::Text),
@@ -128,6 +129,8 @@ pub struct Flags {
     pub version: bool,
     pub shards: Option<i64>,
     pub pin: Option<bool>,
+    /// `-m`, `--http_port`: monitoring port (nats-server's convention).
+    pub http_port: Option<i64>,
     /// The first recognised nats-server flag we do not implement, as `-name`.
     pub unsupported: Option<String>,
     /// Arguments after the flags (`version`, `help`, or a mistake).
@@ -228,6 +231,7 @@ fn set_flag(flags: &mut Flags, name: &str, kind: Kind, value: &str) -> Result<()
         (Setting::Version, Parsed::Bool(v)) => flags.version = v,
         (Setting::Shards, Parsed::Int(v)) => flags.shards = Some(v),
         (Setting::Pin, Parsed::Bool(v)) => flags.pin = Some(v),
+        (Setting::HttpPort, Parsed::Int(v)) => flags.http_port = Some(v),
         // FLAGS pairs every setting with its kind; nothing else can occur.
         (_, other) => return Err(format!("internal error: flag -{name} got {other:?}")),
     }
@@ -322,6 +326,7 @@ Server Options:
     -n, --name
         --server_name <server_name>  Name of this server (default: its generated id)
     -P, --pid <file>                 Write the process id to this file
+    -m, --http_port <port>           Use port for HTTP monitoring (-1 for a random one)
     -c, --config <file>              Read options from this configuration file
     -t                               Check the configuration file and exit
 
@@ -345,7 +350,7 @@ Common Options:
 Flags are written with one dash or two (-port 4222, --port=4222). Options from
 the command line override those of the configuration file.
 
-Not supported yet (refused with an error): monitoring (-m, -ms), --signal,
+Not supported yet (refused with an error): monitoring over HTTPS (-ms), --signal,
 --client_advertise, --ports_file_dir, --log_size_limit, syslog (-s, -r),
 --max_traced_msg_len, JetStream (-js, -sd), authorization (--user, --pass,
 --auth), TLS (--tls*), clustering (--routes, --cluster*, --no_advertise,
@@ -472,9 +477,11 @@ mod tests {
 
     #[test]
     fn unsupported_flags_are_recorded_with_their_values() {
-        let f = flags(&["-m", "8222", "-p", "1"]);
-        assert_eq!(f.unsupported.as_deref(), Some("-m"));
+        let f = flags(&["-ms", "8222", "-p", "1"]);
+        assert_eq!(f.unsupported.as_deref(), Some("-ms"));
         assert_eq!(f.port, Some(1));
+        let f = flags(&["-m", "8222", "--http_port=-1"]);
+        assert_eq!((f.http_port, f.unsupported), (Some(-1), None));
         assert!(f.positional.is_empty());
         let f = flags(&["--tls", "--user=a", "-js"]);
         assert_eq!(f.unsupported.as_deref(), Some("-tls"));

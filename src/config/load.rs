@@ -22,12 +22,8 @@ const NOT_SUPPORTED_YET: &[&str] = &[
     "no_sublist_cache",
     "accounts",
     "authorization",
-    "http",
     "https",
-    "http_port",
-    "monitor_port",
     "https_port",
-    "http_base_path",
     "cluster",
     "gateway",
     "leaf",
@@ -131,6 +127,11 @@ fn apply_entry(
         "ping_max" => opts.ping_max = ping_max(entry)?,
         "lame_duck_duration" => opts.lame_duck_duration = lame_duck_duration(entry)?,
         "lame_duck_grace_period" => opts.lame_duck_grace_period = lame_duck_grace_period(entry)?,
+        "http_port" | "monitor_port" => {
+            opts.http_port = http_port_value(entry, integer(entry)?)?;
+        }
+        "http" => apply_http(entry, opts)?,
+        "http_base_path" => opts.http_base_path = string(entry)?.to_string(),
         "shards" => opts.shards = shards(entry)?,
         "pin" => opts.pin = boolean(entry)?,
         _ if NOT_SUPPORTED_YET.contains(&key.as_str()) => {
@@ -220,6 +221,40 @@ pub fn port_number(port: i64) -> Result<u16, String> {
 
 fn port_value(entry: &Entry, port: i64) -> Result<u16, ConfigError> {
     port_number(port).map_err(|e| out_of_range(entry, e))
+}
+
+/// nats-server's monitoring port convention: -1 picks a free port (our
+/// `Some(0)`), 0 means no monitoring.
+pub fn http_port_number(port: i64) -> Result<Option<u16>, String> {
+    match port {
+        0 => Ok(None),
+        _ => port_number(port).map(Some),
+    }
+}
+
+fn http_port_value(entry: &Entry, port: i64) -> Result<Option<u16>, ConfigError> {
+    http_port_number(port).map_err(|e| out_of_range(entry, e))
+}
+
+/// `http: 8222` or `http: "host:port"` (monitoring).
+fn apply_http(entry: &Entry, opts: &mut Options) -> Result<(), ConfigError> {
+    match &entry.node.value {
+        Value::Integer(port) => {
+            opts.http_port = http_port_value(entry, *port)?;
+        }
+        Value::String(text) => {
+            let (host, port_text) = split_host_port(text).ok_or_else(|| {
+                out_of_range(entry, format!("could not parse address string \"{text}\""))
+            })?;
+            let port: i64 = port_text.parse().map_err(|_| {
+                out_of_range(entry, format!("could not parse port \"{port_text}\""))
+            })?;
+            opts.http_port = http_port_value(entry, port)?;
+            opts.http_host = (!host.is_empty()).then(|| host.to_string());
+        }
+        _ => return Err(wrong_type(entry, "a port or host:port")),
+    }
+    Ok(())
 }
 
 /// `listen: 4222`, `listen: "host:port"`, `listen: ":4222"`, `[::1]:4222`.

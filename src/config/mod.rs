@@ -157,6 +157,9 @@ fn apply_flags(flags: &cli::Flags, opts: &mut Options) -> Result<(), ConfigError
     if let Some(pin) = flags.pin {
         opts.pin = pin;
     }
+    if let Some(port) = flags.http_port {
+        opts.http_port = load::http_port_number(port).map_err(ConfigError::new)?;
+    }
     Ok(())
 }
 
@@ -261,12 +264,12 @@ mod tests {
     fn command_line_errors() {
         assert_eq!(error(&["foo"]), "unrecognized command: \"foo\"");
         assert_eq!(
-            error(&["-m", "8222"]),
-            "flag -m is not supported yet by percore"
+            error(&["-ms", "8222"]),
+            "flag -ms is not supported yet by percore"
         );
         assert_eq!(
-            error(&["--http_port=8222"]),
-            "flag -http_port is not supported yet by percore"
+            error(&["-m", "65536"]),
+            "port 65536 is out of range (use 1-65535, or -1 for a random port)"
         );
         assert_eq!(
             error(&["--tls"]),
@@ -360,6 +363,42 @@ mod tests {
         assert_eq!(run(&["--port=14272", "--config", &path]).port, 14272);
         // Without flags the file's values stand.
         assert_eq!(run(&["-c", &path]).port, 4444);
+    }
+
+    #[test]
+    fn monitoring_port_and_host() {
+        assert_eq!(run(&[]).http_port, None);
+        assert_eq!(run(&["-m", "8222"]).http_port, Some(8222));
+        assert_eq!(run(&["--http_port=-1"]).http_port, Some(0));
+        assert_eq!(run(&["-m", "0"]).http_port, None);
+        let path = config_file(
+            "http.conf",
+            "http: \"127.0.0.2:8333\"\nhttp_base_path: /nats\n",
+        );
+        let opts = run(&["-c", &path]);
+        assert_eq!(opts.http_host.as_deref(), Some("127.0.0.2"));
+        assert_eq!(opts.http_port, Some(8333));
+        assert_eq!(opts.http_base_path, "/nats");
+        // The flag wins over the file, and keeps the file's host.
+        let opts = run(&["-c", &path, "-m", "8444"]);
+        assert_eq!(
+            (opts.http_host.as_deref(), opts.http_port),
+            (Some("127.0.0.2"), Some(8444))
+        );
+        for (text, port) in [
+            ("http: 8555", 8555),
+            ("http_port: 8556", 8556),
+            ("monitor_port: 8557", 8557),
+        ] {
+            let opts = run(&["-c", &config_file("http-port.conf", text)]);
+            assert_eq!(
+                (opts.http_host, opts.http_port),
+                (None, Some(port)),
+                "{text}"
+            );
+        }
+        let bad = config_file("http-bad.conf", "http: \"nohost\"\n");
+        assert!(error(&["-c", &bad]).contains("could not parse address string \"nohost\""));
     }
 
     #[test]

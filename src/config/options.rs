@@ -44,6 +44,13 @@ pub struct Options {
     pub host: String,
     /// Client port; 0 picks a free port (nats-server spells that `-1`).
     pub port: u16,
+    /// Monitoring listen host (`http: host:port`); `None`: the client host.
+    pub http_host: Option<String>,
+    /// Monitoring port (`-m`, `http_port`, `http`); `None`: no monitoring,
+    /// `Some(0)`: a free port (nats-server spells that `-1`).
+    pub http_port: Option<u16>,
+    /// `http_base_path`: prefix of every monitoring path ("" for none).
+    pub http_base_path: String,
     /// `server_name`; `None` means "use the generated server id".
     pub server_name: Option<String>,
     pub max_payload: usize,
@@ -84,6 +91,9 @@ impl Default for Options {
         Options {
             host: DEFAULT_HOST.to_string(),
             port: DEFAULT_PORT,
+            http_host: None,
+            http_port: None,
+            http_base_path: String::new(),
             server_name: None,
             max_payload: DEFAULT_MAX_PAYLOAD,
             max_pending: DEFAULT_MAX_PENDING,

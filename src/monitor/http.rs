@@ -275,6 +275,8 @@ pub struct Response {
     pub status: u16,
     pub content_type: &'static str,
     pub body: Vec<u8>,
+    /// HEAD: send the headers (Content-Length included) without the body.
+    pub omit_body: bool,
 }
 
 impl Response {
@@ -283,6 +285,7 @@ impl Response {
             status,
             content_type,
             body: body.into(),
+            omit_body: false,
         }
     }
 
@@ -296,7 +299,6 @@ fn reason_phrase(status: u16) -> &'static str {
         200 => "OK",
         400 => "Bad Request",
         404 => "Not Found",
-        405 => "Method Not Allowed",
         503 => "Service Unavailable",
         _ => "Unknown",
     }
@@ -318,15 +320,14 @@ pub fn write_response(
         format::http_date(now),
         response.body.len()
     );
-    if response.status == 405 {
-        head.push_str("Allow: GET\r\n");
-    }
     if !keep_alive {
         head.push_str("Connection: close\r\n");
     }
     head.push_str("\r\n");
     let mut bytes = head.into_bytes();
-    bytes.extend_from_slice(&response.body);
+    if !response.omit_body {
+        bytes.extend_from_slice(&response.body);
+    }
     out.write_all(&bytes)?;
     out.flush()
 }

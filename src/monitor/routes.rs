@@ -2,7 +2,7 @@
 //! `http_req_stats`, the snapshot request each endpoint needs, JSONP.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use super::connz::{self, ConnzOptions};
 use super::http::{self, Request, Response};
@@ -78,9 +78,8 @@ pub fn route(path: &str, base: &str) -> Option<Endpoint> {
 /// What every connection thread shares.
 pub struct Router {
     source: Arc<dyn SnapshotSource>,
-    /// Learnt from the first snapshot: ServerFacts carry the base path and it
-    /// does not change while the process runs.
-    base_path: OnceLock<String>,
+    /// `http_base_path`, normalised (see [`normalise_base_path`]).
+    base_path: String,
     req_stats: Mutex<BTreeMap<String, u64>>,
     cpu: Mutex<CpuSampler>,
 }
@@ -88,30 +87,17 @@ pub struct Router {
 const NOT_ANSWERED: &str = "shards did not answer";
 
 impl Router {
-    pub fn new(source: Arc<dyn SnapshotSource>) -> Router {
+    pub fn new(source: Arc<dyn SnapshotSource>, base_path: &str) -> Router {
         Router {
             source,
-            base_path: OnceLock::new(),
+            base_path: normalise_base_path(base_path),
             req_stats: Mutex::new(BTreeMap::new()),
             cpu: Mutex::new(CpuSampler::default()),
         }
     }
 
     fn snapshot(&self, with_subscriptions: bool) -> Option<MonitorSnapshot> {
-        let snapshot = self
-            .source
-            .snapshot(SnapshotRequest { with_subscriptions })?;
-        let _ = self
-            .base_path
-            .set(normalise_base_path(&snapshot.server.http_base_path));
-        Some(snapshot)
-    }
-
-    fn base_path(&self) -> Option<&str> {
-        if self.base_path.get().is_none() {
-            self.snapshot(false)?;
-        }
-        self.base_path.get().map(String::as_str)
+        self.source.snapshot(SnapshotRequest { with_subscriptions })
     }
 
     fn count(&self, endpoint: Endpoint) -> BTreeMap<String, u64> {
@@ -125,16 +111,13 @@ impl Router {
         stats.clone()
     }
 
+    /// Any method is served like GET, as nats-server's handlers do; the
+    /// caller leaves the body out for HEAD.
     pub fn handle(&self, request: &Request) -> Response {
-        let Some(base) = self.base_path() else {
-            return Response::text(503, NOT_ANSWERED);
-        };
+        let base = self.base_path.as_str();
         let Some(endpoint) = route(&request.path, base) else {
             return Response::text(404, "404 page not found\n");
         };
-        if request.method != "GET" {
-            return Response::text(405, "405 method not allowed\n");
-        }
         let stats = self.count(endpoint);
         let body = match self.render(endpoint, request, &stats, base) {
             Ok(Some(body)) => body,

@@ -40,16 +40,18 @@ pub struct MonitorServer {
 }
 
 impl MonitorServer {
-    /// Serves on an already bound listener until `stop`.
+    /// Serves on an already bound listener until `stop`; every path is
+    /// under `base_path` (`http_base_path`).
     pub fn start(
         listener: TcpListener,
+        base_path: &str,
         source: Arc<dyn SnapshotSource>,
     ) -> io::Result<MonitorServer> {
         listener.set_nonblocking(true)?;
         let local_addr = listener.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
         let open: OpenConnections = Arc::new(Mutex::new(HashMap::new()));
-        let router = Arc::new(Router::new(source));
+        let router = Arc::new(Router::new(source, base_path));
         let accept_thread = thread::Builder::new()
             .name("monitor-accept".into())
             .spawn({
@@ -190,7 +192,10 @@ fn serve_connection(stream: TcpStream, router: &Router) {
                 keep_alive = false;
             }
         }
-        let response = router.handle(&request);
+        let mut response = router.handle(&request);
+        if request.method == "HEAD" {
+            response.omit_body = true;
+        }
         if http::write_response(&mut writer, &response, keep_alive, SystemTime::now()).is_err()
             || !keep_alive
         {
@@ -303,7 +308,8 @@ mod tests {
 
     fn start(source: Arc<FakeSource>) -> MonitorServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        MonitorServer::start(listener, source).unwrap()
+        let base_path = source.base_path;
+        MonitorServer::start(listener, base_path, source).unwrap()
     }
 
     /// One request on a fresh connection that asks to close.
@@ -445,11 +451,21 @@ mod tests {
         assert!(first.header("Connection").is_none());
         let second = read_reply(&mut reader);
         assert_eq!(second.json()["limit"], 1);
-        // Other methods: 405, connection still usable.
+        // Other methods are served like GET (nats-server does the same);
+        // HEAD gets the headers only.
         stream.write_all(b"POST /varz HTTP/1.1\r\n\r\n").unwrap();
         let post = read_reply(&mut reader);
-        assert_eq!(post.status, 405);
-        assert_eq!(post.header("Allow"), Some("GET"));
+        assert_eq!(post.status, 200);
+        assert!(post.json()["in_msgs"].is_u64());
+        stream.write_all(b"HEAD /healthz HTTP/1.1\r\n\r\n").unwrap();
+        let mut head = String::new();
+        while !head.ends_with("\r\n\r\n") {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            head.push_str(&line);
+        }
+        assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+        assert!(head.contains("Content-Length: 15\r\n"), "{head}");
         // Garbage: 400, then the server closes.
         stream.write_all(b"NOT HTTP\r\n\r\n").unwrap();
         let bad = read_reply(&mut reader);

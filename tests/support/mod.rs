@@ -21,6 +21,8 @@ pub struct Broker {
     child: Child,
     pub addr: SocketAddr,
     pub shards: usize,
+    /// The monitoring listener, when started with `-m`.
+    pub monitor: Option<SocketAddr>,
     log: mpsc::Receiver<String>,
     _config: Option<tempfile_path::TempPath>,
 }
@@ -88,10 +90,14 @@ impl Broker {
             }
         });
         let deadline = Instant::now() + IO_TIMEOUT;
+        let mut monitor = None;
         let addr = loop {
             let line = rx
                 .recv_timeout(deadline.saturating_duration_since(Instant::now()))
                 .unwrap_or_else(|_| panic!("percore did not start (args {args:?})"));
+            if let Some(rest) = line.split("Starting http monitor on ").nth(1) {
+                monitor = Some(rest.trim().parse().expect("monitor address"));
+            }
             if let Some(rest) = line.split("Listening for client connections on ").nth(1) {
                 break rest.trim().parse().expect("listen address");
             }
@@ -100,6 +106,7 @@ impl Broker {
             child,
             addr,
             shards,
+            monitor,
             log: rx,
             _config: config,
         }

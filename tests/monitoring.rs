@@ -1,0 +1,348 @@
+//! The HTTP monitoring endpoints (`-m`), as a dashboard or a client test
+//! suite sees them: nats-server's paths, keys, JSON types and counting rules,
+//! with clients on both shards. Every counter check follows a PING/PONG round
+//! trip of each client involved, after which the server has applied
+//! everything the client sent.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Instant;
+
+use serde_json::Value;
+use support::{client_on_shard, Broker, RawClient, IO_TIMEOUT};
+
+struct Response {
+    status: u16,
+    head: String,
+    body: String,
+}
+
+impl Response {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+
+    fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.eq_ignore_ascii_case(name)
+                .then(|| value.trim().to_string())
+        })
+    }
+}
+
+/// One GET on a fresh connection (`Connection: close`, so the body ends at EOF).
+fn get(addr: SocketAddr, path: &str) -> Response {
+    let mut stream = TcpStream::connect(addr).expect("connect to monitor");
+    stream.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send request");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("read response");
+    let text = String::from_utf8(raw).expect("utf-8 response");
+    let (head, body) = text.split_once("\r\n\r\n").expect("header end");
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .expect("status code");
+    Response {
+        status,
+        head: head.to_string(),
+        body: body.to_string(),
+    }
+}
+
+fn monitored(extra: &[&str]) -> (Broker, SocketAddr) {
+    let mut args = vec!["-m", "-1"];
+    args.extend_from_slice(extra);
+    let broker = Broker::start_with(&args, None);
+    let monitor = broker.monitor.expect("monitor address in the log");
+    (broker, monitor)
+}
+
+/// A connected client that said CONNECT with `name` and got its PONG.
+fn named_client_on_shard(broker: &Broker, shard: usize, name: &str) -> RawClient {
+    let mut client = client_on_shard(broker, shard);
+    client.send(format!("CONNECT {{\"verbose\":false,\"name\":\"{name}\",\"lang\":\"raw\",\"version\":\"1.0\"}}\r\n").as_bytes());
+    client.ping_pong();
+    client
+}
+
+fn connection(connz: &Value, cid: u64) -> &Value {
+    connz["connections"]
+        .as_array()
+        .expect("connections array")
+        .iter()
+        .find(|c| c["cid"] == cid)
+        .unwrap_or_else(|| panic!("cid {cid} not in {connz}"))
+}
+
+#[test]
+fn varz_counts_messages_across_shards_like_nats_server() {
+    let (broker, monitor) = monitored(&[]);
+    let mut subscriber = named_client_on_shard(&broker, 0, "sub");
+    let mut publisher = named_client_on_shard(&broker, 1, "pub");
+    subscriber.send(b"SUB hello.> 1\r\n");
+    subscriber.ping_pong();
+    for i in 0..100 {
+        publisher.send(format!("PUB hello.{i} 1\r\nA\r\n").as_bytes());
+    }
+    publisher.ping_pong();
+    let delivered = subscriber.ping_pong();
+    assert_eq!(
+        delivered.windows(4).filter(|w| w == b"MSG ").count(),
+        100,
+        "subscriber got every message before its PONG"
+    );
+
+    let response = get(monitor, "/varz");
+    assert_eq!(response.status, 200);
+    assert_eq!(
+        response.header("Content-Type").as_deref(),
+        Some("application/json")
+    );
+    let varz = response.json();
+    // nats-server counts messages and payload bytes, not protocol bytes.
+    assert_eq!(varz["in_msgs"], 100);
+    assert_eq!(varz["in_bytes"], 100);
+    assert_eq!(varz["out_msgs"], 100);
+    assert_eq!(varz["out_bytes"], 100);
+    assert_eq!(varz["connections"], 2);
+    assert_eq!(varz["subscriptions"], 1);
+    assert_eq!(varz["slow_consumers"], 0);
+    assert!(varz["total_connections"].as_u64().expect("number") >= 2);
+    assert_eq!(
+        varz["server_id"],
+        subscriber.info_json()["server_id"],
+        "same id as INFO"
+    );
+    assert_eq!(varz["port"], broker.addr.port());
+    assert_eq!(varz["http_port"], monitor.port());
+    // Types that dashboards and nats-top decode into Go structs.
+    assert_eq!(varz["ping_interval"], 120_000_000_000u64);
+    assert_eq!(varz["write_deadline"], 10_000_000_000u64);
+    assert_eq!(varz["max_payload"], 1_048_576);
+    assert_eq!(varz["max_connections"], 65_536);
+    assert!(varz["cpu"].is_number(), "cpu: {}", varz["cpu"]);
+    assert!(varz["mem"].as_u64().expect("mem") > 0);
+    assert!(varz["uptime"].is_string());
+    assert!(varz["start"].as_str().expect("start").ends_with('Z'));
+    // percore's own per-shard view, with the ring counters.
+    let shards = varz["shards"].as_array().expect("shards array");
+    assert_eq!(shards.len(), 2);
+    assert_eq!(shards[1]["in_msgs"], 100, "published on shard 1");
+    assert_eq!(shards[0]["out_msgs"], 100, "delivered on shard 0");
+    assert!(shards[0]["ring_stalls"].is_u64());
+    assert!(varz["ring_stalls"].is_u64());
+}
+
+#[test]
+fn connz_reports_each_connection_with_its_own_counters() {
+    let (broker, monitor) = monitored(&[]);
+    let mut first = named_client_on_shard(&broker, 0, "first");
+    let mut second = named_client_on_shard(&broker, 1, "second");
+    // nats.py's test: subscribe, two messages to itself, unsubscribe, two more.
+    second.send(b"SUB foo 7\r\nPUB foo 1\r\nA\r\nPUB foo 1\r\nB\r\n");
+    second.ping_pong();
+    second.send(b"UNSUB 7\r\nPUB foo 1\r\nC\r\nPUB foo 1\r\nD\r\n");
+    second.ping_pong();
+    first.send(b"SUB bar 1\r\nSUB baz q 2\r\n");
+    first.ping_pong();
+
+    let connz = get(monitor, "/connz").json();
+    assert_eq!(connz["num_connections"], 2);
+    assert_eq!(connz["total"], 2);
+    assert_eq!(connz["offset"], 0);
+    assert_eq!(connz["limit"], 1024);
+    let cids: Vec<u64> = connz["connections"]
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|c| c["cid"].as_u64().expect("cid"))
+        .collect();
+    assert_eq!(
+        cids,
+        [first.client_id(), second.client_id()],
+        "sorted by cid"
+    );
+    let c = connection(&connz, second.client_id());
+    assert_eq!(c["subscriptions"], 0);
+    assert_eq!(c["in_msgs"], 4);
+    assert_eq!(c["in_bytes"], 4);
+    assert_eq!(c["out_msgs"], 2);
+    assert_eq!(c["out_bytes"], 2);
+    assert_eq!(c["name"], "second");
+    assert_eq!(c["lang"], "raw");
+    assert_eq!(c["version"], "1.0");
+    assert_eq!(c["ip"], "127.0.0.1");
+    assert_eq!(
+        c["port"],
+        second.stream.local_addr().expect("local addr").port()
+    );
+    assert_eq!(c["pending_bytes"], 0);
+    assert_eq!(connection(&connz, first.client_id())["subscriptions"], 2);
+
+    // Subscription lists, paging, one connection, and the 400s.
+    let connz = get(monitor, "/connz?subs=1&sort=subs").json();
+    let top = &connz["connections"][0];
+    assert_eq!(top["cid"], first.client_id(), "most subscriptions first");
+    let mut subjects: Vec<&str> = top["subscriptions_list"]
+        .as_array()
+        .expect("subscriptions_list")
+        .iter()
+        .map(|s| s.as_str().expect("subject"))
+        .collect();
+    subjects.sort_unstable();
+    assert_eq!(subjects, ["bar", "baz"]);
+    let detail = get(
+        monitor,
+        &format!("/connz?subs=detail&cid={}", first.client_id()),
+    )
+    .json();
+    assert_eq!(detail["num_connections"], 1);
+    let list = detail["connections"][0]["subscriptions_list_detail"]
+        .as_array()
+        .expect("detail list")
+        .clone();
+    let queued = list
+        .iter()
+        .find(|s| s["subject"] == "baz")
+        .expect("baz subscription");
+    assert_eq!(queued["qgroup"], "q");
+    assert_eq!(queued["sid"], "2");
+    assert_eq!(queued["cid"], first.client_id());
+    let page = get(monitor, "/connz?offset=1&limit=1").json();
+    assert_eq!(page["num_connections"], 1);
+    assert_eq!(page["total"], 2);
+    assert_eq!(page["connections"][0]["cid"], second.client_id());
+    let bad = get(monitor, "/connz?sort=bogus");
+    assert_eq!(bad.status, 400);
+    assert!(
+        bad.body.contains("invalid sorting option: bogus"),
+        "{}",
+        bad.body
+    );
+    assert_eq!(get(monitor, "/connz?limit=x").status, 400);
+}
+
+#[test]
+fn connz_forgets_a_closed_connection() {
+    let (broker, monitor) = monitored(&[]);
+    let mut stays = named_client_on_shard(&broker, 0, "stays");
+    let leaves = named_client_on_shard(&broker, 1, "leaves");
+    let leaving = leaves.client_id();
+    assert_eq!(get(monitor, "/connz").json()["num_connections"], 2);
+    drop(leaves);
+    // The close reaches the server asynchronously: poll the endpoint (each
+    // poll is a full round trip through both shards) until it is gone.
+    let deadline = Instant::now() + IO_TIMEOUT;
+    loop {
+        let connz = get(monitor, "/connz").json();
+        let cids: Vec<u64> = connz["connections"]
+            .as_array()
+            .expect("array")
+            .iter()
+            .map(|c| c["cid"].as_u64().expect("cid"))
+            .collect();
+        if !cids.contains(&leaving) {
+            assert_eq!(cids, [stays.client_id()]);
+            break;
+        }
+        assert!(Instant::now() < deadline, "cid {leaving} still listed");
+    }
+    stays.ping_pong();
+    assert_eq!(get(monitor, "/varz").json()["connections"], 1);
+}
+
+#[test]
+fn subsz_routez_healthz_and_unknown_paths() {
+    let (broker, monitor) = monitored(&[]);
+    let mut a = named_client_on_shard(&broker, 0, "a");
+    let mut b = named_client_on_shard(&broker, 1, "b");
+    a.send(b"SUB orders.* 1\r\nSUB orders.new q 2\r\n");
+    a.ping_pong();
+    b.send(b"SUB audit.> 1\r\nPUB orders.new 2\r\nhi\r\n");
+    b.ping_pong();
+    a.ping_pong();
+
+    let subsz = get(monitor, "/subsz").json();
+    assert_eq!(subsz["num_subscriptions"], 3);
+    assert!(subsz.get("subscriptions_list").is_none());
+    assert!(subsz["cache_hit_rate"].is_number());
+    let listed = get(monitor, "/subsz?subs=1&test=orders.new").json();
+    let mut subjects: Vec<&str> = listed["subscriptions_list"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|s| s["subject"].as_str().expect("subject"))
+        .collect();
+    subjects.sort_unstable();
+    assert_eq!(subjects, ["orders.*", "orders.new"]);
+    assert_eq!(
+        get(monitor, "/subscriptionsz").json()["num_subscriptions"],
+        3
+    );
+
+    let routez = get(monitor, "/routez").json();
+    assert_eq!(routez["num_routes"], 0);
+    let health = get(monitor, "/healthz");
+    assert_eq!(
+        (health.status, health.body.as_str()),
+        (200, "{\"status\":\"ok\"}")
+    );
+    let jsonp = get(monitor, "/varz?callback=cb");
+    assert!(jsonp.body.starts_with("cb(") && jsonp.body.trim_end().ends_with(')'));
+    assert_eq!(
+        jsonp.header("Content-Type").as_deref(),
+        Some("application/javascript")
+    );
+    assert_eq!(get(monitor, "/nope").status, 404);
+    let index = get(monitor, "/");
+    assert_eq!(index.status, 200);
+    assert!(index.body.contains("varz"));
+    // Every request was counted.
+    let stats = &get(monitor, "/varz").json()["http_req_stats"];
+    assert!(stats["/varz"].as_u64().expect("varz count") >= 2);
+    // `/subscriptionsz` counts as `/subsz`, as in nats-server.
+    assert_eq!(stats["/subsz"], 3);
+}
+
+#[test]
+fn base_path_and_host_from_the_config_file() {
+    let broker = Broker::start_with(&[], Some("http: \"127.0.0.1:-1\"\nhttp_base_path: /nats\n"));
+    let monitor = broker.monitor.expect("monitor address");
+    assert_eq!(monitor.ip().to_string(), "127.0.0.1");
+    let varz = get(monitor, "/nats/varz");
+    assert_eq!(varz.status, 200);
+    assert_eq!(varz.json()["http_base_path"], "/nats");
+    assert_eq!(get(monitor, "/varz").status, 404);
+    let mut client = broker.raw();
+    client.ping_pong();
+}
+
+#[test]
+fn monitoring_is_off_unless_asked_for() {
+    let broker = Broker::start();
+    assert_eq!(broker.monitor, None);
+    let taken = Broker::start_with(&["-m", "-1"], None);
+    let busy = taken.monitor.expect("monitor").port().to_string();
+    // A monitor port in use stops the start-up with nats-server's message.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_percore"))
+        .args(["-a", "127.0.0.1", "-p", "-1", "-m", &busy])
+        .output()
+        .expect("run percore");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "Can't start monitoring: can't listen to the monitor port: 127.0.0.1:{busy}"
+        )),
+        "{stderr}"
+    );
+}
