@@ -399,6 +399,28 @@ fn second_broker_on_same_port_fails() {
     assert!(client.ping_pong().is_empty());
 }
 
+/// A supervisor (or a client test suite) that kills percore with SIGKILL
+/// and starts it again on the same port at once must get a running broker:
+/// the killed process's io_uring gives the listening socket back a little
+/// after the process is gone (it failed with "address already in use" in
+/// nats.py's suite, which restarts the server for every test).
+#[test]
+fn restart_on_the_same_port_right_after_sigkill() {
+    let first = Broker::start();
+    let port = first.addr.port().to_string();
+    let mut broker = first;
+    for _ in 0..10 {
+        let mut client = broker.raw();
+        client.ping_pong();
+        broker.signal(libc::SIGKILL);
+        // Dropping the handle reaps the killed process; start the next one
+        // at once.
+        drop(broker);
+        broker = Broker::start_with(&["-p", &port], None);
+        assert_eq!(broker.addr.port().to_string(), port);
+    }
+}
+
 #[test]
 fn config_syntax_error_exits_one_with_position() {
     let config = ConfigFile::new("syntax", "# comment\nport: 4222\nmax_payload = }\n");

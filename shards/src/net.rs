@@ -17,6 +17,7 @@ use std::io::{self, IoSlice};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::pin::Pin;
+use std::time::{Duration, Instant};
 
 use futures_lite::{AsyncRead, AsyncWrite};
 use socket2::{Domain, Protocol, Socket, Type};
@@ -26,6 +27,27 @@ use socket2::{Domain, Protocol, Socket, Type};
 pub struct BoundListener {
     socket: Socket,
     local_addr: SocketAddr,
+}
+
+/// How long `bind` keeps retrying while the port is still in use.
+///
+/// A killed io_uring process gives its listening socket back only when the
+/// kernel's ring teardown (a workqueue, after the process is gone) drops
+/// the accept it had pending: a supervisor or a client test suite that kills
+/// percore and starts it again on the same port saw EADDRINUSE for a few
+/// milliseconds. A port held by a live server still fails, this much later.
+const BIND_IN_USE_RETRY: Duration = Duration::from_millis(500);
+
+fn bind_retrying_in_use(socket: &Socket, addr: SocketAddr) -> io::Result<()> {
+    let deadline = Instant::now() + BIND_IN_USE_RETRY;
+    loop {
+        match socket.bind(&addr.into()) {
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            result => return result,
+        }
+    }
 }
 
 impl BoundListener {
@@ -40,7 +62,7 @@ impl BoundListener {
         // SO_REUSEADDR lets a restarted broker bind while old connections sit
         // in TIME_WAIT; it does not let two live listeners share the port.
         socket.set_reuse_address(true)?;
-        socket.bind(&addr.into())?;
+        bind_retrying_in_use(&socket, addr)?;
         socket.listen(backlog)?;
         let local_addr = socket
             .local_addr()?
