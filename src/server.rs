@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{Receiver, Sender};
-use shards::mesh::{MeshPorts, RingMesh, RingOutbox};
+use shards::mesh::{MeshPorts, RingMesh, RingOutbox, RingProgress, RingReceiver};
 use shards::net::{BoundListener, HandOff, ShardListener};
 use shards::sync::WaitList;
 use shards::{task, timer, PoolConfig, ShardId, ShardPool};
@@ -340,6 +340,10 @@ struct ShardContext {
     shared: Arc<BrokerShared>,
     /// Notified when staged ring backlog shrinks.
     pressure: Rc<WaitList>,
+    /// How far each inbound ring has been consumed; `ring_applied` is
+    /// notified after every inbound batch (see `catch_up_with_rings`).
+    inbound: Vec<Rc<RingProgress>>,
+    ring_applied: WaitList,
     stopping: Cell<bool>,
     stop: WaitList,
     /// Shard 0's accept loop; dropped (closing the listener) in lame duck.
@@ -349,14 +353,38 @@ struct ShardContext {
 impl ShardContext {
     /// End of a unit of work: one write per dirty connection, one ring push
     /// per peer with work.
+    ///
+    /// Ring pushes go first: a client that sees the answer to its PING (or
+    /// anything else this unit wrote) can then rely on the other shards
+    /// finding this unit's interest changes in their rings (see
+    /// `catch_up_with_rings`).
     fn end_of_work(&self) {
         let mut broker = self.broker.borrow_mut();
-        broker.flush_dirty();
         broker.drain_batches(|dst, batch| {
             if let Some(outbox) = &self.outboxes[dst] {
                 outbox.push(batch);
             }
         });
+        broker.flush_dirty();
+    }
+
+    /// Before acting on bytes a client sent, apply every batch that peers
+    /// have already placed in this shard's rings. A SUB processed on
+    /// another shard before this read is then in effect for the PUBs in it,
+    /// as with nats-server's one subscription list. (nats.py sends its
+    /// flush PING ahead of a pending SUB, so its PONG alone does not order
+    /// the SUB before another connection's publish.) Waits only for batches
+    /// already in the rings, which the ring consumers apply without waiting
+    /// for ring space.
+    async fn catch_up_with_rings(&self) {
+        for progress in &self.inbound {
+            let placed = progress.placed();
+            if progress.taken() < placed {
+                self.ring_applied
+                    .wait_until(|| progress.taken() >= placed)
+                    .await;
+            }
+        }
     }
 
     /// Closes one unit of work (a socket read or a ring batch): flush, flow
@@ -431,11 +459,19 @@ async fn run_shard(
         return;
     };
     let mesh = ports.connect(pressure.clone()).await;
+    let inbound = mesh
+        .inbound
+        .iter()
+        .flatten()
+        .map(RingReceiver::progress)
+        .collect();
     let ctx = Rc::new(ShardContext {
         broker: RefCell::new(ShardBroker::new(id, shared.clone())),
         outboxes: mesh.outboxes,
         shared,
         pressure,
+        inbound,
+        ring_applied: WaitList::new(),
         stopping: Cell::new(false),
         stop: WaitList::new(),
         accept_task: RefCell::new(None),
@@ -460,14 +496,11 @@ async fn run_shard(
     timer::sleep(Duration::from_millis(20)).await;
 }
 
-async fn consume_ring(
-    ctx: Rc<ShardContext>,
-    src: ShardId,
-    receiver: shards::mesh::RingReceiver<ShardBatch>,
-) {
+async fn consume_ring(ctx: Rc<ShardContext>, src: ShardId, receiver: RingReceiver<ShardBatch>) {
     let mut units_this_turn = 0;
     while let Some(batch) = receiver.recv().await {
         let adopted = ctx.broker.borrow_mut().apply_batch(src, batch);
+        ctx.ring_applied.notify_all();
         for (socket, client_id) in adopted {
             task::spawn(serve_client(ctx.clone(), socket, client_id)).detach();
         }
@@ -580,6 +613,7 @@ async fn serve_client(ctx: Rc<ShardContext>, socket: HandOff, client_id: u64) {
         };
         buffer.filled_by(n);
         streaming = n >= STREAMING_READ_LEN;
+        ctx.catch_up_with_rings().await;
         loop {
             let outcome = ctx
                 .broker

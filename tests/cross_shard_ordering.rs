@@ -1,8 +1,9 @@
 //! The cross-shard guarantees, each with a test that fails without it:
 //! (1) per-publisher order across shards, (2) SUB + PING/PONG makes the
-//! subscription visible to every publisher on every shard, (3) UNSUB +
-//! PING/PONG means nothing more arrives; plus request/reply, auto-unsubscribe
-//! and queue groups with clients on different shards.
+//! subscription visible to every publisher on every shard, and a SUB that
+//! reached the server before another client's PUB is in effect for it,
+//! (3) UNSUB + PING/PONG means nothing more arrives; plus request/reply,
+//! auto-unsubscribe and queue groups with clients on different shards.
 
 mod support;
 
@@ -98,6 +99,30 @@ fn sub_then_pong_is_visible_to_publishers_on_other_shards() {
         assert_eq!(
             String::from_utf8_lossy(&got),
             String::from_utf8_lossy(&msg(&format!("visible.{i}"), &i.to_string(), "hi")),
+            "round {i}"
+        );
+    }
+}
+
+/// Guarantee (2b): a SUB that reached the server before another client's
+/// PUB is in effect for it, even when the subscriber's PONG does not cover
+/// the SUB. nats.py puts its flush PING in front of a SUB it has not written
+/// yet ("PING\r\nSUB ..."), then publishes from another connection as soon
+/// as the PONG arrives; nats-server, with one subscription list, delivers.
+#[test]
+fn sub_behind_a_ping_is_visible_to_a_publish_after_the_pong() {
+    let broker = Broker::start();
+    let mut publisher = client_on_shard(&broker, 0);
+    let mut sub = client_on_shard(&broker, 1);
+    for i in 0..300 {
+        sub.send(format!("PING\r\nSUB ahead.{i} {i}\r\n").as_bytes());
+        assert!(sub.read_until_pong().is_empty());
+        publisher.send(format!("PUB ahead.{i} 2\r\nhi\r\nPING\r\n").as_bytes());
+        assert!(publisher.read_until_pong().is_empty());
+        let got = sub.ping_pong();
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(&msg(&format!("ahead.{i}"), &i.to_string(), "hi")),
             "round {i}"
         );
     }

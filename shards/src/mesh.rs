@@ -21,6 +21,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 
 use glommio::channels::shared_channel::{
@@ -52,8 +53,9 @@ impl RingMesh {
                     continue;
                 }
                 let (tx, rx) = shared_channel::new_bounded(capacity);
-                ports[src].senders[dst] = Some(tx);
-                ports[dst].receivers[src] = Some(rx);
+                let placed = Arc::new(AtomicU64::new(0));
+                ports[src].senders[dst] = Some((tx, placed.clone()));
+                ports[dst].receivers[src] = Some((rx, placed));
             }
         }
         ports
@@ -66,8 +68,8 @@ pub struct MeshPorts<M: Send + 'static> {
     id: ShardId,
     /// Passed by every shard once all its ring ends are registered.
     all_registered: Arc<Barrier>,
-    senders: Vec<Option<SharedSender<M>>>,
-    receivers: Vec<Option<SharedReceiver<M>>>,
+    senders: Vec<Option<(SharedSender<M>, Arc<AtomicU64>)>>,
+    receivers: Vec<Option<(SharedReceiver<M>, Arc<AtomicU64>)>>,
 }
 
 impl<M: Send + 'static> MeshPorts<M> {
@@ -88,27 +90,35 @@ impl<M: Send + 'static> MeshPorts<M> {
     /// `pressure` is notified whenever a staged backlog shrinks.
     pub async fn connect(self, pressure: Rc<WaitList>) -> ConnectedMesh<M> {
         let count = self.senders.len();
-        let mut senders: Vec<(ShardId, Connecting<ConnectedSender<M>>)> = Vec::new();
-        for (dst, tx) in self.senders.into_iter().enumerate() {
-            if let Some(tx) = tx {
-                senders.push((dst, Connecting::start(Box::pin(tx.connect())).await));
+        type Pending<T> = (ShardId, Connecting<T>, Arc<AtomicU64>);
+        let mut senders: Vec<Pending<ConnectedSender<M>>> = Vec::new();
+        for (dst, end) in self.senders.into_iter().enumerate() {
+            if let Some((tx, placed)) = end {
+                let connecting = Connecting::start(Box::pin(tx.connect())).await;
+                senders.push((dst, connecting, placed));
             }
         }
-        let mut receivers: Vec<(ShardId, Connecting<ConnectedReceiver<M>>)> = Vec::new();
-        for (src, rx) in self.receivers.into_iter().enumerate() {
-            if let Some(rx) = rx {
-                receivers.push((src, Connecting::start(Box::pin(rx.connect())).await));
+        let mut receivers: Vec<Pending<ConnectedReceiver<M>>> = Vec::new();
+        for (src, end) in self.receivers.into_iter().enumerate() {
+            if let Some((rx, placed)) = end {
+                let connecting = Connecting::start(Box::pin(rx.connect())).await;
+                receivers.push((src, connecting, placed));
             }
         }
         self.all_registered.wait();
         let mut outboxes: Vec<Option<RingOutbox<M>>> = (0..count).map(|_| None).collect();
-        for (dst, connecting) in senders {
-            outboxes[dst] = Some(RingOutbox::new(connecting.finish().await, pressure.clone()));
+        for (dst, connecting, placed) in senders {
+            let sender = connecting.finish().await;
+            outboxes[dst] = Some(RingOutbox::new(sender, placed, pressure.clone()));
         }
         let mut inbound: Vec<Option<RingReceiver<M>>> = (0..count).map(|_| None).collect();
-        for (src, connecting) in receivers {
+        for (src, connecting, placed) in receivers {
             inbound[src] = Some(RingReceiver {
                 receiver: connecting.finish().await,
+                progress: Rc::new(RingProgress {
+                    placed,
+                    taken: Cell::new(0),
+                }),
             });
         }
         ConnectedMesh {
@@ -152,12 +162,47 @@ pub struct ConnectedMesh<M: Send + 'static> {
 /// The consumer end of one ring.
 pub struct RingReceiver<M: Send + 'static> {
     receiver: ConnectedReceiver<M>,
+    progress: Rc<RingProgress>,
 }
 
 impl<M: Send + 'static> RingReceiver<M> {
     /// The next batch, or `None` once the producing shard has gone away.
     pub async fn recv(&self) -> Option<M> {
-        self.receiver.recv().await
+        let item = self.receiver.recv().await;
+        if item.is_some() {
+            self.progress.taken.set(self.progress.taken.get() + 1);
+        }
+        item
+    }
+
+    /// How far this ring has been consumed, for the consumer's other tasks.
+    pub fn progress(&self) -> Rc<RingProgress> {
+        self.progress.clone()
+    }
+}
+
+/// Items placed into one ring by its producer and taken out by its consumer.
+///
+/// Lets a consumer shard ask "has everything the producer put in the ring
+/// *up to now* been taken?" without popping: `placed` is written (Release)
+/// by the producer right after an item enters the ring, `taken` counts the
+/// items the consumer's `recv` returned. The broker uses it to apply every
+/// batch that was already in a ring before it acts on a client's bytes: a
+/// SUB that reached the ring before a PUB was read on another shard is
+/// applied first, as with nats-server's single subscription list.
+pub struct RingProgress {
+    placed: Arc<AtomicU64>,
+    taken: Cell<u64>,
+}
+
+impl RingProgress {
+    /// Items in the ring now: the count `taken` must reach to have seen them.
+    pub fn placed(&self) -> u64 {
+        self.placed.load(Ordering::Acquire)
+    }
+
+    pub fn taken(&self) -> u64 {
+        self.taken.get()
     }
 }
 
@@ -168,6 +213,9 @@ pub struct RingOutbox<M: Send + 'static> {
 
 struct OutboxInner<M: Send + 'static> {
     sender: ConnectedSender<M>,
+    /// Items placed into the ring so far (see [`RingProgress`]); only this
+    /// shard writes it.
+    placed: Arc<AtomicU64>,
     /// Items waiting for ring space, oldest first. While it is non-empty (or
     /// the drainer holds an item) new items must queue behind it: sending
     /// directly would overtake them and break per-pair FIFO order.
@@ -183,10 +231,11 @@ struct OutboxInner<M: Send + 'static> {
 }
 
 impl<M: Send + 'static> RingOutbox<M> {
-    fn new(sender: ConnectedSender<M>, pressure: Rc<WaitList>) -> Self {
+    fn new(sender: ConnectedSender<M>, placed: Arc<AtomicU64>, pressure: Rc<WaitList>) -> Self {
         RingOutbox {
             inner: Rc::new(OutboxInner {
                 sender,
+                placed,
                 staged: RefCell::new(VecDeque::new()),
                 draining: Cell::new(false),
                 in_flight: Cell::new(0),
@@ -203,7 +252,10 @@ impl<M: Send + 'static> RingOutbox<M> {
         let inner = &self.inner;
         if !inner.draining.get() {
             match inner.sender.try_send(item) {
-                Ok(()) => return,
+                Ok(()) => {
+                    inner.count_placed();
+                    return;
+                }
                 Err(GlommioError::WouldBlock(ResourceType::Channel(item))) => {
                     inner.stalls.set(inner.stalls.get() + 1);
                     inner.staged.borrow_mut().push_back(item);
@@ -234,6 +286,15 @@ impl<M: Send + 'static> RingOutbox<M> {
     }
 }
 
+impl<M: Send + 'static> OutboxInner<M> {
+    fn count_placed(&self) {
+        // Single writer: a plain store keeps the fast path free of a locked
+        // read-modify-write.
+        let placed = self.placed.load(Ordering::Relaxed) + 1;
+        self.placed.store(placed, Ordering::Release);
+    }
+}
+
 async fn drain<M: Send + 'static>(inner: Rc<OutboxInner<M>>) {
     loop {
         let next = inner.staged.borrow_mut().pop_front();
@@ -241,7 +302,9 @@ async fn drain<M: Send + 'static>(inner: Rc<OutboxInner<M>>) {
             break;
         };
         inner.in_flight.set(1);
-        if inner.sender.send(item).await.is_err() {
+        if inner.sender.send(item).await.is_ok() {
+            inner.count_placed();
+        } else {
             inner.dropped.set(inner.dropped.get() + 1);
         }
         inner.in_flight.set(0);
