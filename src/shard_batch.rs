@@ -8,8 +8,14 @@
 //!
 //! Message bytes (subject, reply, headers and payload) are copied once into
 //! the batch's arena, which is frozen into one shared `Bytes` when the batch
-//! is sent: one allocation per batch, and the publisher's read buffer is
-//! never pinned by another shard.
+//! is sent, and the publisher's read buffer is never pinned by another shard.
+//!
+//! Buffers travel back: once a batch is applied, its arena and item list
+//! (emptied) ride to the shard that filled them on the next batch going that
+//! way (an ack follows every batch with work, so that is soon), and that
+//! shard builds its next batches in them. Memory is then freed and reused by
+//! the thread that allocated it, and a batch does not regrow its arena from
+//! nothing: the ring path costs no allocation in the steady state.
 
 use bytes::{Bytes, BytesMut};
 use shards::net::HandOff;
@@ -62,6 +68,76 @@ pub struct ShardBatch {
     pub seq: u64,
     pub arena: Bytes,
     pub items: Vec<MeshItem>,
+    /// Buffers of batches the receiver sent us earlier, emptied, for reuse.
+    pub returned: Vec<BatchBuffers>,
+}
+
+/// A recycled arena larger than this is dropped instead (a burst of large
+/// messages must not stay pinned); so is an item list longer than
+/// [`RECYCLE_MAX_ITEMS`].
+const RECYCLE_MAX_ARENA: usize = 256 * 1024;
+const RECYCLE_MAX_ITEMS: usize = 4096;
+const RECYCLE_MIN_ITEMS: usize = 16;
+
+/// The emptied arena and item list of an applied batch.
+#[derive(Debug)]
+pub struct BatchBuffers {
+    arena: BytesMut,
+    items: Vec<MeshItem>,
+}
+
+impl BatchBuffers {
+    /// What is worth sending back of an applied batch: `None` if the arena
+    /// is still shared (or too big) and the list holds nothing reusable.
+    pub fn reclaim(arena: Bytes, mut items: Vec<MeshItem>) -> Option<BatchBuffers> {
+        items.clear();
+        let mut arena = arena.try_into_mut().unwrap_or_default();
+        arena.clear();
+        if arena.capacity() > RECYCLE_MAX_ARENA {
+            arena = BytesMut::new();
+        }
+        if items.capacity() > RECYCLE_MAX_ITEMS {
+            items = Vec::new();
+        }
+        // An ack-only batch's one-slot list is not worth the trip.
+        (arena.capacity() > 0 || items.capacity() >= RECYCLE_MIN_ITEMS)
+            .then_some(BatchBuffers { arena, items })
+    }
+}
+
+/// Recycled buffers one shard keeps for its next batches.
+#[derive(Debug, Default)]
+pub struct SpareBuffers {
+    spare: Vec<BatchBuffers>,
+}
+
+impl SpareBuffers {
+    /// Enough for one batch per peer in flight each way; more would only
+    /// hold memory.
+    const MAX: usize = 64;
+
+    pub fn put(&mut self, buffers: impl IntoIterator<Item = BatchBuffers>) {
+        for buffers in buffers {
+            if self.spare.len() < Self::MAX {
+                self.spare.push(buffers);
+            }
+        }
+    }
+
+    fn get(&mut self) -> BatchBuffers {
+        self.spare.pop().unwrap_or(BatchBuffers {
+            arena: BytesMut::new(),
+            items: Vec::new(),
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.spare.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.spare.is_empty()
+    }
 }
 
 /// A batch under construction for one destination shard.
@@ -69,11 +145,19 @@ pub struct ShardBatch {
 pub struct BatchBuilder {
     arena: BytesMut,
     items: Vec<MeshItem>,
+    /// The destination's buffers, applied here, going back with this batch.
+    returns: Vec<BatchBuffers>,
 }
 
 impl BatchBuilder {
+    /// No items to send (buffers to return wait for the next batch).
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
+    }
+
+    /// Sends `buffers` back to the destination with the next batch.
+    pub fn give_back(&mut self, buffers: BatchBuffers) {
+        self.returns.push(buffers);
     }
 
     pub fn push(&mut self, item: MeshItem) {
@@ -114,12 +198,85 @@ impl BatchBuilder {
         self.arena.len()
     }
 
-    /// Takes the batch, leaving the builder empty for the next unit of work.
-    pub fn take(&mut self) -> ShardBatch {
+    /// Takes the batch, leaving the builder empty for the next unit of
+    /// work, in recycled buffers when there are some.
+    pub fn take(&mut self, spare: &mut SpareBuffers) -> ShardBatch {
+        let next = spare.get();
         ShardBatch {
             seq: 0,
-            arena: std::mem::take(&mut self.arena).freeze(),
-            items: std::mem::take(&mut self.items),
+            arena: std::mem::replace(&mut self.arena, next.arena).freeze(),
+            items: std::mem::replace(&mut self.items, next.items),
+            returned: std::mem::take(&mut self.returns),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deliver_payloads(batch: &ShardBatch) -> Vec<Vec<u8>> {
+        batch
+            .items
+            .iter()
+            .filter_map(|item| match item {
+                MeshItem::Deliver { payload, .. } => Some(payload.slice(&batch.arena).to_vec()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn buffers_go_back_and_are_reused_empty() {
+        let mut spare = SpareBuffers::default();
+        let mut builder = BatchBuilder::default();
+        for i in 0..100u32 {
+            builder.push_deliver(b"a.b", None, None, &i.to_be_bytes(), Vec::new());
+        }
+        let batch = builder.take(&mut spare);
+        assert_eq!(deliver_payloads(&batch).len(), 100);
+        let arena_capacity = batch.arena.len();
+        // The receiver applied it: reclaim and send back.
+        let buffers = BatchBuffers::reclaim(batch.arena, batch.items).expect("worth returning");
+        assert!(buffers.arena.capacity() >= arena_capacity);
+        assert!(buffers.arena.is_empty() && buffers.items.is_empty());
+        spare.put([buffers]);
+        assert_eq!(spare.len(), 1);
+
+        // The next batch is built in the returned buffers and holds only
+        // its own data.
+        let taken = builder.take(&mut spare);
+        assert!(taken.items.is_empty());
+        assert!(spare.is_empty());
+        builder.push_deliver(b"x", Some(b"r"), None, b"fresh", Vec::new());
+        let next = builder.take(&mut spare);
+        assert_eq!(deliver_payloads(&next), [b"fresh".to_vec()]);
+        assert!(next.arena.len() < 16, "no stale bytes carried over");
+    }
+
+    #[test]
+    fn shared_or_tiny_buffers_are_not_returned() {
+        let mut builder = BatchBuilder::default();
+        builder.push(MeshItem::Ack { seq: 1 });
+        let ack_only = builder.take(&mut SpareBuffers::default());
+        assert!(BatchBuffers::reclaim(ack_only.arena, ack_only.items).is_none());
+
+        builder.push_deliver(b"a", None, None, b"payload", Vec::new());
+        let batch = builder.take(&mut SpareBuffers::default());
+        let still_shared = batch.arena.clone();
+        let buffers = BatchBuffers::reclaim(batch.arena, batch.items);
+        // The item list (one slot) is too small to return, and the arena is
+        // still referenced: nothing comes back.
+        assert!(buffers.is_none());
+        drop(still_shared);
+
+        let mut spare = SpareBuffers::default();
+        for _ in 0..SpareBuffers::MAX + 5 {
+            spare.put([BatchBuffers {
+                arena: BytesMut::with_capacity(64),
+                items: Vec::new(),
+            }]);
+        }
+        assert_eq!(spare.len(), SpareBuffers::MAX);
     }
 }

@@ -40,7 +40,7 @@ use crate::outbound::{
 use crate::outbound_queue::{BlockPool, OutboundQueue};
 use crate::protocol::{ClientOp, ParseError, Parser, Publish};
 use crate::rng::FastRng;
-use crate::shard_batch::{BatchBuilder, MeshItem, ShardBatch};
+use crate::shard_batch::{BatchBuffers, BatchBuilder, MeshItem, ShardBatch, SpareBuffers};
 use crate::shared::BrokerShared;
 use crate::subject::{is_valid_publish_subject, is_valid_subscribe_subject, pattern_matches};
 use crate::sublist::{QueueMatch, SubKey, SubscriptionIndex};
@@ -151,6 +151,8 @@ pub struct ShardBroker {
     lame_duck: bool,
     /// Emptied outbound blocks, shared by this shard's connections.
     pool: BlockPool,
+    /// Ring batch buffers the peers sent back, for the next batches.
+    spare_batches: SpareBuffers,
     pub stats: ShardStats,
 }
 
@@ -179,6 +181,7 @@ impl ShardBroker {
             rng: FastRng::seeded(0x5eed_0000 + id as u64),
             lame_duck: false,
             pool: BlockPool::default(),
+            spare_batches: SpareBuffers::default(),
             stats: ShardStats::default(),
         }
     }
@@ -821,8 +824,15 @@ impl ShardBroker {
     pub fn apply_batch(&mut self, src: ShardId, batch: ShardBatch) -> Vec<(HandOff, u64)> {
         let mut adopted = Vec::new();
         let mut barrier_moved = false;
-        let arena = &batch.arena[..];
-        for item in batch.items {
+        let ShardBatch {
+            seq,
+            arena: arena_bytes,
+            mut items,
+            returned,
+        } = batch;
+        self.spare_batches.put(returned);
+        let arena = &arena_bytes[..];
+        for item in items.drain(..) {
             match item {
                 MeshItem::Interest {
                     subject,
@@ -856,8 +866,11 @@ impl ShardBroker {
                 MeshItem::Adopt { socket, client_id } => adopted.push((socket, client_id)),
             }
         }
-        if batch.seq > 0 {
-            self.ack_due[src] = batch.seq;
+        if seq > 0 {
+            self.ack_due[src] = seq;
+        }
+        if let Some(buffers) = BatchBuffers::reclaim(arena_bytes, items) {
+            self.outgoing[src].give_back(buffers);
         }
         if barrier_moved {
             self.barrier.notify_all();
@@ -924,7 +937,7 @@ impl ShardBroker {
                 self.outgoing[dst].push(MeshItem::Ack { seq });
             }
             if !self.outgoing[dst].is_empty() {
-                let mut batch = self.outgoing[dst].take();
+                let mut batch = self.outgoing[dst].take(&mut self.spare_batches);
                 if has_work {
                     self.batch_seq += 1;
                     self.sent[dst] = self.batch_seq;
