@@ -14,7 +14,7 @@
 //! UNSUB, auto-unsubscribe counts, echo and slow-consumer accounting stay
 //! exact without locks.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::os::fd::RawFd;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
@@ -52,6 +52,9 @@ use crate::sublist::{QueueMatch, SubKey, SubscriptionIndex};
 /// (which, in one housekeeping tick, tripled p99 for the other clients).
 const FIRST_PING_DELAY: Duration = Duration::from_secs(2);
 const FIRST_PING_JITTER_PERMILLE: u64 = 200;
+/// Closed connections `/connz?state=closed` can list, server-wide (as
+/// nats-server's `MAX_CLOSED_CLIENTS`).
+const CLOSED_CONNECTIONS_KEPT: usize = 10_000;
 /// Reply prefixes nats-server reserves for its own routing.
 const RESERVED_REPLY_PREFIXES: [&[u8]; 3] = [b"_R_.", b"$JS.ACK.", b"_GR_."];
 /// Flow control: a subscriber whose backlog passes this (or half of
@@ -72,6 +75,25 @@ const STALL_EPISODE_MAX: Duration = Duration::from_millis(50);
 /// Long enough that a fast reader the scheduler kept off the CPU for a while
 /// still counts as draining (20 ms was not, on a 2-vCPU VM).
 const STALL_PROGRESS_WINDOW: Duration = Duration::from_millis(250);
+
+/// Turns the shard's `Instant`s into wall-clock times for monitoring.
+struct WallClock {
+    now: Instant,
+    wall_now: SystemTime,
+}
+
+impl WallClock {
+    fn now() -> WallClock {
+        WallClock {
+            now: Instant::now(),
+            wall_now: SystemTime::now(),
+        }
+    }
+
+    fn wall(&self, at: Instant) -> SystemTime {
+        self.wall_now - self.now.saturating_duration_since(at)
+    }
+}
 
 /// What the caller must do after [`ShardBroker::process_input`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,6 +175,8 @@ pub struct ShardBroker {
     pool: BlockPool,
     /// Ring batch buffers the peers sent back, for the next batches.
     spare_batches: SpareBuffers,
+    /// Recently closed connections, oldest first (see `remember_closed`).
+    closed: VecDeque<ConnectionSnapshot>,
     pub stats: ShardStats,
 }
 
@@ -182,6 +206,7 @@ impl ShardBroker {
             lame_duck: false,
             pool: BlockPool::default(),
             spare_batches: SpareBuffers::default(),
+            closed: VecDeque::new(),
             stats: ShardStats::default(),
         }
     }
@@ -298,6 +323,7 @@ impl ShardBroker {
     /// Forgets a connection whose reader and writer have ended: removes its
     /// subscriptions (telling the other shards) and frees its slot.
     pub fn remove_connection(&mut self, key: usize) {
+        self.remember_closed(key);
         let Some(conn) = self.conns.get(key) else {
             return;
         };
@@ -1187,56 +1213,13 @@ impl ShardBroker {
     /// This shard's part of a monitoring request (`/varz`, `/connz`, ...).
     /// Ring counters live with the async glue and are added by the caller.
     pub fn snapshot(&self, request: SnapshotRequest) -> ShardSnapshot {
-        let (now, wall_now) = (Instant::now(), SystemTime::now());
-        let wall = |t: Instant| wall_now - now.saturating_duration_since(t);
-        let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+        let clock = WallClock::now();
         let counters = self.index.counters();
         let connections = self
             .conns
             .iter()
             .filter(|(_, conn)| conn.closing.is_none())
-            .map(|(_, conn)| {
-                let subscription_list = if request.with_subscriptions {
-                    conn.subs
-                        .values()
-                        .filter_map(|&sk| self.subs.get(sk))
-                        .map(|sub| SubscriptionSnapshot {
-                            subject: text(&sub.subject),
-                            queue: sub.queue.as_deref().map(text),
-                            sid: text(&sub.sid),
-                            msgs: sub.delivered,
-                            max: sub.max,
-                            cid: conn.client_id,
-                        })
-                        .collect()
-                } else {
-                    Vec::new()
-                };
-                let Traffic {
-                    in_msgs,
-                    in_bytes,
-                    out_msgs,
-                    out_bytes,
-                } = conn.traffic;
-                ConnectionSnapshot {
-                    cid: conn.client_id,
-                    ip: conn.client_ip.clone(),
-                    port: conn.client_port,
-                    start: wall(conn.started),
-                    last_activity: wall(conn.last_activity),
-                    rtt: conn.rtt,
-                    pending_bytes: conn.pending_bytes() as u64,
-                    in_msgs,
-                    in_bytes,
-                    out_msgs,
-                    out_bytes,
-                    subscriptions: conn.subs.len() as u64,
-                    name: conn.options.name.clone(),
-                    lang: conn.options.lang.clone(),
-                    version: conn.options.version.clone(),
-                    subscription_list,
-                }
-            })
+            .map(|(_, conn)| self.connection_snapshot(conn, request.with_subscriptions, &clock))
             .collect();
         ShardSnapshot {
             shard: self.id,
@@ -1256,7 +1239,86 @@ impl ShardBroker {
                 cache_hits: counters.cache_hits,
             },
             connections,
+            closed: if request.with_closed {
+                self.closed.iter().cloned().collect()
+            } else {
+                Vec::new()
+            },
         }
+    }
+
+    fn connection_snapshot(
+        &self,
+        conn: &ClientConnection,
+        with_subscriptions: bool,
+        clock: &WallClock,
+    ) -> ConnectionSnapshot {
+        let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+        let subscription_list = if with_subscriptions {
+            conn.subs
+                .values()
+                .filter_map(|&sk| self.subs.get(sk))
+                .map(|sub| SubscriptionSnapshot {
+                    subject: text(&sub.subject),
+                    queue: sub.queue.as_deref().map(text),
+                    sid: text(&sub.sid),
+                    msgs: sub.delivered,
+                    max: sub.max,
+                    cid: conn.client_id,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let Traffic {
+            in_msgs,
+            in_bytes,
+            out_msgs,
+            out_bytes,
+        } = conn.traffic;
+        ConnectionSnapshot {
+            cid: conn.client_id,
+            ip: conn.client_ip.clone(),
+            port: conn.client_port,
+            start: clock.wall(conn.started),
+            last_activity: clock.wall(conn.last_activity),
+            rtt: conn.rtt,
+            pending_bytes: conn.pending_bytes() as u64,
+            in_msgs,
+            in_bytes,
+            out_msgs,
+            out_bytes,
+            subscriptions: conn.subs.len() as u64,
+            name: conn.options.name.clone(),
+            lang: conn.options.lang.clone(),
+            version: conn.options.version.clone(),
+            subscription_list,
+            stop: None,
+            reason: None,
+        }
+    }
+
+    /// Keeps a closed connection for `/connz?state=closed`, as nats-server
+    /// keeps its last 10,000 (each shard its share), subscriptions included.
+    fn remember_closed(&mut self, key: usize) {
+        let Some(conn) = self.conns.get(key) else {
+            return;
+        };
+        let clock = WallClock::now();
+        let mut closed = self.connection_snapshot(conn, true, &clock);
+        closed.stop = Some(clock.wall_now);
+        closed.reason = Some(
+            conn.closing
+                .unwrap_or(CloseReason::ClientClosed)
+                .as_str()
+                .to_string(),
+        );
+        closed.pending_bytes = 0;
+        let keep = CLOSED_CONNECTIONS_KEPT.div_ceil(self.shard_count);
+        if self.closed.len() >= keep {
+            self.closed.pop_front();
+        }
+        self.closed.push_back(closed);
     }
 
     /// Lame duck: tells proto-1 clients (after their handshake) with an INFO

@@ -231,31 +231,59 @@ fn connz_reports_each_connection_with_its_own_counters() {
     assert_eq!(get(monitor, "/connz?limit=x").status, 400);
 }
 
-#[test]
-fn connz_forgets_a_closed_connection() {
-    let (broker, monitor) = monitored(&[]);
-    let mut stays = named_client_on_shard(&broker, 0, "stays");
-    let leaves = named_client_on_shard(&broker, 1, "leaves");
-    let leaving = leaves.client_id();
-    assert_eq!(get(monitor, "/connz").json()["num_connections"], 2);
-    drop(leaves);
-    // The close reaches the server asynchronously: poll the endpoint (each
-    // poll is a full round trip through both shards) until it is gone.
+/// Polls `/connz?state=closed` (each poll is a full round trip through
+/// both shards) until `cid` is listed there; the close reaches the server
+/// asynchronously.
+fn wait_closed(monitor: SocketAddr, cid: u64) -> Value {
     let deadline = Instant::now() + IO_TIMEOUT;
     loop {
-        let connz = get(monitor, "/connz").json();
-        let cids: Vec<u64> = connz["connections"]
+        let closed = get(monitor, "/connz?state=closed&subs=1").json();
+        if let Some(c) = closed["connections"]
             .as_array()
             .expect("array")
             .iter()
-            .map(|c| c["cid"].as_u64().expect("cid"))
-            .collect();
-        if !cids.contains(&leaving) {
-            assert_eq!(cids, [stays.client_id()]);
-            break;
+            .find(|c| c["cid"] == cid)
+        {
+            return c.clone();
         }
-        assert!(Instant::now() < deadline, "cid {leaving} still listed");
+        assert!(
+            Instant::now() < deadline,
+            "cid {cid} never listed as closed"
+        );
     }
+}
+
+#[test]
+fn connz_moves_a_closed_connection_to_state_closed() {
+    let (broker, monitor) = monitored(&[]);
+    let mut stays = named_client_on_shard(&broker, 0, "stays");
+    let mut leaves = named_client_on_shard(&broker, 1, "leaves");
+    leaves.send(b"SUB going 1\r\nPUB elsewhere 3\r\nbye\r\n");
+    leaves.ping_pong();
+    let leaving = leaves.client_id();
+    assert_eq!(get(monitor, "/connz").json()["num_connections"], 2);
+    drop(leaves);
+
+    let closed = wait_closed(monitor, leaving);
+    assert_eq!(closed["reason"], "Client Closed");
+    assert_eq!(closed["name"], "leaves");
+    assert_eq!(closed["in_msgs"], 1);
+    assert_eq!(closed["in_bytes"], 3);
+    assert_eq!(closed["subscriptions_list"], serde_json::json!(["going"]));
+    assert!(closed["stop"].as_str().expect("stop").ends_with('Z'));
+    let open = get(monitor, "/connz").json();
+    assert_eq!(open["total"], 1);
+    assert_eq!(open["connections"][0]["cid"], stays.client_id());
+    let any = get(monitor, "/connz?state=any").json();
+    assert_eq!(any["total"], 2);
+    assert_eq!(get(monitor, "/connz?sort=stop").status, 400);
+
+    // A connection the server closes carries the server's reason.
+    let mut rude = client_on_shard(&broker, 0);
+    let rude_id = rude.client_id();
+    rude.send(b"BOGUS\r\n");
+    let closed = wait_closed(monitor, rude_id);
+    assert_eq!(closed["reason"], "Protocol Violation");
     stays.ping_pong();
     assert_eq!(get(monitor, "/varz").json()["connections"], 1);
 }

@@ -1,4 +1,4 @@
-//! `/connz`: open client connections with nats-server's parameters
+//! `/connz`: open and recently closed client connections with nats-server's parameters
 //! (sort, subs, offset, limit, cid, state, auth), its 400 texts, and its
 //! ConnInfo keys in order.
 
@@ -9,8 +9,8 @@ use serde::Serialize;
 use super::format;
 use super::http::Query;
 use super::params;
-use super::snapshot::{ConnectionSnapshot, MonitorSnapshot};
-use super::subsz::SubDetail;
+use super::snapshot::{ConnectionSnapshot, MonitorSnapshot, SnapshotRequest};
+use super::subsz::{SubDetail, GLOBAL_ACCOUNT};
 
 /// `sort=` values. `Start` orders like `Cid` (ids grow with start time),
 /// as nats-server does.
@@ -131,8 +131,12 @@ impl ConnzOptions {
         })
     }
 
-    pub fn wants_subscriptions(&self) -> bool {
-        self.subs != SubsMode::None
+    /// What the shards must include for this request.
+    pub fn snapshot_request(&self) -> SnapshotRequest {
+        SnapshotRequest {
+            with_subscriptions: self.subs != SubsMode::None,
+            with_closed: self.state != State::Open,
+        }
     }
 }
 
@@ -146,6 +150,10 @@ struct ConnInfo<'a> {
     port: u16,
     start: String,
     last_activity: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stop: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
     rtt: String,
     uptime: String,
     idle: String,
@@ -184,8 +192,10 @@ struct Connz<'a> {
 /// is deterministic.
 fn compare(sort: SortBy, a: &ConnectionSnapshot, b: &ConnectionSnapshot) -> Ordering {
     let primary = match sort {
-        // No closed connections are kept, so stop/reason have nothing to order.
-        SortBy::Cid | SortBy::Start | SortBy::Stop | SortBy::Reason => Ordering::Equal,
+        SortBy::Cid | SortBy::Start => Ordering::Equal,
+        // Most recently closed first.
+        SortBy::Stop => b.stop.cmp(&a.stop),
+        SortBy::Reason => a.reason.cmp(&b.reason),
         SortBy::Subs => b.subscriptions.cmp(&a.subscriptions),
         SortBy::Pending => b.pending_bytes.cmp(&a.pending_bytes),
         SortBy::MsgsTo => b.out_msgs.cmp(&a.out_msgs),
@@ -208,16 +218,16 @@ pub fn select<'a>(
     snapshot: &'a MonitorSnapshot,
     options: &ConnzOptions,
 ) -> (Vec<&'a ConnectionSnapshot>, usize) {
-    let open: Vec<&ConnectionSnapshot> = snapshot
+    let open = snapshot
         .shards
         .iter()
-        .flat_map(|shard| shard.connections.iter())
-        .collect();
-    // percore does not keep closed connections yet (nats-server keeps the
-    // last 10,000): `state=closed` lists none and `state=any` the open ones.
-    let mut chosen = match options.state {
-        State::Closed => Vec::new(),
-        State::Open | State::Any => open,
+        .flat_map(|shard| shard.connections.iter());
+    // Each shard keeps its share of the last 10,000 closed connections.
+    let closed = snapshot.shards.iter().flat_map(|shard| shard.closed.iter());
+    let mut chosen: Vec<&ConnectionSnapshot> = match options.state {
+        State::Open => open.collect(),
+        State::Closed => closed.collect(),
+        State::Any => open.chain(closed).collect(),
     };
     let total = chosen.len();
     if let Some(cid) = options.cid {
@@ -246,10 +256,13 @@ fn conn_info<'a>(
         SubsMode::Detail => connection
             .subscription_list
             .iter()
-            .map(|sub| SubDetail::of(sub, None))
+            // nats-server names the account only for closed connections.
+            .map(|sub| SubDetail::of(sub, connection.stop.map(|_| GLOBAL_ACCOUNT)))
             .collect(),
         _ => Vec::new(),
     };
+    // A closed connection's uptime and idle time end when it closed.
+    let until = connection.stop.unwrap_or(now);
     ConnInfo {
         cid: connection.cid,
         kind: "Client",
@@ -258,10 +271,12 @@ fn conn_info<'a>(
         port: connection.port,
         start: format::rfc3339_nano(connection.start),
         last_activity: format::rfc3339_nano(connection.last_activity),
+        stop: connection.stop.map(format::rfc3339_nano),
+        reason: connection.reason.as_deref(),
         // Before the first PONG nats-server prints "0s".
         rtt: format::go_duration(connection.rtt.unwrap_or_default()),
-        uptime: format::uptime(format::since(now, connection.start)),
-        idle: format::uptime(format::since(now, connection.last_activity)),
+        uptime: format::uptime(format::since(until, connection.start)),
+        idle: format::uptime(format::since(until, connection.last_activity)),
         pending_bytes: connection.pending_bytes,
         in_msgs: connection.in_msgs,
         out_msgs: connection.out_msgs,
@@ -357,7 +372,9 @@ mod tests {
         assert_eq!(defaults.sort, SortBy::Cid);
         assert_eq!(defaults.limit, 1024);
         assert_eq!(defaults.subs, SubsMode::None);
-        assert!(!defaults.wants_subscriptions());
+        assert_eq!(defaults.snapshot_request(), SnapshotRequest::default());
+        let closed = options("state=closed&subs=1").unwrap().snapshot_request();
+        assert!(closed.with_closed && closed.with_subscriptions);
         assert_eq!(options("subs=detail").unwrap().subs, SubsMode::Detail);
         assert_eq!(options("subs=1").unwrap().subs, SubsMode::List);
         assert_eq!(options("cid=4&limit=9").unwrap().limit, 1);
@@ -380,8 +397,11 @@ mod tests {
         assert_eq!(cids("cid=2"), (vec![2], 3));
         assert_eq!(cids("cid=2&offset=1"), (vec![], 3));
         assert_eq!(cids("cid=99"), (vec![], 3));
-        assert_eq!(cids("state=closed&sort=stop"), (vec![], 0));
-        assert_eq!(cids("state=any"), (vec![1, 2, 3], 3));
+        // cid 4 closed.
+        assert_eq!(cids("state=closed&sort=stop"), (vec![4], 1));
+        assert_eq!(cids("state=closed&sort=reason"), (vec![4], 1));
+        assert_eq!(cids("state=any"), (vec![1, 2, 3, 4], 4));
+        assert_eq!(cids("state=any&cid=4"), (vec![4], 4));
     }
 
     #[test]
@@ -441,7 +461,24 @@ mod tests {
         assert!(second.get("name").is_none());
         assert!(second.get("subscriptions_list").is_none());
 
-        let body = render(&snapshot, &options("state=closed").unwrap());
-        assert!(body.contains("\"connections\": []"));
+        // A closed connection: stop and reason after last_activity, uptime
+        // and idle end at the close, its subscriptions kept (with account).
+        let body = render(&snapshot, &options("state=closed&subs=detail").unwrap());
+        let value: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let gone = &value["connections"][0];
+        assert_eq!(gone["cid"], 4);
+        assert_eq!(gone["reason"], "Slow Consumer (Pending Bytes)");
+        assert_eq!(gone["uptime"], "40s");
+        assert_eq!(gone["idle"], "5s");
+        assert_eq!(gone["subscriptions_list_detail"][0]["account"], "$G");
+        assert_eq!(gone["subscriptions_list_detail"][0]["subject"], "gone.>");
+        let last_activity = body.find("\"last_activity\":").unwrap();
+        let stop = body.find("\"stop\":").unwrap();
+        let reason = body.find("\"reason\":").unwrap();
+        let rtt = body.find("\"rtt\":").unwrap();
+        assert!(last_activity < stop && stop < reason && reason < rtt);
+        // Open connections have neither key.
+        let open = render(&snapshot, &options("").unwrap());
+        assert!(!open.contains("\"stop\"") && !open.contains("\"reason\""));
     }
 }

@@ -96,11 +96,13 @@ mod test_support {
             lang: String::new(),
             version: String::new(),
             subscription_list: Vec::new(),
+            stop: None,
+            reason: None,
         }
     }
 
-    /// Two shards, three connections: cid 1 and 2 on shard 0, cid 3 on
-    /// shard 1. Started at 1 s, 3 s, 2 s; last active at 10 s, 30 s, 20 s;
+    /// Two shards, three open connections: cid 1 and 2 on shard 0, cid 3 on
+    /// shard 1, and cid 4 closed on shard 1. Started at 1 s, 3 s, 2 s; last active at 10 s, 30 s, 20 s;
     /// out_msgs 5, 9, 5; in_msgs 9, 1, 3; subscriptions 2, 0, 2.
     pub fn sample_snapshot() -> MonitorSnapshot {
         let mut first = connection(1, 1, 10, 5, 9);
@@ -120,6 +122,12 @@ mod test_support {
             sub("baz.*", None, "1", None, 3),
             sub("qux", None, "2", Some(0), 3),
         ];
+        // Closed at 50 s after 40 s up, idle for its last 5 s.
+        let mut gone = connection(4, 10, 45, 1, 2);
+        gone.stop = Some(at(50));
+        gone.reason = Some("Slow Consumer (Pending Bytes)".to_string());
+        gone.subscriptions = 1;
+        gone.subscription_list = vec![sub("gone.>", None, "9", None, 4)];
         MonitorSnapshot {
             now: at(100),
             server: ServerFacts {
@@ -165,6 +173,7 @@ mod test_support {
                         cache_hits: 2,
                     },
                     connections: vec![first, second],
+                    closed: Vec::new(),
                 },
                 ShardSnapshot {
                     shard: 1,
@@ -184,6 +193,7 @@ mod test_support {
                         cache_hits: 0,
                     },
                     connections: vec![third],
+                    closed: vec![gone],
                 },
             ],
         }

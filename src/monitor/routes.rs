@@ -96,8 +96,8 @@ impl Router {
         }
     }
 
-    fn snapshot(&self, with_subscriptions: bool) -> Option<MonitorSnapshot> {
-        self.source.snapshot(SnapshotRequest { with_subscriptions })
+    fn snapshot(&self, request: SnapshotRequest) -> Option<MonitorSnapshot> {
+        self.source.snapshot(request)
     }
 
     fn count(&self, endpoint: Endpoint) -> BTreeMap<String, u64> {
@@ -147,30 +147,43 @@ impl Router {
         Ok(match endpoint {
             Endpoint::Root => Some(unclustered::index_page(base)),
             Endpoint::Healthz => Some("{\"status\":\"ok\"}".to_string()),
-            Endpoint::Varz => self.snapshot(false).map(|mut snapshot| {
-                // The caller leaves these 0: they are the monitor's to measure.
-                snapshot.server.mem = process::resident_bytes();
-                snapshot.server.cpu = self
-                    .cpu
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .sample();
-                varz::render(&snapshot, stats)
-            }),
+            Endpoint::Varz => self
+                .snapshot(SnapshotRequest::default())
+                .map(|mut snapshot| {
+                    // The caller leaves these 0: they are the monitor's to measure.
+                    snapshot.server.mem = process::resident_bytes();
+                    snapshot.server.cpu = self
+                        .cpu
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .sample();
+                    varz::render(&snapshot, stats)
+                }),
             Endpoint::Connz => {
                 let options = ConnzOptions::parse(query)?;
-                self.snapshot(options.wants_subscriptions())
+                self.snapshot(options.snapshot_request())
                     .map(|snapshot| connz::render(&snapshot, &options))
             }
             Endpoint::Subsz => {
                 let options = SubszOptions::parse(query)?;
-                self.snapshot(options.subs)
-                    .map(|snapshot| subsz::render(&snapshot, &options))
+                self.snapshot(SnapshotRequest {
+                    with_subscriptions: options.subs,
+                    with_closed: false,
+                })
+                .map(|snapshot| subsz::render(&snapshot, &options))
             }
-            Endpoint::Routez => self.snapshot(false).map(|s| unclustered::routez(&s)),
-            Endpoint::Gatewayz => self.snapshot(false).map(|s| unclustered::gatewayz(&s)),
-            Endpoint::Leafz => self.snapshot(false).map(|s| unclustered::leafz(&s)),
-            Endpoint::Accountz => self.snapshot(false).map(|s| unclustered::accountz(&s)),
+            Endpoint::Routez => self
+                .snapshot(SnapshotRequest::default())
+                .map(|s| unclustered::routez(&s)),
+            Endpoint::Gatewayz => self
+                .snapshot(SnapshotRequest::default())
+                .map(|s| unclustered::gatewayz(&s)),
+            Endpoint::Leafz => self
+                .snapshot(SnapshotRequest::default())
+                .map(|s| unclustered::leafz(&s)),
+            Endpoint::Accountz => self
+                .snapshot(SnapshotRequest::default())
+                .map(|s| unclustered::accountz(&s)),
         })
     }
 }

@@ -11,6 +11,8 @@ use std::time::{Duration, SystemTime};
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SnapshotRequest {
     pub with_subscriptions: bool,
+    /// Include the recently closed connections (`/connz?state=closed|any`).
+    pub with_closed: bool,
 }
 
 /// One subscription, as `/connz?subs=detail` and `/subsz?subs=1` list it.
@@ -49,8 +51,12 @@ pub struct ConnectionSnapshot {
     pub name: String,
     pub lang: String,
     pub version: String,
-    /// Filled only when [`SnapshotRequest::with_subscriptions`] is set.
+    /// Filled only when [`SnapshotRequest::with_subscriptions`] is set (a
+    /// closed connection keeps the list it had when it closed).
     pub subscription_list: Vec<SubscriptionSnapshot>,
+    /// Closed connections only: when and why (nats-server's reason text).
+    pub stop: Option<SystemTime>,
+    pub reason: Option<String>,
 }
 
 /// Counters of one shard's subscription index (`/subsz`).
@@ -81,6 +87,9 @@ pub struct ShardSnapshot {
     pub ring_dropped: u64,
     pub index: IndexStats,
     pub connections: Vec<ConnectionSnapshot>,
+    /// The shard's most recently closed connections, oldest first; filled
+    /// only when [`SnapshotRequest::with_closed`] is set.
+    pub closed: Vec<ConnectionSnapshot>,
 }
 
 /// Server-wide facts known without asking the shards.

@@ -10,7 +10,7 @@ use super::snapshot::{MonitorSnapshot, SubscriptionSnapshot};
 use crate::subject::{is_valid_publish_subject, pattern_matches};
 
 /// percore has a single account; nats-server names it `$G`.
-const GLOBAL_ACCOUNT: &str = "$G";
+pub const GLOBAL_ACCOUNT: &str = "$G";
 
 /// One subscription as nats-server lists it: `/subsz` includes the
 /// account, `/connz?subs=detail` does not; `qgroup` and `max` are omitted
