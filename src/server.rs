@@ -23,8 +23,9 @@ use shards::{task, timer, PoolConfig, ShardId, ShardPool};
 use crate::client::CloseReason;
 use crate::config::Options;
 use crate::info::{generate_server_id, ServerIdentity};
-use crate::monitor::snapshot::{MonitorSnapshot, ServerFacts, ShardSnapshot, SnapshotRequest};
-use crate::monitor::{MonitorServer, SnapshotSource};
+use crate::monitor::shard_source;
+use crate::monitor::snapshot::{ShardSnapshot, SnapshotRequest};
+use crate::monitor::MonitorServer;
 use crate::outbound_queue::{BlockPool, BLOCK_SIZE};
 use crate::protocol::Parser;
 use crate::read_buffer::ReadBuffer;
@@ -92,11 +93,6 @@ impl RunningServer {
         self.pool.join();
     }
 
-    /// Where the monitoring endpoints listen, if enabled.
-    pub fn monitor_addr(&self) -> Option<std::net::SocketAddr> {
-        self.monitor.as_ref().map(MonitorServer::local_addr)
-    }
-
     /// Open client connections, all shards.
     pub fn live_connections(&self) -> usize {
         self.shared.live_connections.load(Ordering::Relaxed)
@@ -128,7 +124,7 @@ pub fn start(options: Options) -> Result<RunningServer, String> {
     let local_addr = listener.local_addr();
     // Bound before any shard starts, so a busy monitor port fails start-up
     // cleanly, as a busy client port does.
-    let monitor_listener = bind_monitor(&options)?;
+    let monitor_listener = shard_source::bind_monitor(&options)?;
     let server_id = generate_server_id();
     let identity = ServerIdentity {
         server_name: options
@@ -188,9 +184,18 @@ pub fn start(options: Options) -> Result<RunningServer, String> {
         run_shard(shard, shared.clone(), ports, listener, admin)
     })
     .map_err(|e| e.to_string())?;
-    let monitor = match monitor_listener {
-        Some(listener) => Some(start_monitor(listener, &shared_for_main, &admin_tx)?),
-        None => None,
+    let monitor = match monitor_listener
+        .map(|listener| shard_source::start_monitor(listener, &shared_for_main, &admin_tx))
+        .transpose()
+    {
+        Ok(monitor) => monitor,
+        Err(e) => {
+            for tx in &admin_tx {
+                let _ = tx.send(AdminCommand::Shutdown);
+            }
+            pool.join();
+            return Err(e);
+        }
     };
     Ok(RunningServer {
         local_addr,
@@ -200,118 +205,6 @@ pub fn start(options: Options) -> Result<RunningServer, String> {
         shared: shared_for_main,
         monitor,
     })
-}
-
-/// Binds the monitoring listener when `http_port` is set (on `http_host`,
-/// else the client host).
-fn bind_monitor(options: &Options) -> Result<Option<std::net::TcpListener>, String> {
-    let Some(port) = options.http_port else {
-        return Ok(None);
-    };
-    let host = options.http_host.as_deref().unwrap_or(&options.host);
-    let bare_host = host.trim_start_matches('[').trim_end_matches(']');
-    let listener = std::net::TcpListener::bind((bare_host, port)).map_err(|e| {
-        format!("Can't start monitoring: can't listen to the monitor port: {host}:{port}, \"{e}\"")
-    })?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| format!("Can't start monitoring: {e}"))?;
-    crate::info!(
-        "Starting http monitor on {}",
-        display_host_port(bare_host, addr.port())
-    );
-    Ok(Some(listener))
-}
-
-/// Serves the monitoring endpoints from their own thread.
-fn start_monitor(
-    listener: std::net::TcpListener,
-    shared: &Arc<BrokerShared>,
-    admin: &[Sender<AdminCommand>],
-) -> Result<MonitorServer, String> {
-    let http_port = listener
-        .local_addr()
-        .map_err(|e| format!("Can't start monitoring: {e}"))?
-        .port();
-    let source = Arc::new(ShardSnapshots {
-        shared: shared.clone(),
-        admin: admin.to_vec(),
-        http_port,
-    });
-    MonitorServer::start(listener, &shared.options.http_base_path, source)
-        .map_err(|e| format!("Can't start monitoring: {e}"))
-}
-
-fn display_host_port(host: &str, port: u16) -> String {
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
-}
-
-/// Answers monitoring requests by asking every shard over its admin
-/// channel; each shard replies from its housekeeping task, between two
-/// units of work, so its counters are exact (within one tick of the request).
-struct ShardSnapshots {
-    shared: Arc<BrokerShared>,
-    admin: Vec<Sender<AdminCommand>>,
-    http_port: u16,
-}
-
-/// A shard answers within one housekeeping tick; allow for a loaded host.
-const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(2);
-
-impl SnapshotSource for ShardSnapshots {
-    fn snapshot(&self, request: SnapshotRequest) -> Option<MonitorSnapshot> {
-        let (reply_tx, reply_rx) = crossbeam_channel::bounded(self.admin.len());
-        for tx in &self.admin {
-            tx.send(AdminCommand::Snapshot(request, reply_tx.clone()))
-                .ok()?;
-        }
-        let deadline = Instant::now() + SNAPSHOT_TIMEOUT;
-        let mut shards = Vec::with_capacity(self.admin.len());
-        while shards.len() < self.admin.len() {
-            shards.push(reply_rx.recv_deadline(deadline).ok()?);
-        }
-        shards.sort_by_key(|s: &ShardSnapshot| s.shard);
-        let options = &self.shared.options;
-        let identity = &self.shared.identity;
-        let server = ServerFacts {
-            server_id: identity.server_id.clone(),
-            server_name: identity.server_name.clone(),
-            host: options.host.clone(),
-            port: identity.port,
-            http_host: options
-                .http_host
-                .clone()
-                .unwrap_or_else(|| options.host.clone()),
-            http_port: self.http_port,
-            http_base_path: options.http_base_path.clone(),
-            max_connections: options.max_connections as u64,
-            max_subscriptions: options.max_subscriptions as u64,
-            ping_interval: options.ping_interval,
-            ping_max: options.ping_max,
-            max_control_line: options.max_control_line as u64,
-            max_payload: options.max_payload as u64,
-            max_pending: options.max_pending as u64,
-            write_deadline: options.write_deadline,
-            start: self.shared.started,
-            config_load_time: self.shared.started,
-            cores: std::thread::available_parallelism()
-                .map(|n| n.get() as u64)
-                .unwrap_or(1),
-            shards: self.shared.shard_count as u64,
-            total_connections: self.shared.total_connections.load(Ordering::Relaxed),
-            mem: 0,
-            cpu: 0.0,
-        };
-        Some(MonitorSnapshot {
-            now: SystemTime::now(),
-            server,
-            shards,
-        })
-    }
 }
 
 /// One shard per CPU, except on hosts with two CPUs or fewer, where one

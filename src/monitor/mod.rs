@@ -3,7 +3,8 @@
 //! `/accountz` and the `/` index), served from plain threads off the shards.
 //!
 //! Layout:
-//! - [`snapshot`]: the data the shards hand over (filled elsewhere);
+//! - [`snapshot`]: the data the shards hand over;
+//! - [`shard_source`]: how it is asked of the shards (admin channels);
 //! - `server`: listener, accept thread, one thread per connection;
 //! - `http`: request parsing with limits, query decoding, response writing;
 //! - `routes`: base path, endpoint table, `http_req_stats`, JSONP;
@@ -19,6 +20,7 @@ mod params;
 mod process;
 mod routes;
 mod server;
+pub mod shard_source;
 pub mod snapshot;
 mod subsz;
 mod unclustered;

@@ -1,0 +1,127 @@
+//! The monitor's data source: asks every shard for its snapshot over the
+//! shards' admin channels (`AdminCommand::Snapshot`) and adds the
+//! server-wide facts; plus binding and starting the monitor for `server`.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use crossbeam_channel::Sender;
+
+use super::snapshot::{MonitorSnapshot, ServerFacts, ShardSnapshot, SnapshotRequest};
+use super::{MonitorServer, SnapshotSource};
+use crate::config::Options;
+use crate::server::AdminCommand;
+use crate::shared::BrokerShared;
+
+/// Binds the monitoring listener when `http_port` is set (on `http_host`,
+/// else the client host).
+pub fn bind_monitor(options: &Options) -> Result<Option<std::net::TcpListener>, String> {
+    let Some(port) = options.http_port else {
+        return Ok(None);
+    };
+    let host = options.http_host.as_deref().unwrap_or(&options.host);
+    let bare_host = host.trim_start_matches('[').trim_end_matches(']');
+    let listener = std::net::TcpListener::bind((bare_host, port)).map_err(|e| {
+        format!("Can't start monitoring: can't listen to the monitor port: {host}:{port}, \"{e}\"")
+    })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| format!("Can't start monitoring: {e}"))?;
+    crate::info!(
+        "Starting http monitor on {}",
+        display_host_port(bare_host, addr.port())
+    );
+    Ok(Some(listener))
+}
+
+/// Serves the monitoring endpoints from their own thread.
+pub fn start_monitor(
+    listener: std::net::TcpListener,
+    shared: &Arc<BrokerShared>,
+    admin: &[Sender<AdminCommand>],
+) -> Result<MonitorServer, String> {
+    let http_port = listener
+        .local_addr()
+        .map_err(|e| format!("Can't start monitoring: {e}"))?
+        .port();
+    let source = Arc::new(ShardSnapshots {
+        shared: shared.clone(),
+        admin: admin.to_vec(),
+        http_port,
+    });
+    MonitorServer::start(listener, &shared.options.http_base_path, source)
+        .map_err(|e| format!("Can't start monitoring: {e}"))
+}
+
+fn display_host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// Answers monitoring requests by asking every shard over its admin
+/// channel; each shard replies from its housekeeping task, between two
+/// units of work, so its counters are exact (within one tick of the request).
+struct ShardSnapshots {
+    shared: Arc<BrokerShared>,
+    admin: Vec<Sender<AdminCommand>>,
+    http_port: u16,
+}
+
+/// A shard answers within one housekeeping tick; allow for a loaded host.
+const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(2);
+
+impl SnapshotSource for ShardSnapshots {
+    fn snapshot(&self, request: SnapshotRequest) -> Option<MonitorSnapshot> {
+        let (reply_tx, reply_rx) = crossbeam_channel::bounded(self.admin.len());
+        for tx in &self.admin {
+            tx.send(AdminCommand::Snapshot(request, reply_tx.clone()))
+                .ok()?;
+        }
+        let deadline = Instant::now() + SNAPSHOT_TIMEOUT;
+        let mut shards = Vec::with_capacity(self.admin.len());
+        while shards.len() < self.admin.len() {
+            shards.push(reply_rx.recv_deadline(deadline).ok()?);
+        }
+        shards.sort_by_key(|s: &ShardSnapshot| s.shard);
+        let options = &self.shared.options;
+        let identity = &self.shared.identity;
+        let server = ServerFacts {
+            server_id: identity.server_id.clone(),
+            server_name: identity.server_name.clone(),
+            host: options.host.clone(),
+            port: identity.port,
+            http_host: options
+                .http_host
+                .clone()
+                .unwrap_or_else(|| options.host.clone()),
+            http_port: self.http_port,
+            http_base_path: options.http_base_path.clone(),
+            max_connections: options.max_connections as u64,
+            max_subscriptions: options.max_subscriptions as u64,
+            ping_interval: options.ping_interval,
+            ping_max: options.ping_max,
+            max_control_line: options.max_control_line as u64,
+            max_payload: options.max_payload as u64,
+            max_pending: options.max_pending as u64,
+            write_deadline: options.write_deadline,
+            start: self.shared.started,
+            config_load_time: self.shared.started,
+            cores: std::thread::available_parallelism()
+                .map(|n| n.get() as u64)
+                .unwrap_or(1),
+            shards: self.shared.shard_count as u64,
+            total_connections: self.shared.total_connections.load(Ordering::Relaxed),
+            mem: 0,
+            cpu: 0.0,
+        };
+        Some(MonitorSnapshot {
+            now: SystemTime::now(),
+            server,
+            shards,
+        })
+    }
+}
