@@ -238,44 +238,40 @@ fn http_port_value(entry: &Entry, port: i64) -> Result<Option<u16>, ConfigError>
 
 /// `http: 8222` or `http: "host:port"` (monitoring).
 fn apply_http(entry: &Entry, opts: &mut Options) -> Result<(), ConfigError> {
-    match &entry.node.value {
-        Value::Integer(port) => {
-            opts.http_port = http_port_value(entry, *port)?;
-        }
-        Value::String(text) => {
-            let (host, port_text) = split_host_port(text).ok_or_else(|| {
-                out_of_range(entry, format!("could not parse address string \"{text}\""))
-            })?;
-            let port: i64 = port_text.parse().map_err(|_| {
-                out_of_range(entry, format!("could not parse port \"{port_text}\""))
-            })?;
-            opts.http_port = http_port_value(entry, port)?;
-            opts.http_host = (!host.is_empty()).then(|| host.to_string());
-        }
-        _ => return Err(wrong_type(entry, "a port or host:port")),
+    let (host, port) = host_and_port(entry)?;
+    opts.http_port = http_port_value(entry, port)?;
+    if let Some(host) = host {
+        opts.http_host = (!host.is_empty()).then(|| host.to_string());
     }
     Ok(())
 }
 
 /// `listen: 4222`, `listen: "host:port"`, `listen: ":4222"`, `[::1]:4222`.
 fn apply_listen(entry: &Entry, opts: &mut Options) -> Result<(), ConfigError> {
+    let (host, port) = host_and_port(entry)?;
+    opts.port = port_value(entry, port)?;
+    if let Some(host) = host {
+        opts.host = host_value(host);
+    }
+    Ok(())
+}
+
+/// A listen address as `listen` and `http` take it: a bare port (no host)
+/// or `"host:port"`; the port as written, for the caller's range rules.
+fn host_and_port(entry: &Entry) -> Result<(Option<&str>, i64), ConfigError> {
     match &entry.node.value {
-        Value::Integer(port) => {
-            opts.port = port_value(entry, *port)?;
-        }
+        Value::Integer(port) => Ok((None, *port)),
         Value::String(text) => {
             let (host, port_text) = split_host_port(text).ok_or_else(|| {
                 out_of_range(entry, format!("could not parse address string \"{text}\""))
             })?;
-            let port: i64 = port_text.parse().map_err(|_| {
+            let port = port_text.parse().map_err(|_| {
                 out_of_range(entry, format!("could not parse port \"{port_text}\""))
             })?;
-            opts.port = port_value(entry, port)?;
-            opts.host = host_value(host);
+            Ok((Some(host), port))
         }
-        _ => return Err(wrong_type(entry, "a port or host:port")),
+        _ => Err(wrong_type(entry, "a port or host:port")),
     }
-    Ok(())
 }
 
 /// Splits `host:port`; IPv6 hosts must be bracketed, as with Go's
