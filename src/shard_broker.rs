@@ -46,7 +46,7 @@ use crate::subject::{is_valid_publish_subject, is_valid_subscribe_subject, patte
 use crate::sublist::{QueueMatch, SubKey, SubscriptionIndex};
 
 /// The first server PING (nats-server's RTT ping) goes out this soon after
-/// accept, or after `ping_interval` if that is shorter, plus up to
+/// CONNECT, or after `ping_interval` if that is shorter, plus up to
 /// [`FIRST_PING_JITTER_PERMILLE`] of it at random, as nats-server does: a
 /// thousand clients that connect together are not pinged in one burst
 /// (which, in one housekeeping tick, tripled p99 for the other clients).
@@ -232,9 +232,6 @@ impl ShardBroker {
         let (client_ip, client_port) = peer;
         let now = Instant::now();
         let info = self.shared.identity.info_line(client_id, &client_ip, false);
-        let first_ping = FIRST_PING_DELAY.min(self.shared.options.ping_interval);
-        let jitter_permille = self.rng.below(FIRST_PING_JITTER_PERMILLE + 1);
-        let first_ping = first_ping + first_ping * jitter_permille as u32 / 1000;
         let key = self.conns.insert(ClientConnection {
             client_id,
             fd,
@@ -254,7 +251,8 @@ impl ShardBroker {
             writer_wake,
             subs: HashMap::new(),
             pings_out: 0,
-            next_ping: now + first_ping,
+            // Until CONNECT, the regular interval (see `handle_connect`).
+            next_ping: now + self.shared.options.ping_interval,
             first_ping_done: false,
             active: false,
             forwarded: false,
@@ -494,8 +492,17 @@ impl ShardBroker {
         match parse_connect(json) {
             Ok(options) => {
                 let verbose = options.verbose;
-                self.conns[key].options = options;
-                self.conns[key].active = true;
+                let first_ping = self.first_ping_delay();
+                let conn = &mut self.conns[key];
+                conn.options = options;
+                conn.active = true;
+                // As nats-server: the RTT is estimated from accept to CONNECT
+                // until a PING is answered, and the first PING is due soon
+                // after CONNECT (a client that never sends one is pinged at
+                // the regular interval).
+                let now = Instant::now();
+                conn.rtt = Some(now.saturating_duration_since(conn.started));
+                conn.next_ping = now + first_ping;
                 if verbose {
                     self.queue_bytes(key, OK);
                 }
@@ -513,6 +520,15 @@ impl ShardBroker {
                 self.close_with_error(key, error.err_text(), reason)
             }
         }
+    }
+
+    /// The first server PING (nats-server's RTT ping) goes out this long
+    /// after CONNECT, jittered so clients that connect together are not
+    /// pinged in one burst.
+    fn first_ping_delay(&mut self) -> Duration {
+        let first_ping = FIRST_PING_DELAY.min(self.shared.options.ping_interval);
+        let jitter_permille = self.rng.below(FIRST_PING_JITTER_PERMILLE + 1);
+        first_ping + first_ping * jitter_permille as u32 / 1000
     }
 
     fn handle_pub(&mut self, key: usize, publish: Publish<'_>) -> Next {

@@ -374,3 +374,29 @@ fn monitoring_is_off_unless_asked_for() {
         "{stderr}"
     );
 }
+
+#[test]
+fn rtt_is_estimated_from_connect_until_a_ping_is_answered() {
+    let (broker, monitor) = monitored(&[]);
+    let mut client = broker.raw();
+    let cid = client.client_id();
+    let rtt = |monitor| {
+        get(monitor, &format!("/connz?cid={cid}")).json()["connections"][0]["rtt"]
+            .as_str()
+            .expect("rtt")
+            .to_string()
+    };
+    // Before CONNECT nats-server knows nothing: "0s".
+    assert_eq!(rtt(monitor), "0s");
+    client.send(b"CONNECT {\"verbose\":false}\r\n");
+    client.ping_pong();
+    // After it, the time from accept to CONNECT stands in for the RTT.
+    let estimate = rtt(monitor);
+    assert_ne!(estimate, "0s");
+    assert!(
+        ["ns", "µs", "ms", "s"]
+            .iter()
+            .any(|unit| estimate.ends_with(unit)),
+        "{estimate}"
+    );
+}
