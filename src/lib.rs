@@ -10,7 +10,9 @@
 //!   state machine (routing, interest replication, slow consumers, pings);
 //! - [`shard_batch`]: what shards send each other over their rings;
 //! - [`server`]: the glue that runs all of it on the `shards` runtime;
-//! - [`config`]: command line and config file, as nats-server's.
+//! - [`config`]: command line and config file, as nats-server's;
+//!   [`signal_command`]: `--signal`, for a server already running;
+//! - [`monitor`]: the HTTP monitoring endpoints (`-m`).
 
 #![deny(clippy::await_holding_refcell_ref)]
 
@@ -29,5 +31,6 @@ pub mod server;
 pub mod shard_batch;
 pub mod shard_broker;
 pub mod shared;
+pub mod signal_command;
 pub mod subject;
 pub mod sublist;

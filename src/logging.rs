@@ -7,7 +7,7 @@
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -16,6 +16,8 @@ static DEBUG: AtomicBool = AtomicBool::new(false);
 static TRACE: AtomicBool = AtomicBool::new(false);
 static LOGTIME: AtomicBool = AtomicBool::new(true);
 static SINK: OnceLock<Mutex<Option<File>>> = OnceLock::new();
+/// The log file's path, for [`reopen`].
+static LOG_PATH: OnceLock<PathBuf> = OnceLock::new();
 
 #[derive(Clone, Copy)]
 pub enum Level {
@@ -51,11 +53,36 @@ pub fn init(
     TRACE.store(trace, Ordering::Relaxed);
     LOGTIME.store(logtime, Ordering::Relaxed);
     let file = match logfile {
-        Some(path) => Some(OpenOptions::new().create(true).append(true).open(path)?),
+        Some(path) => {
+            let file = open_log(path)?;
+            let _ = LOG_PATH.set(path.to_path_buf());
+            Some(file)
+        }
         None => None,
     };
     let _ = SINK.set(Mutex::new(file));
     Ok(())
+}
+
+fn open_log(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new().create(true).append(true).open(path)
+}
+
+/// SIGUSR1 (log rotation): opens the log file again by its path, so lines
+/// go to a new file once the old one was moved away. `Ok(false)` when
+/// logging to stderr.
+pub fn reopen() -> std::io::Result<bool> {
+    let Some(path) = LOG_PATH.get() else {
+        return Ok(false);
+    };
+    let file = open_log(path)?;
+    let sink = SINK.get_or_init(|| Mutex::new(None));
+    let mut guard = match sink.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    *guard = Some(file);
+    Ok(true)
 }
 
 pub fn debug_enabled() -> bool {

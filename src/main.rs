@@ -9,12 +9,21 @@ use crossbeam_channel::{select, tick};
 use percore::config::{parse_invocation, Invocation, Options};
 use percore::server::{self, AdminCommand};
 use percore::{error, fatal, info, warn};
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR2};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let options = match parse_invocation(args) {
         Ok(Invocation::Run(options)) => options,
+        Ok(Invocation::Signal(spec)) => {
+            return match percore::signal_command::run(&spec) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("percore: {e}");
+                    ExitCode::from(1)
+                }
+            };
+        }
         Ok(Invocation::Exit {
             stdout,
             stderr,
@@ -55,7 +64,7 @@ fn run(options: Options) -> ExitCode {
     }
     // Signals first, so that a signal during start-up is not lost.
     let (signal_tx, signal_rx) = crossbeam_channel::unbounded();
-    match signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGUSR2, SIGHUP]) {
+    match signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGUSR1, SIGUSR2, SIGHUP]) {
         Ok(mut signals) => {
             std::thread::spawn(move || {
                 for signal in signals.forever() {
@@ -108,6 +117,12 @@ fn run(options: Options) -> ExitCode {
                         let now = Instant::now();
                         lame_duck = Some((now, now + server::lame_duck_total(&options)));
                     }
+                    // Log rotation (`--signal reopen`).
+                    Ok(SIGUSR1) => match percore::logging::reopen() {
+                        Ok(true) => info!("File log re-opened"),
+                        Ok(false) => info!("File log re-open ignored, not a file logger"),
+                        Err(e) => error!("Could not re-open the log file: {e}"),
+                    },
                     Ok(SIGHUP) => warn!("Configuration reload is not supported yet; keeping the current configuration"),
                     _ => {}
                 }

@@ -464,3 +464,95 @@ fn version_flag_prints_one_line_and_exits_zero() {
         assert!(lines[0].contains("2.9.10"), "{flag}: {stdout:?}");
     }
 }
+
+/// `--signal <command>=<pid or pid file>` sends nats-server's signal for
+/// the command and exits 0: `quit` stops the broker with exit 0.
+#[test]
+fn signal_flag_quit_through_a_pid_file() {
+    let pid_file = std::env::temp_dir().join(format!("percore-signal-{}.pid", std::process::id()));
+    let pid_path = pid_file.display().to_string();
+    let mut broker = Broker::start_with(&["-P", &pid_path], None);
+    let mut client = RawClient::connect_quiet(broker.addr);
+    assert!(
+        client.ping_pong().is_empty(),
+        "pid file written before clients"
+    );
+    let output = run_percore(&["--signal", &format!("quit={pid_path}")]);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    assert_eq!(broker.wait_exit(WAIT), Some(0), "SIGINT: graceful, exit 0");
+    let _ = std::fs::remove_file(&pid_file);
+}
+
+#[test]
+fn signal_flag_ldm_puts_the_broker_in_lame_duck_mode() {
+    let broker = Broker::start();
+    let mut client = RawClient::connect_quiet(broker.addr);
+    let output = run_percore(&["-sl", &format!("ldm={}", broker.pid())]);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    assert!(broker.wait_log("Entering lame duck mode", WAIT).is_some());
+    let info = client.read_line();
+    assert!(info.contains("\"ldm\":true"), "{info}");
+}
+
+#[test]
+fn signal_flag_errors_exit_one_with_nats_server_texts() {
+    for (spec, text) in [
+        ("quit=abc", "percore: invalid pid: abc\n"),
+        ("bogus=1", "percore: unknown signal \"bogus\"\n"),
+        ("quit=1=2", "percore: invalid signal parameters: [2]\n"),
+    ] {
+        let output = run_percore(&["--signal", spec]);
+        assert_eq!(output.status.code(), Some(1), "{spec}");
+        assert_eq!(String::from_utf8_lossy(&output.stderr), text, "{spec}");
+    }
+}
+
+/// SIGUSR1 (`--signal reopen`) reopens the log file by name, so that log
+/// rotation that moves the file away gets a fresh one.
+#[test]
+fn reopen_starts_a_new_log_file_after_rotation() {
+    let dir = std::env::temp_dir().join(format!("percore-reopen-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let log = dir.join("percore.log");
+    let rotated = dir.join("percore.log.1");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_percore"))
+        .args([
+            "-a",
+            "127.0.0.1",
+            "-p",
+            "-1",
+            "-l",
+            &log.display().to_string(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn percore");
+    let wait_for = |path: &std::path::Path, needle: &str| {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            if text.contains(needle) {
+                return text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{needle:?} not in {path:?}: {text}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    wait_for(&log, "Server is ready");
+    std::fs::rename(&log, &rotated).expect("rotate");
+    let output = run_percore(&["--signal", &format!("reopen={}", child.id())]);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let fresh = wait_for(&log, "File log re-opened");
+    assert!(!fresh.contains("Server is ready"), "a new file: {fresh}");
+    assert!(!std::fs::read_to_string(&rotated)
+        .unwrap_or_default()
+        .contains("re-opened"));
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}

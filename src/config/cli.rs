@@ -28,6 +28,8 @@ enum Setting {
     Shards,
     Pin,
     HttpPort,
+    Signal,
+    StoreDir,
 }
 
 /// How a flag takes its value.
@@ -71,6 +73,10 @@ const FLAGS: &[(&str, Setting, Kind)] = &[
     ("pin", Setting::Pin, Kind::Bool),
     ("m", Setting::HttpPort, Kind::Int),
     ("http_port", Setting::HttpPort, Kind::Int),
+    ("sl", Setting::Signal, Kind::Text),
+    ("signal", Setting::Signal, Kind::Text),
+    ("sd", Setting::StoreDir, Kind::Text),
+    ("store_dir", Setting::StoreDir, Kind::Text),
 ];
 
 /// nats-server 2.9.10 flags whose feature percore lacks: parsed (so that the
@@ -78,8 +84,6 @@ const FLAGS: &[(&str, Setting, Kind)] = &[
 const NOT_SUPPORTED_YET: &[(&str, Kind)] = &[
     ("ms", Kind::Int),
     ("https_port", Kind::Int),
-    ("sl", Kind::Text),
-    ("signal", Kind::Text),
     ("client_advertise", Kind::Text),
     ("ports_file_dir", Kind::Text),
     ("log_size_limit", Kind::Int),
@@ -90,8 +94,6 @@ const NOT_SUPPORTED_YET: &[(&str, Kind)] = &[
     ("max_traced_msg_len", Kind::Int),
     ("js", Kind::Bool),
     ("jetstream", Kind::Bool),
-    ("sd", Kind::Text),
-    ("store_dir", Kind::Text),
     ("user", Kind::Text),
     ("pass", Kind::Text),
     ("auth", Kind::Text),
@@ -131,6 +133,12 @@ pub struct Flags {
     pub pin: Option<bool>,
     /// `-m`, `--http_port`: monitoring port (nats-server's convention).
     pub http_port: Option<i64>,
+    /// `--signal <command>[=<pid or pid file>]`: signal a running server.
+    pub signal: Option<String>,
+    /// `-sd`, `--store_dir`: JetStream's directory. Accepted because
+    /// nats-server accepts it without `-js` (test harnesses always pass
+    /// it); JetStream itself is refused.
+    pub store_dir: Option<String>,
     /// The first recognised nats-server flag we do not implement, as `-name`.
     pub unsupported: Option<String>,
     /// Arguments after the flags (`version`, `help`, or a mistake).
@@ -232,6 +240,8 @@ fn set_flag(flags: &mut Flags, name: &str, kind: Kind, value: &str) -> Result<()
         (Setting::Shards, Parsed::Int(v)) => flags.shards = Some(v),
         (Setting::Pin, Parsed::Bool(v)) => flags.pin = Some(v),
         (Setting::HttpPort, Parsed::Int(v)) => flags.http_port = Some(v),
+        (Setting::Signal, Parsed::Text(v)) => flags.signal = Some(v),
+        (Setting::StoreDir, Parsed::Text(v)) => flags.store_dir = Some(v),
         // FLAGS pairs every setting with its kind; nothing else can occur.
         (_, other) => return Err(format!("internal error: flag -{name} got {other:?}")),
     }
@@ -329,6 +339,8 @@ Server Options:
     -m, --http_port <port>           Use port for HTTP monitoring (-1 for a random one)
     -c, --config <file>              Read options from this configuration file
     -t                               Check the configuration file and exit
+    -sl,--signal <signal>[=<pid>]    Send signal to percore process (ldm, stop, quit, term, reopen, reload)
+    -sd,--store_dir <dir>            Accepted for nats-server compatibility; unused (no JetStream)
 
 Logging Options:
     -l, --log <file>                 Log to this file instead of stderr
@@ -350,9 +362,9 @@ Common Options:
 Flags are written with one dash or two (-port 4222, --port=4222). Options from
 the command line override those of the configuration file.
 
-Not supported yet (refused with an error): monitoring over HTTPS (-ms), --signal,
+Not supported yet (refused with an error): monitoring over HTTPS (-ms),
 --client_advertise, --ports_file_dir, --log_size_limit, syslog (-s, -r),
---max_traced_msg_len, JetStream (-js, -sd), authorization (--user, --pass,
+--max_traced_msg_len, JetStream (-js), authorization (--user, --pass,
 --auth), TLS (--tls*), clustering (--routes, --cluster*, --no_advertise,
 --connect_retries), --profile, --help_tls.
 "
@@ -561,7 +573,7 @@ mod tests {
     fn usage_lists_every_supported_flag() {
         let text = usage();
         for (name, _, _) in FLAGS {
-            let dashed = if name.len() == 1 || name.chars().all(|c| c.is_ascii_uppercase()) {
+            let dashed = if name.len() <= 2 || name.chars().all(|c| c.is_ascii_uppercase()) {
                 format!("-{name}")
             } else {
                 format!("--{name}")

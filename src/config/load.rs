@@ -28,8 +28,6 @@ const NOT_SUPPORTED_YET: &[&str] = &[
     "gateway",
     "leaf",
     "leafnodes",
-    "store_dir",
-    "storedir",
     "jetstream",
     "logfile_size_limit",
     "log_size_limit",
@@ -132,6 +130,11 @@ fn apply_entry(
         }
         "http" => apply_http(entry, opts)?,
         "http_base_path" => opts.http_base_path = string(entry)?.to_string(),
+        // JetStream's directory: nats-server accepts it without JetStream
+        // enabled, and so do we (JetStream itself is refused).
+        "store_dir" | "storedir" => {
+            string(entry)?;
+        }
         "shards" => opts.shards = shards(entry)?,
         "pin" => opts.pin = boolean(entry)?,
         _ if NOT_SUPPORTED_YET.contains(&key.as_str()) => {

@@ -24,6 +24,9 @@ pub use options::{Options, Placement};
 pub enum Invocation {
     /// Start the broker with these options.
     Run(Options),
+    /// `--signal <command>[=<pid or pid file>]`: signal a running server
+    /// and exit (see `signal_command`).
+    Signal(String),
     /// Print `stdout` (may be empty) and `stderr` (may be empty), then exit with `code` (help, version, -t, unknown flag).
     Exit {
         stdout: String,
@@ -77,6 +80,10 @@ pub fn parse_invocation_with_env(
         return Err(ConfigError::new(format!(
             "flag {flag} is not supported yet by percore"
         )));
+    }
+    // As nats-server: the signal is sent before any config file is read.
+    if let Some(signal) = flags.signal {
+        return Ok(Invocation::Signal(signal));
     }
 
     let mut opts = Options::default();
@@ -277,10 +284,6 @@ mod tests {
         );
         assert_eq!(error(&["-js"]), "flag -js is not supported yet by percore");
         assert_eq!(
-            error(&["--signal", "quit"]),
-            "flag -signal is not supported yet by percore"
-        );
-        assert_eq!(
             error(&["-p", "70000"]),
             "port 70000 is out of range (use 1-65535, or -1 for a random port)"
         );
@@ -399,6 +402,21 @@ mod tests {
         }
         let bad = config_file("http-bad.conf", "http: \"nohost\"\n");
         assert!(error(&["-c", &bad]).contains("could not parse address string \"nohost\""));
+    }
+
+    #[test]
+    fn store_dir_is_accepted_and_signal_is_an_invocation_of_its_own() {
+        // nats-server accepts a JetStream directory without JetStream.
+        assert_eq!(run(&["-sd", "/tmp/js", "-p", "4333"]).port, 4333);
+        assert_eq!(run(&["--store_dir=/tmp/js"]).port, 4222);
+        let path = config_file("store.conf", "store_dir: /tmp/js\nstoredir: \"/tmp/js2\"\n");
+        assert_eq!(run(&["-c", &path]).port, 4222);
+        assert_eq!(error(&["-js"]), "flag -js is not supported yet by percore");
+        // --signal wins over everything but help/version, before any config.
+        match invoke(&["--signal", "ldm=42", "-c", "/nonexistent.conf"]) {
+            Ok(Invocation::Signal(spec)) => assert_eq!(spec, "ldm=42"),
+            other => panic!("expected Signal, got {other:?}"),
+        }
     }
 
     #[test]
