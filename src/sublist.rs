@@ -226,7 +226,10 @@ fn remove_item(items: &mut ThinVec<SubKey>, key: SubKey) -> bool {
 
 #[derive(Debug, Default)]
 struct Node {
-    literal: FxHashMap<Box<[u8]>, Node>,
+    /// Boxed, and `None` when empty: most nodes are leaves, and an inline
+    /// empty map would cost every node (every subscribed subject) 24 bytes
+    /// more, inside a map slot of its parent at that.
+    literal: Option<Box<FxHashMap<Box<[u8]>, Node>>>,
     star: Option<Box<Node>>,
     full: Option<Box<Node>>,
     interest: Interest,
@@ -235,7 +238,7 @@ struct Node {
 impl Node {
     fn is_empty(&self) -> bool {
         self.interest.is_empty()
-            && self.literal.is_empty()
+            && self.literal.is_none()
             && self.star.is_none()
             && self.full.is_none()
     }
@@ -247,7 +250,11 @@ impl Node {
             node = match token {
                 b"*" => node.star.get_or_insert_with(Box::default),
                 b">" => node.full.get_or_insert_with(Box::default),
-                _ => match node.literal.entry(token.into()) {
+                _ => match node
+                    .literal
+                    .get_or_insert_with(Box::default)
+                    .entry(token.into())
+                {
                     Entry::Occupied(e) => e.into_mut(),
                     Entry::Vacant(e) => e.insert(Node::default()),
                 },
@@ -288,12 +295,18 @@ impl Node {
                 changed
             }
             _ => {
-                let Some(child) = self.literal.get_mut(token) else {
+                let Some(children) = self.literal.as_mut() else {
+                    return false;
+                };
+                let Some(child) = children.get_mut(token) else {
                     return false;
                 };
                 let changed = child.change_at(after, change);
                 if child.is_empty() {
-                    self.literal.remove(token);
+                    children.remove(token);
+                    if children.is_empty() {
+                        self.literal = None;
+                    }
                 }
                 changed
             }
@@ -316,7 +329,11 @@ impl Node {
         if let Some(star) = &self.star {
             star.collect_or_add(after, result);
         }
-        if let Some(child) = self.literal.get(token) {
+        if let Some(child) = self
+            .literal
+            .as_ref()
+            .and_then(|children| children.get(token))
+        {
             child.collect_or_add(after, result);
         }
     }
@@ -330,7 +347,12 @@ impl Node {
 
     #[cfg(test)]
     fn count_nodes(&self) -> usize {
-        1 + self.literal.values().map(Node::count_nodes).sum::<usize>()
+        1 + self
+            .literal
+            .iter()
+            .flat_map(|children| children.values())
+            .map(Node::count_nodes)
+            .sum::<usize>()
             + self.star.as_ref().map_or(0, |n| n.count_nodes())
             + self.full.as_ref().map_or(0, |n| n.count_nodes())
     }
@@ -507,6 +529,16 @@ mod tests {
 
     fn local_plain(idx: &mut SubscriptionIndex, subject: &[u8]) -> Vec<SubKey> {
         canon(&idx.matches(subject)).local_plain
+    }
+
+    #[test]
+    fn trie_nodes_stay_small() {
+        // One node per subscribed subject token: keep the child map boxed.
+        assert!(
+            std::mem::size_of::<Node>() <= 56,
+            "{}",
+            std::mem::size_of::<Node>()
+        );
     }
 
     #[test]
