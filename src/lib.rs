@@ -12,10 +12,13 @@
 //! - [`server`]: the glue that runs all of it on the `shards` runtime;
 //! - [`config`]: command line and config file, as nats-server's;
 //!   [`signal_command`]: `--signal`, for a server already running;
-//! - [`monitor`]: the HTTP monitoring endpoints (`-m`).
+//! - [`monitor`]: the HTTP monitoring endpoints (`-m`);
+//! - [`logging`]: nats-server's log line format; [`calendar`]: UTC dates
+//!   for it and for the monitor.
 
 #![deny(clippy::await_holding_refcell_ref)]
 
+pub mod calendar;
 pub mod client;
 pub mod config;
 pub mod connect;
