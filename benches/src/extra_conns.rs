@@ -513,31 +513,12 @@ fn read_one(c: &mut Conn, r: &mut SlowSubReport, stamped: bool) -> io::Result<bo
 /// Makes room for `needed` open descriptors: raises the soft RLIMIT_NOFILE
 /// up to the hard limit when that is enough, else says what to change.
 pub fn ensure_fd_limit(needed: u64) -> Result<(), String> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into the rlimit we pass and nothing else.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
-        return Ok(()); // unknown limit: let connect() report any shortage
-    }
-    if lim.rlim_cur == libc::RLIM_INFINITY || lim.rlim_cur >= needed {
-        return Ok(());
-    }
-    if lim.rlim_max == libc::RLIM_INFINITY || lim.rlim_max >= needed {
-        let raised = libc::rlimit {
-            rlim_cur: needed,
-            rlim_max: lim.rlim_max,
-        };
-        // SAFETY: setrlimit reads the rlimit we pass and nothing else.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
-            return Ok(());
-        }
-    }
-    Err(format!(
-        "this run needs about {needed} open files (two per connection) but the limit is {} (hard {}); raise it with ulimit -n",
-        lim.rlim_cur, lim.rlim_max
-    ))
+    shards::rlimit::ensure_soft_limit(libc::RLIMIT_NOFILE, needed).map_err(|limit| {
+        format!(
+            "this run needs about {needed} open files (two per connection) but the limit is {} (hard {}); raise it with ulimit -n",
+            limit.soft, limit.hard
+        )
+    })
 }
 
 /// Seconds from `origin_ns` to `at_ns` (negative when before).

@@ -8,6 +8,7 @@
 //!   carrying batches, with a FIFO staging queue per destination ([`RingOutbox`]);
 //! - [`net`]: the listener (no `SO_REUSEPORT`, so a second broker on the same
 //!   port fails) and the socket driver (`Connection`);
+//! - [`rlimit`]: raising a soft resource limit within the hard one;
 //! - [`sync`]: a shard-local wait list to park tasks until a condition holds;
 //! - [`task`] and [`timer`]: spawning, cooperative yielding, sleeping.
 //!
@@ -21,6 +22,7 @@ pub mod mesh;
 pub mod net;
 pub mod pool;
 pub mod preflight;
+pub mod rlimit;
 pub mod sync;
 pub mod task;
 pub mod timer;

@@ -3,6 +3,8 @@
 
 use std::io;
 
+use crate::rlimit::ensure_soft_limit;
+
 /// glommio refuses to build a reactor below this RLIMIT_MEMLOCK (it checks
 /// even for root).
 pub const MIN_MEMLOCK_BYTES: u64 = 512 * 1024;
@@ -16,34 +18,15 @@ pub fn check_host() -> Result<(), String> {
 }
 
 fn check_memlock() -> Result<(), String> {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into the struct we pass.
-    if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut limit) } != 0 {
-        return Ok(()); // cannot tell; let glommio decide
-    }
-    if limit.rlim_cur == libc::RLIM_INFINITY || limit.rlim_cur >= MIN_MEMLOCK_BYTES {
-        return Ok(());
-    }
-    if limit.rlim_max == libc::RLIM_INFINITY || limit.rlim_max >= MIN_MEMLOCK_BYTES {
-        let raised = libc::rlimit {
-            rlim_cur: MIN_MEMLOCK_BYTES,
-            rlim_max: limit.rlim_max,
-        };
-        // SAFETY: setrlimit reads the struct we pass.
-        if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &raised) } == 0 {
-            return Ok(());
-        }
-    }
-    Err(format!(
-        "locked-memory limit (RLIMIT_MEMLOCK) is {} KiB; io_uring needs at least {} KiB: \
-         run `ulimit -l {}` first or set LimitMEMLOCK=infinity in the systemd unit",
-        limit.rlim_cur / 1024,
-        MIN_MEMLOCK_BYTES / 1024,
-        MIN_MEMLOCK_BYTES / 1024
-    ))
+    ensure_soft_limit(libc::RLIMIT_MEMLOCK, MIN_MEMLOCK_BYTES).map_err(|limit| {
+        format!(
+            "locked-memory limit (RLIMIT_MEMLOCK) is {} KiB; io_uring needs at least {} KiB: \
+             run `ulimit -l {}` first or set LimitMEMLOCK=infinity in the systemd unit",
+            limit.soft / 1024,
+            MIN_MEMLOCK_BYTES / 1024,
+            MIN_MEMLOCK_BYTES / 1024
+        )
+    })
 }
 
 /// Sets up (and closes) a one-entry ring, the same call glommio makes.
