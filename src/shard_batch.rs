@@ -131,6 +131,13 @@ impl SpareBuffers {
         })
     }
 
+    /// Housekeeping: halves the spare list, so buffers left over from a
+    /// burst are given back to the allocator within a few ticks while a
+    /// steady flow (which takes them as fast as they return) keeps its own.
+    pub fn trim(&mut self) {
+        self.spare.truncate(self.spare.len() / 2);
+    }
+
     pub fn len(&self) -> usize {
         self.spare.len()
     }
@@ -278,5 +285,11 @@ mod tests {
             }]);
         }
         assert_eq!(spare.len(), SpareBuffers::MAX);
+        spare.trim();
+        assert_eq!(spare.len(), SpareBuffers::MAX / 2);
+        for _ in 0..10 {
+            spare.trim();
+        }
+        assert!(spare.is_empty());
     }
 }

@@ -1176,6 +1176,7 @@ impl ShardBroker {
     /// Periodic work: server PINGs, stale connections, write deadlines.
     pub fn tick(&mut self, now: Instant) {
         self.pool.trim();
+        self.spare_batches.trim();
         let options = &self.shared.options;
         let (interval, ping_max, deadline) = (
             options.ping_interval,
