@@ -268,7 +268,9 @@ impl ShardContext {
     /// flush PING ahead of a pending SUB, so its PONG alone does not order
     /// the SUB before another connection's publish.) Waits only for batches
     /// already in the rings, which the ring consumers apply without waiting
-    /// for ring space.
+    /// for ring space. A batch still staged behind a full ring is not in it
+    /// yet, so while a ring is backed up this ordering is only as good as
+    /// the PING/PONG barrier (which still holds).
     async fn catch_up_with_rings(&self) {
         for progress in &self.inbound {
             let placed = progress.placed();
