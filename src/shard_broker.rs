@@ -1232,12 +1232,14 @@ impl ShardBroker {
     pub fn snapshot(&self, request: SnapshotRequest) -> ShardSnapshot {
         let clock = WallClock::now();
         let counters = self.index.counters();
-        let connections = self
-            .conns
-            .iter()
-            .filter(|(_, conn)| conn.closing.is_none())
-            .map(|(_, conn)| self.connection_snapshot(conn, request.with_subscriptions, &clock))
-            .collect();
+        let open = self.conns.iter().filter(|(_, conn)| conn.closing.is_none());
+        let open_connections = open.clone().count() as u64;
+        let connections = if request.with_connections || request.with_subscriptions {
+            open.map(|(_, conn)| self.connection_snapshot(conn, request.with_subscriptions, &clock))
+                .collect()
+        } else {
+            Vec::new()
+        };
         ShardSnapshot {
             shard: self.id,
             in_msgs: self.stats.in_msgs,
@@ -1255,6 +1257,7 @@ impl ShardBroker {
                 num_matches: counters.matches,
                 cache_hits: counters.cache_hits,
             },
+            open_connections,
             connections,
             closed: if request.with_closed {
                 self.closed.iter().cloned().collect()

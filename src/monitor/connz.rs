@@ -134,6 +134,7 @@ impl ConnzOptions {
     /// What the shards must include for this request.
     pub fn snapshot_request(&self) -> SnapshotRequest {
         SnapshotRequest {
+            with_connections: true,
             with_subscriptions: self.subs != SubsMode::None,
             with_closed: self.state != State::Open,
         }
@@ -372,7 +373,13 @@ mod tests {
         assert_eq!(defaults.sort, SortBy::Cid);
         assert_eq!(defaults.limit, 1024);
         assert_eq!(defaults.subs, SubsMode::None);
-        assert_eq!(defaults.snapshot_request(), SnapshotRequest::default());
+        assert_eq!(
+            defaults.snapshot_request(),
+            SnapshotRequest {
+                with_connections: true,
+                ..SnapshotRequest::default()
+            }
+        );
         let closed = options("state=closed&subs=1").unwrap().snapshot_request();
         assert!(closed.with_closed && closed.with_subscriptions);
         assert_eq!(options("subs=detail").unwrap().subs, SubsMode::Detail);

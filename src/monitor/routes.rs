@@ -168,7 +168,7 @@ impl Router {
                 let options = SubszOptions::parse(query)?;
                 self.snapshot(SnapshotRequest {
                     with_subscriptions: options.subs,
-                    with_closed: false,
+                    ..SnapshotRequest::default()
                 })
                 .map(|snapshot| subsz::render(&snapshot, &options))
             }

@@ -243,8 +243,12 @@ mod tests {
             }
             let mut snapshot = sample_snapshot();
             snapshot.server.http_base_path = self.base_path.to_string();
-            if !request.with_subscriptions {
-                for shard in &mut snapshot.shards {
+            // Leave out what was not asked for, as the shards do.
+            for shard in &mut snapshot.shards {
+                if !request.with_connections && !request.with_subscriptions {
+                    shard.connections.clear();
+                }
+                if !request.with_subscriptions {
                     for connection in &mut shard.connections {
                         connection.subscription_list.clear();
                     }

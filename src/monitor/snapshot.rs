@@ -10,6 +10,10 @@ use std::time::{Duration, SystemTime};
 /// gathered when an endpoint will print them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SnapshotRequest {
+    /// List the open connections (`/connz`); every other endpoint needs
+    /// only their number, and listing them copies each one's strings.
+    pub with_connections: bool,
+    /// Include each listed connection's subscriptions (implies the list).
     pub with_subscriptions: bool,
     /// Include the recently closed connections (`/connz?state=closed|any`).
     pub with_closed: bool,
@@ -86,6 +90,10 @@ pub struct ShardSnapshot {
     /// (only while shutting down).
     pub ring_dropped: u64,
     pub index: IndexStats,
+    /// Open client connections on this shard.
+    pub open_connections: u64,
+    /// Filled only when [`SnapshotRequest::with_connections`] or
+    /// [`SnapshotRequest::with_subscriptions`] is set.
     pub connections: Vec<ConnectionSnapshot>,
     /// The shard's most recently closed connections, oldest first; filled
     /// only when [`SnapshotRequest::with_closed`] is set.

@@ -42,7 +42,7 @@ impl ShardVarz {
     fn of(shard: &ShardSnapshot) -> ShardVarz {
         ShardVarz {
             shard: shard.shard,
-            connections: shard.connections.len(),
+            connections: shard.open_connections as usize,
             subscriptions: shard.index.num_subscriptions,
             in_msgs: shard.in_msgs,
             in_bytes: shard.in_bytes,
@@ -158,7 +158,7 @@ pub fn render(snapshot: &MonitorSnapshot, http_req_stats: &BTreeMap<String, u64>
         cores: facts.cores,
         gomaxprocs: facts.shards,
         cpu: GoFloat(facts.cpu),
-        connections: sum(|s| s.connections.len() as u64),
+        connections: sum(|s| s.open_connections),
         total_connections: facts.total_connections,
         routes: 0,
         remotes: 0,
