@@ -267,8 +267,9 @@ fn parse_value(name: &str, kind: Kind, value: &str) -> Result<Parsed, String> {
     }
 }
 
-/// Go's `strconv.ParseBool`.
-fn go_bool(text: &str) -> Option<bool> {
+/// Go's `strconv.ParseBool` (also what nats-server's monitoring accepts
+/// for boolean query parameters).
+pub fn go_bool(text: &str) -> Option<bool> {
     match text {
         "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
         "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),

@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 
 use super::http::Query;
+use crate::config::cli::go_bool;
 
 /// nats-server's default page size for `/connz` and `/subsz`.
 pub const DEFAULT_LIMIT: usize = 1024;
@@ -108,21 +109,12 @@ pub fn uint(query: &Query, key: &str) -> Result<Option<u64>, String> {
     })
 }
 
-/// Go's `strconv.ParseBool` forms.
-pub fn parse_go_bool(value: &str) -> Option<bool> {
-    match value {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
-        _ => None,
-    }
-}
-
 /// A boolean parameter; false when absent.
 pub fn boolean(query: &Query, key: &str) -> Result<bool, String> {
     let Some(value) = query.get(key) else {
         return Ok(false);
     };
-    parse_go_bool(value).ok_or_else(|| {
+    go_bool(value).ok_or_else(|| {
         format!(
             "Error decoding boolean for '{key}': strconv.ParseBool: parsing {}: invalid syntax",
             go_quote(value)
