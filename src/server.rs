@@ -142,7 +142,6 @@ pub fn start(options: Options) -> Result<RunningServer, String> {
         identity,
         shard_count,
         live_connections: AtomicUsize::new(0),
-        slow_consumers: Default::default(),
         total_connections: Default::default(),
         started: SystemTime::now(),
     });

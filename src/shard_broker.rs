@@ -297,7 +297,6 @@ impl ShardBroker {
         if reason.discards_pending() {
             conn.outbound.clear(&mut self.pool);
             self.stats.slow_consumers += 1;
-            self.shared.slow_consumers.fetch_add(1, Ordering::Relaxed);
             crate::warn!(
                 "{} - cid:{} - Slow Consumer Detected: {}",
                 conn.client_ip,

@@ -14,8 +14,6 @@ pub struct BrokerShared {
     pub shard_count: usize,
     /// Open client connections, for `max_connections`.
     pub live_connections: AtomicUsize,
-    /// Connections closed as slow consumers, all shards.
-    pub slow_consumers: AtomicU64,
     /// Connections accepted since start (`/varz` `total_connections`).
     pub total_connections: AtomicU64,
     /// When the server started (`/varz` `start`, `config_load_time`).
