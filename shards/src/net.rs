@@ -201,13 +201,8 @@ impl Connection {
         Ok(())
     }
 
-    /// One non-blocking send of as much of `buf` as the kernel takes now.
-    /// `Ok(0)` when the socket buffer is full.
-    pub fn try_send(&self, buf: &[u8]) -> io::Result<usize> {
-        try_send_fd(self.fd, buf)
-    }
-
-    /// [`Connection::try_send`] for several buffers, in order, in one call.
+    /// One non-blocking send of as much of `bufs`, in order, as the kernel
+    /// takes now. `Ok(0)` when the socket buffer is full.
     pub fn try_send_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         try_send_vectored_fd(self.fd, bufs)
     }
