@@ -1,4 +1,5 @@
-//! Log lines in nats-server's format, so that operators' log tooling keeps
+//! Log lines in nats-server's format (the sink behind the core's log
+//! facade, `percore_core::log`), so that operators' log tooling keeps
 //! working: `[<pid>] <YYYY/MM/DD HH:MM:SS.micro> [<LVL>] <text>`.
 //!
 //! Logging is off the per-message path: the hot path only checks
@@ -14,35 +15,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::calendar::civil_from_days;
 
-static DEBUG: AtomicBool = AtomicBool::new(false);
-static TRACE: AtomicBool = AtomicBool::new(false);
 static LOGTIME: AtomicBool = AtomicBool::new(true);
 static SINK: OnceLock<Mutex<Option<File>>> = OnceLock::new();
 /// The log file's path, for [`reopen`].
 static LOG_PATH: OnceLock<PathBuf> = OnceLock::new();
-
-#[derive(Clone, Copy)]
-pub enum Level {
-    Info,
-    Debug,
-    Trace,
-    Warn,
-    Error,
-    Fatal,
-}
-
-impl Level {
-    fn tag(self) -> &'static str {
-        match self {
-            Level::Info => "INF",
-            Level::Debug => "DBG",
-            Level::Trace => "TRC",
-            Level::Warn => "WRN",
-            Level::Error => "ERR",
-            Level::Fatal => "FTL",
-        }
-    }
-}
 
 /// Sets levels and the destination. Without a log file, lines go to stderr.
 pub fn init(
@@ -51,8 +27,8 @@ pub fn init(
     logtime: bool,
     logfile: Option<&Path>,
 ) -> std::io::Result<()> {
-    DEBUG.store(debug, Ordering::Relaxed);
-    TRACE.store(trace, Ordering::Relaxed);
+    percore_core::log::set_levels(debug, trace);
+    percore_core::log::set_sink(write_line);
     LOGTIME.store(logtime, Ordering::Relaxed);
     let file = match logfile {
         Some(path) => {
@@ -87,20 +63,10 @@ pub fn reopen() -> std::io::Result<bool> {
     Ok(true)
 }
 
-pub fn debug_enabled() -> bool {
-    DEBUG.load(Ordering::Relaxed)
-}
+pub use percore_core::log::{debug_enabled, log, trace_enabled, Level};
 
-pub fn trace_enabled() -> bool {
-    TRACE.load(Ordering::Relaxed)
-}
-
-pub fn log(level: Level, args: fmt::Arguments<'_>) {
-    match level {
-        Level::Debug if !debug_enabled() => return,
-        Level::Trace if !trace_enabled() => return,
-        _ => {}
-    }
+/// The sink of the core's log facade: one line in nats-server's format.
+fn write_line(level: Level, args: fmt::Arguments<'_>) {
     let mut line = format!("[{}] ", std::process::id());
     if LOGTIME.load(Ordering::Relaxed) {
         line.push_str(&timestamp());
@@ -125,19 +91,6 @@ pub fn log(level: Level, args: fmt::Arguments<'_>) {
         }
     }
 }
-
-#[macro_export]
-macro_rules! info { ($($arg:tt)*) => { $crate::logging::log($crate::logging::Level::Info, format_args!($($arg)*)) } }
-#[macro_export]
-macro_rules! debug { ($($arg:tt)*) => { $crate::logging::log($crate::logging::Level::Debug, format_args!($($arg)*)) } }
-#[macro_export]
-macro_rules! trace { ($($arg:tt)*) => { $crate::logging::log($crate::logging::Level::Trace, format_args!($($arg)*)) } }
-#[macro_export]
-macro_rules! warn { ($($arg:tt)*) => { $crate::logging::log($crate::logging::Level::Warn, format_args!($($arg)*)) } }
-#[macro_export]
-macro_rules! error { ($($arg:tt)*) => { $crate::logging::log($crate::logging::Level::Error, format_args!($($arg)*)) } }
-#[macro_export]
-macro_rules! fatal { ($($arg:tt)*) => { $crate::logging::log($crate::logging::Level::Fatal, format_args!($($arg)*)) } }
 
 /// UTC wall-clock time as `YYYY/MM/DD HH:MM:SS.micro`.
 fn timestamp() -> String {

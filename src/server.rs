@@ -18,20 +18,31 @@ use crossbeam_channel::{Receiver, Sender};
 use shards::mesh::{MeshPorts, RingMesh, RingOutbox, RingProgress, RingReceiver};
 use shards::net::{BoundListener, HandOff, ShardListener};
 use shards::sync::WaitList;
-use shards::{task, timer, PoolConfig, ShardId, ShardPool};
+use shards::{task, timer, PoolConfig, ShardPool};
 
-use crate::client::CloseReason;
+use crate::ids::ShardId;
+
 use crate::config::Options;
-use crate::info::{generate_server_id, ServerIdentity};
+use crate::connection::CloseReason;
+use crate::ids::{ClientId, ConnKey};
+use crate::info::ServerIdentity;
+use crate::limits::ShardLimits;
+use crate::mesh::ShardBatch;
 use crate::monitor::shard_source;
 use crate::monitor::snapshot::{ShardSnapshot, SnapshotRequest};
 use crate::monitor::MonitorServer;
 use crate::outbound_queue::{BlockPool, BLOCK_SIZE};
 use crate::protocol::Parser;
 use crate::read_buffer::ReadBuffer;
-use crate::shard_batch::ShardBatch;
-use crate::shard_broker::{Next, ShardBroker};
+use crate::server_id::generate_server_id;
+use crate::shard::{Accepted, Next, ShardBroker, ShardSetup, WallClock};
+use crate::shard_io::{GlommioIo, SocketEndpoint};
 use crate::shared::BrokerShared;
+
+/// The state machine of one shard, on glommio.
+type Broker = ShardBroker<GlommioIo>;
+/// What the rings carry.
+type Batch = ShardBatch<HandOff>;
 
 /// Ring capacity in batches per ordered pair of shards.
 const RING_CAPACITY: usize = 256;
@@ -139,14 +150,14 @@ pub fn start(options: Options) -> Result<RunningServer, String> {
     };
     let shared = Arc::new(BrokerShared {
         options: options.clone(),
-        identity,
+        identity: Arc::new(identity),
         shard_count,
         live_connections: AtomicUsize::new(0),
         total_connections: Default::default(),
         started: SystemTime::now(),
     });
 
-    let ports: Vec<Option<MeshPorts<ShardBatch>>> = RingMesh::build(shard_count, RING_CAPACITY)
+    let ports: Vec<Option<MeshPorts<Batch>>> = RingMesh::build(shard_count, RING_CAPACITY)
         .into_iter()
         .map(Some)
         .collect();
@@ -180,7 +191,7 @@ pub fn start(options: Options) -> Result<RunningServer, String> {
             None
         };
         let admin = lock(&admin_rx)[shard].take();
-        run_shard(shard, shared.clone(), ports, listener, admin)
+        run_shard(ShardId::new(shard), shared.clone(), ports, listener, admin)
     })
     .map_err(|e| e.to_string())?;
     let monitor = match monitor_listener
@@ -227,8 +238,11 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// Everything the tasks of one shard share.
 struct ShardContext {
-    broker: RefCell<ShardBroker>,
-    outboxes: Vec<Option<RingOutbox<ShardBatch>>>,
+    broker: RefCell<Broker>,
+    /// The broker's wait lists (its [`GlommioIo`] signals them).
+    barrier: Rc<WaitList>,
+    drained: Rc<WaitList>,
+    outboxes: Vec<Option<RingOutbox<Batch>>>,
     shared: Arc<BrokerShared>,
     /// Notified when staged ring backlog shrinks.
     pressure: Rc<WaitList>,
@@ -253,11 +267,11 @@ impl ShardContext {
     fn end_of_work(&self) {
         let mut broker = self.broker.borrow_mut();
         broker.drain_batches(|dst, batch| {
-            if let Some(outbox) = &self.outboxes[dst] {
+            if let Some(outbox) = &self.outboxes[dst.index()] {
                 outbox.push(batch);
             }
         });
-        broker.flush_dirty();
+        broker.flush_dirty(Instant::now());
     }
 
     /// Before acting on bytes a client sent, apply every batch that peers
@@ -303,13 +317,11 @@ impl ShardContext {
         if keys.is_empty() {
             return;
         }
-        let (drained, allowance) = {
-            let broker = self.broker.borrow();
-            (broker.drained(), broker.stall_allowance(&keys))
-        };
+        let allowance = self.broker.borrow().stall_allowance(&keys);
         let started = Instant::now();
         futures_lite::future::or(
-            drained.wait_until(|| self.broker.borrow().stall_over(&keys)),
+            self.drained
+                .wait_until(|| self.broker.borrow().stall_over(&keys)),
             timer::sleep(allowance),
         )
         .await;
@@ -343,7 +355,7 @@ impl ShardContext {
 async fn run_shard(
     id: ShardId,
     shared: Arc<BrokerShared>,
-    ports: Option<MeshPorts<ShardBatch>>,
+    ports: Option<MeshPorts<Batch>>,
     listener: Option<BoundListener>,
     admin: Option<Receiver<AdminCommand>>,
 ) {
@@ -359,8 +371,23 @@ async fn run_shard(
         .flatten()
         .map(RingReceiver::progress)
         .collect();
+    let barrier = Rc::new(WaitList::new());
+    let drained = Rc::new(WaitList::new());
+    let setup = ShardSetup {
+        id,
+        shard_count: shared.shard_count,
+        identity: shared.identity.clone(),
+        limits: shard_limits(&shared.options),
+        seed: shard_seed(id),
+        io: GlommioIo {
+            barrier: barrier.clone(),
+            drained: drained.clone(),
+        },
+    };
     let ctx = Rc::new(ShardContext {
-        broker: RefCell::new(ShardBroker::new(id, shared.clone())),
+        broker: RefCell::new(ShardBroker::new(setup, Instant::now())),
+        barrier,
+        drained,
         outboxes: mesh.outboxes,
         shared,
         pressure,
@@ -372,7 +399,7 @@ async fn run_shard(
     });
     for (src, receiver) in mesh.inbound.into_iter().enumerate() {
         if let Some(receiver) = receiver {
-            task::spawn(consume_ring(ctx.clone(), src, receiver)).detach();
+            task::spawn(consume_ring(ctx.clone(), ShardId::new(src), receiver)).detach();
         }
     }
     if let Some(listener) = listener {
@@ -386,14 +413,17 @@ async fn run_shard(
     // Closing sockets wakes their readers; give them one turn to finish.
     ctx.broker
         .borrow_mut()
-        .close_all(CloseReason::ServerShutdown);
+        .close_all(CloseReason::ServerShutdown, Instant::now());
     timer::sleep(Duration::from_millis(20)).await;
 }
 
-async fn consume_ring(ctx: Rc<ShardContext>, src: ShardId, receiver: RingReceiver<ShardBatch>) {
+async fn consume_ring(ctx: Rc<ShardContext>, src: ShardId, receiver: RingReceiver<Batch>) {
     let mut units_this_turn = 0;
     while let Some(batch) = receiver.recv().await {
-        let adopted = ctx.broker.borrow_mut().apply_batch(src, batch);
+        let adopted = ctx
+            .broker
+            .borrow_mut()
+            .apply_batch(src, batch, Instant::now());
         ctx.ring_applied.notify_all();
         for (socket, client_id) in adopted {
             task::spawn(serve_client(ctx.clone(), socket, client_id)).detach();
@@ -415,7 +445,7 @@ async fn accept_loop(ctx: Rc<ShardContext>, listener: ShardListener) {
                 continue;
             }
         };
-        let client_id = next_client_id;
+        let client_id = ClientId(next_client_id);
         next_client_id += 1;
         ctx.shared.total_connections.fetch_add(1, Ordering::Relaxed);
         let live = ctx.shared.live_connections.fetch_add(1, Ordering::Relaxed);
@@ -424,8 +454,8 @@ async fn accept_loop(ctx: Rc<ShardContext>, listener: ShardListener) {
             reject_client(&ctx, socket, client_id);
             continue;
         }
-        let target = ((client_id - 1) % shard_count as u64) as ShardId;
-        if target == 0 {
+        let target = ShardId::new(((client_id.0 - 1) % shard_count as u64) as usize);
+        if target == ctx.broker.borrow().shard_id() {
             task::spawn(serve_client(ctx.clone(), socket, client_id)).detach();
         } else {
             ctx.broker
@@ -436,7 +466,7 @@ async fn accept_loop(ctx: Rc<ShardContext>, listener: ShardListener) {
     }
 }
 
-fn reject_client(ctx: &ShardContext, socket: HandOff, client_id: u64) {
+fn reject_client(ctx: &ShardContext, socket: HandOff, client_id: ClientId) {
     match socket.adopt() {
         Ok(conn) => {
             let ip = conn
@@ -444,16 +474,20 @@ fn reject_client(ctx: &ShardContext, socket: HandOff, client_id: u64) {
                 .map(|a| a.ip().to_string())
                 .unwrap_or_default();
             crate::error!("{ip} - cid:{client_id} - maximum connections exceeded");
+            let endpoint = SocketEndpoint {
+                fd: conn.raw_fd(),
+                writer_wake: Rc::new(WaitList::new()),
+            };
             ctx.broker
                 .borrow()
-                .reject_connection(client_id, conn.raw_fd(), &ip);
+                .reject_connection(client_id, &endpoint, &ip);
         }
         Err(e) => crate::error!("cannot adopt rejected connection: {e}"),
     }
 }
 
 /// The reader side of one client: read, parse, route, flush; repeat.
-async fn serve_client(ctx: Rc<ShardContext>, socket: HandOff, client_id: u64) {
+async fn serve_client(ctx: Rc<ShardContext>, socket: HandOff, client_id: ClientId) {
     let conn = match socket.adopt() {
         Ok(conn) => Rc::new(conn),
         Err(e) => {
@@ -467,17 +501,28 @@ async fn serve_client(ctx: Rc<ShardContext>, socket: HandOff, client_id: u64) {
         .map(|a| (a.ip().to_string(), a.port()))
         .unwrap_or_default();
     let writer_wake = Rc::new(WaitList::new());
-    let key = ctx.broker.borrow_mut().register_connection(
+    let (ip, port) = peer;
+    let accepted = Accepted {
         client_id,
-        conn.raw_fd(),
-        peer,
-        writer_wake.clone(),
-    );
+        endpoint: SocketEndpoint {
+            fd: conn.raw_fd(),
+            writer_wake: writer_wake.clone(),
+        },
+        ip,
+        port,
+    };
+    let key = ctx
+        .broker
+        .borrow_mut()
+        .register_connection(accepted, Instant::now());
     ctx.end_of_work();
     let writer = task::spawn(write_client(ctx.clone(), key, conn.clone(), writer_wake));
 
-    let options = &ctx.shared.options;
-    let mut parser = Parser::new(options.max_control_line, options.max_payload);
+    let mut parser = {
+        let broker = ctx.broker.borrow();
+        let limits = broker.limits();
+        Parser::new(limits.max_control_line, limits.max_payload)
+    };
     let mut buffer = ReadBuffer::new();
     let mut close_reason = CloseReason::ClientClosed;
     let mut units_this_turn = 0;
@@ -509,10 +554,12 @@ async fn serve_client(ctx: Rc<ShardContext>, socket: HandOff, client_id: u64) {
         streaming = n >= STREAMING_READ_LEN;
         ctx.catch_up_with_rings().await;
         loop {
-            let outcome = ctx
-                .broker
-                .borrow_mut()
-                .process_input(key, &mut parser, buffer.data());
+            let outcome = ctx.broker.borrow_mut().process_input(
+                key,
+                &mut parser,
+                buffer.data(),
+                Instant::now(),
+            );
             buffer.consume(outcome.consumed);
             match outcome.next {
                 Next::NeedMore => {
@@ -525,11 +572,8 @@ async fn serve_client(ctx: Rc<ShardContext>, socket: HandOff, client_id: u64) {
                     // Send what this client caused out to the other shards,
                     // then answer its PING only once they have applied it.
                     ctx.end_of_work();
-                    let (barrier, target) = {
-                        let broker = ctx.broker.borrow();
-                        (broker.barrier(), broker.barrier_target())
-                    };
-                    barrier
+                    let target = ctx.broker.borrow().barrier_target();
+                    ctx.barrier
                         .wait_until(|| {
                             let broker = ctx.broker.borrow();
                             broker.barrier_reached(&target) || broker.is_closing(key)
@@ -547,7 +591,9 @@ async fn serve_client(ctx: Rc<ShardContext>, socket: HandOff, client_id: u64) {
     }
     ctx.broker.borrow_mut().begin_close(key, close_reason);
     writer.await;
-    ctx.broker.borrow_mut().remove_connection(key);
+    if ctx.broker.borrow_mut().remove_connection(key, wall_clock()) {
+        ctx.shared.live_connections.fetch_sub(1, Ordering::Relaxed);
+    }
     ctx.end_of_work();
 }
 
@@ -555,14 +601,14 @@ async fn serve_client(ctx: Rc<ShardContext>, socket: HandOff, client_id: u64) {
 /// order, waiting for the socket to drain.
 async fn write_client(
     ctx: Rc<ShardContext>,
-    key: usize,
+    key: ConnKey,
     conn: Rc<shards::net::Connection>,
     wake: Rc<WaitList>,
 ) {
     loop {
         wake.wait_until(|| ctx.broker.borrow().writer_should_run(key))
             .await;
-        let Some(mut queue) = ctx.broker.borrow_mut().take_for_writer(key) else {
+        let Some(mut queue) = ctx.broker.borrow_mut().take_for_writer(key, Instant::now()) else {
             return;
         };
         let mut blocks = BlockPool::default();
@@ -583,11 +629,15 @@ async fn write_client(
                 break;
             };
             queue.consume(&mut blocks, n);
-            ctx.broker.borrow_mut().chunk_written(key, n);
+            ctx.broker
+                .borrow_mut()
+                .chunk_written(key, n, Instant::now());
         }
         // Empty unless the write failed; either way its blocks are reusable.
         queue.clear(&mut blocks);
-        ctx.broker.borrow_mut().writer_done(key, blocks, ok);
+        ctx.broker
+            .borrow_mut()
+            .writer_done(key, blocks, ok, Instant::now());
         if !ok {
             return;
         }
@@ -606,7 +656,7 @@ async fn housekeeping(ctx: Rc<ShardContext>, admin: Receiver<AdminCommand>) {
                     return;
                 }
                 AdminCommand::Snapshot(request, reply) => {
-                    let mut snapshot = ctx.broker.borrow().snapshot(request);
+                    let mut snapshot = ctx.broker.borrow().snapshot(request, wall_clock());
                     for outbox in ctx.outboxes.iter().flatten() {
                         snapshot.ring_stalls += outbox.stalls();
                         snapshot.ring_dropped += outbox.dropped();
@@ -632,11 +682,11 @@ async fn housekeeping(ctx: Rc<ShardContext>, admin: Receiver<AdminCommand>) {
 
 /// Lame duck: after the grace period, close clients one by one, spread over
 /// the rest of the lame-duck duration.
-async fn close_gradually(ctx: Rc<ShardContext>, keys: Vec<usize>) {
+async fn close_gradually(ctx: Rc<ShardContext>, keys: Vec<ConnKey>) {
     let options = &ctx.shared.options;
     timer::sleep(options.lame_duck_grace_period).await;
     let shard = ctx.broker.borrow().shard_id();
-    if shard == 0 {
+    if shard.index() == 0 {
         crate::info!("Closing existing clients");
     }
     // One schedule for the whole server, as nats-server closes clients one
@@ -651,12 +701,43 @@ async fn close_gradually(ctx: Rc<ShardContext>, keys: Vec<usize>) {
     let shard_count = ctx.shared.shard_count;
     let start = Instant::now();
     for (j, key) in keys.into_iter().enumerate() {
-        let due = start + gap * (j * shard_count + shard) as u32;
+        let due = start + gap * (j * shard_count + shard.index()) as u32;
         timer::sleep(due.saturating_duration_since(Instant::now())).await;
         ctx.broker
             .borrow_mut()
             .begin_close(key, CloseReason::ServerShutdown);
         ctx.end_of_work();
+    }
+}
+
+/// The settings a shard takes from the server's options.
+pub fn shard_limits(options: &Options) -> ShardLimits {
+    ShardLimits {
+        max_payload: options.max_payload,
+        max_control_line: options.max_control_line,
+        max_pending: options.max_pending,
+        max_subscriptions: options.max_subscriptions,
+        ping_interval: options.ping_interval,
+        ping_max: options.ping_max,
+        write_deadline: options.write_deadline,
+        no_header_support: options.no_header_support,
+    }
+}
+
+/// A shard's generator seed: distinct per shard and per start (queue picks
+/// need not be unpredictable, only not the same on every run).
+fn shard_seed(id: ShardId) -> u64 {
+    let nanos = SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    nanos ^ (0x5eed_0000 + id.index() as u64)
+}
+
+fn wall_clock() -> WallClock {
+    WallClock {
+        now: Instant::now(),
+        wall_now: SystemTime::now(),
     }
 }
 

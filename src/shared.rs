@@ -3,6 +3,7 @@
 //! and close paths touch the atomics, never the per-message path.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::config::Options;
@@ -10,7 +11,7 @@ use crate::info::ServerIdentity;
 
 pub struct BrokerShared {
     pub options: Options,
-    pub identity: ServerIdentity,
+    pub identity: Arc<ServerIdentity>,
     pub shard_count: usize,
     /// Open client connections, for `max_connections`.
     pub live_connections: AtomicUsize,

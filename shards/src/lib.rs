@@ -30,6 +30,7 @@ pub mod timer;
 pub use mesh::{ConnectedMesh, MeshPorts, RingMesh, RingOutbox};
 pub use pool::{PoolConfig, ShardPool, ShardStartError};
 
-/// Index of a shard, `0..shard_count`. Not a CPU number and not glommio's
-/// executor id (which is 1-based and assigned in thread start order).
-pub type ShardId = usize;
+// Shards are numbered `0..shard_count` here (plain `usize` indexes into
+// per-shard tables); the broker's typed `ShardId` is defined once, in
+// percore-core, which this crate knows nothing about. Not a CPU number and
+// not glommio's executor id (1-based, in thread start order).

@@ -30,7 +30,6 @@ use glommio::channels::shared_channel::{
 use glommio::{GlommioError, ResourceType};
 
 use crate::sync::WaitList;
-use crate::ShardId;
 
 /// Builds the mesh before the shards start; hand one [`MeshPorts`] to each shard.
 pub struct RingMesh;
@@ -65,7 +64,7 @@ impl RingMesh {
 /// One shard's unconnected ends of the mesh. `Send`: move it into the shard's
 /// thread, then call [`MeshPorts::connect`] there.
 pub struct MeshPorts<M: Send + 'static> {
-    id: ShardId,
+    id: usize,
     /// Passed by every shard once all its ring ends are registered.
     all_registered: Arc<Barrier>,
     senders: Vec<Option<(SharedSender<M>, Arc<AtomicU64>)>>,
@@ -73,7 +72,7 @@ pub struct MeshPorts<M: Send + 'static> {
 }
 
 impl<M: Send + 'static> MeshPorts<M> {
-    pub fn shard_id(&self) -> ShardId {
+    pub fn shard_id(&self) -> usize {
         self.id
     }
 
@@ -90,7 +89,7 @@ impl<M: Send + 'static> MeshPorts<M> {
     /// `pressure` is notified whenever a staged backlog shrinks.
     pub async fn connect(self, pressure: Rc<WaitList>) -> ConnectedMesh<M> {
         let count = self.senders.len();
-        type Pending<T> = (ShardId, Connecting<T>, Arc<AtomicU64>);
+        type Pending<T> = (usize, Connecting<T>, Arc<AtomicU64>);
         let mut senders: Vec<Pending<ConnectedSender<M>>> = Vec::new();
         for (dst, end) in self.senders.into_iter().enumerate() {
             if let Some((tx, placed)) = end {
@@ -154,7 +153,7 @@ impl<T> Connecting<T> {
 /// One shard's connected ends of the mesh: `outboxes[d]` sends to shard `d`,
 /// `inbound[s]` receives from shard `s` (`None` at this shard's own index).
 pub struct ConnectedMesh<M: Send + 'static> {
-    pub id: ShardId,
+    pub id: usize,
     pub outboxes: Vec<Option<RingOutbox<M>>>,
     pub inbound: Vec<Option<RingReceiver<M>>>,
 }

@@ -12,8 +12,6 @@ use std::time::Duration;
 
 use glommio::{LocalExecutorBuilder, Placement};
 
-use crate::ShardId;
-
 /// glommio registers `io_memory` on each of its three rings, charged against
 /// RLIMIT_MEMLOCK. It only serves DMA file I/O, which a broker does not do,
 /// so we take the floor.
@@ -54,7 +52,7 @@ impl ShardPool {
     /// error. `body` runs on the shard's thread, so its future need not be `Send`.
     pub fn start<F, Fut>(config: &PoolConfig, body: F) -> Result<ShardPool, ShardStartError>
     where
-        F: Fn(ShardId) -> Fut + Send + Sync + 'static,
+        F: Fn(usize) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + 'static,
     {
         crate::preflight::check_host().map_err(ShardStartError)?;
@@ -64,7 +62,7 @@ impl ShardPool {
             .map(|c| c.id)
             .collect();
         let body = Arc::new(body);
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<ShardId, String>>();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<usize, String>>();
         let mut threads = Vec::with_capacity(config.shard_count);
         for shard in 0..config.shard_count {
             let placement = match (config.pin, cpus.is_empty()) {

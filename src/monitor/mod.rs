@@ -21,7 +21,7 @@ mod process;
 mod routes;
 mod server;
 pub mod shard_source;
-pub mod snapshot;
+pub use percore_core::snapshot;
 mod subsz;
 mod unclustered;
 mod varz;

@@ -12,9 +12,10 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use percore::outbound::encode_msg;
-use percore::protocol::{ClientOp, Parser};
-use percore::sublist::SubscriptionIndex;
+use percore_core::ids::SubKey;
+use percore_core::outbound::encode_msg;
+use percore_core::protocol::{ClientOp, Parser};
+use percore_core::sublist::SubscriptionIndex;
 
 /// Runs `op` in batches until `budget` has passed; returns ns per op.
 fn measure(budget: Duration, mut op: impl FnMut() -> u64) -> f64 {
@@ -63,11 +64,11 @@ fn main() {
         index.insert_local(
             format!("orders.region{}.item{}", i % 10, i).as_bytes(),
             None,
-            i,
+            SubKey::new(i),
         );
     }
-    index.insert_local(b"orders.*.item7", None, 5000);
-    index.insert_local(b"orders.>", None, 5001);
+    index.insert_local(b"orders.*.item7", None, SubKey::new(5000));
+    index.insert_local(b"orders.>", None, SubKey::new(5001));
     let subjects: Vec<Vec<u8>> = (0..64)
         .map(|i| format!("orders.region{}.item{}", i % 10, i).into_bytes())
         .collect();
@@ -84,8 +85,8 @@ fn main() {
         "match_miss_wildcards",
         measure(budget, || {
             // A wildcard change invalidates every cached subject it matches.
-            index.insert_local(b"orders.>", None, 6000);
-            index.remove_local(b"orders.>", None, 6000);
+            index.insert_local(b"orders.>", None, SubKey::new(6000));
+            index.remove_local(b"orders.>", None, SubKey::new(6000));
             for s in &subjects {
                 black_box(index.matches(s));
             }

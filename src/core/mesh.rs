@@ -1,4 +1,4 @@
-//! What one shard sends another over their ring: a [`ShardBatch`], the work
+//! The mesh messages: what one shard sends another over their ring: a [`ShardBatch`], the work
 //! of one unit of work (one socket read, one inbound batch) for that peer.
 //!
 //! Items keep the order in which the producing shard created them; the
@@ -18,7 +18,8 @@
 //! nothing: the ring path costs no allocation in the steady state.
 
 use bytes::{Bytes, BytesMut};
-use shards::net::HandOff;
+
+use crate::ids::ClientId;
 
 /// A byte range inside [`ShardBatch::arena`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,8 +35,10 @@ impl Span {
     }
 }
 
+/// `H` is the runtime's handle for an accepted socket in transit
+/// ([`crate::io::ShardIo::Handoff`]).
 #[derive(Debug)]
-pub enum MeshItem {
+pub enum MeshItem<H = ()> {
     /// The sending shard's interest in (subject, queue) changed by `delta`.
     Interest {
         subject: Bytes,
@@ -56,20 +59,20 @@ pub enum MeshItem {
         queues: Vec<Bytes>,
     },
     /// A newly accepted client for the receiver to own.
-    Adopt { socket: HandOff, client_id: u64 },
+    Adopt { socket: H, client_id: ClientId },
 }
 
 /// One ring item.
 #[derive(Debug)]
-pub struct ShardBatch {
+pub struct ShardBatch<H = ()> {
     /// Batch number on the sending shard (increasing, with gaps per
     /// destination), to be acked once applied; 0 for a batch of acks only,
     /// which needs no ack (acks of acks would never end).
     pub seq: u64,
     pub arena: Bytes,
-    pub items: Vec<MeshItem>,
+    pub items: Vec<MeshItem<H>>,
     /// Buffers of batches the receiver sent us earlier, emptied, for reuse.
-    pub returned: Vec<BatchBuffers>,
+    pub returned: Vec<BatchBuffers<H>>,
 }
 
 /// A recycled arena larger than this is dropped instead (a burst of large
@@ -81,15 +84,15 @@ const RECYCLE_MIN_ITEMS: usize = 16;
 
 /// The emptied arena and item list of an applied batch.
 #[derive(Debug)]
-pub struct BatchBuffers {
+pub struct BatchBuffers<H = ()> {
     arena: BytesMut,
-    items: Vec<MeshItem>,
+    items: Vec<MeshItem<H>>,
 }
 
-impl BatchBuffers {
+impl<H> BatchBuffers<H> {
     /// What is worth sending back of an applied batch: `None` if the arena
     /// is still shared (or too big) and the list holds nothing reusable.
-    pub fn reclaim(arena: Bytes, mut items: Vec<MeshItem>) -> Option<BatchBuffers> {
+    pub fn reclaim(arena: Bytes, mut items: Vec<MeshItem<H>>) -> Option<BatchBuffers<H>> {
         items.clear();
         let mut arena = arena.try_into_mut().unwrap_or_default();
         arena.clear();
@@ -106,17 +109,23 @@ impl BatchBuffers {
 }
 
 /// Recycled buffers one shard keeps for its next batches.
-#[derive(Debug, Default)]
-pub struct SpareBuffers {
-    spare: Vec<BatchBuffers>,
+#[derive(Debug)]
+pub struct SpareBuffers<H = ()> {
+    spare: Vec<BatchBuffers<H>>,
 }
 
-impl SpareBuffers {
+impl<H> Default for SpareBuffers<H> {
+    fn default() -> Self {
+        SpareBuffers { spare: Vec::new() }
+    }
+}
+
+impl<H> SpareBuffers<H> {
     /// Enough for one batch per peer in flight each way; more would only
     /// hold memory.
     const MAX: usize = 64;
 
-    pub fn put(&mut self, buffers: impl IntoIterator<Item = BatchBuffers>) {
+    pub fn put(&mut self, buffers: impl IntoIterator<Item = BatchBuffers<H>>) {
         for buffers in buffers {
             if self.spare.len() < Self::MAX {
                 self.spare.push(buffers);
@@ -124,7 +133,7 @@ impl SpareBuffers {
         }
     }
 
-    fn get(&mut self) -> BatchBuffers {
+    fn get(&mut self) -> BatchBuffers<H> {
         self.spare.pop().unwrap_or(BatchBuffers {
             arena: BytesMut::new(),
             items: Vec::new(),
@@ -148,26 +157,36 @@ impl SpareBuffers {
 }
 
 /// A batch under construction for one destination shard.
-#[derive(Debug, Default)]
-pub struct BatchBuilder {
+#[derive(Debug)]
+pub struct BatchBuilder<H = ()> {
     arena: BytesMut,
-    items: Vec<MeshItem>,
+    items: Vec<MeshItem<H>>,
     /// The destination's buffers, applied here, going back with this batch.
-    returns: Vec<BatchBuffers>,
+    returns: Vec<BatchBuffers<H>>,
 }
 
-impl BatchBuilder {
+impl<H> Default for BatchBuilder<H> {
+    fn default() -> Self {
+        BatchBuilder {
+            arena: BytesMut::new(),
+            items: Vec::new(),
+            returns: Vec::new(),
+        }
+    }
+}
+
+impl<H> BatchBuilder<H> {
     /// No items to send (buffers to return wait for the next batch).
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
     }
 
     /// Sends `buffers` back to the destination with the next batch.
-    pub fn give_back(&mut self, buffers: BatchBuffers) {
+    pub fn give_back(&mut self, buffers: BatchBuffers<H>) {
         self.returns.push(buffers);
     }
 
-    pub fn push(&mut self, item: MeshItem) {
+    pub fn push(&mut self, item: MeshItem<H>) {
         self.items.push(item);
     }
 
@@ -207,7 +226,7 @@ impl BatchBuilder {
 
     /// Takes the batch, leaving the builder empty for the next unit of
     /// work, in recycled buffers when there are some.
-    pub fn take(&mut self, spare: &mut SpareBuffers) -> ShardBatch {
+    pub fn take(&mut self, spare: &mut SpareBuffers<H>) -> ShardBatch<H> {
         let next = spare.get();
         ShardBatch {
             seq: 0,
@@ -235,7 +254,7 @@ mod tests {
 
     #[test]
     fn buffers_go_back_and_are_reused_empty() {
-        let mut spare = SpareBuffers::default();
+        let mut spare: SpareBuffers = SpareBuffers::default();
         let mut builder = BatchBuilder::default();
         for i in 0..100u32 {
             builder.push_deliver(b"a.b", None, None, &i.to_be_bytes(), Vec::new());
@@ -263,7 +282,7 @@ mod tests {
 
     #[test]
     fn shared_or_tiny_buffers_are_not_returned() {
-        let mut builder = BatchBuilder::default();
+        let mut builder: BatchBuilder = BatchBuilder::default();
         builder.push(MeshItem::Ack { seq: 1 });
         let ack_only = builder.take(&mut SpareBuffers::default());
         assert!(BatchBuffers::reclaim(ack_only.arena, ack_only.items).is_none());
@@ -277,16 +296,16 @@ mod tests {
         assert!(buffers.is_none());
         drop(still_shared);
 
-        let mut spare = SpareBuffers::default();
-        for _ in 0..SpareBuffers::MAX + 5 {
+        let mut spare: SpareBuffers = SpareBuffers::default();
+        for _ in 0..SpareBuffers::<()>::MAX + 5 {
             spare.put([BatchBuffers {
                 arena: BytesMut::with_capacity(64),
                 items: Vec::new(),
             }]);
         }
-        assert_eq!(spare.len(), SpareBuffers::MAX);
+        assert_eq!(spare.len(), SpareBuffers::<()>::MAX);
         spare.trim();
-        assert_eq!(spare.len(), SpareBuffers::MAX / 2);
+        assert_eq!(spare.len(), SpareBuffers::<()>::MAX / 2);
         for _ in 0..10 {
             spare.trim();
         }

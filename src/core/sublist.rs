@@ -30,8 +30,7 @@ use thin_vec::ThinVec;
 
 use crate::subject::{has_empty_token, has_wildcard_token, pattern_matches};
 
-pub type ShardId = usize;
-pub type SubKey = usize;
+pub use crate::ids::{ShardId, SubKey};
 
 /// Cache bound: above this many subjects, the cache is cut down to
 /// `CACHE_SWEEP_TO` (arbitrary survivors), like nats-server's sublist cache.
@@ -516,6 +515,26 @@ impl SubscriptionIndex {
 mod tests {
     use super::*;
 
+    fn k(i: usize) -> SubKey {
+        SubKey::new(i)
+    }
+
+    fn s(i: usize) -> ShardId {
+        ShardId::new(i)
+    }
+
+    fn keys(ids: &[usize]) -> Vec<SubKey> {
+        ids.iter().map(|&i| k(i)).collect()
+    }
+
+    fn shards(ids: &[usize]) -> Vec<ShardId> {
+        ids.iter().map(|&i| s(i)).collect()
+    }
+
+    fn weights(ids: &[(usize, u32)]) -> Vec<(ShardId, u32)> {
+        ids.iter().map(|&(i, w)| (s(i), w)).collect()
+    }
+
     /// A result in a canonical order, for comparisons.
     fn canon(r: &MatchResult) -> MatchResult {
         let mut r = r.clone();
@@ -544,19 +563,19 @@ mod tests {
     #[test]
     fn literal_and_wildcards() {
         let mut idx = SubscriptionIndex::new();
-        idx.insert_local(b"foo.bar", None, 1);
-        idx.insert_local(b"foo.*", None, 2);
-        idx.insert_local(b"foo.>", None, 3);
-        idx.insert_local(b">", None, 4);
-        idx.insert_local(b"*.bar", None, 5);
-        idx.insert_local(b"foo", None, 6);
-        assert_eq!(local_plain(&mut idx, b"foo.bar"), vec![1, 2, 3, 4, 5]);
-        assert_eq!(local_plain(&mut idx, b"foo.baz"), vec![2, 3, 4]);
-        assert_eq!(local_plain(&mut idx, b"foo.bar.baz"), vec![3, 4]);
+        idx.insert_local(b"foo.bar", None, k(1));
+        idx.insert_local(b"foo.*", None, k(2));
+        idx.insert_local(b"foo.>", None, k(3));
+        idx.insert_local(b">", None, k(4));
+        idx.insert_local(b"*.bar", None, k(5));
+        idx.insert_local(b"foo", None, k(6));
+        assert_eq!(local_plain(&mut idx, b"foo.bar"), keys(&[1, 2, 3, 4, 5]));
+        assert_eq!(local_plain(&mut idx, b"foo.baz"), keys(&[2, 3, 4]));
+        assert_eq!(local_plain(&mut idx, b"foo.bar.baz"), keys(&[3, 4]));
         // `foo.>` needs at least one more token.
-        assert_eq!(local_plain(&mut idx, b"foo"), vec![4, 6]);
-        assert_eq!(local_plain(&mut idx, b"x.bar"), vec![4, 5]);
-        assert_eq!(local_plain(&mut idx, b"x"), vec![4]);
+        assert_eq!(local_plain(&mut idx, b"foo"), keys(&[4, 6]));
+        assert_eq!(local_plain(&mut idx, b"x.bar"), keys(&[4, 5]));
+        assert_eq!(local_plain(&mut idx, b"x"), keys(&[4]));
         // Empty tokens match nothing, not even `>`.
         assert!(idx.matches(b"foo..bar").is_empty());
         assert!(idx.matches(b"").is_empty());
@@ -568,88 +587,88 @@ mod tests {
     #[test]
     fn published_wildcard_tokens_are_literals() {
         let mut idx = SubscriptionIndex::new();
-        idx.insert_local(b"foo.bar", None, 1);
-        idx.insert_local(b"foo.*", None, 2);
-        idx.insert_local(b">", None, 3);
-        idx.insert_local(b"foo*", None, 4);
-        assert_eq!(local_plain(&mut idx, b"foo.*"), vec![2, 3]);
-        assert_eq!(local_plain(&mut idx, b"foo.>"), vec![2, 3]);
-        assert_eq!(local_plain(&mut idx, b"*"), vec![3]);
-        assert_eq!(local_plain(&mut idx, b"foo*"), vec![3, 4]);
+        idx.insert_local(b"foo.bar", None, k(1));
+        idx.insert_local(b"foo.*", None, k(2));
+        idx.insert_local(b">", None, k(3));
+        idx.insert_local(b"foo*", None, k(4));
+        assert_eq!(local_plain(&mut idx, b"foo.*"), keys(&[2, 3]));
+        assert_eq!(local_plain(&mut idx, b"foo.>"), keys(&[2, 3]));
+        assert_eq!(local_plain(&mut idx, b"*"), keys(&[3]));
+        assert_eq!(local_plain(&mut idx, b"foo*"), keys(&[3, 4]));
     }
 
     #[test]
     fn overlapping_subscriptions_each_appear() {
         let mut idx = SubscriptionIndex::new();
         // Same pattern twice (two sids), and overlapping patterns.
-        idx.insert_local(b"a.b", None, 10);
-        idx.insert_local(b"a.b", None, 11);
-        idx.insert_local(b"a.*", None, 12);
-        assert_eq!(local_plain(&mut idx, b"a.b"), vec![10, 11, 12]);
-        assert!(idx.remove_local(b"a.b", None, 10));
-        assert!(!idx.remove_local(b"a.b", None, 10));
-        assert!(!idx.remove_local(b"a.b", Some(b"q"), 11));
-        assert!(!idx.remove_local(b"nope", None, 11));
-        assert_eq!(local_plain(&mut idx, b"a.b"), vec![11, 12]);
+        idx.insert_local(b"a.b", None, k(10));
+        idx.insert_local(b"a.b", None, k(11));
+        idx.insert_local(b"a.*", None, k(12));
+        assert_eq!(local_plain(&mut idx, b"a.b"), keys(&[10, 11, 12]));
+        assert!(idx.remove_local(b"a.b", None, k(10)));
+        assert!(!idx.remove_local(b"a.b", None, k(10)));
+        assert!(!idx.remove_local(b"a.b", Some(b"q"), k(11)));
+        assert!(!idx.remove_local(b"nope", None, k(11)));
+        assert_eq!(local_plain(&mut idx, b"a.b"), keys(&[11, 12]));
         assert_eq!(idx.local_count(), 2);
     }
 
     #[test]
     fn queue_groups_merge_across_patterns() {
         let mut idx = SubscriptionIndex::new();
-        idx.insert_local(b"orders.new", Some(b"workers"), 1);
-        idx.insert_local(b"orders.*", Some(b"workers"), 2);
-        idx.insert_local(b"orders.>", Some(b"audit"), 3);
-        idx.insert_local(b"orders.new", None, 4);
-        idx.apply_remote(7, b"orders.*", Some(b"workers"), 1);
-        idx.apply_remote(7, b"orders.new", Some(b"workers"), 1);
-        idx.apply_remote(7, b"orders.new", Some(b"workers"), 1);
-        idx.apply_remote(3, b">", Some(b"audit"), 1);
-        idx.apply_remote(5, b"orders.new", None, 1);
+        idx.insert_local(b"orders.new", Some(b"workers"), k(1));
+        idx.insert_local(b"orders.*", Some(b"workers"), k(2));
+        idx.insert_local(b"orders.>", Some(b"audit"), k(3));
+        idx.insert_local(b"orders.new", None, k(4));
+        idx.apply_remote(s(7), b"orders.*", Some(b"workers"), 1);
+        idx.apply_remote(s(7), b"orders.new", Some(b"workers"), 1);
+        idx.apply_remote(s(7), b"orders.new", Some(b"workers"), 1);
+        idx.apply_remote(s(3), b">", Some(b"audit"), 1);
+        idx.apply_remote(s(5), b"orders.new", None, 1);
         let r = canon(&idx.matches(b"orders.new"));
-        assert_eq!(r.local_plain, vec![4]);
-        assert_eq!(r.remote_plain, vec![5]);
+        assert_eq!(r.local_plain, keys(&[4]));
+        assert_eq!(r.remote_plain, shards(&[5]));
         assert_eq!(r.queues.len(), 2);
         assert_eq!(r.queues[0].name, Bytes::from_static(b"audit"));
-        assert_eq!(r.queues[0].local, vec![3]);
-        assert_eq!(r.queues[0].remote, vec![(3, 1)]);
+        assert_eq!(r.queues[0].local, keys(&[3]));
+        assert_eq!(r.queues[0].remote, weights(&[(3, 1)]));
         assert_eq!(r.queues[1].name, Bytes::from_static(b"workers"));
-        assert_eq!(r.queues[1].local, vec![1, 2]);
+        assert_eq!(r.queues[1].local, keys(&[1, 2]));
         // Shard 7's weight is summed over `orders.*` (1) and `orders.new` (2).
-        assert_eq!(r.queues[1].remote, vec![(7, 3)]);
+        assert_eq!(r.queues[1].remote, weights(&[(7, 3)]));
         // A queue sub is not a plain sub.
         let r = canon(&idx.matches(b"orders.old"));
         assert!(r.local_plain.is_empty() && r.remote_plain.is_empty());
-        assert_eq!(r.queues[1].local, vec![2]);
-        assert_eq!(r.queues[1].remote, vec![(7, 1)]);
+        assert_eq!(r.queues[1].local, keys(&[2]));
+        assert_eq!(r.queues[1].remote, weights(&[(7, 1)]));
     }
 
     #[test]
     fn remote_counts_up_and_down() {
         let mut idx = SubscriptionIndex::new();
-        idx.apply_remote(2, b"foo", None, 1);
-        idx.apply_remote(2, b"foo", None, 1);
-        idx.apply_remote(1, b"f*", None, 1); // literal token `f*`: no match
-        idx.apply_remote(4, b"*", None, 1);
-        idx.apply_remote(1, b">", None, 1);
-        assert_eq!(idx.matches(b"foo").remote_plain, vec![1, 2, 4]);
-        idx.apply_remote(2, b"foo", None, -1);
-        assert_eq!(idx.matches(b"foo").remote_plain, vec![1, 2, 4]);
-        idx.apply_remote(2, b"foo", None, -1);
-        assert_eq!(idx.matches(b"foo").remote_plain, vec![1, 4]);
-        idx.apply_remote(1, b">", None, -1);
-        idx.apply_remote(4, b"*", None, -1);
+        idx.apply_remote(s(2), b"foo", None, 1);
+        idx.apply_remote(s(2), b"foo", None, 1);
+        idx.apply_remote(s(1), b"f*", None, 1); // literal token `f*`: no match
+        idx.apply_remote(s(4), b"*", None, 1);
+        idx.apply_remote(s(1), b">", None, 1);
+        assert_eq!(idx.matches(b"foo").remote_plain, shards(&[1, 2, 4]));
+        idx.apply_remote(s(2), b"foo", None, -1);
+        assert_eq!(idx.matches(b"foo").remote_plain, shards(&[1, 2, 4]));
+        idx.apply_remote(s(2), b"foo", None, -1);
+        assert_eq!(idx.matches(b"foo").remote_plain, shards(&[1, 4]));
+        idx.apply_remote(s(1), b">", None, -1);
+        idx.apply_remote(s(4), b"*", None, -1);
         assert!(idx.matches(b"foo").is_empty());
-        idx.apply_remote(1, b"f*", None, -1);
+        idx.apply_remote(s(1), b"f*", None, -1);
         assert_eq!(idx.root.count_nodes(), 1);
         assert_eq!(idx.local_count(), 0);
         // Queue weights go up and down too.
-        idx.apply_remote(3, b"q", Some(b"g"), 1);
-        idx.apply_remote(3, b"q", Some(b"g"), 1);
-        assert_eq!(idx.matches(b"q").queues[0].remote, vec![(3, 2)]);
-        idx.apply_remote(3, b"q", Some(b"g"), -1);
-        assert_eq!(idx.matches(b"q").queues[0].remote, vec![(3, 1)]);
-        idx.apply_remote(3, b"q", Some(b"g"), -1);
+        idx.apply_remote(s(3), b"q", Some(b"g"), 1);
+        idx.apply_remote(s(3), b"q", Some(b"g"), 1);
+        assert_eq!(idx.matches(b"q").queues[0].remote, weights(&[(3, 2)]));
+        idx.apply_remote(s(3), b"q", Some(b"g"), -1);
+        assert_eq!(idx.matches(b"q").queues[0].remote, weights(&[(3, 1)]));
+        idx.apply_remote(s(3), b"q", Some(b"g"), -1);
         assert!(idx.matches(b"q").is_empty());
         assert_eq!(idx.root.count_nodes(), 1);
     }
@@ -657,14 +676,14 @@ mod tests {
     #[test]
     fn cache_hits_share_the_result() {
         let mut idx = SubscriptionIndex::new();
-        idx.insert_local(b"a", None, 1);
+        idx.insert_local(b"a", None, k(1));
         let first = idx.matches(b"a");
         let second = idx.matches(b"a");
         assert!(Rc::ptr_eq(&first, &second));
         // Unrelated changes keep the entry.
-        idx.insert_local(b"b", None, 2);
-        idx.insert_local(b"b.*", None, 3);
-        idx.apply_remote(1, b"c.>", None, 1);
+        idx.insert_local(b"b", None, k(2));
+        idx.insert_local(b"b.*", None, k(3));
+        idx.apply_remote(s(1), b"c.>", None, 1);
         assert!(Rc::ptr_eq(&first, &idx.matches(b"a")));
     }
 
@@ -675,46 +694,46 @@ mod tests {
         assert!(idx.matches(b"a.c").is_empty());
         assert!(idx.matches(b"x.y.z").is_empty());
         // Literal local insert / remove.
-        idx.insert_local(b"a.b", None, 1);
-        assert_eq!(idx.matches(b"a.b").local_plain, vec![1]);
+        idx.insert_local(b"a.b", None, k(1));
+        assert_eq!(idx.matches(b"a.b").local_plain, keys(&[1]));
         assert!(idx.matches(b"a.c").is_empty());
-        assert!(idx.remove_local(b"a.b", None, 1));
+        assert!(idx.remove_local(b"a.b", None, k(1)));
         assert!(idx.matches(b"a.b").is_empty());
         // Wildcard local insert / remove.
-        idx.insert_local(b"a.*", Some(b"g"), 2);
-        assert_eq!(idx.matches(b"a.c").queues[0].local, vec![2]);
-        assert_eq!(idx.matches(b"a.b").queues[0].local, vec![2]);
+        idx.insert_local(b"a.*", Some(b"g"), k(2));
+        assert_eq!(idx.matches(b"a.c").queues[0].local, keys(&[2]));
+        assert_eq!(idx.matches(b"a.b").queues[0].local, keys(&[2]));
         assert!(idx.matches(b"x.y.z").is_empty());
-        assert!(idx.remove_local(b"a.*", Some(b"g"), 2));
+        assert!(idx.remove_local(b"a.*", Some(b"g"), k(2)));
         assert!(idx.matches(b"a.c").is_empty());
         assert!(idx.matches(b"a.b").is_empty());
         // Literal remote.
-        idx.apply_remote(9, b"x.y.z", None, 1);
-        assert_eq!(idx.matches(b"x.y.z").remote_plain, vec![9]);
-        idx.apply_remote(9, b"x.y.z", None, -1);
+        idx.apply_remote(s(9), b"x.y.z", None, 1);
+        assert_eq!(idx.matches(b"x.y.z").remote_plain, shards(&[9]));
+        idx.apply_remote(s(9), b"x.y.z", None, -1);
         assert!(idx.matches(b"x.y.z").is_empty());
         // Wildcard remote.
-        idx.apply_remote(8, b"x.>", Some(b"w"), 1);
-        assert_eq!(idx.matches(b"x.y.z").queues[0].remote, vec![(8, 1)]);
-        idx.apply_remote(8, b"x.>", Some(b"w"), 1);
-        assert_eq!(idx.matches(b"x.y.z").queues[0].remote, vec![(8, 2)]);
-        idx.apply_remote(8, b"x.>", Some(b"w"), -1);
-        idx.apply_remote(8, b"x.>", Some(b"w"), -1);
+        idx.apply_remote(s(8), b"x.>", Some(b"w"), 1);
+        assert_eq!(idx.matches(b"x.y.z").queues[0].remote, weights(&[(8, 1)]));
+        idx.apply_remote(s(8), b"x.>", Some(b"w"), 1);
+        assert_eq!(idx.matches(b"x.y.z").queues[0].remote, weights(&[(8, 2)]));
+        idx.apply_remote(s(8), b"x.>", Some(b"w"), -1);
+        idx.apply_remote(s(8), b"x.>", Some(b"w"), -1);
         assert!(idx.matches(b"x.y.z").is_empty());
         // A cached subject with a literal wildcard token is invalidated by
         // the wildcard pattern that matches it.
         assert!(idx.matches(b"a.*").is_empty());
-        idx.insert_local(b"*.*", None, 5);
-        assert_eq!(idx.matches(b"a.*").local_plain, vec![5]);
+        idx.insert_local(b"*.*", None, k(5));
+        assert_eq!(idx.matches(b"a.*").local_plain, keys(&[5]));
     }
 
     #[test]
     fn cache_is_bounded() {
         let mut idx = SubscriptionIndex::new();
-        idx.insert_local(b">", None, 1);
+        idx.insert_local(b">", None, k(1));
         for i in 0..10 * CACHE_MAX {
             let subject = format!("s.{i}");
-            assert_eq!(idx.matches(subject.as_bytes()).local_plain, vec![1]);
+            assert_eq!(idx.matches(subject.as_bytes()).local_plain, keys(&[1]));
             assert!(idx.cache.len() <= CACHE_MAX);
         }
         // Subjects that can match nothing are not cached.
@@ -726,18 +745,18 @@ mod tests {
     #[test]
     fn churn_prunes_the_trie() {
         let mut idx = SubscriptionIndex::new();
-        idx.insert_local(b"_INBOX.keep.*", None, 0);
+        idx.insert_local(b"_INBOX.keep.*", None, k(0));
         let base = idx.root.count_nodes();
         for i in 1..2000 {
             let inbox = format!("_INBOX.abc{}.{}", i % 7, i);
-            idx.insert_local(inbox.as_bytes(), None, i);
-            idx.apply_remote(1, inbox.as_bytes(), Some(b"q"), 1);
-            assert_eq!(idx.matches(inbox.as_bytes()).local_plain, vec![i]);
-            assert!(idx.remove_local(inbox.as_bytes(), None, i));
-            idx.apply_remote(1, inbox.as_bytes(), Some(b"q"), -1);
+            idx.insert_local(inbox.as_bytes(), None, k(i));
+            idx.apply_remote(s(1), inbox.as_bytes(), Some(b"q"), 1);
+            assert_eq!(idx.matches(inbox.as_bytes()).local_plain, keys(&[i]));
+            assert!(idx.remove_local(inbox.as_bytes(), None, k(i)));
+            idx.apply_remote(s(1), inbox.as_bytes(), Some(b"q"), -1);
         }
         assert_eq!(idx.root.count_nodes(), base);
-        assert!(idx.remove_local(b"_INBOX.keep.*", None, 0));
+        assert!(idx.remove_local(b"_INBOX.keep.*", None, k(0)));
         assert_eq!(idx.root.count_nodes(), 1);
         assert_eq!(idx.local_count(), 0);
     }
@@ -845,8 +864,8 @@ mod tests {
                 0..=2 => {
                     let p = pattern(&mut rnd);
                     let q = queues[rnd(3)];
-                    idx.insert_local(&p, q, next_key);
-                    model.local.push((p, q.map(<[u8]>::to_vec), next_key));
+                    idx.insert_local(&p, q, k(next_key));
+                    model.local.push((p, q.map(<[u8]>::to_vec), k(next_key)));
                     next_key += 1;
                 }
                 3 | 4 => {
@@ -856,11 +875,11 @@ mod tests {
                     } else {
                         // Not present: must report false and change nothing.
                         let p = pattern(&mut rnd);
-                        assert!(!idx.remove_local(&p, None, usize::MAX));
+                        assert!(!idx.remove_local(&p, None, k(u32::MAX as usize)));
                     }
                 }
                 5 | 6 => {
-                    let shard = rnd(4);
+                    let shard = s(rnd(4));
                     let p = pattern(&mut rnd);
                     let q = queues[rnd(3)].map(<[u8]>::to_vec);
                     let pos = model
@@ -928,10 +947,10 @@ mod tests {
     fn bench_cache_hit_match() {
         let mut idx = SubscriptionIndex::new();
         for i in 0..1000 {
-            idx.insert_local(format!("orders.{i}.new").as_bytes(), None, i);
+            idx.insert_local(format!("orders.{i}.new").as_bytes(), None, k(i));
         }
-        idx.insert_local(b"orders.*.new", Some(b"workers"), 5000);
-        idx.apply_remote(1, b"orders.>", None, 1);
+        idx.insert_local(b"orders.*.new", Some(b"workers"), k(5000));
+        idx.apply_remote(s(1), b"orders.>", None, 1);
         let subjects: Vec<Vec<u8>> = (0..64)
             .map(|i| format!("orders.{i}.new").into_bytes())
             .collect();

@@ -8,14 +8,10 @@ pub struct FastRng {
 }
 
 impl FastRng {
+    /// The same seed gives the same sequence (the simulation replays runs
+    /// from it); the server seeds each shard from the clock.
     pub fn seeded(seed: u64) -> FastRng {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0);
-        FastRng {
-            state: (seed ^ nanos) | 1,
-        }
+        FastRng { state: seed | 1 }
     }
 
     pub fn next_u64(&mut self) -> u64 {

@@ -1,0 +1,95 @@
+//! One connection as its shard sees it, whatever its kind.
+//!
+//! Concurrency contract: a [`Connection`] is touched only by its shard —
+//! the reader task, the writer task, the ring consumers delivering to it and
+//! the housekeeping timer — and never across an `.await` (all of them borrow
+//! the shard's state machine for one synchronous step at a time).
+
+mod close_reason;
+mod liveness;
+mod output;
+mod sid;
+mod table;
+
+pub use close_reason::CloseReason;
+pub use liveness::{Liveness, PingCheck};
+pub use output::{Flushed, OutputState, STALL_BUDGET, STALL_PROGRESS_WINDOW};
+pub use sid::Sid;
+pub use table::ConnTable;
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use crate::connect::ClientOptions;
+use crate::ids::{AccountId, ClientId, ConnKey, SubKey};
+
+/// What is at the other end of a connection, which decides how it receives
+/// messages. Routes (`RMSG`), leafnodes (`LMSG`) and internal subscribers
+/// (callbacks) join as variants here, each with its own delivery encoding
+/// in [`crate::shard::delivery`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnKind {
+    /// A NATS client: receives `MSG` / `HMSG`.
+    Client,
+}
+
+/// One subscription, owned by the shard of its connection. The owner is the
+/// only place its delivery count lives, which keeps auto-unsubscribe exact.
+#[derive(Debug)]
+pub struct Subscription {
+    pub conn: ConnKey,
+    pub sid: Sid,
+    /// Boxed slices rather than `Bytes` (two words each instead of four):
+    /// this struct is per subscription, and the shared form is only needed
+    /// on the rare interest broadcasts.
+    pub subject: Box<[u8]>,
+    pub queue: Option<Box<[u8]>>,
+    /// `UNSUB <sid> <max>`: remove after this many deliveries in total.
+    pub max: Option<u64>,
+    pub delivered: u64,
+}
+
+/// Messages and payload bytes (headers included) a client published and was
+/// sent, as nats-server counts them for `/connz`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Traffic {
+    pub in_msgs: u64,
+    pub in_bytes: u64,
+    pub out_msgs: u64,
+    pub out_bytes: u64,
+}
+
+/// `E` is the runtime's socket handle ([`crate::io::ShardIo::Endpoint`]).
+pub struct Connection<E> {
+    pub kind: ConnKind,
+    pub client_id: ClientId,
+    pub account: AccountId,
+    pub endpoint: E,
+    pub ip: String,
+    pub port: u16,
+    pub options: ClientOptions,
+    /// A PONG has been sent: from now on a proto-1 client may receive an
+    /// asynchronous INFO (lame duck) without breaking its handshake.
+    pub first_pong_sent: bool,
+    pub output: OutputState,
+    /// sid → subscription key.
+    pub subs: HashMap<Sid, SubKey>,
+    pub liveness: Liveness,
+    /// Since its last PONG the connection sent something to other shards
+    /// (an interest change or a message for remote subscribers): its next
+    /// PONG waits until every shard has applied what this shard sent so
+    /// far, so that PING/PONG keeps meaning "everything before it took
+    /// effect".
+    pub forwarded: bool,
+    pub closing: Option<CloseReason>,
+    /// For `/connz`: when it connected and last sent something, and traffic.
+    pub started: Instant,
+    pub last_activity: Instant,
+    pub traffic: Traffic,
+}
+
+impl<E> Connection<E> {
+    pub fn is_open(&self) -> bool {
+        self.closing.is_none()
+    }
+}

@@ -1,0 +1,39 @@
+//! The settings one shard works with, taken from the server's options.
+//!
+//! Each shard owns its own copy: nothing on the per-message path reads
+//! shared memory. A reload hands every shard a new copy between two units
+//! of work ([`crate::shard::ShardBroker::replace_limits`]); connections
+//! then see the new values from their next operation on.
+
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardLimits {
+    pub max_payload: usize,
+    pub max_control_line: usize,
+    /// Unsent bytes per connection before it is cut off as a slow consumer.
+    pub max_pending: usize,
+    /// Subscriptions per connection; 0 = unlimited.
+    pub max_subscriptions: usize,
+    pub ping_interval: Duration,
+    pub ping_max: u32,
+    pub write_deadline: Duration,
+    /// `no_header_support`: HPUB is refused even from clients that ask.
+    pub no_header_support: bool,
+}
+
+impl Default for ShardLimits {
+    /// nats-server 2.9's defaults (`const.go`).
+    fn default() -> Self {
+        ShardLimits {
+            max_payload: 1024 * 1024,
+            max_control_line: 4096,
+            max_pending: 64 * 1024 * 1024,
+            max_subscriptions: 0,
+            ping_interval: Duration::from_secs(120),
+            ping_max: 2,
+            write_deadline: Duration::from_secs(10),
+            no_header_support: false,
+        }
+    }
+}

@@ -1,0 +1,311 @@
+//! What a client's protocol operations do: CONNECT, PING/PONG, PUB/HPUB,
+//! SUB, UNSUB and the rest, with nats-server's checks and `-ERR` texts.
+//! (Authorization and permission checks belong here, between parsing an op
+//! and handing it to the kind-neutral core in [`super::publish`] and
+//! [`super::interest`].)
+
+use std::time::{Duration, Instant};
+
+use crate::connect::{parse_connect, ConnectError};
+use crate::connection::CloseReason;
+use crate::ids::ConnKey;
+use crate::io::ShardIo;
+use crate::outbound::{OK, PONG};
+use crate::protocol::{ClientOp, ParseError, Parser, Publish};
+use crate::subject::is_valid_publish_subject;
+
+use super::interest::SubscribeError;
+use super::publish::Origin;
+use super::{ShardBroker, FIRST_PING_DELAY, FIRST_PING_JITTER_PERMILLE};
+
+/// Reply prefixes nats-server reserves for its own routing.
+const RESERVED_REPLY_PREFIXES: [&[u8]; 3] = [b"_R_.", b"$JS.ACK.", b"_GR_."];
+
+/// What the caller must do after [`ShardBroker::process_input`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Everything parseable was handled; read more bytes.
+    NeedMore,
+    /// A PING must wait until every peer has applied what this shard sent it:
+    /// flush, wait for [`ShardBroker::barrier_reached`] on the
+    /// [`ShardBroker::barrier_target`] taken after the flush, then call
+    /// [`ShardBroker::send_pong`] and continue with the rest of the input.
+    Barrier,
+    /// The connection is closing; stop reading.
+    Close,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct InputOutcome {
+    pub consumed: usize,
+    pub next: Next,
+}
+
+impl<I: ShardIo> ShardBroker<I> {
+    /// Parses and handles as many complete ops from `buf` as possible.
+    pub fn process_input(
+        &mut self,
+        key: ConnKey,
+        parser: &mut Parser,
+        buf: &[u8],
+        now: Instant,
+    ) -> InputOutcome {
+        self.set_now(now);
+        if let Some(conn) = self.conns.get_mut(key) {
+            conn.last_activity = now;
+        }
+        let mut consumed = 0;
+        loop {
+            if self.is_closing(key) {
+                return InputOutcome {
+                    consumed,
+                    next: Next::Close,
+                };
+            }
+            match parser.next(&buf[consumed..]) {
+                Ok(None) => {
+                    return InputOutcome {
+                        consumed,
+                        next: Next::NeedMore,
+                    }
+                }
+                Ok(Some((op, used))) => {
+                    consumed += used;
+                    match self.handle_op(key, op) {
+                        Next::NeedMore => {}
+                        next => return InputOutcome { consumed, next },
+                    }
+                }
+                Err(error) => {
+                    let reason = match error {
+                        ParseError::UnknownOperation => CloseReason::ProtocolViolation,
+                        ParseError::MaxControlLineExceeded => CloseReason::MaxControlLineExceeded,
+                        ParseError::MaxPayloadExceeded => CloseReason::MaxPayloadExceeded,
+                        ParseError::Malformed => CloseReason::ParseError,
+                    };
+                    let next = self.close_with_error(key, error.err_text(), reason);
+                    return InputOutcome { consumed, next };
+                }
+            }
+        }
+    }
+
+    fn handle_op(&mut self, key: ConnKey, op: ClientOp<'_>) -> Next {
+        if crate::log::trace_enabled() {
+            self.trace_op(key, &op);
+        }
+        match op {
+            ClientOp::Connect(json) => self.handle_connect(key, json),
+            ClientOp::Ping => {
+                let conn = &mut self.conns[key];
+                conn.liveness.heard_from();
+                if conn.forwarded {
+                    return Next::Barrier;
+                }
+                self.send_pong(key);
+                Next::NeedMore
+            }
+            ClientOp::Pong => {
+                let now = self.now;
+                self.conns[key].liveness.pong(now);
+                Next::NeedMore
+            }
+            ClientOp::Pub(publish) => self.handle_pub(key, publish),
+            ClientOp::Sub {
+                subject,
+                queue,
+                sid,
+            } => {
+                self.handle_sub(key, subject, queue, sid);
+                Next::NeedMore
+            }
+            ClientOp::Unsub { sid, max } => {
+                self.handle_unsub(key, sid, max);
+                Next::NeedMore
+            }
+            ClientOp::Info(json) => {
+                // Ignored, but like nats-server we close a client that sends
+                // an INFO it cannot even spell.
+                if serde_json::from_slice::<serde::de::IgnoredAny>(json).is_err() {
+                    self.begin_close(key, CloseReason::ParseError);
+                    return Next::Close;
+                }
+                Next::NeedMore
+            }
+            ClientOp::Ok => Next::NeedMore,
+            ClientOp::Err(_) => {
+                self.begin_close(key, CloseReason::ClientClosed);
+                Next::Close
+            }
+        }
+    }
+
+    fn trace_op(&self, key: ConnKey, op: &ClientOp<'_>) {
+        let conn = &self.conns[key];
+        let text = match op {
+            ClientOp::Connect(json) => format!("CONNECT {}", String::from_utf8_lossy(json)),
+            ClientOp::Ping => "PING".into(),
+            ClientOp::Pong => "PONG".into(),
+            ClientOp::Pub(p) => format!(
+                "{} {}{} {}",
+                if p.header_len.is_some() {
+                    "HPUB"
+                } else {
+                    "PUB"
+                },
+                String::from_utf8_lossy(p.subject),
+                p.reply
+                    .map(|r| format!(" {}", String::from_utf8_lossy(r)))
+                    .unwrap_or_default(),
+                p.payload.len()
+            ),
+            ClientOp::Sub {
+                subject,
+                queue,
+                sid,
+            } => format!(
+                "SUB {}{} {}",
+                String::from_utf8_lossy(subject),
+                queue
+                    .map(|q| format!(" {}", String::from_utf8_lossy(q)))
+                    .unwrap_or_default(),
+                String::from_utf8_lossy(sid)
+            ),
+            ClientOp::Unsub { sid, max } => format!(
+                "UNSUB {}{}",
+                String::from_utf8_lossy(sid),
+                max.map(|m| format!(" {m}")).unwrap_or_default()
+            ),
+            ClientOp::Info(_) => "INFO".into(),
+            ClientOp::Ok => "+OK".into(),
+            ClientOp::Err(text) => format!("-ERR {}", String::from_utf8_lossy(text)),
+        };
+        crate::trace!("{} - cid:{} - <<- [{}]", conn.ip, conn.client_id, text);
+    }
+
+    fn handle_connect(&mut self, key: ConnKey, json: &[u8]) -> Next {
+        match parse_connect(json) {
+            Ok(options) => {
+                let verbose = options.verbose;
+                let first_ping = self.first_ping_delay();
+                let now = self.now;
+                let conn = &mut self.conns[key];
+                conn.options = options;
+                let accepted = conn.started;
+                conn.liveness.connected(now, accepted, first_ping);
+                if verbose {
+                    self.queue_bytes(key, OK);
+                }
+                Next::NeedMore
+            }
+            Err(error) => {
+                let reason = match error {
+                    ConnectError::Malformed => CloseReason::ParseError,
+                    ConnectError::InvalidProtocol => CloseReason::BadClientProtocolVersion,
+                    ConnectError::NoRespondersWithoutHeaders => {
+                        CloseReason::NoRespondersRequiresHeaders
+                    }
+                    ConnectError::AuthorizationViolation => CloseReason::AuthenticationFailure,
+                };
+                self.close_with_error(key, error.err_text(), reason)
+            }
+        }
+    }
+
+    /// The first server PING (nats-server's RTT ping) goes out this long
+    /// after CONNECT, jittered so clients that connect together are not
+    /// pinged in one burst.
+    fn first_ping_delay(&mut self) -> Duration {
+        let first_ping = FIRST_PING_DELAY.min(self.limits.ping_interval);
+        let jitter_permille = self.rng.below(FIRST_PING_JITTER_PERMILLE + 1);
+        first_ping + first_ping * jitter_permille as u32 / 1000
+    }
+
+    fn handle_pub(&mut self, key: ConnKey, publish: Publish<'_>) -> Next {
+        let conn = &mut self.conns[key];
+        conn.liveness.heard_from();
+        let headers_allowed = conn.options.headers && !self.limits.no_header_support;
+        if publish.header_len.is_some() && !headers_allowed {
+            // nats-server closes without a word when HPUB comes from a client
+            // that did not announce header support.
+            self.begin_close(key, CloseReason::ProtocolViolation);
+            return Next::Close;
+        }
+        let (verbose, pedantic) = (conn.options.verbose, conn.options.pedantic);
+        self.stats.in_msgs += 1;
+        self.stats.in_bytes += publish.payload.len() as u64;
+        conn.traffic.in_msgs += 1;
+        conn.traffic.in_bytes += publish.payload.len() as u64;
+        if pedantic && !is_valid_publish_subject(publish.subject) {
+            // Quirk kept from nats-server: the error is sent, yet the message
+            // is still delivered.
+            self.queue_err(key, "Invalid Publish Subject");
+        }
+        if let Some(reply) = publish.reply {
+            if RESERVED_REPLY_PREFIXES.iter().any(|p| reply.starts_with(p)) {
+                let text = format!(
+                    "Permissions Violation for Publish with Reply of \"{}\"",
+                    String::from_utf8_lossy(reply)
+                );
+                self.queue_err(key, &text);
+                return Next::NeedMore;
+            }
+        }
+        if publish.subject.starts_with(b"_GR_.") {
+            let text = format!(
+                "Permissions Violation for Publish to \"{}\"",
+                String::from_utf8_lossy(publish.subject)
+            );
+            self.queue_err(key, &text);
+            return Next::NeedMore;
+        }
+        if verbose {
+            self.queue_bytes(key, OK);
+        }
+        let reach = self.publish(Origin::Client(key), &publish);
+        if reach.is_none() {
+            if let Some(reply) = publish.reply {
+                self.send_no_responders(key, reply);
+            }
+        }
+        Next::NeedMore
+    }
+
+    fn handle_sub(&mut self, key: ConnKey, subject: &[u8], queue: Option<&[u8]>, sid: &[u8]) {
+        let conn = &mut self.conns[key];
+        conn.liveness.heard_from();
+        let verbose = conn.options.verbose;
+        match self.subscribe(key, subject, queue, sid) {
+            Ok(_) | Err(SubscribeError::DuplicateSid) => {
+                // A reused sid is ignored, as by nats-server: the first
+                // subscription stays.
+                if verbose {
+                    self.queue_bytes(key, OK);
+                }
+            }
+            Err(SubscribeError::InvalidSubject) => self.queue_err(key, "Invalid Subject"),
+            Err(SubscribeError::TooMany) => self.queue_err(key, "maximum subscriptions exceeded"),
+        }
+    }
+
+    fn handle_unsub(&mut self, key: ConnKey, sid: &[u8], max: Option<u64>) {
+        let conn = &mut self.conns[key];
+        conn.liveness.heard_from();
+        let verbose = conn.options.verbose;
+        if let Some(&sk) = conn.subs.get(sid) {
+            self.unsubscribe(sk, max);
+        }
+        if verbose {
+            self.queue_bytes(key, OK);
+        }
+    }
+
+    /// Answers a PING (after its barrier, if it had one).
+    pub fn send_pong(&mut self, key: ConnKey) {
+        if let Some(conn) = self.conns.get_mut(key) {
+            conn.first_pong_sent = true;
+            conn.forwarded = false;
+            self.queue_bytes(key, PONG);
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! The final step of every delivery: one message to one local subscription,
+//! encoded the way its connection's kind receives messages (a client gets
+//! `MSG`/`HMSG`; a route will get `RMSG`, an internal subscriber a call),
+//! with the per-subscription rules that only the owning shard can apply:
+//! echo, auto-unsubscribe counts, max_pending and the stall threshold.
+
+use crate::connection::{CloseReason, ConnKind};
+use crate::ids::{ConnKey, SubKey};
+use crate::io::ShardIo;
+use crate::outbound::{encode_msg, msg_len_bound};
+use crate::protocol::Publish;
+
+use super::ShardBroker;
+
+impl<I: ShardIo> ShardBroker<I> {
+    /// Queues one delivery to a local subscription. Returns false when the
+    /// subscription is gone or may not receive it (echo off, closing).
+    pub(super) fn deliver_local(
+        &mut self,
+        sk: SubKey,
+        publisher: Option<ConnKey>,
+        message: &Publish<'_>,
+    ) -> bool {
+        let Some(sub) = self.subs.get_mut(sk.index()) else {
+            return false;
+        };
+        let key = sub.conn;
+        let Some(conn) = self.conns.get_mut(key) else {
+            return false;
+        };
+        if conn.closing.is_some() || (publisher == Some(key) && !conn.options.echo) {
+            return false;
+        }
+        sub.delivered += 1;
+        let Publish {
+            subject,
+            reply,
+            header_len,
+            payload,
+        } = *message;
+        match conn.kind {
+            ConnKind::Client => {
+                let headers = conn.options.headers;
+                conn.output.append(
+                    &mut self.pool,
+                    msg_len_bound(subject, &sub.sid, reply, payload),
+                    |out| encode_msg(out, subject, &sub.sid, reply, header_len, payload, headers),
+                );
+            }
+        }
+        self.stats.out_msgs += 1;
+        self.stats.out_bytes += payload.len() as u64;
+        conn.traffic.out_msgs += 1;
+        conn.traffic.out_bytes += payload.len() as u64;
+        let over_limit = conn.output.pending_bytes() > self.limits.max_pending;
+        let finished = sub.max.is_some_and(|max| sub.delivered >= max);
+        let over_stall = conn.output.wants_stall(self.now, self.stall_threshold);
+        if over_limit {
+            self.begin_close(key, CloseReason::SlowConsumerPendingBytes);
+        } else {
+            self.mark_dirty(key);
+            if over_stall && !self.stalled.contains(&key) {
+                self.stalled.push(key);
+            }
+        }
+        if finished {
+            self.remove_subscription(sk);
+        }
+        true
+    }
+}

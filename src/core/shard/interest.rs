@@ -1,0 +1,108 @@
+//! Interest: subscriptions enter and leave the shard's index here, whoever
+//! holds them, and every change is replicated to the other shards as a
+//! count in their index replicas (applied in [`super::peers`]).
+
+use bytes::Bytes;
+
+use crate::connection::{Sid, Subscription};
+use crate::ids::{ConnKey, SubKey};
+use crate::io::ShardIo;
+use crate::mesh::MeshItem;
+use crate::subject::is_valid_subscribe_subject;
+
+use super::ShardBroker;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubscribeError {
+    InvalidSubject,
+    /// The connection already has a subscription with this sid (the first
+    /// one stays).
+    DuplicateSid,
+    /// `max_subscriptions` for this connection reached.
+    TooMany,
+}
+
+impl<I: ShardIo> ShardBroker<I> {
+    /// This interest exists: connection `key` (of any kind) subscribes.
+    pub fn subscribe(
+        &mut self,
+        key: ConnKey,
+        subject: &[u8],
+        queue: Option<&[u8]>,
+        sid: &[u8],
+    ) -> Result<SubKey, SubscribeError> {
+        if !is_valid_subscribe_subject(subject) {
+            return Err(SubscribeError::InvalidSubject);
+        }
+        let max_subs = self.limits.max_subscriptions;
+        let conn = &self.conns[key];
+        if conn.subs.contains_key(sid) {
+            return Err(SubscribeError::DuplicateSid);
+        }
+        if max_subs > 0 && conn.subs.len() >= max_subs {
+            return Err(SubscribeError::TooMany);
+        }
+        let sk = SubKey::new(self.subs.insert(Subscription {
+            conn: key,
+            sid: Sid::new(sid),
+            subject: subject.into(),
+            queue: queue.map(Into::into),
+            max: None,
+            delivered: 0,
+        }));
+        self.conns[key].subs.insert(Sid::new(sid), sk);
+        self.index.insert_local(subject, queue, sk);
+        self.broadcast_interest(key, subject, queue, 1);
+        Ok(sk)
+    }
+
+    /// `UNSUB`: at once, or after `max` deliveries in all.
+    pub fn unsubscribe(&mut self, sk: SubKey, max: Option<u64>) {
+        let Some(sub) = self.subs.get_mut(sk.index()) else {
+            return;
+        };
+        match max {
+            Some(max) if max > sub.delivered => sub.max = Some(max),
+            _ => self.remove_subscription(sk),
+        }
+    }
+
+    pub(super) fn remove_subscription(&mut self, sk: SubKey) {
+        let Some(sub) = self.subs.try_remove(sk.index()) else {
+            return;
+        };
+        self.index
+            .remove_local(&sub.subject, sub.queue.as_deref(), sk);
+        if let Some(conn) = self.conns.get_mut(sub.conn) {
+            conn.subs.remove(&*sub.sid);
+        }
+        self.broadcast_interest(sub.conn, &sub.subject, sub.queue.as_deref(), -1);
+    }
+
+    /// Tells every other shard that connection `key` changed its interest.
+    /// The subject and queue are copied once here, only when there are
+    /// other shards, and shared by every peer's batch.
+    fn broadcast_interest(
+        &mut self,
+        key: ConnKey,
+        subject: &[u8],
+        queue: Option<&[u8]>,
+        delta: i32,
+    ) {
+        if self.shard_count == 1 {
+            return;
+        }
+        let subject = Bytes::copy_from_slice(subject);
+        let queue = queue.map(Bytes::copy_from_slice);
+        if let Some(conn) = self.conns.get_mut(key) {
+            conn.forwarded = true;
+        }
+        for dst in self.peers() {
+            self.outgoing[dst.index()].push(MeshItem::Interest {
+                subject: subject.clone(),
+                queue: queue.clone(),
+                delta,
+            });
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! Connections come and go: registration (with the INFO that greets a
+//! client), the start of a close, and the end that frees the slot.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use crate::connect::ClientOptions;
+use crate::connection::{CloseReason, ConnKind, Connection, Liveness, OutputState, Traffic};
+use crate::ids::{AccountId, ClientId, ConnKey, SubKey};
+use crate::io::ShardIo;
+use crate::outbound::encode_err;
+
+use super::monitoring::WallClock;
+use super::ShardBroker;
+
+/// A connection as the runtime accepted it.
+pub struct Accepted<E> {
+    pub client_id: ClientId,
+    pub endpoint: E,
+    pub ip: String,
+    pub port: u16,
+}
+
+impl<I: ShardIo> ShardBroker<I> {
+    /// Registers an accepted client and queues its INFO.
+    pub fn register_connection(
+        &mut self,
+        accepted: Accepted<I::Endpoint>,
+        now: Instant,
+    ) -> ConnKey {
+        self.set_now(now);
+        let Accepted {
+            client_id,
+            endpoint,
+            ip,
+            port,
+        } = accepted;
+        let info = self.identity.info_line(client_id.0, &ip, false);
+        let mut output = OutputState::default();
+        output.extend(&mut self.pool, &info);
+        let key = self.conns.insert(Connection {
+            kind: ConnKind::Client,
+            client_id,
+            account: AccountId::GLOBAL,
+            endpoint,
+            ip,
+            port,
+            options: ClientOptions::default(),
+            first_pong_sent: false,
+            output,
+            subs: HashMap::new(),
+            liveness: Liveness::new(now, self.limits.ping_interval),
+            forwarded: false,
+            closing: None,
+            started: now,
+            last_activity: now,
+            traffic: Traffic::default(),
+        });
+        self.mark_dirty(key);
+        crate::debug!(
+            "{} - cid:{} - Client connection created (shard {})",
+            self.conns[key].ip,
+            client_id,
+            self.id
+        );
+        key
+    }
+
+    /// Sends `INFO` then `-ERR 'maximum connections exceeded'` and shuts the
+    /// socket; the connection is never registered.
+    pub fn reject_connection(&self, client_id: ClientId, endpoint: &I::Endpoint, ip: &str) {
+        let mut bytes = self.identity.info_line(client_id.0, ip, false);
+        encode_err(&mut bytes, "maximum connections exceeded");
+        let _ = self.io.send(endpoint, &bytes);
+        self.io.shutdown(endpoint);
+    }
+
+    /// Starts closing: tries to hand queued bytes (an `-ERR`) to the socket,
+    /// shuts the socket down so the reader sees EOF, and wakes the writer so
+    /// it ends. The reader task then calls [`ShardBroker::remove_connection`].
+    pub fn begin_close(&mut self, key: ConnKey, reason: CloseReason) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        if conn.closing.is_some() {
+            return;
+        }
+        conn.closing = Some(reason);
+        if reason.discards_pending() {
+            conn.output.discard(&mut self.pool);
+            self.stats.slow_consumers += 1;
+            crate::warn!(
+                "{} - cid:{} - Slow Consumer Detected: {}",
+                conn.ip,
+                conn.client_id,
+                reason.as_str()
+            );
+        } else {
+            conn.output
+                .last_words(&self.io, &conn.endpoint, &mut self.pool);
+        }
+        self.io.shutdown(&conn.endpoint);
+        self.io.wake_writer(&conn.endpoint);
+        crate::debug!(
+            "{} - cid:{} - Client connection closed: {}",
+            conn.ip,
+            conn.client_id,
+            reason.as_str()
+        );
+    }
+
+    /// Forgets a connection whose reader and writer have ended: removes its
+    /// subscriptions (telling the other shards) and frees its slot. Returns
+    /// whether it was still registered.
+    pub fn remove_connection(&mut self, key: ConnKey, clock: WallClock) -> bool {
+        self.set_now(clock.now);
+        self.remember_closed(key, &clock);
+        let Some(conn) = self.conns.get(key) else {
+            return false;
+        };
+        let sub_keys: Vec<SubKey> = conn.subs.values().copied().collect();
+        for sk in sub_keys {
+            self.remove_subscription(sk);
+        }
+        self.conns.remove(key);
+        true
+    }
+
+    pub fn is_closing(&self, key: ConnKey) -> bool {
+        self.conns.get(key).is_none_or(|c| c.closing.is_some())
+    }
+
+    /// The connection's endpoint, while it is registered.
+    pub fn endpoint(&self, key: ConnKey) -> Option<&I::Endpoint> {
+        self.conns.get(key).map(|c| &c.endpoint)
+    }
+}

@@ -1,0 +1,218 @@
+//! `ShardBroker`: everything one shard knows and does, as a synchronous state
+//! machine. The runtime glue feeds it socket bytes, ring batches and the
+//! time, and carries out what it asks for through its [`ShardIo`] (sends,
+//! shutdowns, wake-ups) and its return values (ring pushes, waits).
+//!
+//! Concurrency contract: one `ShardBroker` per shard, reached by that
+//! shard's tasks only; every method runs to completion without awaiting, so
+//! a borrow never spans an `.await`. Other shards are reached only through
+//! ring batches ([`crate::mesh`]).
+//!
+//! The replica model: the shard's [`SubscriptionIndex`] holds its own
+//! subscriptions in full and other shards' interest as counts. A publish is
+//! delivered here to local subscribers and forwarded once per interested
+//! shard; the shard that owns a subscription makes the final delivery, so
+//! UNSUB, auto-unsubscribe counts, echo and slow-consumer accounting stay
+//! exact without locks.
+//!
+//! One concern per file: [`lifecycle`] (connections come and go),
+//! [`client_ops`] (what a client's protocol ops do), [`publish`] and
+//! [`delivery`] (kind-neutral routing of a message, and how each kind of
+//! connection receives it), [`interest`] (subscriptions and their
+//! replication), [`peers`] (batches, acks and the PING barrier),
+//! [`flow_control`] (output, writers, stalls, slow consumers), [`timers`]
+//! (pings, deadlines, lame duck), [`monitoring`] (snapshots).
+
+pub mod client_ops;
+pub mod delivery;
+pub mod flow_control;
+pub mod interest;
+pub mod lifecycle;
+pub mod monitoring;
+pub mod peers;
+pub mod publish;
+pub mod timers;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use slab::Slab;
+
+use crate::connection::{ConnTable, Connection, Subscription};
+use crate::ids::{ConnKey, ShardId};
+use crate::info::ServerIdentity;
+use crate::io::ShardIo;
+use crate::limits::ShardLimits;
+use crate::mesh::{BatchBuilder, SpareBuffers};
+use crate::outbound_queue::BlockPool;
+use crate::rng::FastRng;
+use crate::snapshot::ConnectionSnapshot;
+use crate::sublist::SubscriptionIndex;
+
+pub use client_ops::{InputOutcome, Next};
+pub use interest::SubscribeError;
+pub use lifecycle::Accepted;
+pub use monitoring::WallClock;
+pub use peers::BarrierTarget;
+pub use publish::{Origin, Reach};
+
+/// Flow control: a subscriber whose backlog passes this (or half of
+/// max_pending, if smaller) holds back the task that fed it until it drains.
+const STALL_THRESHOLD: usize = 8 * 1024 * 1024;
+
+/// Per-shard counters (plain integers: only this shard writes them).
+#[derive(Debug, Default, Clone)]
+pub struct ShardStats {
+    pub in_msgs: u64,
+    pub in_bytes: u64,
+    pub out_msgs: u64,
+    pub out_bytes: u64,
+    pub slow_consumers: u64,
+    /// Queue deliveries routed here after the chosen group lost its last
+    /// local member (a race with UNSUB): dropped, as nats-server would.
+    pub queue_no_member: u64,
+}
+
+/// What a shard is built from.
+pub struct ShardSetup<I> {
+    pub id: ShardId,
+    pub shard_count: usize,
+    pub identity: Arc<ServerIdentity>,
+    pub limits: ShardLimits,
+    /// Seed of the shard's generator (queue picks, ping jitter): the
+    /// simulation replays a run from it.
+    pub seed: u64,
+    pub io: I,
+}
+
+pub struct ShardBroker<I: ShardIo> {
+    id: ShardId,
+    shard_count: usize,
+    identity: Arc<ServerIdentity>,
+    limits: ShardLimits,
+    /// [`STALL_THRESHOLD`], or half of max_pending if that is smaller.
+    stall_threshold: usize,
+    io: I,
+    /// The time of the current unit of work, handed in by the caller.
+    now: Instant,
+    conns: ConnTable<Connection<I::Endpoint>>,
+    subs: Slab<Subscription>,
+    index: SubscriptionIndex,
+    /// Per destination shard: what this unit of work sends it.
+    outgoing: Vec<BatchBuilder<I::Handoff>>,
+    /// Connections with queued output, flushed at the end of the unit of work.
+    dirty: Vec<ConnKey>,
+    /// Number of the latest batch this shard sent that needs an ack.
+    batch_seq: u64,
+    /// Per peer: number of the latest batch sent to it that needs an ack.
+    sent: Vec<u64>,
+    /// Per peer: the highest of our batches it has applied.
+    acked: Vec<u64>,
+    /// Per peer: its highest batch we applied and must ack (0: none).
+    ack_due: Vec<u64>,
+    /// Scratch per destination shard for one publish.
+    targets: Vec<publish::RemoteTarget>,
+    /// Connections this unit of work pushed over the stall threshold.
+    stalled: Vec<ConnKey>,
+    rng: FastRng,
+    lame_duck: bool,
+    /// Emptied outbound blocks, shared by this shard's connections.
+    pool: BlockPool,
+    /// Ring batch buffers the peers sent back, for the next batches.
+    spare_batches: SpareBuffers<I::Handoff>,
+    /// Recently closed connections, oldest first.
+    closed: VecDeque<ConnectionSnapshot>,
+    pub stats: ShardStats,
+}
+
+impl<I: ShardIo> ShardBroker<I> {
+    pub fn new(setup: ShardSetup<I>, now: Instant) -> ShardBroker<I> {
+        let ShardSetup {
+            id,
+            shard_count,
+            identity,
+            limits,
+            seed,
+            io,
+        } = setup;
+        ShardBroker {
+            id,
+            shard_count,
+            identity,
+            stall_threshold: stall_threshold(&limits),
+            limits,
+            io,
+            now,
+            conns: ConnTable::default(),
+            subs: Slab::new(),
+            index: SubscriptionIndex::new(),
+            outgoing: (0..shard_count).map(|_| BatchBuilder::default()).collect(),
+            dirty: Vec::new(),
+            batch_seq: 0,
+            sent: vec![0; shard_count],
+            acked: vec![0; shard_count],
+            ack_due: vec![0; shard_count],
+            targets: (0..shard_count)
+                .map(|_| publish::RemoteTarget::default())
+                .collect(),
+            stalled: Vec::new(),
+            rng: FastRng::seeded(seed),
+            lame_duck: false,
+            pool: BlockPool::default(),
+            spare_batches: SpareBuffers::default(),
+            closed: VecDeque::new(),
+            stats: ShardStats::default(),
+        }
+    }
+
+    pub fn shard_id(&self) -> ShardId {
+        self.id
+    }
+
+    pub fn shard_count(&self) -> usize {
+        self.shard_count
+    }
+
+    pub fn io(&self) -> &I {
+        &self.io
+    }
+
+    pub fn limits(&self) -> &ShardLimits {
+        &self.limits
+    }
+
+    /// A reload's new settings, applied between two units of work.
+    pub fn replace_limits(&mut self, limits: ShardLimits) {
+        self.stall_threshold = stall_threshold(&limits);
+        self.limits = limits;
+    }
+
+    /// Open connections on this shard.
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Every shard except this one.
+    fn peers(&self) -> impl Iterator<Item = ShardId> {
+        let me = self.id;
+        ShardId::all(self.shard_count).filter(move |&s| s != me)
+    }
+
+    /// Every entry point starts here: the time of this unit of work.
+    fn set_now(&mut self, now: Instant) {
+        self.now = now;
+    }
+}
+
+fn stall_threshold(limits: &ShardLimits) -> usize {
+    STALL_THRESHOLD.min(limits.max_pending / 2)
+}
+
+/// The first server PING (nats-server's RTT ping) goes out this soon after
+/// CONNECT, or after `ping_interval` if that is shorter, plus up to
+/// [`FIRST_PING_JITTER_PERMILLE`] of it at random, as nats-server does: a
+/// thousand clients that connect together are not pinged in one burst
+/// (which, in one housekeeping tick, tripled p99 for the other clients).
+const FIRST_PING_DELAY: Duration = Duration::from_secs(2);
+const FIRST_PING_JITTER_PERMILLE: u64 = 200;

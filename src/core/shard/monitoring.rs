@@ -1,0 +1,146 @@
+//! What the monitoring endpoints learn from this shard: a snapshot of its
+//! counters and connections, taken between two units of work, and the
+//! recently closed connections it keeps for `/connz?state=closed`.
+
+use std::time::{Instant, SystemTime};
+
+use crate::connection::{CloseReason, Connection, Traffic};
+use crate::ids::ConnKey;
+use crate::io::ShardIo;
+use crate::snapshot::{
+    ConnectionSnapshot, IndexStats, ShardSnapshot, SnapshotRequest, SubscriptionSnapshot,
+};
+
+use super::ShardBroker;
+
+/// Closed connections `/connz?state=closed` can list, server-wide (as
+/// nats-server's `MAX_CLOSED_CLIENTS`).
+const CLOSED_CONNECTIONS_KEPT: usize = 10_000;
+
+/// The shard's time and the wall-clock time at the same moment, to turn
+/// the shard's `Instant`s into the times monitoring prints.
+#[derive(Debug, Clone, Copy)]
+pub struct WallClock {
+    pub now: Instant,
+    pub wall_now: SystemTime,
+}
+
+impl WallClock {
+    fn wall(&self, at: Instant) -> SystemTime {
+        self.wall_now - self.now.saturating_duration_since(at)
+    }
+}
+
+impl<I: ShardIo> ShardBroker<I> {
+    /// This shard's part of a monitoring request (`/varz`, `/connz`, ...).
+    /// Ring counters live with the runtime and are added by the caller.
+    pub fn snapshot(&self, request: SnapshotRequest, clock: WallClock) -> ShardSnapshot {
+        let counters = self.index.counters();
+        let open = self.conns.iter().filter(|(_, conn)| conn.closing.is_none());
+        let open_connections = open.clone().count() as u64;
+        let connections = if request.with_connections || request.with_subscriptions {
+            open.map(|(_, conn)| self.connection_snapshot(conn, request.with_subscriptions, &clock))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        ShardSnapshot {
+            shard: self.id.index(),
+            in_msgs: self.stats.in_msgs,
+            in_bytes: self.stats.in_bytes,
+            out_msgs: self.stats.out_msgs,
+            out_bytes: self.stats.out_bytes,
+            slow_consumers: self.stats.slow_consumers,
+            ring_stalls: 0,
+            ring_dropped: 0,
+            index: IndexStats {
+                num_subscriptions: self.subs.len() as u64,
+                num_cache: self.index.cached_subjects() as u64,
+                num_inserts: counters.inserts,
+                num_removes: counters.removes,
+                num_matches: counters.matches,
+                cache_hits: counters.cache_hits,
+            },
+            open_connections,
+            connections,
+            closed: if request.with_closed {
+                self.closed.iter().cloned().collect()
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    fn connection_snapshot(
+        &self,
+        conn: &Connection<I::Endpoint>,
+        with_subscriptions: bool,
+        clock: &WallClock,
+    ) -> ConnectionSnapshot {
+        let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+        let subscription_list = if with_subscriptions {
+            conn.subs
+                .values()
+                .filter_map(|&sk| self.subs.get(sk.index()))
+                .map(|sub| SubscriptionSnapshot {
+                    subject: text(&sub.subject),
+                    queue: sub.queue.as_deref().map(text),
+                    sid: text(&sub.sid),
+                    msgs: sub.delivered,
+                    max: sub.max,
+                    cid: conn.client_id.0,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let Traffic {
+            in_msgs,
+            in_bytes,
+            out_msgs,
+            out_bytes,
+        } = conn.traffic;
+        ConnectionSnapshot {
+            cid: conn.client_id.0,
+            ip: conn.ip.clone(),
+            port: conn.port,
+            start: clock.wall(conn.started),
+            last_activity: clock.wall(conn.last_activity),
+            rtt: conn.liveness.rtt(),
+            pending_bytes: conn.output.pending_bytes() as u64,
+            in_msgs,
+            in_bytes,
+            out_msgs,
+            out_bytes,
+            subscriptions: conn.subs.len() as u64,
+            name: conn.options.name.clone(),
+            lang: conn.options.lang.clone(),
+            version: conn.options.version.clone(),
+            subscription_list,
+            stop: None,
+            reason: None,
+        }
+    }
+
+    /// Keeps a closed connection for `/connz?state=closed`, as nats-server
+    /// keeps its last 10,000 (each shard its share), subscriptions included.
+    pub(super) fn remember_closed(&mut self, key: ConnKey, clock: &WallClock) {
+        let Some(conn) = self.conns.get(key) else {
+            return;
+        };
+        let mut closed = self.connection_snapshot(conn, true, clock);
+        closed.stop = Some(clock.wall_now);
+        closed.reason = Some(
+            conn.closing
+                .unwrap_or(CloseReason::ClientClosed)
+                .as_str()
+                .to_string(),
+        );
+        closed.pending_bytes = 0;
+        let keep = CLOSED_CONNECTIONS_KEPT.div_ceil(self.shard_count);
+        if self.closed.len() >= keep {
+            self.closed.pop_front();
+        }
+        self.closed.push_back(closed);
+    }
+}

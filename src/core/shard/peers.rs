@@ -1,0 +1,131 @@
+//! The other shards: the batches this shard sends each of them per unit of
+//! work, the batches it applies from them, acks, and the PING barrier built
+//! on acks (a PONG waits until every peer applied what the client caused).
+
+use crate::ids::{ClientId, ShardId};
+use crate::io::{ShardIo, Wake};
+use crate::mesh::{BatchBuffers, MeshItem, ShardBatch};
+use crate::protocol::Publish;
+
+use super::publish::Origin;
+use super::ShardBroker;
+
+/// Per peer, the latest batch sent to it when a barrier was taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BarrierTarget(Vec<u64>);
+
+impl<I: ShardIo> ShardBroker<I> {
+    /// Applies one batch from shard `src`, in order. Returns the sockets it
+    /// handed us to adopt.
+    pub fn apply_batch(
+        &mut self,
+        src: ShardId,
+        batch: ShardBatch<I::Handoff>,
+        now: std::time::Instant,
+    ) -> Vec<(I::Handoff, ClientId)> {
+        self.set_now(now);
+        let mut adopted = Vec::new();
+        let mut barrier_moved = false;
+        let ShardBatch {
+            seq,
+            arena: arena_bytes,
+            mut items,
+            returned,
+        } = batch;
+        self.spare_batches.put(returned);
+        let arena = &arena_bytes[..];
+        for item in items.drain(..) {
+            match item {
+                MeshItem::Interest {
+                    subject,
+                    queue,
+                    delta,
+                } => {
+                    self.index
+                        .apply_remote(src, &subject, queue.as_deref(), delta);
+                }
+                MeshItem::Ack { seq } => {
+                    let acked = &mut self.acked[src.index()];
+                    if seq > *acked {
+                        *acked = seq;
+                        barrier_moved = true;
+                    }
+                }
+                MeshItem::Deliver {
+                    subject,
+                    reply,
+                    header_len,
+                    payload,
+                    queues,
+                } => {
+                    let message = Publish {
+                        subject: subject.slice(arena),
+                        reply: reply.map(|r| r.slice(arena)),
+                        header_len: header_len.map(|h| h as usize),
+                        payload: payload.slice(arena),
+                    };
+                    self.publish(
+                        Origin::Shard {
+                            from: src,
+                            queues: &queues,
+                        },
+                        &message,
+                    );
+                }
+                MeshItem::Adopt { socket, client_id } => adopted.push((socket, client_id)),
+            }
+        }
+        if seq > 0 {
+            self.ack_due[src.index()] = seq;
+        }
+        if let Some(buffers) = BatchBuffers::reclaim(arena_bytes, items) {
+            self.outgoing[src.index()].give_back(buffers);
+        }
+        if barrier_moved {
+            self.io.wake(Wake::Barrier);
+        }
+        adopted
+    }
+
+    /// Hands a newly accepted socket to shard `target`.
+    pub fn send_adopt(&mut self, target: ShardId, socket: I::Handoff, client_id: ClientId) {
+        self.outgoing[target.index()].push(MeshItem::Adopt { socket, client_id });
+    }
+
+    /// Moves this unit of work's batches (and due acks) out, one per peer.
+    pub fn drain_batches(&mut self, mut send: impl FnMut(ShardId, ShardBatch<I::Handoff>)) {
+        for dst in ShardId::all(self.shard_count) {
+            let d = dst.index();
+            if dst == self.id {
+                continue;
+            }
+            let has_work = !self.outgoing[d].is_empty();
+            if self.ack_due[d] > 0 {
+                let seq = std::mem::take(&mut self.ack_due[d]);
+                self.outgoing[d].push(MeshItem::Ack { seq });
+            }
+            if !self.outgoing[d].is_empty() {
+                let mut batch = self.outgoing[d].take(&mut self.spare_batches);
+                if has_work {
+                    self.batch_seq += 1;
+                    self.sent[d] = self.batch_seq;
+                    batch.seq = self.batch_seq;
+                }
+                send(dst, batch);
+            }
+        }
+    }
+
+    /// Per peer, the latest batch sent so far; a barrier taken now is
+    /// reached once every peer has applied its entry.
+    pub fn barrier_target(&self) -> BarrierTarget {
+        BarrierTarget(self.sent.clone())
+    }
+
+    pub fn barrier_reached(&self, target: &BarrierTarget) -> bool {
+        self.acked
+            .iter()
+            .zip(&target.0)
+            .all(|(acked, needed)| acked >= needed)
+    }
+}

@@ -1,0 +1,216 @@
+//! Publishing, for every kind of publisher: one entry point,
+//! [`ShardBroker::publish`], routes a message to the matching local
+//! subscriptions (whatever their connection kind, see [`super::delivery`])
+//! and forwards it once to each other shard with interest.
+//!
+//! Where a message came from decides where it may go: a client's message
+//! goes to local subscribers, queue groups are picked here across all
+//! shards, and other shards get one copy each; a message another shard
+//! forwarded goes to local subscribers only, and to the queue groups that
+//! shard picked us for (one hop inside the server). Route and leafnode
+//! origins add their own rules here as variants of [`Origin`].
+
+use bytes::Bytes;
+
+use crate::ids::{ConnKey, ShardId, SubKey};
+use crate::io::ShardIo;
+use crate::outbound::{encode_no_responders, no_responders_len_bound};
+use crate::protocol::Publish;
+use crate::subject::pattern_matches;
+use crate::sublist::QueueMatch;
+
+use super::ShardBroker;
+
+/// Who published a message.
+#[derive(Debug, Clone, Copy)]
+pub enum Origin<'a> {
+    /// A connection on this shard (echo applies to it).
+    Client(ConnKey),
+    /// Another shard of this server forwarded it; `queues` are the groups
+    /// it chose this shard to deliver to.
+    Shard { from: ShardId, queues: &'a [Bytes] },
+}
+
+/// Whether a publish reached anyone (no-responders needs to know).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// No subscriber anywhere took it.
+    None,
+    /// A local subscriber took it, or another shard will.
+    Some,
+}
+
+impl Reach {
+    pub fn is_none(self) -> bool {
+        self == Reach::None
+    }
+}
+
+/// Scratch per destination shard for one publish.
+#[derive(Default)]
+pub(super) struct RemoteTarget {
+    plain: bool,
+    queues: Vec<Bytes>,
+}
+
+enum QueuePick {
+    None,
+    DeliveredLocally,
+    Remote(ShardId),
+}
+
+impl<I: ShardIo> ShardBroker<I> {
+    /// This message was published: deliver and forward it as its origin
+    /// allows.
+    pub fn publish(&mut self, origin: Origin<'_>, message: &Publish<'_>) -> Reach {
+        match origin {
+            Origin::Client(publisher) => self.publish_from_client(publisher, message),
+            Origin::Shard { from: _, queues } => {
+                self.publish_from_shard(queues, message);
+                Reach::Some
+            }
+        }
+    }
+
+    fn publish_from_client(&mut self, publisher: ConnKey, message: &Publish<'_>) -> Reach {
+        let result = self.index.matches(message.subject);
+        let mut delivered = false;
+        for &sk in &result.local_plain {
+            delivered |= self.deliver_local(sk, Some(publisher), message);
+        }
+        let mut targets = std::mem::take(&mut self.targets);
+        let mut remote = false;
+        for &shard in &result.remote_plain {
+            targets[shard.index()].plain = true;
+            remote = true;
+        }
+        for group in &result.queues {
+            match self.pick_queue_member(group, publisher, message) {
+                QueuePick::None => {}
+                QueuePick::DeliveredLocally => delivered = true,
+                QueuePick::Remote(shard) => {
+                    targets[shard.index()].queues.push(group.name.clone());
+                    remote = true;
+                }
+            }
+        }
+        if remote {
+            if let Some(conn) = self.conns.get_mut(publisher) {
+                conn.forwarded = true;
+            }
+            for (shard, target) in targets.iter_mut().enumerate() {
+                if target.plain || !target.queues.is_empty() {
+                    self.outgoing[shard].push_deliver(
+                        message.subject,
+                        message.reply,
+                        message.header_len,
+                        message.payload,
+                        std::mem::take(&mut target.queues),
+                    );
+                    target.plain = false;
+                }
+            }
+        }
+        self.targets = targets;
+        if delivered || remote {
+            Reach::Some
+        } else {
+            Reach::None
+        }
+    }
+
+    /// Chooses one member of a queue group uniformly over all members on all
+    /// shards (remote shards weighted by their member counts).
+    fn pick_queue_member(
+        &mut self,
+        group: &QueueMatch,
+        publisher: ConnKey,
+        message: &Publish<'_>,
+    ) -> QueuePick {
+        let local = group.local.len() as u64;
+        let remote: u64 = group.remote.iter().map(|&(_, w)| u64::from(w)).sum();
+        if local + remote == 0 {
+            return QueuePick::None;
+        }
+        let mut draw = self.rng.below(local + remote);
+        if draw < local {
+            // Start at the drawn member; skip those that cannot take it
+            // (the publisher itself with echo off, closing connections).
+            for i in 0..group.local.len() {
+                let sk = group.local[(draw as usize + i) % group.local.len()];
+                if self.deliver_local(sk, Some(publisher), message) {
+                    return QueuePick::DeliveredLocally;
+                }
+            }
+            if remote == 0 {
+                return QueuePick::None;
+            }
+            draw = local + self.rng.below(remote);
+        }
+        let mut offset = draw - local;
+        for &(shard, weight) in &group.remote {
+            if offset < u64::from(weight) {
+                return QueuePick::Remote(shard);
+            }
+            offset -= u64::from(weight);
+        }
+        QueuePick::None
+    }
+
+    /// A message another shard forwarded: every local plain subscriber,
+    /// plus one local member of each queue group it picked us for.
+    fn publish_from_shard(&mut self, queues: &[Bytes], message: &Publish<'_>) {
+        let result = self.index.matches(message.subject);
+        for &sk in &result.local_plain {
+            self.deliver_local(sk, None, message);
+        }
+        for name in queues {
+            let members: &[SubKey] = result
+                .queues
+                .iter()
+                .find(|g| g.name == name)
+                .map(|g| &g.local[..])
+                .unwrap_or_default();
+            let mut delivered = false;
+            if !members.is_empty() {
+                let start = self.rng.below(members.len() as u64) as usize;
+                for i in 0..members.len() {
+                    let sk = members[(start + i) % members.len()];
+                    if self.deliver_local(sk, None, message) {
+                        delivered = true;
+                        break;
+                    }
+                }
+            }
+            if !delivered {
+                self.stats.queue_no_member += 1;
+            }
+        }
+    }
+
+    /// No one took a request: tell the requester at once (status 503) on its
+    /// subscription that matches the reply subject, if it asked for that.
+    pub(super) fn send_no_responders(&mut self, publisher: ConnKey, reply: &[u8]) {
+        let Some(conn) = self.conns.get(publisher) else {
+            return;
+        };
+        if !(conn.options.no_responders && conn.options.headers) {
+            return;
+        }
+        let target = conn.subs.values().copied().find(|&sk| {
+            self.subs
+                .get(sk.index())
+                .is_some_and(|sub| sub.queue.is_none() && pattern_matches(&sub.subject, reply))
+        });
+        let Some(sub) = target.and_then(|sk| self.subs.get(sk.index())) else {
+            return;
+        };
+        let sid = &sub.sid;
+        self.conns[publisher].output.append(
+            &mut self.pool,
+            no_responders_len_bound(reply, sid),
+            |out| encode_no_responders(out, reply, sid),
+        );
+        self.mark_dirty(publisher);
+    }
+}

@@ -1,0 +1,77 @@
+//! Time-driven work: server PINGs and stale connections, write deadlines,
+//! trimming spare buffers; lame duck mode and shutdown.
+
+use std::time::Instant;
+
+use crate::connection::{CloseReason, PingCheck};
+use crate::ids::ConnKey;
+use crate::io::ShardIo;
+use crate::outbound::PING;
+
+use super::ShardBroker;
+
+impl<I: ShardIo> ShardBroker<I> {
+    /// Periodic work: server PINGs, stale connections, write deadlines.
+    pub fn tick(&mut self, now: Instant) {
+        self.set_now(now);
+        self.pool.trim();
+        self.spare_batches.trim();
+        let (interval, ping_max, deadline) = (
+            self.limits.ping_interval,
+            self.limits.ping_max,
+            self.limits.write_deadline,
+        );
+        let mut to_close = Vec::new();
+        let mut to_ping = Vec::new();
+        for (key, conn) in self.conns.iter_mut() {
+            if conn.closing.is_some() {
+                continue;
+            }
+            if conn.output.write_deadline_passed(now, deadline) {
+                to_close.push((key, CloseReason::SlowConsumerWriteDeadline));
+                continue;
+            }
+            match conn.liveness.check(now, interval, ping_max) {
+                PingCheck::Nothing => {}
+                PingCheck::Ping => to_ping.push(key),
+                PingCheck::Stale => to_close.push((key, CloseReason::StaleConnection)),
+            }
+        }
+        for key in to_ping {
+            self.queue_bytes(key, PING);
+        }
+        for (key, reason) in to_close {
+            if reason == CloseReason::StaleConnection {
+                self.queue_err(key, "Stale Connection");
+            }
+            self.begin_close(key, reason);
+        }
+    }
+
+    /// Lame duck: tells proto-1 clients (after their handshake) with an INFO
+    /// carrying `"ldm":true`. Returns the connections to close gradually.
+    pub fn enter_lame_duck(&mut self) -> Vec<ConnKey> {
+        self.lame_duck = true;
+        let keys = self.conns.keys();
+        for &key in &keys {
+            let conn = &self.conns[key];
+            if conn.options.protocol >= 1 && conn.first_pong_sent && conn.closing.is_none() {
+                let info = self.identity.info_line(conn.client_id.0, &conn.ip, true);
+                self.queue_bytes(key, &info);
+            }
+        }
+        keys
+    }
+
+    pub fn in_lame_duck(&self) -> bool {
+        self.lame_duck
+    }
+
+    /// Closes every connection, handing queued bytes to the sockets first.
+    pub fn close_all(&mut self, reason: CloseReason, now: Instant) {
+        self.flush_dirty(now);
+        for key in self.conns.keys() {
+            self.begin_close(key, reason);
+        }
+    }
+}
