@@ -267,19 +267,6 @@ fn max_subscriptions_from_config() {
 
 // ---------------------------------------------------------------- ping_interval / ping_max
 
-/// Reads one line, answering server PINGs on the way; returns the first
-/// line that is not a PING.
-fn next_non_ping_line(client: &mut RawClient) -> String {
-    loop {
-        let line = client.read_line();
-        if line == "PING\r\n" {
-            client.send(b"PONG\r\n");
-        } else {
-            return line;
-        }
-    }
-}
-
 #[test]
 fn stale_connection_is_closed_and_live_one_stays() {
     // Row 28.
@@ -316,9 +303,9 @@ fn stale_connection_is_closed_and_live_one_stays() {
         "the live client outlived the stale one"
     );
     live.send(b"SUB alive 1\r\nPUB alive 2\r\nok\r\nPING\r\n");
-    assert_eq!(next_non_ping_line(&mut live), "MSG alive 1 2\r\n");
-    assert_eq!(next_non_ping_line(&mut live), "ok\r\n");
-    assert_eq!(next_non_ping_line(&mut live), "PONG\r\n");
+    assert_eq!(live.read_line_answering_pings(), "MSG alive 1 2\r\n");
+    assert_eq!(live.read_line_answering_pings(), "ok\r\n");
+    assert_eq!(live.read_line_answering_pings(), "PONG\r\n");
 }
 
 // ---------------------------------------------------------------- slow consumer

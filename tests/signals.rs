@@ -16,7 +16,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use support::{find, Broker, RawClient};
+use support::{find, without_server_pings, Broker, RawClient};
 
 /// Bound on anything but the lame duck schedule.
 const WAIT: Duration = Duration::from_secs(10);
@@ -38,23 +38,16 @@ fn read_until_eof(stream: &mut TcpStream) -> Vec<u8> {
     }
 }
 
-/// `bytes` with the server's keepalive PINGs removed (they may legitimately
-/// show up if a run is slow; nothing else may).
-fn without_pings(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).replace("PING\r\n", "")
-}
-
-/// Splits a stream of `MSG <subject> <sid> <n>\r\n<payload>\r\n` (and PINGs)
-/// into payloads, failing on anything else.
-fn msg_payloads(mut bytes: &[u8], subject: &str) -> Vec<Vec<u8>> {
+/// Splits a stream of `MSG <subject> <sid> <n>\r\n<payload>\r\n` (and server
+/// PINGs) into payloads, failing on anything else.
+fn msg_payloads(bytes: &[u8], subject: &str) -> Vec<Vec<u8>> {
+    let stripped = without_server_pings(bytes);
+    let mut bytes = &stripped[..];
     let mut out = Vec::new();
     while !bytes.is_empty() {
         let eol = find(bytes, b"\r\n").expect("complete control line");
         let line = std::str::from_utf8(&bytes[..eol]).expect("ascii control line");
         bytes = &bytes[eol + 2..];
-        if line == "PING" {
-            continue;
-        }
         let fields: Vec<&str> = line.split(' ').collect();
         assert_eq!(fields.len(), 4, "unexpected line {line:?}");
         assert_eq!(fields[0], "MSG", "unexpected line {line:?}");
@@ -127,7 +120,11 @@ fn shutdown_with(signal: i32) -> (Option<i32>, Duration, Broker) {
     broker.signal(signal);
     let rest = read_until_eof(&mut client.stream);
     let closed_after = sent.elapsed();
-    assert_eq!(without_pings(&rest), "", "nothing but EOF before the close");
+    assert_eq!(
+        String::from_utf8_lossy(&without_server_pings(&rest)),
+        "",
+        "nothing but EOF before the close"
+    );
     let code = broker.wait_exit(WAIT);
     (code, closed_after, broker)
 }
@@ -276,15 +273,15 @@ fn sigusr2_lame_duck_informs_refuses_closes_and_exits_zero() {
     let silent_got = read_until_eof(&mut silent.stream);
     let proto0_got = read_until_eof(&mut proto0.stream);
     let all_closed_after = signalled.elapsed();
-    assert_eq!(without_pings(&rest_a), "");
-    assert_eq!(without_pings(&rest_b), "");
+    assert_eq!(String::from_utf8_lossy(&without_server_pings(&rest_a)), "");
+    assert_eq!(String::from_utf8_lossy(&without_server_pings(&rest_b)), "");
     assert_eq!(
-        without_pings(&silent_got),
+        String::from_utf8_lossy(&without_server_pings(&silent_got)),
         "",
         "a client that never sent CONNECT gets no async INFO"
     );
     assert_eq!(
-        without_pings(&proto0_got),
+        String::from_utf8_lossy(&without_server_pings(&proto0_got)),
         "",
         "a protocol 0 client gets no async INFO"
     );

@@ -264,7 +264,22 @@ impl RawClient {
         }
     }
 
-    /// Sends PING and returns everything received before the PONG.
+    /// Reads the next line that is not a server PING, answering each PING
+    /// with a PONG on the way (so a short `ping_interval` cannot close a
+    /// client that is busy reading).
+    pub fn read_line_answering_pings(&mut self) -> String {
+        loop {
+            let line = self.read_line();
+            if line.as_bytes() != SERVER_PING {
+                return line;
+            }
+            self.send(b"PONG\r\n");
+        }
+    }
+
+    /// Sends PING and returns everything received before the PONG. Server
+    /// PINGs are left in; pass the result through [`without_server_pings`]
+    /// where a test may run long enough to get one.
     pub fn ping_pong(&mut self) -> Vec<u8> {
         self.send(b"PING\r\n");
         self.read_until_pong()
@@ -333,10 +348,17 @@ pub fn client_on_shard(broker: &Broker, shard: usize) -> RawClient {
     panic!("no client landed on shard {shard}");
 }
 
+/// A server-initiated keepalive PING, as a whole line. The server's first
+/// PING arrives ~2 s after CONNECT, then one every `ping_interval`.
+///
+/// This file is the one place tests skip them: [`without_server_pings`] for
+/// bytes already read, [`RawClient::read_line_answering_pings`] while reading.
+pub const SERVER_PING: &[u8] = b"PING\r\n";
+
 /// Drops server-initiated `PING\r\n` lines from a byte stream the server
 /// sent, walking it frame by frame so that message payloads are never
-/// mistaken for them. The server's first PING arrives ~2 s after connect;
-/// tests that run longer compare what is left.
+/// mistaken for them. Tests that may run long enough to get one compare
+/// what is left.
 pub fn without_server_pings(bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(bytes.len());
     let mut rest = bytes;
@@ -347,7 +369,7 @@ pub fn without_server_pings(bytes: &[u8]) -> Vec<u8> {
         };
         let line = &rest[..=end];
         rest = &rest[end + 1..];
-        if line == b"PING\r\n" {
+        if line == SERVER_PING {
             continue;
         }
         out.extend_from_slice(line);
