@@ -1,4 +1,4 @@
-//! Limits, byte-exact against nats-server 2.9.10 (shared/reference/protocol.md
+//! Limits, byte-exact against nats-server 2.9.10 (tests/reference/protocol.md
 //! §2, §10, §12, §13; "row N" is a row of its §15 table): max_payload,
 //! max_control_line, max_connections, max_subscriptions, stale connections
 //! and slow consumers.

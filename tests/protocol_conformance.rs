@@ -1,5 +1,5 @@
 //! Byte-exact conformance of the client protocol against what nats-server
-//! 2.9.10 puts on the wire (shared/reference/protocol.md; "row N" refers to
+//! 2.9.10 puts on the wire (tests/reference/protocol.md; "row N" refers to
 //! the table of probed sessions in its §15).
 //!
 //! Every test runs the real broker with two shards and talks to it with raw

@@ -1,6 +1,6 @@
 //! Process-level behaviour: signals (SIGINT, SIGTERM, SIGUSR2 lame duck),
-//! start-up failures and the version flag, as operations.md §2 and
-//! protocol.md §12 describe nats-server 2.9.10.
+//! start-up failures and the version flag, as tests/reference/operations.md
+//! §2 and tests/reference/protocol.md §12 describe nats-server 2.9.10.
 //!
 //! Every wait is bounded. The lame duck tests use the smallest schedule
 //! nats-server accepts (`lame_duck_duration` 30 s, grace 1 s); like
@@ -335,8 +335,8 @@ fn lame_duck_exits_once_the_last_client_is_closed() {
     );
 }
 
-/// operations.md §2: nats-server logs "Closing existing clients" when the
-/// grace period ends.
+/// tests/reference/operations.md §2: nats-server logs "Closing existing
+/// clients" when the grace period ends.
 #[test]
 fn lame_duck_logs_closing_existing_clients() {
     let broker = Broker::with_config(SHORT_LAME_DUCK);
