@@ -76,6 +76,10 @@ pub enum AdminCommand {
     Shutdown,
     /// Send this shard's monitoring snapshot back on the channel.
     Snapshot(SnapshotRequest, Sender<ShardSnapshot>),
+    /// New settings (a config reload): the shard swaps its own copy between
+    /// two units of work. Parsers of open connections keep the control-line
+    /// and payload limits they started with.
+    ReplaceLimits(ShardLimits),
 }
 
 /// A started broker: its address and the handles to stop it.
@@ -662,6 +666,9 @@ async fn housekeeping(ctx: Rc<ShardContext>, admin: Receiver<AdminCommand>) {
                         snapshot.ring_dropped += outbox.dropped();
                     }
                     let _ = reply.send(snapshot);
+                }
+                AdminCommand::ReplaceLimits(limits) => {
+                    ctx.broker.borrow_mut().replace_limits(limits);
                 }
                 AdminCommand::LameDuck => {
                     if !ctx.broker.borrow().in_lame_duck() {

@@ -15,7 +15,7 @@ pub mod options;
 use std::path::{Path, PathBuf};
 
 pub use error::ConfigError;
-pub use options::{Options, Placement};
+pub use options::Options;
 
 /// What `main` should do.
 // Built once per process; boxing `Options` would only complicate the caller.

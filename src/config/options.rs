@@ -30,14 +30,6 @@ pub const DEFAULT_PORT: u16 = 4222;
 /// nats-server `DEFAULT_HOST`.
 pub const DEFAULT_HOST: &str = "0.0.0.0";
 
-/// How new connections are spread over shards.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Placement {
-    /// Connection k (1-based accept order, equal to its `client_id`) goes to
-    /// shard `(k - 1) % shards`: even, and predictable for tests.
-    RoundRobin,
-}
-
 #[derive(Debug, Clone, PartialEq)]
 pub struct Options {
     /// Client listen host (`-a`, `--addr`, `--net`, `host`, `net`, `listen`).
@@ -79,7 +71,6 @@ pub struct Options {
     pub shards: usize,
     /// Pin shard i to CPU i.
     pub pin: bool,
-    pub placement: Placement,
     /// Deprecation warnings from the config file (e.g. an integer
     /// `ping_interval`), each `<file>:<line>:<col>: ...`; print them to
     /// stderr at start-up as nats-server does.
@@ -114,7 +105,6 @@ impl Default for Options {
             config_file: None,
             shards: 0,
             pin: false,
-            placement: Placement::RoundRobin,
             config_warnings: Vec::new(),
         }
     }
