@@ -1,5 +1,5 @@
 //! Subjects: validation and pattern matching, as nats-server 2.9.10 does it
-//! (`protocol.md` §8).
+//! (`tests/reference/protocol.md` §8).
 //!
 //! A subject is a sequence of tokens separated by `.`. A token is any
 //! non-empty run of bytes without space, tab, CR, LF or FF (UTF-8 is fine).

@@ -1,5 +1,6 @@
 //! `SubscriptionIndex`: one shard's view of all interest in the server, and
-//! the per-shard cache of match results (architecture-notes §4.1).
+//! the per-shard cache of match results (the replica model is described in
+//! `shard/mod.rs`).
 //!
 //! It owns two kinds of entries, stored at the trie node of their pattern:
 //!

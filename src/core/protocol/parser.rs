@@ -1,5 +1,5 @@
 //! Zero-copy, resumable parser of the client → server protocol, with the
-//! acceptance rules of nats-server 2.9.10 (see `protocol.md` §2, §4–6, §13).
+//! acceptance rules of nats-server 2.9.10 (see `tests/reference/protocol.md` §2, §4–6, §13).
 //!
 //! The parser owns the framing of one connection's inbound byte stream: it
 //! recognises one op at the start of the caller's unconsumed bytes and says
