@@ -216,3 +216,7 @@ fn stall_threshold(limits: &ShardLimits) -> usize {
 /// (which, in one housekeeping tick, tripled p99 for the other clients).
 const FIRST_PING_DELAY: Duration = Duration::from_secs(2);
 const FIRST_PING_JITTER_PERMILLE: u64 = 200;
+
+/// The state machine driven as `server.rs` drives it, over a fake `ShardIo`.
+#[cfg(test)]
+mod tests;
