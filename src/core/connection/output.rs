@@ -67,19 +67,23 @@ pub struct OutputState {
 
 impl OutputState {
     /// Bytes not yet taken by the socket: queued plus with the writer.
+    #[inline]
     pub fn pending_bytes(&self) -> usize {
         self.queue.len() + self.in_flight
     }
 
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.queue.is_empty()
     }
 
+    #[inline]
     pub fn extend(&mut self, pool: &mut BlockPool, bytes: &[u8]) {
         self.queue.extend_from_slice(pool, bytes);
     }
 
     /// Appends one frame of at most `bound` bytes, encoded in place.
+    #[inline]
     pub fn append(
         &mut self,
         pool: &mut BlockPool,
@@ -90,6 +94,7 @@ impl OutputState {
     }
 
     /// Marks the connection for the end-of-work flush; true the first time.
+    #[inline]
     pub fn mark_dirty(&mut self) -> bool {
         !std::mem::replace(&mut self.dirty, true)
     }
@@ -177,6 +182,7 @@ impl OutputState {
 
     /// Whether publishers should wait for this connection: its backlog is
     /// over the threshold, it has stall budget left, and it is draining.
+    #[inline]
     pub fn wants_stall(&self, now: Instant, stall_threshold: usize) -> bool {
         self.pending_bytes() > stall_threshold
             && self.stall_spent < STALL_BUDGET
@@ -184,6 +190,7 @@ impl OutputState {
     }
 
     /// Stall budget left.
+    #[inline]
     pub fn stall_budget_left(&self) -> Duration {
         STALL_BUDGET.saturating_sub(self.stall_spent)
     }
@@ -198,6 +205,7 @@ impl OutputState {
     /// The subscriber takes what it is sent: nothing waits for its socket,
     /// or the socket took the writer's previous chunk less than
     /// [`STALL_PROGRESS_WINDOW`] ago.
+    #[inline]
     fn draining(&self, now: Instant) -> bool {
         !self.writer_busy
             || self

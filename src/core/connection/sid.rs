@@ -31,6 +31,7 @@ impl Sid {
 impl std::ops::Deref for Sid {
     type Target = [u8];
 
+    #[inline]
     fn deref(&self) -> &[u8] {
         match self {
             Sid::Inline { len, bytes } => &bytes[..usize::from(*len)],

@@ -47,6 +47,7 @@ impl<T> ConnTable<T> {
         }
     }
 
+    #[inline]
     pub fn get(&self, key: ConnKey) -> Option<&T> {
         let slot = self.slots.get(key.slot as usize)?;
         if slot.generation != key.generation {
@@ -55,6 +56,7 @@ impl<T> ConnTable<T> {
         slot.value.as_ref()
     }
 
+    #[inline]
     pub fn get_mut(&mut self, key: ConnKey) -> Option<&mut T> {
         let slot = self.slots.get_mut(key.slot as usize)?;
         if slot.generation != key.generation {
@@ -63,6 +65,7 @@ impl<T> ConnTable<T> {
         slot.value.as_mut()
     }
 
+    #[inline]
     pub fn contains(&self, key: ConnKey) -> bool {
         self.get(key).is_some()
     }
@@ -120,12 +123,14 @@ impl<T> ConnTable<T> {
 impl<T> std::ops::Index<ConnKey> for ConnTable<T> {
     type Output = T;
 
+    #[inline]
     fn index(&self, key: ConnKey) -> &T {
         self.get(key).expect("live connection key")
     }
 }
 
 impl<T> std::ops::IndexMut<ConnKey> for ConnTable<T> {
+    #[inline]
     fn index_mut(&mut self, key: ConnKey) -> &mut T {
         self.get_mut(key).expect("live connection key")
     }

@@ -58,7 +58,10 @@ impl<I: ShardIo> ShardBroker<I> {
         if over_limit {
             self.begin_close(key, CloseReason::SlowConsumerPendingBytes);
         } else {
-            self.mark_dirty(key);
+            // `mark_dirty` without looking the connection up again.
+            if conn.output.mark_dirty() {
+                self.dirty.push(key);
+            }
             if over_stall && !self.stalled.contains(&key) {
                 self.stalled.push(key);
             }
