@@ -90,6 +90,12 @@ impl<I: ShardIo> ShardBroker<I> {
         }
     }
 
+    // Not inlined into `process_input`: inlined, the op was copied out of
+    // the parser's result with 16-byte loads right after the parser's
+    // 8-byte stores (a store-forwarding stall on every op): PUB-only
+    // ingest cost 47 ns/msg instead of 43 (41 before the split; harness in
+    // BENCHMARKS.md, "Core restructure").
+    #[inline(never)]
     fn handle_op(&mut self, key: ConnKey, op: ClientOp<'_>) -> Next {
         if crate::log::trace_enabled() {
             self.trace_op(key, &op);
@@ -140,6 +146,7 @@ impl<I: ShardIo> ShardBroker<I> {
         }
     }
 
+    #[cold]
     fn trace_op(&self, key: ConnKey, op: &ClientOp<'_>) {
         let conn = &self.conns[key];
         let text = match op {
