@@ -7,14 +7,26 @@
 //! - `parse_pub16`: the client parser over a buffer of 16-byte PUBs;
 //! - `match_hit`: a subscription-index lookup that hits the match cache;
 //! - `match_miss_wildcards`: a lookup after the cache was invalidated;
-//! - `encode_msg128`: writing one MSG header + 128-byte payload to an outbound buffer.
+//! - `encode_msg128`: writing one MSG header + 128-byte payload to an outbound buffer;
+//! - `shard_pub16_subsN`: one shard's state machine end to end: a read of
+//!   500 16-byte PUBs through `process_input`, delivery to N subscribers and
+//!   the end-of-work flush, over Unix socket pairs (real `sendmsg`s, drained
+//!   by this thread), per message. The shard's `ShardIo` here is plain std
+//!   sockets, so this runs without glommio.
 
 use std::hint::black_box;
+use std::io::{IoSlice, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use percore_core::ids::SubKey;
+use percore_core::ids::{ClientId, ShardId, SubKey};
+use percore_core::info::ServerIdentity;
+use percore_core::io::{ShardIo, Wake};
+use percore_core::limits::ShardLimits;
 use percore_core::outbound::encode_msg;
 use percore_core::protocol::{ClientOp, Parser};
+use percore_core::shard::{Accepted, ShardBroker, ShardSetup};
 use percore_core::sublist::SubscriptionIndex;
 
 /// Runs `op` in batches until `budget` has passed; returns ns per op.
@@ -107,4 +119,112 @@ fn main() {
             1024
         }),
     );
+
+    for subscribers in [0, 1, 5] {
+        report(
+            &format!("shard_pub16_subs{subscribers}"),
+            shard_pub16(budget, subscribers),
+        );
+    }
+}
+
+/// A shard's sockets as non-blocking std Unix streams.
+struct StdSocketIo;
+
+impl ShardIo for StdSocketIo {
+    type Endpoint = UnixStream;
+    type Handoff = ();
+
+    fn send(&self, socket: &UnixStream, bytes: &[u8]) -> std::io::Result<usize> {
+        (&*socket).write(bytes)
+    }
+
+    fn send_vectored(&self, socket: &UnixStream, slices: &[IoSlice<'_>]) -> std::io::Result<usize> {
+        match (&*socket).write_vectored(slices) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(0),
+            other => other,
+        }
+    }
+
+    fn shutdown(&self, socket: &UnixStream) {
+        let _ = socket.shutdown(std::net::Shutdown::Both);
+    }
+
+    fn wake_writer(&self, _socket: &UnixStream) {}
+
+    fn wake(&self, _event: Wake) {}
+}
+
+fn socket_pair() -> (UnixStream, UnixStream) {
+    let (a, b) = UnixStream::pair().expect("socketpair");
+    a.set_nonblocking(true).expect("non-blocking");
+    b.set_nonblocking(true).expect("non-blocking");
+    (a, b)
+}
+
+fn drain(socket: &mut UnixStream) {
+    let mut buf = [0u8; 64 * 1024];
+    while matches!(socket.read(&mut buf), Ok(n) if n > 0) {}
+}
+
+/// ns per published message: one read of 500 PUBs, `subscribers` local
+/// subscribers on the subject, one flush.
+fn shard_pub16(budget: Duration, subscribers: usize) -> f64 {
+    let identity = Arc::new(ServerIdentity {
+        server_id: "NMICRO".into(),
+        server_name: "micro".into(),
+        host: "127.0.0.1".into(),
+        port: 4222,
+        headers: true,
+        max_payload: 1024 * 1024,
+    });
+    let setup = ShardSetup {
+        id: ShardId::new(0),
+        shard_count: 1,
+        identity,
+        limits: ShardLimits::default(),
+        seed: 7,
+        io: StdSocketIo,
+    };
+    let mut shard = ShardBroker::new(setup, Instant::now());
+    let mut peers = Vec::new();
+    let mut connect = |shard: &mut ShardBroker<StdSocketIo>, n: u64, input: &[u8]| {
+        let (ours, theirs) = socket_pair();
+        let key = shard.register_connection(
+            Accepted {
+                client_id: ClientId(n),
+                endpoint: ours,
+                ip: "127.0.0.1".into(),
+                port: 1,
+            },
+            Instant::now(),
+        );
+        let mut parser = Parser::new(4096, 1024 * 1024);
+        shard.process_input(key, &mut parser, input, Instant::now());
+        peers.push(theirs);
+        (key, parser)
+    };
+    for n in 0..subscribers {
+        connect(
+            &mut shard,
+            n as u64 + 2,
+            b"CONNECT {\"verbose\":false,\"pedantic\":false}\r\nSUB bench.* 1\r\n",
+        );
+    }
+    let (publisher, mut parser) = connect(
+        &mut shard,
+        1,
+        b"CONNECT {\"verbose\":false,\"pedantic\":false}\r\n",
+    );
+    shard.flush_dirty(Instant::now());
+    let batch = b"PUB bench.subj 16\r\n0123456789abcdef\r\n".repeat(500);
+    measure(budget, || {
+        let outcome = shard.process_input(publisher, &mut parser, &batch, Instant::now());
+        assert_eq!(outcome.consumed, batch.len());
+        shard.flush_dirty(Instant::now());
+        for peer in &mut peers {
+            drain(peer);
+        }
+        500
+    })
 }
