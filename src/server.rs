@@ -129,6 +129,12 @@ pub fn start(options: Options) -> Result<RunningServer, String> {
     } else {
         options.shards
     };
+    if shard_count > ShardId::MAX_COUNT {
+        return Err(format!(
+            "--shards {shard_count}: at most {} shards",
+            ShardId::MAX_COUNT
+        ));
+    }
     let listener =
         BoundListener::bind(&options.host, options.port, LISTEN_BACKLOG).map_err(|e| {
             format!(

@@ -472,3 +472,17 @@ fn write_deadline_closes_a_stalled_reader() {
     session(&mut healthy, b"", b"MSG wd.done 2 2\r\nok\r\n");
     assert_alive(&mut publisher);
 }
+
+#[test]
+fn more_shards_than_a_shard_id_holds_is_refused_at_start() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_percore"))
+        .args(["-a", "127.0.0.1", "-p", "-1", "--shards", "70000"])
+        .output()
+        .expect("run percore");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "stderr: {stderr}");
+    assert!(
+        stderr.contains("--shards 70000: at most 65536 shards"),
+        "stderr: {stderr}"
+    );
+}

@@ -10,8 +10,12 @@ use std::fmt;
 pub struct ShardId(u16);
 
 impl ShardId {
+    /// The most shards a server can have (the server refuses more at start).
+    pub const MAX_COUNT: usize = u16::MAX as usize + 1;
+
+    /// `index` < [`ShardId::MAX_COUNT`], which the server checks at start.
     pub fn new(index: usize) -> ShardId {
-        ShardId(u16::try_from(index).expect("fewer than 65536 shards"))
+        ShardId(u16::try_from(index).expect("shard index below ShardId::MAX_COUNT"))
     }
 
     /// The shard's position in per-shard tables.
