@@ -30,6 +30,9 @@ enum Setting {
     HttpPort,
     Signal,
     StoreDir,
+    User,
+    Pass,
+    Auth,
 }
 
 /// How a flag takes its value.
@@ -77,6 +80,9 @@ const FLAGS: &[(&str, Setting, Kind)] = &[
     ("signal", Setting::Signal, Kind::Text),
     ("sd", Setting::StoreDir, Kind::Text),
     ("store_dir", Setting::StoreDir, Kind::Text),
+    ("user", Setting::User, Kind::Text),
+    ("pass", Setting::Pass, Kind::Text),
+    ("auth", Setting::Auth, Kind::Text),
 ];
 
 /// nats-server 2.9.10 flags whose feature percore lacks: parsed (so that the
@@ -94,9 +100,6 @@ const NOT_SUPPORTED_YET: &[(&str, Kind)] = &[
     ("max_traced_msg_len", Kind::Int),
     ("js", Kind::Bool),
     ("jetstream", Kind::Bool),
-    ("user", Kind::Text),
-    ("pass", Kind::Text),
-    ("auth", Kind::Text),
     ("tls", Kind::Bool),
     ("tlscert", Kind::Text),
     ("tlskey", Kind::Text),
@@ -139,6 +142,12 @@ pub struct Flags {
     /// nats-server accepts it without `-js` (test harnesses always pass
     /// it); JetStream itself is refused.
     pub store_dir: Option<String>,
+    /// `--user`: the single user's name (wins over the file's).
+    pub user: Option<String>,
+    /// `--pass`: the single user's password, plain or bcrypt.
+    pub pass: Option<String>,
+    /// `--auth`: the token clients must send, plain or bcrypt.
+    pub auth: Option<String>,
     /// The first recognised nats-server flag we do not implement, as `-name`.
     pub unsupported: Option<String>,
     /// Arguments after the flags (`version`, `help`, or a mistake).
@@ -242,6 +251,9 @@ fn set_flag(flags: &mut Flags, name: &str, kind: Kind, value: &str) -> Result<()
         (Setting::HttpPort, Parsed::Int(v)) => flags.http_port = Some(v),
         (Setting::Signal, Parsed::Text(v)) => flags.signal = Some(v),
         (Setting::StoreDir, Parsed::Text(v)) => flags.store_dir = Some(v),
+        (Setting::User, Parsed::Text(v)) => flags.user = Some(v),
+        (Setting::Pass, Parsed::Text(v)) => flags.pass = Some(v),
+        (Setting::Auth, Parsed::Text(v)) => flags.auth = Some(v),
         // FLAGS pairs every setting with its kind; nothing else can occur.
         (_, other) => return Err(format!("internal error: flag -{name} got {other:?}")),
     }
@@ -352,6 +364,11 @@ Logging Options:
     -DV                              Same as -D -V
     -DVV                             Same as -D -V
 
+Authorization Options:
+        --user <user>                User required for connections
+        --pass <password>            Password required for connections (plain or bcrypt)
+        --auth <token>               Authorization token required for connections (plain or bcrypt)
+
 percore Options:
         --shards <n>                 Number of shards, one thread each (default: one per CPU; 1 on <= 2 CPUs)
         --pin                        Pin shard i to CPU i (default: false)
@@ -365,9 +382,8 @@ the command line override those of the configuration file.
 
 Not supported yet (refused with an error): monitoring over HTTPS (-ms),
 --client_advertise, --ports_file_dir, --log_size_limit, syslog (-s, -r),
---max_traced_msg_len, JetStream (-js), authorization (--user, --pass,
---auth), TLS (--tls*), clustering (--routes, --cluster*, --no_advertise,
---connect_retries), --profile, --help_tls.
+--max_traced_msg_len, JetStream (-js), TLS (--tls*), clustering (--routes,
+--cluster*, --no_advertise, --connect_retries), --profile, --help_tls.
 "
     .to_string()
 }
@@ -465,6 +481,20 @@ mod tests {
         let f = flags(&["-D", "false"]);
         assert_eq!(f.debug, Some(true));
         assert_eq!(f.positional, ["false"]);
+    }
+
+    #[test]
+    fn authorization_flags() {
+        let f = flags(&["--user", "u", "-pass=p w", "-auth", "t"]);
+        assert_eq!(
+            (f.user.as_deref(), f.pass.as_deref(), f.auth.as_deref()),
+            (Some("u"), Some("p w"), Some("t"))
+        );
+        assert_eq!(f.unsupported, None);
+        // Not given and given empty differ (an empty flag changes nothing).
+        assert_eq!(flags(&[]).user, None);
+        assert_eq!(flags(&["--user="]).user.as_deref(), Some(""));
+        assert_eq!(flag_error(&["--auth"]), "flag needs an argument: -auth");
     }
 
     #[test]
@@ -582,7 +612,12 @@ mod tests {
             assert!(text.contains(&dashed), "usage lacks {dashed}");
         }
         assert!(text.starts_with("Usage: percore [options]\n"));
-        for section in ["Server Options:", "Logging Options:", "percore Options:"] {
+        for section in [
+            "Server Options:",
+            "Logging Options:",
+            "Authorization Options:",
+            "percore Options:",
+        ] {
             assert!(text.contains(section), "usage lacks {section}");
         }
         assert_eq!(

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use super::conf::Pos;
+use super::conf::{Pos, Value};
 
 /// A configuration or command line error. `Display` gives the message
 /// without the program name; print it as `percore: {err}` (as nats-server
@@ -68,4 +68,115 @@ pub fn io_error_text(op: &str, path: &str, err: &std::io::Error) -> String {
         None => String::new(),
     };
     format!("{op} {path}: {text}")
+}
+
+/// Go's `%q` of a string (`strconv.Quote`), which nats-server uses for
+/// names and subjects in its config errors: printable characters as they
+/// are, `"` and `\` escaped, control characters as Go escapes them.
+pub fn go_quote(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\x07' => out.push_str("\\a"),
+            '\x08' => out.push_str("\\b"),
+            '\x0c' => out.push_str("\\f"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\x0b' => out.push_str("\\v"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Go's `%v` of a config value, for nats-server's "got %v" errors. Maps
+/// print with sorted keys, as Go prints them.
+pub fn go_value(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Integer(n) => n.to_string(),
+        Value::Float(f) => f.to_string(),
+        Value::Bool(b) => b.to_string(),
+        // Go prints a time.Time as `2020-01-01 00:00:00 +0000 UTC`.
+        Value::DateTime(text) => {
+            format!(
+                "{} +0000 UTC",
+                text.trim_end_matches('Z').replacen('T', " ", 1)
+            )
+        }
+        Value::Array(items) => {
+            let items: Vec<String> = items.iter().map(|n| go_value(&n.value)).collect();
+            format!("[{}]", items.join(" "))
+        }
+        Value::Map(map) => {
+            let mut pairs: Vec<String> = map
+                .entries()
+                .iter()
+                .map(|e| format!("{}:{}", e.key, go_value(&e.node.value)))
+                .collect();
+            pairs.sort();
+            format!("map[{}]", pairs.join(" "))
+        }
+    }
+}
+
+/// Go's `%T` of a config value as nats-server's parser holds it.
+pub fn go_type(value: &Value) -> &'static str {
+    match value {
+        Value::String(_) => "string",
+        Value::Integer(_) => "int64",
+        Value::Float(_) => "float64",
+        Value::Bool(_) => "bool",
+        Value::DateTime(_) => "time.Time",
+        Value::Array(_) => "[]interface {}",
+        Value::Map(_) => "map[string]interface {}",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::conf::parse_str;
+
+    fn value(source: &str) -> Value {
+        let map = parse_str(&format!("v: {source}"), "x.conf", &|_| None).expect("parse");
+        map.entries()[0].node.value.clone()
+    }
+
+    #[test]
+    fn go_quote_like_strconv() {
+        assert_eq!(go_quote("a.b"), "\"a.b\"");
+        assert_eq!(go_quote("a \"b\" \\"), "\"a \\\"b\\\" \\\\\"");
+        assert_eq!(go_quote("\t\n\x0c\x01\u{7f}"), "\"\\t\\n\\f\\x01\\x7f\"");
+        assert_eq!(go_quote("é"), "\"é\"");
+    }
+
+    #[test]
+    fn go_value_and_type() {
+        assert_eq!(go_value(&value("abc")), "abc");
+        assert_eq!(go_value(&value("12")), "12");
+        assert_eq!(go_value(&value("1.5")), "1.5");
+        assert_eq!(go_value(&value("true")), "true");
+        assert_eq!(go_value(&value("[a, 1]")), "[a 1]");
+        assert_eq!(go_value(&value("{b: 2, a: x}")), "map[a:x b:2]");
+        assert_eq!(
+            go_value(&value("2020-01-02T03:04:05Z")),
+            "2020-01-02 03:04:05 +0000 UTC"
+        );
+        assert_eq!(go_type(&value("abc")), "string");
+        assert_eq!(go_type(&value("12")), "int64");
+        assert_eq!(go_type(&value("1.5")), "float64");
+        assert_eq!(go_type(&value("false")), "bool");
+        assert_eq!(go_type(&value("[]")), "[]interface {}");
+        assert_eq!(go_type(&value("{}")), "map[string]interface {}");
+    }
 }

@@ -1,11 +1,13 @@
 //! Applies a parsed config file (see `conf`) to [`Options`]: the top-level
 //! keys percore implements, nats-server's value rules for them, and a clear
 //! refusal of every nats-server key whose feature percore does not have yet
-//! (a silently ignored `authorization` block would be a security hole).
+//! (a silently ignored `accounts` or `tls` block would be a security hole).
+//! The `authorization` block has a module of its own, `auth`.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::auth;
 use super::conf::{Entry, Map, Value};
 use super::duration::{format_go_duration, parse_go_duration};
 use super::error::ConfigError;
@@ -21,7 +23,6 @@ const NOT_SUPPORTED_YET: &[&str] = &[
     "disable_sublist_cache",
     "no_sublist_cache",
     "accounts",
-    "authorization",
     "https",
     "https_port",
     "cluster",
@@ -53,7 +54,6 @@ const NOT_SUPPORTED_YET: &[&str] = &[
     "resolver_tls",
     "resolver_preload",
     "resolver_pinned_accounts",
-    "no_auth_user",
     "system_account",
     "system",
     "no_system_account",
@@ -137,6 +137,8 @@ fn apply_entry(
         }
         "shards" => opts.shards = shards(entry)?,
         "pin" => opts.pin = boolean(entry)?,
+        "authorization" => auth::apply_authorization(entry, &mut opts.auth)?,
+        "no_auth_user" => opts.auth.no_auth_user = non_empty(string(entry)?),
         _ if NOT_SUPPORTED_YET.contains(&key.as_str()) => {
             return Err(ConfigError::at(
                 &entry.key_pos,
@@ -158,7 +160,7 @@ fn apply_entry(
 // ---- typed access ----------------------------------------------------------
 
 /// nats-server points value errors at the key, so do we.
-fn wrong_type(entry: &Entry, expected: &str) -> ConfigError {
+pub(super) fn wrong_type(entry: &Entry, expected: &str) -> ConfigError {
     ConfigError::at(
         &entry.key_pos,
         format!(
@@ -169,28 +171,28 @@ fn wrong_type(entry: &Entry, expected: &str) -> ConfigError {
     )
 }
 
-fn integer(entry: &Entry) -> Result<i64, ConfigError> {
+pub(super) fn integer(entry: &Entry) -> Result<i64, ConfigError> {
     match entry.node.value {
         Value::Integer(n) => Ok(n),
         _ => Err(wrong_type(entry, "an integer")),
     }
 }
 
-fn string(entry: &Entry) -> Result<&str, ConfigError> {
+pub(super) fn string(entry: &Entry) -> Result<&str, ConfigError> {
     match &entry.node.value {
         Value::String(s) => Ok(s),
         _ => Err(wrong_type(entry, "a string")),
     }
 }
 
-fn boolean(entry: &Entry) -> Result<bool, ConfigError> {
+pub(super) fn boolean(entry: &Entry) -> Result<bool, ConfigError> {
     match entry.node.value {
         Value::Bool(b) => Ok(b),
         _ => Err(wrong_type(entry, "a boolean")),
     }
 }
 
-fn non_empty(text: &str) -> Option<String> {
+pub(super) fn non_empty(text: &str) -> Option<String> {
     (!text.is_empty()).then(|| text.to_string())
 }
 
@@ -445,7 +447,7 @@ pub fn validate(opts: &Options) -> Result<(), ConfigError> {
             opts.max_payload, opts.max_pending
         )));
     }
-    Ok(())
+    auth::validate(&opts.auth)
 }
 
 fn go_duration(d: Duration) -> String {
@@ -744,8 +746,8 @@ mod tests {
             );
         }
         assert_eq!(
-            load_err("authorization { token: secret }"),
-            "x.conf:1:1: \"authorization\" is not supported yet by percore"
+            load_err("accounts { A: { users: [{user: a}] } }"),
+            "x.conf:1:1: \"accounts\" is not supported yet by percore"
         );
         assert_eq!(
             load_err("TLS { cert_file: x }"),

@@ -5,12 +5,15 @@
 //! file (`conf` parses it, `load` applies it), then the flags again so that
 //! they win, then the checks that span several options.
 
+pub mod auth;
 pub mod cli;
 pub mod conf;
+pub mod credentials;
 pub mod duration;
 pub mod error;
 pub mod load;
 pub mod options;
+pub mod permissions;
 
 use std::path::{Path, PathBuf};
 
@@ -167,7 +170,12 @@ fn apply_flags(flags: &cli::Flags, opts: &mut Options) -> Result<(), ConfigError
     if let Some(port) = flags.http_port {
         opts.http_port = load::http_port_number(port).map_err(ConfigError::new)?;
     }
-    Ok(())
+    auth::apply_flags(
+        flags.user.as_deref(),
+        flags.pass.as_deref(),
+        flags.auth.as_deref(),
+        &mut opts.auth,
+    )
 }
 
 #[cfg(test)]
@@ -500,6 +508,74 @@ mod tests {
         assert_eq!(
             error(&["-c", &path]),
             "lame duck grace period (30s) should be strictly lower than lame duck duration (30s)"
+        );
+    }
+
+    #[test]
+    fn authorization_from_flags_and_file() {
+        use crate::config::options::Options as O;
+        use percore_core::auth::{PasswordUser, Secret};
+        let single = |opts: O| opts.auth.single_user.map(|u| (u.name, u.password));
+        let plain = |s: &str| Secret::Plain(s.into());
+        assert_eq!(
+            single(run(&["--user", "u", "--pass", "p"])),
+            Some(("u".into(), plain("p")))
+        );
+        assert_eq!(run(&["--auth", "t"]).auth.token, Some(plain("t")));
+        assert!(!run(&[]).auth.enabled());
+        let path = config_file(
+            "auth.conf",
+            "authorization { user: a, password: b, timeout: 4 }
+",
+        );
+        let opts = run(&["-c", &path]);
+        let expected = PasswordUser {
+            name: "a".into(),
+            password: plain("b"),
+            permissions: None,
+        };
+        assert_eq!(opts.auth.single_user, Some(expected));
+        assert_eq!(opts.auth.timeout, Duration::from_secs(4));
+        // Each flag replaces its own setting only (nats-server's MergeOptions).
+        assert_eq!(
+            single(run(&["--pass", "c", "-c", &path])),
+            Some(("a".into(), plain("c")))
+        );
+        assert_eq!(
+            single(run(&["-c", &path, "--user=z"])),
+            Some(("z".into(), plain("b")))
+        );
+        assert_eq!(
+            error(&["--pass", "p"]),
+            "a password is set without a user (authorization user or --user)"
+        );
+    }
+
+    #[test]
+    fn authorization_errors_fail_the_test_flag() {
+        let path = config_file(
+            "noauth.conf",
+            "no_auth_user: bob\nauthorization { users: [{user: al}] }\n",
+        );
+        let expected =
+            "no_auth_user: \"bob\" not present as user in authorization block or account configuration";
+        assert_eq!(error(&["-c", &path, "-t"]), expected);
+        assert_eq!(error(&["-c", &path]), expected);
+        let path = config_file(
+            "dupuser.conf",
+            "authorization {\n  users: [{user: a}, {user: a}]\n}\n",
+        );
+        assert_eq!(
+            error(&["-c", &path, "-t"]),
+            format!("{path}:2:23: Duplicate user \"a\" detected")
+        );
+        let path = config_file(
+            "noauth-ok.conf",
+            "no_auth_user: al\nauthorization { users: [{user: al}] }\n",
+        );
+        assert_eq!(
+            exit(&["-c", &path, "-t"]).1,
+            format!("percore: configuration file {path} is valid\n")
         );
     }
 

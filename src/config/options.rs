@@ -7,6 +7,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use percore_core::auth::AuthPolicy;
+
 /// nats-server `MAX_PAYLOAD_SIZE` (const.go): 1 MiB.
 pub const DEFAULT_MAX_PAYLOAD: usize = 1024 * 1024;
 /// nats-server `MAX_PENDING_SIZE` (const.go): 64 MiB of unsent bytes per connection.
@@ -71,6 +73,9 @@ pub struct Options {
     pub shards: usize,
     /// Pin shard i to CPU i.
     pub pin: bool,
+    /// Who may connect (`authorization`, `no_auth_user`, `--user`,
+    /// `--pass`, `--auth`); the default requires no authentication.
+    pub auth: AuthPolicy,
     /// Deprecation warnings from the config file (e.g. an integer
     /// `ping_interval`), each `<file>:<line>:<col>: ...`; print them to
     /// stderr at start-up as nats-server does.
@@ -105,6 +110,7 @@ impl Default for Options {
             config_file: None,
             shards: 0,
             pin: false,
+            auth: AuthPolicy::default(),
             config_warnings: Vec::new(),
         }
     }
