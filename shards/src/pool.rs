@@ -72,7 +72,11 @@ impl ShardPool {
             let mut builder = LocalExecutorBuilder::new(placement)
                 .name(&format!("shard-{shard}"))
                 .io_memory(SHARD_IO_MEMORY)
-                .preempt_timer(config.preempt_timer);
+                .preempt_timer(config.preempt_timer)
+                // Blocking work (password hashing, signature checks) runs
+                // on one unpinned thread per shard, so a pinned shard's CPU
+                // keeps serving its connections meanwhile.
+                .blocking_thread_pool_placement(glommio::PoolPlacement::Unbound(1));
             if let (true, Some(spin)) = (config.pin, config.spin_before_park) {
                 builder = builder.spin_before_park(spin);
             }

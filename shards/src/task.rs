@@ -23,3 +23,10 @@ pub async fn yield_if_needed() {
 pub async fn yield_now() {
     futures_lite::future::yield_now().await
 }
+
+/// Runs `work` on the shard's blocking thread and completes with its
+/// result; the shard goes on serving other tasks meanwhile. For anything
+/// that costs more than a few microseconds of CPU (bcrypt, Ed25519).
+pub async fn spawn_blocking<R: Send + 'static>(work: impl FnOnce() -> R + Send + 'static) -> R {
+    glommio::executor().spawn_blocking(work).await
+}
