@@ -18,10 +18,11 @@
 #![deny(clippy::await_holding_refcell_ref)]
 
 pub use percore_core::{
-    connect, connection, debug, error, fatal, ids, info, io, limits, mesh, outbound,
+    auth, connect, connection, debug, error, fatal, ids, info, io, limits, mesh, outbound,
     outbound_queue, protocol, read_buffer, rng, shard, subject, sublist, trace, warn,
 };
 
+pub mod auth_checks;
 pub mod calendar;
 pub mod config;
 pub mod logging;

@@ -156,6 +156,7 @@ pub fn start(options: Options) -> Result<RunningServer, String> {
         host: options.host.clone(),
         port: local_addr.port(),
         headers: !options.no_header_support,
+        auth_required: options.auth.auth_required(),
         max_payload: options.max_payload,
     };
     let shared = Arc::new(BrokerShared {
@@ -512,7 +513,13 @@ async fn serve_client(ctx: Rc<ShardContext>, socket: HandOff, client_id: ClientI
         .unwrap_or_default();
     let writer_wake = Rc::new(WaitList::new());
     let (ip, port) = peer;
+    let nonce = if ctx.broker.borrow().limits().auth.wants_nonce() {
+        crate::auth_checks::new_nonce()
+    } else {
+        None
+    };
     let accepted = Accepted {
+        nonce,
         client_id,
         endpoint: SocketEndpoint {
             fd: conn.raw_fd(),
@@ -590,6 +597,26 @@ async fn serve_client(ctx: Rc<ShardContext>, socket: HandOff, client_id: ClientI
                         })
                         .await;
                     ctx.broker.borrow_mut().send_pong(key);
+                }
+                Next::Verify => {
+                    // Credentials that need bcrypt or Ed25519: check them on
+                    // the blocking thread; the shard serves others meanwhile.
+                    ctx.end_of_work();
+                    let check = ctx.broker.borrow_mut().take_slow_check(key);
+                    let passed = match check {
+                        Some(check) => {
+                            task::spawn_blocking(move || crate::auth_checks::passes(&check)).await
+                        }
+                        None => false,
+                    };
+                    let next =
+                        ctx.broker
+                            .borrow_mut()
+                            .verification_done(key, passed, Instant::now());
+                    if next == Next::Close {
+                        ctx.end_of_work();
+                        break 'reading;
+                    }
                 }
                 Next::Close => {
                     ctx.end_of_work();
@@ -734,6 +761,7 @@ pub fn shard_limits(options: &Options) -> ShardLimits {
         ping_max: options.ping_max,
         write_deadline: options.write_deadline,
         no_header_support: options.no_header_support,
+        auth: Arc::new(options.auth.clone()),
     }
 }
 

@@ -429,13 +429,13 @@ fn config_syntax_error_exits_one_with_position() {
 }
 
 #[test]
-fn authorization_block_is_rejected() {
+fn accounts_and_operator_blocks_are_rejected_until_they_are_supported() {
     for (name, text) in [
-        ("auth-empty", "authorization {}\n"),
         (
-            "auth-user",
-            "port: -1\nauthorization {\n  user: a\n  password: b\n}\n",
+            "accounts",
+            "accounts { A: { users: [ {user: a, password: b} ] } }\n",
         ),
+        ("operator", "port: -1\noperator: \"eyJ0eXAiOiJKV1QifQ\"\n"),
     ] {
         let config = ConfigFile::new(name, text);
         let output = run_percore(&["-a", "127.0.0.1", "-p", "-1", "-c", &config.path()]);

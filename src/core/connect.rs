@@ -6,6 +6,8 @@
 
 use serde::Deserialize;
 
+use crate::auth::Credentials;
+
 /// What a connection asked for; before any CONNECT, the defaults apply.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientOptions {
@@ -76,20 +78,20 @@ struct ConnectWire {
     version: Option<String>,
     account: Option<String>,
     new_account: Option<bool>,
-    // Known keys we accept and ignore until auth/TLS exist; typed so that a
+    // Known keys we accept and ignore until TLS exists; typed so that a
     // wrong type still closes the connection as nats-server does.
     #[allow(dead_code)]
     tls_required: Option<bool>,
-    #[allow(dead_code)]
     auth_token: Option<String>,
-    #[allow(dead_code)]
     user: Option<String>,
-    #[allow(dead_code)]
     pass: Option<String>,
+    nkey: Option<String>,
+    sig: Option<String>,
 }
 
-/// Parses the JSON argument of CONNECT.
-pub fn parse_connect(json: &[u8]) -> Result<ClientOptions, ConnectError> {
+/// Parses the JSON argument of CONNECT: the options the connection keeps,
+/// and the credentials, which are checked once and not kept.
+pub fn parse_connect(json: &[u8]) -> Result<(ClientOptions, Credentials), ConnectError> {
     let wire: ConnectWire = serde_json::from_slice(json).map_err(|_| ConnectError::Malformed)?;
     if wire.account.as_deref().is_some_and(|a| !a.is_empty()) || wire.new_account == Some(true) {
         return Err(ConnectError::AuthorizationViolation);
@@ -112,7 +114,31 @@ pub fn parse_connect(json: &[u8]) -> Result<ClientOptions, ConnectError> {
     if options.no_responders && !options.headers {
         return Err(ConnectError::NoRespondersWithoutHeaders);
     }
-    Ok(options)
+    let credentials = Credentials {
+        user: wire.user,
+        pass: wire.pass,
+        auth_token: wire.auth_token,
+        nkey: wire.nkey,
+        sig: wire.sig,
+    };
+    Ok((options, credentials))
+}
+
+/// The CONNECT JSON for a trace line, with `pass`, `auth_token` and `sig`
+/// replaced by `[REDACTED]` (nats-server redacts them too): secrets never
+/// reach the log, not even with -V.
+pub fn redacted_connect(json: &[u8]) -> String {
+    match serde_json::from_slice::<serde_json::Value>(json) {
+        Ok(serde_json::Value::Object(mut map)) => {
+            for key in ["pass", "auth_token", "sig"] {
+                if let Some(value) = map.get_mut(key) {
+                    *value = serde_json::Value::String("[REDACTED]".into());
+                }
+            }
+            serde_json::Value::Object(map).to_string()
+        }
+        _ => "[unparsable, not shown]".to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -121,17 +147,33 @@ mod tests {
 
     #[test]
     fn absent_keys_take_server_defaults() {
-        let o = parse_connect(b"{}").unwrap();
+        let (o, _) = parse_connect(b"{}").unwrap();
         assert!(o.verbose && o.pedantic && o.echo && !o.headers);
     }
 
     #[test]
     fn typical_client_connect() {
-        let o = parse_connect(
+        let (o, _) = parse_connect(
             br#"{"verbose":false,"pedantic":false,"tls_required":false,"name":"x","lang":"rust","version":"0.38","protocol":1,"echo":true,"headers":true,"no_responders":true,"unknown":[1]}"#,
         )
         .unwrap();
         assert!(!o.verbose && o.headers && o.no_responders && o.protocol == 1 && o.lang == "rust");
+    }
+
+    #[test]
+    fn credentials_are_returned_and_redacted_in_traces() {
+        let json = br#"{"user":"u","pass":"p1","auth_token":"t1","nkey":"UABC","sig":"s1"}"#;
+        let (_, c) = parse_connect(json).unwrap();
+        assert_eq!(c.user.as_deref(), Some("u"));
+        assert_eq!(c.pass.as_deref(), Some("p1"));
+        assert_eq!(c.auth_token.as_deref(), Some("t1"));
+        assert_eq!(
+            (c.nkey.as_deref(), c.sig.as_deref()),
+            (Some("UABC"), Some("s1"))
+        );
+        let shown = redacted_connect(json);
+        assert!(!shown.contains("p1") && !shown.contains("t1") && !shown.contains("s1"));
+        assert!(shown.contains("\"user\":\"u\"") && shown.contains("[REDACTED]"));
     }
 
     #[test]

@@ -19,6 +19,8 @@ pub struct ServerIdentity {
     pub host: String,
     pub port: u16,
     pub headers: bool,
+    /// INFO `auth_required` (see `AuthPolicy::auth_required`).
+    pub auth_required: bool,
     pub max_payload: usize,
 }
 
@@ -32,16 +34,27 @@ struct InfoWire<'a> {
     host: &'a str,
     port: u16,
     headers: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    auth_required: bool,
     max_payload: usize,
     client_id: u64,
     client_ip: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nonce: Option<&'a str>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     ldm: bool,
 }
 
 impl ServerIdentity {
-    /// The INFO line for one client connection, ending in ` \r\n`.
-    pub fn info_line(&self, client_id: u64, client_ip: &str, lame_duck: bool) -> Vec<u8> {
+    /// The INFO line for one client connection, ending in ` \r\n`; `nonce`
+    /// is the connection's NKey challenge, if the server sends one.
+    pub fn info_line(
+        &self,
+        client_id: u64,
+        client_ip: &str,
+        lame_duck: bool,
+        nonce: Option<&str>,
+    ) -> Vec<u8> {
         let wire = InfoWire {
             server_id: &self.server_id,
             server_name: &self.server_name,
@@ -51,9 +64,11 @@ impl ServerIdentity {
             host: &self.host,
             port: self.port,
             headers: self.headers,
+            auth_required: self.auth_required,
             max_payload: self.max_payload,
             client_id,
             client_ip,
+            nonce,
             ldm: lame_duck,
         };
         let mut line = b"INFO ".to_vec();
@@ -76,16 +91,24 @@ mod tests {
             host: "127.0.0.1".into(),
             port: 4222,
             headers: true,
+            auth_required: false,
             max_payload: 1048576,
         };
-        let line = String::from_utf8(id.info_line(7, "127.0.0.1", false)).unwrap();
+        let line = String::from_utf8(id.info_line(7, "127.0.0.1", false, None)).unwrap();
         assert!(line.starts_with(
             "INFO {\"server_id\":\"NABC\",\"server_name\":\"n1\",\"version\":\"2.9.10\",\"proto\":1,\"go\":\""
         ));
         assert!(line.ends_with(
             "\"host\":\"127.0.0.1\",\"port\":4222,\"headers\":true,\"max_payload\":1048576,\"client_id\":7,\"client_ip\":\"127.0.0.1\"} \r\n"
         ));
-        let ldm = String::from_utf8(id.info_line(7, "127.0.0.1", true)).unwrap();
+        let ldm = String::from_utf8(id.info_line(7, "127.0.0.1", true, None)).unwrap();
         assert!(ldm.ends_with(",\"ldm\":true} \r\n"));
+        let secured = ServerIdentity {
+            auth_required: true,
+            ..id
+        };
+        let line = String::from_utf8(secured.info_line(7, "1.2.3.4", false, Some("abc"))).unwrap();
+        assert!(line.contains("\"headers\":true,\"auth_required\":true,\"max_payload\":1048576,"));
+        assert!(line.ends_with("\"client_ip\":\"1.2.3.4\",\"nonce\":\"abc\"} \r\n"));
     }
 }

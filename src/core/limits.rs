@@ -5,9 +5,12 @@
 //! of work ([`crate::shard::ShardBroker::replace_limits`]); connections
 //! then see the new values from their next operation on.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+use crate::auth::AuthPolicy;
+
+#[derive(Debug, Clone, PartialEq)]
 pub struct ShardLimits {
     pub max_payload: usize,
     pub max_control_line: usize,
@@ -20,6 +23,8 @@ pub struct ShardLimits {
     pub write_deadline: Duration,
     /// `no_header_support`: HPUB is refused even from clients that ask.
     pub no_header_support: bool,
+    /// Who may connect and what they may do.
+    pub auth: Arc<AuthPolicy>,
 }
 
 impl Default for ShardLimits {
@@ -34,6 +39,7 @@ impl Default for ShardLimits {
             ping_max: 2,
             write_deadline: Duration::from_secs(10),
             no_header_support: false,
+            auth: Arc::new(AuthPolicy::default()),
         }
     }
 }

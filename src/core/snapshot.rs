@@ -55,6 +55,8 @@ pub struct ConnectionSnapshot {
     pub name: String,
     pub lang: String,
     pub version: String,
+    /// The user name or nkey it authenticated as.
+    pub authorized_user: Option<String>,
     /// Filled only when [`SnapshotRequest::with_subscriptions`] is set (a
     /// closed connection keeps the list it had when it closed).
     pub subscription_list: Vec<SubscriptionSnapshot>,

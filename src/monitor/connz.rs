@@ -76,14 +76,15 @@ pub struct ConnzOptions {
     pub limit: usize,
     pub cid: Option<u64>,
     pub state: State,
+    /// `auth=1`: show each connection's authorized user and account.
+    pub auth: bool,
 }
 
 impl ConnzOptions {
     /// Decodes the query in nats-server's order (auth, subs, offset, limit,
     /// cid, state, sort), so the first bad parameter reported is the same.
     pub fn parse(query: &Query) -> Result<ConnzOptions, String> {
-        // percore has no authentication: `auth` is validated, then ignored.
-        params::boolean(query, "auth")?;
+        let auth = params::boolean(query, "auth")?;
         let subs = if query.get("subs") == Some("detail") {
             SubsMode::Detail
         } else if params::boolean(query, "subs")? {
@@ -128,6 +129,7 @@ impl ConnzOptions {
             limit,
             cid,
             state,
+            auth,
         })
     }
 
@@ -170,6 +172,10 @@ struct ConnInfo<'a> {
     lang: &'a str,
     #[serde(skip_serializing_if = "str::is_empty")]
     version: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    authorized_user: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    account: Option<&'static str>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     subscriptions_list: Vec<&'a str>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -244,6 +250,7 @@ fn conn_info<'a>(
     connection: &'a ConnectionSnapshot,
     now: std::time::SystemTime,
     subs: SubsMode,
+    auth: bool,
 ) -> ConnInfo<'a> {
     let subscriptions_list = match subs {
         SubsMode::List => connection
@@ -287,6 +294,8 @@ fn conn_info<'a>(
         name: &connection.name,
         lang: &connection.lang,
         version: &connection.version,
+        authorized_user: connection.authorized_user.as_deref().filter(|_| auth),
+        account: auth.then_some(GLOBAL_ACCOUNT),
         subscriptions_list,
         subscriptions_list_detail,
     }
@@ -296,7 +305,7 @@ pub fn render(snapshot: &MonitorSnapshot, options: &ConnzOptions) -> String {
     let (page, total) = select(snapshot, options);
     let connections: Vec<ConnInfo> = page
         .into_iter()
-        .map(|connection| conn_info(connection, snapshot.now, options.subs))
+        .map(|connection| conn_info(connection, snapshot.now, options.subs, options.auth))
         .collect();
     let connz = Connz {
         server_id: &snapshot.server.server_id,

@@ -97,6 +97,7 @@ mod test_support {
             name: String::new(),
             lang: String::new(),
             version: String::new(),
+            authorized_user: None,
             subscription_list: Vec::new(),
             stop: None,
             reason: None,

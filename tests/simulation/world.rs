@@ -113,6 +113,7 @@ impl World {
             host: "127.0.0.1".into(),
             port: 4222,
             headers: true,
+            auth_required: false,
             max_payload: limits.max_payload,
         });
         let base = Instant::now();
@@ -172,6 +173,7 @@ impl World {
                 endpoint: socket,
                 ip: "127.0.0.1".into(),
                 port: 10_000 + id as u16,
+                nonce: None,
             },
             self.now,
         );
@@ -539,6 +541,7 @@ impl World {
                     self.conns[c].barrier = Some(target);
                     break;
                 }
+                Next::Verify => unreachable!("the simulation configures no authentication"),
                 Next::Close => {
                     self.note(format!("conn {c} closes"));
                     self.end_of_work(shard);

@@ -176,6 +176,7 @@ fn shard_pub16(budget: Duration, subscribers: usize) -> f64 {
         host: "127.0.0.1".into(),
         port: 4222,
         headers: true,
+        auth_required: false,
         max_payload: 1024 * 1024,
     });
     let setup = ShardSetup {
@@ -196,6 +197,7 @@ fn shard_pub16(budget: Duration, subscribers: usize) -> f64 {
                 endpoint: ours,
                 ip: "127.0.0.1".into(),
                 port: 1,
+                nonce: None,
             },
             Instant::now(),
         );

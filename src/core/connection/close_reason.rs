@@ -17,6 +17,7 @@ pub enum CloseReason {
     MaxControlLineExceeded,
     NoRespondersRequiresHeaders,
     AuthenticationFailure,
+    AuthenticationTimeout,
     ServerShutdown,
 }
 
@@ -37,6 +38,7 @@ impl CloseReason {
             CloseReason::MaxControlLineExceeded => "Maximum Control Line Exceeded",
             CloseReason::NoRespondersRequiresHeaders => "No Responders Requires Headers",
             CloseReason::AuthenticationFailure => "Authentication Failure",
+            CloseReason::AuthenticationTimeout => "Authentication Timeout",
             CloseReason::ServerShutdown => "Server Shutdown",
         }
     }

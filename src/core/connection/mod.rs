@@ -20,6 +20,7 @@ pub use table::ConnTable;
 use std::collections::HashMap;
 use std::time::Instant;
 
+use crate::auth::{Identity, PermissionCheck, SlowCheck};
 use crate::connect::ClientOptions;
 use crate::ids::{AccountId, ClientId, ConnKey, SubKey};
 
@@ -59,6 +60,37 @@ pub struct Traffic {
     pub out_bytes: u64,
 }
 
+/// Where a connection stands with authentication.
+#[derive(Debug)]
+pub enum AuthState {
+    /// No authentication configured.
+    Open,
+    /// Must authenticate (CONNECT with valid credentials) by `deadline`.
+    Pending { deadline: Instant },
+    /// A slow check runs off the shard; the connection's input waits.
+    Verifying {
+        /// The check, until the runtime takes it.
+        check: Option<SlowCheck>,
+        identity: Identity,
+        log: String,
+        deadline: Instant,
+    },
+    /// Authenticated.
+    Done,
+}
+
+impl AuthState {
+    /// The connection should have authenticated by now.
+    pub fn deadline_passed(&self, now: Instant) -> bool {
+        match self {
+            AuthState::Pending { deadline } | AuthState::Verifying { deadline, .. } => {
+                now >= *deadline
+            }
+            AuthState::Open | AuthState::Done => false,
+        }
+    }
+}
+
 /// `E` is the runtime's socket handle ([`crate::io::ShardIo::Endpoint`]).
 pub struct Connection<E> {
     pub kind: ConnKind,
@@ -68,6 +100,13 @@ pub struct Connection<E> {
     pub ip: String,
     pub port: u16,
     pub options: ClientOptions,
+    pub auth: AuthState,
+    /// The NKey challenge sent in INFO, if any.
+    pub nonce: Option<String>,
+    /// `/connz` `authorized_user`.
+    pub authorized_user: Option<String>,
+    /// The user's permissions, if it has any.
+    pub permissions: Option<PermissionCheck>,
     /// A PONG has been sent: from now on a proto-1 client may receive an
     /// asynchronous INFO (lame duck) without breaking its handshake.
     pub first_pong_sent: bool,

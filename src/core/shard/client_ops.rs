@@ -6,8 +6,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::connect::{parse_connect, ConnectError};
-use crate::connection::CloseReason;
+use crate::auth::{Decision, Identity, PermissionCheck, SlowCheck};
+use crate::connect::{parse_connect, redacted_connect, ConnectError};
+use crate::connection::{AuthState, CloseReason};
 use crate::ids::ConnKey;
 use crate::io::ShardIo;
 use crate::outbound::{OK, PONG};
@@ -26,6 +27,11 @@ const RESERVED_REPLY_PREFIXES: [&[u8]; 3] = [b"_R_.", b"$JS.ACK.", b"_GR_."];
 pub enum Next {
     /// Everything parseable was handled; read more bytes.
     NeedMore,
+    /// CONNECT's credentials need a slow check: take it with
+    /// [`ShardBroker::take_slow_check`], run it off the shard, report with
+    /// [`ShardBroker::verification_done`], then continue with the rest of
+    /// the input.
+    Verify,
     /// A PING must wait until every peer has applied what this shard sent it:
     /// flush, wait for [`ShardBroker::barrier_reached`] on the
     /// [`ShardBroker::barrier_target`] taken after the flush, then call
@@ -100,6 +106,13 @@ impl<I: ShardIo> ShardBroker<I> {
         if crate::log::trace_enabled() {
             self.trace_op(key, &op);
         }
+        if !matches!(op, ClientOp::Connect(_)) && !self.may_operate(key) {
+            return self.close_with_error(
+                key,
+                Some("Authorization Violation"),
+                CloseReason::AuthenticationFailure,
+            );
+        }
         match op {
             ClientOp::Connect(json) => self.handle_connect(key, json),
             ClientOp::Ping => {
@@ -150,7 +163,7 @@ impl<I: ShardIo> ShardBroker<I> {
     fn trace_op(&self, key: ConnKey, op: &ClientOp<'_>) {
         let conn = &self.conns[key];
         let text = match op {
-            ClientOp::Connect(json) => format!("CONNECT {}", String::from_utf8_lossy(json)),
+            ClientOp::Connect(json) => format!("CONNECT {}", redacted_connect(json)),
             ClientOp::Ping => "PING".into(),
             ClientOp::Pong => "PONG".into(),
             ClientOp::Pub(p) => format!(
@@ -190,9 +203,26 @@ impl<I: ShardIo> ShardBroker<I> {
         crate::trace!("{} - cid:{} - <<- [{}]", conn.ip, conn.client_id, text);
     }
 
+    /// Before it authenticated, a connection may only send CONNECT; a
+    /// `no_auth_user` logs a client that skips CONNECT in as that user.
+    fn may_operate(&mut self, key: ConnKey) -> bool {
+        let conn = &self.conns[key];
+        match conn.auth {
+            AuthState::Open | AuthState::Done => true,
+            AuthState::Verifying { .. } => false,
+            AuthState::Pending { .. } => match self.limits.auth.no_auth_identity() {
+                Some(identity) => {
+                    self.authenticated(key, identity);
+                    true
+                }
+                None => false,
+            },
+        }
+    }
+
     fn handle_connect(&mut self, key: ConnKey, json: &[u8]) -> Next {
         match parse_connect(json) {
-            Ok(options) => {
+            Ok((options, credentials)) => {
                 let verbose = options.verbose;
                 let first_ping = self.first_ping_delay();
                 let now = self.now;
@@ -200,6 +230,26 @@ impl<I: ShardIo> ShardBroker<I> {
                 conn.options = options;
                 let accepted = conn.started;
                 conn.liveness.connected(now, accepted, first_ping);
+                if let AuthState::Pending { deadline } = conn.auth {
+                    let policy = self.limits.auth.clone();
+                    match policy.decide(&credentials, conn.nonce.as_deref()) {
+                        Decision::Accept(identity) => self.authenticated(key, identity),
+                        Decision::Reject { log } => return self.reject_auth(key, &log),
+                        Decision::Verify {
+                            check,
+                            identity,
+                            log,
+                        } => {
+                            conn.auth = AuthState::Verifying {
+                                check: Some(check),
+                                identity,
+                                log,
+                                deadline,
+                            };
+                            return Next::Verify;
+                        }
+                    }
+                }
                 if verbose {
                     self.queue_bytes(key, OK);
                 }
@@ -217,6 +267,59 @@ impl<I: ShardIo> ShardBroker<I> {
                 self.close_with_error(key, error.err_text(), reason)
             }
         }
+    }
+
+    /// The slow check a [`Next::Verify`] asked for.
+    pub fn take_slow_check(&mut self, key: ConnKey) -> Option<SlowCheck> {
+        match &mut self.conns.get_mut(key)?.auth {
+            AuthState::Verifying { check, .. } => check.take(),
+            _ => None,
+        }
+    }
+
+    /// The slow check of a CONNECT finished: accept or reject it. Returns
+    /// what the caller does next (continue with the input, or stop).
+    pub fn verification_done(&mut self, key: ConnKey, passed: bool, now: Instant) -> Next {
+        self.set_now(now);
+        let Some(conn) = self.conns.get_mut(key) else {
+            return Next::Close;
+        };
+        if conn.closing.is_some() {
+            return Next::Close;
+        }
+        let state = std::mem::replace(&mut conn.auth, AuthState::Done);
+        let AuthState::Verifying { identity, log, .. } = state else {
+            conn.auth = state;
+            return Next::NeedMore;
+        };
+        if !passed {
+            return self.reject_auth(key, &log);
+        }
+        let verbose = conn.options.verbose;
+        self.authenticated(key, identity);
+        if verbose {
+            self.queue_bytes(key, OK);
+        }
+        Next::NeedMore
+    }
+
+    fn authenticated(&mut self, key: ConnKey, identity: Identity) {
+        let conn = &mut self.conns[key];
+        conn.auth = AuthState::Done;
+        conn.authorized_user = identity.user;
+        conn.permissions = identity.permissions.map(PermissionCheck::new);
+    }
+
+    /// nats-server's answer to bad credentials: an ERR log line, `-ERR
+    /// 'Authorization Violation'` (flushed) and the close.
+    fn reject_auth(&mut self, key: ConnKey, log: &str) -> Next {
+        let conn = &self.conns[key];
+        crate::error!("{} - cid:{} - {}", conn.ip, conn.client_id, log);
+        self.close_with_error(
+            key,
+            Some("Authorization Violation"),
+            CloseReason::AuthenticationFailure,
+        )
     }
 
     /// The first server PING (nats-server's RTT ping) goes out this long
@@ -266,6 +369,23 @@ impl<I: ShardIo> ShardBroker<I> {
             self.queue_err(key, &text);
             return Next::NeedMore;
         }
+        let conn = &mut self.conns[key];
+        let now = self.now;
+        if let Some(check) = conn.permissions.as_mut() {
+            if !check.can_publish(publish.subject) && !check.may_respond(publish.subject, now) {
+                let subject = go_quote(publish.subject);
+                crate::error!(
+                    "{} - cid:{} - Publish Violation - {}, Subject {}",
+                    conn.ip,
+                    conn.client_id,
+                    who(conn.authorized_user.as_deref()),
+                    subject
+                );
+                let text = format!("Permissions Violation for Publish to {subject}");
+                self.queue_err(key, &text);
+                return Next::NeedMore;
+            }
+        }
         if verbose {
             self.queue_bytes(key, OK);
         }
@@ -282,6 +402,32 @@ impl<I: ShardIo> ShardBroker<I> {
         let conn = &mut self.conns[key];
         conn.liveness.heard_from();
         let verbose = conn.options.verbose;
+        if let Some(check) = &conn.permissions {
+            if !check.can_subscribe(subject, queue) {
+                let subject = go_quote(subject);
+                let queue = queue.map(go_quote);
+                crate::error!(
+                    "{} - cid:{} - Subscription Violation - {}, Subject {}{}, SID {}",
+                    conn.ip,
+                    conn.client_id,
+                    who(conn.authorized_user.as_deref()),
+                    subject,
+                    queue
+                        .as_ref()
+                        .map(|q| format!(", Queue: {q}"))
+                        .unwrap_or_default(),
+                    String::from_utf8_lossy(sid)
+                );
+                let text = match queue {
+                    Some(queue) => format!(
+                        "Permissions Violation for Subscription to {subject} using queue {queue}"
+                    ),
+                    None => format!("Permissions Violation for Subscription to {subject}"),
+                };
+                self.queue_err(key, &text);
+                return;
+            }
+        }
         match self.subscribe(key, subject, queue, sid) {
             Ok(_) | Err(SubscribeError::DuplicateSid) => {
                 // A reused sid is ignored, as by nats-server: the first
@@ -315,4 +461,29 @@ impl<I: ShardIo> ShardBroker<I> {
             self.queue_bytes(key, PONG);
         }
     }
+}
+
+/// `<who>` in nats-server's violation logs.
+fn who(user: Option<&str>) -> String {
+    format!("User {}", go_quote(user.unwrap_or("N/A").as_bytes()))
+}
+
+/// Go's `%q` of a subject: double quotes, with `"` and `\` escaped and
+/// bytes outside printable ASCII as `\xNN`.
+pub(crate) fn go_quote(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() + 2);
+    out.push('"');
+    for &b in bytes {
+        match b {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            0x20..=0x7e => out.push(char::from(b)),
+            _ => out.push_str(&format!("\\x{b:02x}")),
+        }
+    }
+    out.push('"');
+    out
 }

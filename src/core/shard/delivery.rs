@@ -31,6 +31,19 @@ impl<I: ShardIo> ShardBroker<I> {
         if conn.closing.is_some() || (publisher == Some(key) && !conn.options.echo) {
             return false;
         }
+        // A wildcard subscription the deny rules did not refuse still may
+        // not receive what they cover (nats-server skips those silently);
+        // with `allow_responses`, the reply subject becomes publishable.
+        if let Some(check) = &mut conn.permissions {
+            if check.filters_deliveries()
+                && !check.may_receive(message.subject, sub.queue.as_deref())
+            {
+                return false;
+            }
+            if let (true, Some(reply)) = (check.tracks_replies(), message.reply) {
+                check.reply_received(reply, self.now);
+            }
+        }
         sub.delivered += 1;
         let Publish {
             subject,

@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use crate::connect::ClientOptions;
-use crate::connection::{CloseReason, ConnKind, Connection, Liveness, OutputState, Traffic};
+use crate::connection::{
+    AuthState, CloseReason, ConnKind, Connection, Liveness, OutputState, Traffic,
+};
 use crate::ids::{AccountId, ClientId, ConnKey, SubKey};
 use crate::io::ShardIo;
 use crate::outbound::encode_err;
@@ -19,6 +21,9 @@ pub struct Accepted<E> {
     pub endpoint: E,
     pub ip: String,
     pub port: u16,
+    /// The NKey challenge for INFO, made by the runtime from a CSPRNG when
+    /// the auth policy wants one (`AuthPolicy::wants_nonce`).
+    pub nonce: Option<String>,
 }
 
 impl<I: ShardIo> ShardBroker<I> {
@@ -34,8 +39,18 @@ impl<I: ShardIo> ShardBroker<I> {
             endpoint,
             ip,
             port,
+            nonce,
         } = accepted;
-        let info = self.identity.info_line(client_id.0, &ip, false);
+        let info = self
+            .identity
+            .info_line(client_id.0, &ip, false, nonce.as_deref());
+        let auth = if self.limits.auth.enabled() {
+            AuthState::Pending {
+                deadline: now + self.limits.auth.timeout,
+            }
+        } else {
+            AuthState::Open
+        };
         let mut output = OutputState::default();
         output.extend(&mut self.pool, &info);
         let key = self.conns.insert(Connection {
@@ -46,6 +61,10 @@ impl<I: ShardIo> ShardBroker<I> {
             ip,
             port,
             options: ClientOptions::default(),
+            auth,
+            nonce,
+            authorized_user: None,
+            permissions: None,
             first_pong_sent: false,
             output,
             subs: HashMap::new(),
@@ -69,7 +88,7 @@ impl<I: ShardIo> ShardBroker<I> {
     /// Sends `INFO` then `-ERR 'maximum connections exceeded'` and shuts the
     /// socket; the connection is never registered.
     pub fn reject_connection(&self, client_id: ClientId, endpoint: &I::Endpoint, ip: &str) {
-        let mut bytes = self.identity.info_line(client_id.0, ip, false);
+        let mut bytes = self.identity.info_line(client_id.0, ip, false, None);
         encode_err(&mut bytes, "maximum connections exceeded");
         let _ = self.io.send(endpoint, &bytes);
         self.io.shutdown(endpoint);

@@ -220,3 +220,7 @@ const FIRST_PING_JITTER_PERMILLE: u64 = 200;
 /// The state machine driven as `server.rs` drives it, over a fake `ShardIo`.
 #[cfg(test)]
 mod tests;
+
+/// Authentication and permissions, over the same fake runtime.
+#[cfg(test)]
+mod auth_tests;

@@ -34,7 +34,7 @@ use super::{InputOutcome, Next, ShardBroker, ShardSetup, WallClock};
 // The fake I/O seam.
 
 #[derive(Default)]
-struct SocketState {
+pub(super) struct SocketState {
     /// Everything the socket took, in order, not yet read by the test.
     sent: Vec<u8>,
     /// Bytes the socket still takes; `None`: as many as it is given.
@@ -49,7 +49,7 @@ struct SocketState {
 
 /// One client socket: shared by the test and the broker's connection.
 #[derive(Clone, Default)]
-struct Socket(Rc<RefCell<SocketState>>);
+pub(super) struct Socket(Rc<RefCell<SocketState>>);
 
 impl Socket {
     /// A non-blocking send of `slices`, in order, as far as the room allows.
@@ -107,7 +107,7 @@ impl Socket {
 }
 
 #[derive(Default)]
-struct FakeIo {
+pub(super) struct FakeIo {
     wakes: RefCell<Vec<Wake>>,
 }
 
@@ -160,6 +160,7 @@ fn identity() -> Arc<ServerIdentity> {
         host: "127.0.0.1".into(),
         port: 4222,
         headers: true,
+        auth_required: false,
         max_payload: 1024 * 1024,
     })
 }
@@ -186,26 +187,26 @@ const EVERYTHING: SnapshotRequest = SnapshotRequest {
     with_closed: true,
 };
 
-struct Client {
-    key: ConnKey,
-    cid: u64,
+pub(super) struct Client {
+    pub(super) key: ConnKey,
+    pub(super) cid: u64,
     socket: Socket,
     parser: Parser,
 }
 
 impl Client {
-    fn read(&self) -> String {
+    pub(super) fn read(&self) -> String {
         self.socket.read()
     }
 }
 
 /// One shard with the runtime's duties: units of work, its outbound rings.
-struct Node {
-    broker: ShardBroker<FakeIo>,
+pub(super) struct Node {
+    pub(super) broker: ShardBroker<FakeIo>,
     /// Batches pushed at the end of units of work, oldest first.
     outbox: VecDeque<(ShardId, ShardBatch<u64>)>,
     /// The time of the next unit of work.
-    now: Instant,
+    pub(super) now: Instant,
 }
 
 impl Node {
@@ -225,7 +226,7 @@ impl Node {
         }
     }
 
-    fn single(limits: ShardLimits) -> Node {
+    pub(super) fn single(limits: ShardLimits) -> Node {
         Node::new(0, 1, limits, Instant::now())
     }
 
@@ -235,7 +236,7 @@ impl Node {
 
     /// End of a unit of work, in `server.rs`'s order: ring pushes, then one
     /// flush per dirty connection.
-    fn end_of_work(&mut self) {
+    pub(super) fn end_of_work(&mut self) {
         let outbox = &mut self.outbox;
         self.broker
             .drain_batches(|dst, batch| outbox.push_back((dst, batch)));
@@ -243,7 +244,7 @@ impl Node {
     }
 
     /// Accepts a client and checks the INFO it is greeted with.
-    fn connect(&mut self, cid: u64) -> Client {
+    pub(super) fn connect(&mut self, cid: u64) -> Client {
         let socket = Socket::default();
         let key = self.broker.register_connection(
             super::Accepted {
@@ -251,6 +252,7 @@ impl Node {
                 endpoint: socket.clone(),
                 ip: CLIENT_IP.into(),
                 port: 40_000 + cid as u16,
+                nonce: None,
             },
             self.now,
         );
@@ -265,22 +267,46 @@ impl Node {
         }
     }
 
+    /// Accepts a client whose INFO carries `nonce` (not checked here).
+    pub(super) fn connect_with_nonce(&mut self, cid: u64, nonce: &str) -> Client {
+        let socket = Socket::default();
+        let key = self.broker.register_connection(
+            super::Accepted {
+                client_id: ClientId(cid),
+                endpoint: socket.clone(),
+                ip: CLIENT_IP.into(),
+                port: 40_000 + cid as u16,
+                nonce: Some(nonce.into()),
+            },
+            self.now,
+        );
+        self.end_of_work();
+        assert!(socket.read().contains(&format!("\"nonce\":\"{nonce}\"")));
+        let limits = self.broker.limits();
+        Client {
+            key,
+            cid,
+            socket,
+            parser: Parser::new(limits.max_control_line, limits.max_payload),
+        }
+    }
+
     /// One socket read, handled as far as the broker goes without waiting;
     /// no end of work.
-    fn process(&mut self, client: &mut Client, bytes: &[u8]) -> InputOutcome {
+    pub(super) fn process(&mut self, client: &mut Client, bytes: &[u8]) -> InputOutcome {
         self.broker
             .process_input(client.key, &mut client.parser, bytes, self.now)
     }
 
     /// One socket read that is handled completely, then the end of work.
-    fn input(&mut self, client: &mut Client, bytes: &str) {
+    pub(super) fn input(&mut self, client: &mut Client, bytes: &str) {
         let outcome = self.process(client, bytes.as_bytes());
         assert_eq!(outcome.next, Next::NeedMore, "after {bytes:?}");
         assert_eq!(outcome.consumed, bytes.len(), "after {bytes:?}");
         self.end_of_work();
     }
 
-    fn tick(&mut self) {
+    pub(super) fn tick(&mut self) {
         self.broker.tick(self.now);
         self.end_of_work();
     }
@@ -292,13 +318,13 @@ impl Node {
         }
     }
 
-    fn snapshot(&self) -> ShardSnapshot {
+    pub(super) fn snapshot(&self) -> ShardSnapshot {
         self.broker.snapshot(EVERYTHING, self.clock())
     }
 
     /// The reader and writer ended: forget the connection, as the reader
     /// task does last.
-    fn remove(&mut self, client: &Client) -> bool {
+    pub(super) fn remove(&mut self, client: &Client) -> bool {
         let removed = self.broker.remove_connection(client.key, self.clock());
         self.end_of_work();
         removed
@@ -405,6 +431,7 @@ fn register_queues_info_and_flush_dirty_sends_it() {
             endpoint: socket.clone(),
             ip: CLIENT_IP.into(),
             port: 40_007,
+            nonce: None,
         },
         node.now,
     );

@@ -27,6 +27,10 @@ impl<I: ShardIo> ShardBroker<I> {
             if conn.closing.is_some() {
                 continue;
             }
+            if conn.auth.deadline_passed(now) {
+                to_close.push((key, CloseReason::AuthenticationTimeout));
+                continue;
+            }
             if conn.output.write_deadline_passed(now, deadline) {
                 to_close.push((key, CloseReason::SlowConsumerWriteDeadline));
                 continue;
@@ -41,8 +45,17 @@ impl<I: ShardIo> ShardBroker<I> {
             self.queue_bytes(key, PING);
         }
         for (key, reason) in to_close {
-            if reason == CloseReason::StaleConnection {
-                self.queue_err(key, "Stale Connection");
+            match reason {
+                CloseReason::StaleConnection => self.queue_err(key, "Stale Connection"),
+                CloseReason::AuthenticationTimeout => {
+                    crate::debug!(
+                        "{} - cid:{} - Authentication Timeout",
+                        self.conns[key].ip,
+                        self.conns[key].client_id
+                    );
+                    self.queue_err(key, "Authentication Timeout");
+                }
+                _ => {}
             }
             self.begin_close(key, reason);
         }
@@ -56,7 +69,9 @@ impl<I: ShardIo> ShardBroker<I> {
         for &key in &keys {
             let conn = &self.conns[key];
             if conn.options.protocol >= 1 && conn.first_pong_sent && conn.closing.is_none() {
-                let info = self.identity.info_line(conn.client_id.0, &conn.ip, true);
+                let info = self
+                    .identity
+                    .info_line(conn.client_id.0, &conn.ip, true, None);
                 self.queue_bytes(key, &info);
             }
         }

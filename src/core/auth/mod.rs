@@ -1,0 +1,257 @@
+//! Authentication and authorization, decided on the shard, as nats-server
+//! 2.9 does it (`tests/reference/security.md`).
+//!
+//! [`policy`] is what the operator configured; [`AuthPolicy::decide`] turns
+//! the credentials of one CONNECT into a [`Decision`]. Checks that cost
+//! more than a few microseconds (bcrypt, Ed25519) are not made here: the
+//! decision names them ([`SlowCheck`]) and the runtime runs them off the
+//! shard, then reports back ([`crate::shard::ShardBroker::verification_done`]),
+//! so no handshake stalls the other connections of a core. [`permissions`]
+//! checks publishes and subscriptions per connection.
+
+pub mod permissions;
+pub mod policy;
+
+use std::sync::Arc;
+
+pub use permissions::{PermissionCheck, Permissions, ResponsePermission, Rules, SubscribeRule};
+pub use policy::{AuthPolicy, NkeyUser, PasswordUser, Secret, DEFAULT_AUTH_TIMEOUT};
+
+/// The credentials a CONNECT carried.
+#[derive(Default, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub user: Option<String>,
+    pub pass: Option<String>,
+    pub auth_token: Option<String>,
+    pub nkey: Option<String>,
+    pub sig: Option<String>,
+}
+
+impl Credentials {
+    fn is_empty(&self) -> bool {
+        self.user.is_none()
+            && self.pass.is_none()
+            && self.auth_token.is_none()
+            && self.nkey.is_none()
+    }
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("user", &self.user)
+            .field("nkey", &self.nkey)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Who a connection authenticated as.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Identity {
+    /// `/connz` `authorized_user`: the user name or nkey.
+    pub user: Option<String>,
+    pub permissions: Option<Arc<Permissions>>,
+}
+
+/// A check too slow for the shard, run by the runtime on another thread.
+#[derive(Clone, PartialEq, Eq)]
+pub enum SlowCheck {
+    /// bcrypt-verify `password` against `hash`.
+    Bcrypt { hash: String, password: String },
+    /// Verify the Ed25519 signature `sig` (base64url, or standard base64)
+    /// by the user key `public_key` over the nonce's ASCII bytes.
+    Ed25519 {
+        public_key: String,
+        nonce: String,
+        sig: String,
+    },
+}
+
+impl std::fmt::Debug for SlowCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SlowCheck::Bcrypt { .. } => f.write_str("SlowCheck::Bcrypt(<redacted>)"),
+            SlowCheck::Ed25519 { public_key, .. } => {
+                write!(f, "SlowCheck::Ed25519({public_key})")
+            }
+        }
+    }
+}
+
+/// What a CONNECT's credentials come to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    Accept(Identity),
+    /// `-ERR 'Authorization Violation'`; `log` is nats-server's ERR line.
+    Reject {
+        log: String,
+    },
+    /// Accept as `identity` if `check` passes, else reject with `log`.
+    Verify {
+        check: SlowCheck,
+        identity: Identity,
+        log: String,
+    },
+}
+
+impl AuthPolicy {
+    /// nats-server's order: nkey, then the users map, then the token, then
+    /// the single user and password. `nonce` is the one sent in INFO.
+    pub fn decide(&self, credentials: &Credentials, nonce: Option<&str>) -> Decision {
+        if !self.enabled() {
+            return Decision::Accept(Identity::default());
+        }
+        if credentials.is_empty() {
+            if let Some(identity) = self.no_auth_identity() {
+                return Decision::Accept(identity);
+            }
+        }
+        let reject_log = self.reject_log(credentials);
+        if !self.nkeys.is_empty() {
+            if let Some(key) = &credentials.nkey {
+                let Some(user) = self.nkeys.get(key) else {
+                    return Decision::Reject { log: reject_log };
+                };
+                let (Some(sig), Some(nonce)) = (&credentials.sig, nonce) else {
+                    return Decision::Reject { log: reject_log };
+                };
+                return Decision::Verify {
+                    check: SlowCheck::Ed25519 {
+                        public_key: key.clone(),
+                        nonce: nonce.to_string(),
+                        sig: sig.clone(),
+                    },
+                    identity: Identity {
+                        user: Some(key.clone()),
+                        permissions: user
+                            .permissions
+                            .clone()
+                            .or_else(|| self.default_permissions.clone()),
+                    },
+                    log: reject_log,
+                };
+            }
+        }
+        // Like nkeys, the users map is consulted only for a client that
+        // names a user; one that does not falls through to the token and
+        // the single user (nats-server's order).
+        if let Some(user) = credentials
+            .user
+            .as_deref()
+            .filter(|u| !u.is_empty() && !self.users.is_empty())
+        {
+            let Some(entry) = self.users.get(user) else {
+                return Decision::Reject { log: reject_log };
+            };
+            let identity = Identity {
+                user: Some(entry.name.clone()),
+                permissions: entry
+                    .permissions
+                    .clone()
+                    .or_else(|| self.default_permissions.clone()),
+            };
+            return self.check_secret(
+                &entry.password,
+                credentials.pass.as_deref(),
+                identity,
+                reject_log,
+            );
+        }
+        if let Some(token) = &self.token {
+            let identity = Identity {
+                user: None,
+                permissions: self.default_permissions.clone(),
+            };
+            return self.check_secret(
+                token,
+                credentials.auth_token.as_deref(),
+                identity,
+                reject_log,
+            );
+        }
+        if let Some(single) = &self.single_user {
+            if credentials.user.as_deref() != Some(single.name.as_str()) {
+                return Decision::Reject { log: reject_log };
+            }
+            let identity = Identity {
+                user: Some(single.name.clone()),
+                permissions: single
+                    .permissions
+                    .clone()
+                    .or_else(|| self.default_permissions.clone()),
+            };
+            return self.check_secret(
+                &single.password,
+                credentials.pass.as_deref(),
+                identity,
+                reject_log,
+            );
+        }
+        Decision::Reject { log: reject_log }
+    }
+
+    /// The `no_auth_user`'s identity, if one is configured.
+    pub fn no_auth_identity(&self) -> Option<Identity> {
+        let name = self.no_auth_user.as_ref()?;
+        let entry = self.users.get(name)?;
+        Some(Identity {
+            user: Some(entry.name.clone()),
+            permissions: entry
+                .permissions
+                .clone()
+                .or_else(|| self.default_permissions.clone()),
+        })
+    }
+
+    fn check_secret(
+        &self,
+        configured: &Secret,
+        offered: Option<&str>,
+        identity: Identity,
+        log: String,
+    ) -> Decision {
+        let offered = offered.unwrap_or("");
+        match configured {
+            Secret::Plain(expected) => {
+                if constant_time_eq(expected.as_bytes(), offered.as_bytes()) {
+                    Decision::Accept(identity)
+                } else {
+                    Decision::Reject { log }
+                }
+            }
+            Secret::Bcrypt(hash) => Decision::Verify {
+                check: SlowCheck::Bcrypt {
+                    hash: hash.clone(),
+                    password: offered.to_string(),
+                },
+                identity,
+                log,
+            },
+        }
+    }
+
+    /// nats-server's ERR log line for a failed authentication.
+    fn reject_log(&self, credentials: &Credentials) -> String {
+        if !self.nkeys.is_empty() {
+            format!(
+                "authentication error - Nkey \"{}\"",
+                credentials.nkey.as_deref().unwrap_or("")
+            )
+        } else if !self.users.is_empty() {
+            format!(
+                "authentication error - User \"{}\"",
+                credentials.user.as_deref().unwrap_or("")
+            )
+        } else {
+            "authentication error".to_string()
+        }
+    }
+}
+
+/// Equal bytes, in time that depends only on the lengths.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -1,0 +1,281 @@
+//! Publish and subscribe permissions of one user, as nats-server has them,
+//! and their per-connection check with a cache of decisions.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use crate::subject::pattern_matches;
+
+/// A subscribe rule: a subject pattern, optionally restricted to a queue
+/// group (`"foo.* q1"`; the queue may itself be a pattern).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscribeRule {
+    pub subject: Box<[u8]>,
+    pub queue: Option<Box<[u8]>>,
+}
+
+/// `allow` / `deny` for one direction. `allow: None` means no allow list
+/// (everything not denied is allowed); `Some(empty)` denies everything
+/// for publish, and is ignored for subscribe (nats-server's asymmetry).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rules<R> {
+    pub allow: Option<Vec<R>>,
+    pub deny: Vec<R>,
+}
+
+/// `permissions { publish, subscribe, allow_responses }`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Permissions {
+    pub publish: Option<Rules<Box<[u8]>>>,
+    pub subscribe: Option<Rules<SubscribeRule>>,
+    /// `allow_responses`: how many replies and for how long a client may
+    /// publish to a reply subject it received (`None`: not enabled).
+    pub allow_responses: Option<ResponsePermission>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResponsePermission {
+    /// Replies per received request; `None`: unlimited.
+    pub max: Option<u32>,
+    /// `None`: never expires.
+    pub expires: Option<std::time::Duration>,
+}
+
+impl Default for ResponsePermission {
+    /// nats-server's defaults: one reply within two minutes.
+    fn default() -> Self {
+        ResponsePermission {
+            max: Some(1),
+            expires: Some(std::time::Duration::from_secs(120)),
+        }
+    }
+}
+
+/// Decisions cached per connection; past this many subjects the cache is
+/// cleared (a client publishing to ever-new subjects costs a match each).
+const CACHE_MAX: usize = 1024;
+
+/// One connection's view of its permissions, with the publish decisions it
+/// already made. Touched only by the connection's shard.
+#[derive(Debug)]
+pub struct PermissionCheck {
+    permissions: std::sync::Arc<Permissions>,
+    publish_cache: HashMap<Box<[u8]>, bool>,
+    /// `allow_responses`: reply subjects of messages this client received,
+    /// with when it received them and how often it answered.
+    replies: HashMap<Box<[u8]>, (Instant, u32)>,
+}
+
+/// Past this many tracked replies, expired ones are dropped (nats-server
+/// prunes its map at the same size).
+const REPLIES_PRUNE_AT: usize = 4096;
+
+impl PermissionCheck {
+    pub fn new(permissions: std::sync::Arc<Permissions>) -> PermissionCheck {
+        PermissionCheck {
+            permissions,
+            publish_cache: HashMap::new(),
+            replies: HashMap::new(),
+        }
+    }
+
+    pub fn permissions(&self) -> &Permissions {
+        &self.permissions
+    }
+
+    /// May the client publish to `subject`? A cache hit costs one hash
+    /// lookup and no allocation.
+    pub fn can_publish(&mut self, subject: &[u8]) -> bool {
+        let Some(rules) = &self.permissions.publish else {
+            return true;
+        };
+        if let Some(&allowed) = self.publish_cache.get(subject) {
+            return allowed;
+        }
+        let allowed = publish_allowed(rules, subject);
+        if self.publish_cache.len() >= CACHE_MAX {
+            self.publish_cache.clear();
+        }
+        self.publish_cache.insert(subject.into(), allowed);
+        allowed
+    }
+
+    /// Whether received reply subjects must be tracked (`allow_responses`).
+    pub fn tracks_replies(&self) -> bool {
+        self.permissions.allow_responses.is_some()
+    }
+
+    /// The client received a message with reply subject `reply`.
+    pub fn reply_received(&mut self, reply: &[u8], now: Instant) {
+        if self.replies.len() >= REPLIES_PRUNE_AT {
+            self.prune_replies(now);
+        }
+        self.replies.insert(reply.into(), (now, 0));
+    }
+
+    /// A publish the rules deny may still answer a request this client
+    /// received, within `allow_responses`' count and time.
+    pub fn may_respond(&mut self, subject: &[u8], now: Instant) -> bool {
+        let Some(limit) = self.permissions.allow_responses else {
+            return false;
+        };
+        let Some((received, answered)) = self.replies.get_mut(subject) else {
+            return false;
+        };
+        let expired = limit
+            .expires
+            .is_some_and(|ttl| now.saturating_duration_since(*received) > ttl);
+        let exhausted = limit.max.is_some_and(|max| *answered >= max);
+        if expired || exhausted {
+            self.replies.remove(subject);
+            return false;
+        }
+        *answered += 1;
+        true
+    }
+
+    fn prune_replies(&mut self, now: Instant) {
+        let Some(limit) = self.permissions.allow_responses else {
+            self.replies.clear();
+            return;
+        };
+        self.replies.retain(|_, (received, answered)| {
+            let fresh = limit
+                .expires
+                .is_none_or(|ttl| now.saturating_duration_since(*received) <= ttl);
+            fresh && limit.max.is_none_or(|max| *answered < max)
+        });
+    }
+
+    /// May the client subscribe to `subject` (in `queue`)? Allow first,
+    /// then deny; a wildcard subscription that no deny rule matches is
+    /// allowed, and what deny covers is filtered at delivery
+    /// ([`PermissionCheck::may_receive`]).
+    pub fn can_subscribe(&self, subject: &[u8], queue: Option<&[u8]>) -> bool {
+        let Some(rules) = &self.permissions.subscribe else {
+            return true;
+        };
+        if let Some(allow) = rules.allow.as_ref().filter(|a| !a.is_empty()) {
+            if !allow
+                .iter()
+                .any(|rule| subscribe_rule_covers(rule, subject, queue))
+            {
+                return false;
+            }
+        }
+        !rules
+            .deny
+            .iter()
+            .any(|rule| subscribe_rule_covers(rule, subject, queue))
+    }
+
+    /// Whether subscribe deny rules exist, so deliveries must be filtered.
+    pub fn filters_deliveries(&self) -> bool {
+        self.permissions
+            .subscribe
+            .as_ref()
+            .is_some_and(|rules| !rules.deny.is_empty())
+    }
+
+    /// A message on `subject` may reach this client's (wildcard)
+    /// subscription: no subscribe deny rule matches the subject.
+    pub fn may_receive(&self, subject: &[u8], queue: Option<&[u8]>) -> bool {
+        let Some(rules) = &self.permissions.subscribe else {
+            return true;
+        };
+        !rules
+            .deny
+            .iter()
+            .any(|rule| subscribe_rule_covers(rule, subject, queue))
+    }
+}
+
+fn publish_allowed(rules: &Rules<Box<[u8]>>, subject: &[u8]) -> bool {
+    if let Some(allow) = &rules.allow {
+        if !allow
+            .iter()
+            .any(|pattern| pattern_matches(pattern, subject))
+        {
+            return false;
+        }
+    }
+    !rules
+        .deny
+        .iter()
+        .any(|pattern| pattern_matches(pattern, subject))
+}
+
+/// A rule covers a subscription when its subject pattern matches the
+/// subscription's subject (its wildcards taken as literal tokens) and, if
+/// the rule names a queue, the subscription is in a matching queue.
+fn subscribe_rule_covers(rule: &SubscribeRule, subject: &[u8], queue: Option<&[u8]>) -> bool {
+    if !pattern_matches(&rule.subject, subject) {
+        return false;
+    }
+    match (&rule.queue, queue) {
+        (None, _) => true,
+        (Some(_), None) => false,
+        (Some(pattern), Some(queue)) => pattern_matches(pattern, queue),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    fn check(permissions: Permissions) -> PermissionCheck {
+        PermissionCheck::new(Arc::new(permissions))
+    }
+
+    #[test]
+    fn publish_allow_then_deny_and_an_empty_allow_denies_all() {
+        let mut c = check(Permissions {
+            publish: Some(Rules {
+                allow: Some(vec![b"orders.>"[..].into()]),
+                deny: vec![b"orders.secret"[..].into()],
+            }),
+            ..Permissions::default()
+        });
+        assert!(c.can_publish(b"orders.new"));
+        assert!(c.can_publish(b"orders.new"), "cached");
+        assert!(!c.can_publish(b"orders.secret"));
+        assert!(!c.can_publish(b"other"));
+        let mut none = check(Permissions {
+            publish: Some(Rules {
+                allow: Some(Vec::new()),
+                deny: Vec::new(),
+            }),
+            ..Permissions::default()
+        });
+        assert!(!none.can_publish(b"anything"));
+        assert!(check(Permissions::default()).can_publish(b"anything"));
+    }
+
+    #[test]
+    fn replies_may_be_answered_within_max_and_expiry() {
+        let mut c = check(Permissions {
+            publish: Some(Rules {
+                allow: Some(Vec::new()),
+                deny: Vec::new(),
+            }),
+            allow_responses: Some(ResponsePermission {
+                max: Some(2),
+                expires: Some(Duration::from_secs(1)),
+            }),
+            ..Permissions::default()
+        });
+        let t0 = Instant::now();
+        assert!(!c.may_respond(b"_INBOX.a", t0));
+        c.reply_received(b"_INBOX.a", t0);
+        c.reply_received(b"_INBOX.b", t0);
+        assert!(c.may_respond(b"_INBOX.a", t0));
+        assert!(c.may_respond(b"_INBOX.a", t0));
+        assert!(!c.may_respond(b"_INBOX.a", t0), "max 2");
+        assert!(
+            !c.may_respond(b"_INBOX.b", t0 + Duration::from_secs(2)),
+            "expired"
+        );
+    }
+}

@@ -1,0 +1,204 @@
+//! Authentication and permissions as clients see them: async-nats logging
+//! in with a token, a user and a (bcrypt) password, and an NKey seed, on
+//! both shards; raw sockets for nats-server's exact texts, the nonce and
+//! the timeout (tests/reference/security.md).
+
+mod support;
+
+use std::time::Duration;
+
+use async_nats::client::RequestErrorKind;
+use async_nats::ConnectOptions;
+use futures::StreamExt;
+use support::{Broker, RawClient};
+
+const SHARDS: u64 = 2;
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn login(broker: &Broker, options: impl Fn() -> ConnectOptions) -> Vec<async_nats::Client> {
+    // One client per shard: connection k lands on shard (k-1) mod 2.
+    let mut clients = Vec::new();
+    for _ in 0..SHARDS {
+        let client =
+            tokio::time::timeout(WAIT, options().connect(format!("nats://{}", broker.addr)))
+                .await
+                .expect("connect in time")
+                .expect("login accepted");
+        clients.push(client);
+    }
+    let mut shards: Vec<u64> = clients
+        .iter()
+        .map(|c| (c.server_info().client_id - 1) % SHARDS)
+        .collect();
+    shards.sort_unstable();
+    assert_eq!(shards, [0, 1], "one client on each shard");
+    clients
+}
+
+/// A request from one shard is answered by a subscriber on the other.
+/// (async-nats's `flush` sends no PING, so the request is retried while
+/// the server answers "no responders": the subscription is then known on
+/// the requester's shard.)
+async fn round_trip(clients: &[async_nats::Client]) {
+    let mut sub = clients[1].subscribe("auth.echo").await.expect("subscribe");
+    let responder = clients[1].clone();
+    let answering = tokio::spawn(async move {
+        while let Some(msg) = sub.next().await {
+            if let Some(reply) = msg.reply {
+                responder.publish(reply, msg.payload).await.expect("reply");
+                responder.flush().await.expect("flush");
+            }
+        }
+    });
+    let answer = tokio::time::timeout(WAIT, async {
+        loop {
+            match clients[0].request("auth.echo", "hello".into()).await {
+                Ok(answer) => break answer,
+                Err(e) if e.kind() == RequestErrorKind::NoResponders => {
+                    tokio::task::yield_now().await
+                }
+                Err(e) => panic!("request failed: {e}"),
+            }
+        }
+    })
+    .await
+    .expect("an answer in time");
+    assert_eq!(&answer.payload[..], b"hello");
+    answering.abort();
+}
+
+async fn refused(broker: &Broker, options: ConnectOptions) {
+    let result = tokio::time::timeout(WAIT, options.connect(format!("nats://{}", broker.addr)))
+        .await
+        .expect("answer in time");
+    assert!(result.is_err(), "login should have been refused");
+}
+
+fn refused_raw(broker: &Broker, connect: &str) {
+    let mut client = RawClient::connect(broker.addr);
+    client.send(format!("CONNECT {connect}\r\nPING\r\n").as_bytes());
+    client.expect_closed_after(b"-ERR 'Authorization Violation'\r\n");
+}
+
+#[tokio::test]
+async fn a_token_from_the_command_line() {
+    let broker = Broker::start_with(&["--auth", "s3cret"], None);
+    let raw = RawClient::connect(broker.addr);
+    assert_eq!(raw.info_json()["auth_required"], true);
+    assert!(raw.info_json().get("nonce").is_none());
+    let clients = login(&broker, || ConnectOptions::with_token("s3cret".into())).await;
+    round_trip(&clients).await;
+    refused(&broker, ConnectOptions::with_token("s3cre".into())).await;
+    refused_raw(&broker, r#"{"verbose":false,"auth_token":"wrong"}"#);
+    refused_raw(&broker, r#"{"verbose":false}"#);
+}
+
+#[tokio::test]
+async fn users_with_plain_and_bcrypt_passwords_from_a_config_file() {
+    let hash = bcrypt::hash("hashed pw", 4).expect("bcrypt");
+    let config = format!(
+        "authorization {{\n  users: [\n    {{user: alice, password: \"plain pw\"}}\n    {{user: bob, password: \"{hash}\"}}\n  ]\n}}\n"
+    );
+    let broker = Broker::with_config(&config);
+    let alice = login(&broker, || {
+        ConnectOptions::with_user_and_password("alice".into(), "plain pw".into())
+    })
+    .await;
+    eprintln!("alice logged in");
+    round_trip(&alice).await;
+    eprintln!("alice round trip");
+    let bob = login(&broker, || {
+        ConnectOptions::with_user_and_password("bob".into(), "hashed pw".into())
+    })
+    .await;
+    round_trip(&bob).await;
+    refused(
+        &broker,
+        ConnectOptions::with_user_and_password("bob".into(), "plain pw".into()),
+    )
+    .await;
+    refused_raw(&broker, r#"{"user":"carol","pass":"plain pw"}"#);
+    refused_raw(&broker, r#"{"user":"bob","pass":"wrong"}"#);
+}
+
+#[tokio::test]
+async fn an_nkey_user_signs_a_fresh_nonce() {
+    let user = nkeys::KeyPair::new_user();
+    let seed = user.seed().expect("seed");
+    let config = format!(
+        "authorization {{ users: [ {{nkey: {}}} ] }}\n",
+        user.public_key()
+    );
+    let broker = Broker::with_config(&config);
+    let first = RawClient::connect(broker.addr);
+    let second = RawClient::connect(broker.addr);
+    let nonce = |c: &RawClient| c.info_json()["nonce"].as_str().expect("nonce").to_string();
+    assert_eq!(nonce(&first).len(), 15);
+    assert_ne!(nonce(&first), nonce(&second));
+    let clients = login(&broker, || ConnectOptions::with_nkey(seed.clone())).await;
+    round_trip(&clients).await;
+    let stranger = nkeys::KeyPair::new_user().seed().expect("seed");
+    refused(&broker, ConnectOptions::with_nkey(stranger)).await;
+    refused_raw(&broker, &format!(r#"{{"nkey":"{}"}}"#, user.public_key()));
+}
+
+#[test]
+fn nothing_but_connect_before_logging_in_and_a_timeout_for_the_silent() {
+    let broker = Broker::with_config("authorization { token: t, timeout: 0.3 }\n");
+    let mut early = RawClient::connect(broker.addr);
+    early.send(b"SUB foo 1\r\n");
+    early.expect_closed_after(b"-ERR 'Authorization Violation'\r\n");
+    let mut silent = RawClient::connect(broker.addr);
+    silent.expect_closed_after(b"-ERR 'Authentication Timeout'\r\n");
+}
+
+#[test]
+fn permissions_answer_violations_and_keep_the_connection() {
+    let broker = Broker::with_config(
+        r#"
+authorization {
+  users: [
+    { user: limited, password: pw, permissions: {
+        publish: { deny: "secret.>" }
+        subscribe: { allow: ["foo.*", "jobs.* workers"] }
+    } }
+    { user: admin, password: pw }
+  ]
+}
+"#,
+    );
+    let mut admin = RawClient::connect(broker.addr);
+    admin.send(
+        b"CONNECT {\"verbose\":false,\"user\":\"admin\",\"pass\":\"pw\"}\r\nSUB > 1\r\nPING\r\n",
+    );
+    admin.expect(b"PONG\r\n");
+    let mut limited = RawClient::connect(broker.addr);
+    limited.send(b"CONNECT {\"verbose\":false,\"user\":\"limited\",\"pass\":\"pw\"}\r\n");
+    limited.send(b"PUB secret.plans 1\r\nx\r\nSUB bar 1\r\nSUB jobs.a other 2\r\nSUB jobs.a workers 3\r\nPUB foo.ok 1\r\ny\r\nPING\r\n");
+    limited.expect(
+        b"-ERR 'Permissions Violation for Publish to \"secret.plans\"'\r\n\
+          -ERR 'Permissions Violation for Subscription to \"bar\"'\r\n\
+          -ERR 'Permissions Violation for Subscription to \"jobs.a\" using queue \"other\"'\r\n\
+          PONG\r\n",
+    );
+    admin.send(b"PING\r\n");
+    admin.expect(b"MSG foo.ok 1 1\r\ny\r\nPONG\r\n");
+}
+
+#[test]
+fn secrets_stay_out_of_the_trace() {
+    let broker = Broker::start_with(&["--auth", "tok3n-value", "-DV"], None);
+    let mut client = RawClient::connect(broker.addr);
+    client.send(
+        b"CONNECT {\"verbose\":false,\"auth_token\":\"tok3n-value\",\"pass\":\"pa55\"}\r\nPING\r\n",
+    );
+    client.expect(b"PONG\r\n");
+    let line = broker
+        .wait_log("CONNECT {", WAIT)
+        .expect("the CONNECT is traced");
+    assert!(line.contains("[REDACTED]"), "{line}");
+    assert!(
+        !line.contains("tok3n-value") && !line.contains("pa55"),
+        "{line}"
+    );
+}
