@@ -106,7 +106,7 @@ impl<I: ShardIo> ShardBroker<I> {
         if crate::log::trace_enabled() {
             self.trace_op(key, &op);
         }
-        if !matches!(op, ClientOp::Connect(_)) && !self.may_operate(key) {
+        if self.auth_enabled && !matches!(op, ClientOp::Connect(_)) && !self.may_operate(key) {
             return self.close_with_error(
                 key,
                 Some("Authorization Violation"),

@@ -93,6 +93,9 @@ pub struct ShardBroker<I: ShardIo> {
     limits: ShardLimits,
     /// [`STALL_THRESHOLD`], or half of max_pending if that is smaller.
     stall_threshold: usize,
+    /// `limits.auth.enabled()`, kept at hand: without authentication the
+    /// per-op gate costs one branch and no connection lookup.
+    auth_enabled: bool,
     io: I,
     /// The time of the current unit of work, handed in by the caller.
     now: Instant,
@@ -141,6 +144,7 @@ impl<I: ShardIo> ShardBroker<I> {
             shard_count,
             identity,
             stall_threshold: stall_threshold(&limits),
+            auth_enabled: limits.auth.enabled(),
             limits,
             io,
             now,
@@ -185,6 +189,7 @@ impl<I: ShardIo> ShardBroker<I> {
     /// A reload's new settings, applied between two units of work.
     pub fn replace_limits(&mut self, limits: ShardLimits) {
         self.stall_threshold = stall_threshold(&limits);
+        self.auth_enabled = limits.auth.enabled();
         self.limits = limits;
     }
 
