@@ -27,6 +27,35 @@ pub async fn yield_now() {
 /// Runs `work` on the shard's blocking thread and completes with its
 /// result; the shard goes on serving other tasks meanwhile. For anything
 /// that costs more than a few microseconds of CPU (bcrypt, Ed25519).
+///
+/// The blocking thread runs at the lowest priority (nice 19): on a box
+/// where it shares a CPU with a shard, the scheduler then lets the shard
+/// preempt it at once. At normal priority, 10 bcrypt logins a second
+/// (cost 10) raised the fixed-rate p99 of other clients 16x on a 2-vCPU VM
+/// (BENCHMARKS.md, "bcrypt logins").
 pub async fn spawn_blocking<R: Send + 'static>(work: impl FnOnce() -> R + Send + 'static) -> R {
-    glommio::executor().spawn_blocking(work).await
+    glommio::executor()
+        .spawn_blocking(move || {
+            lower_this_thread_priority_once();
+            work()
+        })
+        .await
+}
+
+thread_local! {
+    static PRIORITY_LOWERED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+fn lower_this_thread_priority_once() {
+    PRIORITY_LOWERED.with(|lowered| {
+        if !lowered.replace(true) {
+            // On Linux, PRIO_PROCESS with id 0 names the calling thread. A
+            // failure leaves the thread at normal priority, which is only
+            // slower for the others, so it is not an error.
+            // SAFETY: plain syscall on the calling thread, no pointers.
+            unsafe {
+                libc::setpriority(libc::PRIO_PROCESS, 0, 19);
+            }
+        }
+    });
 }
