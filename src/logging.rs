@@ -46,6 +46,11 @@ fn open_log(path: &Path) -> std::io::Result<File> {
     OpenOptions::new().create(true).append(true).open(path)
 }
 
+/// A reload's `-D`/`-V` (`debug`, `trace`).
+pub fn set_levels(debug: bool, trace: bool) {
+    percore_core::log::set_levels(debug, trace);
+}
+
 /// SIGUSR1 (log rotation): opens the log file again by its path, so lines
 /// go to a new file once the old one was moved away. `Ok(false)` when
 /// logging to stderr.

@@ -13,7 +13,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let options = match parse_invocation(args) {
+    let options = match parse_invocation(args.clone()) {
         Ok(Invocation::Run(options)) => options,
         Ok(Invocation::Signal(spec)) => {
             return match percore::signal_command::run(&spec) {
@@ -47,10 +47,10 @@ fn main() -> ExitCode {
         eprintln!("percore: cannot open log file: {e}");
         return ExitCode::from(1);
     }
-    run(options)
+    run(options, args)
 }
 
-fn run(options: Options) -> ExitCode {
+fn run(mut options: Options, args: Vec<String>) -> ExitCode {
     for warning in &options.config_warnings {
         warn!("{warning}");
     }
@@ -123,7 +123,15 @@ fn run(options: Options) -> ExitCode {
                         Ok(false) => info!("File log re-open ignored, not a file logger"),
                         Err(e) => error!("Could not re-open the log file: {e}"),
                     },
-                    Ok(SIGHUP) => warn!("Configuration reload is not supported yet; keeping the current configuration"),
+                    Ok(SIGHUP) => match reloaded(&args, &options) {
+                        Ok(new) => {
+                            percore::logging::set_levels(new.debug, new.trace);
+                            running.reload(&new);
+                            options = new;
+                            info!("Reloaded server configuration");
+                        }
+                        Err(e) => error!("Failed to reload server configuration: {e}"),
+                    },
                     _ => {}
                 }
             }
@@ -144,6 +152,44 @@ fn run(options: Options) -> ExitCode {
             }
         }
     }
+}
+
+/// SIGHUP: the command line and config file read again, as at start. The
+/// running configuration stays if the file has an error or changes what
+/// cannot change without a restart (nats-server's texts).
+fn reloaded(args: &[String], current: &Options) -> Result<Options, String> {
+    if current.config_file.is_none() {
+        return Err("can only reload config when a file is provided using -c or --config".into());
+    }
+    let new = match parse_invocation(args.to_vec()) {
+        Ok(Invocation::Run(new)) => new,
+        Ok(_) => return Err("the command line no longer starts a server".into()),
+        Err(e) => return Err(e.to_string()),
+    };
+    let fixed: [(&str, String, String); 6] = [
+        ("host", current.host.clone(), new.host.clone()),
+        ("port", current.port.to_string(), new.port.to_string()),
+        (
+            "http_port",
+            format!("{:?}", current.http_port),
+            format!("{:?}", new.http_port),
+        ),
+        ("shards", current.shards.to_string(), new.shards.to_string()),
+        ("pin", current.pin.to_string(), new.pin.to_string()),
+        (
+            "max_connections",
+            current.max_connections.to_string(),
+            new.max_connections.to_string(),
+        ),
+    ];
+    for (name, old, new) in fixed {
+        if old != new {
+            return Err(format!(
+                "config reload not supported for {name}: old={old}, new={new}"
+            ));
+        }
+    }
+    Ok(new)
 }
 
 fn shutdown(running: server::RunningServer, code: u8) -> ExitCode {

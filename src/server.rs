@@ -77,9 +77,10 @@ pub enum AdminCommand {
     /// Send this shard's monitoring snapshot back on the channel.
     Snapshot(SnapshotRequest, Sender<ShardSnapshot>),
     /// New settings (a config reload): the shard swaps its own copy between
-    /// two units of work. Parsers of open connections keep the control-line
-    /// and payload limits they started with.
-    ReplaceLimits(ShardLimits),
+    /// two units of work and re-checks its connections' authentication.
+    /// Parsers of open connections keep the control-line and payload limits
+    /// they started with.
+    Reload(ShardLimits, Arc<ServerIdentity>),
 }
 
 /// A started broker: its address and the handles to stop it.
@@ -106,6 +107,15 @@ impl RunningServer {
         }
         self.send_all(AdminCommand::Shutdown);
         self.pool.join();
+    }
+
+    /// Applies reloadable settings: every shard takes its new copy (and
+    /// re-checks its connections) at its next housekeeping tick.
+    pub fn reload(&self, options: &Options) {
+        let mut identity = (*self.shared.identity).clone();
+        identity.auth_required = options.auth.auth_required();
+        let identity = Arc::new(identity);
+        self.send_all(AdminCommand::Reload(shard_limits(options), identity));
     }
 
     /// Open client connections, all shards.
@@ -700,8 +710,12 @@ async fn housekeeping(ctx: Rc<ShardContext>, admin: Receiver<AdminCommand>) {
                     }
                     let _ = reply.send(snapshot);
                 }
-                AdminCommand::ReplaceLimits(limits) => {
-                    ctx.broker.borrow_mut().replace_limits(limits);
+                AdminCommand::Reload(limits, identity) => {
+                    let mut broker = ctx.broker.borrow_mut();
+                    broker.replace_identity(identity);
+                    broker.replace_limits(limits);
+                    drop(broker);
+                    ctx.end_of_work();
                 }
                 AdminCommand::LameDuck => {
                     if !ctx.broker.borrow().in_lame_duck() {

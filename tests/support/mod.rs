@@ -112,6 +112,12 @@ impl Broker {
         }
     }
 
+    /// The config file the broker was started with (rewrite it, then
+    /// SIGHUP, to test a reload).
+    pub fn config_path(&self) -> Option<&std::path::Path> {
+        self._config.as_ref().map(|c| c.0.as_path())
+    }
+
     pub fn raw(&self) -> RawClient {
         RawClient::connect(self.addr)
     }

@@ -45,9 +45,27 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
+/// How a connection authenticated, so a reload can tell whether it still
+/// may (see [`AuthPolicy::reauthorize`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// No authentication was configured.
+    #[default]
+    Open,
+    Token,
+    /// The single `user`/`password`.
+    SingleUser(String),
+    /// An entry of `users` by name.
+    User(String),
+    Nkey(String),
+    /// Logged in as `no_auth_user` without credentials.
+    NoAuthUser(String),
+}
+
 /// Who a connection authenticated as.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Identity {
+    pub method: AuthMethod,
     /// `/connz` `authorized_user`: the user name or nkey.
     pub user: Option<String>,
     pub permissions: Option<Arc<Permissions>>,
@@ -122,6 +140,7 @@ impl AuthPolicy {
                         sig: sig.clone(),
                     },
                     identity: Identity {
+                        method: AuthMethod::Nkey(key.clone()),
                         user: Some(key.clone()),
                         permissions: user
                             .permissions
@@ -144,6 +163,7 @@ impl AuthPolicy {
                 return Decision::Reject { log: reject_log };
             };
             let identity = Identity {
+                method: AuthMethod::User(entry.name.clone()),
                 user: Some(entry.name.clone()),
                 permissions: entry
                     .permissions
@@ -159,6 +179,7 @@ impl AuthPolicy {
         }
         if let Some(token) = &self.token {
             let identity = Identity {
+                method: AuthMethod::Token,
                 user: None,
                 permissions: self.default_permissions.clone(),
             };
@@ -174,6 +195,7 @@ impl AuthPolicy {
                 return Decision::Reject { log: reject_log };
             }
             let identity = Identity {
+                method: AuthMethod::SingleUser(single.name.clone()),
                 user: Some(single.name.clone()),
                 permissions: single
                     .permissions
@@ -195,12 +217,60 @@ impl AuthPolicy {
         let name = self.no_auth_user.as_ref()?;
         let entry = self.users.get(name)?;
         Some(Identity {
+            method: AuthMethod::NoAuthUser(entry.name.clone()),
             user: Some(entry.name.clone()),
             permissions: entry
                 .permissions
                 .clone()
                 .or_else(|| self.default_permissions.clone()),
         })
+    }
+
+    /// After a reload: the identity a connection that authenticated under
+    /// `old` with `method` has now, or `None` if it no longer may stay
+    /// (its user, nkey or secret is gone or changed). Secrets are not kept
+    /// per connection, so "changed" is judged on the configured values.
+    pub fn reauthorize(&self, old: &AuthPolicy, method: &AuthMethod) -> Option<Identity> {
+        let identity =
+            |method: AuthMethod, user: Option<String>, own: Option<&Arc<Permissions>>| {
+                Some(Identity {
+                    method,
+                    user,
+                    permissions: own.cloned().or_else(|| self.default_permissions.clone()),
+                })
+            };
+        match method {
+            AuthMethod::Open => (!self.enabled()).then(Identity::default),
+            AuthMethod::Token => {
+                let same = self.token.is_some() && self.token == old.token;
+                if same {
+                    identity(AuthMethod::Token, None, None)
+                } else {
+                    None
+                }
+            }
+            AuthMethod::SingleUser(name) => {
+                let now = self.single_user.as_ref().filter(|u| &u.name == name)?;
+                let before = old.single_user.as_ref()?;
+                (now.password == before.password).then_some(())?;
+                identity(method.clone(), Some(name.clone()), now.permissions.as_ref())
+            }
+            AuthMethod::User(name) => {
+                let now = self.users.get(name)?;
+                let before = old.users.get(name)?;
+                (now.password == before.password).then_some(())?;
+                identity(method.clone(), Some(name.clone()), now.permissions.as_ref())
+            }
+            AuthMethod::Nkey(key) => {
+                let now = self.nkeys.get(key)?;
+                identity(method.clone(), Some(key.clone()), now.permissions.as_ref())
+            }
+            AuthMethod::NoAuthUser(name) => {
+                (self.no_auth_user.as_ref() == Some(name)).then_some(())?;
+                let now = self.users.get(name)?;
+                identity(method.clone(), Some(name.clone()), now.permissions.as_ref())
+            }
+        }
     }
 
     fn check_secret(

@@ -20,7 +20,7 @@ pub use table::ConnTable;
 use std::collections::HashMap;
 use std::time::Instant;
 
-use crate::auth::{Identity, PermissionCheck, SlowCheck};
+use crate::auth::{AuthMethod, Identity, PermissionCheck, SlowCheck};
 use crate::connect::ClientOptions;
 use crate::ids::{AccountId, ClientId, ConnKey, SubKey};
 
@@ -103,6 +103,8 @@ pub struct Connection<E> {
     pub auth: AuthState,
     /// The NKey challenge sent in INFO, if any.
     pub nonce: Option<String>,
+    /// How it authenticated (a reload re-checks that).
+    pub auth_method: AuthMethod,
     /// `/connz` `authorized_user`.
     pub authorized_user: Option<String>,
     /// The user's permissions, if it has any.

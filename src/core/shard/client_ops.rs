@@ -303,9 +303,10 @@ impl<I: ShardIo> ShardBroker<I> {
         Next::NeedMore
     }
 
-    fn authenticated(&mut self, key: ConnKey, identity: Identity) {
+    pub(super) fn authenticated(&mut self, key: ConnKey, identity: Identity) {
         let conn = &mut self.conns[key];
         conn.auth = AuthState::Done;
+        conn.auth_method = identity.method;
         conn.authorized_user = identity.user;
         conn.permissions = identity.permissions.map(PermissionCheck::new);
     }

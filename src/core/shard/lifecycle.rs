@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
+use crate::auth::AuthMethod;
 use crate::connect::ClientOptions;
 use crate::connection::{
     AuthState, CloseReason, ConnKind, Connection, Liveness, OutputState, Traffic,
@@ -63,6 +64,7 @@ impl<I: ShardIo> ShardBroker<I> {
             options: ClientOptions::default(),
             auth,
             nonce,
+            auth_method: AuthMethod::Open,
             authorized_user: None,
             permissions: None,
             first_pong_sent: false,

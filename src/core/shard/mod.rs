@@ -21,7 +21,8 @@
 //! connection receives it), [`interest`] (subscriptions and their
 //! replication), [`peers`] (batches, acks and the PING barrier),
 //! [`flow_control`] (output, writers, stalls, slow consumers), [`timers`]
-//! (pings, deadlines, lame duck), [`monitoring`] (snapshots).
+//! (pings, deadlines, lame duck), [`monitoring`] (snapshots), [`reload`]
+//! (new settings for the shard and its connections).
 
 pub mod client_ops;
 pub mod delivery;
@@ -31,6 +32,7 @@ pub mod lifecycle;
 pub mod monitoring;
 pub mod peers;
 pub mod publish;
+pub mod reload;
 pub mod timers;
 
 use std::collections::VecDeque;
@@ -184,13 +186,6 @@ impl<I: ShardIo> ShardBroker<I> {
 
     pub fn limits(&self) -> &ShardLimits {
         &self.limits
-    }
-
-    /// A reload's new settings, applied between two units of work.
-    pub fn replace_limits(&mut self, limits: ShardLimits) {
-        self.stall_threshold = stall_threshold(&limits);
-        self.auth_enabled = limits.auth.enabled();
-        self.limits = limits;
     }
 
     /// Open connections on this shard.

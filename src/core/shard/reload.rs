@@ -1,0 +1,96 @@
+//! A configuration reload reaching a shard: its new settings, and what
+//! they mean for the connections it already has (nats-server's reload):
+//! a connection whose user, nkey or secret is gone or changed is closed
+//! with the Authorization Violation; the others get their new permissions,
+//! and subscriptions these no longer allow are removed with the
+//! violation, naming the sid.
+
+use std::sync::Arc;
+
+use crate::connection::{AuthState, CloseReason};
+use crate::ids::{ConnKey, SubKey};
+use crate::info::ServerIdentity;
+use crate::io::ShardIo;
+use crate::limits::ShardLimits;
+
+use super::client_ops::go_quote;
+use super::{stall_threshold, ShardBroker};
+
+impl<I: ShardIo> ShardBroker<I> {
+    /// A reload's new settings, applied between two units of work.
+    pub fn replace_limits(&mut self, limits: ShardLimits) {
+        let old_auth = self.limits.auth.clone();
+        self.stall_threshold = stall_threshold(&limits);
+        self.auth_enabled = limits.auth.enabled();
+        self.limits = limits;
+        if *old_auth != *self.limits.auth {
+            self.reauthorize_all(&old_auth);
+        }
+    }
+
+    /// A reload's new INFO facts (`auth_required`), for connections from
+    /// now on.
+    pub fn replace_identity(&mut self, identity: Arc<ServerIdentity>) {
+        self.identity = identity;
+    }
+
+    fn reauthorize_all(&mut self, old: &crate::auth::AuthPolicy) {
+        let policy = self.limits.auth.clone();
+        for key in self.conns.keys() {
+            let conn = &self.conns[key];
+            if conn.closing.is_some() {
+                continue;
+            }
+            match conn.auth {
+                AuthState::Done | AuthState::Open => {}
+                // Not in yet: they authenticate against the new policy.
+                AuthState::Pending { .. } | AuthState::Verifying { .. } => continue,
+            }
+            match policy.reauthorize(old, &conn.auth_method) {
+                Some(identity) => {
+                    self.authenticated(key, identity);
+                    self.drop_forbidden_subscriptions(key);
+                }
+                None => {
+                    let conn = &self.conns[key];
+                    crate::error!(
+                        "{} - cid:{} - authentication error after reload",
+                        conn.ip,
+                        conn.client_id
+                    );
+                    self.queue_err(key, "Authorization Violation");
+                    self.begin_close(key, CloseReason::AuthenticationFailure);
+                }
+            }
+        }
+    }
+
+    fn drop_forbidden_subscriptions(&mut self, key: ConnKey) {
+        let conn = &self.conns[key];
+        let Some(check) = &conn.permissions else {
+            return;
+        };
+        let forbidden: Vec<SubKey> = conn
+            .subs
+            .values()
+            .copied()
+            .filter(|&sk| {
+                self.subs
+                    .get(sk.index())
+                    .is_some_and(|sub| !check.can_subscribe(&sub.subject, sub.queue.as_deref()))
+            })
+            .collect();
+        for sk in forbidden {
+            let Some(sub) = self.subs.get(sk.index()) else {
+                continue;
+            };
+            let text = format!(
+                "Permissions Violation for Subscription to {} (sid {})",
+                go_quote(&sub.subject),
+                go_quote(&sub.sid)
+            );
+            self.remove_subscription(sk);
+            self.queue_err(key, &text);
+        }
+    }
+}
