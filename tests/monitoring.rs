@@ -400,3 +400,42 @@ fn rtt_is_estimated_from_connect_until_a_ping_is_answered() {
         "{estimate}"
     );
 }
+
+#[test]
+fn connz_auth_names_users_and_filters_by_user_and_account_varz_shows_auth() {
+    let broker = Broker::start_with(
+        &["-m", "-1"],
+        Some("authorization {\n  timeout: 3\n  users: [\n    {user: alice, password: a}\n    {user: bob, password: b}\n  ]\n}\n"),
+    );
+    let monitor = broker.monitor.expect("monitor address in the log");
+    let login = |user: &str, pass: &str| {
+        let mut client = RawClient::connect(broker.addr);
+        client.send(
+            format!("CONNECT {{\"verbose\":false,\"user\":\"{user}\",\"pass\":\"{pass}\"}}\r\n")
+                .as_bytes(),
+        );
+        client.ping_pong();
+        client
+    };
+    let _alice = login("alice", "a");
+    let _bob = login("bob", "b");
+    let json = |path: &str| -> Value {
+        let response = get(monitor, path);
+        assert_eq!(response.status, 200, "{path}: {}", response.body);
+        serde_json::from_str(&response.body).expect("json")
+    };
+    let all = json("/connz?auth=1");
+    assert_eq!(connection(&all, 1)["authorized_user"], "alice");
+    assert_eq!(connection(&all, 2)["authorized_user"], "bob");
+    assert_eq!(connection(&all, 2)["account"], "$G");
+    let plain = json("/connz");
+    assert!(connection(&plain, 1).get("authorized_user").is_none());
+    let bob = json("/connz?auth=1&user=bob");
+    assert_eq!(bob["num_connections"], 1);
+    assert_eq!(bob["connections"][0]["cid"], 2);
+    assert_eq!(json("/connz?acc=$G")["num_connections"], 2);
+    assert_eq!(json("/connz?acc=OTHER")["num_connections"], 0);
+    let varz = json("/varz");
+    assert_eq!(varz["auth_required"], true);
+    assert_eq!(varz["auth_timeout"], 3);
+}

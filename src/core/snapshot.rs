@@ -121,6 +121,9 @@ pub struct ServerFacts {
     pub max_payload: u64,
     pub max_pending: u64,
     pub write_deadline: Duration,
+    /// INFO's `auth_required`, and the authentication timeout.
+    pub auth_required: bool,
+    pub auth_timeout: Duration,
     pub start: SystemTime,
     pub config_load_time: SystemTime,
     pub cores: u64,

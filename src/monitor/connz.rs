@@ -78,6 +78,11 @@ pub struct ConnzOptions {
     pub state: State,
     /// `auth=1`: show each connection's authorized user and account.
     pub auth: bool,
+    /// `user=`: only connections authenticated as this user.
+    pub user: Option<String>,
+    /// `acc=`: only connections of this account (every connection is in
+    /// `$G` until accounts exist).
+    pub account: Option<String>,
 }
 
 impl ConnzOptions {
@@ -130,6 +135,14 @@ impl ConnzOptions {
             cid,
             state,
             auth,
+            user: query
+                .get("user")
+                .filter(|u| !u.is_empty())
+                .map(str::to_string),
+            account: query
+                .get("acc")
+                .filter(|a| !a.is_empty())
+                .map(str::to_string),
         })
     }
 
@@ -236,6 +249,16 @@ pub fn select<'a>(
         State::Closed => closed.collect(),
         State::Any => open.chain(closed).collect(),
     };
+    if let Some(user) = &options.user {
+        chosen.retain(|connection| connection.authorized_user.as_ref() == Some(user));
+    }
+    if options
+        .account
+        .as_deref()
+        .is_some_and(|acc| acc != GLOBAL_ACCOUNT)
+    {
+        chosen.clear();
+    }
     let total = chosen.len();
     if let Some(cid) = options.cid {
         // nats-server reports the total of open connections even here.

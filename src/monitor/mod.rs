@@ -148,6 +148,8 @@ mod test_support {
                 max_control_line: 4096,
                 max_payload: 1_048_576,
                 max_pending: 67_108_864,
+                auth_required: false,
+                auth_timeout: Duration::from_secs(2),
                 write_deadline: Duration::from_secs(10),
                 start: at(0),
                 config_load_time: at(0),

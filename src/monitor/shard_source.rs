@@ -107,6 +107,8 @@ impl SnapshotSource for ShardSnapshots {
             max_control_line: options.max_control_line as u64,
             max_payload: options.max_payload as u64,
             max_pending: options.max_pending as u64,
+            auth_required: options.auth.auth_required(),
+            auth_timeout: options.auth.timeout,
             write_deadline: options.write_deadline,
             start: self.shared.started,
             config_load_time: self.shared.started,

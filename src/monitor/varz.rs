@@ -14,9 +14,8 @@ use crate::info::{ADVERTISED_VERSION, PROTOCOL_VERSION};
 /// What INFO's `go` says; kept identical so tools see one server string.
 pub const GO_FIELD: &str = concat!("percore-", env!("CARGO_PKG_VERSION"));
 
-/// nats-server's fixed authentication and TLS handshake timeouts, seconds
-/// (percore has neither, the values only keep the shape).
-const AUTH_TIMEOUT_SECS: f64 = 2.0;
+/// nats-server's TLS handshake timeout, seconds (percore has no TLS yet,
+/// the value only keeps the shape).
 const TLS_TIMEOUT_SECS: f64 = 2.0;
 
 /// Rendered as `{}`: what nats-server prints for cluster, gateway, leaf,
@@ -64,6 +63,8 @@ struct Varz<'a> {
     go: &'static str,
     host: &'a str,
     port: u16,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    auth_required: bool,
     max_connections: u64,
     #[serde(skip_serializing_if = "is_zero")]
     max_subscriptions: u64,
@@ -131,6 +132,7 @@ pub fn render(snapshot: &MonitorSnapshot, http_req_stats: &BTreeMap<String, u64>
         go: GO_FIELD,
         host: &facts.host,
         port: facts.port,
+        auth_required: facts.auth_required,
         max_connections: facts.max_connections,
         max_subscriptions: facts.max_subscriptions,
         ping_interval: format::duration_nanos(facts.ping_interval),
@@ -139,7 +141,7 @@ pub fn render(snapshot: &MonitorSnapshot, http_req_stats: &BTreeMap<String, u64>
         http_port: facts.http_port,
         http_base_path: &facts.http_base_path,
         https_port: 0,
-        auth_timeout: GoFloat(AUTH_TIMEOUT_SECS),
+        auth_timeout: GoFloat(facts.auth_timeout.as_secs_f64()),
         max_control_line: facts.max_control_line,
         max_payload: facts.max_payload,
         max_pending: facts.max_pending,
