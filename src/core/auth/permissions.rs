@@ -61,6 +61,11 @@ const CACHE_MAX: usize = 1024;
 pub struct PermissionCheck {
     permissions: std::sync::Arc<Permissions>,
     publish_cache: HashMap<Box<[u8]>, bool>,
+    /// Delivery decisions under the subscribe deny rules, per subject (for
+    /// rules without a queue; queue-scoped ones are matched each time).
+    deliver_cache: HashMap<Box<[u8]>, bool>,
+    /// Some subscribe deny rule names a queue.
+    deny_has_queues: bool,
     /// `allow_responses`: reply subjects of messages this client received,
     /// with when it received them and how often it answered.
     replies: HashMap<Box<[u8]>, (Instant, u32)>,
@@ -72,9 +77,15 @@ const REPLIES_PRUNE_AT: usize = 4096;
 
 impl PermissionCheck {
     pub fn new(permissions: std::sync::Arc<Permissions>) -> PermissionCheck {
+        let deny_has_queues = permissions
+            .subscribe
+            .as_ref()
+            .is_some_and(|rules| rules.deny.iter().any(|rule| rule.queue.is_some()));
         PermissionCheck {
             permissions,
             publish_cache: HashMap::new(),
+            deliver_cache: HashMap::new(),
+            deny_has_queues,
             replies: HashMap::new(),
         }
     }
@@ -178,15 +189,30 @@ impl PermissionCheck {
     }
 
     /// A message on `subject` may reach this client's (wildcard)
-    /// subscription: no subscribe deny rule matches the subject.
-    pub fn may_receive(&self, subject: &[u8], queue: Option<&[u8]>) -> bool {
+    /// subscription: no subscribe deny rule matches the subject. Cached per
+    /// subject: a cache hit costs one hash lookup and no allocation.
+    pub fn may_receive(&mut self, subject: &[u8], queue: Option<&[u8]>) -> bool {
         let Some(rules) = &self.permissions.subscribe else {
             return true;
         };
-        !rules
-            .deny
-            .iter()
-            .any(|rule| subscribe_rule_covers(rule, subject, queue))
+        let denied = |queue| {
+            rules
+                .deny
+                .iter()
+                .any(|rule| subscribe_rule_covers(rule, subject, queue))
+        };
+        if self.deny_has_queues && queue.is_some() {
+            return !denied(queue);
+        }
+        if let Some(&allowed) = self.deliver_cache.get(subject) {
+            return allowed;
+        }
+        let allowed = !denied(None);
+        if self.deliver_cache.len() >= CACHE_MAX {
+            self.deliver_cache.clear();
+        }
+        self.deliver_cache.insert(subject.into(), allowed);
+        allowed
     }
 }
 
