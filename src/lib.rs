@@ -13,7 +13,9 @@
 //! - [`monitor`]: the HTTP monitoring endpoints (`-m`);
 //! - [`logging`]: nats-server's log line format, the sink of the core's
 //!   log facade; [`calendar`]: UTC dates for it and for the monitor;
-//! - [`server_id`]: the random server id.
+//! - [`server_id`]: the random server id; [`admin`]: the commands the main
+//!   and monitor threads send a shard; [`auth_checks`]: the slow half of
+//!   authentication (bcrypt, Ed25519, the nonce), run off the shards.
 
 #![deny(clippy::await_holding_refcell_ref)]
 
@@ -22,6 +24,7 @@ pub use percore_core::{
     outbound_queue, protocol, read_buffer, rng, shard, subject, sublist, trace, warn,
 };
 
+pub mod admin;
 pub mod auth_checks;
 pub mod calendar;
 pub mod config;

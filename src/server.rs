@@ -22,6 +22,7 @@ use shards::{task, timer, PoolConfig, ShardPool};
 
 use crate::ids::ShardId;
 
+pub use crate::admin::AdminCommand;
 use crate::config::Options;
 use crate::connection::CloseReason;
 use crate::ids::{ClientId, ConnKey};
@@ -29,7 +30,6 @@ use crate::info::ServerIdentity;
 use crate::limits::ShardLimits;
 use crate::mesh::ShardBatch;
 use crate::monitor::shard_source;
-use crate::monitor::snapshot::{ShardSnapshot, SnapshotRequest};
 use crate::monitor::MonitorServer;
 use crate::outbound_queue::{BlockPool, BLOCK_SIZE};
 use crate::protocol::Parser;
@@ -68,20 +68,6 @@ const UNITS_PER_TURN: u32 = 8;
 const STREAMING_READ_LEN: usize = 4096;
 /// Longest gap between two lame-duck closes (as nats-server).
 const LAME_DUCK_MAX_CLOSE_GAP: Duration = Duration::from_secs(1);
-
-/// Commands from the main thread (or the monitor thread) to a shard.
-#[derive(Debug, Clone)]
-pub enum AdminCommand {
-    LameDuck,
-    Shutdown,
-    /// Send this shard's monitoring snapshot back on the channel.
-    Snapshot(SnapshotRequest, Sender<ShardSnapshot>),
-    /// New settings (a config reload): the shard swaps its own copy between
-    /// two units of work and re-checks its connections' authentication.
-    /// Parsers of open connections keep the control-line and payload limits
-    /// they started with.
-    Reload(ShardLimits, Arc<ServerIdentity>),
-}
 
 /// A started broker: its address and the handles to stop it.
 pub struct RunningServer {

@@ -16,8 +16,8 @@ use percore_core::auth::{AuthPolicy, NkeyUser, PasswordUser, Permissions, Secret
 
 use super::conf::{Entry, Map, Node, Pos, Value};
 use super::credentials::{is_valid_public_user_key, secret};
+use super::entry::{string, wrong_type};
 use super::error::{go_quote, go_type, go_value, ConfigError};
-use super::load::{string, wrong_type};
 use super::permissions::parse_permissions;
 
 /// The keys of one `authorization` block, as written.

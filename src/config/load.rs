@@ -10,6 +10,7 @@ use std::time::Duration;
 use super::auth;
 use super::conf::{Entry, Map, Value};
 use super::duration::{format_go_duration, parse_go_duration};
+use super::entry::{boolean, integer, non_empty, string, wrong_type};
 use super::error::ConfigError;
 use super::options::{self, Options};
 
@@ -155,45 +156,6 @@ fn apply_entry(
         }
     }
     Ok(())
-}
-
-// ---- typed access ----------------------------------------------------------
-
-/// nats-server points value errors at the key, so do we.
-pub(super) fn wrong_type(entry: &Entry, expected: &str) -> ConfigError {
-    ConfigError::at(
-        &entry.key_pos,
-        format!(
-            "invalid value for \"{}\": expected {expected}, got {}",
-            entry.key,
-            entry.node.value.kind()
-        ),
-    )
-}
-
-pub(super) fn integer(entry: &Entry) -> Result<i64, ConfigError> {
-    match entry.node.value {
-        Value::Integer(n) => Ok(n),
-        _ => Err(wrong_type(entry, "an integer")),
-    }
-}
-
-pub(super) fn string(entry: &Entry) -> Result<&str, ConfigError> {
-    match &entry.node.value {
-        Value::String(s) => Ok(s),
-        _ => Err(wrong_type(entry, "a string")),
-    }
-}
-
-pub(super) fn boolean(entry: &Entry) -> Result<bool, ConfigError> {
-    match entry.node.value {
-        Value::Bool(b) => Ok(b),
-        _ => Err(wrong_type(entry, "a boolean")),
-    }
-}
-
-pub(super) fn non_empty(text: &str) -> Option<String> {
-    (!text.is_empty()).then(|| text.to_string())
 }
 
 /// An empty host means the default, as in nats-server.

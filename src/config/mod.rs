@@ -10,6 +10,7 @@ pub mod cli;
 pub mod conf;
 pub mod credentials;
 pub mod duration;
+mod entry;
 pub mod error;
 pub mod load;
 pub mod options;

@@ -9,8 +9,8 @@ use percore_core::subject::is_valid_subscribe_subject;
 
 use super::conf::{Entry, Map, Node, Value};
 use super::duration::parse_go_duration;
+use super::entry::integer;
 use super::error::{go_quote, go_type, go_value, ConfigError};
-use super::load::integer;
 
 /// Parses a `permissions` entry (its value must be a map).
 pub fn parse_permissions(entry: &Entry) -> Result<Permissions, ConfigError> {

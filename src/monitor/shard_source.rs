@@ -10,8 +10,8 @@ use crossbeam_channel::Sender;
 
 use super::snapshot::{MonitorSnapshot, ServerFacts, ShardSnapshot, SnapshotRequest};
 use super::{MonitorServer, SnapshotSource};
+use crate::admin::AdminCommand;
 use crate::config::Options;
-use crate::server::AdminCommand;
 use crate::shared::BrokerShared;
 
 /// Binds the monitoring listener when `http_port` is set (on `http_host`,
