@@ -36,6 +36,8 @@ pub struct SubRecord {
     max_bound: Option<u64>,
     /// The server may have refused it (`max_subscriptions`): never owed.
     pub uncertain: bool,
+    /// Its permissions refuse it: it must never receive anything.
+    pub refused: bool,
     pub delivered: u64,
     /// Per publisher, the last sequence number received.
     last_seq: HashMap<ClientNo, u64>,
@@ -57,6 +59,12 @@ pub struct Model {
     /// (publisher, seq, queue name) -> deliveries to that group.
     queue_received: HashMap<(ClientNo, u64, String), u32>,
     pub echo: Vec<bool>,
+    /// Every client's permissions (one user, `no_auth_user`): publishes to
+    /// these are refused, and nothing on them is delivered...
+    pub publish_deny: Vec<String>,
+    /// ...and subscriptions these cover are refused; a wildcard one they
+    /// do not cover gets nothing on a subject they match.
+    pub subscribe_deny: Vec<String>,
     /// Closed by the server or by itself: nothing is owed to it.
     pub unhealthy: HashSet<ClientNo>,
     pub checked_deliveries: u64,
@@ -73,6 +81,11 @@ impl Model {
         uncertain: bool,
         at: Step,
     ) {
+        let refused = self
+            .subscribe_deny
+            .iter()
+            .any(|deny| pattern_matches(deny.as_bytes(), subject.as_bytes()));
+        let uncertain = uncertain || refused;
         self.by_sid.insert((client, sid), self.subs.len());
         self.subs.push(SubRecord {
             client,
@@ -88,6 +101,7 @@ impl Model {
             max_unsub_at: None,
             max_bound: None,
             uncertain,
+            refused,
             delivered: 0,
             last_seq: HashMap::new(),
         });
@@ -156,6 +170,16 @@ impl Model {
                 "client {client} got a message never published: {publisher}:{seq}"
             ));
         };
+        if self.denied(&self.publish_deny, subject) {
+            return Err(format!(
+                "client {client} got {publisher}:{seq} on {subject}, a publish its permissions refuse"
+            ));
+        }
+        if self.denied(&self.subscribe_deny, subject) {
+            return Err(format!(
+                "client {client} sid {sid} got {publisher}:{seq} on {subject}, which its permissions deny"
+            ));
+        }
         if publish.subject != subject {
             return Err(format!(
                 "message {publisher}:{seq} published on {} arrived as {subject}",
@@ -163,6 +187,12 @@ impl Model {
             ));
         }
         let sub = &mut self.subs[index];
+        if sub.refused {
+            return Err(format!(
+                "client {client} sid {sid} ({}) was refused, yet got {publisher}:{seq}",
+                sub.subject
+            ));
+        }
         if !pattern_matches(sub.subject.as_bytes(), subject.as_bytes()) {
             return Err(format!(
                 "client {client} sid {sid} ({}) got {subject}",
@@ -221,12 +251,21 @@ impl Model {
         Ok(())
     }
 
+    fn denied(&self, patterns: &[String], subject: &str) -> bool {
+        patterns
+            .iter()
+            .any(|deny| pattern_matches(deny.as_bytes(), subject.as_bytes()))
+    }
+
     /// After the run went quiet: everything owed was delivered.
     pub fn check_required(&mut self) -> Result<(), String> {
         let mut pubs: Vec<_> = self.pubs.iter().collect();
         pubs.sort_by_key(|(key, _)| **key);
         for (&(publisher, seq), publish) in pubs {
-            if self.unhealthy.contains(&publisher) {
+            if self.unhealthy.contains(&publisher)
+                || self.denied(&self.publish_deny, &publish.subject)
+                || self.denied(&self.subscribe_deny, &publish.subject)
+            {
                 continue;
             }
             let got = self.received.get(&(publisher, seq));

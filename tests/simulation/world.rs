@@ -6,10 +6,11 @@
 //! messages from different shards interleave in any order), when time
 //! moves, when a client vanishes mid-batch, how much a socket takes.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use percore_core::auth::{AuthPolicy, PasswordUser, Permissions, Rules, Secret, SubscribeRule};
 use percore_core::connection::CloseReason;
 use percore_core::ids::{ClientId, ConnKey, ShardId};
 use percore_core::info::ServerIdentity;
@@ -107,6 +108,15 @@ impl World {
         if rng.chance(20) {
             limits.max_subscriptions = 1 + rng.below(6) as usize;
         }
+        // In a third of the runs every client is one user with permissions
+        // (logged in through `no_auth_user`, as the clients send no
+        // credentials): `c.>` may not be published, `b.*` not received.
+        let permissions = rng
+            .chance(33)
+            .then(|| (vec!["c.>".to_string()], vec!["b.*".to_string()]));
+        if let Some((publish_deny, subscribe_deny)) = &permissions {
+            limits.auth = Arc::new(sim_policy(publish_deny, subscribe_deny));
+        }
         let identity = Arc::new(ServerIdentity {
             server_id: "NSIM".into(),
             server_name: "sim".into(),
@@ -153,6 +163,10 @@ impl World {
             trail: VecDeque::new(),
             trace: std::env::var_os("PERCORE_SIM_TRACE").is_some(),
         };
+        if let Some((publish_deny, subscribe_deny)) = permissions {
+            world.model.publish_deny = publish_deny;
+            world.model.subscribe_deny = subscribe_deny;
+        }
         for id in 0..client_count {
             world.connect_client(id, &limits);
         }
@@ -611,5 +625,42 @@ enum Action {
 
 /// `-ERR`s a random program may earn without any server fault.
 fn expected_error(text: &str) -> bool {
-    text == "'maximum subscriptions exceeded'" || text == "'Stale Connection'"
+    text == "'maximum subscriptions exceeded'"
+        || text == "'Stale Connection'"
+        || text.starts_with("'Permissions Violation for ")
+}
+
+/// One user, the `no_auth_user`, with deny-only permissions.
+fn sim_policy(publish_deny: &[String], subscribe_deny: &[String]) -> AuthPolicy {
+    let permissions = Permissions {
+        publish: Some(Rules {
+            allow: None,
+            deny: publish_deny.iter().map(|p| p.as_bytes().into()).collect(),
+        }),
+        subscribe: Some(Rules {
+            allow: None,
+            deny: subscribe_deny
+                .iter()
+                .map(|p| SubscribeRule {
+                    subject: p.as_bytes().into(),
+                    queue: None,
+                })
+                .collect(),
+        }),
+        allow_responses: None,
+    };
+    let mut users = HashMap::new();
+    users.insert(
+        "sim".to_string(),
+        PasswordUser {
+            name: "sim".into(),
+            password: Secret::Plain("unused".into()),
+            permissions: Some(Arc::new(permissions)),
+        },
+    );
+    AuthPolicy {
+        users,
+        no_auth_user: Some("sim".into()),
+        ..AuthPolicy::default()
+    }
 }
