@@ -51,15 +51,39 @@ pub enum MeshItem<H = ()> {
     /// A published message for the receiver's local subscriptions: every
     /// matching plain subscription, plus one member of each listed queue
     /// group (the publisher's shard already picked this shard for them).
+    /// The group names sit in the arena too ([`QueueNames`]), so a
+    /// forwarded queue message allocates nothing.
     Deliver {
         subject: Span,
         reply: Option<Span>,
         header_len: Option<u32>,
         payload: Span,
-        queues: Vec<Bytes>,
+        queues: Span,
     },
     /// A newly accepted client for the receiver to own.
     Adopt { socket: H, client_id: ClientId },
+}
+
+/// The queue group names of a [`MeshItem::Deliver`], read from the arena.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueNames<'a>(&'a [u8]);
+
+impl<'a> QueueNames<'a> {
+    pub fn new(packed: &'a [u8]) -> QueueNames<'a> {
+        QueueNames(packed)
+    }
+}
+
+impl<'a> Iterator for QueueNames<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let (len, rest) = self.0.split_first_chunk::<4>()?;
+        let len = (u32::from_le_bytes(*len) as usize).min(rest.len());
+        let (name, rest) = rest.split_at(len);
+        self.0 = rest;
+        Some(name)
+    }
 }
 
 /// One ring item.
@@ -196,11 +220,12 @@ impl<H> BatchBuilder<H> {
         reply: Option<&[u8]>,
         header_len: Option<usize>,
         payload: &[u8],
-        queues: Vec<Bytes>,
+        queues: &[Bytes],
     ) {
         let subject = self.copy_in(subject);
         let reply = reply.map(|r| self.copy_in(r));
         let payload = self.copy_in(payload);
+        let queues = self.copy_queue_names(queues);
         self.items.push(MeshItem::Deliver {
             subject,
             reply,
@@ -208,6 +233,20 @@ impl<H> BatchBuilder<H> {
             payload,
             queues,
         });
+    }
+
+    /// Each name as a 4-byte little-endian length and its bytes.
+    fn copy_queue_names(&mut self, queues: &[Bytes]) -> Span {
+        let start = self.arena.len() as u32;
+        for name in queues {
+            self.arena
+                .extend_from_slice(&(name.len() as u32).to_le_bytes());
+            self.arena.extend_from_slice(name);
+        }
+        Span {
+            start,
+            len: self.arena.len() as u32 - start,
+        }
     }
 
     fn copy_in(&mut self, bytes: &[u8]) -> Span {
@@ -257,7 +296,7 @@ mod tests {
         let mut spare: SpareBuffers = SpareBuffers::default();
         let mut builder = BatchBuilder::default();
         for i in 0..100u32 {
-            builder.push_deliver(b"a.b", None, None, &i.to_be_bytes(), Vec::new());
+            builder.push_deliver(b"a.b", None, None, &i.to_be_bytes(), &[]);
         }
         let batch = builder.take(&mut spare);
         assert_eq!(deliver_payloads(&batch).len(), 100);
@@ -274,10 +313,36 @@ mod tests {
         let taken = builder.take(&mut spare);
         assert!(taken.items.is_empty());
         assert!(spare.is_empty());
-        builder.push_deliver(b"x", Some(b"r"), None, b"fresh", Vec::new());
+        builder.push_deliver(b"x", Some(b"r"), None, b"fresh", &[]);
         let next = builder.take(&mut spare);
         assert_eq!(deliver_payloads(&next), [b"fresh".to_vec()]);
         assert!(next.arena.len() < 16, "no stale bytes carried over");
+    }
+
+    #[test]
+    fn queue_names_ride_in_the_arena() {
+        let mut builder: BatchBuilder = BatchBuilder::default();
+        let names = [
+            Bytes::from_static(b"q1"),
+            Bytes::from_static(b"workers.long"),
+        ];
+        builder.push_deliver(b"s", None, None, b"p", &names);
+        builder.push_deliver(b"s", None, None, b"p", &[]);
+        let batch = builder.take(&mut SpareBuffers::default());
+        let packed: Vec<Vec<Vec<u8>>> = batch
+            .items
+            .iter()
+            .map(|item| match item {
+                MeshItem::Deliver { queues, .. } => QueueNames::new(queues.slice(&batch.arena))
+                    .map(<[u8]>::to_vec)
+                    .collect(),
+                _ => Vec::new(),
+            })
+            .collect();
+        assert_eq!(
+            packed,
+            [vec![b"q1".to_vec(), b"workers.long".to_vec()], vec![]]
+        );
     }
 
     #[test]
@@ -287,7 +352,7 @@ mod tests {
         let ack_only = builder.take(&mut SpareBuffers::default());
         assert!(BatchBuffers::reclaim(ack_only.arena, ack_only.items).is_none());
 
-        builder.push_deliver(b"a", None, None, b"payload", Vec::new());
+        builder.push_deliver(b"a", None, None, b"payload", &[]);
         let batch = builder.take(&mut SpareBuffers::default());
         let still_shared = batch.arena.clone();
         let buffers = BatchBuffers::reclaim(batch.arena, batch.items);

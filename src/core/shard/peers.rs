@@ -4,7 +4,7 @@
 
 use crate::ids::{ClientId, ShardId};
 use crate::io::{ShardIo, Wake};
-use crate::mesh::{BatchBuffers, MeshItem, ShardBatch};
+use crate::mesh::{BatchBuffers, MeshItem, QueueNames, ShardBatch};
 use crate::protocol::Publish;
 
 use super::publish::Origin;
@@ -67,7 +67,7 @@ impl<I: ShardIo> ShardBroker<I> {
                     self.publish(
                         Origin::Shard {
                             from: src,
-                            queues: &queues,
+                            queues: QueueNames::new(queues.slice(arena)),
                         },
                         &message,
                     );

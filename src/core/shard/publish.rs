@@ -14,6 +14,7 @@ use bytes::Bytes;
 
 use crate::ids::{ConnKey, ShardId, SubKey};
 use crate::io::ShardIo;
+use crate::mesh::QueueNames;
 use crate::outbound::{encode_no_responders, no_responders_len_bound};
 use crate::protocol::Publish;
 use crate::subject::pattern_matches;
@@ -28,7 +29,10 @@ pub enum Origin<'a> {
     Client(ConnKey),
     /// Another shard of this server forwarded it; `queues` are the groups
     /// it chose this shard to deliver to.
-    Shard { from: ShardId, queues: &'a [Bytes] },
+    Shard {
+        from: ShardId,
+        queues: QueueNames<'a>,
+    },
 }
 
 /// Whether a publish reached anyone (no-responders needs to know).
@@ -105,8 +109,9 @@ impl<I: ShardIo> ShardBroker<I> {
                         message.reply,
                         message.header_len,
                         message.payload,
-                        std::mem::take(&mut target.queues),
+                        &target.queues,
                     );
+                    target.queues.clear();
                     target.plain = false;
                 }
             }
@@ -159,7 +164,7 @@ impl<I: ShardIo> ShardBroker<I> {
 
     /// A message another shard forwarded: every local plain subscriber,
     /// plus one local member of each queue group it picked us for.
-    fn publish_from_shard(&mut self, queues: &[Bytes], message: &Publish<'_>) {
+    fn publish_from_shard(&mut self, queues: QueueNames<'_>, message: &Publish<'_>) {
         let result = self.index.matches(message.subject);
         for &sk in &result.local_plain {
             self.deliver_local(sk, None, message);
@@ -168,7 +173,7 @@ impl<I: ShardIo> ShardBroker<I> {
             let members: &[SubKey] = result
                 .queues
                 .iter()
-                .find(|g| g.name == name)
+                .find(|g| g.name[..] == *name)
                 .map(|g| &g.local[..])
                 .unwrap_or_default();
             let mut delivered = false;

@@ -387,7 +387,9 @@ fn describe(batch: &ShardBatch<u64>) -> Vec<String> {
                 reply.map_or("-".into(), |r| text(r.slice(&batch.arena))),
                 header_len,
                 text(payload.slice(&batch.arena)),
-                queues.iter().map(|q| text(q)).collect::<Vec<_>>()
+                crate::mesh::QueueNames::new(queues.slice(&batch.arena))
+                    .map(text)
+                    .collect::<Vec<_>>()
             ),
             MeshItem::Adopt { socket, client_id } => format!("adopt {socket} cid {client_id}"),
         })
