@@ -20,8 +20,8 @@
 #![deny(clippy::await_holding_refcell_ref)]
 
 pub use percore_core::{
-    auth, connect, connection, debug, error, fatal, ids, info, io, limits, mesh, outbound,
-    outbound_queue, protocol, read_buffer, rng, shard, subject, sublist, trace, warn,
+    auth, connect, connection, debug, error, fatal, go_quote, ids, info, io, limits, mesh,
+    outbound, outbound_queue, protocol, read_buffer, rng, shard, subject, sublist, trace, warn,
 };
 
 pub mod admin;

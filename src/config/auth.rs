@@ -321,7 +321,7 @@ fn connection_types(entry: &Entry) -> Result<(), ConfigError> {
     let unknown: Vec<String> = upper
         .iter()
         .filter(|n| !CONNECTION_TYPES.contains(&n.as_str()))
-        .map(|n| go_quote(n))
+        .map(go_quote)
         .collect();
     if !unknown.is_empty() {
         return Err(ConfigError::at(

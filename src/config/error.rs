@@ -70,33 +70,7 @@ pub fn io_error_text(op: &str, path: &str, err: &std::io::Error) -> String {
     format!("{op} {path}: {text}")
 }
 
-/// Go's `%q` of a string (`strconv.Quote`), which nats-server uses for
-/// names and subjects in its config errors: printable characters as they
-/// are, `"` and `\` escaped, control characters as Go escapes them.
-pub fn go_quote(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\x07' => out.push_str("\\a"),
-            '\x08' => out.push_str("\\b"),
-            '\x0c' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\x0b' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
+pub use crate::go_quote::go_quote;
 
 /// Go's `%v` of a config value, for nats-server's "got %v" errors. Maps
 /// print with sorted keys, as Go prints them.
@@ -150,14 +124,6 @@ mod tests {
     fn value(source: &str) -> Value {
         let map = parse_str(&format!("v: {source}"), "x.conf", &|_| None).expect("parse");
         map.entries()[0].node.value.clone()
-    }
-
-    #[test]
-    fn go_quote_like_strconv() {
-        assert_eq!(go_quote("a.b"), "\"a.b\"");
-        assert_eq!(go_quote("a \"b\" \\"), "\"a \\\"b\\\" \\\\\"");
-        assert_eq!(go_quote("\t\n\x0c\x01\u{7f}"), "\"\\t\\n\\f\\x01\\x7f\"");
-        assert_eq!(go_quote("é"), "\"é\"");
     }
 
     #[test]

@@ -21,6 +21,7 @@
 pub mod auth;
 pub mod connect;
 pub mod connection;
+pub mod go_quote;
 pub mod ids;
 pub mod info;
 pub mod io;

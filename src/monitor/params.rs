@@ -2,38 +2,13 @@
 //! `strconv` errors (`Error decoding int for 'limit': strconv.Atoi: parsing
 //! "x": invalid syntax`). Scripts match on these, so they are reproduced.
 
-use std::fmt::Write as _;
-
 use super::http::Query;
 use crate::config::cli::go_bool;
 
+use crate::go_quote::go_quote;
+
 /// nats-server's default page size for `/connz` and `/subsz`.
 pub const DEFAULT_LIMIT: usize = 1024;
-
-/// Go's `strconv.Quote` for the texts we echo: printable characters as
-/// they are, the rest escaped.
-fn go_quote(value: &str) -> String {
-    let mut out = String::with_capacity(value.len() + 2);
-    out.push('"');
-    for c in value.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            }
-            c if c.is_control() => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
 
 enum NumberError {
     Syntax,

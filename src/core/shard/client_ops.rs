@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use crate::auth::{Decision, Identity, PermissionCheck, SlowCheck};
 use crate::connect::{parse_connect, redacted_connect, ConnectError};
 use crate::connection::{AuthState, CloseReason};
+use crate::go_quote::go_quote;
 use crate::ids::ConnKey;
 use crate::io::ShardIo;
 use crate::outbound::{OK, PONG};
@@ -466,25 +467,5 @@ impl<I: ShardIo> ShardBroker<I> {
 
 /// `<who>` in nats-server's violation logs.
 fn who(user: Option<&str>) -> String {
-    format!("User {}", go_quote(user.unwrap_or("N/A").as_bytes()))
-}
-
-/// Go's `%q` of a subject: double quotes, with `"` and `\` escaped and
-/// bytes outside printable ASCII as `\xNN`.
-pub(crate) fn go_quote(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() + 2);
-    out.push('"');
-    for &b in bytes {
-        match b {
-            b'"' => out.push_str("\\\""),
-            b'\\' => out.push_str("\\\\"),
-            b'\n' => out.push_str("\\n"),
-            b'\r' => out.push_str("\\r"),
-            b'\t' => out.push_str("\\t"),
-            0x20..=0x7e => out.push(char::from(b)),
-            _ => out.push_str(&format!("\\x{b:02x}")),
-        }
-    }
-    out.push('"');
-    out
+    format!("User {}", go_quote(user.unwrap_or("N/A")))
 }

@@ -8,12 +8,12 @@
 use std::sync::Arc;
 
 use crate::connection::{AuthState, CloseReason};
+use crate::go_quote::go_quote;
 use crate::ids::{ConnKey, SubKey};
 use crate::info::ServerIdentity;
 use crate::io::ShardIo;
 use crate::limits::ShardLimits;
 
-use super::client_ops::go_quote;
 use super::{stall_threshold, ShardBroker};
 
 impl<I: ShardIo> ShardBroker<I> {
@@ -87,7 +87,7 @@ impl<I: ShardIo> ShardBroker<I> {
             let text = format!(
                 "Permissions Violation for Subscription to {} (sid {})",
                 go_quote(&sub.subject),
-                go_quote(&sub.sid)
+                go_quote(&*sub.sid)
             );
             self.remove_subscription(sk);
             self.queue_err(key, &text);
