@@ -62,12 +62,23 @@ pub enum AuthMethod {
     NoAuthUser(String),
 }
 
+impl AuthMethod {
+    /// `/connz` `authorized_user`: the user name or nkey, if any.
+    pub fn user(&self) -> Option<&str> {
+        match self {
+            AuthMethod::Open | AuthMethod::Token => None,
+            AuthMethod::SingleUser(name)
+            | AuthMethod::User(name)
+            | AuthMethod::NoAuthUser(name)
+            | AuthMethod::Nkey(name) => Some(name),
+        }
+    }
+}
+
 /// Who a connection authenticated as.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Identity {
     pub method: AuthMethod,
-    /// `/connz` `authorized_user`: the user name or nkey.
-    pub user: Option<String>,
     pub permissions: Option<Arc<Permissions>>,
 }
 
@@ -139,14 +150,8 @@ impl AuthPolicy {
                         nonce: nonce.to_string(),
                         sig: sig.clone(),
                     },
-                    identity: Identity {
-                        method: AuthMethod::Nkey(key.clone()),
-                        user: Some(key.clone()),
-                        permissions: user
-                            .permissions
-                            .clone()
-                            .or_else(|| self.default_permissions.clone()),
-                    },
+                    identity: self
+                        .identity(AuthMethod::Nkey(key.clone()), user.permissions.as_ref()),
                     log: reject_log,
                 };
             }
@@ -162,14 +167,10 @@ impl AuthPolicy {
             let Some(entry) = self.users.get(user) else {
                 return Decision::Reject { log: reject_log };
             };
-            let identity = Identity {
-                method: AuthMethod::User(entry.name.clone()),
-                user: Some(entry.name.clone()),
-                permissions: entry
-                    .permissions
-                    .clone()
-                    .or_else(|| self.default_permissions.clone()),
-            };
+            let identity = self.identity(
+                AuthMethod::User(entry.name.clone()),
+                entry.permissions.as_ref(),
+            );
             return self.check_secret(
                 &entry.password,
                 credentials.pass.as_deref(),
@@ -178,11 +179,7 @@ impl AuthPolicy {
             );
         }
         if let Some(token) = &self.token {
-            let identity = Identity {
-                method: AuthMethod::Token,
-                user: None,
-                permissions: self.default_permissions.clone(),
-            };
+            let identity = self.identity(AuthMethod::Token, None);
             return self.check_secret(
                 token,
                 credentials.auth_token.as_deref(),
@@ -194,14 +191,10 @@ impl AuthPolicy {
             if credentials.user.as_deref() != Some(single.name.as_str()) {
                 return Decision::Reject { log: reject_log };
             }
-            let identity = Identity {
-                method: AuthMethod::SingleUser(single.name.clone()),
-                user: Some(single.name.clone()),
-                permissions: single
-                    .permissions
-                    .clone()
-                    .or_else(|| self.default_permissions.clone()),
-            };
+            let identity = self.identity(
+                AuthMethod::SingleUser(single.name.clone()),
+                single.permissions.as_ref(),
+            );
             return self.check_secret(
                 &single.password,
                 credentials.pass.as_deref(),
@@ -216,14 +209,18 @@ impl AuthPolicy {
     pub fn no_auth_identity(&self) -> Option<Identity> {
         let name = self.no_auth_user.as_ref()?;
         let entry = self.users.get(name)?;
-        Some(Identity {
-            method: AuthMethod::NoAuthUser(entry.name.clone()),
-            user: Some(entry.name.clone()),
-            permissions: entry
-                .permissions
-                .clone()
-                .or_else(|| self.default_permissions.clone()),
-        })
+        Some(self.identity(
+            AuthMethod::NoAuthUser(entry.name.clone()),
+            entry.permissions.as_ref(),
+        ))
+    }
+
+    /// An identity with the user's own permissions, else the defaults.
+    fn identity(&self, method: AuthMethod, own: Option<&Arc<Permissions>>) -> Identity {
+        Identity {
+            method,
+            permissions: own.cloned().or_else(|| self.default_permissions.clone()),
+        }
     }
 
     /// After a reload: the identity a connection that authenticated under
@@ -231,44 +228,32 @@ impl AuthPolicy {
     /// (its user, nkey or secret is gone or changed). Secrets are not kept
     /// per connection, so "changed" is judged on the configured values.
     pub fn reauthorize(&self, old: &AuthPolicy, method: &AuthMethod) -> Option<Identity> {
-        let identity =
-            |method: AuthMethod, user: Option<String>, own: Option<&Arc<Permissions>>| {
-                Some(Identity {
-                    method,
-                    user,
-                    permissions: own.cloned().or_else(|| self.default_permissions.clone()),
-                })
-            };
         match method {
             AuthMethod::Open => (!self.enabled()).then(Identity::default),
             AuthMethod::Token => {
                 let same = self.token.is_some() && self.token == old.token;
-                if same {
-                    identity(AuthMethod::Token, None, None)
-                } else {
-                    None
-                }
+                same.then(|| self.identity(AuthMethod::Token, None))
             }
             AuthMethod::SingleUser(name) => {
                 let now = self.single_user.as_ref().filter(|u| &u.name == name)?;
                 let before = old.single_user.as_ref()?;
                 (now.password == before.password).then_some(())?;
-                identity(method.clone(), Some(name.clone()), now.permissions.as_ref())
+                Some(self.identity(method.clone(), now.permissions.as_ref()))
             }
             AuthMethod::User(name) => {
                 let now = self.users.get(name)?;
                 let before = old.users.get(name)?;
                 (now.password == before.password).then_some(())?;
-                identity(method.clone(), Some(name.clone()), now.permissions.as_ref())
+                Some(self.identity(method.clone(), now.permissions.as_ref()))
             }
             AuthMethod::Nkey(key) => {
                 let now = self.nkeys.get(key)?;
-                identity(method.clone(), Some(key.clone()), now.permissions.as_ref())
+                Some(self.identity(method.clone(), now.permissions.as_ref()))
             }
             AuthMethod::NoAuthUser(name) => {
                 (self.no_auth_user.as_ref() == Some(name)).then_some(())?;
                 let now = self.users.get(name)?;
-                identity(method.clone(), Some(name.clone()), now.permissions.as_ref())
+                Some(self.identity(method.clone(), now.permissions.as_ref()))
             }
         }
     }

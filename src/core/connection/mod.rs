@@ -103,10 +103,9 @@ pub struct Connection<E> {
     pub auth: AuthState,
     /// The NKey challenge sent in INFO, if any.
     pub nonce: Option<String>,
-    /// How it authenticated (a reload re-checks that).
+    /// How it authenticated (a reload re-checks that), and as whom
+    /// (`/connz` `authorized_user`).
     pub auth_method: AuthMethod,
-    /// `/connz` `authorized_user`.
-    pub authorized_user: Option<String>,
     /// The user's permissions, if it has any.
     pub permissions: Option<PermissionCheck>,
     /// A PONG has been sent: from now on a proto-1 client may receive an

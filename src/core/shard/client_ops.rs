@@ -308,7 +308,6 @@ impl<I: ShardIo> ShardBroker<I> {
         let conn = &mut self.conns[key];
         conn.auth = AuthState::Done;
         conn.auth_method = identity.method;
-        conn.authorized_user = identity.user;
         conn.permissions = identity.permissions.map(PermissionCheck::new);
     }
 
@@ -380,7 +379,7 @@ impl<I: ShardIo> ShardBroker<I> {
                     "{} - cid:{} - Publish Violation - {}, Subject {}",
                     conn.ip,
                     conn.client_id,
-                    who(conn.authorized_user.as_deref()),
+                    who(conn.auth_method.user()),
                     subject
                 );
                 let text = format!("Permissions Violation for Publish to {subject}");
@@ -412,7 +411,7 @@ impl<I: ShardIo> ShardBroker<I> {
                     "{} - cid:{} - Subscription Violation - {}, Subject {}{}, SID {}",
                     conn.ip,
                     conn.client_id,
-                    who(conn.authorized_user.as_deref()),
+                    who(conn.auth_method.user()),
                     subject,
                     queue
                         .as_ref()

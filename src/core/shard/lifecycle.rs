@@ -65,7 +65,6 @@ impl<I: ShardIo> ShardBroker<I> {
             auth,
             nonce,
             auth_method: AuthMethod::Open,
-            authorized_user: None,
             permissions: None,
             first_pong_sent: false,
             output,

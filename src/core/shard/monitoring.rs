@@ -116,7 +116,7 @@ impl<I: ShardIo> ShardBroker<I> {
             name: conn.options.name.clone(),
             lang: conn.options.lang.clone(),
             version: conn.options.version.clone(),
-            authorized_user: conn.authorized_user.clone(),
+            authorized_user: conn.auth_method.user().map(str::to_string),
             subscription_list,
             stop: None,
             reason: None,
