@@ -245,30 +245,21 @@ impl Node {
 
     /// Accepts a client and checks the INFO it is greeted with.
     pub(super) fn connect(&mut self, cid: u64) -> Client {
-        let socket = Socket::default();
-        let key = self.broker.register_connection(
-            super::Accepted {
-                client_id: ClientId(cid),
-                endpoint: socket.clone(),
-                ip: CLIENT_IP.into(),
-                port: 40_000 + cid as u16,
-                nonce: None,
-            },
-            self.now,
-        );
-        self.end_of_work();
-        assert_eq!(socket.read(), info(cid, CLIENT_IP, false));
-        let limits = self.broker.limits();
-        Client {
-            key,
-            cid,
-            socket,
-            parser: Parser::new(limits.max_control_line, limits.max_payload),
-        }
+        let (client, greeting) = self.accept(cid, None);
+        assert_eq!(greeting, info(cid, CLIENT_IP, false));
+        client
     }
 
-    /// Accepts a client whose INFO carries `nonce` (not checked here).
+    /// Accepts a client whose INFO carries `nonce` (not checked further).
     pub(super) fn connect_with_nonce(&mut self, cid: u64, nonce: &str) -> Client {
+        let (client, greeting) = self.accept(cid, Some(nonce));
+        assert!(greeting.contains(&format!("\"nonce\":\"{nonce}\"")));
+        client
+    }
+
+    /// Registers a client as the accept path does; returns it and the
+    /// bytes it was greeted with.
+    fn accept(&mut self, cid: u64, nonce: Option<&str>) -> (Client, String) {
         let socket = Socket::default();
         let key = self.broker.register_connection(
             super::Accepted {
@@ -276,19 +267,20 @@ impl Node {
                 endpoint: socket.clone(),
                 ip: CLIENT_IP.into(),
                 port: 40_000 + cid as u16,
-                nonce: Some(nonce.into()),
+                nonce: nonce.map(str::to_string),
             },
             self.now,
         );
         self.end_of_work();
-        assert!(socket.read().contains(&format!("\"nonce\":\"{nonce}\"")));
+        let greeting = socket.read();
         let limits = self.broker.limits();
-        Client {
+        let client = Client {
             key,
             cid,
             socket,
             parser: Parser::new(limits.max_control_line, limits.max_payload),
-        }
+        };
+        (client, greeting)
     }
 
     /// One socket read, handled as far as the broker goes without waiting;
