@@ -762,6 +762,7 @@ pub fn shard_limits(options: &Options) -> ShardLimits {
         write_deadline: options.write_deadline,
         no_header_support: options.no_header_support,
         auth: Arc::new(options.auth.clone()),
+        accounts: Arc::new(options.accounts.clone()),
     }
 }
 

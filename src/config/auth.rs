@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use percore_core::auth::{AuthPolicy, NkeyUser, PasswordUser, Permissions, Secret};
+use percore_core::ids::AccountId;
 
 use super::conf::{Entry, Map, Node, Pos, Value};
 use super::credentials::{is_valid_public_user_key, secret};
@@ -140,6 +141,7 @@ fn build_policy(entry: &Entry, block: Block<'_>) -> Result<AuthPolicy, ConfigErr
             None => Secret::Plain(String::new()),
         };
         policy.single_user = Some(PasswordUser {
+            account: AccountId::GLOBAL,
             name: user.to_string(),
             password,
             permissions: None,
@@ -276,6 +278,7 @@ fn user_entry(item: &Node, map: &Map, users: &mut Users) -> Result<(), ConfigErr
             ));
         }
         let nkey_user = NkeyUser {
+            account: AccountId::GLOBAL,
             public_key: nkey.to_string(),
             permissions,
         };
@@ -290,6 +293,7 @@ fn user_entry(item: &Node, map: &Map, users: &mut Users) -> Result<(), ConfigErr
         None => Secret::Plain(String::new()),
     };
     let password_user = PasswordUser {
+        account: AccountId::GLOBAL,
         name: user.to_string(),
         password,
         permissions,
@@ -390,6 +394,7 @@ pub fn apply_flags(
 /// The single user, created empty if the file had none.
 fn single_user(auth: &mut AuthPolicy) -> &mut PasswordUser {
     auth.single_user.get_or_insert_with(|| PasswordUser {
+        account: AccountId::GLOBAL,
         name: String::new(),
         password: Secret::Plain(String::new()),
         permissions: None,
@@ -493,6 +498,7 @@ mod tests {
             "authorization { USERNAME: admin, pass: pw }",
         ] {
             let expected = PasswordUser {
+                account: percore_core::ids::AccountId::GLOBAL,
                 name: "admin".into(),
                 password: Secret::Plain("pw".into()),
                 permissions: None,

@@ -531,6 +531,7 @@ mod tests {
         );
         let opts = run(&["-c", &path]);
         let expected = PasswordUser {
+            account: percore_core::ids::AccountId::GLOBAL,
             name: "a".into(),
             password: plain("b"),
             permissions: None,

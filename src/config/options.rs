@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use percore_core::account::AccountTable;
 use percore_core::auth::AuthPolicy;
 
 /// nats-server `MAX_PAYLOAD_SIZE` (const.go): 1 MiB.
@@ -76,6 +77,8 @@ pub struct Options {
     /// Who may connect (`authorization`, `no_auth_user`, `--user`,
     /// `--pass`, `--auth`); the default requires no authentication.
     pub auth: AuthPolicy,
+    /// `accounts`, `system_account`: `$G` and `$SYS` by default.
+    pub accounts: AccountTable,
     /// Deprecation warnings from the config file (e.g. an integer
     /// `ping_interval`), each `<file>:<line>:<col>: ...`; print them to
     /// stderr at start-up as nats-server does.
@@ -111,6 +114,7 @@ impl Default for Options {
             shards: 0,
             pin: false,
             auth: AuthPolicy::default(),
+            accounts: AccountTable::default(),
             config_warnings: Vec::new(),
         }
     }

@@ -18,6 +18,7 @@
 //! - [`ids`]: typed ids; [`rng`]: the seeded per-shard generator;
 //!   [`log`]: the log facade; [`snapshot`]: what monitoring reads.
 
+pub mod account;
 pub mod auth;
 pub mod connect;
 pub mod connection;

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::account::AccountTable;
 use crate::auth::AuthPolicy;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -25,6 +26,8 @@ pub struct ShardLimits {
     pub no_header_support: bool,
     /// Who may connect and what they may do.
     pub auth: Arc<AuthPolicy>,
+    /// The accounts, their exports and imports.
+    pub accounts: Arc<AccountTable>,
 }
 
 impl Default for ShardLimits {
@@ -40,6 +43,7 @@ impl Default for ShardLimits {
             write_deadline: Duration::from_secs(10),
             no_header_support: false,
             auth: Arc::new(AuthPolicy::default()),
+            accounts: Arc::new(AccountTable::default()),
         }
     }
 }

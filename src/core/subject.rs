@@ -83,6 +83,23 @@ pub fn pattern_matches(pattern: &[u8], subject: &[u8]) -> bool {
     }
 }
 
+/// Every subject `pattern` matches is also matched by `of` (an import's
+/// subject against an export's): `>` covers any non-empty rest, `*` covers
+/// one token (a literal or another `*`), literals must be equal.
+pub fn is_subset(pattern: &[u8], of: &[u8]) -> bool {
+    let mut pattern_tokens = tokens(pattern);
+    let mut of_tokens = tokens(of);
+    loop {
+        match (of_tokens.next(), pattern_tokens.next()) {
+            (None, None) => return true,
+            (Some(b">"), Some(_)) => return true,
+            (Some(b"*"), Some(token)) if token != b">" => {}
+            (Some(literal), Some(token)) if literal == token => {}
+            _ => return false,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,6 +191,20 @@ mod tests {
                 subject.escape_ascii()
             );
         }
+    }
+
+    #[test]
+    fn subsets() {
+        assert!(is_subset(b"foo.bar", b"foo.bar"));
+        assert!(is_subset(b"foo.bar", b"foo.*"));
+        assert!(is_subset(b"foo.*", b"foo.*"));
+        assert!(is_subset(b"foo.*.baz", b"foo.>"));
+        assert!(is_subset(b"foo.>", b"foo.>"));
+        assert!(is_subset(b"foo.>", b">"));
+        assert!(!is_subset(b"foo.>", b"foo.*"));
+        assert!(!is_subset(b"foo.*", b"foo.bar"));
+        assert!(!is_subset(b"foo", b"foo.>"));
+        assert!(!is_subset(b"foo.bar.baz", b"foo.*"));
     }
 
     #[test]

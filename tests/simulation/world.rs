@@ -653,6 +653,7 @@ fn sim_policy(publish_deny: &[String], subscribe_deny: &[String]) -> AuthPolicy 
     users.insert(
         "sim".to_string(),
         PasswordUser {
+            account: percore::ids::AccountId::GLOBAL,
             name: "sim".into(),
             password: Secret::Plain("unused".into()),
             permissions: Some(Arc::new(permissions)),

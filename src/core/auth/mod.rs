@@ -14,6 +14,8 @@ pub mod policy;
 
 use std::sync::Arc;
 
+use crate::ids::AccountId;
+
 pub use permissions::{PermissionCheck, Permissions, ResponsePermission, Rules, SubscribeRule};
 pub use policy::{AuthPolicy, NkeyUser, PasswordUser, Secret, DEFAULT_AUTH_TIMEOUT};
 
@@ -80,6 +82,7 @@ impl AuthMethod {
 pub struct Identity {
     pub method: AuthMethod,
     pub permissions: Option<Arc<Permissions>>,
+    pub account: AccountId,
 }
 
 /// A check too slow for the shard, run by the runtime on another thread.
@@ -150,8 +153,11 @@ impl AuthPolicy {
                         nonce: nonce.to_string(),
                         sig: sig.clone(),
                     },
-                    identity: self
-                        .identity(AuthMethod::Nkey(key.clone()), user.permissions.as_ref()),
+                    identity: self.identity(
+                        AuthMethod::Nkey(key.clone()),
+                        user.permissions.as_ref(),
+                        user.account,
+                    ),
                     log: reject_log,
                 };
             }
@@ -170,6 +176,7 @@ impl AuthPolicy {
             let identity = self.identity(
                 AuthMethod::User(entry.name.clone()),
                 entry.permissions.as_ref(),
+                entry.account,
             );
             return self.check_secret(
                 &entry.password,
@@ -179,7 +186,7 @@ impl AuthPolicy {
             );
         }
         if let Some(token) = &self.token {
-            let identity = self.identity(AuthMethod::Token, None);
+            let identity = self.identity(AuthMethod::Token, None, AccountId::GLOBAL);
             return self.check_secret(
                 token,
                 credentials.auth_token.as_deref(),
@@ -194,6 +201,7 @@ impl AuthPolicy {
             let identity = self.identity(
                 AuthMethod::SingleUser(single.name.clone()),
                 single.permissions.as_ref(),
+                single.account,
             );
             return self.check_secret(
                 &single.password,
@@ -212,14 +220,21 @@ impl AuthPolicy {
         Some(self.identity(
             AuthMethod::NoAuthUser(entry.name.clone()),
             entry.permissions.as_ref(),
+            entry.account,
         ))
     }
 
     /// An identity with the user's own permissions, else the defaults.
-    fn identity(&self, method: AuthMethod, own: Option<&Arc<Permissions>>) -> Identity {
+    fn identity(
+        &self,
+        method: AuthMethod,
+        own: Option<&Arc<Permissions>>,
+        account: AccountId,
+    ) -> Identity {
         Identity {
             method,
             permissions: own.cloned().or_else(|| self.default_permissions.clone()),
+            account,
         }
     }
 
@@ -232,28 +247,28 @@ impl AuthPolicy {
             AuthMethod::Open => (!self.enabled()).then(Identity::default),
             AuthMethod::Token => {
                 let same = self.token.is_some() && self.token == old.token;
-                same.then(|| self.identity(AuthMethod::Token, None))
+                same.then(|| self.identity(AuthMethod::Token, None, AccountId::GLOBAL))
             }
             AuthMethod::SingleUser(name) => {
                 let now = self.single_user.as_ref().filter(|u| &u.name == name)?;
                 let before = old.single_user.as_ref()?;
                 (now.password == before.password).then_some(())?;
-                Some(self.identity(method.clone(), now.permissions.as_ref()))
+                Some(self.identity(method.clone(), now.permissions.as_ref(), now.account))
             }
             AuthMethod::User(name) => {
                 let now = self.users.get(name)?;
                 let before = old.users.get(name)?;
                 (now.password == before.password).then_some(())?;
-                Some(self.identity(method.clone(), now.permissions.as_ref()))
+                Some(self.identity(method.clone(), now.permissions.as_ref(), now.account))
             }
             AuthMethod::Nkey(key) => {
                 let now = self.nkeys.get(key)?;
-                Some(self.identity(method.clone(), now.permissions.as_ref()))
+                Some(self.identity(method.clone(), now.permissions.as_ref(), now.account))
             }
             AuthMethod::NoAuthUser(name) => {
                 (self.no_auth_user.as_ref() == Some(name)).then_some(())?;
                 let now = self.users.get(name)?;
-                Some(self.identity(method.clone(), now.permissions.as_ref()))
+                Some(self.identity(method.clone(), now.permissions.as_ref(), now.account))
             }
         }
     }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::permissions::Permissions;
+use crate::ids::AccountId;
 
 /// nats-server's `AUTH_TIMEOUT`: a client must authenticate this soon.
 pub const DEFAULT_AUTH_TIMEOUT: Duration = Duration::from_secs(2);
@@ -60,6 +61,8 @@ pub struct PasswordUser {
     pub password: Secret,
     /// Its own `permissions`, else the block's `default_permissions`.
     pub permissions: Option<Arc<Permissions>>,
+    /// The account it logs in to (`$G` unless listed in an account).
+    pub account: AccountId,
 }
 
 /// One entry of `users` with an `nkey` (a public user key, `U...`).
@@ -67,6 +70,7 @@ pub struct PasswordUser {
 pub struct NkeyUser {
     pub public_key: String,
     pub permissions: Option<Arc<Permissions>>,
+    pub account: AccountId,
 }
 
 /// Everything the shards need to authenticate clients. Empty (the default)

@@ -9,6 +9,7 @@ use crate::auth::{
     AuthPolicy, NkeyUser, PasswordUser, Permissions, Rules, Secret, SlowCheck, SubscribeRule,
 };
 use crate::connection::CloseReason;
+use crate::ids::AccountId;
 use crate::limits::ShardLimits;
 
 use super::tests::{Client, Node};
@@ -27,6 +28,7 @@ fn users(list: &[(&str, Secret, Option<Permissions>)]) -> HashMap<String, Passwo
             (
                 name.to_string(),
                 PasswordUser {
+                    account: AccountId::GLOBAL,
                     name: name.to_string(),
                     password: password.clone(),
                     permissions: permissions.clone().map(Arc::new),
@@ -172,6 +174,7 @@ fn an_nkey_login_signs_the_nonce_and_a_missing_signature_fails_at_once() {
     nkeys.insert(
         key.to_string(),
         NkeyUser {
+            account: AccountId::GLOBAL,
             public_key: key.into(),
             permissions: None,
         },
