@@ -19,7 +19,7 @@
 
 use bytes::{Bytes, BytesMut};
 
-use crate::ids::ClientId;
+use crate::ids::{AccountId, ClientId};
 
 /// A byte range inside [`ShardBatch::arena`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,8 +39,10 @@ impl Span {
 /// ([`crate::io::ShardIo::Handoff`]).
 #[derive(Debug)]
 pub enum MeshItem<H = ()> {
-    /// The sending shard's interest in (subject, queue) changed by `delta`.
+    /// The sending shard's interest in (subject, queue) of `account`
+    /// changed by `delta`.
     Interest {
+        account: AccountId,
         subject: Bytes,
         queue: Option<Bytes>,
         delta: i32,
@@ -52,8 +54,10 @@ pub enum MeshItem<H = ()> {
     /// matching plain subscription, plus one member of each listed queue
     /// group (the publisher's shard already picked this shard for them).
     /// The group names sit in the arena too ([`QueueNames`]), so a
-    /// forwarded queue message allocates nothing.
+    /// forwarded queue message allocates nothing. `account` is the subject
+    /// space it was published in.
     Deliver {
+        account: AccountId,
         subject: Span,
         reply: Option<Span>,
         header_len: Option<u32>,
@@ -216,6 +220,7 @@ impl<H> BatchBuilder<H> {
 
     pub fn push_deliver(
         &mut self,
+        account: AccountId,
         subject: &[u8],
         reply: Option<&[u8]>,
         header_len: Option<usize>,
@@ -227,6 +232,7 @@ impl<H> BatchBuilder<H> {
         let payload = self.copy_in(payload);
         let queues = self.copy_queue_names(queues);
         self.items.push(MeshItem::Deliver {
+            account,
             subject,
             reply,
             header_len: header_len.map(|h| h as u32),
@@ -296,7 +302,7 @@ mod tests {
         let mut spare: SpareBuffers = SpareBuffers::default();
         let mut builder = BatchBuilder::default();
         for i in 0..100u32 {
-            builder.push_deliver(b"a.b", None, None, &i.to_be_bytes(), &[]);
+            builder.push_deliver(AccountId::GLOBAL, b"a.b", None, None, &i.to_be_bytes(), &[]);
         }
         let batch = builder.take(&mut spare);
         assert_eq!(deliver_payloads(&batch).len(), 100);
@@ -313,7 +319,7 @@ mod tests {
         let taken = builder.take(&mut spare);
         assert!(taken.items.is_empty());
         assert!(spare.is_empty());
-        builder.push_deliver(b"x", Some(b"r"), None, b"fresh", &[]);
+        builder.push_deliver(AccountId::GLOBAL, b"x", Some(b"r"), None, b"fresh", &[]);
         let next = builder.take(&mut spare);
         assert_eq!(deliver_payloads(&next), [b"fresh".to_vec()]);
         assert!(next.arena.len() < 16, "no stale bytes carried over");
@@ -326,8 +332,8 @@ mod tests {
             Bytes::from_static(b"q1"),
             Bytes::from_static(b"workers.long"),
         ];
-        builder.push_deliver(b"s", None, None, b"p", &names);
-        builder.push_deliver(b"s", None, None, b"p", &[]);
+        builder.push_deliver(AccountId::GLOBAL, b"s", None, None, b"p", &names);
+        builder.push_deliver(AccountId::GLOBAL, b"s", None, None, b"p", &[]);
         let batch = builder.take(&mut SpareBuffers::default());
         let packed: Vec<Vec<Vec<u8>>> = batch
             .items
@@ -352,7 +358,7 @@ mod tests {
         let ack_only = builder.take(&mut SpareBuffers::default());
         assert!(BatchBuffers::reclaim(ack_only.arena, ack_only.items).is_none());
 
-        builder.push_deliver(b"a", None, None, b"payload", &[]);
+        builder.push_deliver(AccountId::GLOBAL, b"a", None, None, b"payload", &[]);
         let batch = builder.take(&mut SpareBuffers::default());
         let still_shared = batch.arena.clone();
         let buffers = BatchBuffers::reclaim(batch.arena, batch.items);

@@ -57,6 +57,8 @@ pub struct ConnectionSnapshot {
     pub version: String,
     /// The user name or nkey it authenticated as.
     pub authorized_user: Option<String>,
+    /// The name of its account (`$G` unless its user is in another).
+    pub account: String,
     /// Filled only when [`SnapshotRequest::with_subscriptions`] is set (a
     /// closed connection keeps the list it had when it closed).
     pub subscription_list: Vec<SubscriptionSnapshot>,

@@ -10,7 +10,7 @@ use super::format;
 use super::http::Query;
 use super::params;
 use super::snapshot::{ConnectionSnapshot, MonitorSnapshot, SnapshotRequest};
-use super::subsz::{SubDetail, GLOBAL_ACCOUNT};
+use super::subsz::SubDetail;
 
 /// `sort=` values. `Start` orders like `Cid` (ids grow with start time),
 /// as nats-server does.
@@ -188,7 +188,7 @@ struct ConnInfo<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     authorized_user: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    account: Option<&'static str>,
+    account: Option<&'a str>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     subscriptions_list: Vec<&'a str>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -252,12 +252,8 @@ pub fn select<'a>(
     if let Some(user) = &options.user {
         chosen.retain(|connection| connection.authorized_user.as_ref() == Some(user));
     }
-    if options
-        .account
-        .as_deref()
-        .is_some_and(|acc| acc != GLOBAL_ACCOUNT)
-    {
-        chosen.clear();
+    if let Some(account) = &options.account {
+        chosen.retain(|connection| &connection.account == account);
     }
     let total = chosen.len();
     if let Some(cid) = options.cid {
@@ -288,7 +284,7 @@ fn conn_info<'a>(
             .subscription_list
             .iter()
             // nats-server names the account only for closed connections.
-            .map(|sub| SubDetail::of(sub, connection.stop.map(|_| GLOBAL_ACCOUNT)))
+            .map(|sub| SubDetail::of(sub, connection.stop.map(|_| connection.account.as_str())))
             .collect(),
         _ => Vec::new(),
     };
@@ -318,7 +314,7 @@ fn conn_info<'a>(
         lang: &connection.lang,
         version: &connection.version,
         authorized_user: connection.authorized_user.as_deref().filter(|_| auth),
-        account: auth.then_some(GLOBAL_ACCOUNT),
+        account: auth.then_some(connection.account.as_str()),
         subscriptions_list,
         subscriptions_list_detail,
     }

@@ -98,6 +98,7 @@ mod test_support {
             lang: String::new(),
             version: String::new(),
             authorized_user: None,
+            account: "$G".to_string(),
             subscription_list: Vec::new(),
             stop: None,
             reason: None,

@@ -9,16 +9,13 @@ use super::params;
 use super::snapshot::{MonitorSnapshot, SubscriptionSnapshot};
 use crate::subject::{is_valid_publish_subject, pattern_matches};
 
-/// percore has a single account; nats-server names it `$G`.
-pub const GLOBAL_ACCOUNT: &str = "$G";
-
 /// One subscription as nats-server lists it: `/subsz` includes the
 /// account, `/connz?subs=detail` does not; `qgroup` and `max` are omitted
 /// when unset.
 #[derive(Serialize)]
 pub struct SubDetail<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
-    account: Option<&'static str>,
+    account: Option<&'a str>,
     subject: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     qgroup: Option<&'a str>,
@@ -30,7 +27,7 @@ pub struct SubDetail<'a> {
 }
 
 impl<'a> SubDetail<'a> {
-    pub fn of(sub: &'a SubscriptionSnapshot, account: Option<&'static str>) -> SubDetail<'a> {
+    pub fn of(sub: &'a SubscriptionSnapshot, account: Option<&'a str>) -> SubDetail<'a> {
         SubDetail {
             account,
             subject: &sub.subject,
@@ -131,7 +128,7 @@ struct Subsz<'a> {
 
 pub fn render(snapshot: &MonitorSnapshot, options: &SubszOptions) -> String {
     let stats = stats(snapshot);
-    let mut matching: Vec<&SubscriptionSnapshot> = Vec::new();
+    let mut matching: Vec<(&SubscriptionSnapshot, &str)> = Vec::new();
     if options.subs {
         for connection in snapshot.shards.iter().flat_map(|s| s.connections.iter()) {
             for sub in &connection.subscription_list {
@@ -140,7 +137,7 @@ pub fn render(snapshot: &MonitorSnapshot, options: &SubszOptions) -> String {
                     .as_deref()
                     .is_none_or(|test| pattern_matches(sub.subject.as_bytes(), test.as_bytes()));
                 if wanted {
-                    matching.push(sub);
+                    matching.push((sub, connection.account.as_str()));
                 }
             }
         }
@@ -163,7 +160,7 @@ pub fn render(snapshot: &MonitorSnapshot, options: &SubszOptions) -> String {
         limit: options.limit,
         subscriptions_list: page
             .iter()
-            .map(|sub| SubDetail::of(sub, Some(GLOBAL_ACCOUNT)))
+            .map(|&(sub, account)| SubDetail::of(sub, Some(account)))
             .collect(),
     };
     super::to_json(&subsz)

@@ -34,11 +34,35 @@ pub enum ConnKind {
     Client,
 }
 
+/// Who receives what matches a subscription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubOwner {
+    /// A connection of this shard.
+    Conn(ConnKey),
+    /// Stream import number `import` of account `importer`: messages
+    /// published on this shard in the exporter's account are published
+    /// again in the importer's. Every shard installs its own, so these are
+    /// never replicated and never fire for a message another shard
+    /// forwarded (that shard already fired its own).
+    StreamImport { importer: AccountId, import: u32 },
+    /// Service import number `import` of account `importer` (the
+    /// subscription sits in the importer's account, on the import's local
+    /// subject): a request is published again in the exporter's account
+    /// with a reply subject that comes back here. Local like stream imports.
+    ServiceImport { importer: AccountId, import: u32 },
+    /// Responses to this shard's service requests (`_R_.<shard prefix>.>`
+    /// in an exporter's account). Replicated like a client's subscription,
+    /// so a response published on any shard reaches this one.
+    Responses,
+}
+
 /// One subscription, owned by the shard of its connection. The owner is the
 /// only place its delivery count lives, which keeps auto-unsubscribe exact.
 #[derive(Debug)]
 pub struct Subscription {
-    pub conn: ConnKey,
+    pub owner: SubOwner,
+    /// The account whose index holds it.
+    pub account: AccountId,
     pub sid: Sid,
     /// Boxed slices rather than `Bytes` (two words each instead of four):
     /// this struct is per subscription, and the shared form is only needed

@@ -309,6 +309,7 @@ impl<I: ShardIo> ShardBroker<I> {
         conn.auth = AuthState::Done;
         conn.auth_method = identity.method;
         conn.permissions = identity.permissions.map(PermissionCheck::new);
+        conn.account = identity.account;
     }
 
     /// nats-server's answer to bad credentials: an ERR log line, `-ERR
@@ -390,7 +391,8 @@ impl<I: ShardIo> ShardBroker<I> {
         if verbose {
             self.queue_bytes(key, OK);
         }
-        let reach = self.publish(Origin::Client(key), &publish);
+        let account = self.conns[key].account;
+        let reach = self.publish(account, Origin::Client(key), &publish);
         if reach.is_none() {
             if let Some(reply) = publish.reply {
                 self.send_no_responders(key, reply);

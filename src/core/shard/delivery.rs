@@ -4,7 +4,7 @@
 //! with the per-subscription rules that only the owning shard can apply:
 //! echo, auto-unsubscribe counts, max_pending and the stall threshold.
 
-use crate::connection::{CloseReason, ConnKind};
+use crate::connection::{CloseReason, ConnKind, SubOwner};
 use crate::ids::{ConnKey, SubKey};
 use crate::io::ShardIo;
 use crate::outbound::{encode_msg, msg_len_bound};
@@ -24,7 +24,12 @@ impl<I: ShardIo> ShardBroker<I> {
         let Some(sub) = self.subs.get_mut(sk.index()) else {
             return false;
         };
-        let key = sub.conn;
+        let SubOwner::Conn(key) = sub.owner else {
+            // An import: it fires once this message's deliveries are done
+            // (see `super::imports`).
+            self.fired.push(sk);
+            return false;
+        };
         let Some(conn) = self.conns.get_mut(key) else {
             return false;
         };

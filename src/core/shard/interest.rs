@@ -4,8 +4,8 @@
 
 use bytes::Bytes;
 
-use crate::connection::{Sid, Subscription};
-use crate::ids::{ConnKey, SubKey};
+use crate::connection::{Sid, SubOwner, Subscription};
+use crate::ids::{AccountId, ConnKey, SubKey};
 use crate::io::ShardIo;
 use crate::mesh::MeshItem;
 use crate::subject::is_valid_subscribe_subject;
@@ -42,8 +42,10 @@ impl<I: ShardIo> ShardBroker<I> {
         if max_subs > 0 && conn.subs.len() >= max_subs {
             return Err(SubscribeError::TooMany);
         }
+        let account = conn.account;
         let sk = SubKey::new(self.subs.insert(Subscription {
-            conn: key,
+            owner: SubOwner::Conn(key),
+            account,
             sid: Sid::new(sid),
             subject: subject.into(),
             queue: queue.map(Into::into),
@@ -51,8 +53,10 @@ impl<I: ShardIo> ShardBroker<I> {
             delivered: 0,
         }));
         self.conns[key].subs.insert(Sid::new(sid), sk);
-        self.index.insert_local(subject, queue, sk);
-        self.broadcast_interest(key, subject, queue, 1);
+        self.accounts
+            .get_mut(account)
+            .insert_local(subject, queue, sk);
+        self.broadcast_interest(Some(key), account, subject, queue, 1);
         Ok(sk)
     }
 
@@ -71,20 +75,35 @@ impl<I: ShardIo> ShardBroker<I> {
         let Some(sub) = self.subs.try_remove(sk.index()) else {
             return;
         };
-        self.index
+        self.accounts
+            .get_mut(sub.account)
             .remove_local(&sub.subject, sub.queue.as_deref(), sk);
-        if let Some(conn) = self.conns.get_mut(sub.conn) {
+        let key = match sub.owner {
+            SubOwner::Conn(key) => key,
+            // Imports are the shard's own (never replicated) and leave only
+            // with a new account table; see `super::accounts`.
+            _ => return,
+        };
+        if let Some(conn) = self.conns.get_mut(key) {
             conn.subs.remove(&*sub.sid);
         }
-        self.broadcast_interest(sub.conn, &sub.subject, sub.queue.as_deref(), -1);
+        self.broadcast_interest(
+            Some(key),
+            sub.account,
+            &sub.subject,
+            sub.queue.as_deref(),
+            -1,
+        );
     }
 
-    /// Tells every other shard that connection `key` changed its interest.
-    /// The subject and queue are copied once here, only when there are
-    /// other shards, and shared by every peer's batch.
-    fn broadcast_interest(
+    /// Tells every other shard that connection `key` (or this shard, for
+    /// its response subscriptions) changed its interest in `account`. The
+    /// subject and queue are copied once here, only when there are other
+    /// shards, and shared by every peer's batch.
+    pub(super) fn broadcast_interest(
         &mut self,
-        key: ConnKey,
+        key: Option<ConnKey>,
+        account: AccountId,
         subject: &[u8],
         queue: Option<&[u8]>,
         delta: i32,
@@ -94,11 +113,12 @@ impl<I: ShardIo> ShardBroker<I> {
         }
         let subject = Bytes::copy_from_slice(subject);
         let queue = queue.map(Bytes::copy_from_slice);
-        if let Some(conn) = self.conns.get_mut(key) {
+        if let Some(conn) = key.and_then(|key| self.conns.get_mut(key)) {
             conn.forwarded = true;
         }
         for dst in self.peers() {
             self.outgoing[dst.index()].push(MeshItem::Interest {
+                account,
                 subject: subject.clone(),
                 queue: queue.clone(),
                 delta,

@@ -24,9 +24,11 @@
 //! (pings, deadlines, lame duck), [`monitoring`] (snapshots), [`reload`]
 //! (new settings for the shard and its connections).
 
+pub mod accounts;
 pub mod client_ops;
 pub mod delivery;
 pub mod flow_control;
+pub mod imports;
 pub mod interest;
 pub mod lifecycle;
 pub mod monitoring;
@@ -42,6 +44,7 @@ use std::time::{Duration, Instant};
 use slab::Slab;
 
 use crate::connection::{ConnTable, Connection, Subscription};
+use crate::ids::SubKey;
 use crate::ids::{ConnKey, ShardId};
 use crate::info::ServerIdentity;
 use crate::io::ShardIo;
@@ -50,7 +53,9 @@ use crate::mesh::{BatchBuilder, SpareBuffers};
 use crate::outbound_queue::BlockPool;
 use crate::rng::FastRng;
 use crate::snapshot::ConnectionSnapshot;
-use crate::sublist::SubscriptionIndex;
+
+use accounts::AccountIndexes;
+use imports::ResponseRoutes;
 
 pub use client_ops::{InputOutcome, Next};
 pub use interest::SubscribeError;
@@ -103,7 +108,15 @@ pub struct ShardBroker<I: ShardIo> {
     now: Instant,
     conns: ConnTable<Connection<I::Endpoint>>,
     subs: Slab<Subscription>,
-    index: SubscriptionIndex,
+    /// One subscription index per account.
+    accounts: AccountIndexes,
+    /// This shard's import subscriptions (see [`accounts`]).
+    import_subs: Vec<SubKey>,
+    /// Import subscriptions the current publish matched, fired once its
+    /// deliveries are done ([`imports`]).
+    fired: Vec<SubKey>,
+    /// Routes back for service requests this shard made ([`imports`]).
+    responses: ResponseRoutes,
     /// Per destination shard: what this unit of work sends it.
     outgoing: Vec<BatchBuilder<I::Handoff>>,
     /// Connections with queued output, flushed at the end of the unit of work.
@@ -141,7 +154,7 @@ impl<I: ShardIo> ShardBroker<I> {
             seed,
             io,
         } = setup;
-        ShardBroker {
+        let mut broker = ShardBroker {
             id,
             shard_count,
             identity,
@@ -152,7 +165,13 @@ impl<I: ShardIo> ShardBroker<I> {
             now,
             conns: ConnTable::default(),
             subs: Slab::new(),
-            index: SubscriptionIndex::new(),
+            accounts: AccountIndexes::default(),
+            import_subs: Vec::new(),
+            fired: Vec::new(),
+            responses: ResponseRoutes::new(
+                id.index() as u16,
+                seed.rotate_left(17) ^ 0x9e37_79b9_7f4a_7c15,
+            ),
             outgoing: (0..shard_count).map(|_| BatchBuilder::default()).collect(),
             dirty: Vec::new(),
             batch_seq: 0,
@@ -169,7 +188,10 @@ impl<I: ShardIo> ShardBroker<I> {
             spare_batches: SpareBuffers::default(),
             closed: VecDeque::new(),
             stats: ShardStats::default(),
-        }
+        };
+        let accounts = broker.limits.accounts.clone();
+        broker.install_imports(&accounts);
+        broker
     }
 
     pub fn shard_id(&self) -> ShardId {
@@ -224,3 +246,7 @@ mod tests;
 /// Authentication and permissions, over the same fake runtime.
 #[cfg(test)]
 mod auth_tests;
+
+/// Accounts: isolation, stream and service imports across two shards.
+#[cfg(test)]
+mod account_tests;

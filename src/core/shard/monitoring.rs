@@ -35,7 +35,7 @@ impl<I: ShardIo> ShardBroker<I> {
     /// This shard's part of a monitoring request (`/varz`, `/connz`, ...).
     /// Ring counters live with the runtime and are added by the caller.
     pub fn snapshot(&self, request: SnapshotRequest, clock: WallClock) -> ShardSnapshot {
-        let counters = self.index.counters();
+        let counters = self.accounts.counters();
         let open = self.conns.iter().filter(|(_, conn)| conn.closing.is_none());
         let open_connections = open.clone().count() as u64;
         let connections = if request.with_connections || request.with_subscriptions {
@@ -55,7 +55,7 @@ impl<I: ShardIo> ShardBroker<I> {
             ring_dropped: 0,
             index: IndexStats {
                 num_subscriptions: self.subs.len() as u64,
-                num_cache: self.index.cached_subjects() as u64,
+                num_cache: self.accounts.cached_subjects() as u64,
                 num_inserts: counters.inserts,
                 num_removes: counters.removes,
                 num_matches: counters.matches,
@@ -117,6 +117,7 @@ impl<I: ShardIo> ShardBroker<I> {
             lang: conn.options.lang.clone(),
             version: conn.options.version.clone(),
             authorized_user: conn.auth_method.user().map(str::to_string),
+            account: self.limits.accounts.name(conn.account).to_string(),
             subscription_list,
             stop: None,
             reason: None,

@@ -37,12 +37,17 @@ impl<I: ShardIo> ShardBroker<I> {
         for item in items.drain(..) {
             match item {
                 MeshItem::Interest {
+                    account,
                     subject,
                     queue,
                     delta,
                 } => {
-                    self.index
-                        .apply_remote(src, &subject, queue.as_deref(), delta);
+                    self.accounts.get_mut(account).apply_remote(
+                        src,
+                        &subject,
+                        queue.as_deref(),
+                        delta,
+                    );
                 }
                 MeshItem::Ack { seq } => {
                     let acked = &mut self.acked[src.index()];
@@ -52,6 +57,7 @@ impl<I: ShardIo> ShardBroker<I> {
                     }
                 }
                 MeshItem::Deliver {
+                    account,
                     subject,
                     reply,
                     header_len,
@@ -65,6 +71,7 @@ impl<I: ShardIo> ShardBroker<I> {
                         payload: payload.slice(arena),
                     };
                     self.publish(
+                        account,
                         Origin::Shard {
                             from: src,
                             queues: QueueNames::new(queues.slice(arena)),

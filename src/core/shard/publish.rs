@@ -12,7 +12,7 @@
 
 use bytes::Bytes;
 
-use crate::ids::{ConnKey, ShardId, SubKey};
+use crate::ids::{AccountId, ConnKey, ShardId, SubKey};
 use crate::io::ShardIo;
 use crate::mesh::QueueNames;
 use crate::outbound::{encode_no_responders, no_responders_len_bound};
@@ -64,23 +64,38 @@ enum QueuePick {
 }
 
 impl<I: ShardIo> ShardBroker<I> {
-    /// This message was published: deliver and forward it as its origin
-    /// allows.
-    pub fn publish(&mut self, origin: Origin<'_>, message: &Publish<'_>) -> Reach {
+    /// This message was published in `account`: deliver and forward it as
+    /// its origin allows.
+    pub fn publish(
+        &mut self,
+        account: AccountId,
+        origin: Origin<'_>,
+        message: &Publish<'_>,
+    ) -> Reach {
         match origin {
-            Origin::Client(publisher) => self.publish_from_client(publisher, message),
+            Origin::Client(publisher) => self.publish_local(account, Some(publisher), message, 0),
             Origin::Shard { from: _, queues } => {
-                self.publish_from_shard(queues, message);
+                self.publish_from_shard(account, queues, message);
                 Reach::Some
             }
         }
     }
 
-    fn publish_from_client(&mut self, publisher: ConnKey, message: &Publish<'_>) -> Reach {
-        let result = self.index.matches(message.subject);
+    /// A message published on this shard (by `publisher`, or by an import
+    /// when `None`, after `hops` imports): local subscribers, queue groups
+    /// picked across all shards, one copy to each other shard with
+    /// interest, then the imports it matched.
+    pub(super) fn publish_local(
+        &mut self,
+        account: AccountId,
+        publisher: Option<ConnKey>,
+        message: &Publish<'_>,
+        hops: u8,
+    ) -> Reach {
+        let result = self.accounts.get_mut(account).matches(message.subject);
         let mut delivered = false;
         for &sk in &result.local_plain {
-            delivered |= self.deliver_local(sk, Some(publisher), message);
+            delivered |= self.deliver_local(sk, publisher, message);
         }
         let mut targets = std::mem::take(&mut self.targets);
         let mut remote = false;
@@ -99,12 +114,13 @@ impl<I: ShardIo> ShardBroker<I> {
             }
         }
         if remote {
-            if let Some(conn) = self.conns.get_mut(publisher) {
+            if let Some(conn) = publisher.and_then(|p| self.conns.get_mut(p)) {
                 conn.forwarded = true;
             }
             for (shard, target) in targets.iter_mut().enumerate() {
                 if target.plain || !target.queues.is_empty() {
                     self.outgoing[shard].push_deliver(
+                        account,
                         message.subject,
                         message.reply,
                         message.header_len,
@@ -117,6 +133,9 @@ impl<I: ShardIo> ShardBroker<I> {
             }
         }
         self.targets = targets;
+        if !self.fired.is_empty() && !self.fire_pending(message, hops, false).is_none() {
+            delivered = true;
+        }
         if delivered || remote {
             Reach::Some
         } else {
@@ -124,12 +143,23 @@ impl<I: ShardIo> ShardBroker<I> {
         }
     }
 
+    /// Fires the import subscriptions [`ShardBroker::deliver_local`] set
+    /// aside for this message. The list is taken while they fire: the
+    /// publishes they make collect their own.
+    fn fire_pending(&mut self, message: &Publish<'_>, hops: u8, from_shard: bool) -> Reach {
+        let mut fired = std::mem::take(&mut self.fired);
+        let reach = self.fire_imports(&fired, message, hops, from_shard);
+        fired.clear();
+        self.fired = fired;
+        reach
+    }
+
     /// Chooses one member of a queue group uniformly over all members on all
     /// shards (remote shards weighted by their member counts).
     fn pick_queue_member(
         &mut self,
         group: &QueueMatch,
-        publisher: ConnKey,
+        publisher: Option<ConnKey>,
         message: &Publish<'_>,
     ) -> QueuePick {
         let local = group.local.len() as u64;
@@ -143,7 +173,7 @@ impl<I: ShardIo> ShardBroker<I> {
             // (the publisher itself with echo off, closing connections).
             for i in 0..group.local.len() {
                 let sk = group.local[(draw as usize + i) % group.local.len()];
-                if self.deliver_local(sk, Some(publisher), message) {
+                if self.deliver_local(sk, publisher, message) {
                     return QueuePick::DeliveredLocally;
                 }
             }
@@ -164,10 +194,18 @@ impl<I: ShardIo> ShardBroker<I> {
 
     /// A message another shard forwarded: every local plain subscriber,
     /// plus one local member of each queue group it picked us for.
-    fn publish_from_shard(&mut self, queues: QueueNames<'_>, message: &Publish<'_>) {
-        let result = self.index.matches(message.subject);
+    fn publish_from_shard(
+        &mut self,
+        account: AccountId,
+        queues: QueueNames<'_>,
+        message: &Publish<'_>,
+    ) {
+        let result = self.accounts.get_mut(account).matches(message.subject);
         for &sk in &result.local_plain {
             self.deliver_local(sk, None, message);
+        }
+        if !self.fired.is_empty() {
+            self.fire_pending(message, 0, true);
         }
         for name in queues {
             let members: &[SubKey] = result

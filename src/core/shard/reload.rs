@@ -20,9 +20,14 @@ impl<I: ShardIo> ShardBroker<I> {
     /// A reload's new settings, applied between two units of work.
     pub fn replace_limits(&mut self, limits: ShardLimits) {
         let old_auth = self.limits.auth.clone();
+        let old_accounts = self.limits.accounts.clone();
         self.stall_threshold = stall_threshold(&limits);
         self.auth_enabled = limits.auth.enabled();
         self.limits = limits;
+        if *old_accounts != *self.limits.accounts {
+            let accounts = self.limits.accounts.clone();
+            self.install_imports(&accounts);
+        }
         if *old_auth != *self.limits.auth {
             self.reauthorize_all(&old_auth);
         }
@@ -46,7 +51,13 @@ impl<I: ShardIo> ShardBroker<I> {
                 // Not in yet: they authenticate against the new policy.
                 AuthState::Pending { .. } | AuthState::Verifying { .. } => continue,
             }
-            match policy.reauthorize(old, &conn.auth_method) {
+            let account = conn.account;
+            // A user moved to another account must log in again: its
+            // subscriptions live in the old account's subject space.
+            match policy
+                .reauthorize(old, &conn.auth_method)
+                .filter(|identity| identity.account == account)
+            {
                 Some(identity) => {
                     self.authenticated(key, identity);
                     self.drop_forbidden_subscriptions(key);

@@ -334,7 +334,7 @@ impl Node {
 /// Carries every batch `from` pushed for `to` over the ring and applies it
 /// as `to`'s ring consumer does (one unit of work per batch). Returns the
 /// sockets handed over.
-fn carry(from: &mut Node, to: &mut Node) -> Vec<(u64, ClientId)> {
+pub(super) fn carry(from: &mut Node, to: &mut Node) -> Vec<(u64, ClientId)> {
     let src = from.broker.shard_id();
     let dst = to.broker.shard_id();
     let mut adopted = Vec::new();
@@ -361,6 +361,7 @@ fn describe(batch: &ShardBatch<u64>) -> Vec<String> {
                 subject,
                 queue,
                 delta,
+                ..
             } => format!(
                 "interest {} {} {delta:+}",
                 text(subject),
@@ -373,6 +374,7 @@ fn describe(batch: &ShardBatch<u64>) -> Vec<String> {
                 header_len,
                 payload,
                 queues,
+                ..
             } => format!(
                 "deliver {} reply={} hdr={:?} payload={} queues={:?}",
                 text(subject.slice(&batch.arena)),
@@ -812,7 +814,7 @@ fn a_queue_group_takes_each_message_once() {
 // ---------------------------------------------------------------------------
 // Two shards: interest replication, forwarding, acks and the PING barrier.
 
-fn two_shards(limits: ShardLimits) -> (Node, Node) {
+pub(super) fn two_shards(limits: ShardLimits) -> (Node, Node) {
     let now = Instant::now();
     (
         Node::new(0, 2, limits.clone(), now),

@@ -1,0 +1,110 @@
+//! Accounts on one shard: a subscription index per account (the subject
+//! spaces a publish is matched in), the import subscriptions this shard
+//! installs for the configured imports, and the counters `/accountz`
+//! reads.
+//!
+//! Import subscriptions are the shard's own: every shard installs the same
+//! ones from the shared [`AccountTable`], fires them only for messages
+//! published on it, and never tells the other shards about them (each has
+//! its own). What they do when they fire is in [`super::imports`].
+
+use std::sync::Arc;
+
+use crate::account::AccountTable;
+use crate::connection::{Sid, SubOwner, Subscription};
+use crate::ids::{AccountId, SubKey};
+use crate::io::ShardIo;
+use crate::sublist::{IndexCounters, SubscriptionIndex};
+
+use super::ShardBroker;
+
+/// One subscription index per account, by [`AccountId`].
+#[derive(Debug, Default)]
+pub struct AccountIndexes {
+    indexes: Vec<SubscriptionIndex>,
+}
+
+impl AccountIndexes {
+    /// Every id below `bound` gets an index (a reload may add accounts;
+    /// another shard may name one before this shard has the new table).
+    fn make_room(&mut self, bound: usize) {
+        if self.indexes.len() < bound {
+            self.indexes.resize_with(bound, SubscriptionIndex::new);
+        }
+    }
+
+    pub fn get_mut(&mut self, account: AccountId) -> &mut SubscriptionIndex {
+        let slot = account.0 as usize;
+        self.make_room(slot + 1);
+        &mut self.indexes[slot]
+    }
+
+    pub fn get(&self, account: AccountId) -> Option<&SubscriptionIndex> {
+        self.indexes.get(account.0 as usize)
+    }
+
+    /// Summed over the accounts, for `/subsz` and `/varz`.
+    pub fn counters(&self) -> IndexCounters {
+        let mut sum = IndexCounters::default();
+        for index in &self.indexes {
+            let c = index.counters();
+            sum.inserts += c.inserts;
+            sum.removes += c.removes;
+            sum.matches += c.matches;
+            sum.cache_hits += c.cache_hits;
+        }
+        sum
+    }
+
+    pub fn cached_subjects(&self) -> usize {
+        self.indexes.iter().map(|i| i.cached_subjects()).sum()
+    }
+}
+
+impl<I: ShardIo> ShardBroker<I> {
+    /// Installs this shard's import subscriptions for `accounts`, replacing
+    /// those of the previous table.
+    pub(super) fn install_imports(&mut self, accounts: &Arc<AccountTable>) {
+        self.accounts.make_room(accounts.id_bound());
+        let old: Vec<SubKey> = std::mem::take(&mut self.import_subs);
+        for sk in old {
+            if let Some(sub) = self.subs.try_remove(sk.index()) {
+                self.accounts
+                    .get_mut(sub.account)
+                    .remove_local(&sub.subject, None, sk);
+            }
+        }
+        for account in accounts.iter() {
+            for (i, import) in account.stream_imports.iter().enumerate() {
+                let owner = SubOwner::StreamImport {
+                    importer: account.id,
+                    import: i as u32,
+                };
+                self.install_import(owner, import.exporter, import.subject.as_bytes());
+            }
+            for (i, import) in account.service_imports.iter().enumerate() {
+                let owner = SubOwner::ServiceImport {
+                    importer: account.id,
+                    import: i as u32,
+                };
+                self.install_import(owner, account.id, import.local.as_bytes());
+            }
+        }
+    }
+
+    fn install_import(&mut self, owner: SubOwner, account: AccountId, subject: &[u8]) {
+        let sk = SubKey::new(self.subs.insert(Subscription {
+            owner,
+            account,
+            sid: Sid::new(b""),
+            subject: subject.into(),
+            queue: None,
+            max: None,
+            delivered: 0,
+        }));
+        self.accounts
+            .get_mut(account)
+            .insert_local(subject, None, sk);
+        self.import_subs.push(sk);
+    }
+}

@@ -1,0 +1,286 @@
+//! What an import subscription does when a message matches it (the
+//! subscriptions themselves are installed in [`super::accounts`]):
+//!
+//! - a stream import publishes the message again in the importing account,
+//!   renamed by its `prefix` or `to`;
+//! - a service import publishes a request again in the exporting account,
+//!   with a reply subject of this shard's (`_R_.<prefix>.<token>`) and a
+//!   route that remembers the requester's account and reply subject;
+//! - this shard's response subscription (`_R_.<prefix>.>` in an exporting
+//!   account, replicated to the other shards like a client's, so responses
+//!   published anywhere come here) publishes a response to the requester's
+//!   reply subject, in the requester's account. A `singleton` route closes
+//!   after one response; every route closes when its export's threshold
+//!   passes ([`ShardBroker::expire_response_routes`]).
+//!
+//! Each hop re-enters [`ShardBroker::publish_local`], so imports chain
+//! (A's stream imported by B, B's by C); a chain longer than
+//! [`MAX_IMPORT_HOPS`] is a cycle and stops there.
+
+use std::time::Instant;
+
+use rustc_hash::FxHashMap;
+
+use crate::account::ResponseType;
+use crate::connection::{Sid, SubOwner, Subscription};
+use crate::ids::{AccountId, SubKey};
+use crate::io::ShardIo;
+use crate::protocol::Publish;
+
+use super::publish::Reach;
+use super::ShardBroker;
+
+/// A message crosses at most this many imports.
+pub const MAX_IMPORT_HOPS: u8 = 8;
+
+/// Where a response to one service request goes.
+#[derive(Debug)]
+struct ResponseRoute {
+    importer: AccountId,
+    reply: Box<[u8]>,
+    response: ResponseType,
+    expires: Instant,
+}
+
+/// The service requests this shard sent into exporting accounts.
+#[derive(Debug)]
+pub struct ResponseRoutes {
+    /// `_R_.<shard tag>.`: unique per shard, so each shard's response
+    /// subscription catches its own requests' responses only.
+    prefix: Box<[u8]>,
+    /// By the token that ends the reply subject.
+    routes: FxHashMap<u64, ResponseRoute>,
+    /// Exporting accounts where the response subscription is installed.
+    installed: Vec<AccountId>,
+}
+
+impl ResponseRoutes {
+    /// `tag` tells this shard's replies from every other shard's (the
+    /// shard id, and randomness so a restarted server does not reuse them).
+    pub fn new(shard: u16, random: u64) -> ResponseRoutes {
+        let mut prefix = b"_R_.".to_vec();
+        push_base36(&mut prefix, u64::from(shard));
+        push_base36(&mut prefix, random % 36u64.pow(6));
+        prefix.push(b'.');
+        ResponseRoutes {
+            prefix: prefix.into(),
+            routes: FxHashMap::default(),
+            installed: Vec::new(),
+        }
+    }
+
+    /// Open routes (for tests and monitoring).
+    pub fn len(&self) -> usize {
+        self.routes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+
+    fn token_of(&self, subject: &[u8]) -> Option<u64> {
+        let token = subject.strip_prefix(&self.prefix[..])?;
+        let text = std::str::from_utf8(token).ok()?;
+        u64::from_str_radix(text, 36).ok()
+    }
+}
+
+fn push_base36(out: &mut Vec<u8>, mut n: u64) {
+    const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let start = out.len();
+    loop {
+        out.push(DIGITS[(n % 36) as usize]);
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    out[start..].reverse();
+}
+
+impl<I: ShardIo> ShardBroker<I> {
+    /// The import subscriptions a publish matched (collected by
+    /// [`ShardBroker::deliver_local`]) do their work. A message another
+    /// shard forwarded fires response routes only: that shard fired the
+    /// imports already.
+    pub(super) fn fire_imports(
+        &mut self,
+        fired: &[SubKey],
+        message: &Publish<'_>,
+        hops: u8,
+        from_shard: bool,
+    ) -> Reach {
+        let mut reach = Reach::None;
+        if hops >= MAX_IMPORT_HOPS {
+            crate::warn!(
+                "import cycle: {:?} crossed {} imports, dropped",
+                String::from_utf8_lossy(message.subject),
+                hops
+            );
+            return reach;
+        }
+        for &sk in fired {
+            let Some(owner) = self.subs.get(sk.index()).map(|s| s.owner) else {
+                continue;
+            };
+            let reached = match owner {
+                SubOwner::StreamImport { importer, import } if !from_shard => {
+                    self.fire_stream_import(importer, import, message, hops)
+                }
+                SubOwner::ServiceImport { importer, import } if !from_shard => {
+                    self.fire_service_import(importer, import, message, hops)
+                }
+                SubOwner::Responses => self.fire_response(message, hops),
+                _ => Reach::None,
+            };
+            if !reached.is_none() {
+                reach = Reach::Some;
+            }
+        }
+        reach
+    }
+
+    fn fire_stream_import(
+        &mut self,
+        importer: AccountId,
+        import: u32,
+        message: &Publish<'_>,
+        hops: u8,
+    ) -> Reach {
+        let accounts = self.limits.accounts.clone();
+        let Some(import) = accounts
+            .get(importer)
+            .and_then(|a| a.stream_imports.get(import as usize))
+        else {
+            return Reach::None;
+        };
+        let mut subject = Vec::new();
+        let subject = match &import.transform {
+            Some(transform) => {
+                transform.apply(message.subject, &mut subject);
+                &subject[..]
+            }
+            None => message.subject,
+        };
+        let renamed = Publish {
+            subject,
+            ..*message
+        };
+        self.publish_local(importer, None, &renamed, hops + 1)
+    }
+
+    fn fire_service_import(
+        &mut self,
+        importer: AccountId,
+        import: u32,
+        message: &Publish<'_>,
+        hops: u8,
+    ) -> Reach {
+        let accounts = self.limits.accounts.clone();
+        let Some(import) = accounts
+            .get(importer)
+            .and_then(|a| a.service_imports.get(import as usize))
+        else {
+            return Reach::None;
+        };
+        let mut subject = Vec::new();
+        let subject = match &import.transform {
+            Some(transform) => {
+                transform.apply(message.subject, &mut subject);
+                &subject[..]
+            }
+            None => message.subject,
+        };
+        let mut reply = Vec::new();
+        let reply = match message.reply {
+            Some(requester_reply) => {
+                self.install_response_subscription(import.exporter);
+                let token = self.rng.next_u64() >> 1;
+                reply.extend_from_slice(&self.responses.prefix);
+                push_base36(&mut reply, token);
+                self.responses.routes.insert(
+                    token,
+                    ResponseRoute {
+                        importer,
+                        reply: requester_reply.into(),
+                        response: import.response,
+                        expires: self.now + import.threshold,
+                    },
+                );
+                Some(&reply[..])
+            }
+            None => None,
+        };
+        let request = Publish {
+            subject,
+            reply,
+            ..*message
+        };
+        self.publish_local(import.exporter, None, &request, hops + 1)
+    }
+
+    fn fire_response(&mut self, message: &Publish<'_>, hops: u8) -> Reach {
+        let Some(token) = self.responses.token_of(message.subject) else {
+            return Reach::None;
+        };
+        let Some(route) = self.responses.routes.get(&token) else {
+            return Reach::None;
+        };
+        if route.expires <= self.now {
+            self.responses.routes.remove(&token);
+            return Reach::None;
+        }
+        let importer = route.importer;
+        let reply = match route.response {
+            ResponseType::Singleton => match self.responses.routes.remove(&token) {
+                Some(route) => route.reply,
+                None => return Reach::None,
+            },
+            ResponseType::Stream | ResponseType::Chunked => route.reply.clone(),
+        };
+        let response = Publish {
+            subject: &reply,
+            reply: None,
+            ..*message
+        };
+        self.publish_local(importer, None, &response, hops + 1)
+    }
+
+    /// This shard's `_R_.<prefix>.>` subscription in `exporter`, made the
+    /// first time a request goes there and replicated like a client's.
+    fn install_response_subscription(&mut self, exporter: AccountId) {
+        if self.responses.installed.contains(&exporter) {
+            return;
+        }
+        let mut subject = self.responses.prefix.to_vec();
+        subject.push(b'>');
+        let sk = SubKey::new(self.subs.insert(Subscription {
+            owner: SubOwner::Responses,
+            account: exporter,
+            sid: Sid::new(b""),
+            subject: subject.clone().into(),
+            queue: None,
+            max: None,
+            delivered: 0,
+        }));
+        self.accounts
+            .get_mut(exporter)
+            .insert_local(&subject, None, sk);
+        self.broadcast_interest(None, exporter, &subject, None, 1);
+        self.responses.installed.push(exporter);
+    }
+
+    /// Housekeeping: routes whose threshold passed close.
+    pub(super) fn expire_response_routes(&mut self) {
+        if self.responses.routes.is_empty() {
+            return;
+        }
+        let now = self.now;
+        self.responses.routes.retain(|_, route| route.expires > now);
+    }
+
+    /// Open service response routes on this shard.
+    pub fn open_response_routes(&self) -> usize {
+        self.responses.len()
+    }
+}
