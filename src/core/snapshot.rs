@@ -4,7 +4,10 @@
 //! facts the monitor thread adds. Rendering lives in the endpoint modules
 //! (`monitor::varz`, `monitor::connz`, `monitor::subsz`).
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+
+use crate::account::AccountTable;
 
 /// What a request needs from the shards: subscription lists are only
 /// gathered when an endpoint will print them.
@@ -102,6 +105,20 @@ pub struct ShardSnapshot {
     /// The shard's most recently closed connections, oldest first; filled
     /// only when [`SnapshotRequest::with_closed`] is set.
     pub closed: Vec<ConnectionSnapshot>,
+    /// The accounts this shard works with (`/accountz`).
+    pub accounts: Arc<AccountTable>,
+    /// Per account, by id: this shard's share of its connections and
+    /// subscriptions, and its index counters.
+    pub account_stats: Vec<AccountStats>,
+}
+
+/// One account on one shard. Import subscriptions are counted by shard 0
+/// only (every shard holds its own copy of them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AccountStats {
+    pub connections: u64,
+    pub subscriptions: u64,
+    pub index: IndexStats,
 }
 
 /// Server-wide facts known without asking the shards.

@@ -1,6 +1,6 @@
 //! HTTP monitoring (`-m <port>`): nats-server's `/varz`, `/connz`, `/subsz`,
-//! `/routez` and `/healthz` (plus the empty `/gatewayz`, `/leafz`,
-//! `/accountz` and the `/` index), served from plain threads off the shards.
+//! `/routez`, `/accountz` and `/healthz` (plus the empty `/gatewayz`,
+//! `/leafz` and the `/` index), served from plain threads off the shards.
 //!
 //! Layout:
 //! - [`snapshot`]: the data the shards hand over;
@@ -8,11 +8,12 @@
 //! - `server`: listener, accept thread, one thread per connection;
 //! - `http`: request parsing with limits, query decoding, response writing;
 //! - `routes`: base path, endpoint table, `http_req_stats`, JSONP;
-//! - `varz`, `connz`, `subsz`, `unclustered`: one module per body;
+//! - `varz`, `connz`, `subsz`, `accountz`, `unclustered`: one module per body;
 //! - `params`: query parameters with nats-server's 400 texts;
 //! - `format`: Go's time, duration and float forms;
 //! - `process`: RSS and CPU of this process from `/proc`.
 
+mod accountz;
 mod connz;
 mod format;
 mod http;
@@ -181,6 +182,7 @@ mod test_support {
                     open_connections: 2,
                     connections: vec![first, second],
                     closed: Vec::new(),
+                    ..ShardSnapshot::default()
                 },
                 ShardSnapshot {
                     shard: 1,
@@ -202,6 +204,7 @@ mod test_support {
                     open_connections: 1,
                     connections: vec![third],
                     closed: vec![gone],
+                    ..ShardSnapshot::default()
                 },
             ],
         }

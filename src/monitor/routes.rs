@@ -9,7 +9,7 @@ use super::http::{self, Request, Response};
 use super::process::{self, CpuSampler};
 use super::snapshot::{MonitorSnapshot, SnapshotRequest};
 use super::subsz::{self, SubszOptions};
-use super::{unclustered, varz, SnapshotSource};
+use super::{accountz, unclustered, varz, SnapshotSource};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
@@ -181,9 +181,10 @@ impl Router {
             Endpoint::Leafz => self
                 .snapshot(SnapshotRequest::default())
                 .map(|s| unclustered::leafz(&s)),
-            Endpoint::Accountz => self
-                .snapshot(SnapshotRequest::default())
-                .map(|s| unclustered::accountz(&s)),
+            Endpoint::Accountz => match self.snapshot(SnapshotRequest::default()) {
+                Some(snapshot) => Some(accountz::render(&snapshot, query.get("acc"))?),
+                None => None,
+            },
         })
     }
 }

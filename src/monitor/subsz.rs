@@ -6,7 +6,7 @@ use serde::Serialize;
 use super::format::{self, GoFloat};
 use super::http::Query;
 use super::params;
-use super::snapshot::{MonitorSnapshot, SubscriptionSnapshot};
+use super::snapshot::{IndexStats, MonitorSnapshot, SubscriptionSnapshot};
 use crate::subject::{is_valid_publish_subject, pattern_matches};
 
 /// One subscription as nats-server lists it: `/subsz` includes the
@@ -74,8 +74,10 @@ impl SubszOptions {
     }
 }
 
+/// nats-server's `SublistStats`, summed over shards (`/subsz`, and
+/// `/accountz?acc=` for one account).
 #[derive(Serialize)]
-struct Stats {
+pub struct Stats {
     num_subscriptions: u64,
     num_cache: u64,
     num_inserts: u64,
@@ -88,6 +90,10 @@ struct Stats {
 }
 
 fn stats(snapshot: &MonitorSnapshot) -> Stats {
+    sum_stats(snapshot.shards.iter().map(|shard| &shard.index))
+}
+
+pub fn sum_stats<'a>(indexes: impl Iterator<Item = &'a IndexStats>) -> Stats {
     let mut stats = Stats {
         num_subscriptions: 0,
         num_cache: 0,
@@ -99,8 +105,7 @@ fn stats(snapshot: &MonitorSnapshot) -> Stats {
         avg_fanout: GoFloat(0.0),
     };
     let mut cache_hits = 0u64;
-    for shard in &snapshot.shards {
-        let index = &shard.index;
+    for index in indexes {
         stats.num_subscriptions += index.num_subscriptions;
         stats.num_cache += index.num_cache;
         stats.num_inserts += index.num_inserts;

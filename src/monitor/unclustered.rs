@@ -1,5 +1,5 @@
 //! Endpoints for features percore does not have (routes, gateways, leaf
-//! nodes, accounts) and the HTML index: the shapes nats-server 2.9.10
+//! nodes) and the HTML index: the shapes nats-server 2.9.10
 //! returns when none is configured, so tools that poll them keep working.
 
 use serde::Serialize;
@@ -62,25 +62,6 @@ pub fn leafz(snapshot: &MonitorSnapshot) -> String {
     })
 }
 
-#[derive(Serialize)]
-struct Accountz<'a> {
-    server_id: &'a str,
-    now: String,
-    system_account: &'static str,
-    accounts: [&'static str; 2],
-}
-
-/// What nats-server lists for a server without configured accounts: the
-/// global account (everything percore has) and the system account.
-pub fn accountz(snapshot: &MonitorSnapshot) -> String {
-    super::to_json(&Accountz {
-        server_id: &snapshot.server.server_id,
-        now: format::rfc3339_nano(snapshot.now),
-        system_account: "$SYS",
-        accounts: ["$G", "$SYS"],
-    })
-}
-
 /// The `/` page: links to the endpoints, under the base path.
 pub fn index_page(base: &str) -> String {
     let mut links = String::new();
@@ -117,9 +98,6 @@ mod tests {
         assert!(gatewayz.ends_with("\"outbound_gateways\": {},\n  \"inbound_gateways\": {}\n}"));
         let leafz = leafz(&snapshot);
         assert!(leafz.ends_with("\"leafnodes\": 0,\n  \"leafs\": null\n}"));
-        let accountz: serde_json::Value = serde_json::from_str(&accountz(&snapshot)).unwrap();
-        assert_eq!(accountz["accounts"][0], "$G");
-        assert_eq!(accountz["system_account"], "$SYS");
         assert!(index_page("/nats").contains("href=\"/nats/varz\""));
     }
 }

@@ -28,7 +28,7 @@ impl ResponseType {
     pub fn name(self) -> &'static str {
         match self {
             ResponseType::Singleton => "Singleton",
-            ResponseType::Stream => "Stream",
+            ResponseType::Stream => "Streamed",
             ResponseType::Chunked => "Chunked",
         }
     }

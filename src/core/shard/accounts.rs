@@ -56,6 +56,11 @@ impl AccountIndexes {
         sum
     }
 
+    /// Every account's index, by id.
+    pub fn iter(&self) -> impl Iterator<Item = &SubscriptionIndex> {
+        self.indexes.iter()
+    }
+
     pub fn cached_subjects(&self) -> usize {
         self.indexes.iter().map(|i| i.cached_subjects()).sum()
     }

@@ -78,6 +78,11 @@ impl ResponseRoutes {
         self.routes.is_empty()
     }
 
+    /// Response subscriptions this shard holds.
+    pub fn installed_count(&self) -> usize {
+        self.installed.len()
+    }
+
     fn token_of(&self, subject: &[u8]) -> Option<u64> {
         let token = subject.strip_prefix(&self.prefix[..])?;
         let text = std::str::from_utf8(token).ok()?;

@@ -8,7 +8,8 @@ use crate::connection::{CloseReason, Connection, Traffic};
 use crate::ids::ConnKey;
 use crate::io::ShardIo;
 use crate::snapshot::{
-    ConnectionSnapshot, IndexStats, ShardSnapshot, SnapshotRequest, SubscriptionSnapshot,
+    AccountStats, ConnectionSnapshot, IndexStats, ShardSnapshot, SnapshotRequest,
+    SubscriptionSnapshot,
 };
 
 use super::ShardBroker;
@@ -54,7 +55,7 @@ impl<I: ShardIo> ShardBroker<I> {
             ring_stalls: 0,
             ring_dropped: 0,
             index: IndexStats {
-                num_subscriptions: self.subs.len() as u64,
+                num_subscriptions: self.subscription_count(),
                 num_cache: self.accounts.cached_subjects() as u64,
                 num_inserts: counters.inserts,
                 num_removes: counters.removes,
@@ -68,7 +69,64 @@ impl<I: ShardIo> ShardBroker<I> {
             } else {
                 Vec::new()
             },
+            accounts: self.limits.accounts.clone(),
+            account_stats: self.account_stats(),
         }
+    }
+
+    /// Client subscriptions, plus the import subscriptions on shard 0 only
+    /// (each shard has a copy); response subscriptions are bookkeeping.
+    fn subscription_count(&self) -> u64 {
+        let own = self.import_subs.len() + self.responses.installed_count();
+        let imports = if self.id.index() == 0 {
+            self.import_subs.len()
+        } else {
+            0
+        };
+        (self.subs.len() - own + imports) as u64
+    }
+
+    fn account_stats(&self) -> Vec<AccountStats> {
+        let mut stats: Vec<AccountStats> = self
+            .accounts
+            .iter()
+            .map(|index| {
+                let counters = index.counters();
+                AccountStats {
+                    connections: 0,
+                    subscriptions: 0,
+                    index: IndexStats {
+                        num_subscriptions: 0,
+                        num_cache: index.cached_subjects() as u64,
+                        num_inserts: counters.inserts,
+                        num_removes: counters.removes,
+                        num_matches: counters.matches,
+                        cache_hits: counters.cache_hits,
+                    },
+                }
+            })
+            .collect();
+        for (_, conn) in self.conns.iter() {
+            if let Some(entry) = stats.get_mut(conn.account.0 as usize) {
+                if conn.closing.is_none() {
+                    entry.connections += 1;
+                }
+                entry.subscriptions += conn.subs.len() as u64;
+            }
+        }
+        if self.id.index() == 0 {
+            for &sk in &self.import_subs {
+                if let Some(sub) = self.subs.get(sk.index()) {
+                    if let Some(entry) = stats.get_mut(sub.account.0 as usize) {
+                        entry.subscriptions += 1;
+                    }
+                }
+            }
+        }
+        for entry in &mut stats {
+            entry.index.num_subscriptions = entry.subscriptions;
+        }
+        stats
     }
 
     fn connection_snapshot(
