@@ -73,9 +73,14 @@ impl SimClient {
         self.to_server.extend(text.as_bytes());
     }
 
-    pub fn write_connect(&mut self) {
+    /// `user`: log in as this user (password `pw`), else send no
+    /// credentials.
+    pub fn write_connect(&mut self, user: Option<&str>) {
+        let credentials = user
+            .map(|u| format!(",\"user\":\"{u}\",\"pass\":\"pw\""))
+            .unwrap_or_default();
         let line = format!(
-            "CONNECT {{\"verbose\":false,\"pedantic\":false,\"echo\":{},\"protocol\":1}}\r\n",
+            "CONNECT {{\"verbose\":false,\"pedantic\":false,\"echo\":{}{credentials},\"protocol\":1}}\r\n",
             self.echo
         );
         self.write(&line);

@@ -59,6 +59,10 @@ pub struct Model {
     /// (publisher, seq, queue name) -> deliveries to that group.
     queue_received: HashMap<(ClientNo, u64, String), u32>,
     pub echo: Vec<bool>,
+    /// Per client, its account (0: A or the only one, 1: B).
+    pub account: Vec<u8>,
+    /// B imports A's `a.>` as `c.a.>` (runs with accounts).
+    pub import: bool,
     /// Every client's permissions (one user, `no_auth_user`): publishes to
     /// these are refused, and nothing on them is delivered...
     pub publish_deny: Vec<String>,
@@ -152,6 +156,20 @@ impl Model {
         }
     }
 
+    /// The subject a message `publisher` published on `subject` has for
+    /// `receiver`: the same in its own account, renamed through B's
+    /// import of A's `a.>`, or none (another account's subject space).
+    fn seen_as(&self, publisher: ClientNo, receiver: ClientNo, subject: &str) -> Option<String> {
+        let (from, to) = (self.account[publisher], self.account[receiver]);
+        if from == to {
+            Some(subject.to_string())
+        } else if self.import && from == 0 && pattern_matches(b"a.>", subject.as_bytes()) {
+            Some(format!("c.{subject}"))
+        } else {
+            None
+        }
+    }
+
     /// A client read `MSG <subject> <sid>` carrying (publisher, seq).
     pub fn delivered(
         &mut self,
@@ -170,19 +188,25 @@ impl Model {
                 "client {client} got a message never published: {publisher}:{seq}"
             ));
         };
-        if self.denied(&self.publish_deny, subject) {
+        if self.denied(&self.publish_deny, &publish.subject) {
             return Err(format!(
                 "client {client} got {publisher}:{seq} on {subject}, a publish its permissions refuse"
             ));
         }
+        let Some(expected) = self.seen_as(publisher, client, &publish.subject) else {
+            return Err(format!(
+                "client {client} (account {}) got {publisher}:{seq} of account {} on {subject}",
+                self.account[client], self.account[publisher]
+            ));
+        };
         if self.denied(&self.subscribe_deny, subject) {
             return Err(format!(
                 "client {client} sid {sid} got {publisher}:{seq} on {subject}, which its permissions deny"
             ));
         }
-        if publish.subject != subject {
+        if expected != subject {
             return Err(format!(
-                "message {publisher}:{seq} published on {} arrived as {subject}",
+                "message {publisher}:{seq} published on {} arrived as {subject}, not {expected}",
                 publish.subject
             ));
         }
@@ -237,9 +261,10 @@ impl Model {
             }
         }
         if let Some(queue) = &sub.queue {
+            let group = format!("{}/{queue}", self.account[client]);
             let count = self
                 .queue_received
-                .entry((publisher, seq, queue.clone()))
+                .entry((publisher, seq, group))
                 .or_default();
             *count += 1;
             if *count > 1 {
@@ -264,18 +289,27 @@ impl Model {
         for (&(publisher, seq), publish) in pubs {
             if self.unhealthy.contains(&publisher)
                 || self.denied(&self.publish_deny, &publish.subject)
-                || self.denied(&self.subscribe_deny, &publish.subject)
             {
                 continue;
             }
             let got = self.received.get(&(publisher, seq));
-            let mut groups: HashMap<&str, Vec<usize>> = HashMap::new();
+            let mut groups: HashMap<String, (String, Vec<usize>)> = HashMap::new();
             for (index, sub) in self.subs.iter().enumerate() {
-                if !pattern_matches(sub.subject.as_bytes(), publish.subject.as_bytes()) {
+                let Some(seen) = self.seen_as(publisher, sub.client, &publish.subject) else {
+                    continue;
+                };
+                if self.denied(&self.subscribe_deny, &seen)
+                    || !pattern_matches(sub.subject.as_bytes(), seen.as_bytes())
+                {
                     continue;
                 }
                 if let Some(queue) = &sub.queue {
-                    groups.entry(queue).or_default().push(index);
+                    let group = format!("{}/{queue}", self.account[sub.client]);
+                    groups
+                        .entry(group)
+                        .or_insert_with(|| (seen, Vec::new()))
+                        .1
+                        .push(index);
                     continue;
                 }
                 let owed = !self.unhealthy.contains(&sub.client)
@@ -292,7 +326,7 @@ impl Model {
                             sub.client,
                             sub.sid,
                             sub.subject,
-                            publish.subject,
+                            seen,
                             sub.written_at,
                             sub.acked_at,
                             publish.written_at
@@ -300,7 +334,7 @@ impl Model {
                     }
                 }
             }
-            for (queue, members) in groups {
+            for (queue, (seen, members)) in groups {
                 // Exactly once only when no member can fail the pick: every
                 // member stays subscribed and healthy, and one was surely
                 // known before the publish.
@@ -320,13 +354,12 @@ impl Model {
                     self.required_checked += 1;
                     let count = self
                         .queue_received
-                        .get(&(publisher, seq, queue.to_string()))
+                        .get(&(publisher, seq, queue.clone()))
                         .copied()
                         .unwrap_or(0);
                     if count != 1 {
                         return Err(format!(
-                            "queue group {queue} got {publisher}:{seq} on {} {count} times, not once",
-                            publish.subject
+                            "queue group {queue} got {publisher}:{seq} on {seen} {count} times, not once"
                         ));
                     }
                 }

@@ -10,8 +10,12 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use percore_core::account::{
+    Account, AccountTable, Export, ExportKind, StreamImport, SubjectTransform,
+};
 use percore_core::auth::{AuthPolicy, PasswordUser, Permissions, Rules, Secret, SubscribeRule};
 use percore_core::connection::CloseReason;
+use percore_core::ids::AccountId;
 use percore_core::ids::{ClientId, ConnKey, ShardId};
 use percore_core::info::ServerIdentity;
 use percore_core::limits::ShardLimits;
@@ -114,8 +118,15 @@ impl World {
         let permissions = rng
             .chance(33)
             .then(|| (vec!["c.>".to_string()], vec!["b.*".to_string()]));
-        if let Some((publish_deny, subscribe_deny)) = &permissions {
-            limits.auth = Arc::new(sim_policy(publish_deny, subscribe_deny));
+        // In a third of the runs (independently) the clients are split
+        // between accounts A and B, logging in as users `a` and `b`, and B
+        // imports A's `a.>` stream as `c.a.>`.
+        let accounts = rng.chance(33);
+        if accounts {
+            limits.accounts = Arc::new(sim_accounts());
+        }
+        if accounts || permissions.is_some() {
+            limits.auth = Arc::new(sim_policy(permissions.as_ref(), accounts));
         }
         let identity = Arc::new(ServerIdentity {
             server_id: "NSIM".into(),
@@ -167,20 +178,28 @@ impl World {
             world.model.publish_deny = publish_deny;
             world.model.subscribe_deny = subscribe_deny;
         }
+        world.model.import = accounts;
         for id in 0..client_count {
-            world.connect_client(id, &limits);
+            let account = if accounts {
+                Some(world.rng.below(2) as u8)
+            } else {
+                None
+            };
+            world.connect_client(id, &limits, account);
         }
         world
     }
 
-    fn connect_client(&mut self, id: usize, limits: &ShardLimits) {
+    /// `account`: log in as user `a` (0, account A) or `b` (1, account B).
+    fn connect_client(&mut self, id: usize, limits: &ShardLimits, account: Option<u8>) {
         let shard = self.rng.below(self.shards.len() as u64) as usize;
         let buffer = 64 + self.rng.below(8192) as usize;
         let socket = SimSocket::new(buffer);
         let mut client = SimClient::new(id, &mut self.rng, socket.clone());
         client.max_subscriptions = limits.max_subscriptions;
-        client.write_connect();
+        client.write_connect(account.map(|a| if a == 0 { "a" } else { "b" }));
         self.model.echo.push(client.echo);
+        self.model.account.push(account.unwrap_or(0));
         let key = self.shards[shard].register_connection(
             Accepted {
                 client_id: ClientId(id as u64 + 1),
@@ -630,38 +649,67 @@ fn expected_error(text: &str) -> bool {
         || text.starts_with("'Permissions Violation for ")
 }
 
-/// One user, the `no_auth_user`, with deny-only permissions.
-fn sim_policy(publish_deny: &[String], subscribe_deny: &[String]) -> AuthPolicy {
-    let permissions = Permissions {
-        publish: Some(Rules {
-            allow: None,
-            deny: publish_deny.iter().map(|p| p.as_bytes().into()).collect(),
-        }),
-        subscribe: Some(Rules {
-            allow: None,
-            deny: subscribe_deny
-                .iter()
-                .map(|p| SubscribeRule {
-                    subject: p.as_bytes().into(),
-                    queue: None,
-                })
-                .collect(),
-        }),
-        allow_responses: None,
+/// Accounts A and B; A exports `a.>`, B imports it as `c.a.>`.
+fn sim_accounts() -> AccountTable {
+    let mut a = Account::new(AccountId::GLOBAL, "A");
+    a.exports.push(Export {
+        subject: "a.>".into(),
+        kind: ExportKind::Stream,
+        accounts: None,
+    });
+    let mut b = Account::new(AccountId::GLOBAL, "B");
+    b.stream_imports.push(StreamImport {
+        exporter: AccountId(1),
+        subject: "a.>".into(),
+        transform: Some(SubjectTransform::prefix("c")),
+    });
+    let table = AccountTable::build(vec![a, b], Some("$SYS"));
+    assert_eq!(table.lookup("A"), Some(AccountId(1)));
+    table
+}
+
+/// Without accounts: one user, the `no_auth_user`, with the deny-only
+/// permissions. With accounts: users `a` (A) and `b` (B), with them too.
+fn sim_policy(permissions: Option<&(Vec<String>, Vec<String>)>, accounts: bool) -> AuthPolicy {
+    let permissions = permissions.map(|(publish_deny, subscribe_deny)| {
+        Arc::new(Permissions {
+            publish: Some(Rules {
+                allow: None,
+                deny: publish_deny.iter().map(|p| p.as_bytes().into()).collect(),
+            }),
+            subscribe: Some(Rules {
+                allow: None,
+                deny: subscribe_deny
+                    .iter()
+                    .map(|p| SubscribeRule {
+                        subject: p.as_bytes().into(),
+                        queue: None,
+                    })
+                    .collect(),
+            }),
+            allow_responses: None,
+        })
+    });
+    let names: &[(&str, AccountId)] = if accounts {
+        &[("a", AccountId(1)), ("b", AccountId(2))]
+    } else {
+        &[("sim", AccountId::GLOBAL)]
     };
-    let mut users = HashMap::new();
-    users.insert(
-        "sim".to_string(),
-        PasswordUser {
-            account: percore::ids::AccountId::GLOBAL,
-            name: "sim".into(),
-            password: Secret::Plain("unused".into()),
-            permissions: Some(Arc::new(permissions)),
-        },
-    );
+    let users: HashMap<String, PasswordUser> = names
+        .iter()
+        .map(|&(name, account)| {
+            let user = PasswordUser {
+                account,
+                name: name.into(),
+                password: Secret::Plain("pw".into()),
+                permissions: permissions.clone(),
+            };
+            (name.to_string(), user)
+        })
+        .collect();
     AuthPolicy {
         users,
-        no_auth_user: Some("sim".into()),
+        no_auth_user: (!accounts).then(|| "sim".into()),
         ..AuthPolicy::default()
     }
 }

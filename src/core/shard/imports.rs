@@ -271,7 +271,7 @@ impl<I: ShardIo> ShardBroker<I> {
         self.accounts
             .get_mut(exporter)
             .insert_local(&subject, None, sk);
-        self.broadcast_interest(None, exporter, &subject, None, 1);
+        self.broadcast_interest(self.originator, exporter, &subject, None, 1);
         self.responses.installed.push(exporter);
     }
 

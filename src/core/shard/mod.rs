@@ -117,6 +117,8 @@ pub struct ShardBroker<I: ShardIo> {
     fired: Vec<SubKey>,
     /// Routes back for service requests this shard made ([`imports`]).
     responses: ResponseRoutes,
+    /// The client whose publish is being routed, imports included.
+    originator: Option<ConnKey>,
     /// Per destination shard: what this unit of work sends it.
     outgoing: Vec<BatchBuilder<I::Handoff>>,
     /// Connections with queued output, flushed at the end of the unit of work.
@@ -168,6 +170,7 @@ impl<I: ShardIo> ShardBroker<I> {
             accounts: AccountIndexes::default(),
             import_subs: Vec::new(),
             fired: Vec::new(),
+            originator: None,
             responses: ResponseRoutes::new(
                 id.index() as u16,
                 seed.rotate_left(17) ^ 0x9e37_79b9_7f4a_7c15,

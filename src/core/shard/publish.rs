@@ -73,7 +73,12 @@ impl<I: ShardIo> ShardBroker<I> {
         message: &Publish<'_>,
     ) -> Reach {
         match origin {
-            Origin::Client(publisher) => self.publish_local(account, Some(publisher), message, 0),
+            Origin::Client(publisher) => {
+                self.originator = Some(publisher);
+                let reach = self.publish_local(account, Some(publisher), message, 0);
+                self.originator = None;
+                reach
+            }
             Origin::Shard { from: _, queues } => {
                 self.publish_from_shard(account, queues, message);
                 Reach::Some
@@ -114,7 +119,9 @@ impl<I: ShardIo> ShardBroker<I> {
             }
         }
         if remote {
-            if let Some(conn) = publisher.and_then(|p| self.conns.get_mut(p)) {
+            // The client whose publish this is (through imports too): its
+            // next PONG waits for the other shards.
+            if let Some(conn) = self.originator.and_then(|p| self.conns.get_mut(p)) {
                 conn.forwarded = true;
             }
             for (shard, target) in targets.iter_mut().enumerate() {
