@@ -161,11 +161,13 @@ fn reloaded(args: &[String], current: &Options) -> Result<Options, String> {
     if current.config_file.is_none() {
         return Err("can only reload config when a file is provided using -c or --config".into());
     }
-    let new = match parse_invocation(args.to_vec()) {
+    let mut new = match parse_invocation(args.to_vec()) {
         Ok(Invocation::Run(new)) => new,
         Ok(_) => return Err("the command line no longer starts a server".into()),
         Err(e) => return Err(e.to_string()),
     };
+    // Connections hold account ids: accounts that stay keep theirs.
+    percore::config::accounts::keep_account_ids(&mut new, &current.accounts);
     let fixed: [(&str, String, String); 6] = [
         ("host", current.host.clone(), new.host.clone()),
         ("port", current.port.to_string(), new.port.to_string()),

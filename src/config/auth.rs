@@ -8,7 +8,6 @@
 //! with a clear message: the result would be a server that lets nobody in,
 //! or everybody.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +16,7 @@ use percore_core::ids::AccountId;
 
 use super::conf::{Entry, Map, Node, Pos, Value};
 use super::credentials::{is_valid_public_user_key, secret};
-use super::entry::{string, wrong_type};
+use super::entry::{string, unknown_field, wrong_type};
 use super::error::{go_quote, go_type, go_value, ConfigError};
 use super::permissions::parse_permissions;
 
@@ -32,11 +31,18 @@ struct Block<'a> {
     default_permissions: Option<Permissions>,
 }
 
-/// The entries of `users`, with where each was written (for duplicates).
+/// The entries of a `users` list (of `authorization` or of an account),
+/// with where each was written (for duplicates).
 #[derive(Default)]
-struct Users {
+pub(super) struct Users {
     passwords: Vec<(PasswordUser, Pos)>,
     nkeys: Vec<(NkeyUser, Pos)>,
+}
+
+impl Users {
+    pub(super) fn is_empty(&self) -> bool {
+        self.passwords.is_empty() && self.nkeys.is_empty()
+    }
 }
 
 /// Applies the top-level `authorization` block to `auth`, replacing what a
@@ -62,7 +68,7 @@ fn read_block(map: &Map) -> Result<Block<'_>, ConfigError> {
             "pass" | "password" => block.password = Some(string_entry(e)?),
             "token" => block.token = Some(string_entry(e)?),
             "timeout" => block.timeout = timeout(e)?,
-            "users" => block.users = Some(users(e)?),
+            "users" => block.users = Some(parse_users(e)?),
             "default_permission" | "default_permissions" | "permissions" => {
                 block.default_permissions = Some(parse_permissions(e)?);
             }
@@ -71,10 +77,6 @@ fn read_block(map: &Map) -> Result<Block<'_>, ConfigError> {
         }
     }
     Ok(block)
-}
-
-fn unknown_field(entry: &Entry) -> ConfigError {
-    ConfigError::at(&entry.key_pos, format!("unknown field \"{}\"", entry.key))
 }
 
 /// The entry itself, once its value is known to be a string.
@@ -179,7 +181,7 @@ fn add_users(
     defaults: Option<Permissions>,
     policy: &mut AuthPolicy,
 ) -> Result<(), ConfigError> {
-    if users.passwords.is_empty() && users.nkeys.is_empty() {
+    if users.is_empty() {
         // nats-server only records non-empty lists, and then runs with no
         // authentication at all: surely not what `users` was written for.
         return Err(ConfigError::at(
@@ -188,29 +190,47 @@ fn add_users(
         ));
     }
     let defaults = defaults.map(Arc::new);
-    // Names and nkeys share one namespace, as in nats-server.
-    let mut seen = HashSet::new();
+    insert_users(users, AccountId::GLOBAL, defaults.as_ref(), policy)
+}
+
+/// Adds `users` to `policy` as users of `account`, each with its own
+/// permissions or else `defaults`. User names and nkeys share one namespace
+/// across the `authorization` block and every account, as in nats-server,
+/// so each must be new to `policy`.
+pub(super) fn insert_users(
+    users: Users,
+    account: AccountId,
+    defaults: Option<&Arc<Permissions>>,
+    policy: &mut AuthPolicy,
+) -> Result<(), ConfigError> {
+    let taken = |policy: &AuthPolicy, name: &str| {
+        policy.users.contains_key(name) || policy.nkeys.contains_key(name)
+    };
     for (mut user, pos) in users.passwords {
-        if !seen.insert(user.name.clone()) {
+        if taken(policy, &user.name) {
             let message = format!("Duplicate user {} detected", go_quote(&user.name));
             return Err(ConfigError::at(&pos, message));
         }
-        user.permissions = user.permissions.or_else(|| defaults.clone());
+        user.permissions = user.permissions.or_else(|| defaults.cloned());
+        user.account = account;
         policy.users.insert(user.name.clone(), user);
     }
     for (mut nkey, pos) in users.nkeys {
-        if !seen.insert(nkey.public_key.clone()) {
+        if taken(policy, &nkey.public_key) {
             let message = format!("Duplicate nkey {} detected", go_quote(&nkey.public_key));
             return Err(ConfigError::at(&pos, message));
         }
-        nkey.permissions = nkey.permissions.or_else(|| defaults.clone());
+        nkey.permissions = nkey.permissions.or_else(|| defaults.cloned());
+        nkey.account = account;
         policy.nkeys.insert(nkey.public_key.clone(), nkey);
     }
     Ok(())
 }
 
-/// `users: [ {user, password, permissions} | {nkey, permissions} ]`.
-fn users(entry: &Entry) -> Result<Users, ConfigError> {
+/// `users: [ {user, password, permissions} | {nkey, permissions} ]`, of
+/// the `authorization` block or of an account; every user is in `$G`
+/// until [`insert_users`] places it.
+pub(super) fn parse_users(entry: &Entry) -> Result<Users, ConfigError> {
     let Value::Array(items) = &entry.node.value else {
         return Err(ConfigError::at(
             &entry.key_pos,

@@ -43,6 +43,8 @@ pub fn secret(value: &str, what: &str) -> Result<Secret, String> {
 
 /// nkeys' prefix byte of a public user key (`U...`): 20 << 3.
 const PREFIX_BYTE_USER: u8 = 20 << 3;
+/// nkeys' prefix byte of a public account key (`A...`): 0 << 3.
+const PREFIX_BYTE_ACCOUNT: u8 = 0;
 /// Prefix byte, 32 bytes of Ed25519 key, 2 bytes of CRC-16.
 const RAW_KEY_LEN: usize = 35;
 /// `RAW_KEY_LEN` bytes in unpadded base32.
@@ -53,14 +55,24 @@ const ENCODED_KEY_LEN: usize = 56;
 /// little-endian. Also requires the 56-character length of a real key,
 /// which Go leaves to the signature check.
 pub fn is_valid_public_user_key(key: &str) -> bool {
-    if key.len() != ENCODED_KEY_LEN || !key.starts_with('U') {
+    is_valid_public_key(key, 'U', PREFIX_BYTE_USER)
+}
+
+/// nats-server's `nkeys.IsValidPublicAccountKey` (`A...`), checked as
+/// [`is_valid_public_user_key`] checks user keys.
+pub fn is_valid_public_account_key(key: &str) -> bool {
+    is_valid_public_key(key, 'A', PREFIX_BYTE_ACCOUNT)
+}
+
+fn is_valid_public_key(key: &str, first: char, prefix_byte: u8) -> bool {
+    if key.len() != ENCODED_KEY_LEN || !key.starts_with(first) {
         return false;
     }
     let Some(raw) = base32_decode(key.as_bytes()) else {
         return false;
     };
     let (body, checksum) = raw.split_at(RAW_KEY_LEN - 2);
-    body[0] == PREFIX_BYTE_USER && crc16(body) == u16::from_le_bytes([checksum[0], checksum[1]])
+    body[0] == prefix_byte && crc16(body) == u16::from_le_bytes([checksum[0], checksum[1]])
 }
 
 /// RFC 4648 base32 of exactly `ENCODED_KEY_LEN` characters (no leftover
@@ -104,6 +116,8 @@ pub(crate) mod samples {
     /// Public user keys from nats-server's own tests.
     pub const USER_KEY: &str = "UC6NLCN7AS34YOJVCYD4PJ3QB7QGLYG5B5IMBT25VW5K4TNUJODM7BOX";
     pub const OTHER_USER_KEY: &str = "UDKTV7HZVYJFJN64LLMYQBUR6MTNNYCDC3LAZH4VHURW3GZLL3FULBXV";
+    /// A public account key from nats-server's own tests.
+    pub const ACCOUNT_KEY: &str = "AB5UKNPVHDWBP5WODG742274I3OGY5FM3CBIFCYI4OFEH7Y23GNZPXFE";
     /// A hash from nats-server's documentation (`nats server passwd`).
     pub const HASH: &str = "$2a$11$W2zko751KUvVy59mUTWmpOdWjpEm5qhcCZRd05GjI/sSOT.xtiHyG";
 }
@@ -131,12 +145,30 @@ mod tests {
         assert!(!is_valid_public_user_key(&USER_KEY.replace('C', "1")));
         assert!(!is_valid_public_user_key(""));
         // An account key (A...) and a seed (SU...) are not user keys.
+        assert!(!is_valid_public_user_key(ACCOUNT_KEY));
         assert!(!is_valid_public_user_key(
             "ADZHMOGLU3B5GHOPIUGVTPCZD3SRVMNGR3UD3T64K5SYJPHGTOH5XSAY"
         ));
         assert!(!is_valid_public_user_key(
             "SUAKYRHVIOREXV7EUZTBHUHL7NUMHPMAS7QMDU3GTVUKPOXUVCIZ4ULGSA"
         ));
+    }
+
+    #[test]
+    fn account_keys() {
+        assert!(is_valid_public_account_key(ACCOUNT_KEY));
+        assert!(!is_valid_public_account_key(USER_KEY));
+        assert!(!is_valid_public_account_key(&ACCOUNT_KEY[..55]));
+        let mut flipped = ACCOUNT_KEY.to_string();
+        flipped.replace_range(
+            10..11,
+            if &ACCOUNT_KEY[10..11] == "A" {
+                "B"
+            } else {
+                "A"
+            },
+        );
+        assert!(!is_valid_public_account_key(&flipped));
     }
 
     #[test]

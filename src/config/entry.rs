@@ -42,3 +42,8 @@ pub(super) fn boolean(entry: &Entry) -> Result<bool, ConfigError> {
 pub(super) fn non_empty(text: &str) -> Option<String> {
     (!text.is_empty()).then(|| text.to_string())
 }
+
+/// nats-server's error for a key a block does not know.
+pub(super) fn unknown_field(entry: &Entry) -> ConfigError {
+    ConfigError::at(&entry.key_pos, format!("unknown field \"{}\"", entry.key))
+}

@@ -1,12 +1,14 @@
 //! Applies a parsed config file (see `conf`) to [`Options`]: the top-level
 //! keys percore implements, nats-server's value rules for them, and a clear
 //! refusal of every nats-server key whose feature percore does not have yet
-//! (a silently ignored `accounts` or `tls` block would be a security hole).
-//! The `authorization` block has a module of its own, `auth`.
+//! (a silently ignored `tls` or `operator` block would be a security hole).
+//! The `authorization` block has a module of its own, `auth`; so have
+//! `accounts` and the system account keys: `accounts`.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::accounts::{self, AccountKeys};
 use super::auth;
 use super::conf::{Entry, Map, Value};
 use super::duration::{format_go_duration, parse_go_duration};
@@ -23,7 +25,6 @@ const NOT_SUPPORTED_YET: &[&str] = &[
     "maps",
     "disable_sublist_cache",
     "no_sublist_cache",
-    "accounts",
     "https",
     "https_port",
     "cluster",
@@ -55,11 +56,6 @@ const NOT_SUPPORTED_YET: &[&str] = &[
     "resolver_tls",
     "resolver_preload",
     "resolver_pinned_accounts",
-    "system_account",
-    "system",
-    "no_system_account",
-    "no_system",
-    "no_sys_acc",
     "trusted",
     "trusted_keys",
     "connect_error_reports",
@@ -78,18 +74,23 @@ const MIN_LAME_DUCK_DURATION: Duration = Duration::from_secs(30);
 /// later key wins). Returns the warnings nats-server would print at start-up
 /// (each `<file>:<line>:<col>: ...`); `-t` treats them as errors, as
 /// nats-server does.
+/// The accounts keys are collected and applied last, once the
+/// `authorization` block they are checked against is known.
 pub fn apply_config(config: &Map, opts: &mut Options) -> Result<Vec<String>, ConfigError> {
     let mut warnings = Vec::new();
+    let mut account_keys = AccountKeys::default();
     for entry in config.entries() {
-        apply_entry(entry, opts, &mut warnings)?;
+        apply_entry(entry, opts, &mut warnings, &mut account_keys)?;
     }
+    accounts::apply(account_keys, opts)?;
     Ok(warnings)
 }
 
-fn apply_entry(
-    entry: &Entry,
+fn apply_entry<'a>(
+    entry: &'a Entry,
     opts: &mut Options,
     warnings: &mut Vec<String>,
+    account_keys: &mut AccountKeys<'a>,
 ) -> Result<(), ConfigError> {
     let key = entry.key.to_ascii_lowercase();
     match key.as_str() {
@@ -140,6 +141,12 @@ fn apply_entry(
         "pin" => opts.pin = boolean(entry)?,
         "authorization" => auth::apply_authorization(entry, &mut opts.auth)?,
         "no_auth_user" => opts.auth.no_auth_user = non_empty(string(entry)?),
+        "accounts" => account_keys.accounts = Some(entry),
+        "system_account" => account_keys.system_account = Some(entry),
+        "system" => account_keys.system = Some(entry),
+        "no_system_account" | "no_system" | "no_sys_acc" => {
+            account_keys.no_system_account = boolean(entry)?;
+        }
         _ if NOT_SUPPORTED_YET.contains(&key.as_str()) => {
             return Err(ConfigError::at(
                 &entry.key_pos,
@@ -708,8 +715,8 @@ mod tests {
             );
         }
         assert_eq!(
-            load_err("accounts { A: { users: [{user: a}] } }"),
-            "x.conf:1:1: \"accounts\" is not supported yet by percore"
+            load_err("accounts { A: { jetstream: enabled } }"),
+            "x.conf:1:17: \"jetstream\" is not supported yet by percore (JetStream)"
         );
         assert_eq!(
             load_err("TLS { cert_file: x }"),
