@@ -439,3 +439,65 @@ fn connz_auth_names_users_and_filters_by_user_and_account_varz_shows_auth() {
     assert_eq!(varz["auth_required"], true);
     assert_eq!(varz["auth_timeout"], 3);
 }
+
+#[test]
+fn connz_and_accountz_name_the_accounts_of_connections() {
+    let broker = Broker::start_with(
+        &["-m", "-1"],
+        Some(
+            "accounts {\n  A: { users: [{user: a, password: a}], exports: [{service: \"svc\", accounts: [B]}] }\n  B: { users: [{user: b, password: b}], imports: [{service: {account: A, subject: svc}, to: ask}] }\n}\n",
+        ),
+    );
+    let monitor = broker.monitor.expect("monitor address in the log");
+    let login = |user: &str| {
+        let mut client = RawClient::connect(broker.addr);
+        client.send(
+            format!("CONNECT {{\"verbose\":false,\"user\":\"{user}\",\"pass\":\"{user}\"}}\r\nSUB x 1\r\n")
+                .as_bytes(),
+        );
+        client.ping_pong();
+        client
+    };
+    let _a = login("a");
+    let _b = login("b");
+    let json = |path: &str| -> Value {
+        let response = get(monitor, path);
+        assert_eq!(response.status, 200, "{path}: {}", response.body);
+        serde_json::from_str(&response.body).expect("json")
+    };
+    let all = json("/connz?auth=1");
+    assert_eq!(connection(&all, 1)["account"], "A");
+    assert_eq!(connection(&all, 2)["account"], "B");
+    let b_only = json("/connz?acc=B");
+    assert_eq!(b_only["num_connections"], 1);
+    assert_eq!(b_only["connections"][0]["cid"], 2);
+
+    let list = json("/accountz");
+    assert_eq!(
+        list["accounts"],
+        serde_json::json!(["$G", "A", "B", "$SYS"])
+    );
+    let a = json("/accountz?acc=A");
+    let detail = &a["account_detail"];
+    assert_eq!(detail["client_connections"], 1);
+    assert_eq!(detail["subscriptions"], 1);
+    assert_eq!(detail["exports"][0]["subject"], "svc");
+    assert_eq!(detail["exports"][0]["type"], "service");
+    assert_eq!(detail["exports"][0]["response_type"], "Singleton");
+    assert_eq!(detail["exports"][0]["approved_accounts"][0], "B");
+    let b = json("/accountz?acc=B");
+    let import = &b["account_detail"]["imports"][0];
+    assert_eq!(
+        (&import["subject"], &import["to"]),
+        (&"ask".into(), &"svc".into())
+    );
+    assert_eq!(
+        b["account_detail"]["subscriptions"], 2,
+        "its SUB and the import's"
+    );
+    let unknown = get(monitor, "/accountz?acc=Z");
+    assert_eq!(
+        (unknown.status, unknown.body.as_str()),
+        (400, "Account Z does not exist")
+    );
+}

@@ -429,24 +429,17 @@ fn config_syntax_error_exits_one_with_position() {
 }
 
 #[test]
-fn accounts_and_operator_blocks_are_rejected_until_they_are_supported() {
-    for (name, text) in [
-        (
-            "accounts",
-            "accounts { A: { users: [ {user: a, password: b} ] } }\n",
-        ),
-        ("operator", "port: -1\noperator: \"eyJ0eXAiOiJKV1QifQ\"\n"),
-    ] {
-        let config = ConfigFile::new(name, text);
-        let output = run_percore(&["-a", "127.0.0.1", "-p", "-1", "-c", &config.path()]);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(1), "{name}: {stderr}");
-        assert!(stderr.contains("not supported yet"), "{name}: {stderr}");
-        assert!(
-            !stderr.contains("Listening for client connections"),
-            "{name}: must fail before listening: {stderr}"
-        );
-    }
+fn operator_blocks_are_rejected_until_they_are_supported() {
+    let text = "port: -1\noperator: \"eyJ0eXAiOiJKV1QifQ\"\n";
+    let config = ConfigFile::new("operator", text);
+    let output = run_percore(&["-a", "127.0.0.1", "-p", "-1", "-c", &config.path()]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("not supported yet"), "{stderr}");
+    assert!(
+        !stderr.contains("Listening for client connections"),
+        "must fail before listening: {stderr}"
+    );
 }
 
 #[test]

@@ -137,34 +137,6 @@ pub fn keep_account_ids(opts: &mut Options, running: &AccountTable) {
     opts.accounts = kept;
 }
 
-/// Until the shards keep one subscription index per account (issue 11,
-/// under way on `main`), every client shares `$G`'s subjects whatever its
-/// account: users of two accounts would see each other's messages, and
-/// imports and exports would do nothing. A configuration that defines
-/// accounts beyond `$G` and `$SYS`, or puts a user outside `$G`, is
-/// therefore refused at start-up, at `-t` and at reload rather than run
-/// without that isolation. Remove this check once the shards route by
-/// account.
-pub fn refuse_until_isolated(opts: &Options) -> Result<(), ConfigError> {
-    let extra_account = opts
-        .accounts
-        .iter()
-        .any(|a| a.name != GLOBAL_ACCOUNT && a.name != SYSTEM_ACCOUNT);
-    let auth = &opts.auth;
-    let user_outside_global = auth
-        .users
-        .values()
-        .map(|u| u.account)
-        .chain(auth.nkeys.values().map(|u| u.account))
-        .any(|id| id != AccountId::GLOBAL);
-    if extra_account || user_outside_global {
-        return Err(ConfigError::new(
-            "\"accounts\" is not supported yet by percore: the shards do not isolate accounts' subjects yet",
-        ));
-    }
-    Ok(())
-}
-
 // ---- the block -------------------------------------------------------------
 
 /// `accounts: [A, B]` or `accounts: { A: {...}, B: {...} }`.
@@ -1455,30 +1427,6 @@ no_auth_user: b
             (limits.max_connections, limits.max_subscriptions),
             (None, Some(0))
         );
-    }
-
-    #[test]
-    fn refused_until_the_shards_isolate_accounts() {
-        let refused = "\"accounts\" is not supported yet by percore: the shards do not isolate accounts' subjects yet";
-        for source in [
-            FULL,
-            "accounts: [A]",
-            "accounts { $SYS: { users: [{user: s}] } }",
-        ] {
-            let opts = ok(source);
-            assert_eq!(
-                refuse_until_isolated(&opts).map_err(|e| e.to_string()),
-                Err(refused.to_string()),
-                "{source}"
-            );
-        }
-        for source in [
-            "port: 4222",
-            "accounts { $SYS: {} }\nno_system_account: true",
-            "authorization { users: [{user: u}] }",
-        ] {
-            assert_eq!(refuse_until_isolated(&ok(source)), Ok(()), "{source}");
-        }
     }
 
     #[test]

@@ -108,7 +108,6 @@ pub fn parse_invocation_with_env(
     }
     apply_flags(&flags, &mut opts)?;
     load::validate(&opts)?;
-    accounts::refuse_until_isolated(&opts)?;
 
     if flags.test {
         // nats-server's -t fails on deprecation warnings too.

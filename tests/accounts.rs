@@ -1,0 +1,173 @@
+//! Accounts as clients see them, with two shards and clients on both: the
+//! same subject in two accounts are two subjects; a stream import brings
+//! an exporter's messages in under the importer's prefix; a service import
+//! carries a request into the exporter's account and the response back
+//! (async-nats's request/reply); `/connz` and `/accountz` name accounts.
+
+mod support;
+
+use std::time::Duration;
+
+use async_nats::client::RequestErrorKind;
+use support::{without_server_pings, Broker, RawClient};
+
+const SHARDS: usize = 2;
+
+const CONFIG: &str = r#"
+accounts {
+  A: {
+    users: [{user: a, password: pa}]
+    exports: [
+      {stream: "events.>"}
+      {service: "svc.time", accounts: [B]}
+    ]
+  }
+  B: {
+    users: [{user: b, password: pb}]
+    imports: [
+      {stream: {account: A, subject: "events.>"}, prefix: imp}
+      {service: {account: A, subject: "svc.time"}, to: "time"}
+    ]
+  }
+}
+"#;
+
+/// A raw client logged in as `user` on `shard`, its handshake done.
+fn login_on_shard(broker: &Broker, shard: usize, user: &str, password: &str) -> RawClient {
+    for _ in 0..SHARDS * 2 {
+        let mut client = RawClient::connect(broker.addr);
+        if client.shard(SHARDS) != shard {
+            continue;
+        }
+        client.send(
+            format!(
+                "CONNECT {{\"verbose\":false,\"user\":\"{user}\",\"pass\":\"{password}\"}}\r\nPING\r\n"
+            )
+            .as_bytes(),
+        );
+        client.expect(b"PONG\r\n");
+        return client;
+    }
+    panic!("no client landed on shard {shard}");
+}
+
+fn broker() -> Broker {
+    Broker::start_with(&[], Some(CONFIG))
+}
+
+#[test]
+fn the_same_subject_in_two_accounts_is_two_subjects_on_both_shards() {
+    let broker = broker();
+    let mut a_sub = login_on_shard(&broker, 0, "a", "pa");
+    let mut b_sub = login_on_shard(&broker, 1, "b", "pb");
+    let mut a_pub = login_on_shard(&broker, 1, "a", "pa");
+    let mut b_pub = login_on_shard(&broker, 0, "b", "pb");
+    for client in [&mut a_sub, &mut b_sub] {
+        client.send(b"SUB foo 1\r\n");
+        assert_eq!(client.ping_pong(), b"");
+    }
+    // Each publisher's PONG comes once the other shard applied its publish.
+    b_pub.send(b"PUB foo 6\r\nfrom-b\r\n");
+    assert_eq!(b_pub.ping_pong(), b"");
+    a_pub.send(b"PUB foo 6\r\nfrom-a\r\n");
+    assert_eq!(a_pub.ping_pong(), b"");
+    assert_eq!(
+        without_server_pings(&a_sub.ping_pong()),
+        b"MSG foo 1 6\r\nfrom-a\r\n"
+    );
+    assert_eq!(
+        without_server_pings(&b_sub.ping_pong()),
+        b"MSG foo 1 6\r\nfrom-b\r\n"
+    );
+}
+
+#[test]
+fn a_stream_import_arrives_under_the_importers_prefix() {
+    let broker = broker();
+    let mut b_sub = login_on_shard(&broker, 1, "b", "pb");
+    let mut a_pub = login_on_shard(&broker, 0, "a", "pa");
+    b_sub.send(b"SUB imp.events.* 7\r\nSUB events.* 8\r\n");
+    assert_eq!(b_sub.ping_pong(), b"");
+    a_pub.send(b"PUB events.login r.1 2\r\nhi\r\n");
+    assert_eq!(a_pub.ping_pong(), b"");
+    assert_eq!(
+        without_server_pings(&b_sub.ping_pong()),
+        b"MSG imp.events.login 7 r.1 2\r\nhi\r\n",
+        "once, renamed; B's own events.* is another subject"
+    );
+}
+
+#[tokio::test]
+async fn a_service_import_answers_requests_across_accounts_and_shards() {
+    let broker = broker();
+    let mut responder = login_on_shard(&broker, 0, "a", "pa");
+    responder.send(b"SUB svc.time 1\r\n");
+    assert_eq!(responder.ping_pong(), b"");
+    // The requester is the next connection: shard 1.
+    let requester = async_nats::ConnectOptions::with_user_and_password("b".into(), "pb".into())
+        .connect(format!("nats://{}", broker.addr))
+        .await
+        .expect("b logs in");
+    assert_eq!((requester.server_info().client_id - 1) % SHARDS as u64, 1);
+    let answering = std::thread::spawn(move || {
+        let line = responder.read_line_answering_pings();
+        let fields: Vec<String> = line.split_whitespace().map(str::to_string).collect();
+        assert_eq!(fields.len(), 5, "{line:?}");
+        assert_eq!(&fields[..3], ["MSG", "svc.time", "1"]);
+        let reply = &fields[3];
+        assert!(
+            reply.starts_with("_R_."),
+            "A sees its own reply subject: {reply}"
+        );
+        assert_eq!(responder.read_line(), "now?\r\n");
+        responder.send(format!("PUB {reply} 5\r\nnoon!\r\n").as_bytes());
+        assert_eq!(responder.ping_pong(), b"");
+    });
+    let answer = tokio::time::timeout(
+        Duration::from_secs(10),
+        requester.request("time", "now?".into()),
+    )
+    .await
+    .expect("answered in time")
+    .expect("answered");
+    assert_eq!(&answer.payload[..], b"noon!");
+    answering.join().expect("responder");
+
+    // Outside the import, A's subject is not B's: nobody answers there.
+    let outside = requester.request("svc.time", "x".into()).await;
+    match outside {
+        Err(e) => assert_eq!(e.kind(), RequestErrorKind::NoResponders),
+        Ok(message) => panic!("answered from another account: {message:?}"),
+    }
+}
+
+#[test]
+fn a_reload_moves_users_between_accounts_and_adds_imports() {
+    let before = "accounts {\n  A: { users: [{user: a, password: pa}], exports: [{stream: \"news\"}] }\n  B: { users: [{user: b, password: pb}, {user: mover, password: pm}] }\n}\n";
+    let broker = Broker::with_config(before);
+    // All on shard 0: the cut of the mover tells when that shard has
+    // applied the reload (each shard applies it on its own).
+    let mut mover = login_on_shard(&broker, 0, "mover", "pm");
+    let mut a_pub = login_on_shard(&broker, 0, "a", "pa");
+    let mut b_sub = login_on_shard(&broker, 0, "b", "pb");
+    b_sub.send(b"SUB news 1\r\n");
+    assert_eq!(b_sub.ping_pong(), b"");
+
+    let after = "accounts {\n  A: { users: [{user: a, password: pa}, {user: mover, password: pm}], exports: [{stream: \"news\"}] }\n  B: { users: [{user: b, password: pb}], imports: [{stream: {account: A, subject: news}}] }\n}\n";
+    let path = broker.config_path().expect("config file").to_path_buf();
+    std::fs::write(&path, after).expect("rewrite config");
+    broker.signal(libc::SIGHUP);
+    broker
+        .wait_log("Reloaded server configuration", Duration::from_secs(10))
+        .expect("reload logged");
+    // A user whose account changed logs in again; the others stay.
+    mover.expect_closed_after(b"-ERR 'Authorization Violation'\r\n");
+    assert_eq!(a_pub.ping_pong(), b"");
+    a_pub.send(b"PUB news 5\r\nextra\r\n");
+    assert_eq!(a_pub.ping_pong(), b"");
+    assert_eq!(
+        without_server_pings(&b_sub.ping_pong()),
+        b"MSG news 1 5\r\nextra\r\n",
+        "the import added by the reload delivers"
+    );
+}
