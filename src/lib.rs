@@ -20,7 +20,7 @@
 #![deny(clippy::await_holding_refcell_ref)]
 
 pub use percore_core::{
-    auth, connect, connection, debug, error, fatal, go_quote, ids, info, io, limits, mesh,
+    account, auth, connect, connection, debug, error, fatal, go_quote, ids, info, io, limits, mesh,
     outbound, outbound_queue, protocol, read_buffer, rng, shard, subject, sublist, trace, warn,
 };
 

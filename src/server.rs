@@ -22,6 +22,7 @@ use shards::{task, timer, PoolConfig, ShardPool};
 
 use crate::ids::ShardId;
 
+use crate::account::ActiveConnections;
 pub use crate::admin::AdminCommand;
 use crate::config::Options;
 use crate::connection::CloseReason;
@@ -101,7 +102,10 @@ impl RunningServer {
         let mut identity = (*self.shared.identity).clone();
         identity.auth_required = options.auth.auth_required();
         let identity = Arc::new(identity);
-        self.send_all(AdminCommand::Reload(shard_limits(options), identity));
+        self.send_all(AdminCommand::Reload(
+            shard_limits(options, &self.shared.account_connections),
+            identity,
+        ));
     }
 
     /// Open client connections, all shards.
@@ -160,6 +164,7 @@ pub fn start(options: Options) -> Result<RunningServer, String> {
         identity: Arc::new(identity),
         shard_count,
         live_connections: AtomicUsize::new(0),
+        account_connections: Arc::default(),
         total_connections: Default::default(),
         started: SystemTime::now(),
     });
@@ -384,7 +389,7 @@ async fn run_shard(
         id,
         shard_count: shared.shard_count,
         identity: shared.identity.clone(),
-        limits: shard_limits(&shared.options),
+        limits: shard_limits(&shared.options, &shared.account_connections),
         seed: shard_seed(id),
         io: GlommioIo {
             barrier: barrier.clone(),
@@ -751,7 +756,10 @@ async fn close_gradually(ctx: Rc<ShardContext>, keys: Vec<ConnKey>) {
 }
 
 /// The settings a shard takes from the server's options.
-pub fn shard_limits(options: &Options) -> ShardLimits {
+pub fn shard_limits(
+    options: &Options,
+    account_connections: &Arc<ActiveConnections>,
+) -> ShardLimits {
     ShardLimits {
         max_payload: options.max_payload,
         max_control_line: options.max_control_line,
@@ -763,6 +771,7 @@ pub fn shard_limits(options: &Options) -> ShardLimits {
         no_header_support: options.no_header_support,
         auth: Arc::new(options.auth.clone()),
         accounts: Arc::new(options.accounts.clone()),
+        active_connections: account_connections.clone(),
     }
 }
 

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use crate::account::ActiveConnections;
 use crate::config::Options;
 use crate::info::ServerIdentity;
 
@@ -15,6 +16,8 @@ pub struct BrokerShared {
     pub shard_count: usize,
     /// Open client connections, for `max_connections`.
     pub live_connections: AtomicUsize,
+    /// Connections per account, for accounts' `max_connections`.
+    pub account_connections: Arc<ActiveConnections>,
     /// Connections accepted since start (`/varz` `total_connections`).
     pub total_connections: AtomicU64,
     /// When the server started (`/varz` `start`, `config_load_time`).

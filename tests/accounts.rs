@@ -171,3 +171,33 @@ fn a_reload_moves_users_between_accounts_and_adds_imports() {
         "the import added by the reload delivers"
     );
 }
+
+#[test]
+fn account_limits_bound_connections_subscriptions_and_payloads() {
+    let broker = Broker::with_config(
+        "accounts {\n  L: { users: [{user: l, password: pl}], limits: {max_conn: 1, max_subs: 1, max_payload: 4} }\n  F: { users: [{user: f, password: pf}] }\n}\n",
+    );
+    let mut first = login_on_shard(&broker, 0, "l", "pl");
+    // The account's one connection is taken, on whichever shard.
+    let mut second = RawClient::connect(broker.addr);
+    second.send(b"CONNECT {\"verbose\":false,\"user\":\"l\",\"pass\":\"pl\"}\r\nPING\r\n");
+    second.expect_closed_after(b"-ERR 'maximum account active connections exceeded'\r\n");
+    // Another account is not limited by it.
+    let _free = login_on_shard(&broker, 1, "f", "pf");
+
+    first.send(b"SUB a 1\r\nSUB b 2\r\n");
+    assert_eq!(
+        without_server_pings(&first.ping_pong()),
+        b"-ERR 'maximum subscriptions exceeded'\r\n"
+    );
+    first.send(b"PUB a 4\r\nfour\r\n");
+    assert_eq!(
+        without_server_pings(&first.ping_pong()),
+        b"MSG a 1 4\r\nfour\r\n"
+    );
+    first.send(b"PUB a 5\r\nfive!\r\n");
+    first.expect_closed_after(b"-ERR 'Maximum Payload Violation'\r\n");
+
+    // Its place is free again once it is gone.
+    let _again = login_on_shard(&broker, 0, "l", "pl");
+}

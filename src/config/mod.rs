@@ -583,12 +583,7 @@ mod tests {
     }
 
     #[test]
-    fn accounts_are_refused_until_the_shards_isolate_them() {
-        let path = config_file("accounts.conf", "accounts { A: { users: [{user: a}] } }\n");
-        let refused = "\"accounts\" is not supported yet by percore: the shards do not isolate accounts' subjects yet";
-        assert_eq!(error(&["-c", &path, "-t"]), refused);
-        assert_eq!(error(&["-c", &path]), refused);
-        // Errors in the block still come first, with their position.
+    fn errors_in_the_accounts_block_name_their_position() {
         let path = config_file("accounts-bad.conf", "accounts: [A, A]\n");
         assert_eq!(
             error(&["-c", &path, "-t"]),

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::account::AccountTable;
+use crate::account::{AccountTable, ActiveConnections};
 use crate::auth::AuthPolicy;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -28,6 +28,9 @@ pub struct ShardLimits {
     pub auth: Arc<AuthPolicy>,
     /// The accounts, their exports and imports.
     pub accounts: Arc<AccountTable>,
+    /// Connections per account, server-wide: the same one for every shard
+    /// and across reloads.
+    pub active_connections: Arc<ActiveConnections>,
 }
 
 impl Default for ShardLimits {
@@ -44,6 +47,7 @@ impl Default for ShardLimits {
             no_header_support: false,
             auth: Arc::new(AuthPolicy::default()),
             accounts: Arc::new(AccountTable::default()),
+            active_connections: Arc::new(ActiveConnections::default()),
         }
     }
 }

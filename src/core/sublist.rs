@@ -367,6 +367,8 @@ pub struct SubscriptionIndex {
     /// Shared result for subjects that can match nothing (empty tokens).
     nothing: Rc<MatchResult>,
     local_count: usize,
+    /// Sum of the other shards' interest counts held here.
+    remote_count: i64,
     counters: IndexCounters,
 }
 
@@ -427,6 +429,7 @@ impl SubscriptionIndex {
         queue: Option<&[u8]>,
         delta: i32,
     ) {
+        self.remote_count += i64::from(delta);
         let changed = if delta > 0 {
             self.root
                 .get_or_create(subject)
@@ -470,6 +473,12 @@ impl SubscriptionIndex {
     /// Number of local subscriptions in the index.
     pub fn local_count(&self) -> usize {
         self.local_count
+    }
+
+    /// No subscription anywhere: nothing published here can match (an
+    /// import into an account nobody listens to skips the match).
+    pub fn is_empty(&self) -> bool {
+        self.local_count == 0 && self.remote_count <= 0
     }
 
     #[cold]

@@ -13,6 +13,10 @@
 //!   the end-of-work flush, over Unix socket pairs (real `sendmsg`s, drained
 //!   by this thread), per message. The shard's `ShardIo` here is plain std
 //!   sockets, so this runs without glommio.
+//! - `shard_pub16_subs1_secured`: the same with one subscriber, the clients
+//!   logged in (`no_auth_user`) as a user with 10 allow and 2 deny patterns
+//!   each way in an account whose `bench.>` another account imports as a
+//!   stream (benches/configs/permissions-and-stream-import.conf's shape).
 
 use std::hint::black_box;
 use std::io::{IoSlice, Read, Write};
@@ -20,7 +24,11 @@ use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use percore_core::ids::{ClientId, ShardId, SubKey};
+use percore_core::account::{
+    Account, AccountTable, Export, ExportKind, StreamImport, SubjectTransform,
+};
+use percore_core::auth::{AuthPolicy, PasswordUser, Permissions, Rules, Secret, SubscribeRule};
+use percore_core::ids::{AccountId, ClientId, ShardId, SubKey};
 use percore_core::info::ServerIdentity;
 use percore_core::io::{ShardIo, Wake};
 use percore_core::limits::ShardLimits;
@@ -39,7 +47,13 @@ fn measure(budget: Duration, mut op: impl FnMut() -> u64) -> f64 {
     start.elapsed().as_nanos() as f64 / ops.max(1) as f64
 }
 
-fn report(name: &str, ns: f64) {
+/// Runs and prints one case, unless `MICRO_ONLY` names others (a substring
+/// of the case names to run, e.g. for a profile of one case).
+fn report(name: &str, run: impl FnOnce() -> f64) {
+    if std::env::var("MICRO_ONLY").is_ok_and(|only| !name.contains(&only)) {
+        return;
+    }
+    let ns = run();
     println!("{name:<24} {ns:>8.1} ns/op {:>14.0} ops/s", 1e9 / ns);
 }
 
@@ -55,8 +69,7 @@ fn main() {
     let one = b"PUB bench.subj 16\r\n0123456789abcdef\r\n";
     let stream: Vec<u8> = one.repeat(4096);
     let mut parser = Parser::new(4096, 1024 * 1024);
-    report(
-        "parse_pub16",
+    report("parse_pub16", || {
         measure(budget, || {
             let mut at = 0;
             let mut n = 0;
@@ -68,8 +81,8 @@ fn main() {
                 n += 1;
             }
             n
-        }),
-    );
+        })
+    });
 
     let mut index = SubscriptionIndex::new();
     for i in 0..1000usize {
@@ -84,17 +97,15 @@ fn main() {
     let subjects: Vec<Vec<u8>> = (0..64)
         .map(|i| format!("orders.region{}.item{}", i % 10, i).into_bytes())
         .collect();
-    report(
-        "match_hit",
+    report("match_hit", || {
         measure(budget, || {
             for s in &subjects {
                 black_box(index.matches(s));
             }
             subjects.len() as u64
-        }),
-    );
-    report(
-        "match_miss_wildcards",
+        })
+    });
+    report("match_miss_wildcards", || {
         measure(budget, || {
             // A wildcard change invalidates every cached subject it matches.
             index.insert_local(b"orders.>", None, SubKey::new(6000));
@@ -103,13 +114,12 @@ fn main() {
                 black_box(index.matches(s));
             }
             subjects.len() as u64
-        }),
-    );
+        })
+    });
 
     let payload = [b'x'; 128];
     let mut out = Vec::with_capacity(1 << 20);
-    report(
-        "encode_msg128",
+    report("encode_msg128", || {
         measure(budget, || {
             out.clear();
             for _ in 0..1024 {
@@ -117,14 +127,93 @@ fn main() {
             }
             black_box(&out);
             1024
-        }),
-    );
+        })
+    });
 
     for subscribers in [0, 1, 5] {
-        report(
-            &format!("shard_pub16_subs{subscribers}"),
-            shard_pub16(budget, subscribers),
-        );
+        report(&format!("shard_pub16_subs{subscribers}"), || {
+            shard_pub16(budget, subscribers, ShardLimits::default())
+        });
+    }
+    report("shard_pub16_subs1_secured", || {
+        shard_pub16(budget, 1, secured_limits())
+    });
+}
+
+/// A user with 10 allow and 2 deny patterns each way, logged in through
+/// `no_auth_user`, in account BENCH whose `bench.>` MIRROR imports.
+fn secured_limits() -> ShardLimits {
+    let patterns: Vec<Box<[u8]>> = [
+        "bench.>",
+        "orders.*",
+        "orders.*.new",
+        "billing.>",
+        "audit.*.*",
+        "metrics.>",
+        "_INBOX.>",
+        "events.*",
+        "jobs.*.*",
+        "cache.>",
+    ]
+    .iter()
+    .map(|p| p.as_bytes().into())
+    .collect();
+    let deny: Vec<Box<[u8]>> = ["bench.secret.>", "orders.admin"]
+        .iter()
+        .map(|p| p.as_bytes().into())
+        .collect();
+    let permissions = Permissions {
+        publish: Some(Rules {
+            allow: Some(patterns.clone()),
+            deny: deny.clone(),
+        }),
+        subscribe: Some(Rules {
+            allow: Some(
+                patterns
+                    .iter()
+                    .map(|p| SubscribeRule {
+                        subject: p.clone(),
+                        queue: None,
+                    })
+                    .collect(),
+            ),
+            deny: deny
+                .iter()
+                .map(|p| SubscribeRule {
+                    subject: p.clone(),
+                    queue: None,
+                })
+                .collect(),
+        }),
+        allow_responses: None,
+    };
+    let mut bench = Account::new(AccountId::GLOBAL, "BENCH");
+    bench.exports.push(Export {
+        subject: "bench.>".into(),
+        kind: ExportKind::Stream,
+        accounts: None,
+    });
+    let mut mirror = Account::new(AccountId::GLOBAL, "MIRROR");
+    mirror.stream_imports.push(StreamImport {
+        exporter: AccountId(1),
+        subject: "bench.>".into(),
+        transform: Some(SubjectTransform::prefix("mirror")),
+    });
+    let accounts = AccountTable::build(vec![bench, mirror], Some("$SYS"));
+    let user = PasswordUser {
+        name: "bench".into(),
+        password: Secret::Plain("bench".into()),
+        permissions: Some(Arc::new(permissions)),
+        account: AccountId(1),
+    };
+    ShardLimits {
+        auth: Arc::new(AuthPolicy {
+            users: [("bench".to_string(), user)].into_iter().collect(),
+            no_auth_user: Some("bench".into()),
+            ..AuthPolicy::default()
+        }),
+        accounts: Arc::new(accounts),
+        ..ShardLimits::default()
     }
 }
 
@@ -169,7 +258,7 @@ fn drain(socket: &mut UnixStream) {
 
 /// ns per published message: one read of 500 PUBs, `subscribers` local
 /// subscribers on the subject, one flush.
-fn shard_pub16(budget: Duration, subscribers: usize) -> f64 {
+fn shard_pub16(budget: Duration, subscribers: usize, limits: ShardLimits) -> f64 {
     let identity = Arc::new(ServerIdentity {
         server_id: "NMICRO".into(),
         server_name: "micro".into(),
@@ -183,7 +272,7 @@ fn shard_pub16(budget: Duration, subscribers: usize) -> f64 {
         id: ShardId::new(0),
         shard_count: 1,
         identity,
-        limits: ShardLimits::default(),
+        limits,
         seed: 7,
         io: StdSocketIo,
     };

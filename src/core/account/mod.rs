@@ -11,12 +11,14 @@
 
 pub mod export;
 pub mod import;
+pub mod limits;
 pub mod transform;
 
 use std::collections::HashMap;
 
 pub use export::{Export, ExportKind, ResponseType, DEFAULT_RESPONSE_THRESHOLD};
 pub use import::{ServiceImport, StreamImport};
+pub use limits::{AccountLimits, ActiveConnections};
 pub use transform::SubjectTransform;
 
 pub use crate::ids::AccountId;
@@ -25,15 +27,6 @@ pub use crate::ids::AccountId;
 pub const GLOBAL_ACCOUNT: &str = "$G";
 /// nats-server's default system account.
 pub const SYSTEM_ACCOUNT: &str = "$SYS";
-
-/// Per-account limits (`accounts { A: { limits { ... } } }`); `None` is
-/// unlimited.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AccountLimits {
-    pub max_connections: Option<u64>,
-    pub max_subscriptions: Option<u64>,
-    pub max_payload: Option<u64>,
-}
 
 /// One account as configured.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,7 +1,7 @@
 //! Publish and subscribe permissions of one user, as nats-server has them,
 //! and their per-connection check with a cache of decisions.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::time::Instant;
 
 use crate::subject::pattern_matches;
@@ -60,15 +60,15 @@ const CACHE_MAX: usize = 1024;
 #[derive(Debug)]
 pub struct PermissionCheck {
     permissions: std::sync::Arc<Permissions>,
-    publish_cache: HashMap<Box<[u8]>, bool>,
+    publish_cache: FxHashMap<Box<[u8]>, bool>,
     /// Delivery decisions under the subscribe deny rules, per subject (for
     /// rules without a queue; queue-scoped ones are matched each time).
-    deliver_cache: HashMap<Box<[u8]>, bool>,
+    deliver_cache: FxHashMap<Box<[u8]>, bool>,
     /// Some subscribe deny rule names a queue.
     deny_has_queues: bool,
     /// `allow_responses`: reply subjects of messages this client received,
     /// with when it received them and how often it answered.
-    replies: HashMap<Box<[u8]>, (Instant, u32)>,
+    replies: FxHashMap<Box<[u8]>, (Instant, u32)>,
 }
 
 /// Past this many tracked replies, expired ones are dropped (nats-server
@@ -83,10 +83,10 @@ impl PermissionCheck {
             .is_some_and(|rules| rules.deny.iter().any(|rule| rule.queue.is_some()));
         PermissionCheck {
             permissions,
-            publish_cache: HashMap::new(),
-            deliver_cache: HashMap::new(),
+            publish_cache: FxHashMap::default(),
+            deliver_cache: FxHashMap::default(),
             deny_has_queues,
-            replies: HashMap::new(),
+            replies: FxHashMap::default(),
         }
     }
 

@@ -120,6 +120,11 @@ pub struct Connection<E> {
     pub kind: ConnKind,
     pub client_id: ClientId,
     pub account: AccountId,
+    /// Counted in its account's server-wide connections (given back when
+    /// it goes).
+    pub counted_in_account: bool,
+    /// Its account's `max_payload`, when the account has one.
+    pub account_max_payload: Option<u64>,
     pub endpoint: E,
     pub ip: String,
     pub port: u16,

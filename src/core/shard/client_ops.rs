@@ -107,12 +107,10 @@ impl<I: ShardIo> ShardBroker<I> {
         if crate::log::trace_enabled() {
             self.trace_op(key, &op);
         }
-        if self.auth_enabled && !matches!(op, ClientOp::Connect(_)) && !self.may_operate(key) {
-            return self.close_with_error(
-                key,
-                Some("Authorization Violation"),
-                CloseReason::AuthenticationFailure,
-            );
+        if self.auth_enabled && !matches!(op, ClientOp::Connect(_)) {
+            if let Err(next) = self.may_operate(key) {
+                return next;
+            }
         }
         match op {
             ClientOp::Connect(json) => self.handle_connect(key, json),
@@ -206,18 +204,24 @@ impl<I: ShardIo> ShardBroker<I> {
 
     /// Before it authenticated, a connection may only send CONNECT; a
     /// `no_auth_user` logs a client that skips CONNECT in as that user.
-    fn may_operate(&mut self, key: ConnKey) -> bool {
+    /// `Err` carries what the op comes to instead (the connection closes).
+    fn may_operate(&mut self, key: ConnKey) -> Result<(), Next> {
         let conn = &self.conns[key];
-        match conn.auth {
-            AuthState::Open | AuthState::Done => true,
-            AuthState::Verifying { .. } => false,
-            AuthState::Pending { .. } => match self.limits.auth.no_auth_identity() {
-                Some(identity) => {
-                    self.authenticated(key, identity);
-                    true
-                }
-                None => false,
+        let identity = match conn.auth {
+            AuthState::Open | AuthState::Done => return Ok(()),
+            AuthState::Verifying { .. } => None,
+            AuthState::Pending { .. } => self.limits.auth.no_auth_identity(),
+        };
+        match identity {
+            Some(identity) => match self.authenticated(key, identity) {
+                Next::Close => Err(Next::Close),
+                _ => Ok(()),
             },
+            None => Err(self.close_with_error(
+                key,
+                Some("Authorization Violation"),
+                CloseReason::AuthenticationFailure,
+            )),
         }
     }
 
@@ -234,7 +238,11 @@ impl<I: ShardIo> ShardBroker<I> {
                 if let AuthState::Pending { deadline } = conn.auth {
                     let policy = self.limits.auth.clone();
                     match policy.decide(&credentials, conn.nonce.as_deref()) {
-                        Decision::Accept(identity) => self.authenticated(key, identity),
+                        Decision::Accept(identity) => {
+                            if self.authenticated(key, identity) == Next::Close {
+                                return Next::Close;
+                            }
+                        }
                         Decision::Reject { log } => return self.reject_auth(key, &log),
                         Decision::Verify {
                             check,
@@ -297,19 +305,52 @@ impl<I: ShardIo> ShardBroker<I> {
             return self.reject_auth(key, &log);
         }
         let verbose = conn.options.verbose;
-        self.authenticated(key, identity);
+        if self.authenticated(key, identity) == Next::Close {
+            return Next::Close;
+        }
         if verbose {
             self.queue_bytes(key, OK);
         }
         Next::NeedMore
     }
 
-    pub(super) fn authenticated(&mut self, key: ConnKey, identity: Identity) {
+    /// The connection is `identity` from now on: its account (counted
+    /// there, unless that passes the account's `max_connections`: then it
+    /// is refused as nats-server refuses it, and this returns
+    /// [`Next::Close`]), its permissions and its account's limits.
+    pub(super) fn authenticated(&mut self, key: ConnKey, identity: Identity) -> Next {
+        let limits = self
+            .limits
+            .accounts
+            .get(identity.account)
+            .map(|account| account.limits.clone())
+            .unwrap_or_default();
         let conn = &mut self.conns[key];
+        if !conn.counted_in_account {
+            if !self
+                .limits
+                .active_connections
+                .try_join(identity.account, limits.max_connections)
+            {
+                crate::error!(
+                    "{} - cid:{} - maximum account active connections exceeded",
+                    conn.ip,
+                    conn.client_id
+                );
+                return self.close_with_error(
+                    key,
+                    Some("maximum account active connections exceeded"),
+                    CloseReason::MaxAccountConnectionsExceeded,
+                );
+            }
+            conn.counted_in_account = true;
+        }
         conn.auth = AuthState::Done;
         conn.auth_method = identity.method;
         conn.permissions = identity.permissions.map(PermissionCheck::new);
         conn.account = identity.account;
+        conn.account_max_payload = limits.max_payload;
+        Next::NeedMore
     }
 
     /// nats-server's answer to bad credentials: an ERR log line, `-ERR
@@ -372,6 +413,22 @@ impl<I: ShardIo> ShardBroker<I> {
             return Next::NeedMore;
         }
         let conn = &mut self.conns[key];
+        if let Some(max) = conn.account_max_payload {
+            if publish.payload.len() as u64 > max {
+                crate::error!(
+                    "{} - cid:{} - Maximum Payload Violation: {} vs {}",
+                    conn.ip,
+                    conn.client_id,
+                    publish.payload.len(),
+                    max
+                );
+                return self.close_with_error(
+                    key,
+                    Some("Maximum Payload Violation"),
+                    CloseReason::MaxPayloadExceeded,
+                );
+            }
+        }
         let now = self.now;
         if let Some(check) = conn.permissions.as_mut() {
             if !check.can_publish(publish.subject) && !check.may_respond(publish.subject, now) {

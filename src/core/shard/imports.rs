@@ -152,26 +152,44 @@ impl<I: ShardIo> ShardBroker<I> {
         message: &Publish<'_>,
         hops: u8,
     ) -> Reach {
-        let accounts = self.limits.accounts.clone();
-        let Some(import) = accounts
+        if self
+            .accounts
+            .get(importer)
+            .is_none_or(|index| index.is_empty())
+        {
+            return Reach::None;
+        }
+        // The renamed subject goes into the shard's scratch buffer (taken,
+        // so an import fired by this one gets its own): no allocation per
+        // message in the steady state.
+        let mut renamed = std::mem::take(&mut self.renamed_subject);
+        let Some(import) = self
+            .limits
+            .accounts
             .get(importer)
             .and_then(|a| a.stream_imports.get(import as usize))
         else {
+            self.renamed_subject = renamed;
             return Reach::None;
         };
-        let mut subject = Vec::new();
         let subject = match &import.transform {
             Some(transform) => {
-                transform.apply(message.subject, &mut subject);
-                &subject[..]
+                transform.apply(message.subject, &mut renamed);
+                &renamed[..]
             }
             None => message.subject,
         };
-        let renamed = Publish {
-            subject,
-            ..*message
-        };
-        self.publish_local(importer, None, &renamed, hops + 1)
+        let reach = self.publish_local(
+            importer,
+            None,
+            &Publish {
+                subject,
+                ..*message
+            },
+            hops + 1,
+        );
+        self.renamed_subject = renamed;
+        reach
     }
 
     fn fire_service_import(

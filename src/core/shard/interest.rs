@@ -4,6 +4,7 @@
 
 use bytes::Bytes;
 
+use crate::account::limits::tighter;
 use crate::connection::{Sid, SubOwner, Subscription};
 use crate::ids::{AccountId, ConnKey, SubKey};
 use crate::io::ShardIo;
@@ -34,12 +35,18 @@ impl<I: ShardIo> ShardBroker<I> {
         if !is_valid_subscribe_subject(subject) {
             return Err(SubscribeError::InvalidSubject);
         }
-        let max_subs = self.limits.max_subscriptions;
         let conn = &self.conns[key];
         if conn.subs.contains_key(sid) {
             return Err(SubscribeError::DuplicateSid);
         }
-        if max_subs > 0 && conn.subs.len() >= max_subs {
+        let account_max = self
+            .limits
+            .accounts
+            .get(conn.account)
+            .and_then(|account| account.limits.max_subscriptions);
+        if tighter(self.limits.max_subscriptions, account_max)
+            .is_some_and(|max| conn.subs.len() as u64 >= max)
+        {
             return Err(SubscribeError::TooMany);
         }
         let account = conn.account;

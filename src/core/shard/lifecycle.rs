@@ -58,6 +58,8 @@ impl<I: ShardIo> ShardBroker<I> {
             kind: ConnKind::Client,
             client_id,
             account: AccountId::GLOBAL,
+            counted_in_account: false,
+            account_max_payload: None,
             endpoint,
             ip,
             port,
@@ -106,6 +108,11 @@ impl<I: ShardIo> ShardBroker<I> {
             return;
         }
         conn.closing = Some(reason);
+        // Its place in the account is free from now on (a client that sees
+        // the close may log in again at once).
+        if std::mem::take(&mut conn.counted_in_account) {
+            self.limits.active_connections.leave(conn.account);
+        }
         if reason.discards_pending() {
             conn.output.discard(&mut self.pool);
             self.stats.slow_consumers += 1;
@@ -138,6 +145,10 @@ impl<I: ShardIo> ShardBroker<I> {
         let Some(conn) = self.conns.get(key) else {
             return false;
         };
+        if conn.counted_in_account {
+            // Never closed through `begin_close` (not expected; kept exact).
+            self.limits.active_connections.leave(conn.account);
+        }
         let sub_keys: Vec<SubKey> = conn.subs.values().copied().collect();
         for sk in sub_keys {
             self.remove_subscription(sk);

@@ -119,6 +119,8 @@ pub struct ShardBroker<I: ShardIo> {
     responses: ResponseRoutes,
     /// The client whose publish is being routed, imports included.
     originator: Option<ConnKey>,
+    /// Scratch for a subject renamed by a stream import.
+    renamed_subject: Vec<u8>,
     /// Per destination shard: what this unit of work sends it.
     outgoing: Vec<BatchBuilder<I::Handoff>>,
     /// Connections with queued output, flushed at the end of the unit of work.
@@ -171,6 +173,7 @@ impl<I: ShardIo> ShardBroker<I> {
             import_subs: Vec::new(),
             fired: Vec::new(),
             originator: None,
+            renamed_subject: Vec::new(),
             responses: ResponseRoutes::new(
                 id.index() as u16,
                 seed.rotate_left(17) ^ 0x9e37_79b9_7f4a_7c15,

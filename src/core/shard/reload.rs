@@ -27,6 +27,12 @@ impl<I: ShardIo> ShardBroker<I> {
         if *old_accounts != *self.limits.accounts {
             let accounts = self.limits.accounts.clone();
             self.install_imports(&accounts);
+            for key in self.conns.keys() {
+                let conn = &mut self.conns[key];
+                conn.account_max_payload = accounts
+                    .get(conn.account)
+                    .and_then(|account| account.limits.max_payload);
+            }
         }
         if *old_auth != *self.limits.auth {
             self.reauthorize_all(&old_auth);
