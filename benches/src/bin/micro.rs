@@ -25,7 +25,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use percore_core::account::{
-    Account, AccountTable, Export, ExportKind, StreamImport, SubjectTransform,
+    Account, AccountTable, Export, ExportKind, ResponseType, ServiceImport, StreamImport,
+    SubjectTransform, DEFAULT_RESPONSE_THRESHOLD,
 };
 use percore_core::auth::{AuthPolicy, PasswordUser, Permissions, Rules, Secret, SubscribeRule};
 use percore_core::ids::{AccountId, ClientId, ShardId, SubKey};
@@ -193,7 +194,25 @@ fn secured_limits() -> ShardLimits {
         kind: ExportKind::Stream,
         accounts: None,
     });
+    // A service import keeps MIRROR's subject space non-empty, so the
+    // stream import is renamed and matched for every message.
+    bench.exports.push(Export {
+        subject: "svc.unused".into(),
+        kind: ExportKind::Service {
+            response: ResponseType::Singleton,
+            threshold: DEFAULT_RESPONSE_THRESHOLD,
+        },
+        accounts: None,
+    });
     let mut mirror = Account::new(AccountId::GLOBAL, "MIRROR");
+    mirror.service_imports.push(ServiceImport {
+        exporter: AccountId(1),
+        subject: "svc.unused".into(),
+        local: "svc.unused".into(),
+        transform: None,
+        response: ResponseType::Singleton,
+        threshold: DEFAULT_RESPONSE_THRESHOLD,
+    });
     mirror.stream_imports.push(StreamImport {
         exporter: AccountId(1),
         subject: "bench.>".into(),
