@@ -369,6 +369,11 @@ pub struct SubscriptionIndex {
     local_count: usize,
     /// Sum of the other shards' interest counts held here.
     remote_count: i64,
+    /// The last subject matched and its result, checked before the cache:
+    /// a publisher mostly repeats its subject, and comparing it is cheaper
+    /// than hashing it (the buffer keeps its capacity: no allocation).
+    last_subject: Vec<u8>,
+    last_result: Option<Rc<MatchResult>>,
     counters: IndexCounters,
 }
 
@@ -454,11 +459,23 @@ impl SubscriptionIndex {
     /// hit is one hash lookup and an `Rc` clone.
     pub fn matches(&mut self, subject: &[u8]) -> Rc<MatchResult> {
         self.counters.matches += 1;
-        if let Some(hit) = self.cache.get(subject) {
-            self.counters.cache_hits += 1;
-            return Rc::clone(hit);
+        if let Some(last) = &self.last_result {
+            if self.last_subject == subject {
+                self.counters.cache_hits += 1;
+                return Rc::clone(last);
+            }
         }
-        self.match_miss(subject)
+        let result = match self.cache.get(subject) {
+            Some(hit) => {
+                self.counters.cache_hits += 1;
+                Rc::clone(hit)
+            }
+            None => self.match_miss(subject),
+        };
+        self.last_subject.clear();
+        self.last_subject.extend_from_slice(subject);
+        self.last_result = Some(Rc::clone(&result));
+        result
     }
 
     pub fn counters(&self) -> IndexCounters {
@@ -511,6 +528,7 @@ impl SubscriptionIndex {
 
     /// Drops every cached result that interest on `pattern` can affect.
     fn invalidate(&mut self, pattern: &[u8]) {
+        self.last_result = None;
         if has_wildcard_token(pattern) {
             self.cache
                 .retain(|subject, _| !pattern_matches(pattern, subject));

@@ -55,15 +55,38 @@ impl Default for ResponsePermission {
 /// cleared (a client publishing to ever-new subjects costs a match each).
 const CACHE_MAX: usize = 1024;
 
+/// The last subject decided and the decision, checked before the cache: a
+/// publisher (and a subscriber's deliveries) mostly repeat a subject, and
+/// comparing it is cheaper than hashing it (the buffer keeps its capacity).
+#[derive(Debug, Default)]
+struct LastDecision {
+    subject: Vec<u8>,
+    allowed: Option<bool>,
+}
+
+impl LastDecision {
+    fn get(&self, subject: &[u8]) -> Option<bool> {
+        self.allowed.filter(|_| self.subject == subject)
+    }
+
+    fn set(&mut self, subject: &[u8], allowed: bool) {
+        self.subject.clear();
+        self.subject.extend_from_slice(subject);
+        self.allowed = Some(allowed);
+    }
+}
+
 /// One connection's view of its permissions, with the publish decisions it
 /// already made. Touched only by the connection's shard.
 #[derive(Debug)]
 pub struct PermissionCheck {
     permissions: std::sync::Arc<Permissions>,
     publish_cache: FxHashMap<Box<[u8]>, bool>,
+    last_publish: LastDecision,
     /// Delivery decisions under the subscribe deny rules, per subject (for
     /// rules without a queue; queue-scoped ones are matched each time).
     deliver_cache: FxHashMap<Box<[u8]>, bool>,
+    last_delivery: LastDecision,
     /// Some subscribe deny rule names a queue.
     deny_has_queues: bool,
     /// `allow_responses`: reply subjects of messages this client received,
@@ -84,7 +107,9 @@ impl PermissionCheck {
         PermissionCheck {
             permissions,
             publish_cache: FxHashMap::default(),
+            last_publish: LastDecision::default(),
             deliver_cache: FxHashMap::default(),
+            last_delivery: LastDecision::default(),
             deny_has_queues,
             replies: FxHashMap::default(),
         }
@@ -100,14 +125,21 @@ impl PermissionCheck {
         let Some(rules) = &self.permissions.publish else {
             return true;
         };
-        if let Some(&allowed) = self.publish_cache.get(subject) {
+        if let Some(allowed) = self.last_publish.get(subject) {
             return allowed;
         }
-        let allowed = publish_allowed(rules, subject);
-        if self.publish_cache.len() >= CACHE_MAX {
-            self.publish_cache.clear();
-        }
-        self.publish_cache.insert(subject.into(), allowed);
+        let allowed = match self.publish_cache.get(subject) {
+            Some(&allowed) => allowed,
+            None => {
+                let allowed = publish_allowed(rules, subject);
+                if self.publish_cache.len() >= CACHE_MAX {
+                    self.publish_cache.clear();
+                }
+                self.publish_cache.insert(subject.into(), allowed);
+                allowed
+            }
+        };
+        self.last_publish.set(subject, allowed);
         allowed
     }
 
@@ -204,14 +236,21 @@ impl PermissionCheck {
         if self.deny_has_queues && queue.is_some() {
             return !denied(queue);
         }
-        if let Some(&allowed) = self.deliver_cache.get(subject) {
+        if let Some(allowed) = self.last_delivery.get(subject) {
             return allowed;
         }
-        let allowed = !denied(None);
-        if self.deliver_cache.len() >= CACHE_MAX {
-            self.deliver_cache.clear();
-        }
-        self.deliver_cache.insert(subject.into(), allowed);
+        let allowed = match self.deliver_cache.get(subject) {
+            Some(&allowed) => allowed,
+            None => {
+                let allowed = !denied(None);
+                if self.deliver_cache.len() >= CACHE_MAX {
+                    self.deliver_cache.clear();
+                }
+                self.deliver_cache.insert(subject.into(), allowed);
+                allowed
+            }
+        };
+        self.last_delivery.set(subject, allowed);
         allowed
     }
 }

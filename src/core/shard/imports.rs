@@ -52,6 +52,8 @@ pub struct ResponseRoutes {
     routes: FxHashMap<u64, ResponseRoute>,
     /// Exporting accounts where the response subscription is installed.
     installed: Vec<AccountId>,
+    /// An import cycle was reported (see [`MAX_IMPORT_HOPS`]).
+    cycle_logged: bool,
 }
 
 impl ResponseRoutes {
@@ -66,6 +68,7 @@ impl ResponseRoutes {
             prefix: prefix.into(),
             routes: FxHashMap::default(),
             installed: Vec::new(),
+            cycle_logged: false,
         }
     }
 
@@ -117,11 +120,14 @@ impl<I: ShardIo> ShardBroker<I> {
     ) -> Reach {
         let mut reach = Reach::None;
         if hops >= MAX_IMPORT_HOPS {
-            crate::warn!(
-                "import cycle: {:?} crossed {} imports, dropped",
-                String::from_utf8_lossy(message.subject),
-                hops
-            );
+            // Once per shard: a cycle would otherwise log every message.
+            if !std::mem::replace(&mut self.responses.cycle_logged, true) {
+                crate::warn!(
+                    "imports form a cycle: {:?} crossed {} imports and was dropped (logged once)",
+                    String::from_utf8_lossy(message.subject),
+                    hops
+                );
+            }
             return reach;
         }
         for &sk in fired {
