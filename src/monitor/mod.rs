@@ -16,7 +16,8 @@
 mod accountz;
 mod connz;
 mod format;
-mod http;
+/// Public for the fuzz targets (`tests/fuzz`).
+pub mod http;
 mod params;
 mod process;
 mod routes;
