@@ -501,3 +501,157 @@ fn connz_and_accountz_name_the_accounts_of_connections() {
         (400, "Account Z does not exist")
     );
 }
+
+/// `/metrics` as a scraper reads it: the text format (checked line by line
+/// here, and by Prometheus's own `promtool check metrics` where it is
+/// installed, as CI does), `/varz`'s numbers under the exporter's names,
+/// and per-shard counters that add up to them.
+#[test]
+fn metrics_expose_varz_and_per_shard_counters_in_prometheus_text() {
+    let (broker, monitor) = monitored(&[]);
+    let mut publisher = client_on_shard(&broker, 0);
+    let mut subscriber = client_on_shard(&broker, 1);
+    subscriber.send(b"SUB m 1\r\n");
+    subscriber.ping_pong();
+    publisher.send(b"PUB m 2\r\nhi\r\nPUB m 2\r\nho\r\n");
+    publisher.ping_pong();
+    subscriber.ping_pong();
+
+    let response = get(monitor, "/metrics");
+    assert_eq!(response.status, 200);
+    assert_eq!(
+        response.header("content-type").as_deref(),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    let mut typed = std::collections::HashSet::new();
+    let mut samples = std::collections::HashMap::new();
+    for line in response.body.lines() {
+        if line.starts_with("# HELP ") {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').expect("TYPE name kind");
+            assert!(["gauge", "counter"].contains(&kind), "{line}");
+            assert!(typed.insert(name.to_string()), "TYPE twice: {line}");
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').expect("series and value");
+        let name = series.split('{').next().expect("name");
+        assert!(typed.contains(name), "sample before its TYPE: {line}");
+        let value: f64 = value.parse().expect("numeric value");
+        samples.insert(series.to_string(), value);
+    }
+    let server_id = broker_server_id(monitor);
+    let label = format!("{{server_id=\"{server_id}\"}}");
+    assert_eq!(samples[&format!("gnatsd_varz_in_msgs{label}")], 2.0);
+    assert_eq!(samples[&format!("gnatsd_varz_out_msgs{label}")], 2.0);
+    let per_shard = |name: &str| -> f64 {
+        (0..2)
+            .map(|shard| samples[&format!("{name}{{server_id=\"{server_id}\",shard=\"{shard}\"}}")])
+            .sum()
+    };
+    assert_eq!(per_shard("percore_shard_in_msgs_total"), 2.0);
+    assert_eq!(per_shard("percore_shard_out_msgs_total"), 2.0);
+    assert_eq!(per_shard("percore_shard_subscriptions"), 1.0);
+    // /metrics is not one of nats-server's endpoints in /varz's counts.
+    let varz: Value = serde_json::from_str(&get(monitor, "/varz").body).expect("json");
+    assert!(varz["http_req_stats"].get("/metrics").is_none());
+
+    if let Ok(mut check) = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+    {
+        use std::io::Write as _;
+        check
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(response.body.as_bytes())
+            .expect("feed promtool");
+        let output = check.wait_with_output().expect("promtool ran");
+        assert!(
+            output.status.success(),
+            "promtool: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+fn broker_server_id(monitor: SocketAddr) -> String {
+    let varz: Value = serde_json::from_str(&get(monitor, "/varz").body).expect("json");
+    varz["server_id"].as_str().expect("server_id").to_string()
+}
+
+/// A real Prometheus server scrapes `/metrics` and can query what it
+/// scraped. Runs where `prometheus` is installed (CI installs it); without
+/// it there is nothing to scrape with, and the test says so and passes.
+#[test]
+fn a_real_prometheus_scrapes_metrics() {
+    let Ok(version) = std::process::Command::new("prometheus")
+        .arg("--version")
+        .output()
+    else {
+        eprintln!("prometheus is not installed: scrape test not run");
+        return;
+    };
+    assert!(version.status.success());
+    let (broker, monitor) = monitored(&[]);
+    let mut client = client_on_shard(&broker, 0);
+    client.send(b"PUB scraped 1\r\nx\r\n");
+    client.ping_pong();
+
+    let dir = std::env::temp_dir().join(format!("percore-prometheus-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("prometheus dir");
+    let config = dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: percore\n    static_configs:\n      - targets: ['{monitor}']\n"
+        ),
+    )
+    .expect("prometheus config");
+    let web = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+        probe.local_addr().expect("addr")
+    };
+    let mut prometheus = std::process::Command::new("prometheus")
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
+        .arg(format!("--web.listen-address={web}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start prometheus");
+    let deadline = Instant::now() + std::time::Duration::from_secs(30);
+    let mut scraped = None;
+    while Instant::now() < deadline {
+        if let Ok(stream) = TcpStream::connect(web) {
+            drop(stream);
+            let response = get(web, "/api/v1/query?query=gnatsd_varz_in_msgs");
+            if response.status == 200 {
+                let body: Value = serde_json::from_str(&response.body).expect("json");
+                if let Some(sample) = body["data"]["result"].get(0) {
+                    scraped = Some(sample["value"][1].as_str().unwrap_or_default().to_string());
+                    break;
+                }
+            }
+        }
+        // Prometheus's first scrape is up to one interval away: poll it.
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let _ = prometheus.kill();
+    let _ = prometheus.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(
+        scraped.as_deref(),
+        Some("1"),
+        "Prometheus never scraped in_msgs = 1"
+    );
+}

@@ -9,6 +9,7 @@
 //! - `http`: request parsing with limits, query decoding, response writing;
 //! - `routes`: base path, endpoint table, `http_req_stats`, JSONP;
 //! - `varz`, `connz`, `subsz`, `accountz`, `unclustered`: one module per body;
+//! - `metrics`: `/metrics`, the Prometheus text exposition;
 //! - `params`: query parameters with nats-server's 400 texts;
 //! - `format`: Go's time, duration and float forms;
 //! - `process`: RSS and CPU of this process from `/proc`.
@@ -18,6 +19,7 @@ mod connz;
 mod format;
 /// Public for the fuzz targets (`tests/fuzz`).
 pub mod http;
+mod metrics;
 mod params;
 mod process;
 mod routes;

@@ -9,7 +9,7 @@ use super::http::{self, Request, Response};
 use super::process::{self, CpuSampler};
 use super::snapshot::{MonitorSnapshot, SnapshotRequest};
 use super::subsz::{self, SubszOptions};
-use super::{accountz, unclustered, varz, SnapshotSource};
+use super::{accountz, metrics, unclustered, varz, SnapshotSource};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
@@ -22,6 +22,8 @@ pub enum Endpoint {
     Leafz,
     Accountz,
     Healthz,
+    /// Prometheus text (percore's own; nats-server has no such endpoint).
+    Metrics,
 }
 
 impl Endpoint {
@@ -38,6 +40,7 @@ impl Endpoint {
             "/leafz" => Endpoint::Leafz,
             "/accountz" => Endpoint::Accountz,
             "/healthz" => Endpoint::Healthz,
+            "/metrics" => Endpoint::Metrics,
             _ => return None,
         })
     }
@@ -55,6 +58,7 @@ impl Endpoint {
             Endpoint::Leafz => "/leafz",
             Endpoint::Accountz => "/accountz",
             Endpoint::Healthz => "/healthz",
+            Endpoint::Metrics => "/metrics",
         }
     }
 }
@@ -100,6 +104,14 @@ impl Router {
         self.source.snapshot(request)
     }
 
+    /// The counts so far, counting nothing.
+    fn counts(&self) -> BTreeMap<String, u64> {
+        self.req_stats
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     fn count(&self, endpoint: Endpoint) -> BTreeMap<String, u64> {
         // A poisoned lock only means another request panicked mid-count;
         // the map itself is still usable.
@@ -118,7 +130,12 @@ impl Router {
         let Some(endpoint) = route(&request.path, base) else {
             return Response::text(404, "404 page not found\n");
         };
-        let stats = self.count(endpoint);
+        // `/varz` `http_req_stats` lists nats-server's endpoints only.
+        let stats = if endpoint == Endpoint::Metrics {
+            self.counts()
+        } else {
+            self.count(endpoint)
+        };
         let body = match self.render(endpoint, request, &stats, base) {
             Ok(Some(body)) => body,
             Ok(None) => return Response::text(503, NOT_ANSWERED),
@@ -126,6 +143,7 @@ impl Router {
         };
         match endpoint {
             Endpoint::Root => Response::new(200, http::HTML, body),
+            Endpoint::Metrics => Response::new(200, metrics::CONTENT_TYPE, body),
             _ => match request.query.get("callback") {
                 Some(callback) => {
                     Response::new(200, http::JAVASCRIPT, format!("{callback}({body})"))
@@ -181,6 +199,12 @@ impl Router {
             Endpoint::Leafz => self
                 .snapshot(SnapshotRequest::default())
                 .map(|s| unclustered::leafz(&s)),
+            Endpoint::Metrics => self
+                .snapshot(SnapshotRequest::default())
+                .map(|mut snapshot| {
+                    snapshot.server.mem = process::resident_bytes();
+                    metrics::render(&snapshot, stats)
+                }),
             Endpoint::Accountz => match self.snapshot(SnapshotRequest::default()) {
                 Some(snapshot) => Some(accountz::render(&snapshot, query.get("acc"))?),
                 None => None,
