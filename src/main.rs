@@ -123,10 +123,11 @@ fn run(mut options: Options, args: Vec<String>) -> ExitCode {
                         Ok(false) => info!("File log re-open ignored, not a file logger"),
                         Err(e) => error!("Could not re-open the log file: {e}"),
                     },
-                    Ok(SIGHUP) => match reloaded(&args, &options) {
+                    Ok(SIGHUP) => match reloaded(&args, &options)
+                        .and_then(|new| running.reload(&new).map(|()| new))
+                    {
                         Ok(new) => {
                             percore::logging::set_levels(new.debug, new.trace);
-                            running.reload(&new);
                             options = new;
                             info!("Reloaded server configuration");
                         }

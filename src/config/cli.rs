@@ -33,6 +33,11 @@ enum Setting {
     User,
     Pass,
     Auth,
+    Tls,
+    TlsCert,
+    TlsKey,
+    TlsVerify,
+    TlsCaCert,
 }
 
 /// How a flag takes its value.
@@ -83,6 +88,11 @@ const FLAGS: &[(&str, Setting, Kind)] = &[
     ("user", Setting::User, Kind::Text),
     ("pass", Setting::Pass, Kind::Text),
     ("auth", Setting::Auth, Kind::Text),
+    ("tls", Setting::Tls, Kind::Bool),
+    ("tlscert", Setting::TlsCert, Kind::Text),
+    ("tlskey", Setting::TlsKey, Kind::Text),
+    ("tlsverify", Setting::TlsVerify, Kind::Bool),
+    ("tlscacert", Setting::TlsCaCert, Kind::Text),
 ];
 
 /// nats-server 2.9.10 flags whose feature percore lacks: parsed (so that the
@@ -100,11 +110,6 @@ const NOT_SUPPORTED_YET: &[(&str, Kind)] = &[
     ("max_traced_msg_len", Kind::Int),
     ("js", Kind::Bool),
     ("jetstream", Kind::Bool),
-    ("tls", Kind::Bool),
-    ("tlscert", Kind::Text),
-    ("tlskey", Kind::Text),
-    ("tlsverify", Kind::Bool),
-    ("tlscacert", Kind::Text),
     ("routes", Kind::Text),
     ("cluster", Kind::Text),
     ("cluster_listen", Kind::Text),
@@ -148,6 +153,15 @@ pub struct Flags {
     pub pass: Option<String>,
     /// `--auth`: the token clients must send, plain or bcrypt.
     pub auth: Option<String>,
+    /// `--tls`: TLS on the client port (with the other `--tls*` flags).
+    pub tls: Option<bool>,
+    /// `--tlscert`, `--tlskey`: the server certificate and its key.
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
+    /// `--tlscacert`: roots for client certificates.
+    pub tls_ca_cert: Option<String>,
+    /// `--tlsverify`: clients must present a certificate.
+    pub tls_verify: Option<bool>,
     /// The first recognised nats-server flag we do not implement, as `-name`.
     pub unsupported: Option<String>,
     /// Arguments after the flags (`version`, `help`, or a mistake).
@@ -254,6 +268,11 @@ fn set_flag(flags: &mut Flags, name: &str, kind: Kind, value: &str) -> Result<()
         (Setting::User, Parsed::Text(v)) => flags.user = Some(v),
         (Setting::Pass, Parsed::Text(v)) => flags.pass = Some(v),
         (Setting::Auth, Parsed::Text(v)) => flags.auth = Some(v),
+        (Setting::Tls, Parsed::Bool(v)) => flags.tls = Some(v),
+        (Setting::TlsCert, Parsed::Text(v)) => flags.tls_cert = Some(v),
+        (Setting::TlsKey, Parsed::Text(v)) => flags.tls_key = Some(v),
+        (Setting::TlsVerify, Parsed::Bool(v)) => flags.tls_verify = Some(v),
+        (Setting::TlsCaCert, Parsed::Text(v)) => flags.tls_ca_cert = Some(v),
         // FLAGS pairs every setting with its kind; nothing else can occur.
         (_, other) => return Err(format!("internal error: flag -{name} got {other:?}")),
     }
@@ -369,6 +388,13 @@ Authorization Options:
         --pass <password>            Password required for connections (plain or bcrypt)
         --auth <token>               Authorization token required for connections (plain or bcrypt)
 
+TLS Options:
+        --tls                        Enable TLS, do not verify clients (default: false)
+        --tlscert <file>             Server certificate file
+        --tlskey <file>              Private key for server certificate
+        --tlsverify                  Enable TLS, verify client certificates
+        --tlscacert <file>           Client certificate CA for verification
+
 percore Options:
         --shards <n>                 Number of shards, one thread each (default: one per CPU; 1 on <= 2 CPUs)
         --pin                        Pin shard i to CPU i (default: false)
@@ -382,7 +408,7 @@ the command line override those of the configuration file.
 
 Not supported yet (refused with an error): monitoring over HTTPS (-ms),
 --client_advertise, --ports_file_dir, --log_size_limit, syslog (-s, -r),
---max_traced_msg_len, JetStream (-js), TLS (--tls*), clustering (--routes,
+--max_traced_msg_len, JetStream (-js), clustering (--routes,
 --cluster*, --no_advertise, --connect_retries), --profile, --help_tls.
 "
     .to_string()
@@ -527,7 +553,8 @@ mod tests {
         assert_eq!((f.http_port, f.unsupported), (Some(-1), None));
         assert!(f.positional.is_empty());
         let f = flags(&["--tls", "--user=a", "-js"]);
-        assert_eq!(f.unsupported.as_deref(), Some("-tls"));
+        assert_eq!(f.unsupported.as_deref(), Some("-js"));
+        assert_eq!(f.tls, Some(true));
         assert_eq!(
             flag_error(&["--http_port", "x"]),
             "invalid value \"x\" for flag -http_port: parse error"

@@ -13,6 +13,7 @@ use super::duration::{format_go_duration, parse_go_duration};
 use super::entry::{boolean, integer, non_empty, string, wrong_type};
 use super::error::ConfigError;
 use super::options::{self, Options};
+use super::tls;
 
 /// Keys nats-server 2.9.10 understands at the top level but percore does not
 /// implement yet. Lower case, as nats-server compares keys case-insensitively.
@@ -40,9 +41,7 @@ const NOT_SUPPORTED_YET: &[&str] = &[
     "max_traced_msg_len",
     "max_sub_tokens",
     "max_subscription_tokens",
-    "tls",
     "ocsp",
-    "allow_non_tls",
     "operator",
     "operators",
     "roots",
@@ -140,6 +139,8 @@ fn apply_entry(
         "pin" => opts.pin = boolean(entry)?,
         "authorization" => auth::apply_authorization(entry, &mut opts.auth)?,
         "no_auth_user" => opts.auth.no_auth_user = non_empty(string(entry)?),
+        "tls" => opts.tls = Some(tls::apply_tls(entry)?),
+        "allow_non_tls" => opts.allow_non_tls = boolean(entry)?,
         _ if NOT_SUPPORTED_YET.contains(&key.as_str()) => {
             return Err(ConfigError::at(
                 &entry.key_pos,
@@ -408,6 +409,9 @@ pub fn validate(opts: &Options) -> Result<(), ConfigError> {
             "max_payload ({}) cannot be higher than max_pending ({})",
             opts.max_payload, opts.max_pending
         )));
+    }
+    if let Some(tls) = &opts.tls {
+        tls::validate(tls)?;
     }
     auth::validate(&opts.auth)
 }
@@ -712,8 +716,8 @@ mod tests {
             "x.conf:1:1: \"accounts\" is not supported yet by percore"
         );
         assert_eq!(
-            load_err("TLS { cert_file: x }"),
-            "x.conf:1:1: \"TLS\" is not supported yet by percore"
+            load_err("OCSP { mode: always }"),
+            "x.conf:1:1: \"OCSP\" is not supported yet by percore"
         );
     }
 

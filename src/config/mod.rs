@@ -15,6 +15,7 @@ pub mod error;
 pub mod load;
 pub mod options;
 pub mod permissions;
+pub mod tls;
 
 use std::path::{Path, PathBuf};
 
@@ -106,6 +107,7 @@ pub fn parse_invocation_with_env(
         None => {}
     }
     apply_flags(&flags, &mut opts)?;
+    tls_auth_settings(&mut opts);
     load::validate(&opts)?;
 
     if flags.test {
@@ -122,6 +124,19 @@ pub fn parse_invocation_with_env(
     }
     opts.config_warnings = warnings;
     Ok(Invocation::Run(opts))
+}
+
+/// What TLS changes in authentication. nats-server: with TLS, the default
+/// auth timeout is the TLS timeout plus one second (a timeout configured to
+/// exactly the 2 s default cannot be told from the default and is raised
+/// too); `verify_and_map` takes users from client certificates.
+fn tls_auth_settings(opts: &mut Options) {
+    if let Some(tls) = &opts.tls {
+        if opts.auth.timeout == crate::auth::DEFAULT_AUTH_TIMEOUT {
+            opts.auth.timeout = tls.timeout() + std::time::Duration::from_secs(1);
+        }
+        opts.auth.tls_map = tls.map;
+    }
 }
 
 fn print(stdout: String) -> Invocation {
@@ -171,6 +186,14 @@ fn apply_flags(flags: &cli::Flags, opts: &mut Options) -> Result<(), ConfigError
     if let Some(port) = flags.http_port {
         opts.http_port = load::http_port_number(port).map_err(ConfigError::new)?;
     }
+    let tls_flags = tls::TlsFlags {
+        tls: flags.tls,
+        cert: flags.tls_cert.as_deref(),
+        key: flags.tls_key.as_deref(),
+        ca: flags.tls_ca_cert.as_deref(),
+        verify: flags.tls_verify,
+    };
+    tls::apply_flags(&tls_flags, &mut opts.tls)?;
     auth::apply_flags(
         flags.user.as_deref(),
         flags.pass.as_deref(),
@@ -289,7 +312,7 @@ mod tests {
         );
         assert_eq!(
             error(&["--tls"]),
-            "flag -tls is not supported yet by percore"
+            "TLS Server certificate must be present and valid"
         );
         assert_eq!(error(&["-js"]), "flag -js is not supported yet by percore");
         assert_eq!(

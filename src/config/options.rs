@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use percore_core::auth::AuthPolicy;
 
+use super::tls::TlsOptions;
+
 /// nats-server `MAX_PAYLOAD_SIZE` (const.go): 1 MiB.
 pub const DEFAULT_MAX_PAYLOAD: usize = 1024 * 1024;
 /// nats-server `MAX_PENDING_SIZE` (const.go): 64 MiB of unsent bytes per connection.
@@ -76,6 +78,11 @@ pub struct Options {
     /// Who may connect (`authorization`, `no_auth_user`, `--user`,
     /// `--pass`, `--auth`); the default requires no authentication.
     pub auth: AuthPolicy,
+    /// The client port's TLS (`tls {}`, `--tls*`); `None`: plaintext.
+    pub tls: Option<TlsOptions>,
+    /// `allow_non_tls`: with `tls`, clients may also connect in plaintext
+    /// (INFO `tls_available` instead of `tls_required`).
+    pub allow_non_tls: bool,
     /// Deprecation warnings from the config file (e.g. an integer
     /// `ping_interval`), each `<file>:<line>:<col>: ...`; print them to
     /// stderr at start-up as nats-server does.
@@ -111,6 +118,8 @@ impl Default for Options {
             shards: 0,
             pin: false,
             auth: AuthPolicy::default(),
+            tls: None,
+            allow_non_tls: false,
             config_warnings: Vec::new(),
         }
     }

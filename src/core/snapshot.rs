@@ -57,6 +57,9 @@ pub struct ConnectionSnapshot {
     pub version: String,
     /// The user name or nkey it authenticated as.
     pub authorized_user: Option<String>,
+    /// `/connz` `tls_version` and `tls_cipher_suite`, for TLS connections.
+    pub tls_version: Option<&'static str>,
+    pub tls_cipher_suite: Option<&'static str>,
     /// Filled only when [`SnapshotRequest::with_subscriptions`] is set (a
     /// closed connection keeps the list it had when it closed).
     pub subscription_list: Vec<SubscriptionSnapshot>,

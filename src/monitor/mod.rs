@@ -98,6 +98,8 @@ mod test_support {
             lang: String::new(),
             version: String::new(),
             authorized_user: None,
+            tls_version: None,
+            tls_cipher_suite: None,
             subscription_list: Vec::new(),
             stop: None,
             reason: None,

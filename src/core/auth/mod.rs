@@ -9,11 +9,13 @@
 //! so no handshake stalls the other connections of a core. [`permissions`]
 //! checks publishes and subscriptions per connection.
 
+pub mod certificate;
 pub mod permissions;
 pub mod policy;
 
 use std::sync::Arc;
 
+pub use certificate::CertificateIdentity;
 pub use permissions::{PermissionCheck, Permissions, ResponsePermission, Rules, SubscribeRule};
 pub use policy::{AuthPolicy, NkeyUser, PasswordUser, Secret, DEFAULT_AUTH_TIMEOUT};
 
@@ -25,6 +27,9 @@ pub struct Credentials {
     pub auth_token: Option<String>,
     pub nkey: Option<String>,
     pub sig: Option<String>,
+    /// Not from CONNECT: the client certificate's names, given to
+    /// `verify_and_map` (see [`AuthPolicy::tls_map`]).
+    pub certificate: Option<Arc<CertificateIdentity>>,
 }
 
 impl Credentials {
@@ -130,7 +135,7 @@ impl AuthPolicy {
         if !self.enabled() {
             return Decision::Accept(Identity::default());
         }
-        if credentials.is_empty() {
+        if credentials.is_empty() && !self.tls_map {
             if let Some(identity) = self.no_auth_identity() {
                 return Decision::Accept(identity);
             }
@@ -159,6 +164,20 @@ impl AuthPolicy {
         // Like nkeys, the users map is consulted only for a client that
         // names a user; one that does not falls through to the token and
         // the single user (nats-server's order).
+        if self.tls_map && !self.users.is_empty() {
+            // verify_and_map: the certificate names the user; no password.
+            let user = credentials
+                .certificate
+                .as_ref()
+                .and_then(|c| c.find_user(&self.users));
+            return match user {
+                Some(entry) => Decision::Accept(self.identity(
+                    AuthMethod::User(entry.name.clone()),
+                    entry.permissions.as_ref(),
+                )),
+                None => Decision::Reject { log: reject_log },
+            };
+        }
         if let Some(user) = credentials
             .user
             .as_deref()

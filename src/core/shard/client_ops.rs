@@ -223,7 +223,7 @@ impl<I: ShardIo> ShardBroker<I> {
 
     fn handle_connect(&mut self, key: ConnKey, json: &[u8]) -> Next {
         match parse_connect(json) {
-            Ok((options, credentials)) => {
+            Ok((options, mut credentials)) => {
                 let verbose = options.verbose;
                 let first_ping = self.first_ping_delay();
                 let now = self.now;
@@ -232,6 +232,7 @@ impl<I: ShardIo> ShardBroker<I> {
                 let accepted = conn.started;
                 conn.liveness.connected(now, accepted, first_ping);
                 if let AuthState::Pending { deadline } = conn.auth {
+                    credentials.certificate = conn.tls.as_ref().and_then(|t| t.certificate.clone());
                     let policy = self.limits.auth.clone();
                     match policy.decide(&credentials, conn.nonce.as_deref()) {
                         Decision::Accept(identity) => self.authenticated(key, identity),

@@ -117,6 +117,8 @@ impl<I: ShardIo> ShardBroker<I> {
             lang: conn.options.lang.clone(),
             version: conn.options.version.clone(),
             authorized_user: conn.auth_method.user().map(str::to_string),
+            tls_version: conn.tls.as_ref().map(|t| t.version),
+            tls_cipher_suite: conn.tls.as_ref().map(|t| t.cipher_suite),
             subscription_list,
             stop: None,
             reason: None,

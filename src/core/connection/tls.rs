@@ -1,0 +1,18 @@
+//! What a connection's TLS session tells the rest of the broker, once its
+//! handshake is done. The session itself (rustls) lives in the runtime,
+//! below the parser; the core only needs these facts, for `/connz` and for
+//! `verify_and_map`.
+
+use std::sync::Arc;
+
+use crate::auth::CertificateIdentity;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsState {
+    /// `/connz` `tls_version`, as nats-server prints it ("1.2", "1.3").
+    pub version: &'static str,
+    /// `/connz` `tls_cipher_suite`, Go's name for it.
+    pub cipher_suite: &'static str,
+    /// The client certificate's names, when `verify_and_map` needs them.
+    pub certificate: Option<Arc<CertificateIdentity>>,
+}
