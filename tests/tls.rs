@@ -1,0 +1,574 @@
+//! Client TLS as clients see it (issue 13): async-nats with `require_tls`
+//! and the test CA, on both shards; mutual TLS; a client that does not
+//! trust the server's CA; `verify_and_map` with two users; a plaintext
+//! client on a TLS port (nats-server's exact bytes: INFO, then a close);
+//! the handshake timeout; `allow_non_tls`; `handshake_first`.
+//!
+//! Certificates are made by each test with rcgen (no keys in git) and
+//! written to a directory of its own.
+
+mod support;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use async_nats::ConnectOptions;
+use futures::StreamExt;
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, SanType,
+};
+use support::{Broker, RawClient};
+
+const SHARDS: u64 = 2;
+const WAIT: Duration = Duration::from_secs(10);
+
+/// A CA and what it signed, as PEM files in a directory removed on drop.
+struct Pki {
+    dir: PathBuf,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+impl Pki {
+    fn new(name: &str) -> Pki {
+        let dir = std::env::temp_dir().join(format!("percore-tls-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, format!("percore test CA {name}"));
+        let key = KeyPair::generate().expect("ca key");
+        let cert = params.self_signed(&key).expect("ca cert");
+        std::fs::write(dir.join("ca.pem"), cert.pem()).expect("write ca");
+        Pki {
+            dir,
+            issuer: Issuer::new(params, key),
+        }
+    }
+
+    fn ca(&self) -> PathBuf {
+        self.dir.join("ca.pem")
+    }
+
+    /// Signs a certificate and writes `<name>.pem` and `<name>-key.pem`.
+    fn issue(&self, name: &str, params: CertificateParams) -> (PathBuf, PathBuf) {
+        let key = KeyPair::generate().expect("key");
+        let cert = params.signed_by(&key, &self.issuer).expect("sign");
+        let (cert_path, key_path) = (
+            self.dir.join(format!("{name}.pem")),
+            self.dir.join(format!("{name}-key.pem")),
+        );
+        std::fs::write(&cert_path, cert.pem()).expect("write cert");
+        std::fs::write(&key_path, key.serialize_pem()).expect("write key");
+        (cert_path, key_path)
+    }
+
+    /// The server's certificate, for 127.0.0.1 and localhost.
+    fn server(&self) -> (PathBuf, PathBuf) {
+        let mut params =
+            CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+                .expect("server params");
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        self.issue("server", params)
+    }
+
+    /// A client certificate with this subject and these SANs.
+    fn client(
+        &self,
+        name: &str,
+        subject: &[(DnType, &str)],
+        sans: Vec<SanType>,
+    ) -> (PathBuf, PathBuf) {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("client params");
+        let mut dn = DistinguishedName::new();
+        for (kind, value) in subject {
+            dn.push(kind.clone(), *value);
+        }
+        params.distinguished_name = dn;
+        params.subject_alt_names = sans;
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        self.issue(name, params)
+    }
+
+    /// A `tls {}` block with the server certificate and `extra` keys.
+    fn tls_block(&self, extra: &str) -> String {
+        let (cert, key) = self.server();
+        format!(
+            "tls {{\n  cert_file: \"{}\"\n  key_file: \"{}\"\n  {extra}\n}}\n",
+            cert.display(),
+            key.display()
+        )
+    }
+}
+
+impl Drop for Pki {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn trusting(pki: &Pki) -> ConnectOptions {
+    ConnectOptions::new()
+        .require_tls(true)
+        .add_root_certificates(pki.ca())
+}
+
+async fn connect(broker: &Broker, options: ConnectOptions) -> Result<async_nats::Client, String> {
+    tokio::time::timeout(WAIT, options.connect(format!("nats://{}", broker.addr)))
+        .await
+        .map_err(|_| "no answer in time".to_string())?
+        .map_err(|e| e.to_string())
+}
+
+/// One client per shard (connection k lands on shard (k-1) mod 2).
+async fn on_both_shards(
+    broker: &Broker,
+    options: impl Fn() -> ConnectOptions,
+) -> Vec<async_nats::Client> {
+    let mut clients = Vec::new();
+    for _ in 0..SHARDS {
+        clients.push(connect(broker, options()).await.expect("TLS connection"));
+    }
+    let mut shards: Vec<u64> = clients
+        .iter()
+        .map(|c| (c.server_info().client_id - 1) % SHARDS)
+        .collect();
+    shards.sort_unstable();
+    assert_eq!(shards, [0, 1], "one client on each shard");
+    clients
+}
+
+/// `from` publishes `count` messages of `size` bytes on `subject`; `sub`
+/// must receive them all, in order. A request/reply first makes sure the
+/// subscription is known on the publisher's shard.
+async fn delivered_in_order(
+    from: &async_nats::Client,
+    to: &async_nats::Client,
+    subject: &str,
+    count: usize,
+    size: usize,
+) {
+    let mut sub = to.subscribe(subject.to_string()).await.expect("subscribe");
+    to.flush().await.expect("flush");
+    // The server answers the flush PING only once every shard applied the SUB.
+    let probe = format!("{subject}.probe");
+    let mut probe_sub = to.subscribe(probe.clone()).await.expect("subscribe probe");
+    to.flush().await.expect("flush");
+    let responder = to.clone();
+    let answering = tokio::spawn(async move {
+        while let Some(msg) = probe_sub.next().await {
+            if let Some(reply) = msg.reply {
+                let _ = responder.publish(reply, "ok".into()).await;
+                let _ = responder.flush().await;
+            }
+        }
+    });
+    tokio::time::timeout(WAIT, async {
+        while from.request(probe.clone(), "?".into()).await.is_err() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the subscriber's shard answers");
+    answering.abort();
+    for i in 0..count {
+        let mut payload = vec![b'x'; size];
+        payload[..8].copy_from_slice(&(i as u64).to_be_bytes());
+        from.publish(subject.to_string(), payload.into())
+            .await
+            .expect("publish");
+    }
+    from.flush().await.expect("flush");
+    for i in 0..count {
+        let msg = tokio::time::timeout(WAIT, sub.next())
+            .await
+            .expect("message in time")
+            .expect("subscription open");
+        assert_eq!(msg.payload.len(), size);
+        assert_eq!(
+            msg.payload[..8],
+            (i as u64).to_be_bytes(),
+            "message {i} in order"
+        );
+    }
+}
+
+#[tokio::test]
+async fn publish_and_subscribe_over_tls_across_both_shards() {
+    let pki = Pki::new("pubsub");
+    let broker = Broker::with_config(&pki.tls_block(""));
+    let clients = on_both_shards(&broker, || trusting(&pki)).await;
+    assert!(clients[0].server_info().tls_required);
+    // Small messages both ways, then large ones that outgrow one TLS record
+    // and the session's 64 KiB write window (the writer task's path).
+    delivered_in_order(&clients[0], &clients[1], "tls.a", 200, 128).await;
+    delivered_in_order(&clients[1], &clients[0], "tls.b", 200, 128).await;
+    delivered_in_order(&clients[0], &clients[1], "tls.c", 64, 40_000).await;
+}
+
+/// A TLS client on raw sockets (rustls): INFO in plaintext, then the
+/// handshake, then protocol bytes through the session.
+struct RawTls {
+    stream: rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>,
+    pending: Vec<u8>,
+}
+
+impl RawTls {
+    fn connect(broker: &Broker, pki: &Pki) -> RawTls {
+        use rustls::pki_types::pem::PemObject;
+        use std::io::Read;
+        let mut tcp = std::net::TcpStream::connect(broker.addr).expect("connect");
+        tcp.set_read_timeout(Some(WAIT)).expect("timeout");
+        let mut info = Vec::new();
+        while !info.ends_with(b"\r\n") {
+            let mut byte = [0u8; 1];
+            assert_eq!(tcp.read(&mut byte).expect("INFO"), 1, "INFO before close");
+            info.push(byte[0]);
+        }
+        assert!(info.starts_with(b"INFO {"));
+        let mut roots = rustls::RootCertStore::empty();
+        let ca = rustls::pki_types::CertificateDer::from_pem_file(pki.ca()).expect("ca pem");
+        roots.add(ca).expect("root");
+        let config = rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let name = rustls::pki_types::ServerName::try_from("127.0.0.1").expect("name");
+        let conn =
+            rustls::ClientConnection::new(std::sync::Arc::new(config), name).expect("client");
+        RawTls {
+            stream: rustls::StreamOwned::new(conn, tcp),
+            pending: Vec::new(),
+        }
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        use std::io::Write;
+        self.stream.write_all(bytes).expect("send");
+        self.stream.flush().expect("flush");
+    }
+
+    /// Reads until `pending` holds `n` bytes.
+    fn fill(&mut self, n: usize) {
+        use std::io::Read;
+        let mut buf = [0u8; 65536];
+        while self.pending.len() < n {
+            let got = self.stream.read(&mut buf).expect("read");
+            assert!(got > 0, "closed early");
+            self.pending.extend_from_slice(&buf[..got]);
+        }
+    }
+
+    fn line(&mut self) -> String {
+        loop {
+            if let Some(end) = support::find(&self.pending, b"\r\n") {
+                let line: Vec<u8> = self.pending.drain(..end + 2).collect();
+                return String::from_utf8(line).expect("utf-8");
+            }
+            let want = self.pending.len() + 1;
+            self.fill(want);
+        }
+    }
+
+    /// The next MSG's payload.
+    fn msg(&mut self) -> Vec<u8> {
+        let line = self.line();
+        let len: usize = line
+            .trim_end()
+            .rsplit(' ')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("a MSG line, got {line:?}"));
+        self.fill(len + 2);
+        let payload: Vec<u8> = self.pending.drain(..len + 2).collect();
+        payload[..len].to_vec()
+    }
+}
+
+/// A subscriber that reads nothing while 12 MB arrive for it: its socket
+/// fills, so ciphertext waits in its session and the writer task must
+/// flush it (and encrypt the backlog the state machine hands over); every
+/// message then arrives, in order.
+#[tokio::test]
+async fn a_subscriber_that_stops_reading_gets_every_message_in_order() {
+    let pki = Pki::new("backlog");
+    let broker = Broker::with_config(&pki.tls_block(""));
+    let mut subscriber = RawTls::connect(&broker, &pki);
+    subscriber.send(b"CONNECT {\"verbose\":false}\r\nSUB big 1\r\nPING\r\n");
+    assert_eq!(subscriber.line(), "PONG\r\n");
+    let publisher = connect(&broker, trusting(&pki)).await.expect("publisher");
+    assert_eq!(
+        (publisher.server_info().client_id - 1) % SHARDS,
+        1,
+        "other shard"
+    );
+    const COUNT: usize = 400;
+    const SIZE: usize = 32 * 1024;
+    for i in 0..COUNT {
+        let mut payload = vec![b'y'; SIZE];
+        payload[..8].copy_from_slice(&(i as u64).to_be_bytes());
+        publisher
+            .publish("big", payload.into())
+            .await
+            .expect("publish");
+    }
+    publisher.flush().await.expect("flush");
+    let received = tokio::task::spawn_blocking(move || {
+        for i in 0..COUNT {
+            let payload = subscriber.msg();
+            assert_eq!(payload.len(), SIZE);
+            assert_eq!(
+                payload[..8],
+                (i as u64).to_be_bytes(),
+                "message {i} in order"
+            );
+        }
+        subscriber.send(b"PING\r\n");
+        assert_eq!(subscriber.line(), "PONG\r\n");
+    });
+    tokio::time::timeout(Duration::from_secs(30), received)
+        .await
+        .expect("all messages in time")
+        .expect("reader");
+}
+
+#[tokio::test]
+async fn a_client_that_does_not_trust_the_servers_ca_fails() {
+    let pki = Pki::new("ca-a");
+    let other = Pki::new("ca-b");
+    let broker = Broker::with_config(&pki.tls_block(""));
+    let error = connect(&broker, trusting(&other))
+        .await
+        .expect_err("an unknown CA must fail the client");
+    assert!(
+        error.to_lowercase().contains("unknownissuer")
+            || error.to_lowercase().contains("certificate"),
+        "{error}"
+    );
+    broker
+        .wait_log("TLS handshake error:", WAIT)
+        .expect("the server logs the failed handshake");
+    // The server is unharmed: a trusting client still gets in.
+    connect(&broker, trusting(&pki))
+        .await
+        .expect("trusting client");
+}
+
+#[tokio::test]
+async fn mutual_tls_needs_a_certificate_from_the_configured_ca() {
+    let pki = Pki::new("mtls");
+    let stranger = Pki::new("mtls-stranger");
+    let config = pki.tls_block(&format!(
+        "ca_file: \"{}\"\n  verify: true",
+        pki.ca().display()
+    ));
+    let broker = Broker::with_config(&config);
+    let (cert, key) = pki.client("alice", &[(DnType::CommonName, "alice")], vec![]);
+    let clients = on_both_shards(&broker, || {
+        trusting(&pki).add_client_certificate(cert.clone(), key.clone())
+    })
+    .await;
+    let info = RawClient::connect(broker.addr).info_json();
+    assert_eq!(info["tls_verify"], true, "{info}");
+    delivered_in_order(&clients[0], &clients[1], "mtls", 10, 64).await;
+
+    connect(&broker, trusting(&pki))
+        .await
+        .expect_err("no client certificate must fail");
+    let (bad_cert, bad_key) =
+        stranger.client("mallory", &[(DnType::CommonName, "mallory")], vec![]);
+    connect(
+        &broker,
+        trusting(&pki).add_client_certificate(bad_cert, bad_key),
+    )
+    .await
+    .expect_err("a certificate from another CA must fail");
+}
+
+/// `verify_and_map`: alice is named by her e-mail SAN, bob by his subject
+/// DN (written in another RDN order than his certificate has); each gets
+/// his own permissions, and a certificate naming nobody is refused.
+#[tokio::test]
+async fn verify_and_map_logs_two_users_in_with_their_permissions() {
+    let pki = Pki::new("map");
+    let mut config = pki.tls_block(&format!(
+        "ca_file: \"{}\"\n  verify_and_map: true",
+        pki.ca().display()
+    ));
+    config.push_str(
+        "authorization {\n  users: [\n    {user: \"alice@example.com\", permissions: {publish: \"alice.>\"}}\n    {user: \"O=Acme,CN=bob\", permissions: {publish: \"bob.>\"}}\n  ]\n}\n",
+    );
+    let broker = Broker::with_config(&config);
+    let (alice_cert, alice_key) = pki.client(
+        "alice",
+        &[(DnType::CommonName, "Alice")],
+        vec![SanType::Rfc822Name(
+            "alice@example.com".try_into().expect("email"),
+        )],
+    );
+    let (bob_cert, bob_key) = pki.client(
+        "bob",
+        &[
+            (DnType::OrganizationName, "Acme"),
+            (DnType::CommonName, "bob"),
+        ],
+        vec![],
+    );
+    let alice = connect(
+        &broker,
+        trusting(&pki).add_client_certificate(alice_cert, alice_key),
+    )
+    .await
+    .expect("alice is mapped");
+    let bob = connect(
+        &broker,
+        trusting(&pki).add_client_certificate(bob_cert, bob_key),
+    )
+    .await
+    .expect("bob is mapped");
+    assert_ne!(
+        (alice.server_info().client_id - 1) % SHARDS,
+        (bob.server_info().client_id - 1) % SHARDS,
+        "alice and bob on different shards"
+    );
+    // Each publishes an allowed, a forbidden and another allowed message;
+    // per-publisher order means the forbidden one, had it passed, would have
+    // arrived between the two.
+    for (publisher, own, other, watcher) in [
+        (&alice, "alice", "bob", &bob),
+        (&bob, "bob", "alice", &alice),
+    ] {
+        let mut sub = watcher.subscribe(">").await.expect("subscribe");
+        watcher.flush().await.expect("flush");
+        let probe = format!("{own}.probe");
+        tokio::time::timeout(WAIT, async {
+            loop {
+                publisher
+                    .publish(probe.clone(), "p".into())
+                    .await
+                    .expect("publish");
+                publisher.flush().await.expect("flush");
+                if let Ok(Some(msg)) =
+                    tokio::time::timeout(Duration::from_millis(200), sub.next()).await
+                {
+                    if msg.subject.as_str() == probe {
+                        break;
+                    }
+                }
+            }
+        })
+        .await
+        .expect("the watcher's subscription reaches the publisher's shard");
+        for subject in [format!("{own}.1"), format!("{other}.x"), format!("{own}.2")] {
+            publisher
+                .publish(subject, "m".into())
+                .await
+                .expect("publish");
+        }
+        publisher.flush().await.expect("flush");
+        let mut seen = Vec::new();
+        while seen.len() < 2 {
+            let msg = tokio::time::timeout(WAIT, sub.next())
+                .await
+                .expect("message in time")
+                .expect("open");
+            if msg.subject.as_str() != probe {
+                seen.push(msg.subject.to_string());
+            }
+        }
+        assert_eq!(seen, [format!("{own}.1"), format!("{own}.2")]);
+    }
+    let (nobody_cert, nobody_key) = pki.client("nobody", &[(DnType::CommonName, "nobody")], vec![]);
+    let refused = connect(
+        &broker,
+        trusting(&pki).add_client_certificate(nobody_cert, nobody_key),
+    )
+    .await;
+    assert!(refused.is_err(), "a certificate naming no user is refused");
+}
+
+/// nats-server 2.9.10 sends its INFO in plaintext, and when the client
+/// answers in plaintext it closes without another byte (no TLS alert, no
+/// -ERR); the log says why.
+#[test]
+fn a_plaintext_client_on_a_tls_port_gets_info_then_a_close() {
+    let pki = Pki::new("plain");
+    let broker = Broker::with_config(&pki.tls_block(""));
+    for _ in 0..SHARDS {
+        let mut client = RawClient::connect(broker.addr);
+        let info = client.info_json();
+        assert_eq!(info["tls_required"], true, "{}", client.info);
+        assert!(info.get("tls_available").is_none());
+        client.send(b"CONNECT {\"verbose\":false}\r\nPING\r\n");
+        client.expect_closed_after(b"");
+    }
+    broker
+        .wait_log(
+            "TLS handshake error: tls: first record does not look like a TLS handshake",
+            WAIT,
+        )
+        .expect("logged as nats-server does");
+}
+
+/// A client that starts no handshake is closed when the TLS timeout
+/// expires, without a flush, and the auth timer did not fire first.
+#[test]
+fn the_handshake_timeout_closes_a_silent_client() {
+    let pki = Pki::new("timeout");
+    let mut config = pki.tls_block("timeout: 0.3");
+    config.push_str("authorization { token: s3cret, timeout: 0.1 }\n");
+    let broker = Broker::with_config(&config);
+    let mut client = RawClient::connect(broker.addr);
+    client.expect_closed_after(b"");
+    broker
+        .wait_log("TLS handshake timeout", WAIT)
+        .expect("timeout logged");
+}
+
+/// With `allow_non_tls`, INFO says `tls_available`, and both a plaintext
+/// and a TLS client get in.
+#[tokio::test]
+async fn allow_non_tls_takes_plaintext_and_tls_clients() {
+    let pki = Pki::new("mixed");
+    let mut config = pki.tls_block("");
+    config.push_str("allow_non_tls: true\n");
+    let broker = Broker::with_config(&config);
+    let mut plain = RawClient::connect(broker.addr);
+    let info = plain.info_json();
+    assert_eq!(info["tls_available"], true, "{}", plain.info);
+    assert!(info.get("tls_required").is_none());
+    plain.send(b"CONNECT {\"verbose\":false}\r\nPING\r\n");
+    plain.expect(b"PONG\r\n");
+    let tls = connect(&broker, trusting(&pki)).await.expect("TLS client");
+    tls.flush().await.expect("round trip over TLS");
+}
+
+/// `handshake_first` (nats-server 2.10): the handshake comes before INFO,
+/// which travels encrypted.
+#[tokio::test]
+async fn handshake_first_sends_info_encrypted() {
+    let pki = Pki::new("first");
+    let broker = Broker::with_config(&pki.tls_block("handshake_first: true"));
+    let clients = on_both_shards(&broker, || trusting(&pki).tls_first()).await;
+    delivered_in_order(&clients[1], &clients[0], "first", 10, 64).await;
+}
+
+#[test]
+fn a_missing_certificate_file_stops_the_start_with_its_path() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_percore"))
+        .args([
+            "-a",
+            "127.0.0.1",
+            "-p",
+            "-1",
+            "--tls",
+            "--tlscert",
+            "/nonexistent/cert.pem",
+        ])
+        .args(["--tlskey", "/nonexistent/key.pem"])
+        .output()
+        .expect("run percore");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("/nonexistent/cert.pem"), "{stderr}");
+}
