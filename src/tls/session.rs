@@ -465,3 +465,174 @@ impl Write for BoundedVec {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::UnixStream;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::future::Future;
+    use std::task::{Context, Wake, Waker};
+
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use rustls::{ClientConfig, ClientConnection, RootCertStore};
+
+    fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+        Arc::new(rustls::crypto::ring::default_provider())
+    }
+
+    fn pair() -> (TlsLink, ClientConnection) {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+            .expect("params")
+            .self_signed(&key)
+            .expect("cert");
+        let der: CertificateDer<'static> = cert.der().clone();
+        let server = ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![der.clone()],
+                PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+            )
+            .expect("server config");
+        let mut roots = RootCertStore::empty();
+        roots.add(der).expect("root");
+        let client = ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let link = TlsLink::new(Arc::new(server), Phase::Handshaking).expect("link");
+        let client = ClientConnection::new(
+            Arc::new(client),
+            "localhost".try_into().expect("server name"),
+        )
+        .expect("client");
+        (link, client)
+    }
+
+    /// The handshake in memory, as the reader task would drive it.
+    fn establish(link: &TlsLink, client: &mut ClientConnection) {
+        let mut plaintext = ReadBuffer::new();
+        for _ in 0..10 {
+            let mut to_server = Vec::new();
+            while client.wants_write() {
+                client.write_tls(&mut to_server).expect("client write");
+            }
+            if !to_server.is_empty() {
+                link.absorb(&to_server, &mut plaintext).expect("absorb");
+            }
+            let to_client = link.take_chunk();
+            if !to_client.is_empty() {
+                client.read_tls(&mut &to_client[..]).expect("client read");
+                client.process_new_packets().expect("client process");
+            }
+            if !link.is_handshaking() && !client.is_handshaking() && !client.wants_write() {
+                break;
+            }
+        }
+        assert!(!link.is_handshaking(), "handshake done");
+        link.set_phase(Phase::Established);
+    }
+
+    struct Flag(AtomicBool);
+
+    impl Wake for Flag {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// The direct send on a socket that fills up: the first send that
+    /// leaves ciphertext behind takes all its plaintext and wakes the
+    /// writer (`wants_flush`); later sends stop at the session's limit,
+    /// leaving the backlog to the state machine. Flushing then delivers
+    /// exactly the accepted bytes, in order.
+    #[test]
+    fn ciphertext_left_by_a_full_socket_wakes_the_writer_and_keeps_order() {
+        let (link, mut client) = pair();
+        establish(&link, &mut client);
+        let (ours, mut theirs) = UnixStream::pair().expect("socketpair");
+        let small: libc::c_int = 4096;
+        // SAFETY: setsockopt on our own socket with a valid int.
+        unsafe {
+            libc::setsockopt(
+                ours.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_SNDBUF,
+                (&small as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+        let wake = WaitList::new();
+        let flag = Arc::new(Flag(AtomicBool::new(false)));
+        let waker = Waker::from(flag.clone());
+        let mut waiting = Box::pin(wake.wait_until(|| false));
+        let mut cx = Context::from_waker(&waker);
+        assert!(waiting.as_mut().poll(&mut cx).is_pending());
+
+        let mut accepted = Vec::new();
+        let mut refused = false;
+        for i in 0..10_000u32 {
+            let msg = format!("MSG s 1 8\r\n{i:08}\r\n").repeat(64);
+            let n = link
+                .send(ours.as_raw_fd(), &[IoSlice::new(msg.as_bytes())], &wake)
+                .expect("send");
+            accepted.extend_from_slice(&msg.as_bytes()[..n]);
+            if link.wants_flush() && !flag.0.load(Ordering::SeqCst) {
+                panic!("ciphertext left without waking the writer");
+            }
+            if n < msg.len() {
+                refused = true;
+                break;
+            }
+        }
+        assert!(flag.0.load(Ordering::SeqCst), "the writer was woken");
+        assert!(refused, "the session stops taking plaintext at its limit");
+
+        // The writer's flush, with the peer reading.
+        theirs.set_nonblocking(true).expect("nonblocking");
+        let mut wire = Vec::new();
+        let mut buf = vec![0u8; 65536];
+        loop {
+            let done = link.write_now(ours.as_raw_fd()).expect("write");
+            let mut read_any = false;
+            while let Ok(n) = std::io::Read::read(&mut theirs, &mut buf) {
+                if n == 0 {
+                    break;
+                }
+                wire.extend_from_slice(&buf[..n]);
+                read_any = true;
+            }
+            if done && !read_any {
+                break;
+            }
+        }
+        let mut input = &wire[..];
+        let mut plaintext = Vec::new();
+        while !input.is_empty() {
+            client.read_tls(&mut input).expect("client read");
+            client.process_new_packets().expect("client process");
+            let _ = std::io::Read::read_to_end(&mut client.reader(), &mut plaintext);
+        }
+        assert_eq!(plaintext.len(), accepted.len());
+        assert!(plaintext == accepted, "same bytes, same order");
+    }
+
+    #[test]
+    fn a_plaintext_first_byte_fails_without_feeding_rustls() {
+        let (link, _client) = pair();
+        let mut plaintext = ReadBuffer::new();
+        let error = link
+            .absorb(b"CONNECT {}\r\n", &mut plaintext)
+            .expect_err("not TLS");
+        assert_eq!(
+            error.0,
+            "tls: first record does not look like a TLS handshake"
+        );
+        assert!(link.not_tls.get());
+    }
+}
