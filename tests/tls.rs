@@ -572,3 +572,103 @@ fn a_missing_certificate_file_stops_the_start_with_its_path() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("/nonexistent/cert.pem"), "{stderr}");
 }
+
+/// One monitoring GET; the body as JSON.
+fn monitor_json(broker: &Broker, path: &str) -> serde_json::Value {
+    use std::io::{Read, Write};
+    let addr = broker.monitor.expect("monitoring port");
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect to monitor");
+    stream.set_read_timeout(Some(WAIT)).expect("timeout");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .expect("request");
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).expect("response");
+    let (_, body) = raw.split_once("\r\n\r\n").expect("header end");
+    serde_json::from_str(body).expect("json body")
+}
+
+/// `/varz` has `tls_required`, `tls_verify` and the configured
+/// `tls_timeout`; `/connz` gives each TLS connection's version and suite as
+/// nats-server names them, and keeps them for closed connections.
+#[tokio::test]
+async fn monitoring_shows_tls_settings_and_each_connections_session() {
+    let pki = Pki::new("monitor");
+    let config = pki.tls_block(&format!(
+        "ca_file: \"{}\"\n  verify: true\n  timeout: 1.5\n  cipher_suites: [TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384]",
+        pki.ca().display()
+    ));
+    let broker = Broker::start_with(&["-m", "-1"], Some(&config));
+    let varz = monitor_json(&broker, "/varz");
+    assert_eq!(varz["tls_required"], true, "{varz}");
+    assert_eq!(varz["tls_verify"], true, "{varz}");
+    assert_eq!(varz["tls_timeout"], 1.5, "{varz}");
+    assert_eq!(
+        varz["auth_timeout"], 2.5,
+        "TLS timeout + 1 s, as nats-server"
+    );
+    let (cert, key) = pki.client("carol", &[(DnType::CommonName, "carol")], vec![]);
+    let tls13 = connect(
+        &broker,
+        trusting(&pki).add_client_certificate(cert.clone(), key.clone()),
+    )
+    .await
+    .expect("TLS 1.3 client");
+    tls13.flush().await.expect("flush");
+    // A TLS 1.2-only client gets the one configured 1.2 suite.
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls::pki_types::CertificateDer::from_pem_file(pki.ca()).expect("ca"))
+        .expect("root");
+    let chain = vec![rustls::pki_types::CertificateDer::from_pem_file(&cert).expect("cert")];
+    let client_key = rustls::pki_types::PrivateKeyDer::from_pem_file(&key).expect("key");
+    let tls12_config =
+        rustls::ClientConfig::builder_with_protocol_versions(&[&rustls::version::TLS12])
+            .with_root_certificates(roots)
+            .with_client_auth_cert(chain, client_key)
+            .expect("client config");
+    let tls12 = connect(
+        &broker,
+        ConnectOptions::new()
+            .require_tls(true)
+            .tls_client_config(tls12_config),
+    )
+    .await
+    .expect("TLS 1.2 client");
+    tls12.flush().await.expect("flush");
+    let connz = monitor_json(&broker, "/connz");
+    let connections = connz["connections"].as_array().expect("connections");
+    let mut seen: Vec<(String, String)> = connections
+        .iter()
+        .map(|c| {
+            (
+                c["tls_version"].as_str().unwrap_or("-").to_string(),
+                c["tls_cipher_suite"].as_str().unwrap_or("-").to_string(),
+            )
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(seen.len(), 2, "{connz}");
+    assert_eq!(
+        seen[0],
+        (
+            "1.2".to_string(),
+            "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384".to_string()
+        ),
+        "{connz}"
+    );
+    // TLS 1.3 suites are always on; the client's preference picks one.
+    assert_eq!(seen[1].0, "1.3", "{connz}");
+    assert!(
+        [
+            "TLS_AES_128_GCM_SHA256",
+            "TLS_AES_256_GCM_SHA384",
+            "TLS_CHACHA20_POLY1305_SHA256"
+        ]
+        .contains(&seen[1].1.as_str()),
+        "{connz}"
+    );
+}

@@ -127,6 +127,11 @@ pub struct ServerFacts {
     /// INFO's `auth_required`, and the authentication timeout.
     pub auth_required: bool,
     pub auth_timeout: Duration,
+    /// `tls_required` and `tls_verify` as INFO has them; the handshake
+    /// timeout (nats-server prints its 2 s default without TLS too).
+    pub tls_required: bool,
+    pub tls_verify: bool,
+    pub tls_timeout: Duration,
     pub start: SystemTime,
     pub config_load_time: SystemTime,
     pub cores: u64,

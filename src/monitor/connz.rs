@@ -186,6 +186,10 @@ struct ConnInfo<'a> {
     #[serde(skip_serializing_if = "str::is_empty")]
     version: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
+    tls_version: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_cipher_suite: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     authorized_user: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     account: Option<&'static str>,
@@ -317,6 +321,8 @@ fn conn_info<'a>(
         name: &connection.name,
         lang: &connection.lang,
         version: &connection.version,
+        tls_version: connection.tls_version,
+        tls_cipher_suite: connection.tls_cipher_suite,
         authorized_user: connection.authorized_user.as_deref().filter(|_| auth),
         account: auth.then_some(GLOBAL_ACCOUNT),
         subscriptions_list,

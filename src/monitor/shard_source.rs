@@ -109,6 +109,12 @@ impl SnapshotSource for ShardSnapshots {
             max_pending: options.max_pending as u64,
             auth_required: options.auth.auth_required(),
             auth_timeout: options.auth.timeout,
+            tls_required: identity.tls.required,
+            tls_verify: identity.tls.verify,
+            tls_timeout: options
+                .tls
+                .as_ref()
+                .map_or(crate::config::tls::DEFAULT_TLS_TIMEOUT, |t| t.timeout()),
             write_deadline: options.write_deadline,
             start: self.shared.started,
             config_load_time: self.shared.started,

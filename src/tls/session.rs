@@ -469,10 +469,10 @@ impl Write for BoundedVec {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::future::Future;
     use std::os::fd::AsRawFd;
     use std::os::unix::net::UnixStream;
     use std::sync::atomic::{AtomicBool, Ordering};
-    use std::future::Future;
     use std::task::{Context, Wake, Waker};
 
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
