@@ -672,3 +672,45 @@ async fn monitoring_shows_tls_settings_and_each_connections_session() {
         "{connz}"
     );
 }
+
+/// SIGHUP reads the certificate and key again: new handshakes use the new
+/// ones, established connections stay up; a reload with a missing file
+/// keeps the running certificate.
+#[tokio::test]
+async fn a_reload_swaps_the_certificate_for_new_handshakes_only() {
+    let first = Pki::new("reload-1");
+    let second = Pki::new("reload-2");
+    let broker = Broker::with_config(&first.tls_block(""));
+    let established = connect(&broker, trusting(&first)).await.expect("first CA");
+    let path = broker.config_path().expect("config file").to_path_buf();
+
+    std::fs::write(&path, second.tls_block("")).expect("rewrite config");
+    broker.signal(libc::SIGHUP);
+    broker
+        .wait_log("Reloaded server configuration", WAIT)
+        .expect("reload logged");
+    connect(&broker, trusting(&second))
+        .await
+        .expect("new handshakes use the new certificate");
+    connect(&broker, trusting(&first))
+        .await
+        .expect_err("the old certificate is gone");
+    established
+        .flush()
+        .await
+        .expect("the established connection stays");
+
+    std::fs::write(
+        &path,
+        "tls { cert_file: \"/nonexistent/c.pem\", key_file: \"/nonexistent/k.pem\" }\n",
+    )
+    .expect("rewrite config");
+    broker.signal(libc::SIGHUP);
+    let line = broker
+        .wait_log("Failed to reload server configuration", WAIT)
+        .expect("failed reload logged");
+    assert!(line.contains("/nonexistent/c.pem"), "{line}");
+    connect(&broker, trusting(&second))
+        .await
+        .expect("the running certificate stays");
+}
