@@ -126,8 +126,8 @@ pub const HANDSHAKE_RECORD: u8 = 0x16;
 
 thread_local! {
     /// One ciphertext buffer per shard thread, borrowed only between two
-    /// awaits: every TLS read lands here and goes straight into its
-    /// session, so an idle TLS connection holds no read buffer of ours.
+    /// awaits: every TLS read is copied here and goes straight into its
+    /// session, so a TLS connection holds no ciphertext buffer of ours.
     static CIPHERTEXT: RefCell<Vec<u8>> = RefCell::new(vec![0; MAX_READ_CHUNK]);
 }
 
@@ -257,66 +257,45 @@ impl TlsLink {
     /// Reads what the socket has (first trying without waiting when the
     /// connection is `streaming`) and appends the plaintext it decrypts to
     /// `plaintext`.
+    ///
+    /// The ciphertext is read into `plaintext`'s free space (one socket
+    /// operation, as on a plaintext connection), copied to the shard's
+    /// ciphertext buffer, and decrypted from there into that same space.
     pub async fn read_into(
         &self,
         conn: &Connection,
         plaintext: &mut ReadBuffer,
         streaming: bool,
     ) -> io::Result<TlsRead> {
-        if streaming {
-            if let Some(read) = self.read_now(conn, plaintext)? {
-                return Ok(read);
-            }
-        }
-        // Wait with a one-byte read: the shard's ciphertext buffer must not
-        // be lent across the wait.
-        let mut first = [0u8; 1];
-        if conn.read(&mut first).await? == 0 {
+        let n = {
+            let spare = plaintext.spare_mut();
+            let limit = spare.len().min(MAX_READ_CHUNK);
+            let spare = &mut spare[..limit];
+            let attempt = if streaming {
+                conn.try_recv(spare)?
+            } else {
+                None
+            };
+            let n = match attempt {
+                Some(n) => n,
+                None => conn.read(spare).await?,
+            };
+            CIPHERTEXT.with(|buffer| buffer.borrow_mut()[..n].copy_from_slice(&spare[..n]));
+            n
+        };
+        if n == 0 {
             return Ok(TlsRead::Eof);
         }
-        let peer_closed = match self.absorb(&first, plaintext) {
-            Ok(absorbed) => absorbed.peer_closed,
-            Err(e) => return Ok(TlsRead::Error(e)),
-        };
-        let first = TlsRead::Data {
-            ciphertext: 1,
-            peer_closed,
-        };
-        Ok(match self.read_now(conn, plaintext)? {
-            Some(TlsRead::Data {
-                ciphertext,
-                peer_closed: closed_now,
-            }) => TlsRead::Data {
-                ciphertext: ciphertext + 1,
-                peer_closed: peer_closed || closed_now,
-            },
-            Some(TlsRead::Error(e)) => TlsRead::Error(e),
-            // EOF right after the byte: the next read reports it.
-            Some(TlsRead::Eof) | None => first,
-        })
-    }
-
-    /// One non-blocking read into the shard's ciphertext buffer, absorbed
-    /// at once; `None` when the socket has nothing now.
-    fn read_now(
-        &self,
-        conn: &Connection,
-        plaintext: &mut ReadBuffer,
-    ) -> io::Result<Option<TlsRead>> {
-        CIPHERTEXT.with(|buffer| {
-            let mut buffer = buffer.borrow_mut();
-            Ok(match conn.try_recv(&mut buffer)? {
-                None => None,
-                Some(0) => Some(TlsRead::Eof),
-                Some(n) => Some(match self.absorb(&buffer[..n], plaintext) {
-                    Ok(absorbed) => TlsRead::Data {
-                        ciphertext: n,
-                        peer_closed: absorbed.peer_closed,
-                    },
-                    Err(e) => TlsRead::Error(e),
-                }),
-            })
-        })
+        Ok(CIPHERTEXT.with(|buffer| {
+            let buffer = buffer.borrow();
+            match self.absorb(&buffer[..n], plaintext) {
+                Ok(absorbed) => TlsRead::Data {
+                    ciphertext: n,
+                    peer_closed: absorbed.peer_closed,
+                },
+                Err(e) => TlsRead::Error(e),
+            }
+        }))
     }
 
     /// Feeds ciphertext to the session and moves the plaintext it yields to
