@@ -714,3 +714,46 @@ async fn a_reload_swaps_the_certificate_for_new_handshakes_only() {
         .await
         .expect("the running certificate stays");
 }
+
+/// `-ms`: the monitoring endpoints over HTTPS with the client port's
+/// certificate (no client certificate asked for, as nats-server), and
+/// `/varz` reports the port as `https_port`.
+#[test]
+fn monitoring_over_https() {
+    use rustls::pki_types::pem::PemObject;
+    use std::io::{Read, Write};
+    let pki = Pki::new("https");
+    let config = pki.tls_block(&format!(
+        "ca_file: \"{}\"\n  verify: true",
+        pki.ca().display()
+    ));
+    let broker = Broker::start_with(&["-ms", "-1"], Some(&config));
+    let addr = broker.monitor.expect("https monitor started");
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls::pki_types::CertificateDer::from_pem_file(pki.ca()).expect("ca"))
+        .expect("root");
+    let client = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let session = rustls::ClientConnection::new(
+        std::sync::Arc::new(client),
+        rustls::pki_types::ServerName::try_from("127.0.0.1").expect("name"),
+    )
+    .expect("session");
+    let tcp = std::net::TcpStream::connect(addr).expect("connect");
+    tcp.set_read_timeout(Some(WAIT)).expect("timeout");
+    let mut stream = rustls::StreamOwned::new(session, tcp);
+    stream
+        .write_all(b"GET /varz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .expect("request");
+    let mut response = Vec::new();
+    // The server closes without close_notify; what arrived is complete.
+    let _ = stream.read_to_end(&mut response);
+    let text = String::from_utf8(response).expect("utf-8");
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    let body: serde_json::Value =
+        serde_json::from_str(text.split_once("\r\n\r\n").expect("body").1).expect("json");
+    assert_eq!(body["https_port"], addr.port(), "{body}");
+    assert_eq!(body["http_port"], 0, "{body}");
+}

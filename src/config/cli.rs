@@ -28,6 +28,7 @@ enum Setting {
     Shards,
     Pin,
     HttpPort,
+    HttpsPort,
     Signal,
     StoreDir,
     User,
@@ -81,6 +82,8 @@ const FLAGS: &[(&str, Setting, Kind)] = &[
     ("pin", Setting::Pin, Kind::Bool),
     ("m", Setting::HttpPort, Kind::Int),
     ("http_port", Setting::HttpPort, Kind::Int),
+    ("ms", Setting::HttpsPort, Kind::Int),
+    ("https_port", Setting::HttpsPort, Kind::Int),
     ("sl", Setting::Signal, Kind::Text),
     ("signal", Setting::Signal, Kind::Text),
     ("sd", Setting::StoreDir, Kind::Text),
@@ -98,8 +101,6 @@ const FLAGS: &[(&str, Setting, Kind)] = &[
 /// nats-server 2.9.10 flags whose feature percore lacks: parsed (so that the
 /// value of `-m 8222` is not mistaken for a command) and then refused.
 const NOT_SUPPORTED_YET: &[(&str, Kind)] = &[
-    ("ms", Kind::Int),
-    ("https_port", Kind::Int),
     ("client_advertise", Kind::Text),
     ("ports_file_dir", Kind::Text),
     ("log_size_limit", Kind::Int),
@@ -141,6 +142,8 @@ pub struct Flags {
     pub pin: Option<bool>,
     /// `-m`, `--http_port`: monitoring port (nats-server's convention).
     pub http_port: Option<i64>,
+    /// `-ms`, `--https_port`: monitoring over HTTPS.
+    pub https_port: Option<i64>,
     /// `--signal <command>[=<pid or pid file>]`: signal a running server.
     pub signal: Option<String>,
     /// `-sd`, `--store_dir`: JetStream's directory. Accepted because
@@ -263,6 +266,7 @@ fn set_flag(flags: &mut Flags, name: &str, kind: Kind, value: &str) -> Result<()
         (Setting::Shards, Parsed::Int(v)) => flags.shards = Some(v),
         (Setting::Pin, Parsed::Bool(v)) => flags.pin = Some(v),
         (Setting::HttpPort, Parsed::Int(v)) => flags.http_port = Some(v),
+        (Setting::HttpsPort, Parsed::Int(v)) => flags.https_port = Some(v),
         (Setting::Signal, Parsed::Text(v)) => flags.signal = Some(v),
         (Setting::StoreDir, Parsed::Text(v)) => flags.store_dir = Some(v),
         (Setting::User, Parsed::Text(v)) => flags.user = Some(v),
@@ -369,6 +373,7 @@ Server Options:
         --server_name <server_name>  Name of this server (default: its generated id)
     -P, --pid <file>                 Write the process id to this file
     -m, --http_port <port>           Use port for HTTP monitoring (-1 for a random one)
+    -ms,--https_port <port>          Use port for HTTPS monitoring (needs --tls or tls {})
     -c, --config <file>              Read options from this configuration file
     -t                               Check the configuration file and exit
     -sl,--signal <signal>[=<pid>]    Send signal to percore process (ldm, stop, quit, term, reopen, reload)
@@ -406,7 +411,7 @@ Common Options:
 Flags are written with one dash or two (-port 4222, --port=4222). Options from
 the command line override those of the configuration file.
 
-Not supported yet (refused with an error): monitoring over HTTPS (-ms),
+Not supported yet (refused with an error):
 --client_advertise, --ports_file_dir, --log_size_limit, syslog (-s, -r),
 --max_traced_msg_len, JetStream (-js), clustering (--routes,
 --cluster*, --no_advertise, --connect_retries), --profile, --help_tls.
@@ -546,8 +551,8 @@ mod tests {
 
     #[test]
     fn unsupported_flags_are_recorded_with_their_values() {
-        let f = flags(&["-ms", "8222", "-p", "1"]);
-        assert_eq!(f.unsupported.as_deref(), Some("-ms"));
+        let f = flags(&["-js", "-p", "1"]);
+        assert_eq!(f.unsupported.as_deref(), Some("-js"));
         assert_eq!(f.port, Some(1));
         let f = flags(&["-m", "8222", "--http_port=-1"]);
         assert_eq!((f.http_port, f.unsupported), (Some(-1), None));

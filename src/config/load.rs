@@ -25,8 +25,6 @@ const NOT_SUPPORTED_YET: &[&str] = &[
     "disable_sublist_cache",
     "no_sublist_cache",
     "accounts",
-    "https",
-    "https_port",
     "cluster",
     "gateway",
     "leaf",
@@ -129,6 +127,14 @@ fn apply_entry(
             opts.http_port = http_port_value(entry, integer(entry)?)?;
         }
         "http" => apply_http(entry, opts)?,
+        "https_port" => opts.https_port = http_port_value(entry, integer(entry)?)?,
+        "https" => {
+            let (host, port) = host_and_port(entry)?;
+            opts.https_port = http_port_value(entry, port)?;
+            if let Some(host) = host {
+                opts.http_host = (!host.is_empty()).then(|| host.to_string());
+            }
+        }
         "http_base_path" => opts.http_base_path = string(entry)?.to_string(),
         // JetStream's directory: nats-server accepts it without JetStream
         // enabled, and so do we (JetStream itself is refused).
@@ -412,6 +418,14 @@ pub fn validate(opts: &Options) -> Result<(), ConfigError> {
     }
     if let Some(tls) = &opts.tls {
         tls::validate(tls)?;
+    }
+    if let (Some(http), Some(https)) = (opts.http_port, opts.https_port) {
+        return Err(ConfigError::new(format!(
+            "can't specify both HTTP ({http}) and HTTPs ({https}) ports"
+        )));
+    }
+    if opts.https_port.is_some() && opts.tls.is_none() {
+        return Err(ConfigError::new("TLS cert and key required for HTTPS"));
     }
     auth::validate(&opts.auth)
 }

@@ -186,6 +186,9 @@ fn apply_flags(flags: &cli::Flags, opts: &mut Options) -> Result<(), ConfigError
     if let Some(port) = flags.http_port {
         opts.http_port = load::http_port_number(port).map_err(ConfigError::new)?;
     }
+    if let Some(port) = flags.https_port {
+        opts.https_port = load::http_port_number(port).map_err(ConfigError::new)?;
+    }
     let tls_flags = tls::TlsFlags {
         tls: flags.tls,
         cert: flags.tls_cert.as_deref(),
@@ -304,7 +307,7 @@ mod tests {
         assert_eq!(error(&["foo"]), "unrecognized command: \"foo\"");
         assert_eq!(
             error(&["-ms", "8222"]),
-            "flag -ms is not supported yet by percore"
+            "TLS cert and key required for HTTPS"
         );
         assert_eq!(
             error(&["-m", "65536"]),

@@ -45,6 +45,10 @@ pub struct Options {
     /// Monitoring port (`-m`, `http_port`, `http`); `None`: no monitoring,
     /// `Some(0)`: a free port (nats-server spells that `-1`).
     pub http_port: Option<u16>,
+    /// Monitoring over HTTPS (`-ms`, `https_port`, `https`), with the
+    /// client port's certificate; same conventions as `http_port`, and
+    /// exclusive with it.
+    pub https_port: Option<u16>,
     /// `http_base_path`: prefix of every monitoring path ("" for none).
     pub http_base_path: String,
     /// `server_name`; `None` means "use the generated server id".
@@ -96,6 +100,7 @@ impl Default for Options {
             port: DEFAULT_PORT,
             http_host: None,
             http_port: None,
+            https_port: None,
             http_base_path: String::new(),
             server_name: None,
             max_payload: DEFAULT_MAX_PAYLOAD,

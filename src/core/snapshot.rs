@@ -114,6 +114,7 @@ pub struct ServerFacts {
     pub port: u16,
     pub http_host: String,
     pub http_port: u16,
+    pub https_port: u16,
     pub http_base_path: String,
     pub max_connections: u64,
     /// 0: unlimited (then `/varz` leaves `max_subscriptions` out).

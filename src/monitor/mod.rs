@@ -142,6 +142,7 @@ mod test_support {
                 port: 4222,
                 http_host: "127.0.0.1".to_string(),
                 http_port: 8222,
+                https_port: 0,
                 http_base_path: String::new(),
                 max_connections: 65_536,
                 max_subscriptions: 0,

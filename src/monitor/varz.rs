@@ -142,7 +142,7 @@ pub fn render(snapshot: &MonitorSnapshot, http_req_stats: &BTreeMap<String, u64>
         http_host: &facts.http_host,
         http_port: facts.http_port,
         http_base_path: &facts.http_base_path,
-        https_port: 0,
+        https_port: facts.https_port,
         auth_timeout: GoFloat(facts.auth_timeout.as_secs_f64()),
         max_control_line: facts.max_control_line,
         max_payload: facts.max_payload,

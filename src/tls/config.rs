@@ -58,6 +58,16 @@ impl std::fmt::Debug for TlsServer {
 
 /// Reads the files and builds the configuration; the error names the file.
 pub fn build(opts: &TlsOptions) -> Result<TlsServer, String> {
+    build_with(opts, opts.verify)
+}
+
+/// The configuration for HTTPS monitoring: the client port's certificate
+/// and suites, but no client certificate asked for (as nats-server).
+pub fn build_for_monitoring(opts: &TlsOptions) -> Result<Arc<ServerConfig>, String> {
+    Ok(build_with(opts, false)?.config)
+}
+
+fn build_with(opts: &TlsOptions, verify_clients: bool) -> Result<TlsServer, String> {
     let provider = Arc::new(crypto_provider(opts));
     let (Some(cert_file), Some(key_file)) = (&opts.cert_file, &opts.key_file) else {
         return Err("TLS configuration needs 'cert_file' and 'key_file'".into());
@@ -67,7 +77,7 @@ pub fn build(opts: &TlsOptions) -> Result<TlsServer, String> {
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| format!("TLS configuration: {e}"))?;
-    let builder = if opts.verify {
+    let builder = if verify_clients {
         let Some(ca_file) = &opts.ca_file else {
             // Go would fall back to the system's roots; trusting every public
             // CA for client certificates is rarely meant, so ask for it.
