@@ -788,6 +788,13 @@ async fn start_tls(
             }
         }
     }
+    if let Some(rate) = &accepting.rate_limit {
+        if !rate.allow(Instant::now()) {
+            ctx.broker.borrow_mut().refuse_throttled(key);
+            ctx.end_of_work();
+            return Err(CloseReason::MaxConnectionsExceeded);
+        }
+    }
     crate::debug!("{ip} - cid:{cid} - Starting TLS client connection handshake");
     match handshake(conn, link, buffer, &accepting.handshake_settings()).await {
         Ok(state) => {

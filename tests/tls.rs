@@ -757,3 +757,42 @@ fn monitoring_over_https() {
     assert_eq!(body["https_port"], addr.port(), "{body}");
     assert_eq!(body["http_port"], 0, "{body}");
 }
+
+/// A TLS client on a plaintext port: its ClientHello is no NATS operation,
+/// and the server answers as nats-server 2.9.10 does (checked against it):
+/// the parser's error, then a close.
+#[test]
+fn a_tls_client_on_a_plain_port_gets_the_parse_error() {
+    let broker = Broker::start();
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+    let mut session = rustls::ClientConnection::new(
+        std::sync::Arc::new(config),
+        rustls::pki_types::ServerName::try_from("127.0.0.1").expect("name"),
+    )
+    .expect("session");
+    let mut hello = Vec::new();
+    while session.wants_write() {
+        session.write_tls(&mut hello).expect("client hello");
+    }
+    assert_eq!(hello[0], 0x16, "a TLS handshake record");
+    let mut client = RawClient::connect(broker.addr);
+    assert!(client.info_json().get("tls_required").is_none());
+    client.send(&hello);
+    client.expect_closed_after(b"-ERR 'Unknown Protocol Operation'\r\n");
+}
+
+/// `connection_rate_limit: 1`: one new TLS connection per second; the next
+/// ones in that second get nats-server's -ERR (in plaintext, after INFO)
+/// and a close, before any handshake.
+#[test]
+fn the_connection_rate_limit_refuses_connections_beyond_it() {
+    let pki = Pki::new("rate");
+    let broker = Broker::with_config(&pki.tls_block("connection_rate_limit: 1"));
+    let _first = RawClient::connect(broker.addr);
+    let mut second = RawClient::connect(broker.addr);
+    second.expect_closed_after(
+        b"-ERR 'Connection throttling is active. Please try again later.'\r\n",
+    );
+}

@@ -5,7 +5,8 @@
 //!   parser (the rustls session, and who may write its ciphertext when);
 //! - [`handshake`]: one client's handshake on its reader task (timeout,
 //!   `allow_non_tls`, pinned certificates);
-//! - [`identity`]: a client certificate's names for `verify_and_map`.
+//! - [`identity`]: a client certificate's names for `verify_and_map`;
+//! - [`rate`]: `connection_rate_limit`.
 //!
 //! Kernel TLS (handing the session's keys to the kernel after the
 //! handshake) is not done: it needs a kernel with the `tls` ULP, which the
@@ -14,6 +15,7 @@
 pub mod config;
 pub mod handshake;
 pub mod identity;
+pub mod rate;
 pub mod session;
 
 use std::sync::{Arc, RwLock};
@@ -38,6 +40,8 @@ pub struct Accepting {
     pub allow_non_tls: bool,
     pub handshake_first: bool,
     pub map: bool,
+    /// `connection_rate_limit`, if set.
+    pub rate_limit: Option<rate::RateLimit>,
 }
 
 impl TlsAcceptor {
@@ -73,15 +77,13 @@ fn accepting(options: &Options) -> Result<Option<Accepting>, String> {
     let Some(tls) = &options.tls else {
         return Ok(None);
     };
-    if tls.rate_limit > 0 {
-        return Err("tls connection_rate_limit is not supported yet by percore".into());
-    }
     Ok(Some(Accepting {
         server: config::build(tls)?,
         timeout: tls.timeout(),
         allow_non_tls: options.allow_non_tls,
         handshake_first: tls.handshake_first,
         map: tls.map,
+        rate_limit: (tls.rate_limit > 0).then(|| rate::RateLimit::new(tls.rate_limit)),
     }))
 }
 

@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use crate::connection::{AuthState, TlsState};
+use crate::connection::{AuthState, CloseReason, TlsState};
 use crate::ids::ConnKey;
 use crate::io::ShardIo;
 
@@ -33,6 +33,16 @@ impl<I: ShardIo> ShardBroker<I> {
             conn.tls = Some(Box::new(tls));
         }
         self.start_auth_timer_at(key, now);
+    }
+
+    /// `tls { connection_rate_limit }` refused the connection before its
+    /// handshake: nats-server's `-ERR` (in plaintext), then the close.
+    pub fn refuse_throttled(&mut self, key: ConnKey) {
+        let _ = self.close_with_error(
+            key,
+            Some("Connection throttling is active. Please try again later."),
+            CloseReason::MaxConnectionsExceeded,
+        );
     }
 
     /// Bytes queued for the connection and not yet taken by its socket
