@@ -6,7 +6,7 @@
 //! - [`handshake`]: one client's handshake on its reader task (timeout,
 //!   `allow_non_tls`, pinned certificates);
 //! - [`identity`]: a client certificate's names for `verify_and_map`;
-//! - [`rate`]: `connection_rate_limit`.
+//! - [`rate`][]: `connection_rate_limit`.
 //!
 //! Kernel TLS (handing the session's keys to the kernel after the
 //! handshake) is not done: it needs a kernel with the `tls` ULP, which the
