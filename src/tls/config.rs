@@ -78,19 +78,14 @@ fn build_with(opts: &TlsOptions, verify_clients: bool) -> Result<TlsServer, Stri
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| format!("TLS configuration: {e}"))?;
     let builder = if verify_clients {
-        let Some(ca_file) = &opts.ca_file else {
-            // Go would fall back to the system's roots; trusting every public
-            // CA for client certificates is rarely meant, so ask for it.
-            return Err(
-                "TLS 'verify' needs a 'ca_file' (percore does not use the system roots to \
-                 verify client certificates)"
-                    .into(),
-            );
+        let roots = match &opts.ca_file {
+            Some(ca_file) => read_roots(ca_file)?,
+            // As Go: no ca_file, the system's roots.
+            None => system_roots()?,
         };
-        let roots = read_roots(ca_file)?;
         let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
             .build()
-            .map_err(|e| format!("TLS ca_file {}: {e}", ca_file.display()))?;
+            .map_err(|e| format!("TLS client verification: {e}"))?;
         builder.with_client_cert_verifier(verifier)
     } else {
         builder.with_no_client_auth()
@@ -202,10 +197,108 @@ fn read_roots(path: &Path) -> Result<RootCertStore, String> {
     Ok(roots)
 }
 
+fn system_roots() -> Result<RootCertStore, String> {
+    let found = rustls_native_certs::load_native_certs();
+    let mut roots = RootCertStore::empty();
+    let (added, _ignored) = roots.add_parsable_certificates(found.certs);
+    if added == 0 {
+        return Err(format!(
+            "TLS 'verify' without a 'ca_file': no usable system root certificates ({} errors)",
+            found.errors.len()
+        ));
+    }
+    Ok(roots)
+}
+
 /// Lower-case hex sha256 of a certificate's SubjectPublicKeyInfo (the form
 /// `pinned_certs` lists), or `None` if it does not parse.
 pub fn spki_sha256(cert: &CertificateDer<'_>) -> Option<String> {
     let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
     let digest = Sha256::digest(parsed.tbs_certificate.subject_pki.raw);
     Some(digest.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    /// A self-signed certificate and key as files in a fresh directory.
+    fn files(name: &str) -> (PathBuf, PathBuf, PathBuf) {
+        let dir =
+            std::env::temp_dir().join(format!("percore-tls-config-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+            .expect("params")
+            .self_signed(&key)
+            .expect("cert");
+        std::fs::write(dir.join("cert.pem"), cert.pem()).expect("cert file");
+        std::fs::write(dir.join("key.pem"), key.serialize_pem()).expect("key file");
+        (dir.join("cert.pem"), dir.join("key.pem"), dir)
+    }
+
+    #[test]
+    fn files_are_read_and_bad_ones_named() {
+        let (cert, key, dir) = files("read");
+        let opts = TlsOptions {
+            cert_file: Some(cert.clone()),
+            key_file: Some(key.clone()),
+            ..TlsOptions::default()
+        };
+        assert!(build(&opts).is_ok());
+        // verify without ca_file: the system roots, as Go.
+        let verify = TlsOptions {
+            verify: true,
+            ..opts.clone()
+        };
+        if let Err(e) = build(&verify) {
+            assert!(e.contains("no usable system root certificates"), "{e}");
+        }
+        let with_ca = TlsOptions {
+            ca_file: Some(cert.clone()),
+            ..verify
+        };
+        assert!(build(&with_ca).is_ok());
+        let missing = TlsOptions {
+            key_file: Some(dir.join("nope.pem")),
+            ..opts.clone()
+        };
+        let e = build(&missing).expect_err("missing key");
+        assert!(e.contains("nope.pem"), "{e}");
+        let swapped = TlsOptions {
+            cert_file: Some(key.clone()),
+            key_file: Some(cert.clone()),
+            ..opts
+        };
+        let e = build(&swapped).expect_err("swapped files");
+        assert!(e.contains("key.pem"), "{e}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn suites_and_curves_follow_the_options() {
+        let opts = TlsOptions {
+            cipher_suites: Some(vec![CipherSuite::EcdheRsaAes256GcmSha384]),
+            curve_preferences: Some(vec![Curve::P384]),
+            ..TlsOptions::default()
+        };
+        let provider = crypto_provider(&opts);
+        let names: Vec<String> = provider
+            .cipher_suites
+            .iter()
+            .map(|s| format!("{:?}", s.suite()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "TLS13_AES_128_GCM_SHA256",
+                "TLS13_AES_256_GCM_SHA384",
+                "TLS13_CHACHA20_POLY1305_SHA256",
+                "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"
+            ]
+        );
+        assert_eq!(provider.kx_groups.len(), 1);
+        assert_eq!(format!("{:?}", provider.kx_groups[0].name()), "secp384r1");
+    }
 }
