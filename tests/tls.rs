@@ -205,6 +205,9 @@ async fn publish_and_subscribe_over_tls_across_both_shards() {
     delivered_in_order(&clients[0], &clients[1], "tls.a", 200, 128).await;
     delivered_in_order(&clients[1], &clients[0], "tls.b", 200, 128).await;
     delivered_in_order(&clients[0], &clients[1], "tls.c", 64, 40_000).await;
+    // Messages larger than the session's write window, each split across
+    // several encryptions.
+    delivered_in_order(&clients[1], &clients[0], "tls.d", 4, 300_000).await;
 }
 
 /// A TLS client on raw sockets (rustls): INFO in plaintext, then the
@@ -416,7 +419,7 @@ async fn verify_and_map_logs_two_users_in_with_their_permissions() {
     );
     let alice = connect(
         &broker,
-        trusting(&pki).add_client_certificate(alice_cert, alice_key),
+        trusting(&pki).add_client_certificate(alice_cert.clone(), alice_key.clone()),
     )
     .await
     .expect("alice is mapped");
@@ -485,6 +488,21 @@ async fn verify_and_map_logs_two_users_in_with_their_permissions() {
     )
     .await;
     assert!(refused.is_err(), "a certificate naming no user is refused");
+    // A user named in CONNECT is not used, only warned about.
+    connect(
+        &broker,
+        trusting(&pki)
+            .add_client_certificate(alice_cert, alice_key)
+            .user_and_password("mallory".into(), "x".into()),
+    )
+    .await
+    .expect("the certificate decides");
+    broker
+        .wait_log(
+            "User \"mallory\" found in connect proto, but user required from cert",
+            WAIT,
+        )
+        .expect("nats-server's warning");
 }
 
 /// nats-server 2.9.10 sends its INFO in plaintext, and when the client

@@ -235,7 +235,12 @@ impl<I: ShardIo> ShardBroker<I> {
                     credentials.certificate = conn.tls.as_ref().and_then(|t| t.certificate.clone());
                     let policy = self.limits.auth.clone();
                     match policy.decide(&credentials, conn.nonce.as_deref()) {
-                        Decision::Accept(identity) => self.authenticated(key, identity),
+                        Decision::Accept(identity) => {
+                            if policy.tls_map {
+                                warn_user_from_cert(credentials.user.as_deref());
+                            }
+                            self.authenticated(key, identity)
+                        }
                         Decision::Reject { log } => return self.reject_auth(key, &log),
                         Decision::Verify {
                             check,
@@ -468,4 +473,15 @@ impl<I: ShardIo> ShardBroker<I> {
 /// `<who>` in nats-server's violation logs.
 fn who(user: Option<&str>) -> String {
     format!("User {}", go_quote(user.unwrap_or("N/A")))
+}
+
+/// nats-server's warning when `verify_and_map` took the user from the
+/// certificate although CONNECT named one.
+fn warn_user_from_cert(connect_user: Option<&str>) {
+    if let Some(user) = connect_user.filter(|u| !u.is_empty()) {
+        crate::warn!(
+            "User {} found in connect proto, but user required from cert",
+            go_quote(user)
+        );
+    }
 }
