@@ -167,13 +167,18 @@ fn reloaded(args: &[String], current: &Options) -> Result<Options, String> {
         Ok(_) => return Err("the command line no longer starts a server".into()),
         Err(e) => return Err(e.to_string()),
     };
-    let fixed: [(&str, String, String); 6] = [
+    let fixed: [(&str, String, String); 7] = [
         ("host", current.host.clone(), new.host.clone()),
         ("port", current.port.to_string(), new.port.to_string()),
         (
             "http_port",
             format!("{:?}", current.http_port),
             format!("{:?}", new.http_port),
+        ),
+        (
+            "https_port",
+            format!("{:?}", current.https_port),
+            format!("{:?}", new.https_port),
         ),
         ("shards", current.shards.to_string(), new.shards.to_string()),
         ("pin", current.pin.to_string(), new.pin.to_string()),

@@ -698,7 +698,9 @@ async fn monitoring_shows_tls_settings_and_each_connections_session() {
 async fn a_reload_swaps_the_certificate_for_new_handshakes_only() {
     let first = Pki::new("reload-1");
     let second = Pki::new("reload-2");
-    let broker = Broker::with_config(&first.tls_block(""));
+    let broker = Broker::start_with(&["-ms", "-1"], Some(&first.tls_block("")));
+    let monitor = broker.monitor.expect("https monitor");
+    https_get(monitor, &first.ca(), "/healthz").expect("HTTPS with the first certificate");
     let established = connect(&broker, trusting(&first)).await.expect("first CA");
     let path = broker.config_path().expect("config file").to_path_buf();
 
@@ -733,23 +735,17 @@ async fn a_reload_swaps_the_certificate_for_new_handshakes_only() {
         .expect("the running certificate stays");
 }
 
-/// `-ms`: the monitoring endpoints over HTTPS with the client port's
-/// certificate (no client certificate asked for, as nats-server), and
-/// `/varz` reports the port as `https_port`.
-#[test]
-fn monitoring_over_https() {
+/// GET `path` over HTTPS, trusting `ca`; the whole response.
+fn https_get(
+    addr: std::net::SocketAddr,
+    ca: &std::path::Path,
+    path: &str,
+) -> Result<String, String> {
     use rustls::pki_types::pem::PemObject;
     use std::io::{Read, Write};
-    let pki = Pki::new("https");
-    let config = pki.tls_block(&format!(
-        "ca_file: \"{}\"\n  verify: true",
-        pki.ca().display()
-    ));
-    let broker = Broker::start_with(&["-ms", "-1"], Some(&config));
-    let addr = broker.monitor.expect("https monitor started");
     let mut roots = rustls::RootCertStore::empty();
     roots
-        .add(rustls::pki_types::CertificateDer::from_pem_file(pki.ca()).expect("ca"))
+        .add(rustls::pki_types::CertificateDer::from_pem_file(ca).expect("ca"))
         .expect("root");
     let client = rustls::ClientConfig::builder()
         .with_root_certificates(roots)
@@ -762,13 +758,34 @@ fn monitoring_over_https() {
     let tcp = std::net::TcpStream::connect(addr).expect("connect");
     tcp.set_read_timeout(Some(WAIT)).expect("timeout");
     let mut stream = rustls::StreamOwned::new(session, tcp);
-    stream
-        .write_all(b"GET /varz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-        .expect("request");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
     let mut response = Vec::new();
-    // The server closes without close_notify; what arrived is complete.
-    let _ = stream.read_to_end(&mut response);
-    let text = String::from_utf8(response).expect("utf-8");
+    // The server closes without close_notify: that error ends a complete
+    // response; a handshake failure leaves it empty.
+    let outcome = stream.read_to_end(&mut response);
+    if response.is_empty() {
+        return Err(format!("no response: {outcome:?}"));
+    }
+    String::from_utf8(response).map_err(|e| e.to_string())
+}
+
+/// `-ms`: the monitoring endpoints over HTTPS with the client port's
+/// certificate (no client certificate asked for, as nats-server), and
+/// `/varz` reports the port as `https_port`.
+#[test]
+fn monitoring_over_https() {
+    let pki = Pki::new("https");
+    let config = pki.tls_block(&format!(
+        "ca_file: \"{}\"\n  verify: true",
+        pki.ca().display()
+    ));
+    let broker = Broker::start_with(&["-ms", "-1"], Some(&config));
+    let addr = broker.monitor.expect("https monitor started");
+    let text = https_get(addr, &pki.ca(), "/varz").expect("HTTPS answer");
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     let body: serde_json::Value =
         serde_json::from_str(text.split_once("\r\n\r\n").expect("body").1).expect("json");

@@ -26,7 +26,7 @@ mod subsz;
 mod unclustered;
 mod varz;
 
-pub use server::MonitorServer;
+pub use server::{MonitorServer, TlsSource};
 
 use snapshot::{MonitorSnapshot, SnapshotRequest};
 

@@ -21,6 +21,11 @@ use super::http::{self, ReadError, Response};
 use super::routes::Router;
 use super::SnapshotSource;
 
+/// Where an HTTPS monitoring connection gets its TLS configuration (the
+/// current one, which a reload replaces); `None` from it refuses the
+/// connection.
+pub type TlsSource = Arc<dyn Fn() -> Option<Arc<rustls::ServerConfig>> + Send + Sync>;
+
 /// How often the accept loop looks at the stop flag when idle.
 const ACCEPT_POLL: Duration = Duration::from_millis(50);
 /// An idle keep-alive connection (or a stalled peer) is closed after this.
@@ -46,7 +51,7 @@ impl MonitorServer {
         listener: TcpListener,
         base_path: &str,
         source: Arc<dyn SnapshotSource>,
-        tls: Option<Arc<rustls::ServerConfig>>,
+        tls: Option<TlsSource>,
     ) -> io::Result<MonitorServer> {
         listener.set_nonblocking(true)?;
         let local_addr = listener.local_addr()?;
@@ -96,7 +101,7 @@ fn accept_loop(
     stop: &AtomicBool,
     open: &OpenConnections,
     router: &Arc<Router>,
-    tls: Option<Arc<rustls::ServerConfig>>,
+    tls: Option<TlsSource>,
 ) {
     let mut next_id: u64 = 0;
     while !stop.load(Ordering::SeqCst) {
@@ -157,7 +162,7 @@ fn wait_readable(listener: &TcpListener, timeout: Duration) {
 /// Answers requests on one connection (over TLS with `tls`: HTTPS
 /// monitoring) until the peer closes, asks to close, goes idle past
 /// [`IDLE_TIMEOUT`], or sends something malformed.
-fn serve_connection(stream: TcpStream, router: &Router, tls: Option<Arc<rustls::ServerConfig>>) {
+fn serve_connection(stream: TcpStream, router: &Router, tls: Option<TlsSource>) {
     // The listener is nonblocking; on some platforms accepted sockets
     // inherit that.
     if stream.set_nonblocking(false).is_err()
@@ -169,9 +174,12 @@ fn serve_connection(stream: TcpStream, router: &Router, tls: Option<Arc<rustls::
     let _ = stream.set_nodelay(true);
     match tls {
         None => serve_requests(stream, router),
-        Some(config) => {
+        Some(source) => {
             // The handshake runs inside the first read, bounded by the
             // socket timeouts.
+            let Some(config) = source() else {
+                return;
+            };
             let Ok(session) = rustls::ServerConnection::new(config) else {
                 return;
             };

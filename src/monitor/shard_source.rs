@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crossbeam_channel::Sender;
 
 use super::snapshot::{MonitorSnapshot, ServerFacts, ShardSnapshot, SnapshotRequest};
-use super::{MonitorServer, SnapshotSource};
+use super::{MonitorServer, SnapshotSource, TlsSource};
 use crate::admin::AdminCommand;
 use crate::config::Options;
 use crate::shared::BrokerShared;
@@ -48,8 +48,15 @@ pub fn start_monitor(
         .map_err(|e| format!("Can't start monitoring: {e}"))?
         .port();
     let options = &shared.options;
-    let tls = match (&options.tls, options.http_port) {
-        (Some(tls), None) => Some(crate::tls::config::build_for_monitoring(tls)?),
+    // HTTPS: each connection takes the current generation's configuration,
+    // so a reload's new certificate serves new monitoring connections too.
+    let tls: Option<TlsSource> = match (&shared.tls, options.http_port) {
+        (Some(_), None) => {
+            let shared = shared.clone();
+            Some(Arc::new(move || {
+                shared.tls.as_ref()?.current().monitoring.clone()
+            }))
+        }
         _ => None,
     };
     let (http_port, https_port) = if tls.is_some() { (0, port) } else { (port, 0) };

@@ -42,6 +42,9 @@ pub struct Accepting {
     pub map: bool,
     /// `connection_rate_limit`, if set.
     pub rate_limit: Option<rate::RateLimit>,
+    /// HTTPS monitoring's configuration (the same certificate, no client
+    /// certificates asked for), when monitoring is on HTTPS.
+    pub monitoring: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl TlsAcceptor {
@@ -84,6 +87,10 @@ fn accepting(options: &Options) -> Result<Option<Accepting>, String> {
         handshake_first: tls.handshake_first,
         map: tls.map,
         rate_limit: (tls.rate_limit > 0).then(|| rate::RateLimit::new(tls.rate_limit)),
+        monitoring: match (options.http_port, options.https_port) {
+            (None, Some(_)) => Some(config::build_for_monitoring(tls)?),
+            _ => None,
+        },
     }))
 }
 
