@@ -831,3 +831,36 @@ fn the_connection_rate_limit_refuses_connections_beyond_it() {
         b"-ERR 'Connection throttling is active. Please try again later.'\r\n",
     );
 }
+
+/// `--tls_offload`: the handshake's crypto runs on the shards' blocking
+/// threads; clients see the same thing: mutual TLS on both shards, a
+/// refused client without a certificate, a plaintext client closed after
+/// INFO, and INFO sent first with `handshake_first` arriving encrypted.
+#[tokio::test]
+async fn handshakes_on_the_blocking_thread_behave_the_same() {
+    let pki = Pki::new("offload");
+    let config = pki.tls_block(&format!(
+        "ca_file: \"{}\"\n  verify: true",
+        pki.ca().display()
+    ));
+    let broker = Broker::start_with(&["--tls_offload"], Some(&config));
+    let (cert, key) = pki.client("olga", &[(DnType::CommonName, "olga")], vec![]);
+    let clients = on_both_shards(&broker, || {
+        trusting(&pki).add_client_certificate(cert.clone(), key.clone())
+    })
+    .await;
+    delivered_in_order(&clients[0], &clients[1], "offload", 20, 1000).await;
+    connect(&broker, trusting(&pki))
+        .await
+        .expect_err("no client certificate must fail");
+    let mut plain = RawClient::connect(broker.addr);
+    plain.send(b"CONNECT {\"verbose\":false}\r\nPING\r\n");
+    plain.expect_closed_after(b"");
+
+    let first = Broker::start_with(
+        &["--tls_offload"],
+        Some(&pki.tls_block("handshake_first: true")),
+    );
+    let clients = on_both_shards(&first, || trusting(&pki).tls_first()).await;
+    delivered_in_order(&clients[1], &clients[0], "offload.first", 5, 100).await;
+}

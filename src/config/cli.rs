@@ -27,6 +27,7 @@ enum Setting {
     Version,
     Shards,
     Pin,
+    TlsOffload,
     HttpPort,
     HttpsPort,
     Signal,
@@ -80,6 +81,7 @@ const FLAGS: &[(&str, Setting, Kind)] = &[
     ("version", Setting::Version, Kind::Bool),
     ("shards", Setting::Shards, Kind::Int),
     ("pin", Setting::Pin, Kind::Bool),
+    ("tls_offload", Setting::TlsOffload, Kind::Bool),
     ("m", Setting::HttpPort, Kind::Int),
     ("http_port", Setting::HttpPort, Kind::Int),
     ("ms", Setting::HttpsPort, Kind::Int),
@@ -140,6 +142,8 @@ pub struct Flags {
     pub version: bool,
     pub shards: Option<i64>,
     pub pin: Option<bool>,
+    /// `--tls_offload`: TLS handshake crypto on the shards' blocking threads.
+    pub tls_offload: Option<bool>,
     /// `-m`, `--http_port`: monitoring port (nats-server's convention).
     pub http_port: Option<i64>,
     /// `-ms`, `--https_port`: monitoring over HTTPS.
@@ -265,6 +269,7 @@ fn set_flag(flags: &mut Flags, name: &str, kind: Kind, value: &str) -> Result<()
         (Setting::Version, Parsed::Bool(v)) => flags.version = v,
         (Setting::Shards, Parsed::Int(v)) => flags.shards = Some(v),
         (Setting::Pin, Parsed::Bool(v)) => flags.pin = Some(v),
+        (Setting::TlsOffload, Parsed::Bool(v)) => flags.tls_offload = Some(v),
         (Setting::HttpPort, Parsed::Int(v)) => flags.http_port = Some(v),
         (Setting::HttpsPort, Parsed::Int(v)) => flags.https_port = Some(v),
         (Setting::Signal, Parsed::Text(v)) => flags.signal = Some(v),
@@ -403,6 +408,7 @@ TLS Options:
 percore Options:
         --shards <n>                 Number of shards, one thread each (default: one per CPU; 1 on <= 2 CPUs)
         --pin                        Pin shard i to CPU i (default: false)
+        --tls_offload                Run TLS handshake crypto on the shards' blocking threads (default: false)
 
 Common Options:
     -h, --help                       Print this text

@@ -180,6 +180,9 @@ fn apply_flags(flags: &cli::Flags, opts: &mut Options) -> Result<(), ConfigError
             ))
         })?;
     }
+    if let Some(offload) = flags.tls_offload {
+        opts.tls_offload = offload;
+    }
     if let Some(pin) = flags.pin {
         opts.pin = pin;
     }

@@ -18,6 +18,10 @@ use super::session::{Phase, TlsLink, TlsRead, HANDSHAKE_RECORD};
 use crate::connection::TlsState;
 use crate::read_buffer::ReadBuffer;
 
+/// One read of handshake bytes for the blocking thread (a client's flight
+/// with its certificate chain fits; a larger one takes more reads).
+const HANDSHAKE_READ: usize = 16 * 1024;
+
 /// What a connection's handshake needs to know.
 pub struct HandshakeSettings {
     pub timeout: Duration,
@@ -26,6 +30,9 @@ pub struct HandshakeSettings {
     pub pinned: Arc<[String]>,
     /// `verify_and_map`: read the certificate's names for the auth policy.
     pub map: bool,
+    /// Process the client's handshake messages on the shard's blocking
+    /// thread (`--tls_offload`).
+    pub offload: bool,
 }
 
 /// How the connection goes on.
@@ -90,13 +97,29 @@ pub async fn handshake(
     link.set_phase(Phase::Handshaking);
     let exchange = async {
         if !early.is_empty() {
-            link.absorb(&early, buffer)
-                .map_err(|e| HandshakeError::Failed(e.0))?;
+            if settings.offload {
+                link.absorb_off_shard(early, buffer).await
+            } else {
+                link.absorb(&early, buffer)
+            }
+            .map_err(|e| HandshakeError::Failed(e.0))?;
         }
         loop {
             link.flush(conn).await.map_err(failed)?;
             if !link.is_handshaking() {
                 return Ok(());
+            }
+            if settings.offload {
+                let mut input = vec![0u8; HANDSHAKE_READ];
+                let n = conn.read(&mut input).await.map_err(failed)?;
+                if n == 0 {
+                    return Err(HandshakeError::Failed("EOF".into()));
+                }
+                input.truncate(n);
+                link.absorb_off_shard(input, buffer)
+                    .await
+                    .map_err(|e| HandshakeError::Failed(e.0))?;
+                continue;
             }
             match link.read_into(conn, buffer, false).await.map_err(failed)? {
                 TlsRead::Eof => return Err(HandshakeError::Failed("EOF".into())),

@@ -45,6 +45,8 @@ pub struct Accepting {
     /// HTTPS monitoring's configuration (the same certificate, no client
     /// certificates asked for), when monitoring is on HTTPS.
     pub monitoring: Option<Arc<rustls::ServerConfig>>,
+    /// `--tls_offload`: handshake crypto on the blocking thread.
+    pub offload: bool,
 }
 
 impl TlsAcceptor {
@@ -87,6 +89,7 @@ fn accepting(options: &Options) -> Result<Option<Accepting>, String> {
         handshake_first: tls.handshake_first,
         map: tls.map,
         rate_limit: (tls.rate_limit > 0).then(|| rate::RateLimit::new(tls.rate_limit)),
+        offload: options.tls_offload,
         monitoring: match (options.http_port, options.https_port) {
             (None, Some(_)) => Some(config::build_for_monitoring(tls)?),
             _ => None,
@@ -111,6 +114,7 @@ impl Accepting {
             timeout: self.timeout,
             pinned: self.server.pinned.clone(),
             map: self.map,
+            offload: self.offload,
         }
     }
 }

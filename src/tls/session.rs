@@ -76,7 +76,13 @@ pub enum Phase {
 }
 
 pub struct TlsLink {
-    session: RefCell<ServerConnection>,
+    /// `None` only while one handshake step runs on the shard's blocking
+    /// thread (`absorb_off_shard`); the reader task, which sent it there,
+    /// is then awaiting it and nothing else needs it but a send, which is
+    /// kept in `early` meanwhile.
+    session: RefCell<Option<ServerConnection>>,
+    /// Plaintext the state machine sent while the session was away.
+    early: RefCell<Vec<u8>>,
     phase: Cell<Phase>,
     /// A flusher has taken ciphertext out of the session and awaits the
     /// socket with it; everything still in the session goes after it.
@@ -136,7 +142,8 @@ impl TlsLink {
         let mut session = ServerConnection::new(config)?;
         session.set_buffer_limit(None);
         Ok(TlsLink {
-            session: RefCell::new(session),
+            session: RefCell::new(Some(session)),
+            early: RefCell::new(Vec::new()),
             phase: Cell::new(phase),
             chunk_out: Cell::new(false),
             first_byte_seen: Cell::new(false),
@@ -150,11 +157,14 @@ impl TlsLink {
 
     pub fn set_phase(&self, phase: Phase) {
         if phase == Phase::Established {
-            self.session
-                .borrow_mut()
-                .set_buffer_limit(Some(SESSION_BUFFER_LIMIT));
+            self.with_session(|s| s.set_buffer_limit(Some(SESSION_BUFFER_LIMIT)));
         }
         self.phase.set(phase);
+    }
+
+    /// `work` on the session, unless it is away on the blocking thread.
+    fn with_session<R>(&self, work: impl FnOnce(&mut ServerConnection) -> R) -> Option<R> {
+        self.session.borrow_mut().as_mut().map(work)
     }
 
     /// The state machine's direct send: how many plaintext bytes the link
@@ -168,9 +178,20 @@ impl TlsLink {
         match self.phase.get() {
             Phase::Greeting | Phase::Plaintext => try_send_vectored_fd(fd, slices),
             Phase::Failed => Err(io::ErrorKind::BrokenPipe.into()),
-            Phase::Handshaking => self.session.borrow_mut().writer().write_vectored(slices),
+            Phase::Handshaking => match self.with_session(|s| s.writer().write_vectored(slices)) {
+                Some(taken) => taken,
+                None => {
+                    let mut early = self.early.borrow_mut();
+                    for slice in slices {
+                        early.extend_from_slice(slice);
+                    }
+                    Ok(slices.iter().map(|s| s.len()).sum())
+                }
+            },
             Phase::Established => {
-                let taken = self.session.borrow_mut().writer().write_vectored(slices)?;
+                let taken = self
+                    .with_session(|s| s.writer().write_vectored(slices))
+                    .unwrap_or_else(|| Err(io::ErrorKind::BrokenPipe.into()))?;
                 if !self.write_now(fd)? {
                     writer_wake.notify_all();
                 }
@@ -185,7 +206,8 @@ impl TlsLink {
         if self.phase.get() == Phase::Failed {
             return Err(io::ErrorKind::BrokenPipe.into());
         }
-        self.session.borrow_mut().writer().write_vectored(slices)
+        self.with_session(|s| s.writer().write_vectored(slices))
+            .unwrap_or_else(|| Err(io::ErrorKind::BrokenPipe.into()))
     }
 
     /// Ciphertext waits and nobody is flushing it (the writer task's wake
@@ -193,7 +215,7 @@ impl TlsLink {
     pub fn wants_flush(&self) -> bool {
         self.phase.get() == Phase::Established
             && !self.chunk_out.get()
-            && self.session.borrow().wants_write()
+            && self.with_session(|s| s.wants_write()).unwrap_or(false)
     }
 
     /// Writes ciphertext from the front of the session without waiting.
@@ -204,6 +226,10 @@ impl TlsLink {
             return Ok(true);
         }
         let mut session = self.session.borrow_mut();
+        // Away on the blocking thread: its owner flushes when it is back.
+        let Some(session) = session.as_mut() else {
+            return Ok(true);
+        };
         while session.wants_write() {
             match session.write_tls(&mut SocketWriter(fd)) {
                 Ok(_) => {}
@@ -236,6 +262,9 @@ impl TlsLink {
             limit: BLOCK_SIZE,
         };
         let mut session = self.session.borrow_mut();
+        let Some(session) = session.as_mut() else {
+            return chunk.bytes;
+        };
         while session.wants_write() && chunk.bytes.len() < chunk.limit {
             if session.write_tls(&mut chunk).is_err() {
                 break;
@@ -248,7 +277,7 @@ impl TlsLink {
     /// ours to write now, then the socket shutdown (the reader sees EOF).
     pub fn shutdown(&self, fd: RawFd) {
         if self.phase.get() == Phase::Established && !self.chunk_out.get() {
-            self.session.borrow_mut().send_close_notify();
+            self.with_session(|s| s.send_close_notify());
             let _ = self.write_now(fd);
         }
         shutdown_fd(fd);
@@ -301,11 +330,52 @@ impl TlsLink {
     /// Feeds ciphertext to the session and moves the plaintext it yields to
     /// `plaintext`; handshake messages it yields wait in the session for a
     /// flush.
-    pub fn absorb(
+    pub fn absorb(&self, input: &[u8], plaintext: &mut ReadBuffer) -> Result<Absorbed, TlsError> {
+        self.check_first_byte(input)?;
+        self.with_session(|session| feed(session, input, plaintext))
+            .unwrap_or_else(|| Err(TlsError("TLS session busy".into())))
+    }
+
+    /// [`TlsLink::absorb`] with the session's work (the handshake's key
+    /// exchange, signature and certificate checks) done on the shard's
+    /// blocking thread, so a costly handshake does not hold up the shard's
+    /// other connections. For the reader task during the handshake only.
+    pub async fn absorb_off_shard(
         &self,
-        mut input: &[u8],
+        input: Vec<u8>,
         plaintext: &mut ReadBuffer,
     ) -> Result<Absorbed, TlsError> {
+        self.check_first_byte(&input)?;
+        let Some(mut session) = self.session.borrow_mut().take() else {
+            return Err(TlsError("TLS session busy".into()));
+        };
+        let (session, outcome) = shards::task::spawn_blocking(move || {
+            let mut decrypted = ReadBuffer::new();
+            let outcome = feed(&mut session, &input, &mut decrypted);
+            (session, outcome.map(|absorbed| (absorbed, decrypted)))
+        })
+        .await;
+        *self.session.borrow_mut() = Some(session);
+        let early = std::mem::take(&mut *self.early.borrow_mut());
+        if !early.is_empty() {
+            // Limit off during the handshake: all of it is taken.
+            let _ = self.with_session(|s| s.writer().write_all(&early));
+        }
+        let (absorbed, decrypted) = outcome?;
+        let mut bytes = decrypted.data();
+        while !bytes.is_empty() {
+            let spare = plaintext.spare_mut();
+            let n = spare.len().min(bytes.len());
+            spare[..n].copy_from_slice(&bytes[..n]);
+            plaintext.filled_by(n);
+            bytes = &bytes[n..];
+        }
+        Ok(absorbed)
+    }
+
+    /// A client whose first byte is no TLS handshake record is not
+    /// speaking TLS at all.
+    fn check_first_byte(&self, input: &[u8]) -> Result<(), TlsError> {
         if let Some(&first) = input.first() {
             if !self.first_byte_seen.replace(true) && first != HANDSHAKE_RECORD {
                 // A plaintext client on a TLS port (its CONNECT, say).
@@ -315,50 +385,24 @@ impl TlsLink {
                 ));
             }
         }
-        let mut session = self.session.borrow_mut();
-        let mut absorbed = Absorbed::default();
-        while !input.is_empty() {
-            match session.read_tls(&mut input) {
-                // close_notify already received: what follows is ignored.
-                Ok(0) => break,
-                Ok(_) => {}
-                // "received plaintext buffer full": drained below.
-                Err(_) => {}
-            }
-            let state = session
-                .process_new_packets()
-                .map_err(|e| TlsError(e.to_string()))?;
-            absorbed.peer_closed |= state.peer_has_closed();
-            if state.plaintext_bytes_to_read() > 0 {
-                drain(&mut session, plaintext)?;
-            }
-        }
-        Ok(absorbed)
+        Ok(())
     }
 
     pub fn is_handshaking(&self) -> bool {
-        self.session.borrow().is_handshaking()
+        self.with_session(|s| s.is_handshaking()).unwrap_or(true)
     }
 
     /// `/connz` `tls_version` and `tls_cipher_suite`, as nats-server
     /// names them.
     pub fn describe(&self) -> (&'static str, &'static str) {
-        let session = self.session.borrow();
-        let version = match session.protocol_version() {
-            Some(ProtocolVersion::TLSv1_3) => "1.3",
-            Some(ProtocolVersion::TLSv1_2) => "1.2",
-            _ => "Unknown",
-        };
-        let suite = session
-            .negotiated_cipher_suite()
-            .map_or("Unknown", |s| go_cipher_name(s.suite()));
-        (version, suite)
+        self.with_session(|session| describe(session))
+            .unwrap_or(("Unknown", "Unknown"))
     }
 
     /// The client's certificate (the first of its chain), if it sent one.
     pub fn peer_certificate(&self) -> Option<rustls::pki_types::CertificateDer<'static>> {
-        let session = self.session.borrow();
-        session.peer_certificates()?.first().cloned()
+        self.with_session(|s| s.peer_certificates()?.first().cloned())
+            .flatten()
     }
 
     /// The handshake failed: whatever alert rustls queued goes out if the
@@ -370,6 +414,47 @@ impl TlsLink {
         }
         self.phase.set(Phase::Failed);
     }
+}
+
+/// Feeds `input` to the session, moving the plaintext it yields to
+/// `plaintext` as it goes (the session takes no more ciphertext while its
+/// own plaintext buffer is full).
+fn feed(
+    session: &mut ServerConnection,
+    mut input: &[u8],
+    plaintext: &mut ReadBuffer,
+) -> Result<Absorbed, TlsError> {
+    let mut absorbed = Absorbed::default();
+    while !input.is_empty() {
+        match session.read_tls(&mut input) {
+            // close_notify already received: what follows is ignored.
+            Ok(0) => break,
+            Ok(_) => {}
+            // "received plaintext buffer full": drained below.
+            Err(_) => {}
+        }
+        let state = session
+            .process_new_packets()
+            .map_err(|e| TlsError(e.to_string()))?;
+        absorbed.peer_closed |= state.peer_has_closed();
+        if state.plaintext_bytes_to_read() > 0 {
+            drain(session, plaintext)?;
+        }
+    }
+    Ok(absorbed)
+}
+
+/// The negotiated version and suite, as nats-server names them.
+fn describe(session: &ServerConnection) -> (&'static str, &'static str) {
+    let version = match session.protocol_version() {
+        Some(ProtocolVersion::TLSv1_3) => "1.3",
+        Some(ProtocolVersion::TLSv1_2) => "1.2",
+        _ => "Unknown",
+    };
+    let suite = session
+        .negotiated_cipher_suite()
+        .map_or("Unknown", |s| go_cipher_name(s.suite()));
+    (version, suite)
 }
 
 /// Moves every plaintext byte the session holds into `plaintext`.
