@@ -169,4 +169,47 @@ mod tests {
         );
         assert_eq!(parse_dn("alice"), None);
     }
+
+    /// The policy's hook: with `tls_map`, the certificate decides (no
+    /// password, CONNECT's user ignored); without one, the client is refused.
+    #[test]
+    fn the_policy_takes_the_user_from_the_certificate() {
+        use crate::auth::{AuthMethod, AuthPolicy, Credentials, Decision};
+        use std::sync::Arc;
+        let policy = AuthPolicy {
+            users: users(&["alice@example.com", "CN=bob"]),
+            tls_map: true,
+            ..AuthPolicy::default()
+        };
+        let alice = CertificateIdentity {
+            san_names: vec!["alice@example.com".into()],
+            ..CertificateIdentity::default()
+        };
+        let with = |certificate: Option<CertificateIdentity>, user: Option<&str>| Credentials {
+            user: user.map(str::to_string),
+            certificate: certificate.map(Arc::new),
+            ..Credentials::default()
+        };
+        match policy.decide(&with(Some(alice), Some("CN=bob")), None) {
+            Decision::Accept(identity) => {
+                assert_eq!(
+                    identity.method,
+                    AuthMethod::User("alice@example.com".into())
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        let bob = CertificateIdentity {
+            subject: vec![vec![attr("CN", "bob")]],
+            ..CertificateIdentity::default()
+        };
+        assert!(matches!(
+            policy.decide(&with(Some(bob), None), None),
+            Decision::Accept(_)
+        ));
+        assert!(matches!(
+            policy.decide(&with(None, Some("CN=bob")), None),
+            Decision::Reject { .. }
+        ));
+    }
 }

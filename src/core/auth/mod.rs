@@ -161,9 +161,6 @@ impl AuthPolicy {
                 };
             }
         }
-        // Like nkeys, the users map is consulted only for a client that
-        // names a user; one that does not falls through to the token and
-        // the single user (nats-server's order).
         if self.tls_map && !self.users.is_empty() {
             // verify_and_map: the certificate names the user; no password.
             let user = credentials
@@ -178,6 +175,9 @@ impl AuthPolicy {
                 None => Decision::Reject { log: reject_log },
             };
         }
+        // Like nkeys, the users map is consulted only for a client that
+        // names a user; one that does not falls through to the token and
+        // the single user (nats-server's order).
         if let Some(user) = credentials
             .user
             .as_deref()
