@@ -17,6 +17,14 @@
 //!   ([`TlsLink::encrypt`]) and flushes ciphertext the socket did not take
 //!   ([`TlsLink::flush`]).
 //!
+//! During the handshake only the reader task writes to the socket. With
+//! `--tls_offload` the session itself travels to the shard's blocking
+//! thread for each of the client's flights and back
+//! ([`TlsLink::absorb_off_shard`]); a send meanwhile is kept aside and
+//! handed to the session, in order, when it is back. Closing
+//! ([`TlsLink::shutdown`]) adds a `close_notify` only when the socket is
+//! free to take it (no chunk out), so it can never cut into a record.
+//!
 //! # No byte lost or reordered
 //!
 //! Plaintext reaches the session in the state machine's order: its output
