@@ -38,9 +38,10 @@ use crate::server_id::generate_server_id;
 use crate::shard::{Accepted, Next, ShardBroker, ShardSetup, WallClock};
 use crate::shard_io::{GlommioIo, SocketEndpoint};
 use crate::shared::BrokerShared;
-use crate::tls::handshake::{client_wants_tls, handshake, HandshakeError};
-use crate::tls::session::{Phase, TlsLink, TlsRead};
-use crate::tls::Accepting;
+use crate::tls::session::{Phase, TlsRead};
+
+mod tls_tasks;
+use tls_tasks::{link_wants_writer, start_tls, write_client_tls};
 
 /// The state machine of one shard, on glommio.
 type Broker = ShardBroker<GlommioIo>;
@@ -754,93 +755,6 @@ async fn read_plain(
     Ok(n)
 }
 
-/// INFO has been queued in plaintext (unless `handshake_first`); sees it
-/// out, lets an `allow_non_tls` client choose, and runs the handshake.
-/// `Err` carries the reason to close with.
-async fn start_tls(
-    ctx: &ShardContext,
-    key: ConnKey,
-    (ip, cid): (&str, ClientId),
-    conn: &shards::net::Connection,
-    link: &TlsLink,
-    accepting: &Accepting,
-    buffer: &mut ReadBuffer,
-) -> Result<(), CloseReason> {
-    if link.phase() == Phase::Greeting {
-        // No TLS byte may leave before the last byte of INFO.
-        ctx.drained
-            .wait_until(|| {
-                let broker = ctx.broker.borrow();
-                broker.output_pending(key) == 0 || broker.is_closing(key)
-            })
-            .await;
-        if accepting.allow_non_tls {
-            match client_wants_tls(conn, buffer, accepting.timeout).await {
-                Ok(true) => {}
-                Ok(false) => {
-                    link.set_phase(Phase::Plaintext);
-                    ctx.broker
-                        .borrow_mut()
-                        .start_auth_timer_at(key, Instant::now());
-                    return Ok(());
-                }
-                Err(_) => return Err(CloseReason::ReadError),
-            }
-        }
-    }
-    if let Some(rate) = &accepting.rate_limit {
-        if !rate.allow(Instant::now()) {
-            ctx.broker.borrow_mut().refuse_throttled(key);
-            ctx.end_of_work();
-            return Err(CloseReason::MaxConnectionsExceeded);
-        }
-    }
-    crate::debug!("{ip} - cid:{cid} - Starting TLS client connection handshake");
-    match handshake(conn, link, buffer, &accepting.handshake_settings()).await {
-        Ok(state) => {
-            crate::debug!(
-                "{ip} - cid:{cid} - TLS handshake complete, TLS version {}, cipher suite {}",
-                state.version,
-                state.cipher_suite
-            );
-            ctx.broker
-                .borrow_mut()
-                .tls_established(key, state, Instant::now());
-            // What waited in the session for the handshake (INFO with
-            // handshake_first) goes out now.
-            if !link.write_now(conn.raw_fd()).unwrap_or(true) {
-                link_wants_writer(ctx, key);
-            }
-            ctx.end_of_work();
-            Ok(())
-        }
-        Err(HandshakeError::Timeout) => {
-            crate::error!("{ip} - cid:{cid} - TLS handshake timeout");
-            Err(close_handshake_failure(ctx, key))
-        }
-        Err(HandshakeError::Failed(e)) => {
-            crate::error!("{ip} - cid:{cid} - TLS handshake error: {e}");
-            Err(close_handshake_failure(ctx, key))
-        }
-    }
-}
-
-/// nats-server closes a failed handshake without a flush; the link is
-/// already `Failed`, so nothing queued reaches the socket.
-fn close_handshake_failure(ctx: &ShardContext, key: ConnKey) -> CloseReason {
-    ctx.broker
-        .borrow_mut()
-        .begin_close(key, CloseReason::TlsHandshakeFailure);
-    CloseReason::TlsHandshakeFailure
-}
-
-/// Ciphertext is left in a session: its writer task takes over.
-fn link_wants_writer(ctx: &ShardContext, key: ConnKey) {
-    if let Some(endpoint) = ctx.broker.borrow().endpoint(key) {
-        endpoint.writer_wake.notify_all();
-    }
-}
-
 /// The writer side of one client: writes what a direct send could not, in
 /// order, waiting for the socket to drain.
 async fn write_client(
@@ -891,81 +805,6 @@ async fn write_backlog_plain(
             .chunk_written(key, n, Instant::now());
     }
     // Empty unless the write failed; either way its blocks are reusable.
-    queue.clear(&mut blocks);
-    ctx.broker
-        .borrow_mut()
-        .writer_done(key, blocks, ok, Instant::now());
-    ok
-}
-
-/// The writer side of a TLS client: flushes ciphertext the direct send
-/// left in the session, and encrypts and writes the backlog the state
-/// machine hands over (see `TlsLink` for the ordering contract).
-async fn write_client_tls(
-    ctx: Rc<ShardContext>,
-    key: ConnKey,
-    conn: Rc<shards::net::Connection>,
-    wake: Rc<WaitList>,
-    link: Rc<TlsLink>,
-) {
-    loop {
-        wake.wait_until(|| link.wants_flush() || ctx.broker.borrow().writer_should_run(key))
-            .await;
-        if link.wants_flush() && link.flush(&conn).await.is_err() {
-            ctx.broker
-                .borrow_mut()
-                .writer_done(key, BlockPool::default(), false, Instant::now());
-            return;
-        }
-        if !ctx.broker.borrow().writer_should_run(key) {
-            continue;
-        }
-        let more = match link.phase() {
-            // allow_non_tls chose plaintext (or INFO is still going out).
-            Phase::Greeting | Phase::Plaintext => write_backlog_plain(&ctx, key, &conn).await,
-            _ => write_backlog_tls(&ctx, key, &conn, &link).await,
-        };
-        if !more {
-            return;
-        }
-    }
-}
-
-/// Encrypts the connection's backlog and writes it; false when the writer
-/// should end.
-async fn write_backlog_tls(
-    ctx: &ShardContext,
-    key: ConnKey,
-    conn: &shards::net::Connection,
-    link: &TlsLink,
-) -> bool {
-    let Some(mut queue) = ctx.broker.borrow_mut().take_for_writer(key, Instant::now()) else {
-        return false;
-    };
-    let mut blocks = BlockPool::default();
-    let mut ok = true;
-    while !queue.is_empty() {
-        let Ok(n) = link.encrypt(&queue.send_slices()) else {
-            ok = false;
-            break;
-        };
-        if n > 0 {
-            queue.consume(&mut blocks, n);
-            ctx.broker
-                .borrow_mut()
-                .chunk_written(key, n, Instant::now());
-        }
-        // Makes room in the session for the next piece.
-        if link.flush(conn).await.is_err() {
-            ok = false;
-            break;
-        }
-        if n == 0 {
-            // Nothing taken although the session was just flushed: another
-            // flusher holds its ciphertext; let it run.
-            task::yield_now().await;
-        }
-    }
     queue.clear(&mut blocks);
     ctx.broker
         .borrow_mut()
