@@ -864,3 +864,48 @@ async fn handshakes_on_the_blocking_thread_behave_the_same() {
     let clients = on_both_shards(&first, || trusting(&pki).tls_first()).await;
     delivered_in_order(&clients[1], &clients[0], "offload.first", 5, 100).await;
 }
+
+/// A broken handshake costs that connection only: garbage behind a TLS
+/// record header is a handshake error, the connection is closed and listed
+/// in `/connz?state=closed` with nats-server's reason, and the next client
+/// is served.
+#[tokio::test]
+async fn a_broken_handshake_closes_that_connection_only() {
+    let pki = Pki::new("broken");
+    let broker = Broker::start_with(&["-m", "-1"], Some(&pki.tls_block("")));
+    let mut hostile = RawClient::connect(broker.addr);
+    let mut garbage = vec![0x16, 0x03, 0x01, 0x00, 0x40];
+    garbage.extend_from_slice(&[0xAB; 0x40]);
+    hostile.send(&garbage);
+    let mut rest = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut hostile.stream, &mut rest);
+    assert!(
+        rest.is_empty() || rest[0] == 0x15,
+        "at most a TLS alert, got {rest:?}"
+    );
+    broker
+        .wait_log("TLS handshake error:", WAIT)
+        .expect("handshake error logged");
+    let client = connect(&broker, trusting(&pki)).await.expect("next client");
+    client.flush().await.expect("served");
+    // The close is recorded when the connection's tasks end, just after
+    // the socket closed: ask until it is there.
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let closed = monitor_json(&broker, "/connz?state=closed");
+        let reasons: Vec<String> = closed["connections"]
+            .as_array()
+            .expect("connections")
+            .iter()
+            .filter_map(|c| c["reason"].as_str().map(str::to_string))
+            .collect();
+        if !reasons.is_empty() {
+            assert_eq!(reasons, ["TLS Handshake Failure"], "{closed}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no closed connection listed"
+        );
+    }
+}
