@@ -589,6 +589,26 @@ fn a_missing_certificate_file_stops_the_start_with_its_path() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("/nonexistent/cert.pem"), "{stderr}");
+    // -t reads the files too, as nats-server's does.
+    let pki = Pki::new("check");
+    let (_, key) = pki.server();
+    let conf = pki.dir.join("check.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "tls {{ cert_file: \"/nonexistent/c.pem\", key_file: \"{}\" }}\n",
+            key.display()
+        ),
+    )
+    .expect("config");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_percore"))
+        .args(["-t", "-c"])
+        .arg(&conf)
+        .output()
+        .expect("run percore -t");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("/nonexistent/c.pem"), "{stderr}");
 }
 
 /// One monitoring GET; the body as JSON.

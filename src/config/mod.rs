@@ -115,6 +115,10 @@ pub fn parse_invocation_with_env(
         if let Some(first) = warnings.into_iter().next() {
             return Err(ConfigError::new(first));
         }
+        // As nats-server, -t reads the certificate and key files too.
+        if let Some(tls) = &opts.tls {
+            crate::tls::config::build(tls).map_err(ConfigError::new)?;
+        }
         let path = flags.config.unwrap_or_default();
         return Ok(Invocation::Exit {
             stdout: String::new(),
