@@ -61,6 +61,11 @@ pub enum Wire {
 pub struct TlsWire {
     session: Mutex<Session>,
     socket: TcpStream,
+    /// The reader handle's ciphertext buffer and the writer handle's; each
+    /// is used by one thread only (the mutexes are never contended), kept
+    /// so that reads and flushes do not allocate.
+    read_buf: Mutex<Vec<u8>>,
+    write_buf: Mutex<Vec<u8>>,
 }
 
 struct Session {
@@ -113,6 +118,8 @@ impl Wire {
                 unread: Vec::new(),
             }),
             socket,
+            read_buf: Mutex::new(vec![0; 256 * 1024]),
+            write_buf: Mutex::new(Vec::new()),
         })))
     }
 
@@ -155,7 +162,10 @@ impl TlsWire {
 
     /// Plaintext the session holds, else one socket read decrypted.
     fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        let mut ciphertext = vec![0u8; buf.len().clamp(4096, 256 * 1024)];
+        let mut ciphertext = self
+            .read_buf
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         loop {
             {
                 let mut session = self.lock();
@@ -175,15 +185,18 @@ impl TlsWire {
     }
 
     fn write_all(&self, buf: &[u8]) -> io::Result<()> {
-        let ciphertext = {
+        let mut out = self
+            .write_buf
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        out.clear();
+        {
             let mut session = self.lock();
             session.conn.writer().write_all(buf)?;
-            let mut out = Vec::with_capacity(buf.len() + 256);
             while session.conn.wants_write() {
-                session.conn.write_tls(&mut out)?;
+                session.conn.write_tls(&mut *out)?;
             }
-            out
-        };
-        (&self.socket).write_all(&ciphertext)
+        }
+        (&self.socket).write_all(&out)
     }
 }
