@@ -196,15 +196,39 @@ impl TlsLink {
                     Ok(slices.iter().map(|s| s.len()).sum())
                 }
             },
-            Phase::Established => {
-                let taken = self
-                    .with_session(|s| s.writer().write_vectored(slices))
-                    .unwrap_or_else(|| Err(io::ErrorKind::BrokenPipe.into()))?;
-                if !self.write_now(fd)? {
-                    writer_wake.notify_all();
-                }
-                Ok(taken)
+            Phase::Established => self.send_established(fd, slices, writer_wake),
+        }
+    }
+
+    /// Encrypts and writes while the socket takes it: a batch larger than
+    /// the session's window (one unit of work's deliveries can be) goes out
+    /// on this direct path, in window-sized pieces, instead of waking the
+    /// writer task while the socket still has room.
+    fn send_established(
+        &self,
+        fd: RawFd,
+        slices: &[IoSlice<'_>],
+        writer_wake: &WaitList,
+    ) -> io::Result<usize> {
+        let total: usize = slices.iter().map(|s| s.len()).sum();
+        let mut taken = self.encrypt(slices)?;
+        loop {
+            if !self.write_now(fd)? {
+                writer_wake.notify_all();
+                return Ok(taken);
             }
+            if taken == total {
+                return Ok(taken);
+            }
+            // What is left of `slices` (rare: a batch over the window).
+            let mut rest = slices.to_vec();
+            let mut view = &mut rest[..];
+            IoSlice::advance_slices(&mut view, taken);
+            let more = self.encrypt(view)?;
+            if more == 0 {
+                return Ok(taken);
+            }
+            taken += more;
         }
     }
 
@@ -692,6 +716,50 @@ mod tests {
         }
         assert_eq!(plaintext.len(), accepted.len());
         assert!(plaintext == accepted, "same bytes, same order");
+    }
+
+    /// A batch larger than the session's window goes out whole on the
+    /// direct path while the socket has room: no ciphertext is left for the
+    /// writer task.
+    #[test]
+    fn a_batch_over_the_window_is_sent_directly_when_the_socket_has_room() {
+        let (link, mut client) = pair();
+        establish(&link, &mut client);
+        let (ours, mut theirs) = UnixStream::pair().expect("socketpair");
+        let big: libc::c_int = 1 << 20;
+        // SAFETY: setsockopt on our own socket with a valid int.
+        unsafe {
+            libc::setsockopt(
+                ours.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_SNDBUF,
+                (&big as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+        let batch: Vec<u8> = (0..150 * 1024).map(|i| (i % 251) as u8).collect();
+        let (head, tail) = batch.split_at(1000);
+        let wake = WaitList::new();
+        let n = link
+            .send(
+                ours.as_raw_fd(),
+                &[IoSlice::new(head), IoSlice::new(tail)],
+                &wake,
+            )
+            .expect("send");
+        assert_eq!(n, batch.len(), "all taken");
+        assert!(!link.wants_flush(), "nothing left for the writer");
+        drop(ours);
+        let mut wire = Vec::new();
+        std::io::Read::read_to_end(&mut theirs, &mut wire).expect("read");
+        let mut input = &wire[..];
+        let mut plaintext = Vec::new();
+        while !input.is_empty() {
+            client.read_tls(&mut input).expect("client read");
+            client.process_new_packets().expect("client process");
+            let _ = std::io::Read::read_to_end(&mut client.reader(), &mut plaintext);
+        }
+        assert!(plaintext == batch, "same bytes, same order");
     }
 
     #[test]
