@@ -709,6 +709,23 @@ async fn monitoring_shows_tls_settings_and_each_connections_session() {
         .contains(&seen[1].1.as_str()),
         "{connz}"
     );
+    // With auth=1, each connection's client certificate chain.
+    assert!(connections
+        .iter()
+        .all(|c| c.get("tls_peer_certs").is_none()));
+    let with_auth = monitor_json(&broker, "/connz?auth=1");
+    let der = rustls::pki_types::CertificateDer::from_pem_file(&cert).expect("cert");
+    let (_, parsed) = x509_parser::parse_x509_certificate(der.as_ref()).expect("x509");
+    let hex = |bytes: &[u8]| -> String { bytes.iter().map(|b| format!("{b:02x}")).collect() };
+    use sha2::Digest;
+    let expected = serde_json::json!([{
+        "subject": "CN=carol",
+        "spki_sha256": hex(&sha2::Sha256::digest(parsed.tbs_certificate.subject_pki.raw)),
+        "cert_sha256": hex(&sha2::Sha256::digest(der.as_ref())),
+    }]);
+    for c in with_auth["connections"].as_array().expect("connections") {
+        assert_eq!(c["tls_peer_certs"], expected, "{with_auth}");
+    }
 }
 
 /// SIGHUP reads the certificate and key again: new handshakes use the new

@@ -60,6 +60,8 @@ pub struct ConnectionSnapshot {
     /// `/connz` `tls_version` and `tls_cipher_suite`, for TLS connections.
     pub tls_version: Option<&'static str>,
     pub tls_cipher_suite: Option<&'static str>,
+    /// The client's certificate chain (`tls_peer_certs`, with `auth=1`).
+    pub tls_peer_certs: Vec<crate::connection::PeerCert>,
     /// Filled only when [`SnapshotRequest::with_subscriptions`] is set (a
     /// closed connection keeps the list it had when it closed).
     pub subscription_list: Vec<SubscriptionSnapshot>,

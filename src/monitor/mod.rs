@@ -100,6 +100,7 @@ mod test_support {
             authorized_user: None,
             tls_version: None,
             tls_cipher_suite: None,
+            tls_peer_certs: Vec::new(),
             subscription_list: Vec::new(),
             stop: None,
             reason: None,

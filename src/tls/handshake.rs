@@ -13,7 +13,7 @@ use shards::net::Connection;
 use shards::timer;
 
 use super::config::spki_sha256;
-use super::identity::certificate_identity;
+use super::identity::{certificate_identity, peer_certs};
 use super::session::{Phase, TlsLink, TlsRead, HANDSHAKE_RECORD};
 use crate::connection::TlsState;
 use crate::read_buffer::ReadBuffer;
@@ -136,10 +136,10 @@ pub async fn handshake(
         link.fail(conn.raw_fd());
         return Err(e);
     }
-    let certificate = link.peer_certificate();
+    let chain = link.peer_chain();
+    let certificate = chain.first();
     if !settings.pinned.is_empty() {
         let pinned = certificate
-            .as_ref()
             .and_then(spki_sha256)
             .is_some_and(|digest| settings.pinned.contains(&digest));
         if !pinned {
@@ -150,10 +150,7 @@ pub async fn handshake(
     link.set_phase(Phase::Established);
     let (version, cipher_suite) = link.describe();
     let certificate = if settings.map {
-        certificate
-            .as_ref()
-            .and_then(certificate_identity)
-            .map(Arc::new)
+        certificate.and_then(certificate_identity).map(Arc::new)
     } else {
         None
     };
@@ -161,6 +158,7 @@ pub async fn handshake(
         version,
         cipher_suite,
         certificate,
+        peer_certs: peer_certs(&chain),
     })
 }
 

@@ -11,8 +11,11 @@
 use rustls::pki_types::CertificateDer;
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
+use sha2::{Digest, Sha256};
+
 use crate::auth::certificate::Attribute;
 use crate::auth::CertificateIdentity;
+use crate::connection::PeerCert;
 
 /// (OID, short name) for the attributes Go's `pkix.Name` keeps, in the
 /// order its `ToRDNSequence` lists them (the string form reverses it).
@@ -96,6 +99,92 @@ fn short_name(oid: &str) -> Option<String> {
         .map(|(_, name)| name.to_string())
 }
 
+/// `/connz` `tls_peer_certs` for a client's chain, as nats-server prints
+/// them (`?auth=1`): Go's subject string and hex sha256 digests of the
+/// SubjectPublicKeyInfo and of the whole certificate.
+pub fn peer_certs(chain: &[CertificateDer<'_>]) -> Vec<PeerCert> {
+    chain
+        .iter()
+        .map(|der| {
+            let subject = X509Certificate::from_der(der.as_ref())
+                .map(|(_, cert)| go_subject(&cert))
+                .unwrap_or_default();
+            PeerCert {
+                subject,
+                spki_sha256: super::config::spki_sha256(der).unwrap_or_default(),
+                cert_sha256: hex(&Sha256::digest(der.as_ref())),
+            }
+        })
+        .collect()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Go's `pkix.Name.String()`: the well-known attributes (most specific
+/// first), then the others as `<oid>=#<hex DER>`.
+fn go_subject(cert: &X509Certificate<'_>) -> String {
+    let mut parts = vec![known_attributes(cert)];
+    let mut others: Vec<String> = cert
+        .subject()
+        .iter_attributes()
+        .filter(|a| {
+            let oid = a.attr_type().to_id_string();
+            !PKIX_ORDER.iter().any(|(o, _)| *o == oid)
+        })
+        .map(|a| {
+            let value = a.attr_value();
+            format!(
+                "{}=#{}",
+                a.attr_type().to_id_string(),
+                hex(&der_of(value.tag().0, value.data))
+            )
+        })
+        .collect();
+    others.reverse();
+    parts.extend(others);
+    parts.retain(|p| !p.is_empty());
+    parts.join(",")
+}
+
+/// A primitive universal DER value: tag, length, contents.
+fn der_of(tag: u32, contents: &[u8]) -> Vec<u8> {
+    let mut der = vec![tag.min(30) as u8];
+    let len = contents.len();
+    if len < 0x80 {
+        der.push(len as u8);
+    } else {
+        let bytes: Vec<u8> = len
+            .to_be_bytes()
+            .into_iter()
+            .skip_while(|b| *b == 0)
+            .collect();
+        der.push(0x80 | bytes.len() as u8);
+        der.extend(bytes);
+    }
+    der.extend_from_slice(contents);
+    der
+}
+
+/// Go's `ToRDNSequence().String()`: the well-known attributes only.
+fn known_attributes(cert: &X509Certificate<'_>) -> String {
+    let mut rdns = Vec::new();
+    for (oid, name) in PKIX_ORDER {
+        let found: Vec<String> = cert
+            .subject()
+            .iter_attributes()
+            .filter(|a| a.attr_type().to_id_string() == *oid)
+            .filter_map(|a| a.as_str().ok().map(|v| format!("{name}={}", escape(v))))
+            .collect();
+        if !found.is_empty() {
+            rdns.push(found.join("+"));
+        }
+    }
+    rdns.reverse();
+    rdns.join(",")
+}
+
 /// Go's RDN string, with the `DC=` parts appended (if any), then without.
 fn subject_names(cert: &X509Certificate<'_>) -> Vec<String> {
     let values = |wanted: &str| -> Vec<String> {
@@ -105,19 +194,7 @@ fn subject_names(cert: &X509Certificate<'_>) -> Vec<String> {
             .filter_map(|a| a.as_str().ok().map(str::to_string))
             .collect()
     };
-    let mut rdns = Vec::new();
-    for (oid, name) in PKIX_ORDER {
-        let found = values(oid);
-        if !found.is_empty() {
-            let rdn: Vec<String> = found
-                .iter()
-                .map(|v| format!("{name}={}", escape(v)))
-                .collect();
-            rdns.push(rdn.join("+"));
-        }
-    }
-    rdns.reverse();
-    let plain = rdns.join(",");
+    let plain = known_attributes(cert);
     let dcs: Vec<String> = values(DC_OID)
         .iter()
         .map(|v| format!("DC={}", escape(v)))
@@ -184,5 +261,24 @@ mod tests {
         );
         assert_eq!(identity.subject[0], vec![("DC".into(), "example".into())]);
         assert_eq!(identity.subject[1], vec![("CN".into(), "alice".into())]);
+        // /connz tls_peer_certs: Go's Name.String(), other attributes last.
+        let certs = peer_certs(std::slice::from_ref(cert.der()));
+        assert!(
+            certs[0]
+                .subject
+                .starts_with("CN=alice,O=Acme\\, Inc,C=US,0.9.2342.19200300.100.1.25=#"),
+            "{}",
+            certs[0].subject
+        );
+        assert!(
+            certs[0].subject.ends_with("076578616d706c65"),
+            "{}",
+            certs[0].subject
+        );
+        assert_eq!(certs[0].cert_sha256.len(), 64);
+        assert_eq!(
+            Some(certs[0].spki_sha256.clone()),
+            crate::tls::config::spki_sha256(cert.der())
+        );
     }
 }

@@ -431,10 +431,11 @@ impl TlsLink {
             .unwrap_or(("Unknown", "Unknown"))
     }
 
-    /// The client's certificate (the first of its chain), if it sent one.
-    pub fn peer_certificate(&self) -> Option<rustls::pki_types::CertificateDer<'static>> {
-        self.with_session(|s| s.peer_certificates()?.first().cloned())
+    /// The certificate chain the client sent (its own first); empty if none.
+    pub fn peer_chain(&self) -> Vec<rustls::pki_types::CertificateDer<'static>> {
+        self.with_session(|s| s.peer_certificates().map(<[_]>::to_vec))
             .flatten()
+            .unwrap_or_default()
     }
 
     /// The handshake failed: whatever alert rustls queued goes out if the

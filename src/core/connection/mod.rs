@@ -17,7 +17,7 @@ pub use liveness::{Liveness, PingCheck};
 pub use output::{Flushed, OutputState, STALL_BUDGET, STALL_PROGRESS_WINDOW};
 pub use sid::Sid;
 pub use table::ConnTable;
-pub use tls::TlsState;
+pub use tls::{PeerCert, TlsState};
 
 use std::collections::HashMap;
 use std::time::Instant;

@@ -15,4 +15,17 @@ pub struct TlsState {
     pub cipher_suite: &'static str,
     /// The client certificate's names, when `verify_and_map` needs them.
     pub certificate: Option<Arc<CertificateIdentity>>,
+    /// The chain the client presented (`/connz?auth=1` `tls_peer_certs`).
+    pub peer_certs: Vec<PeerCert>,
+}
+
+/// One certificate of a client's chain, as `/connz` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerCert {
+    /// The subject, as Go prints a `pkix.Name`.
+    pub subject: String,
+    /// Hex sha256 of the SubjectPublicKeyInfo (what `pinned_certs` lists).
+    pub spki_sha256: String,
+    /// Hex sha256 of the whole certificate.
+    pub cert_sha256: String,
 }
