@@ -83,6 +83,17 @@ pub enum Phase {
     Failed,
 }
 
+/// One client's TLS record layer, shared (`Rc`) by the state machine's
+/// endpoint and the connection's reader and writer tasks.
+///
+/// Contract (the module docs say why it holds): ciphertext leaves the
+/// session only from the front and only into the socket; while a flusher
+/// holds a chunk it took out (`chunk_out`), nobody else writes to the
+/// socket and that flusher empties the session before it stops; whoever
+/// leaves ciphertext behind wakes the writer task, which flushes it before
+/// anything it encrypts itself. So no byte is lost or reordered, whether the
+/// state machine's direct send, the writer task or the reader (handshake,
+/// alerts) produced it.
 pub struct TlsLink {
     /// `None` only while one handshake step runs on the shard's blocking
     /// thread (`absorb_off_shard`); the reader task, which sent it there,
