@@ -15,7 +15,9 @@
 //!   log facade; [`calendar`]: UTC dates for it and for the monitor;
 //! - [`server_id`]: the random server id; [`admin`]: the commands the main
 //!   and monitor threads send a shard; [`auth_checks`]: the slow half of
-//!   authentication (bcrypt, Ed25519, the nonce), run off the shards.
+//!   authentication (bcrypt, Ed25519, the nonce), run off the shards;
+//!   [`tls`]: client TLS with rustls (the record layer between socket and
+//!   parser, the handshake, certificates).
 
 #![deny(clippy::await_holding_refcell_ref)]
 
@@ -35,3 +37,4 @@ pub mod server_id;
 pub mod shard_io;
 pub mod shared;
 pub mod signal_command;
+pub mod tls;

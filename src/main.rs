@@ -123,10 +123,11 @@ fn run(mut options: Options, args: Vec<String>) -> ExitCode {
                         Ok(false) => info!("File log re-open ignored, not a file logger"),
                         Err(e) => error!("Could not re-open the log file: {e}"),
                     },
-                    Ok(SIGHUP) => match reloaded(&args, &options) {
+                    Ok(SIGHUP) => match reloaded(&args, &options)
+                        .and_then(|new| running.reload(&new).map(|()| new))
+                    {
                         Ok(new) => {
                             percore::logging::set_levels(new.debug, new.trace);
-                            running.reload(&new);
                             options = new;
                             info!("Reloaded server configuration");
                         }
@@ -168,13 +169,18 @@ fn reloaded(args: &[String], current: &Options) -> Result<Options, String> {
     };
     // Connections hold account ids: accounts that stay keep theirs.
     percore::config::accounts::keep_account_ids(&mut new, &current.accounts);
-    let fixed: [(&str, String, String); 6] = [
+    let fixed: [(&str, String, String); 7] = [
         ("host", current.host.clone(), new.host.clone()),
         ("port", current.port.to_string(), new.port.to_string()),
         (
             "http_port",
             format!("{:?}", current.http_port),
             format!("{:?}", new.http_port),
+        ),
+        (
+            "https_port",
+            format!("{:?}", current.https_port),
+            format!("{:?}", new.https_port),
         ),
         ("shards", current.shards.to_string(), new.shards.to_string()),
         ("pin", current.pin.to_string(), new.pin.to_string()),

@@ -27,7 +27,7 @@ pub use crate::admin::AdminCommand;
 use crate::config::Options;
 use crate::connection::CloseReason;
 use crate::ids::{ClientId, ConnKey};
-use crate::info::ServerIdentity;
+use crate::info::{ServerIdentity, TlsAdvertised};
 use crate::limits::ShardLimits;
 use crate::mesh::ShardBatch;
 use crate::monitor::shard_source;
@@ -39,6 +39,10 @@ use crate::server_id::generate_server_id;
 use crate::shard::{Accepted, Next, ShardBroker, ShardSetup, WallClock};
 use crate::shard_io::{GlommioIo, SocketEndpoint};
 use crate::shared::BrokerShared;
+use crate::tls::session::{Phase, TlsRead};
+
+mod tls_tasks;
+use tls_tasks::{link_wants_writer, start_tls, write_client_tls};
 
 /// The state machine of one shard, on glommio.
 type Broker = ShardBroker<GlommioIo>;
@@ -97,15 +101,31 @@ impl RunningServer {
     }
 
     /// Applies reloadable settings: every shard takes its new copy (and
-    /// re-checks its connections) at its next housekeeping tick.
-    pub fn reload(&self, options: &Options) {
+    /// re-checks its connections) at its next housekeeping tick. TLS
+    /// certificates and keys are read again first; if that fails nothing
+    /// changes. New handshakes use the new TLS settings; established
+    /// connections keep theirs.
+    pub fn reload(&self, options: &Options) -> Result<(), String> {
+        match (&self.shared.tls, &options.tls) {
+            (None, None) => {}
+            (Some(acceptor), Some(_)) => acceptor.reload(options)?,
+            (None, Some(_)) | (Some(_), None) => {
+                return Err(
+                    "config reload not supported for tls: it cannot be turned on or off \
+                     without a restart"
+                        .into(),
+                )
+            }
+        }
         let mut identity = (*self.shared.identity).clone();
         identity.auth_required = options.auth.auth_required();
+        identity.tls = tls_advertised(options);
         let identity = Arc::new(identity);
         self.send_all(AdminCommand::Reload(
             shard_limits(options, &self.shared.account_connections),
             identity,
         ));
+        Ok(())
     }
 
     /// Open client connections, all shards.
@@ -135,6 +155,9 @@ pub fn start(options: Options) -> Result<RunningServer, String> {
             ShardId::MAX_COUNT
         ));
     }
+    // Certificate files are read before the port is taken: a bad one stops
+    // the start with its path in the message.
+    let tls = crate::tls::TlsAcceptor::new(&options)?;
     let listener =
         BoundListener::bind(&options.host, options.port, LISTEN_BACKLOG).map_err(|e| {
             format!(
@@ -158,6 +181,7 @@ pub fn start(options: Options) -> Result<RunningServer, String> {
         headers: !options.no_header_support,
         auth_required: options.auth.auth_required(),
         max_payload: options.max_payload,
+        tls: tls_advertised(&options),
     };
     let shared = Arc::new(BrokerShared {
         options: options.clone(),
@@ -167,6 +191,7 @@ pub fn start(options: Options) -> Result<RunningServer, String> {
         account_connections: Arc::default(),
         total_connections: Default::default(),
         started: SystemTime::now(),
+        tls,
     });
 
     let ports: Vec<Option<MeshPorts<Batch>>> = RingMesh::build(shard_count, RING_CAPACITY)
@@ -227,6 +252,18 @@ pub fn start(options: Options) -> Result<RunningServer, String> {
         shared: shared_for_main,
         monitor,
     })
+}
+
+/// INFO's TLS flags for these options.
+fn tls_advertised(options: &Options) -> TlsAdvertised {
+    match &options.tls {
+        None => TlsAdvertised::default(),
+        Some(tls) => TlsAdvertised {
+            required: !options.allow_non_tls,
+            verify: tls.verify,
+            available: options.allow_non_tls,
+        },
+    }
 }
 
 /// One shard per CPU, except on hosts with two CPUs or fewer, where one
@@ -486,9 +523,12 @@ fn reject_client(ctx: &ShardContext, socket: HandOff, client_id: ClientId) {
                 .map(|a| a.ip().to_string())
                 .unwrap_or_default();
             crate::error!("{ip} - cid:{client_id} - maximum connections exceeded");
+            // INFO and the -ERR go out in plaintext, before any handshake,
+            // as nats-server sends them.
             let endpoint = SocketEndpoint {
                 fd: conn.raw_fd(),
                 writer_wake: Rc::new(WaitList::new()),
+                tls: None,
             };
             ctx.broker
                 .borrow()
@@ -498,7 +538,9 @@ fn reject_client(ctx: &ShardContext, socket: HandOff, client_id: ClientId) {
     }
 }
 
-/// The reader side of one client: read, parse, route, flush; repeat.
+/// The reader side of one client: read, parse, route, flush; repeat. On a
+/// TLS port it first runs the handshake, then reads through the
+/// connection's record layer (`crate::tls::session`).
 async fn serve_client(ctx: Rc<ShardContext>, socket: HandOff, client_id: ClientId) {
     let conn = match socket.adopt() {
         Ok(conn) => Rc::new(conn),
@@ -512,8 +554,18 @@ async fn serve_client(ctx: Rc<ShardContext>, socket: HandOff, client_id: ClientI
         .peer_addr()
         .map(|a| (a.ip().to_string(), a.port()))
         .unwrap_or_default();
+    let accepting = ctx.shared.tls.as_ref().map(|tls| tls.current());
+    let link = match accepting.as_ref().map(|a| a.link()).transpose() {
+        Ok(link) => link.map(Rc::new),
+        Err(e) => {
+            crate::error!("cannot start TLS for cid:{client_id}: {e}");
+            ctx.shared.live_connections.fetch_sub(1, Ordering::Relaxed);
+            return;
+        }
+    };
     let writer_wake = Rc::new(WaitList::new());
     let (ip, port) = peer;
+    let log_ip = ip.clone();
     let nonce = if ctx.broker.borrow().limits().auth.wants_nonce() {
         crate::auth_checks::new_nonce()
     } else {
@@ -525,6 +577,7 @@ async fn serve_client(ctx: Rc<ShardContext>, socket: HandOff, client_id: ClientI
         endpoint: SocketEndpoint {
             fd: conn.raw_fd(),
             writer_wake: writer_wake.clone(),
+            tls: link.clone(),
         },
         ip,
         port,
@@ -533,8 +586,26 @@ async fn serve_client(ctx: Rc<ShardContext>, socket: HandOff, client_id: ClientI
         .broker
         .borrow_mut()
         .register_connection(accepted, Instant::now());
+    if let Some(accepting) = &accepting {
+        // The auth timer starts after the handshake; until then only the
+        // handshake's own timeout (twice, with allow_non_tls: once to see
+        // the first byte, once for the handshake) can close the connection.
+        let handshake_time = accepting.timeout * if accepting.allow_non_tls { 2 } else { 1 };
+        ctx.broker
+            .borrow_mut()
+            .start_auth_timer_at(key, Instant::now() + handshake_time);
+    }
     ctx.end_of_work();
-    let writer = task::spawn(write_client(ctx.clone(), key, conn.clone(), writer_wake));
+    let writer = match &link {
+        None => task::spawn(write_client(ctx.clone(), key, conn.clone(), writer_wake)),
+        Some(link) => task::spawn(write_client_tls(
+            ctx.clone(),
+            key,
+            conn.clone(),
+            writer_wake,
+            link.clone(),
+        )),
+    };
 
     let mut parser = {
         let broker = ctx.broker.borrow();
@@ -543,33 +614,64 @@ async fn serve_client(ctx: Rc<ShardContext>, socket: HandOff, client_id: ClientI
     };
     let mut buffer = ReadBuffer::new();
     let mut close_reason = CloseReason::ClientClosed;
+    if let (Some(link), Some(accepting)) = (&link, &accepting) {
+        let label = (log_ip.as_str(), client_id);
+        if let Err(reason) = start_tls(&ctx, key, label, &conn, link, accepting, &mut buffer).await
+        {
+            close_reason = reason;
+        }
+    }
+    // The record layer to read through, once TLS is up (not when an
+    // allow_non_tls client chose plaintext).
+    let tls = link.filter(|l| l.phase() == Phase::Established);
+    // Plaintext that arrived with the end of the handshake (or the bytes
+    // that told an allow_non_tls client's choice) is parsed before reading.
+    let mut carried_over = !buffer.data().is_empty();
     let mut units_this_turn = 0;
     let mut streaming = true;
     'reading: loop {
+        if close_reason != CloseReason::ClientClosed {
+            break;
+        }
         ctx.wait_for_ring_space().await;
         if ctx.broker.borrow().is_closing(key) {
             break;
         }
-        let attempt = if streaming {
-            conn.try_recv(buffer.spare_mut())
-        } else {
-            Ok(None)
-        };
-        let read = match attempt {
-            Ok(Some(n)) => Ok(n),
-            Ok(None) => conn.read(buffer.spare_mut()).await,
-            Err(e) => Err(e),
-        };
-        let n = match read {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(_) => {
-                close_reason = CloseReason::ReadError;
-                break;
-            }
-        };
-        buffer.filled_by(n);
-        streaming = n >= STREAMING_READ_LEN;
+        let mut last_read = false;
+        if !carried_over {
+            let n = match &tls {
+                None => read_plain(&conn, &mut buffer, streaming).await,
+                Some(link) => match link.read_into(&conn, &mut buffer, streaming).await {
+                    Ok(TlsRead::Eof) => Ok(0),
+                    Ok(TlsRead::Data {
+                        ciphertext,
+                        peer_closed,
+                    }) => {
+                        last_read = peer_closed;
+                        // Alerts and key updates the read produced.
+                        if !link.write_now(conn.raw_fd()).unwrap_or(true) {
+                            link_wants_writer(&ctx, key);
+                        }
+                        Ok(ciphertext)
+                    }
+                    Ok(TlsRead::Error(e)) => {
+                        crate::debug!("{log_ip} - cid:{client_id} - TLS read error: {e}");
+                        Err(std::io::ErrorKind::InvalidData.into())
+                    }
+                    Err(e) => Err(e),
+                },
+            };
+            let n = match n {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(_) => {
+                    close_reason = CloseReason::ReadError;
+                    break;
+                }
+            };
+            streaming = n >= STREAMING_READ_LEN;
+        }
+        carried_over = false;
         ctx.catch_up_with_rings().await;
         loop {
             let outcome = ctx.broker.borrow_mut().process_input(
@@ -626,6 +728,9 @@ async fn serve_client(ctx: Rc<ShardContext>, socket: HandOff, client_id: ClientI
             }
         }
         ctx.finish_unit(&mut units_this_turn).await;
+        if last_read {
+            break;
+        }
     }
     ctx.broker.borrow_mut().begin_close(key, close_reason);
     writer.await;
@@ -633,6 +738,26 @@ async fn serve_client(ctx: Rc<ShardContext>, socket: HandOff, client_id: ClientI
         ctx.shared.live_connections.fetch_sub(1, Ordering::Relaxed);
     }
     ctx.end_of_work();
+}
+
+/// One read from a plaintext socket into `buffer`: the bytes read (0: EOF).
+async fn read_plain(
+    conn: &shards::net::Connection,
+    buffer: &mut ReadBuffer,
+    streaming: bool,
+) -> std::io::Result<usize> {
+    let attempt = if streaming {
+        conn.try_recv(buffer.spare_mut())
+    } else {
+        Ok(None)
+    };
+    let n = match attempt {
+        Ok(Some(n)) => n,
+        Ok(None) => conn.read(buffer.spare_mut()).await?,
+        Err(e) => return Err(e),
+    };
+    buffer.filled_by(n);
+    Ok(n)
 }
 
 /// The writer side of one client: writes what a direct send could not, in
@@ -646,40 +771,50 @@ async fn write_client(
     loop {
         wake.wait_until(|| ctx.broker.borrow().writer_should_run(key))
             .await;
-        let Some(mut queue) = ctx.broker.borrow_mut().take_for_writer(key, Instant::now()) else {
-            return;
-        };
-        let mut blocks = BlockPool::default();
-        let mut ok = true;
-        while !queue.is_empty() {
-            let sent = match conn.try_send_vectored(&queue.send_slices()) {
-                Ok(0) => {
-                    // The socket is full: wait for it with glommio, handing it
-                    // one block at most so progress shows block by block.
-                    let front = queue.front();
-                    let piece = &front[..front.len().min(BLOCK_SIZE)];
-                    conn.write_all(piece).await.map(|()| piece.len())
-                }
-                other => other,
-            };
-            let Ok(n) = sent else {
-                ok = false;
-                break;
-            };
-            queue.consume(&mut blocks, n);
-            ctx.broker
-                .borrow_mut()
-                .chunk_written(key, n, Instant::now());
-        }
-        // Empty unless the write failed; either way its blocks are reusable.
-        queue.clear(&mut blocks);
-        ctx.broker
-            .borrow_mut()
-            .writer_done(key, blocks, ok, Instant::now());
-        if !ok {
+        if !write_backlog_plain(&ctx, key, &conn).await {
             return;
         }
     }
+}
+
+/// Takes the connection's backlog and writes it to a plaintext socket;
+/// false when the writer should end.
+async fn write_backlog_plain(
+    ctx: &ShardContext,
+    key: ConnKey,
+    conn: &shards::net::Connection,
+) -> bool {
+    let Some(mut queue) = ctx.broker.borrow_mut().take_for_writer(key, Instant::now()) else {
+        return false;
+    };
+    let mut blocks = BlockPool::default();
+    let mut ok = true;
+    while !queue.is_empty() {
+        let sent = match conn.try_send_vectored(&queue.send_slices()) {
+            Ok(0) => {
+                // The socket is full: wait for it with glommio, handing it
+                // one block at most so progress shows block by block.
+                let front = queue.front();
+                let piece = &front[..front.len().min(BLOCK_SIZE)];
+                conn.write_all(piece).await.map(|()| piece.len())
+            }
+            other => other,
+        };
+        let Ok(n) = sent else {
+            ok = false;
+            break;
+        };
+        queue.consume(&mut blocks, n);
+        ctx.broker
+            .borrow_mut()
+            .chunk_written(key, n, Instant::now());
+    }
+    // Empty unless the write failed; either way its blocks are reusable.
+    queue.clear(&mut blocks);
+    ctx.broker
+        .borrow_mut()
+        .writer_done(key, blocks, ok, Instant::now());
+    ok
 }
 
 async fn housekeeping(ctx: Rc<ShardContext>, admin: Receiver<AdminCommand>) {

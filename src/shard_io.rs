@@ -11,12 +11,19 @@ use percore_core::io::{ShardIo, Wake};
 use shards::net::{shutdown_fd, try_send_fd, try_send_vectored_fd, HandOff};
 use shards::sync::WaitList;
 
+use crate::tls::session::TlsLink;
+
 /// A client socket as its shard's state machine holds it: the fd (owned by
 /// the connection's `shards::net::Connection`, which outlives the entry in
-/// the state machine) and the wait list its writer task parks on.
+/// the state machine), the wait list its writer task parks on, and, on a
+/// TLS port, the connection's record layer. Sends go to the socket directly
+/// when `tls` is `None` (the plaintext path is one branch longer than it
+/// was); otherwise through the [`TlsLink`], whose type documents how its
+/// ciphertext reaches the socket in order.
 pub struct SocketEndpoint {
     pub fd: RawFd,
     pub writer_wake: Rc<WaitList>,
+    pub tls: Option<Rc<TlsLink>>,
 }
 
 /// One per shard.
@@ -32,7 +39,10 @@ impl ShardIo for GlommioIo {
     type Handoff = HandOff;
 
     fn send(&self, endpoint: &SocketEndpoint, bytes: &[u8]) -> io::Result<usize> {
-        try_send_fd(endpoint.fd, bytes)
+        match &endpoint.tls {
+            None => try_send_fd(endpoint.fd, bytes),
+            Some(link) => link.send(endpoint.fd, &[IoSlice::new(bytes)], &endpoint.writer_wake),
+        }
     }
 
     fn send_vectored(
@@ -40,11 +50,17 @@ impl ShardIo for GlommioIo {
         endpoint: &SocketEndpoint,
         slices: &[IoSlice<'_>],
     ) -> io::Result<usize> {
-        try_send_vectored_fd(endpoint.fd, slices)
+        match &endpoint.tls {
+            None => try_send_vectored_fd(endpoint.fd, slices),
+            Some(link) => link.send(endpoint.fd, slices, &endpoint.writer_wake),
+        }
     }
 
     fn shutdown(&self, endpoint: &SocketEndpoint) {
-        shutdown_fd(endpoint.fd);
+        match &endpoint.tls {
+            None => shutdown_fd(endpoint.fd),
+            Some(link) => link.shutdown(endpoint.fd),
+        }
     }
 
     fn wake_writer(&self, endpoint: &SocketEndpoint) {

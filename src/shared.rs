@@ -9,6 +9,7 @@ use std::time::SystemTime;
 use crate::account::ActiveConnections;
 use crate::config::Options;
 use crate::info::ServerIdentity;
+use crate::tls::TlsAcceptor;
 
 pub struct BrokerShared {
     pub options: Options,
@@ -22,4 +23,6 @@ pub struct BrokerShared {
     pub total_connections: AtomicU64,
     /// When the server started (`/varz` `start`, `config_load_time`).
     pub started: SystemTime,
+    /// The client port's TLS, if configured (reload swaps its settings).
+    pub tls: Option<TlsAcceptor>,
 }

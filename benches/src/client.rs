@@ -7,12 +7,13 @@
 //! Nothing read from the server is trusted: malformed input becomes an
 //! `io::Error`, never a panic.
 
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
 use crate::clock;
+use crate::tls::Wire;
 
 /// The CONNECT line the bench sends: no verbose +OK, headers and no_responders on,
 /// so the server treats us like a modern client.
@@ -93,7 +94,7 @@ pub fn bad_data(msg: impl Into<String>) -> io::Error {
 
 /// Buffered reader with a NATS frame parser.
 pub struct Reader {
-    stream: TcpStream,
+    stream: Wire,
     buf: Vec<u8>,
     start: usize,
     end: usize,
@@ -108,12 +109,12 @@ pub struct Reader {
 
 impl Reader {
     pub fn new(stream: TcpStream) -> Reader {
-        Reader::with_capacity(stream, READ_BUF)
+        Reader::with_capacity(Wire::Plain(stream), READ_BUF)
     }
 
     /// A reader whose buffer starts at `cap` bytes (it still grows for a
     /// frame that does not fit): small for connections that carry little.
-    pub fn with_capacity(stream: TcpStream, cap: usize) -> Reader {
+    pub fn with_capacity(stream: Wire, cap: usize) -> Reader {
         Reader {
             stream,
             buf: vec![0; cap.max(64)],
@@ -318,12 +319,12 @@ fn parse_u64(s: &[u8]) -> io::Result<u64> {
 /// Outgoing bytes for one connection. Never flushes on its own except through
 /// [`OutBuf::flush_if_full`], so the caller decides the batch size.
 pub struct OutBuf {
-    stream: TcpStream,
+    stream: Wire,
     pub buf: Vec<u8>,
 }
 
 impl OutBuf {
-    pub fn new(stream: TcpStream) -> OutBuf {
+    pub fn new(stream: Wire) -> OutBuf {
         OutBuf {
             stream,
             buf: Vec::with_capacity(FLUSH_AT * 2),
@@ -425,13 +426,16 @@ impl Conn {
         stream.set_nodelay(true)?;
         // Bounded handshake: a server that never answers must not hang the run.
         stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-        let mut reader = Reader::with_capacity(stream.try_clone()?, read_buf);
+        let mut reader = Reader::with_capacity(Wire::Plain(stream.try_clone()?), read_buf);
         let info = match reader.next_event()? {
             Some(Event::Info(json)) => ServerInfo::parse(json)?,
             Some(_) => return Err(bad_data("server did not start with INFO")),
             None => return Err(bad_data("timed out waiting for INFO")),
         };
-        let mut out = OutBuf::new(stream);
+        // With --tls-ca: the handshake follows INFO (nats-server 2.9's order).
+        let wire = Wire::establish(stream, &addr.ip().to_string())?;
+        reader.stream = wire.try_clone()?;
+        let mut out = OutBuf::new(wire);
         out.raw(CONNECT_LINE);
         out.flush()?;
         let mut conn = Conn { info, reader, out };
@@ -440,18 +444,18 @@ impl Conn {
     }
 
     pub fn set_read_timeout(&self, d: Option<Duration>) -> io::Result<()> {
-        self.reader.stream.set_read_timeout(d)
+        self.reader.stream.tcp().set_read_timeout(d)
     }
 
     /// Non-blocking mode for the socket (shared by the reader and writer
     /// handles): reads then return `Ok(None)` instead of waiting.
     pub fn set_nonblocking(&self, on: bool) -> io::Result<()> {
-        self.reader.stream.set_nonblocking(on)
+        self.reader.stream.tcp().set_nonblocking(on)
     }
 
     /// The socket's descriptor, for epoll.
     pub fn as_raw_fd(&self) -> RawFd {
-        self.reader.stream.as_raw_fd()
+        self.reader.stream.tcp().as_raw_fd()
     }
 
     /// Reads until a PONG, answering PINGs; messages arriving meanwhile are
@@ -488,11 +492,11 @@ impl Conn {
     }
 
     pub fn try_clone_stream(&self) -> io::Result<TcpStream> {
-        self.out.stream.try_clone()
+        self.out.stream.tcp().try_clone()
     }
 
     pub fn shutdown(&self) {
-        let _ = self.out.stream.shutdown(std::net::Shutdown::Both);
+        let _ = self.out.stream.tcp().shutdown(std::net::Shutdown::Both);
     }
 }
 

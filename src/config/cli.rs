@@ -27,12 +27,19 @@ enum Setting {
     Version,
     Shards,
     Pin,
+    TlsOffload,
     HttpPort,
+    HttpsPort,
     Signal,
     StoreDir,
     User,
     Pass,
     Auth,
+    Tls,
+    TlsCert,
+    TlsKey,
+    TlsVerify,
+    TlsCaCert,
 }
 
 /// How a flag takes its value.
@@ -74,8 +81,11 @@ const FLAGS: &[(&str, Setting, Kind)] = &[
     ("version", Setting::Version, Kind::Bool),
     ("shards", Setting::Shards, Kind::Int),
     ("pin", Setting::Pin, Kind::Bool),
+    ("tls_offload", Setting::TlsOffload, Kind::Bool),
     ("m", Setting::HttpPort, Kind::Int),
     ("http_port", Setting::HttpPort, Kind::Int),
+    ("ms", Setting::HttpsPort, Kind::Int),
+    ("https_port", Setting::HttpsPort, Kind::Int),
     ("sl", Setting::Signal, Kind::Text),
     ("signal", Setting::Signal, Kind::Text),
     ("sd", Setting::StoreDir, Kind::Text),
@@ -83,13 +93,16 @@ const FLAGS: &[(&str, Setting, Kind)] = &[
     ("user", Setting::User, Kind::Text),
     ("pass", Setting::Pass, Kind::Text),
     ("auth", Setting::Auth, Kind::Text),
+    ("tls", Setting::Tls, Kind::Bool),
+    ("tlscert", Setting::TlsCert, Kind::Text),
+    ("tlskey", Setting::TlsKey, Kind::Text),
+    ("tlsverify", Setting::TlsVerify, Kind::Bool),
+    ("tlscacert", Setting::TlsCaCert, Kind::Text),
 ];
 
 /// nats-server 2.9.10 flags whose feature percore lacks: parsed (so that the
 /// value of `-m 8222` is not mistaken for a command) and then refused.
 const NOT_SUPPORTED_YET: &[(&str, Kind)] = &[
-    ("ms", Kind::Int),
-    ("https_port", Kind::Int),
     ("client_advertise", Kind::Text),
     ("ports_file_dir", Kind::Text),
     ("log_size_limit", Kind::Int),
@@ -100,11 +113,6 @@ const NOT_SUPPORTED_YET: &[(&str, Kind)] = &[
     ("max_traced_msg_len", Kind::Int),
     ("js", Kind::Bool),
     ("jetstream", Kind::Bool),
-    ("tls", Kind::Bool),
-    ("tlscert", Kind::Text),
-    ("tlskey", Kind::Text),
-    ("tlsverify", Kind::Bool),
-    ("tlscacert", Kind::Text),
     ("routes", Kind::Text),
     ("cluster", Kind::Text),
     ("cluster_listen", Kind::Text),
@@ -134,8 +142,12 @@ pub struct Flags {
     pub version: bool,
     pub shards: Option<i64>,
     pub pin: Option<bool>,
+    /// `--tls_offload`: TLS handshake crypto on the shards' blocking threads.
+    pub tls_offload: Option<bool>,
     /// `-m`, `--http_port`: monitoring port (nats-server's convention).
     pub http_port: Option<i64>,
+    /// `-ms`, `--https_port`: monitoring over HTTPS.
+    pub https_port: Option<i64>,
     /// `--signal <command>[=<pid or pid file>]`: signal a running server.
     pub signal: Option<String>,
     /// `-sd`, `--store_dir`: JetStream's directory. Accepted because
@@ -148,6 +160,15 @@ pub struct Flags {
     pub pass: Option<String>,
     /// `--auth`: the token clients must send, plain or bcrypt.
     pub auth: Option<String>,
+    /// `--tls`: TLS on the client port (with the other `--tls*` flags).
+    pub tls: Option<bool>,
+    /// `--tlscert`, `--tlskey`: the server certificate and its key.
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
+    /// `--tlscacert`: roots for client certificates.
+    pub tls_ca_cert: Option<String>,
+    /// `--tlsverify`: clients must present a certificate.
+    pub tls_verify: Option<bool>,
     /// The first recognised nats-server flag we do not implement, as `-name`.
     pub unsupported: Option<String>,
     /// Arguments after the flags (`version`, `help`, or a mistake).
@@ -248,12 +269,19 @@ fn set_flag(flags: &mut Flags, name: &str, kind: Kind, value: &str) -> Result<()
         (Setting::Version, Parsed::Bool(v)) => flags.version = v,
         (Setting::Shards, Parsed::Int(v)) => flags.shards = Some(v),
         (Setting::Pin, Parsed::Bool(v)) => flags.pin = Some(v),
+        (Setting::TlsOffload, Parsed::Bool(v)) => flags.tls_offload = Some(v),
         (Setting::HttpPort, Parsed::Int(v)) => flags.http_port = Some(v),
+        (Setting::HttpsPort, Parsed::Int(v)) => flags.https_port = Some(v),
         (Setting::Signal, Parsed::Text(v)) => flags.signal = Some(v),
         (Setting::StoreDir, Parsed::Text(v)) => flags.store_dir = Some(v),
         (Setting::User, Parsed::Text(v)) => flags.user = Some(v),
         (Setting::Pass, Parsed::Text(v)) => flags.pass = Some(v),
         (Setting::Auth, Parsed::Text(v)) => flags.auth = Some(v),
+        (Setting::Tls, Parsed::Bool(v)) => flags.tls = Some(v),
+        (Setting::TlsCert, Parsed::Text(v)) => flags.tls_cert = Some(v),
+        (Setting::TlsKey, Parsed::Text(v)) => flags.tls_key = Some(v),
+        (Setting::TlsVerify, Parsed::Bool(v)) => flags.tls_verify = Some(v),
+        (Setting::TlsCaCert, Parsed::Text(v)) => flags.tls_ca_cert = Some(v),
         // FLAGS pairs every setting with its kind; nothing else can occur.
         (_, other) => return Err(format!("internal error: flag -{name} got {other:?}")),
     }
@@ -350,6 +378,7 @@ Server Options:
         --server_name <server_name>  Name of this server (default: its generated id)
     -P, --pid <file>                 Write the process id to this file
     -m, --http_port <port>           Use port for HTTP monitoring (-1 for a random one)
+    -ms,--https_port <port>          Use port for HTTPS monitoring (needs --tls or tls {})
     -c, --config <file>              Read options from this configuration file
     -t                               Check the configuration file and exit
     -sl,--signal <signal>[=<pid>]    Send signal to percore process (ldm, stop, quit, term, reopen, reload)
@@ -369,9 +398,17 @@ Authorization Options:
         --pass <password>            Password required for connections (plain or bcrypt)
         --auth <token>               Authorization token required for connections (plain or bcrypt)
 
+TLS Options:
+        --tls                        Enable TLS, do not verify clients (default: false)
+        --tlscert <file>             Server certificate file
+        --tlskey <file>              Private key for server certificate
+        --tlsverify                  Enable TLS, verify client certificates
+        --tlscacert <file>           Client certificate CA for verification
+
 percore Options:
         --shards <n>                 Number of shards, one thread each (default: one per CPU; 1 on <= 2 CPUs)
         --pin                        Pin shard i to CPU i (default: false)
+        --tls_offload                Run TLS handshake crypto on the shards' blocking threads (default: false)
 
 Common Options:
     -h, --help                       Print this text
@@ -380,9 +417,9 @@ Common Options:
 Flags are written with one dash or two (-port 4222, --port=4222). Options from
 the command line override those of the configuration file.
 
-Not supported yet (refused with an error): monitoring over HTTPS (-ms),
+Not supported yet (refused with an error):
 --client_advertise, --ports_file_dir, --log_size_limit, syslog (-s, -r),
---max_traced_msg_len, JetStream (-js), TLS (--tls*), clustering (--routes,
+--max_traced_msg_len, JetStream (-js), clustering (--routes,
 --cluster*, --no_advertise, --connect_retries), --profile, --help_tls.
 "
     .to_string()
@@ -520,14 +557,15 @@ mod tests {
 
     #[test]
     fn unsupported_flags_are_recorded_with_their_values() {
-        let f = flags(&["-ms", "8222", "-p", "1"]);
-        assert_eq!(f.unsupported.as_deref(), Some("-ms"));
+        let f = flags(&["-js", "-p", "1"]);
+        assert_eq!(f.unsupported.as_deref(), Some("-js"));
         assert_eq!(f.port, Some(1));
         let f = flags(&["-m", "8222", "--http_port=-1"]);
         assert_eq!((f.http_port, f.unsupported), (Some(-1), None));
         assert!(f.positional.is_empty());
         let f = flags(&["--tls", "--user=a", "-js"]);
-        assert_eq!(f.unsupported.as_deref(), Some("-tls"));
+        assert_eq!(f.unsupported.as_deref(), Some("-js"));
+        assert_eq!(f.tls, Some(true));
         assert_eq!(
             flag_error(&["--http_port", "x"]),
             "invalid value \"x\" for flag -http_port: parse error"

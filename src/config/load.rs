@@ -15,6 +15,7 @@ use super::duration::{format_go_duration, parse_go_duration};
 use super::entry::{boolean, integer, non_empty, string, wrong_type};
 use super::error::ConfigError;
 use super::options::{self, Options};
+use super::tls;
 
 /// Keys nats-server 2.9.10 understands at the top level but percore does not
 /// implement yet. Lower case, as nats-server compares keys case-insensitively.
@@ -25,8 +26,6 @@ const NOT_SUPPORTED_YET: &[&str] = &[
     "maps",
     "disable_sublist_cache",
     "no_sublist_cache",
-    "https",
-    "https_port",
     "cluster",
     "gateway",
     "leaf",
@@ -41,9 +40,7 @@ const NOT_SUPPORTED_YET: &[&str] = &[
     "max_traced_msg_len",
     "max_sub_tokens",
     "max_subscription_tokens",
-    "tls",
     "ocsp",
-    "allow_non_tls",
     "operator",
     "operators",
     "roots",
@@ -131,6 +128,14 @@ fn apply_entry<'a>(
             opts.http_port = http_port_value(entry, integer(entry)?)?;
         }
         "http" => apply_http(entry, opts)?,
+        "https_port" => opts.https_port = http_port_value(entry, integer(entry)?)?,
+        "https" => {
+            let (host, port) = host_and_port(entry)?;
+            opts.https_port = http_port_value(entry, port)?;
+            if let Some(host) = host {
+                opts.http_host = (!host.is_empty()).then(|| host.to_string());
+            }
+        }
         "http_base_path" => opts.http_base_path = string(entry)?.to_string(),
         // JetStream's directory: nats-server accepts it without JetStream
         // enabled, and so do we (JetStream itself is refused).
@@ -147,6 +152,8 @@ fn apply_entry<'a>(
         "no_system_account" | "no_system" | "no_sys_acc" => {
             account_keys.no_system_account = boolean(entry)?;
         }
+        "tls" => opts.tls = Some(tls::apply_tls(entry)?),
+        "allow_non_tls" => opts.allow_non_tls = boolean(entry)?,
         _ if NOT_SUPPORTED_YET.contains(&key.as_str()) => {
             return Err(ConfigError::at(
                 &entry.key_pos,
@@ -415,6 +422,17 @@ pub fn validate(opts: &Options) -> Result<(), ConfigError> {
             "max_payload ({}) cannot be higher than max_pending ({})",
             opts.max_payload, opts.max_pending
         )));
+    }
+    if let Some(tls) = &opts.tls {
+        tls::validate(tls)?;
+    }
+    if let (Some(http), Some(https)) = (opts.http_port, opts.https_port) {
+        return Err(ConfigError::new(format!(
+            "can't specify both HTTP ({http}) and HTTPs ({https}) ports"
+        )));
+    }
+    if opts.https_port.is_some() && opts.tls.is_none() {
+        return Err(ConfigError::new("TLS cert and key required for HTTPS"));
     }
     auth::validate(&opts.auth)
 }
@@ -719,8 +737,8 @@ mod tests {
             "x.conf:1:17: \"jetstream\" is not supported yet by percore (JetStream)"
         );
         assert_eq!(
-            load_err("TLS { cert_file: x }"),
-            "x.conf:1:1: \"TLS\" is not supported yet by percore"
+            load_err("OCSP { mode: always }"),
+            "x.conf:1:1: \"OCSP\" is not supported yet by percore"
         );
     }
 

@@ -10,6 +10,8 @@ use std::time::Duration;
 use percore_core::account::AccountTable;
 use percore_core::auth::AuthPolicy;
 
+use super::tls::TlsOptions;
+
 /// nats-server `MAX_PAYLOAD_SIZE` (const.go): 1 MiB.
 pub const DEFAULT_MAX_PAYLOAD: usize = 1024 * 1024;
 /// nats-server `MAX_PENDING_SIZE` (const.go): 64 MiB of unsent bytes per connection.
@@ -44,6 +46,10 @@ pub struct Options {
     /// Monitoring port (`-m`, `http_port`, `http`); `None`: no monitoring,
     /// `Some(0)`: a free port (nats-server spells that `-1`).
     pub http_port: Option<u16>,
+    /// Monitoring over HTTPS (`-ms`, `https_port`, `https`), with the
+    /// client port's certificate; same conventions as `http_port`, and
+    /// exclusive with it.
+    pub https_port: Option<u16>,
     /// `http_base_path`: prefix of every monitoring path ("" for none).
     pub http_base_path: String,
     /// `server_name`; `None` means "use the generated server id".
@@ -74,11 +80,23 @@ pub struct Options {
     pub shards: usize,
     /// Pin shard i to CPU i.
     pub pin: bool,
+    /// `--tls_offload` (percore's own): run each TLS handshake's crypto
+    /// (key exchange, signature, certificate checks) on the shard's blocking
+    /// thread instead of the shard, so a costly handshake (RSA signing is
+    /// ~1 ms) does not delay the shard's other connections, at the cost of
+    /// two thread hops per handshake. Off until a benchmark says otherwise
+    /// (`benches/tls-compare.sh --scenarios lat10k-hs100`).
+    pub tls_offload: bool,
     /// Who may connect (`authorization`, `no_auth_user`, `--user`,
     /// `--pass`, `--auth`); the default requires no authentication.
     pub auth: AuthPolicy,
     /// `accounts`, `system_account`: `$G` and `$SYS` by default.
     pub accounts: AccountTable,
+    /// The client port's TLS (`tls {}`, `--tls*`); `None`: plaintext.
+    pub tls: Option<TlsOptions>,
+    /// `allow_non_tls`: with `tls`, clients may also connect in plaintext
+    /// (INFO `tls_available` instead of `tls_required`).
+    pub allow_non_tls: bool,
     /// Deprecation warnings from the config file (e.g. an integer
     /// `ping_interval`), each `<file>:<line>:<col>: ...`; print them to
     /// stderr at start-up as nats-server does.
@@ -92,6 +110,7 @@ impl Default for Options {
             port: DEFAULT_PORT,
             http_host: None,
             http_port: None,
+            https_port: None,
             http_base_path: String::new(),
             server_name: None,
             max_payload: DEFAULT_MAX_PAYLOAD,
@@ -113,8 +132,11 @@ impl Default for Options {
             config_file: None,
             shards: 0,
             pin: false,
+            tls_offload: false,
             auth: AuthPolicy::default(),
             accounts: AccountTable::default(),
+            tls: None,
+            allow_non_tls: false,
             config_warnings: Vec::new(),
         }
     }

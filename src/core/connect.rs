@@ -120,6 +120,7 @@ pub fn parse_connect(json: &[u8]) -> Result<(ClientOptions, Credentials), Connec
         auth_token: wire.auth_token,
         nkey: wire.nkey,
         sig: wire.sig,
+        certificate: None,
     };
     Ok((options, credentials))
 }

@@ -22,6 +22,19 @@ pub struct ServerIdentity {
     /// INFO `auth_required` (see `AuthPolicy::auth_required`).
     pub auth_required: bool,
     pub max_payload: usize,
+    /// INFO's TLS flags (all false without `tls {}`).
+    pub tls: TlsAdvertised,
+}
+
+/// What INFO says about TLS on the client port.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TlsAdvertised {
+    /// `tls_required`: TLS configured and `allow_non_tls` not set.
+    pub required: bool,
+    /// `tls_verify`: clients must present a certificate.
+    pub verify: bool,
+    /// `tls_available`: TLS configured with `allow_non_tls`.
+    pub available: bool,
 }
 
 #[derive(Serialize)]
@@ -36,6 +49,12 @@ struct InfoWire<'a> {
     headers: bool,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     auth_required: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    tls_required: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    tls_verify: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    tls_available: bool,
     max_payload: usize,
     client_id: u64,
     client_ip: &'a str,
@@ -65,6 +84,9 @@ impl ServerIdentity {
             port: self.port,
             headers: self.headers,
             auth_required: self.auth_required,
+            tls_required: self.tls.required,
+            tls_verify: self.tls.verify,
+            tls_available: self.tls.available,
             max_payload: self.max_payload,
             client_id,
             client_ip,
@@ -93,6 +115,7 @@ mod tests {
             headers: true,
             auth_required: false,
             max_payload: 1048576,
+            tls: TlsAdvertised::default(),
         };
         let line = String::from_utf8(id.info_line(7, "127.0.0.1", false, None)).unwrap();
         assert!(line.starts_with(
@@ -110,5 +133,17 @@ mod tests {
         let line = String::from_utf8(secured.info_line(7, "1.2.3.4", false, Some("abc"))).unwrap();
         assert!(line.contains("\"headers\":true,\"auth_required\":true,\"max_payload\":1048576,"));
         assert!(line.ends_with("\"client_ip\":\"1.2.3.4\",\"nonce\":\"abc\"} \r\n"));
+        let tls = ServerIdentity {
+            tls: TlsAdvertised {
+                required: true,
+                verify: true,
+                available: false,
+            },
+            ..secured
+        };
+        let line = String::from_utf8(tls.info_line(7, "1.2.3.4", false, None)).unwrap();
+        assert!(line.contains(
+            "\"auth_required\":true,\"tls_required\":true,\"tls_verify\":true,\"max_payload\""
+        ));
     }
 }

@@ -62,6 +62,11 @@ pub struct ConnectionSnapshot {
     pub authorized_user: Option<String>,
     /// The name of its account (`$G` unless its user is in another).
     pub account: String,
+    /// `/connz` `tls_version` and `tls_cipher_suite`, for TLS connections.
+    pub tls_version: Option<&'static str>,
+    pub tls_cipher_suite: Option<&'static str>,
+    /// The client's certificate chain (`tls_peer_certs`, with `auth=1`).
+    pub tls_peer_certs: Vec<crate::connection::PeerCert>,
     /// Filled only when [`SnapshotRequest::with_subscriptions`] is set (a
     /// closed connection keeps the list it had when it closed).
     pub subscription_list: Vec<SubscriptionSnapshot>,
@@ -130,6 +135,7 @@ pub struct ServerFacts {
     pub port: u16,
     pub http_host: String,
     pub http_port: u16,
+    pub https_port: u16,
     pub http_base_path: String,
     pub max_connections: u64,
     /// 0: unlimited (then `/varz` leaves `max_subscriptions` out).
@@ -143,6 +149,11 @@ pub struct ServerFacts {
     /// INFO's `auth_required`, and the authentication timeout.
     pub auth_required: bool,
     pub auth_timeout: Duration,
+    /// `tls_required` and `tls_verify` as INFO has them; the handshake
+    /// timeout (nats-server prints its 2 s default without TLS too).
+    pub tls_required: bool,
+    pub tls_verify: bool,
+    pub tls_timeout: Duration,
     pub start: SystemTime,
     pub config_load_time: SystemTime,
     pub cores: u64,

@@ -186,6 +186,12 @@ struct ConnInfo<'a> {
     #[serde(skip_serializing_if = "str::is_empty")]
     version: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
+    tls_version: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_cipher_suite: Option<&'static str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tls_peer_certs: Vec<PeerCertInfo<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     authorized_user: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     account: Option<&'a str>,
@@ -193,6 +199,17 @@ struct ConnInfo<'a> {
     subscriptions_list: Vec<&'a str>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     subscriptions_list_detail: Vec<SubDetail<'a>>,
+}
+
+/// One certificate of a client's chain (`tls_peer_certs`).
+#[derive(Serialize)]
+struct PeerCertInfo<'a> {
+    #[serde(skip_serializing_if = "str::is_empty")]
+    subject: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    spki_sha256: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    cert_sha256: &'a str,
 }
 
 #[derive(Serialize)]
@@ -313,6 +330,22 @@ fn conn_info<'a>(
         name: &connection.name,
         lang: &connection.lang,
         version: &connection.version,
+        tls_version: connection.tls_version,
+        tls_cipher_suite: connection.tls_cipher_suite,
+        // As nats-server: only with auth=1.
+        tls_peer_certs: if auth {
+            connection
+                .tls_peer_certs
+                .iter()
+                .map(|c| PeerCertInfo {
+                    subject: &c.subject,
+                    spki_sha256: &c.spki_sha256,
+                    cert_sha256: &c.cert_sha256,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        },
         authorized_user: connection.authorized_user.as_deref().filter(|_| auth),
         account: auth.then_some(connection.account.as_str()),
         subscriptions_list,

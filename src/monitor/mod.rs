@@ -30,7 +30,7 @@ mod subsz;
 mod unclustered;
 mod varz;
 
-pub use server::MonitorServer;
+pub use server::{MonitorServer, TlsSource};
 
 use snapshot::{MonitorSnapshot, SnapshotRequest};
 
@@ -103,6 +103,9 @@ mod test_support {
             version: String::new(),
             authorized_user: None,
             account: "$G".to_string(),
+            tls_version: None,
+            tls_cipher_suite: None,
+            tls_peer_certs: Vec::new(),
             subscription_list: Vec::new(),
             stop: None,
             reason: None,
@@ -145,6 +148,7 @@ mod test_support {
                 port: 4222,
                 http_host: "127.0.0.1".to_string(),
                 http_port: 8222,
+                https_port: 0,
                 http_base_path: String::new(),
                 max_connections: 65_536,
                 max_subscriptions: 0,
@@ -155,6 +159,9 @@ mod test_support {
                 max_pending: 67_108_864,
                 auth_required: false,
                 auth_timeout: Duration::from_secs(2),
+                tls_required: false,
+                tls_verify: false,
+                tls_timeout: Duration::from_secs(2),
                 write_deadline: Duration::from_secs(10),
                 start: at(0),
                 config_load_time: at(0),

@@ -9,7 +9,7 @@
 //! or write instead of holding a keep-alive connection open.
 
 use std::collections::HashMap;
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,6 +20,11 @@ use std::time::{Duration, SystemTime};
 use super::http::{self, ReadError, Response};
 use super::routes::Router;
 use super::SnapshotSource;
+
+/// Where an HTTPS monitoring connection gets its TLS configuration (the
+/// current one, which a reload replaces); `None` from it refuses the
+/// connection.
+pub type TlsSource = Arc<dyn Fn() -> Option<Arc<rustls::ServerConfig>> + Send + Sync>;
 
 /// How often the accept loop looks at the stop flag when idle.
 const ACCEPT_POLL: Duration = Duration::from_millis(50);
@@ -46,6 +51,7 @@ impl MonitorServer {
         listener: TcpListener,
         base_path: &str,
         source: Arc<dyn SnapshotSource>,
+        tls: Option<TlsSource>,
     ) -> io::Result<MonitorServer> {
         listener.set_nonblocking(true)?;
         let local_addr = listener.local_addr()?;
@@ -57,7 +63,7 @@ impl MonitorServer {
             .spawn({
                 let stop = Arc::clone(&stop);
                 let open = Arc::clone(&open);
-                move || accept_loop(&listener, &stop, &open, &router)
+                move || accept_loop(&listener, &stop, &open, &router, tls)
             })?;
         Ok(MonitorServer {
             local_addr,
@@ -95,6 +101,7 @@ fn accept_loop(
     stop: &AtomicBool,
     open: &OpenConnections,
     router: &Arc<Router>,
+    tls: Option<TlsSource>,
 ) {
     let mut next_id: u64 = 0;
     while !stop.load(Ordering::SeqCst) {
@@ -124,8 +131,9 @@ fn accept_loop(
         let spawned = thread::Builder::new().name("monitor-conn".into()).spawn({
             let open = Arc::clone(open);
             let router = Arc::clone(router);
+            let tls = tls.clone();
             move || {
-                serve_connection(stream, &router);
+                serve_connection(stream, &router, tls);
                 lock(&open).remove(&id);
             }
         });
@@ -151,9 +159,10 @@ fn wait_readable(listener: &TcpListener, timeout: Duration) {
     }
 }
 
-/// Answers requests on one connection until the peer closes, asks to
-/// close, goes idle past [`IDLE_TIMEOUT`], or sends something malformed.
-fn serve_connection(stream: TcpStream, router: &Router) {
+/// Answers requests on one connection (over TLS with `tls`: HTTPS
+/// monitoring) until the peer closes, asks to close, goes idle past
+/// [`IDLE_TIMEOUT`], or sends something malformed.
+fn serve_connection(stream: TcpStream, router: &Router, tls: Option<TlsSource>) {
     // The listener is nonblocking; on some platforms accepted sockets
     // inherit that.
     if stream.set_nonblocking(false).is_err()
@@ -163,18 +172,32 @@ fn serve_connection(stream: TcpStream, router: &Router) {
         return;
     }
     let _ = stream.set_nodelay(true);
-    let Ok(read_half) = stream.try_clone() else {
-        return;
-    };
-    let mut reader = BufReader::new(read_half);
-    let mut writer = stream;
+    match tls {
+        None => serve_requests(stream, router),
+        Some(source) => {
+            // The handshake runs inside the first read, bounded by the
+            // socket timeouts.
+            let Some(config) = source() else {
+                return;
+            };
+            let Ok(session) = rustls::ServerConnection::new(config) else {
+                return;
+            };
+            serve_requests(rustls::StreamOwned::new(session, stream), router);
+        }
+    }
+}
+
+/// The HTTP request loop over any byte stream.
+fn serve_requests<S: Read + Write>(stream: S, router: &Router) {
+    let mut reader = BufReader::new(stream);
     loop {
         let request = match http::read_request(&mut reader) {
             Ok(Some(request)) => request,
             Ok(None) | Err(ReadError::Closed) | Err(ReadError::Io) => return,
             Err(ReadError::Malformed(why)) => {
                 let response = Response::text(400, format!("400 Bad Request: {why}"));
-                let _ = http::write_response(&mut writer, &response, false, SystemTime::now());
+                let _ = http::write_response(reader.get_mut(), &response, false, SystemTime::now());
                 return;
             }
         };
@@ -196,7 +219,7 @@ fn serve_connection(stream: TcpStream, router: &Router) {
         if request.method == "HEAD" {
             response.omit_body = true;
         }
-        if http::write_response(&mut writer, &response, keep_alive, SystemTime::now()).is_err()
+        if http::write_response(reader.get_mut(), &response, keep_alive, SystemTime::now()).is_err()
             || !keep_alive
         {
             return;
@@ -313,7 +336,7 @@ mod tests {
     fn start(source: Arc<FakeSource>) -> MonitorServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let base_path = source.base_path;
-        MonitorServer::start(listener, base_path, source).unwrap()
+        MonitorServer::start(listener, base_path, source, None).unwrap()
     }
 
     /// One request on a fresh connection that asks to close.

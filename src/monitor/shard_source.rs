@@ -9,16 +9,18 @@ use std::time::{Duration, Instant, SystemTime};
 use crossbeam_channel::Sender;
 
 use super::snapshot::{MonitorSnapshot, ServerFacts, ShardSnapshot, SnapshotRequest};
-use super::{MonitorServer, SnapshotSource};
+use super::{MonitorServer, SnapshotSource, TlsSource};
 use crate::admin::AdminCommand;
 use crate::config::Options;
 use crate::shared::BrokerShared;
 
-/// Binds the monitoring listener when `http_port` is set (on `http_host`,
-/// else the client host).
+/// Binds the monitoring listener when `http_port` or `https_port` is set
+/// (on `http_host`, else the client host).
 pub fn bind_monitor(options: &Options) -> Result<Option<std::net::TcpListener>, String> {
-    let Some(port) = options.http_port else {
-        return Ok(None);
+    let (port, scheme) = match (options.http_port, options.https_port) {
+        (Some(port), _) => (port, "http"),
+        (None, Some(port)) => (port, "https"),
+        (None, None) => return Ok(None),
     };
     let host = options.http_host.as_deref().unwrap_or(&options.host);
     let bare_host = host.trim_start_matches('[').trim_end_matches(']');
@@ -29,7 +31,7 @@ pub fn bind_monitor(options: &Options) -> Result<Option<std::net::TcpListener>, 
         .local_addr()
         .map_err(|e| format!("Can't start monitoring: {e}"))?;
     crate::info!(
-        "Starting http monitor on {}",
+        "Starting {scheme} monitor on {}",
         display_host_port(bare_host, addr.port())
     );
     Ok(Some(listener))
@@ -41,16 +43,30 @@ pub fn start_monitor(
     shared: &Arc<BrokerShared>,
     admin: &[Sender<AdminCommand>],
 ) -> Result<MonitorServer, String> {
-    let http_port = listener
+    let port = listener
         .local_addr()
         .map_err(|e| format!("Can't start monitoring: {e}"))?
         .port();
+    let options = &shared.options;
+    // HTTPS: each connection takes the current generation's configuration,
+    // so a reload's new certificate serves new monitoring connections too.
+    let tls: Option<TlsSource> = match (&shared.tls, options.http_port) {
+        (Some(_), None) => {
+            let shared = shared.clone();
+            Some(Arc::new(move || {
+                shared.tls.as_ref()?.current().monitoring.clone()
+            }))
+        }
+        _ => None,
+    };
+    let (http_port, https_port) = if tls.is_some() { (0, port) } else { (port, 0) };
     let source = Arc::new(ShardSnapshots {
         shared: shared.clone(),
         admin: admin.to_vec(),
         http_port,
+        https_port,
     });
-    MonitorServer::start(listener, &shared.options.http_base_path, source)
+    MonitorServer::start(listener, &options.http_base_path, source, tls)
         .map_err(|e| format!("Can't start monitoring: {e}"))
 }
 
@@ -69,6 +85,7 @@ struct ShardSnapshots {
     shared: Arc<BrokerShared>,
     admin: Vec<Sender<AdminCommand>>,
     http_port: u16,
+    https_port: u16,
 }
 
 /// A shard answers within one housekeeping tick; allow for a loaded host.
@@ -99,6 +116,7 @@ impl SnapshotSource for ShardSnapshots {
                 .clone()
                 .unwrap_or_else(|| options.host.clone()),
             http_port: self.http_port,
+            https_port: self.https_port,
             http_base_path: options.http_base_path.clone(),
             max_connections: options.max_connections as u64,
             max_subscriptions: options.max_subscriptions as u64,
@@ -109,6 +127,12 @@ impl SnapshotSource for ShardSnapshots {
             max_pending: options.max_pending as u64,
             auth_required: options.auth.auth_required(),
             auth_timeout: options.auth.timeout,
+            tls_required: identity.tls.required,
+            tls_verify: identity.tls.verify,
+            tls_timeout: options
+                .tls
+                .as_ref()
+                .map_or(crate::config::tls::DEFAULT_TLS_TIMEOUT, |t| t.timeout()),
             write_deadline: options.write_deadline,
             start: self.shared.started,
             config_load_time: self.shared.started,

@@ -14,10 +14,6 @@ use crate::info::{ADVERTISED_VERSION, PROTOCOL_VERSION};
 /// What INFO's `go` says; kept identical so tools see one server string.
 pub const GO_FIELD: &str = concat!("percore-", env!("CARGO_PKG_VERSION"));
 
-/// nats-server's TLS handshake timeout, seconds (percore has no TLS yet,
-/// the value only keeps the shape).
-const TLS_TIMEOUT_SECS: f64 = 2.0;
-
 /// Rendered as `{}`: what nats-server prints for cluster, gateway, leaf,
 /// mqtt, websocket and jetstream when they are not configured.
 #[derive(Serialize)]
@@ -65,6 +61,10 @@ struct Varz<'a> {
     port: u16,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     auth_required: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    tls_required: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    tls_verify: bool,
     max_connections: u64,
     #[serde(skip_serializing_if = "is_zero")]
     max_subscriptions: u64,
@@ -133,6 +133,8 @@ pub fn render(snapshot: &MonitorSnapshot, http_req_stats: &BTreeMap<String, u64>
         host: &facts.host,
         port: facts.port,
         auth_required: facts.auth_required,
+        tls_required: facts.tls_required,
+        tls_verify: facts.tls_verify,
         max_connections: facts.max_connections,
         max_subscriptions: facts.max_subscriptions,
         ping_interval: format::duration_nanos(facts.ping_interval),
@@ -140,7 +142,7 @@ pub fn render(snapshot: &MonitorSnapshot, http_req_stats: &BTreeMap<String, u64>
         http_host: &facts.http_host,
         http_port: facts.http_port,
         http_base_path: &facts.http_base_path,
-        https_port: 0,
+        https_port: facts.https_port,
         auth_timeout: GoFloat(facts.auth_timeout.as_secs_f64()),
         max_control_line: facts.max_control_line,
         max_payload: facts.max_payload,
@@ -151,7 +153,7 @@ pub fn render(snapshot: &MonitorSnapshot, http_req_stats: &BTreeMap<String, u64>
         mqtt: NotConfigured {},
         websocket: NotConfigured {},
         jetstream: NotConfigured {},
-        tls_timeout: GoFloat(TLS_TIMEOUT_SECS),
+        tls_timeout: GoFloat(facts.tls_timeout.as_secs_f64()),
         write_deadline: format::duration_nanos(facts.write_deadline),
         start: format::rfc3339_nano(facts.start),
         now: format::rfc3339_nano(snapshot.now),

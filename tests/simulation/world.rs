@@ -136,6 +136,7 @@ impl World {
             headers: true,
             auth_required: false,
             max_payload: limits.max_payload,
+            tls: Default::default(),
         });
         let base = Instant::now();
         let shards = (0..shard_count)

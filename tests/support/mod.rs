@@ -21,7 +21,7 @@ pub struct Broker {
     child: Child,
     pub addr: SocketAddr,
     pub shards: usize,
-    /// The monitoring listener, when started with `-m`.
+    /// The monitoring listener, when started with `-m` (or `-ms`).
     pub monitor: Option<SocketAddr>,
     log: mpsc::Receiver<String>,
     _config: Option<tempfile_path::TempPath>,
@@ -95,7 +95,12 @@ impl Broker {
             let line = rx
                 .recv_timeout(deadline.saturating_duration_since(Instant::now()))
                 .unwrap_or_else(|_| panic!("percore did not start (args {args:?})"));
-            if let Some(rest) = line.split("Starting http monitor on ").nth(1) {
+            // "Starting http monitor on ..." or "Starting https monitor on ...".
+            if let Some(rest) = line
+                .split("Starting http monitor on ")
+                .nth(1)
+                .or_else(|| line.split("Starting https monitor on ").nth(1))
+            {
                 monitor = Some(rest.trim().parse().expect("monitor address"));
             }
             if let Some(rest) = line.split("Listening for client connections on ").nth(1) {

@@ -286,6 +286,7 @@ fn shard_pub16(budget: Duration, subscribers: usize, limits: ShardLimits) -> f64
         headers: true,
         auth_required: false,
         max_payload: 1024 * 1024,
+        tls: Default::default(),
     });
     let setup = ShardSetup {
         id: ShardId::new(0),

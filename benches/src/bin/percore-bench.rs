@@ -88,6 +88,10 @@ struct Args {
     /// Read rate of each slow subscriber, bytes per second (e.g. 256KiB, 64KiB).
     #[arg(long, default_value = "256KiB", value_parser = parse_size)]
     slow_rate: usize,
+    /// Connect with TLS (INFO, then the handshake, as nats-server 2.9),
+    /// trusting the CA certificate(s) in this PEM file.
+    #[arg(long)]
+    tls_ca: Option<PathBuf>,
 }
 
 fn parse_count(s: &str) -> Result<u64, String> {
@@ -211,6 +215,12 @@ fn sibling(p: &Path, suffix: &str) -> PathBuf {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(ca) = &args.tls_ca {
+        if let Err(e) = percore_benches::tls::enable(ca) {
+            eprintln!("percore-bench: {e}");
+            return ExitCode::from(2);
+        }
+    }
     let cfg = config(&args);
     let outcome = match scenario::run(&cfg) {
         Ok(o) => o,

@@ -9,6 +9,7 @@
 //! so no handshake stalls the other connections of a core. [`permissions`]
 //! checks publishes and subscriptions per connection.
 
+pub mod certificate;
 pub mod permissions;
 pub mod policy;
 
@@ -16,6 +17,7 @@ use std::sync::Arc;
 
 use crate::ids::AccountId;
 
+pub use certificate::CertificateIdentity;
 pub use permissions::{PermissionCheck, Permissions, ResponsePermission, Rules, SubscribeRule};
 pub use policy::{AuthPolicy, NkeyUser, PasswordUser, Secret, DEFAULT_AUTH_TIMEOUT};
 
@@ -27,6 +29,9 @@ pub struct Credentials {
     pub auth_token: Option<String>,
     pub nkey: Option<String>,
     pub sig: Option<String>,
+    /// Not from CONNECT: the client certificate's names, given to
+    /// `verify_and_map` (see [`AuthPolicy::tls_map`]).
+    pub certificate: Option<Arc<CertificateIdentity>>,
 }
 
 impl Credentials {
@@ -133,7 +138,7 @@ impl AuthPolicy {
         if !self.enabled() {
             return Decision::Accept(Identity::default());
         }
-        if credentials.is_empty() {
+        if credentials.is_empty() && !self.tls_map {
             if let Some(identity) = self.no_auth_identity() {
                 return Decision::Accept(identity);
             }
@@ -161,6 +166,21 @@ impl AuthPolicy {
                     log: reject_log,
                 };
             }
+        }
+        if self.tls_map && !self.users.is_empty() {
+            // verify_and_map: the certificate names the user; no password.
+            let user = credentials
+                .certificate
+                .as_ref()
+                .and_then(|c| c.find_user(&self.users));
+            return match user {
+                Some(entry) => Decision::Accept(self.identity(
+                    AuthMethod::User(entry.name.clone()),
+                    entry.permissions.as_ref(),
+                    entry.account,
+                )),
+                None => Decision::Reject { log: reject_log },
+            };
         }
         // Like nkeys, the users map is consulted only for a client that
         // names a user; one that does not falls through to the token and

@@ -92,6 +92,9 @@ pub struct AuthPolicy {
     pub timeout: Duration,
     /// `authorization { default_permissions }`, for users without their own.
     pub default_permissions: Option<Arc<Permissions>>,
+    /// `tls { verify_and_map }`: a client's user is the one its certificate
+    /// names (`Credentials::certificate`), not the one CONNECT names.
+    pub tls_map: bool,
 }
 
 impl Default for AuthPolicy {
@@ -104,6 +107,7 @@ impl Default for AuthPolicy {
             no_auth_user: None,
             timeout: DEFAULT_AUTH_TIMEOUT,
             default_permissions: None,
+            tls_map: false,
         }
     }
 }

@@ -20,6 +20,8 @@ pub enum CloseReason {
     AuthenticationFailure,
     AuthenticationTimeout,
     ServerShutdown,
+    /// The TLS handshake failed or timed out (closed without a flush).
+    TlsHandshakeFailure,
 }
 
 impl CloseReason {
@@ -42,6 +44,7 @@ impl CloseReason {
             CloseReason::AuthenticationFailure => "Authentication Failure",
             CloseReason::AuthenticationTimeout => "Authentication Timeout",
             CloseReason::ServerShutdown => "Server Shutdown",
+            CloseReason::TlsHandshakeFailure => "TLS Handshake Failure",
         }
     }
 

@@ -10,12 +10,14 @@ mod liveness;
 mod output;
 mod sid;
 mod table;
+mod tls;
 
 pub use close_reason::CloseReason;
 pub use liveness::{Liveness, PingCheck};
 pub use output::{Flushed, OutputState, STALL_BUDGET, STALL_PROGRESS_WINDOW};
 pub use sid::Sid;
 pub use table::ConnTable;
+pub use tls::{PeerCert, TlsState};
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -155,6 +157,8 @@ pub struct Connection<E> {
     pub started: Instant,
     pub last_activity: Instant,
     pub traffic: Traffic,
+    /// Set once its TLS handshake is done; `None` for plaintext.
+    pub tls: Option<Box<TlsState>>,
 }
 
 impl<E> Connection<E> {

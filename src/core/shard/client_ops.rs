@@ -227,7 +227,7 @@ impl<I: ShardIo> ShardBroker<I> {
 
     fn handle_connect(&mut self, key: ConnKey, json: &[u8]) -> Next {
         match parse_connect(json) {
-            Ok((options, credentials)) => {
+            Ok((options, mut credentials)) => {
                 let verbose = options.verbose;
                 let first_ping = self.first_ping_delay();
                 let now = self.now;
@@ -236,9 +236,13 @@ impl<I: ShardIo> ShardBroker<I> {
                 let accepted = conn.started;
                 conn.liveness.connected(now, accepted, first_ping);
                 if let AuthState::Pending { deadline } = conn.auth {
+                    credentials.certificate = conn.tls.as_ref().and_then(|t| t.certificate.clone());
                     let policy = self.limits.auth.clone();
                     match policy.decide(&credentials, conn.nonce.as_deref()) {
                         Decision::Accept(identity) => {
+                            if policy.tls_map {
+                                warn_user_from_cert(credentials.user.as_deref());
+                            }
                             if self.authenticated(key, identity) == Next::Close {
                                 return Next::Close;
                             }
@@ -526,4 +530,15 @@ impl<I: ShardIo> ShardBroker<I> {
 /// `<who>` in nats-server's violation logs.
 fn who(user: Option<&str>) -> String {
     format!("User {}", go_quote(user.unwrap_or("N/A")))
+}
+
+/// nats-server's warning when `verify_and_map` took the user from the
+/// certificate although CONNECT named one.
+fn warn_user_from_cert(connect_user: Option<&str>) {
+    if let Some(user) = connect_user.filter(|u| !u.is_empty()) {
+        crate::warn!(
+            "User {} found in connect proto, but user required from cert",
+            go_quote(user)
+        );
+    }
 }

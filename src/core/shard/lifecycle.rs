@@ -77,6 +77,7 @@ impl<I: ShardIo> ShardBroker<I> {
             started: now,
             last_activity: now,
             traffic: Traffic::default(),
+            tls: None,
         });
         self.mark_dirty(key);
         crate::debug!(

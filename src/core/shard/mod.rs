@@ -36,6 +36,7 @@ pub mod peers;
 pub mod publish;
 pub mod reload;
 pub mod timers;
+pub mod tls;
 
 use std::collections::VecDeque;
 use std::sync::Arc;

@@ -176,6 +176,13 @@ impl<I: ShardIo> ShardBroker<I> {
             version: conn.options.version.clone(),
             authorized_user: conn.auth_method.user().map(str::to_string),
             account: self.limits.accounts.name(conn.account).to_string(),
+            tls_version: conn.tls.as_ref().map(|t| t.version),
+            tls_cipher_suite: conn.tls.as_ref().map(|t| t.cipher_suite),
+            tls_peer_certs: conn
+                .tls
+                .as_ref()
+                .map(|t| t.peer_certs.clone())
+                .unwrap_or_default(),
             subscription_list,
             stop: None,
             reason: None,

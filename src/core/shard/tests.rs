@@ -162,6 +162,7 @@ fn identity() -> Arc<ServerIdentity> {
         headers: true,
         auth_required: false,
         max_payload: 1024 * 1024,
+        tls: Default::default(),
     })
 }
 

@@ -1,0 +1,120 @@
+//! Client TLS on the shards, with rustls:
+//! - [`config`]: the rustls server configuration from the `tls {}` options
+//!   (certificates, client verification, suites, curves, pinned certs);
+//! - [`session`]: the TLS record layer between a client's socket and its
+//!   parser (the rustls session, and who may write its ciphertext when);
+//! - [`handshake`]: one client's handshake on its reader task (timeout,
+//!   `allow_non_tls`, pinned certificates);
+//! - [`identity`]: a client certificate's names for `verify_and_map`;
+//! - [`rate`][]: `connection_rate_limit`.
+//!
+//! Kernel TLS (handing the session's keys to the kernel after the
+//! handshake) is not done: it needs a kernel with the `tls` ULP, which the
+//! development machine lacks, so it could not be measured or tested.
+
+pub mod config;
+pub mod handshake;
+pub mod identity;
+pub mod rate;
+pub mod session;
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use crate::config::Options;
+use config::TlsServer;
+use handshake::HandshakeSettings;
+use session::{Phase, TlsLink};
+
+/// The client port's TLS as all shards share it: the current rustls
+/// configuration, replaced whole at reload (connections keep the one they
+/// started with; new handshakes take the new one).
+pub struct TlsAcceptor {
+    current: RwLock<Arc<Accepting>>,
+}
+
+/// One generation of TLS settings.
+pub struct Accepting {
+    pub server: TlsServer,
+    pub timeout: Duration,
+    pub allow_non_tls: bool,
+    pub handshake_first: bool,
+    pub map: bool,
+    /// `connection_rate_limit`, if set.
+    pub rate_limit: Option<rate::RateLimit>,
+    /// HTTPS monitoring's configuration (the same certificate, no client
+    /// certificates asked for), when monitoring is on HTTPS.
+    pub monitoring: Option<Arc<rustls::ServerConfig>>,
+    /// `--tls_offload`: handshake crypto on the blocking thread.
+    pub offload: bool,
+}
+
+impl TlsAcceptor {
+    /// `None` without a `tls {}` block; an error names the file or option.
+    pub fn new(options: &Options) -> Result<Option<TlsAcceptor>, String> {
+        Ok(accepting(options)?.map(|a| TlsAcceptor {
+            current: RwLock::new(Arc::new(a)),
+        }))
+    }
+
+    pub fn current(&self) -> Arc<Accepting> {
+        self.current
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Builds the new generation (reading the files again) and swaps it in;
+    /// on error the running one stays.
+    pub fn reload(&self, options: &Options) -> Result<(), String> {
+        let Some(next) = accepting(options)? else {
+            return Err("config reload not supported for tls: it cannot be turned off".into());
+        };
+        *self
+            .current
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(next);
+        Ok(())
+    }
+}
+
+fn accepting(options: &Options) -> Result<Option<Accepting>, String> {
+    let Some(tls) = &options.tls else {
+        return Ok(None);
+    };
+    Ok(Some(Accepting {
+        server: config::build(tls)?,
+        timeout: tls.timeout(),
+        allow_non_tls: options.allow_non_tls,
+        handshake_first: tls.handshake_first,
+        map: tls.map,
+        rate_limit: (tls.rate_limit > 0).then(|| rate::RateLimit::new(tls.rate_limit)),
+        offload: options.tls_offload,
+        monitoring: match (options.http_port, options.https_port) {
+            (None, Some(_)) => Some(config::build_for_monitoring(tls)?),
+            _ => None,
+        },
+    }))
+}
+
+impl Accepting {
+    /// A new connection's record layer, in the phase its handshake starts
+    /// from.
+    pub fn link(&self) -> Result<TlsLink, rustls::Error> {
+        let phase = if self.handshake_first {
+            Phase::Handshaking
+        } else {
+            Phase::Greeting
+        };
+        TlsLink::new(self.server.config.clone(), phase)
+    }
+
+    pub fn handshake_settings(&self) -> HandshakeSettings {
+        HandshakeSettings {
+            timeout: self.timeout,
+            pinned: self.server.pinned.clone(),
+            map: self.map,
+            offload: self.offload,
+        }
+    }
+}
