@@ -89,6 +89,13 @@ fn run(mut options: Options, args: Vec<String>) -> ExitCode {
         }
     }
     info!("Listening for client connections on {}", running.local_addr);
+    if let (Some(name), Some(addr)) = (running.cluster_name(), running.route_addr) {
+        info!("Cluster name is {name}");
+        if running.cluster_name_generated() {
+            warn!("Cluster name was dynamically generated, consider setting one");
+        }
+        info!("Listening for route connections on {addr}");
+    }
     info!(
         "Server is ready ({} shard{})",
         running.shard_count,

@@ -34,10 +34,13 @@ use crate::monitor::MonitorServer;
 use crate::outbound_queue::{BlockPool, BLOCK_SIZE};
 use crate::protocol::Parser;
 use crate::read_buffer::ReadBuffer;
+use crate::route::ClusterSettings;
 use crate::server_id::generate_server_id;
 use crate::shard::{Accepted, Next, ShardBroker, ShardSetup, WallClock};
 use crate::shard_io::{GlommioIo, SocketEndpoint};
 use crate::shared::BrokerShared;
+
+mod route_io;
 
 /// The state machine of one shard, on glommio.
 type Broker = ShardBroker<GlommioIo>;
@@ -72,6 +75,8 @@ const LAME_DUCK_MAX_CLOSE_GAP: Duration = Duration::from_secs(1);
 /// A started broker: its address and the handles to stop it.
 pub struct RunningServer {
     pub local_addr: std::net::SocketAddr,
+    /// The route listener's address, when clustered.
+    pub route_addr: Option<std::net::SocketAddr>,
     pub shard_count: usize,
     pool: ShardPool,
     admin: Vec<Sender<AdminCommand>>,
@@ -80,6 +85,20 @@ pub struct RunningServer {
 }
 
 impl RunningServer {
+    /// The cluster's name, when clustered.
+    pub fn cluster_name(&self) -> Option<&str> {
+        self.shared.cluster.as_ref().map(|c| c.name.as_str())
+    }
+
+    /// Whether the cluster name was generated (none configured).
+    pub fn cluster_name_generated(&self) -> bool {
+        self.shared
+            .options
+            .cluster
+            .as_ref()
+            .is_some_and(|c| c.name.is_none())
+    }
+
     pub fn send_all(&self, command: AdminCommand) {
         for tx in &self.admin {
             let _ = tx.send(command.clone());
@@ -101,7 +120,8 @@ impl RunningServer {
         let mut identity = (*self.shared.identity).clone();
         identity.auth_required = options.auth.auth_required();
         let identity = Arc::new(identity);
-        self.send_all(AdminCommand::Reload(shard_limits(options), identity));
+        let limits = shard_limits(options, self.shared.cluster.clone());
+        self.send_all(AdminCommand::Reload(limits, identity));
     }
 
     /// Open client connections, all shards.
@@ -142,7 +162,17 @@ pub fn start(options: Options) -> Result<RunningServer, String> {
     // Bound before any shard starts, so a busy monitor port fails start-up
     // cleanly, as a busy client port does.
     let monitor_listener = shard_source::bind_monitor(&options)?;
+    let route_listener = match options.cluster.as_ref().filter(|c| c.enabled()) {
+        Some(cluster) => Some(
+            BoundListener::bind(&cluster.host, cluster.bind_port(), LISTEN_BACKLOG)
+                .map_err(|e| format!("Error listening on router port: {} - {}", cluster.port, e))?,
+        ),
+        None => None,
+    };
+    let route_addr = route_listener.as_ref().map(BoundListener::local_addr);
     let server_id = generate_server_id();
+    let cluster =
+        route_addr.map(|addr| Arc::new(cluster_settings(&options, addr, local_addr, &server_id)));
     let identity = ServerIdentity {
         server_name: options
             .server_name
@@ -162,6 +192,8 @@ pub fn start(options: Options) -> Result<RunningServer, String> {
         live_connections: AtomicUsize::new(0),
         total_connections: Default::default(),
         started: SystemTime::now(),
+        cluster,
+        route_addr,
     });
 
     let ports: Vec<Option<MeshPorts<Batch>>> = RingMesh::build(shard_count, RING_CAPACITY)
@@ -170,6 +202,7 @@ pub fn start(options: Options) -> Result<RunningServer, String> {
         .collect();
     let ports = Mutex::new(ports);
     let listener = Mutex::new(Some(listener));
+    let route_listener = Mutex::new(route_listener);
     let (admin_tx, admin_rx): (Vec<_>, Vec<_>) = (0..shard_count)
         .map(|_| crossbeam_channel::unbounded())
         .unzip();
@@ -192,13 +225,20 @@ pub fn start(options: Options) -> Result<RunningServer, String> {
     let shared_for_main = shared.clone();
     let pool = ShardPool::start(&pool_config, move |shard| {
         let ports = lock(&ports)[shard].take();
-        let listener = if shard == 0 {
-            lock(&listener).take()
+        let (listener, route_listener) = if shard == 0 {
+            (lock(&listener).take(), lock(&route_listener).take())
         } else {
-            None
+            (None, None)
         };
         let admin = lock(&admin_rx)[shard].take();
-        run_shard(ShardId::new(shard), shared.clone(), ports, listener, admin)
+        run_shard(
+            ShardId::new(shard),
+            shared.clone(),
+            ports,
+            listener,
+            route_listener,
+            admin,
+        )
     })
     .map_err(|e| e.to_string())?;
     let monitor = match monitor_listener
@@ -216,6 +256,7 @@ pub fn start(options: Options) -> Result<RunningServer, String> {
     };
     Ok(RunningServer {
         local_addr,
+        route_addr,
         shard_count,
         pool,
         admin: admin_tx,
@@ -261,6 +302,8 @@ struct ShardContext {
     stop: WaitList,
     /// Shard 0's accept loop; dropped (closing the listener) in lame duck.
     accept_task: RefCell<Option<task::Task<()>>>,
+    /// The next route id (`/routez` `rid`), on the cluster shard.
+    next_route_id: Cell<u64>,
 }
 
 impl ShardContext {
@@ -364,6 +407,7 @@ async fn run_shard(
     shared: Arc<BrokerShared>,
     ports: Option<MeshPorts<Batch>>,
     listener: Option<BoundListener>,
+    route_listener: Option<BoundListener>,
     admin: Option<Receiver<AdminCommand>>,
 ) {
     let pressure = Rc::new(WaitList::new());
@@ -384,7 +428,7 @@ async fn run_shard(
         id,
         shard_count: shared.shard_count,
         identity: shared.identity.clone(),
-        limits: shard_limits(&shared.options),
+        limits: shard_limits(&shared.options, shared.cluster.clone()),
         seed: shard_seed(id),
         io: GlommioIo {
             barrier: barrier.clone(),
@@ -403,6 +447,7 @@ async fn run_shard(
         stopping: Cell::new(false),
         stop: WaitList::new(),
         accept_task: RefCell::new(None),
+        next_route_id: Cell::new(1),
     });
     for (src, receiver) in mesh.inbound.into_iter().enumerate() {
         if let Some(receiver) = receiver {
@@ -415,6 +460,14 @@ async fn run_shard(
     }
     if let Some(admin) = admin {
         task::spawn(housekeeping(ctx.clone(), admin)).detach();
+    }
+    if let Some(listener) = route_listener {
+        task::spawn(route_io::route_accept_loop(
+            ctx.clone(),
+            listener.into_shard_listener(),
+        ))
+        .detach();
+        route_io::solicit_configured_routes(&ctx);
     }
     ctx.stop.wait_until(|| ctx.stopping.get()).await;
     // Closing sockets wakes their readers; give them one turn to finish.
@@ -751,7 +804,7 @@ async fn close_gradually(ctx: Rc<ShardContext>, keys: Vec<ConnKey>) {
 }
 
 /// The settings a shard takes from the server's options.
-pub fn shard_limits(options: &Options) -> ShardLimits {
+pub fn shard_limits(options: &Options, cluster: Option<Arc<ClusterSettings>>) -> ShardLimits {
     ShardLimits {
         max_payload: options.max_payload,
         max_control_line: options.max_control_line,
@@ -763,6 +816,7 @@ pub fn shard_limits(options: &Options) -> ShardLimits {
         no_header_support: options.no_header_support,
         auth: Arc::new(options.auth.clone()),
         accounts: Arc::new(options.accounts.clone()),
+        cluster,
     }
 }
 
@@ -780,6 +834,54 @@ fn wall_clock() -> WallClock {
     WallClock {
         now: Instant::now(),
         wall_now: SystemTime::now(),
+    }
+}
+
+/// The cluster as a shard needs it, once the listeners are bound.
+fn cluster_settings(
+    options: &Options,
+    route_addr: std::net::SocketAddr,
+    client_addr: std::net::SocketAddr,
+    server_id: &str,
+) -> ClusterSettings {
+    let cluster = options.cluster.clone().unwrap_or_default();
+    // As nats-server: without a configured name the cluster gets a random
+    // one (22 characters, like a NUID).
+    let name = cluster
+        .name
+        .clone()
+        .unwrap_or_else(|| generate_server_id()[1..23].to_string());
+    let (host, port, advertise_ip) = match &cluster.advertise {
+        Some(advertise) => {
+            let (h, p) = match advertise.rsplit_once(':') {
+                Some((h, p)) => (h.to_string(), p.parse().unwrap_or(route_addr.port())),
+                None => (advertise.clone(), route_addr.port()),
+            };
+            let ip = format!("nats-route://{h}:{p}/");
+            (h, p, Some(ip))
+        }
+        None => (cluster.host.clone(), route_addr.port(), None),
+    };
+    // Our client URL for peers' clients. A wildcard listen address names
+    // no reachable host: left out until interface addresses are listed.
+    let client_urls = if client_addr.ip().is_unspecified() {
+        Vec::new()
+    } else {
+        vec![client_addr.to_string()]
+    };
+    let _ = server_id;
+    ClusterSettings {
+        name,
+        user: cluster.user.clone(),
+        pass: cluster.pass.clone(),
+        no_advertise: cluster.no_advertise,
+        host,
+        port,
+        advertise_ip,
+        client_urls,
+        auth_timeout: cluster.auth_timeout,
+        connect_retries: cluster.connect_retries,
+        explicit: cluster.routes.iter().map(|r| r.host_port()).collect(),
     }
 }
 

@@ -2,12 +2,14 @@
 //! after start) and the few counters that must be global. Only the accept
 //! and close paths touch the atomics, never the per-message path.
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::config::Options;
 use crate::info::ServerIdentity;
+use crate::route::ClusterSettings;
 
 pub struct BrokerShared {
     pub options: Options,
@@ -19,4 +21,8 @@ pub struct BrokerShared {
     pub total_connections: AtomicU64,
     /// When the server started (`/varz` `start`, `config_load_time`).
     pub started: SystemTime,
+    /// The cluster as started (None: not clustered).
+    pub cluster: Option<Arc<ClusterSettings>>,
+    /// Where the route listener is bound.
+    pub route_addr: Option<SocketAddr>,
 }

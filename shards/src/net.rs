@@ -107,6 +107,25 @@ impl ShardListener {
     }
 }
 
+/// Dials `addr` from the current shard (cluster routes), giving up after
+/// `timeout`. The socket comes back as a [`HandOff`], like an accepted one,
+/// so that one code path adopts both.
+pub async fn dial(addr: SocketAddr, timeout: Duration) -> io::Result<HandOff> {
+    let stream = glommio::net::TcpStream::connect_timeout(addr, timeout)
+        .await
+        .map_err(io::Error::from)?;
+    // As in `accept`: an owned duplicate that outlives glommio's handle.
+    // SAFETY: dup of a valid fd; the result is checked.
+    let dup = unsafe { libc::fcntl(stream.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) };
+    if dup < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `dup` is a fresh descriptor we own.
+    Ok(HandOff {
+        fd: unsafe { OwnedFd::from_raw_fd(dup) },
+    })
+}
+
 /// An accepted socket on its way to the shard that will own it. `Send`;
 /// dropping it closes the socket.
 #[derive(Debug)]

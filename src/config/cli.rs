@@ -33,6 +33,12 @@ enum Setting {
     User,
     Pass,
     Auth,
+    Cluster,
+    ClusterName,
+    Routes,
+    ClusterAdvertise,
+    NoAdvertise,
+    ConnectRetries,
 }
 
 /// How a flag takes its value.
@@ -83,6 +89,13 @@ const FLAGS: &[(&str, Setting, Kind)] = &[
     ("user", Setting::User, Kind::Text),
     ("pass", Setting::Pass, Kind::Text),
     ("auth", Setting::Auth, Kind::Text),
+    ("cluster", Setting::Cluster, Kind::Text),
+    ("cluster_listen", Setting::Cluster, Kind::Text),
+    ("cluster_name", Setting::ClusterName, Kind::Text),
+    ("routes", Setting::Routes, Kind::Text),
+    ("cluster_advertise", Setting::ClusterAdvertise, Kind::Text),
+    ("no_advertise", Setting::NoAdvertise, Kind::Bool),
+    ("connect_retries", Setting::ConnectRetries, Kind::Int),
 ];
 
 /// nats-server 2.9.10 flags whose feature percore lacks: parsed (so that the
@@ -105,13 +118,6 @@ const NOT_SUPPORTED_YET: &[(&str, Kind)] = &[
     ("tlskey", Kind::Text),
     ("tlsverify", Kind::Bool),
     ("tlscacert", Kind::Text),
-    ("routes", Kind::Text),
-    ("cluster", Kind::Text),
-    ("cluster_listen", Kind::Text),
-    ("cluster_name", Kind::Text),
-    ("no_advertise", Kind::Bool),
-    ("cluster_advertise", Kind::Text),
-    ("connect_retries", Kind::Int),
     ("profile", Kind::Int),
     ("help_tls", Kind::Bool),
 ];
@@ -148,6 +154,14 @@ pub struct Flags {
     pub pass: Option<String>,
     /// `--auth`: the token clients must send, plain or bcrypt.
     pub auth: Option<String>,
+    /// `--cluster`, `--cluster_listen`: the route listener URL.
+    pub cluster: Option<String>,
+    pub cluster_name: Option<String>,
+    /// `--routes`: comma-separated route URLs.
+    pub routes: Option<String>,
+    pub cluster_advertise: Option<String>,
+    pub no_advertise: Option<bool>,
+    pub connect_retries: Option<i64>,
     /// The first recognised nats-server flag we do not implement, as `-name`.
     pub unsupported: Option<String>,
     /// Arguments after the flags (`version`, `help`, or a mistake).
@@ -254,6 +268,12 @@ fn set_flag(flags: &mut Flags, name: &str, kind: Kind, value: &str) -> Result<()
         (Setting::User, Parsed::Text(v)) => flags.user = Some(v),
         (Setting::Pass, Parsed::Text(v)) => flags.pass = Some(v),
         (Setting::Auth, Parsed::Text(v)) => flags.auth = Some(v),
+        (Setting::Cluster, Parsed::Text(v)) => flags.cluster = Some(v),
+        (Setting::ClusterName, Parsed::Text(v)) => flags.cluster_name = Some(v),
+        (Setting::Routes, Parsed::Text(v)) => flags.routes = Some(v),
+        (Setting::ClusterAdvertise, Parsed::Text(v)) => flags.cluster_advertise = Some(v),
+        (Setting::NoAdvertise, Parsed::Bool(v)) => flags.no_advertise = Some(v),
+        (Setting::ConnectRetries, Parsed::Int(v)) => flags.connect_retries = Some(v),
         // FLAGS pairs every setting with its kind; nothing else can occur.
         (_, other) => return Err(format!("internal error: flag -{name} got {other:?}")),
     }
@@ -369,6 +389,14 @@ Authorization Options:
         --pass <password>            Password required for connections (plain or bcrypt)
         --auth <token>               Authorization token required for connections (plain or bcrypt)
 
+Cluster Options:
+        --routes <rurl-1, rurl-2>    Routes to solicit and connect
+        --cluster <cluster-url>      Cluster URL for solicited routes (also --cluster_listen)
+        --cluster_name <string>      Cluster Name, if not set one will be dynamically generated
+        --no_advertise <bool>        Do not advertise known cluster information to clients
+        --cluster_advertise <string> Cluster URL to advertise to other servers
+        --connect_retries <number>   For implicit routes, number of connect retries
+
 percore Options:
         --shards <n>                 Number of shards, one thread each (default: one per CPU; 1 on <= 2 CPUs)
         --pin                        Pin shard i to CPU i (default: false)
@@ -382,8 +410,7 @@ the command line override those of the configuration file.
 
 Not supported yet (refused with an error): monitoring over HTTPS (-ms),
 --client_advertise, --ports_file_dir, --log_size_limit, syslog (-s, -r),
---max_traced_msg_len, JetStream (-js), TLS (--tls*), clustering (--routes,
---cluster*, --no_advertise, --connect_retries), --profile, --help_tls.
+--max_traced_msg_len, JetStream (-js), TLS (--tls*), --profile, --help_tls.
 "
     .to_string()
 }

@@ -10,6 +10,8 @@ use std::time::Duration;
 use percore_core::account::AccountTable;
 use percore_core::auth::AuthPolicy;
 
+use super::cluster::ClusterOptions;
+
 /// nats-server `MAX_PAYLOAD_SIZE` (const.go): 1 MiB.
 pub const DEFAULT_MAX_PAYLOAD: usize = 1024 * 1024;
 /// nats-server `MAX_PENDING_SIZE` (const.go): 64 MiB of unsent bytes per connection.
@@ -79,6 +81,9 @@ pub struct Options {
     pub auth: AuthPolicy,
     /// `accounts`, `system_account`: `$G` and `$SYS` by default.
     pub accounts: AccountTable,
+    /// `cluster` and the clustering flags; clustering is on when its port
+    /// is set (`ClusterOptions::enabled`).
+    pub cluster: Option<ClusterOptions>,
     /// Deprecation warnings from the config file (e.g. an integer
     /// `ping_interval`), each `<file>:<line>:<col>: ...`; print them to
     /// stderr at start-up as nats-server does.
@@ -115,6 +120,7 @@ impl Default for Options {
             pin: false,
             auth: AuthPolicy::default(),
             accounts: AccountTable::default(),
+            cluster: None,
             config_warnings: Vec::new(),
         }
     }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::account::AccountTable;
 use crate::auth::AuthPolicy;
+use crate::route::ClusterSettings;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ShardLimits {
@@ -28,6 +29,8 @@ pub struct ShardLimits {
     pub auth: Arc<AuthPolicy>,
     /// The accounts, their exports and imports.
     pub accounts: Arc<AccountTable>,
+    /// `cluster`: set when this server joins a cluster (routes).
+    pub cluster: Option<Arc<ClusterSettings>>,
 }
 
 impl Default for ShardLimits {
@@ -44,6 +47,7 @@ impl Default for ShardLimits {
             no_header_support: false,
             auth: Arc::new(AuthPolicy::default()),
             accounts: Arc::new(AccountTable::default()),
+            cluster: None,
         }
     }
 }

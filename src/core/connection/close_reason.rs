@@ -19,6 +19,14 @@ pub enum CloseReason {
     AuthenticationFailure,
     AuthenticationTimeout,
     ServerShutdown,
+    /// A second route to a server we already have a route to, or a route
+    /// that led back to this server.
+    DuplicateRoute,
+    ClusterNameConflict,
+    DuplicateServerName,
+    /// A client connected to the route port.
+    WrongPort,
+    WrongGateway,
 }
 
 impl CloseReason {
@@ -40,6 +48,11 @@ impl CloseReason {
             CloseReason::AuthenticationFailure => "Authentication Failure",
             CloseReason::AuthenticationTimeout => "Authentication Timeout",
             CloseReason::ServerShutdown => "Server Shutdown",
+            CloseReason::DuplicateRoute => "Duplicate Route",
+            CloseReason::ClusterNameConflict => "Cluster Name Conflict",
+            CloseReason::DuplicateServerName => "Duplicate Server Name",
+            CloseReason::WrongPort => "Incorrect Port",
+            CloseReason::WrongGateway => "Wrong Gateway",
         }
     }
 

@@ -106,6 +106,7 @@ impl<I: ShardIo> ShardBroker<I> {
             queue: None,
             max: None,
             delivered: 0,
+            weight: 1,
         }));
         self.accounts
             .get_mut(account)

@@ -267,6 +267,7 @@ impl<I: ShardIo> ShardBroker<I> {
             queue: None,
             max: None,
             delivered: 0,
+            weight: 1,
         }));
         self.accounts
             .get_mut(exporter)

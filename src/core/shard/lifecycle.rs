@@ -142,6 +142,9 @@ impl<I: ShardIo> ShardBroker<I> {
         for sk in sub_keys {
             self.remove_subscription(sk);
         }
+        if self.conns[key].kind == ConnKind::Route {
+            self.forget_route(key);
+        }
         self.conns.remove(key);
         true
     }

@@ -22,7 +22,10 @@
 //! replication), [`peers`] (batches, acks and the PING barrier),
 //! [`flow_control`] (output, writers, stalls, slow consumers), [`timers`]
 //! (pings, deadlines, lame duck), [`monitoring`] (snapshots), [`reload`]
-//! (new settings for the shard and its connections).
+//! (new settings for the shard and its connections); cluster routes in
+//! [`route_ops`] (the handshake and what a route's ops do),
+//! [`route_interest`] (server-wide interest → `RS+`/`RS-`) and
+//! [`route_delivery`] (one `RMSG` per route per message).
 
 pub mod accounts;
 pub mod client_ops;
@@ -35,6 +38,9 @@ pub mod monitoring;
 pub mod peers;
 pub mod publish;
 pub mod reload;
+pub mod route_delivery;
+pub mod route_interest;
+pub mod route_ops;
 pub mod timers;
 
 use std::collections::VecDeque;
@@ -119,6 +125,15 @@ pub struct ShardBroker<I: ShardIo> {
     responses: ResponseRoutes,
     /// The client whose publish is being routed, imports included.
     originator: Option<ConnKey>,
+    /// The message being routed came from a cluster route: routes may not
+    /// receive it (the one-hop rule).
+    one_hop: bool,
+    /// Per route, what the message being routed owes it (see
+    /// [`route_delivery`]).
+    route_targets: Vec<route_delivery::RouteTarget>,
+    /// Cluster state of the cluster shard (shard 0 when clustered): its
+    /// routes and the server-wide interest it announces to them.
+    cluster: Option<Box<route_ops::ClusterState>>,
     /// Per destination shard: what this unit of work sends it.
     outgoing: Vec<BatchBuilder<I::Handoff>>,
     /// Connections with queued output, flushed at the end of the unit of work.
@@ -171,6 +186,9 @@ impl<I: ShardIo> ShardBroker<I> {
             import_subs: Vec::new(),
             fired: Vec::new(),
             originator: None,
+            one_hop: false,
+            route_targets: Vec::new(),
+            cluster: None,
             responses: ResponseRoutes::new(
                 id.index() as u16,
                 seed.rotate_left(17) ^ 0x9e37_79b9_7f4a_7c15,
@@ -194,6 +212,11 @@ impl<I: ShardIo> ShardBroker<I> {
         };
         let accounts = broker.limits.accounts.clone();
         broker.install_imports(&accounts);
+        if id.index() == 0 {
+            if let Some(settings) = broker.limits.cluster.clone() {
+                broker.cluster = Some(Box::new(route_ops::ClusterState::new(settings)));
+            }
+        }
         broker
     }
 

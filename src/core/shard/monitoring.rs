@@ -4,7 +4,7 @@
 
 use std::time::{Instant, SystemTime};
 
-use crate::connection::{CloseReason, Connection, Traffic};
+use crate::connection::{CloseReason, ConnKind, Connection, Traffic};
 use crate::ids::ConnKey;
 use crate::io::ShardIo;
 use crate::snapshot::{
@@ -37,7 +37,11 @@ impl<I: ShardIo> ShardBroker<I> {
     /// Ring counters live with the runtime and are added by the caller.
     pub fn snapshot(&self, request: SnapshotRequest, clock: WallClock) -> ShardSnapshot {
         let counters = self.accounts.counters();
-        let open = self.conns.iter().filter(|(_, conn)| conn.closing.is_none());
+        // Routes are not clients: `/routez` shows them.
+        let open = self
+            .conns
+            .iter()
+            .filter(|(_, conn)| conn.closing.is_none() && conn.kind == ConnKind::Client);
         let open_connections = open.clone().count() as u64;
         let connections = if request.with_connections || request.with_subscriptions {
             open.map(|(_, conn)| self.connection_snapshot(conn, request.with_subscriptions, &clock))
@@ -106,7 +110,11 @@ impl<I: ShardIo> ShardBroker<I> {
                 }
             })
             .collect();
-        for (_, conn) in self.conns.iter() {
+        for (_, conn) in self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.kind == ConnKind::Client)
+        {
             if let Some(entry) = stats.get_mut(conn.account.0 as usize) {
                 if conn.closing.is_none() {
                     entry.connections += 1;
@@ -185,7 +193,7 @@ impl<I: ShardIo> ShardBroker<I> {
     /// Keeps a closed connection for `/connz?state=closed`, as nats-server
     /// keeps its last 10,000 (each shard its share), subscriptions included.
     pub(super) fn remember_closed(&mut self, key: ConnKey, clock: &WallClock) {
-        let Some(conn) = self.conns.get(key) else {
+        let Some(conn) = self.conns.get(key).filter(|c| c.kind == ConnKind::Client) else {
             return;
         };
         let mut closed = self.connection_snapshot(conn, true, clock);

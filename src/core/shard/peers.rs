@@ -48,6 +48,7 @@ impl<I: ShardIo> ShardBroker<I> {
                         queue.as_deref(),
                         delta,
                     );
+                    self.cluster_interest_changed(account, &subject, queue.as_deref(), delta);
                 }
                 MeshItem::Ack { seq } => {
                     let acked = &mut self.acked[src.index()];
@@ -63,6 +64,7 @@ impl<I: ShardIo> ShardBroker<I> {
                     header_len,
                     payload,
                     queues,
+                    one_hop,
                 } => {
                     let message = Publish {
                         subject: subject.slice(arena),
@@ -75,6 +77,7 @@ impl<I: ShardIo> ShardBroker<I> {
                         Origin::Shard {
                             from: src,
                             queues: QueueNames::new(queues.slice(arena)),
+                            one_hop,
                         },
                         &message,
                     );

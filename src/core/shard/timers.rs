@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use crate::connection::{CloseReason, PingCheck};
+use crate::connection::{CloseReason, ConnKind, PingCheck};
 use crate::ids::ConnKey;
 use crate::io::ShardIo;
 use crate::outbound::PING;
@@ -66,7 +66,14 @@ impl<I: ShardIo> ShardBroker<I> {
     /// carrying `"ldm":true`. Returns the connections to close gradually.
     pub fn enter_lame_duck(&mut self) -> Vec<ConnKey> {
         self.lame_duck = true;
-        let keys = self.conns.keys();
+        // Routes stay up: other servers go on reaching our clients until
+        // they leave.
+        let keys: Vec<ConnKey> = self
+            .conns
+            .keys()
+            .into_iter()
+            .filter(|&k| self.conns[k].kind == ConnKind::Client)
+            .collect();
         for &key in &keys {
             let conn = &self.conns[key];
             if conn.options.protocol >= 1 && conn.first_pong_sent && conn.closing.is_none() {

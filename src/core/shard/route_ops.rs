@@ -1,0 +1,849 @@
+//! Cluster routes on the cluster shard: the handshake (INFO and CONNECT in
+//! nats-server's order), the route table (one route per remote server,
+//! duplicates and routes to self closed), gossip of new peers, and what a
+//! route's ops do: `PING`/`PONG`, interest (`RS+`/`RS-` become the route
+//! connection's subscriptions, in the named account, with queue weights)
+//! and messages (`RMSG`/`HMSG` published with the one-hop rule).
+//!
+//! Concurrency contract: only the cluster shard (shard 0) has a
+//! [`ClusterState`] and route connections; its tasks reach it through the
+//! state machine like everything else, one synchronous step at a time. The
+//! runtime dials what [`ShardBroker::take_route_dials`] and
+//! [`ShardBroker::route_reconnect`] ask for.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::auth::AuthMethod;
+use crate::connect::ClientOptions;
+use crate::connection::{
+    AuthState, CloseReason, ConnKind, Connection, Liveness, OutputState, Traffic,
+};
+use crate::ids::{AccountId, ConnKey};
+use crate::io::ShardIo;
+use crate::outbound::PONG;
+use crate::protocol::{Publish, RouteOp, RouteParseError, RouteParser, RoutedMsg};
+use crate::route::{
+    route_connect_line, route_info_line, ClusterSettings, PeerConnect, PeerInfo, RouteUrl,
+};
+
+use super::lifecycle::Accepted;
+use super::publish::Origin;
+use super::route_interest::ServerInterest;
+use super::{InputOutcome, Next, ShardBroker};
+
+/// nats-server's `DEFAULT_ROUTE_RECONNECT`: an explicit route is dialled
+/// again this long after it closed (plus up to [`RECONNECT_JITTER_MS`]).
+pub const ROUTE_RECONNECT: Duration = Duration::from_secs(1);
+/// Random extra delay before a reconnect, so that two servers that dialled
+/// each other at once do not collide again.
+pub const RECONNECT_JITTER_MS: u64 = 100;
+/// The first PING on a registered route.
+const ROUTE_FIRST_PING: Duration = Duration::from_secs(1);
+
+/// One route's state beside its [`Connection`].
+#[derive(Debug, Default)]
+pub struct RouteLink {
+    /// The URL we dialled (None: the peer dialled us).
+    pub solicited: Option<RouteUrl>,
+    /// Dialled because it is configured (retried forever), not gossiped.
+    pub explicit: bool,
+    /// The peer's server id, from its CONNECT or INFO.
+    pub remote_id: Option<String>,
+    pub remote_name: String,
+    /// The peer's cluster address, from its INFO (for `/routez`, gossip).
+    pub remote_host: String,
+    pub remote_port: u16,
+    /// Its INFO arrived and the route is in the table.
+    pub registered: bool,
+    /// The route led back to this server: never dialled again.
+    pub to_self: bool,
+    /// The peer's client URLs.
+    pub connect_urls: Vec<String>,
+}
+
+/// Where a route should be dialled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteDial {
+    pub url: RouteUrl,
+    /// Configured: retried forever. Gossiped: `connect_retries` attempts.
+    pub explicit: bool,
+    /// Wait this long first.
+    pub delay: Duration,
+}
+
+/// The cluster shard's routes and the interest it announces to them.
+#[derive(Debug)]
+pub struct ClusterState {
+    pub settings: Arc<ClusterSettings>,
+    pub links: HashMap<ConnKey, RouteLink>,
+    /// Remote server id → its one registered route.
+    pub by_id: HashMap<String, ConnKey>,
+    pub interest: ServerInterest,
+    /// Gossiped servers to dial (taken by the runtime).
+    pub dials: Vec<RouteDial>,
+}
+
+impl ClusterState {
+    pub fn new(settings: Arc<ClusterSettings>) -> ClusterState {
+        ClusterState {
+            settings,
+            links: HashMap::new(),
+            by_id: HashMap::new(),
+            interest: ServerInterest::default(),
+            dials: Vec::new(),
+        }
+    }
+
+    /// Routes whose handshake is done.
+    pub fn registered_routes(&self) -> impl Iterator<Item = ConnKey> + '_ {
+        self.links
+            .iter()
+            .filter(|(_, l)| l.registered)
+            .map(|(&k, _)| k)
+    }
+
+    /// Every client URL of the cluster: ours first, then the peers'.
+    pub fn connect_urls(&self) -> Vec<String> {
+        let mut urls = self.settings.client_urls.clone();
+        for link in self.links.values().filter(|l| l.registered) {
+            for url in &link.connect_urls {
+                if !urls.contains(url) {
+                    urls.push(url.clone());
+                }
+            }
+        }
+        urls
+    }
+}
+
+/// A route as `/routez` shows it.
+#[derive(Debug, Clone)]
+pub struct RouteSnapshot {
+    pub rid: u64,
+    pub remote_id: String,
+    pub remote_name: String,
+    pub did_solicit: bool,
+    pub is_configured: bool,
+    pub ip: String,
+    pub port: u16,
+    pub start: Instant,
+    pub last_activity: Instant,
+    pub rtt: Option<Duration>,
+    pub pending_bytes: usize,
+    pub in_msgs: u64,
+    pub out_msgs: u64,
+    pub in_bytes: u64,
+    pub out_bytes: u64,
+    /// `account subject [queue]` of each interest the peer sent.
+    pub subs: Vec<String>,
+}
+
+impl<I: ShardIo> ShardBroker<I> {
+    /// Whether this shard runs the cluster's routes.
+    pub fn is_cluster_shard(&self) -> bool {
+        self.cluster.is_some()
+    }
+
+    /// Registers a route connection (accepted, or dialled to `solicited`)
+    /// and queues what nats-server sends first: the soliciting side
+    /// `CONNECT` then its `INFO`, the accepting side its `INFO`.
+    pub fn register_route(
+        &mut self,
+        accepted: Accepted<I::Endpoint>,
+        solicited: Option<(RouteUrl, bool)>,
+        now: Instant,
+    ) -> Option<ConnKey> {
+        self.set_now(now);
+        let settings = self.cluster.as_ref()?.settings.clone();
+        let Accepted {
+            client_id,
+            endpoint,
+            ip,
+            port,
+            nonce,
+        } = accepted;
+        let mut output = OutputState::default();
+        let headers = !self.limits.no_header_support;
+        if let Some((url, _)) = &solicited {
+            let connect = route_connect_line(
+                &self.identity.server_id,
+                &settings.name,
+                headers,
+                url.user.as_deref(),
+                url.pass.as_deref(),
+            );
+            output.extend(&mut self.pool, &connect);
+        }
+        let info = route_info_line(
+            &settings,
+            &self.identity.server_id,
+            &self.identity.server_name,
+            headers,
+            self.identity.max_payload,
+            nonce.as_deref(),
+            false,
+        );
+        output.extend(&mut self.pool, &info);
+        let auth = if solicited.is_none() && settings.user.is_some() {
+            AuthState::Pending {
+                deadline: now + settings.auth_timeout,
+            }
+        } else {
+            AuthState::Open
+        };
+        let key = self.conns.insert(Connection {
+            kind: ConnKind::Route,
+            client_id,
+            account: AccountId::GLOBAL,
+            endpoint,
+            ip,
+            port,
+            options: ClientOptions::default(),
+            auth,
+            nonce: None,
+            auth_method: AuthMethod::Open,
+            permissions: None,
+            first_pong_sent: false,
+            output,
+            subs: HashMap::new(),
+            liveness: Liveness::new(now, self.limits.ping_interval),
+            forwarded: false,
+            closing: None,
+            started: now,
+            last_activity: now,
+            traffic: Traffic::default(),
+        });
+        let (url, explicit) = match solicited {
+            Some((url, explicit)) => (Some(url), explicit),
+            None => (None, false),
+        };
+        if let Some(cluster) = self.cluster.as_mut() {
+            cluster.links.insert(
+                key,
+                RouteLink {
+                    solicited: url,
+                    explicit,
+                    ..RouteLink::default()
+                },
+            );
+        }
+        self.mark_dirty(key);
+        let conn = &self.conns[key];
+        crate::info!(
+            "{}:{} - rid:{} - Route connection created",
+            conn.ip,
+            conn.port,
+            client_id
+        );
+        Some(key)
+    }
+
+    /// Parses and handles as many complete route ops from `buf` as possible.
+    pub fn process_route_input(
+        &mut self,
+        key: ConnKey,
+        parser: &mut RouteParser,
+        buf: &[u8],
+        now: Instant,
+    ) -> InputOutcome {
+        self.set_now(now);
+        if let Some(conn) = self.conns.get_mut(key) {
+            conn.last_activity = now;
+            conn.liveness.heard_from();
+        }
+        let mut consumed = 0;
+        loop {
+            if self.is_closing(key) {
+                return InputOutcome {
+                    consumed,
+                    next: Next::Close,
+                };
+            }
+            match parser.next(&buf[consumed..]) {
+                Ok(None) => {
+                    return InputOutcome {
+                        consumed,
+                        next: Next::NeedMore,
+                    }
+                }
+                Ok(Some((op, used))) => {
+                    consumed += used;
+                    if self.handle_route_op(key, op) == Next::Close {
+                        return InputOutcome {
+                            consumed,
+                            next: Next::Close,
+                        };
+                    }
+                }
+                Err(error) => {
+                    let conn = &self.conns[key];
+                    crate::error!(
+                        "{}:{} - rid:{} - Route Error {:?}",
+                        conn.ip,
+                        conn.port,
+                        conn.client_id,
+                        error
+                    );
+                    let text = match error {
+                        RouteParseError::UnknownOperation => Some("Unknown Protocol Operation"),
+                        _ => None,
+                    };
+                    let next = self.close_with_error(key, text, CloseReason::ParseError);
+                    return InputOutcome { consumed, next };
+                }
+            }
+        }
+    }
+
+    fn handle_route_op(&mut self, key: ConnKey, op: RouteOp<'_>) -> Next {
+        if crate::log::trace_enabled() {
+            let conn = &self.conns[key];
+            crate::trace!(
+                "{}:{} - rid:{} - <<- [{}]",
+                conn.ip,
+                conn.port,
+                conn.client_id,
+                route_op_text(&op)
+            );
+        }
+        let pending_auth = matches!(self.conns[key].auth, AuthState::Pending { .. });
+        if pending_auth && !matches!(op, RouteOp::Connect(_)) {
+            return self.close_with_error(
+                key,
+                Some("Authorization Violation"),
+                CloseReason::AuthenticationFailure,
+            );
+        }
+        match op {
+            RouteOp::Connect(json) => self.route_connect(key, json),
+            RouteOp::Info(json) => self.route_info(key, json),
+            RouteOp::Ping => {
+                self.queue_bytes(key, PONG);
+                Next::NeedMore
+            }
+            RouteOp::Pong => {
+                let now = self.now;
+                self.conns[key].liveness.pong(now);
+                Next::NeedMore
+            }
+            RouteOp::Ok => Next::NeedMore,
+            RouteOp::Err(text) => {
+                let conn = &self.conns[key];
+                crate::error!(
+                    "{}:{} - rid:{} - Route Error {}",
+                    conn.ip,
+                    conn.port,
+                    conn.client_id,
+                    String::from_utf8_lossy(text)
+                );
+                self.begin_close(key, CloseReason::ParseError);
+                Next::Close
+            }
+            RouteOp::Sub {
+                account,
+                subject,
+                queue,
+            } => {
+                self.route_sub(key, account, subject, queue);
+                Next::NeedMore
+            }
+            RouteOp::Unsub {
+                account,
+                subject,
+                queue,
+            } => {
+                self.route_unsub(key, account, subject, queue);
+                Next::NeedMore
+            }
+            RouteOp::Msg(msg) => {
+                self.route_msg(key, msg);
+                Next::NeedMore
+            }
+        }
+    }
+
+    fn route_connect(&mut self, key: ConnKey, json: &[u8]) -> Next {
+        let Ok(connect) = serde_json::from_slice::<PeerConnect>(json) else {
+            return self.close_with_error(key, None, CloseReason::ParseError);
+        };
+        let Some(settings) = self.cluster.as_ref().map(|c| c.settings.clone()) else {
+            return self.close_with_error(key, None, CloseReason::ProtocolViolation);
+        };
+        if !connect.lang.is_empty() {
+            return self.close_with_error(
+                key,
+                Some("attempted to connect to route port"),
+                CloseReason::WrongPort,
+            );
+        }
+        if !connect.gateway.is_empty() {
+            let text = format!(
+                "Rejecting connection from gateway \"{}\" on the Route port",
+                connect.gateway
+            );
+            crate::error!("{}", text);
+            return self.close_with_error(key, Some(&text), CloseReason::WrongGateway);
+        }
+        if connect.cluster != settings.name {
+            let text = format!(
+                "Rejecting connection, cluster name \"{}\" does not match \"{}\"",
+                connect.cluster, settings.name
+            );
+            crate::error!("{}", text);
+            return self.close_with_error(key, Some(&text), CloseReason::ClusterNameConflict);
+        }
+        if let Some(user) = &settings.user {
+            let ok = connect.user.as_deref() == Some(user.as_str())
+                && connect.pass.as_deref() == settings.pass.as_deref();
+            if !ok {
+                let conn = &self.conns[key];
+                crate::error!(
+                    "{}:{} - rid:{} - authentication error",
+                    conn.ip,
+                    conn.port,
+                    conn.client_id
+                );
+                return self.close_with_error(
+                    key,
+                    Some("Authorization Violation"),
+                    CloseReason::AuthenticationFailure,
+                );
+            }
+        }
+        let headers = connect.headers && !self.limits.no_header_support;
+        let conn = &mut self.conns[key];
+        conn.auth = AuthState::Done;
+        conn.options.headers = headers;
+        if let Some(link) = self.cluster.as_mut().and_then(|c| c.links.get_mut(&key)) {
+            link.remote_id = Some(connect.name);
+        }
+        Next::NeedMore
+    }
+
+    fn route_info(&mut self, key: ConnKey, json: &[u8]) -> Next {
+        let Ok(info) = serde_json::from_slice::<PeerInfo>(json) else {
+            return self.close_with_error(key, None, CloseReason::ParseError);
+        };
+        let own_id = self.identity.server_id.clone();
+        let own_name = self.identity.server_name.clone();
+        let Some(cluster) = self.cluster.as_mut() else {
+            return Next::Close;
+        };
+        let Some(link) = cluster.links.get_mut(&key) else {
+            return Next::Close;
+        };
+        if info.server_id == own_id {
+            // Our own INFO came back: a route to self. Not dialled again.
+            link.to_self = true;
+            link.remote_id = Some(own_id);
+            crate::debug!("Detected route to self, ignoring");
+            self.begin_close(key, CloseReason::DuplicateRoute);
+            return Next::Close;
+        }
+        if !info.cluster.is_empty() && info.cluster != cluster.settings.name {
+            crate::error!(
+                "Rejecting route from cluster \"{}\": ours is \"{}\"",
+                info.cluster,
+                cluster.settings.name
+            );
+            self.begin_close(key, CloseReason::ClusterNameConflict);
+            return Next::Close;
+        }
+        if link.registered {
+            return self.route_info_update(key, info);
+        }
+        if link.solicited.is_none() && info.server_name == own_name {
+            crate::error!(
+                "Remote server has a duplicate name: \"{}\"",
+                info.server_name
+            );
+            self.begin_close(key, CloseReason::DuplicateServerName);
+            return Next::Close;
+        }
+        link.remote_id = Some(info.server_id.clone());
+        link.remote_name = info.server_name.clone();
+        link.remote_host = info.host.clone();
+        link.remote_port = info.port;
+        if cluster.by_id.contains_key(&info.server_id) {
+            crate::debug!("Detected duplicate remote route \"{}\"", info.server_id);
+            self.begin_close(key, CloseReason::DuplicateRoute);
+            return Next::Close;
+        }
+        link.registered = true;
+        if !cluster.settings.no_advertise {
+            link.connect_urls = info.connect_urls.clone();
+        }
+        cluster.by_id.insert(info.server_id.clone(), key);
+        let others: Vec<ConnKey> = cluster.registered_routes().filter(|&k| k != key).collect();
+        let headers = info.headers && !self.limits.no_header_support;
+        let now = self.now;
+        let conn = &mut self.conns[key];
+        conn.options.headers = headers;
+        conn.liveness.connected(
+            now,
+            conn.started,
+            ROUTE_FIRST_PING.min(self.limits.ping_interval),
+        );
+        crate::debug!(
+            "{}:{} - rid:{} - Registering remote route \"{}\"",
+            conn.ip,
+            conn.port,
+            conn.client_id,
+            info.server_id
+        );
+        let peer_ip = conn.ip.clone();
+        self.send_all_interest(key);
+        if !others.is_empty() {
+            self.gossip(json, &info, &peer_ip, &others);
+        }
+        Next::NeedMore
+    }
+
+    /// Tells the other routes about a new peer (its INFO, with the `ip`
+    /// they should dial), so the full mesh forms from one seed.
+    fn gossip(&mut self, json: &[u8], info: &PeerInfo, peer_ip: &str, others: &[ConnKey]) {
+        let Ok(serde_json::Value::Object(mut fields)) = serde_json::from_slice(json) else {
+            return;
+        };
+        fields.remove("nonce");
+        if info.ip.is_empty() {
+            let host = if peer_ip.contains(':') {
+                format!("[{peer_ip}]")
+            } else {
+                peer_ip.to_string()
+            };
+            fields.insert(
+                "ip".into(),
+                serde_json::Value::String(format!("nats-route://{host}:{}/", info.port)),
+            );
+        }
+        let mut line = b"INFO ".to_vec();
+        let _ = serde_json::to_writer(&mut line, &serde_json::Value::Object(fields));
+        line.extend_from_slice(b"\r\n");
+        for &route in others {
+            if !self.is_closing(route) {
+                self.queue_bytes(route, &line);
+            }
+        }
+    }
+
+    /// An INFO on a registered route: news of another server (gossip: dial
+    /// it unless we know it), or the peer's own update (lame duck).
+    fn route_info_update(&mut self, key: ConnKey, info: PeerInfo) -> Next {
+        let own_id = self.identity.server_id.clone();
+        let Some(cluster) = self.cluster.as_mut() else {
+            return Next::NeedMore;
+        };
+        let remote = cluster.links.get(&key).and_then(|l| l.remote_id.clone());
+        if remote.as_deref() != Some(info.server_id.as_str()) {
+            if info.server_id == own_id || cluster.by_id.contains_key(&info.server_id) {
+                return Next::NeedMore;
+            }
+            let configured = format!("{}:{}", info.host, info.port).to_ascii_lowercase();
+            if cluster.settings.explicit.contains(&configured) {
+                return Next::NeedMore;
+            }
+            let Some(mut url) = RouteUrl::parse(&info.ip) else {
+                crate::error!("Error parsing URL from INFO: \"{}\"", info.ip);
+                return Next::NeedMore;
+            };
+            if info.auth_required {
+                url.user = cluster.settings.user.clone();
+                url.pass = cluster.settings.pass.clone();
+            }
+            if !cluster.dials.iter().any(|d| d.url == url) {
+                cluster.dials.push(RouteDial {
+                    url,
+                    explicit: false,
+                    delay: Duration::ZERO,
+                });
+            }
+            return Next::NeedMore;
+        }
+        if info.ldm {
+            if let Some(link) = cluster.links.get_mut(&key) {
+                link.connect_urls.clear();
+            }
+        }
+        Next::NeedMore
+    }
+
+    /// Gossiped servers to dial now.
+    pub fn take_route_dials(&mut self) -> Vec<RouteDial> {
+        self.cluster
+            .as_mut()
+            .map(|c| std::mem::take(&mut c.dials))
+            .unwrap_or_default()
+    }
+
+    /// A route ended (before [`ShardBroker::remove_connection`]): whether
+    /// and when to dial it again, as nats-server decides. Not if we did not
+    /// dial it, if it led back to us, or if another route to the same
+    /// server is up; an explicit route after [`ROUTE_RECONNECT`], a
+    /// gossiped one at once (the runtime then tries `connect_retries`
+    /// times).
+    pub fn route_reconnect(&mut self, key: ConnKey) -> Option<RouteDial> {
+        let jitter = Duration::from_millis(self.rng.below(RECONNECT_JITTER_MS));
+        let cluster = self.cluster.as_ref()?;
+        let link = cluster.links.get(&key)?;
+        let url = link.solicited.clone()?;
+        if link.to_self {
+            return None;
+        }
+        if let Some(id) = &link.remote_id {
+            if cluster.by_id.get(id).is_some_and(|&other| other != key) {
+                crate::debug!(
+                    "Not attempting reconnect for solicited route, already connected to \"{id}\""
+                );
+                return None;
+            }
+        }
+        let delay = if link.explicit {
+            ROUTE_RECONNECT + jitter
+        } else {
+            jitter
+        };
+        crate::debug!(
+            "Attempting reconnect for solicited route \"{}\"",
+            url.redacted()
+        );
+        Some(RouteDial {
+            url,
+            explicit: link.explicit,
+            delay,
+        })
+    }
+
+    /// The route part of [`ShardBroker::remove_connection`].
+    pub(super) fn forget_route(&mut self, key: ConnKey) {
+        let Some(cluster) = self.cluster.as_mut() else {
+            return;
+        };
+        if let Some(link) = cluster.links.remove(&key) {
+            if let Some(id) = link.remote_id {
+                if cluster.by_id.get(&id) == Some(&key) {
+                    cluster.by_id.remove(&id);
+                }
+            }
+        }
+    }
+
+    /// The subscription key of a route's interest: nats-server's
+    /// `<account> <subject>[ <queue>]`.
+    fn route_sid(account: &[u8], subject: &[u8], queue: Option<&[u8]>) -> Vec<u8> {
+        let mut sid = Vec::with_capacity(account.len() + subject.len() + 16);
+        sid.extend_from_slice(account);
+        sid.push(b' ');
+        sid.extend_from_slice(subject);
+        if let Some(queue) = queue {
+            sid.push(b' ');
+            sid.extend_from_slice(queue);
+        }
+        sid
+    }
+
+    fn route_account(&self, key: ConnKey, account: &[u8], subject: &[u8]) -> Option<AccountId> {
+        let name = std::str::from_utf8(account).ok()?;
+        let id = self.limits.accounts.lookup(name);
+        if id.is_none() {
+            // nats-server (static accounts) logs this and ignores the line;
+            // `$SYS` traffic from 2.9 peers lands here when no system
+            // account is configured.
+            let conn = &self.conns[key];
+            crate::debug!(
+                "{}:{} - rid:{} - Unknown account \"{}\" for remote subject \"{}\"",
+                conn.ip,
+                conn.port,
+                conn.client_id,
+                name,
+                String::from_utf8_lossy(subject)
+            );
+        }
+        id
+    }
+
+    fn route_sub(
+        &mut self,
+        key: ConnKey,
+        account_name: &[u8],
+        subject: &[u8],
+        queue: Option<(&[u8], u32)>,
+    ) {
+        let Some(account) = self.route_account(key, account_name, subject) else {
+            return;
+        };
+        let sid = Self::route_sid(account_name, subject, queue.map(|(q, _)| q));
+        if let Some(&sk) = self.conns[key].subs.get(&sid[..]) {
+            // Known interest: a queue's new weight.
+            let Some((queue, weight)) = queue else {
+                return;
+            };
+            let Some(sub) = self.subs.get_mut(sk.index()) else {
+                return;
+            };
+            let delta = i64::from(weight) - i64::from(sub.weight);
+            if delta != 0 {
+                sub.weight = weight;
+                self.broadcast_interest(Some(key), account, subject, Some(queue), delta as i32);
+            }
+            return;
+        }
+        let (queue, weight) = match queue {
+            Some((q, w)) => (Some(q), w),
+            None => (None, 1),
+        };
+        if self
+            .subscribe_in(key, account, subject, queue, &sid, weight)
+            .is_err()
+        {
+            let conn = &self.conns[key];
+            crate::error!(
+                "{}:{} - rid:{} - Could not insert subscription \"{}\"",
+                conn.ip,
+                conn.port,
+                conn.client_id,
+                String::from_utf8_lossy(subject)
+            );
+        }
+    }
+
+    fn route_unsub(
+        &mut self,
+        key: ConnKey,
+        account_name: &[u8],
+        subject: &[u8],
+        queue: Option<&[u8]>,
+    ) {
+        let sid = Self::route_sid(account_name, subject, queue);
+        if let Some(&sk) = self.conns[key].subs.get(&sid[..]) {
+            self.remove_subscription(sk);
+        }
+    }
+
+    fn route_msg(&mut self, key: ConnKey, msg: RoutedMsg<'_>) {
+        let conn = &mut self.conns[key];
+        conn.traffic.in_msgs += 1;
+        conn.traffic.in_bytes += msg.payload.len() as u64;
+        self.stats.in_msgs += 1;
+        self.stats.in_bytes += msg.payload.len() as u64;
+        let Some(account) = self.route_account(key, msg.account, msg.subject) else {
+            return;
+        };
+        let message = Publish {
+            subject: msg.subject,
+            reply: msg.reply,
+            header_len: msg.header_len,
+            payload: msg.payload,
+        };
+        self.publish(
+            account,
+            Origin::Route {
+                route: key,
+                queues: msg.queues,
+            },
+            &message,
+        );
+    }
+
+    /// The routes, for `/routez`.
+    pub fn route_snapshots(&self, with_subs: bool) -> Vec<RouteSnapshot> {
+        let Some(cluster) = self.cluster.as_ref() else {
+            return Vec::new();
+        };
+        let mut routes: Vec<RouteSnapshot> = cluster
+            .links
+            .iter()
+            .filter(|(_, l)| l.registered)
+            .filter_map(|(&key, link)| {
+                let conn = self.conns.get(key)?;
+                let subs = if with_subs {
+                    conn.subs
+                        .keys()
+                        .map(|sid| String::from_utf8_lossy(sid).into_owned())
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                Some(RouteSnapshot {
+                    rid: conn.client_id.0,
+                    remote_id: link.remote_id.clone().unwrap_or_default(),
+                    remote_name: link.remote_name.clone(),
+                    did_solicit: link.solicited.is_some(),
+                    is_configured: link.explicit,
+                    ip: conn.ip.clone(),
+                    port: conn.port,
+                    start: conn.started,
+                    last_activity: conn.last_activity,
+                    rtt: conn.liveness.rtt(),
+                    pending_bytes: conn.output.pending_bytes(),
+                    in_msgs: conn.traffic.in_msgs,
+                    out_msgs: conn.traffic.out_msgs,
+                    in_bytes: conn.traffic.in_bytes,
+                    out_bytes: conn.traffic.out_bytes,
+                    subs,
+                })
+            })
+            .collect();
+        routes.sort_by_key(|r| r.rid);
+        routes
+    }
+
+    /// The client URLs of the whole cluster (ours first), for client INFO.
+    pub fn cluster_connect_urls(&self) -> Vec<String> {
+        self.cluster
+            .as_ref()
+            .map(|c| c.connect_urls())
+            .unwrap_or_default()
+    }
+}
+
+/// A route op as a trace line shows it (nats-server's `-V` style).
+fn route_op_text(op: &RouteOp<'_>) -> String {
+    let s = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    match op {
+        RouteOp::Info(json) => format!("INFO {}", s(json)),
+        RouteOp::Connect(json) => format!("CONNECT {}", s(json)),
+        RouteOp::Ping => "PING".into(),
+        RouteOp::Pong => "PONG".into(),
+        RouteOp::Ok => "+OK".into(),
+        RouteOp::Err(text) => format!("-ERR {}", s(text)),
+        RouteOp::Sub {
+            account,
+            subject,
+            queue,
+        } => match queue {
+            Some((q, w)) => format!("RS+ {} {} {} {w}", s(account), s(subject), s(q)),
+            None => format!("RS+ {} {}", s(account), s(subject)),
+        },
+        RouteOp::Unsub {
+            account,
+            subject,
+            queue,
+        } => match queue {
+            Some(q) => format!("RS- {} {} {}", s(account), s(subject), s(q)),
+            None => format!("RS- {} {}", s(account), s(subject)),
+        },
+        RouteOp::Msg(m) => {
+            let queues: Vec<String> = m.queues.map(s).collect();
+            format!(
+                "{} {} {}{}{} {}",
+                if m.header_len.is_some() {
+                    "HMSG"
+                } else {
+                    "RMSG"
+                },
+                s(m.account),
+                s(m.subject),
+                m.reply.map(|r| format!(" {}", s(r))).unwrap_or_default(),
+                if queues.is_empty() {
+                    String::new()
+                } else {
+                    format!(" [{}]", queues.join(" "))
+                },
+                m.payload.len()
+            )
+        }
+    }
+}
