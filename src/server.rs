@@ -871,6 +871,7 @@ fn cluster_settings(
     };
     let _ = server_id;
     ClusterSettings {
+        dynamic: cluster.name.is_none(),
         name,
         user: cluster.user.clone(),
         pass: cluster.pass.clone(),

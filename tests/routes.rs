@@ -526,7 +526,12 @@ fn route_handshake_errors_and_route_to_self() {
         ],
         None,
     );
-    assert!(broker.wait_log("Detected route to self", WAIT).is_some());
+    // Logged as the shards start, possibly before the server says ready.
+    let self_route = "Detected route to self";
+    assert!(
+        broker.startup_log.iter().any(|l| l.contains(self_route))
+            || broker.wait_log(self_route, WAIT).is_some()
+    );
     let route_addr = SocketAddr::from(([127, 0, 0, 1], port));
 
     // The route INFO comes first, as nats-server sends it.
@@ -607,4 +612,97 @@ fn route_handshake_errors_and_route_to_self() {
     assert_eq!((subject.as_str(), payload.as_slice()), ("w", &b"ho"[..]));
     // Without queue names a queue subscriber gets nothing.
     assert!(sub.msg(Duration::from_millis(300)).is_none());
+}
+
+/// Reads lines until one starts with `INFO ` and satisfies `want`.
+fn wait_info(conn: &mut Conn, want: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let deadline = Instant::now() + WAIT;
+    while let Some(line) = conn.line(deadline.saturating_duration_since(Instant::now())) {
+        if line == "PING\r\n" {
+            conn.send(b"PONG\r\n");
+            continue;
+        }
+        if let Some(json) = line.strip_prefix("INFO ") {
+            let info: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+            if want(&info) {
+                return info;
+            }
+        }
+    }
+    panic!("no INFO as wanted arrived");
+}
+
+fn urls(info: &serde_json::Value) -> Vec<String> {
+    info["connect_urls"]
+        .as_array()
+        .map(|a| a.iter().map(|u| u.as_str().unwrap().to_string()).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn clients_learn_the_cluster_urls() {
+    let (p, p_route) = percore_node("u", &[]);
+    let own = p.addr.to_string();
+    // Clients on both shards, past their first PONG: they take async INFO.
+    let mut c0 = Conn::on_shard(p.addr, 0);
+    let mut c1 = Conn::on_shard(p.addr, 1);
+    let first: serde_json::Value =
+        serde_json::from_str(c0.info.trim_start_matches("INFO ").trim()).unwrap();
+    assert_eq!(first["cluster"], "demo");
+    assert_eq!(urls(&first), vec![own.clone()]);
+    let Some(n) = nats_server("un", &[p_route]) else {
+        return;
+    };
+    let theirs = n.addr.to_string();
+    for conn in [&mut c0, &mut c1] {
+        let info = wait_info(conn, |info| urls(info).contains(&theirs));
+        assert_eq!(urls(&info), [own.clone(), theirs.clone()]);
+    }
+    // The peer leaves: its URL goes.
+    drop(n);
+    for conn in [&mut c0, &mut c1] {
+        let info = wait_info(conn, |info| !urls(info).contains(&theirs));
+        assert_eq!(urls(&info), vec![own.clone()]);
+    }
+}
+
+/// A GET on the monitoring port; the body.
+fn http_get(addr: SocketAddr, path: &str) -> serde_json::Value {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .unwrap();
+    let text = read_to_close(&mut stream);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+#[test]
+fn routez_and_varz_show_the_cluster() {
+    let (a, a_route) = percore_node("ma", &["-m", "-1"]);
+    let routes = routes_arg(a_route);
+    let (b, _) = percore_node("mb", &["--routes", &routes]);
+    let monitor = a.monitor.expect("monitor address");
+    let mut sub = Conn::on_shard(b.addr, 1);
+    let mut publisher = Conn::on_shard(a.addr, 0);
+    sub.send(b"SUB watched.> 1\r\n");
+    wait_interest(&mut sub, &mut publisher, "probe.m");
+    let routez = http_get(monitor, "/routez?subs=1");
+    assert_eq!(routez["num_routes"], 1, "{routez}");
+    let route = &routez["routes"][0];
+    assert_eq!(route["did_solicit"], false);
+    let subs: Vec<&str> = route["subscriptions_list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    assert!(subs.contains(&"watched.>"), "{subs:?}");
+    let varz = http_get(monitor, "/varz");
+    assert_eq!(varz["cluster"]["name"], "demo");
+    assert_eq!(varz["cluster"]["cluster_port"], a_route);
+    assert_eq!(varz["routes"], 1);
+    drop(b);
 }

@@ -216,6 +216,70 @@ pub fn routes_flag(text: &str) -> Result<Vec<RouteUrl>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::conf::parse_str;
+    use crate::config::load::apply_config;
+    use crate::config::Options;
+
+    fn load(source: &str) -> Result<(Options, Vec<String>), String> {
+        let map = parse_str(source, "x.conf", &|_| None).map_err(|e| e.to_string())?;
+        let mut opts = Options::default();
+        let warnings = apply_config(&map, &mut opts).map_err(|e| e.to_string())?;
+        Ok((opts, warnings))
+    }
+
+    #[test]
+    fn the_cluster_block() {
+        let (opts, warnings) = load(
+            "cluster {\n  name: demo\n  listen: 127.0.0.1:6222\n  routes: [nats-route://a:1, nats-route://u:p@b:2, nats-route://a:1]\n  advertise: \"x:7\"\n  no_advertise: true\n  connect_retries: 3\n  authorization { user: ru, password: rp, timeout: 0.5 }\n}\n",
+        )
+        .unwrap();
+        let c = opts.cluster.unwrap();
+        assert!(c.enabled());
+        assert_eq!(
+            (c.name.as_deref(), c.host.as_str(), c.port),
+            (Some("demo"), "127.0.0.1", 6222)
+        );
+        assert_eq!(c.routes.len(), 2);
+        assert_eq!(c.routes[1].user.as_deref(), Some("u"));
+        assert_eq!(warnings, ["x.conf:4:52: Duplicate route entry detected"]);
+        assert_eq!(c.advertise.as_deref(), Some("x:7"));
+        assert!(c.no_advertise);
+        assert_eq!(c.connect_retries, 3);
+        assert_eq!(
+            (c.user.as_deref(), c.pass.as_deref()),
+            (Some("ru"), Some("rp"))
+        );
+        assert_eq!(c.auth_timeout, Duration::from_millis(500));
+        // Port only, and host/port keys.
+        let c = load("cluster { port: 7000, host: 127.0.0.2 }")
+            .unwrap()
+            .0
+            .cluster
+            .unwrap();
+        assert_eq!((c.host.as_str(), c.port), ("127.0.0.2", 7000));
+    }
+
+    #[test]
+    fn cluster_block_errors() {
+        assert_eq!(
+            load("cluster { authorization { users: [] } }").unwrap_err(),
+            "x.conf:1:27: Cluster authorization does not allow multiple users"
+        );
+        assert_eq!(
+            load("cluster { authorization { token: t } }").unwrap_err(),
+            "x.conf:1:27: Cluster authorization does not support tokens"
+        );
+        assert_eq!(
+            load("cluster { bogus: 1 }").unwrap_err(),
+            "x.conf:1:11: unknown field \"bogus\""
+        );
+        assert!(load("cluster: 5")
+            .unwrap_err()
+            .contains("Expected map to define cluster"));
+        assert!(load("cluster { tls { } }")
+            .unwrap_err()
+            .contains("not supported yet"));
+    }
 
     #[test]
     fn cluster_flag_forms() {

@@ -19,7 +19,10 @@
 
 use bytes::{Bytes, BytesMut};
 
+use std::sync::Arc;
+
 use crate::ids::{AccountId, ClientId};
+use crate::info::ClientClusterInfo;
 
 /// A byte range inside [`ShardBatch::arena`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +72,9 @@ pub enum MeshItem<H = ()> {
     },
     /// A newly accepted client for the receiver to own.
     Adopt { socket: H, client_id: ClientId },
+    /// The cluster's client URLs changed (a route came or went): the
+    /// receiver's clients get an INFO with the new list.
+    ConnectUrls(Arc<ClientClusterInfo>),
 }
 
 /// The queue group names of a [`MeshItem::Deliver`], read from the arena.

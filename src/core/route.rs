@@ -27,6 +27,8 @@ pub const ROUTE_PROTOCOL_VERSION: u8 = 2;
 pub struct ClusterSettings {
     /// `cluster.name` (or the generated one).
     pub name: String,
+    /// The name was generated (INFO and CONNECT say `cluster_dynamic`).
+    pub dynamic: bool,
     /// `cluster.authorization`: the user and password peers must send.
     pub user: Option<String>,
     pub pass: Option<String>,
@@ -69,6 +71,8 @@ struct RouteInfoWire<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     nonce: Option<&'a str>,
     cluster: &'a str,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    cluster_dynamic: bool,
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     connect_urls: &'a [String],
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -102,6 +106,7 @@ pub fn route_info_line(
         ip: settings.advertise_ip.as_deref(),
         nonce,
         cluster: &settings.name,
+        cluster_dynamic: settings.dynamic,
         connect_urls: if settings.no_advertise {
             &no_urls
         } else {
@@ -128,6 +133,8 @@ struct RouteConnectWire<'a> {
     headers: bool,
     name: &'a str,
     cluster: &'a str,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    cluster_dynamic: bool,
 }
 
 /// The CONNECT a soliciting server sends: `name` is our server id; the
@@ -135,6 +142,7 @@ struct RouteConnectWire<'a> {
 pub fn route_connect_line(
     server_id: &str,
     cluster: &str,
+    dynamic: bool,
     headers: bool,
     user: Option<&str>,
     pass: Option<&str>,
@@ -149,6 +157,7 @@ pub fn route_connect_line(
         headers,
         name: server_id,
         cluster,
+        cluster_dynamic: dynamic,
     };
     let mut line = b"CONNECT ".to_vec();
     let _ = serde_json::to_writer(&mut line, &wire);
@@ -278,7 +287,7 @@ mod tests {
             "\"host\":\"127.0.0.1\",\"port\":16241,\"headers\":true,\"max_payload\":1048576,\"nonce\":\"abc\",\"cluster\":\"demo\",\"connect_urls\":[\"127.0.0.1:15231\"]} \r\n"
         ));
         let connect =
-            String::from_utf8(route_connect_line("NID", "demo", true, None, None)).unwrap();
+            String::from_utf8(route_connect_line("NID", "demo", false, true, None, None)).unwrap();
         assert_eq!(
             connect,
             "CONNECT {\"echo\":true,\"verbose\":false,\"pedantic\":false,\"tls_required\":false,\"headers\":true,\"name\":\"NID\",\"cluster\":\"demo\"}\r\n"

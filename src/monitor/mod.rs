@@ -20,6 +20,7 @@ mod http;
 mod params;
 mod process;
 mod routes;
+mod routez;
 mod server;
 pub mod shard_source;
 pub use percore_core::snapshot;
@@ -160,6 +161,7 @@ mod test_support {
                 total_connections: 5,
                 mem: 0,
                 cpu: 0.0,
+                cluster: None,
             },
             shards: vec![
                 ShardSnapshot {

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::format::{self, GoFloat};
-use super::snapshot::{MonitorSnapshot, ShardSnapshot};
+use super::snapshot::{ClusterFacts, MonitorSnapshot, ShardSnapshot};
 use crate::info::{ADVERTISED_VERSION, PROTOCOL_VERSION};
 
 /// What INFO's `go` says; kept identical so tools see one server string.
@@ -22,6 +22,40 @@ const TLS_TIMEOUT_SECS: f64 = 2.0;
 /// mqtt, websocket and jetstream when they are not configured.
 #[derive(Serialize)]
 struct NotConfigured {}
+
+/// nats-server's `ClusterOptsVarz`: `{}` when not clustered.
+#[derive(Serialize, Default)]
+struct ClusterVarz<'a> {
+    #[serde(skip_serializing_if = "str::is_empty")]
+    name: &'a str,
+    #[serde(rename = "addr", skip_serializing_if = "str::is_empty")]
+    host: &'a str,
+    #[serde(skip_serializing_if = "is_zero_port")]
+    cluster_port: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    auth_timeout: Option<GoFloat>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    urls: &'a [String],
+}
+
+fn is_zero_port(port: &u16) -> bool {
+    *port == 0
+}
+
+impl<'a> ClusterVarz<'a> {
+    fn of(cluster: Option<&'a ClusterFacts>) -> ClusterVarz<'a> {
+        match cluster {
+            Some(c) => ClusterVarz {
+                name: &c.name,
+                host: &c.host,
+                cluster_port: c.port,
+                auth_timeout: Some(GoFloat(c.auth_timeout.as_secs_f64())),
+                urls: &c.urls,
+            },
+            None => ClusterVarz::default(),
+        }
+    }
+}
 
 #[derive(Serialize)]
 struct ShardVarz {
@@ -78,7 +112,7 @@ struct Varz<'a> {
     max_control_line: u64,
     max_payload: u64,
     max_pending: u64,
-    cluster: NotConfigured,
+    cluster: ClusterVarz<'a>,
     gateway: NotConfigured,
     leaf: NotConfigured,
     mqtt: NotConfigured,
@@ -145,7 +179,7 @@ pub fn render(snapshot: &MonitorSnapshot, http_req_stats: &BTreeMap<String, u64>
         max_control_line: facts.max_control_line,
         max_payload: facts.max_payload,
         max_pending: facts.max_pending,
-        cluster: NotConfigured {},
+        cluster: ClusterVarz::of(facts.cluster.as_ref()),
         gateway: NotConfigured {},
         leaf: NotConfigured {},
         mqtt: NotConfigured {},
@@ -162,8 +196,8 @@ pub fn render(snapshot: &MonitorSnapshot, http_req_stats: &BTreeMap<String, u64>
         cpu: GoFloat(facts.cpu),
         connections: sum(|s| s.open_connections),
         total_connections: facts.total_connections,
-        routes: 0,
-        remotes: 0,
+        routes: sum(|s| s.routes.len() as u64),
+        remotes: sum(|s| s.routes.len() as u64),
         leafnodes: 0,
         in_msgs: sum(|s| s.in_msgs),
         out_msgs: sum(|s| s.out_msgs),

@@ -52,7 +52,7 @@ use slab::Slab;
 use crate::connection::{ConnTable, Connection, Subscription};
 use crate::ids::SubKey;
 use crate::ids::{ConnKey, ShardId};
-use crate::info::ServerIdentity;
+use crate::info::{ClientClusterInfo, ServerIdentity};
 use crate::io::ShardIo;
 use crate::limits::ShardLimits;
 use crate::mesh::{BatchBuilder, SpareBuffers};
@@ -134,6 +134,9 @@ pub struct ShardBroker<I: ShardIo> {
     /// Cluster state of the cluster shard (shard 0 when clustered): its
     /// routes and the server-wide interest it announces to them.
     cluster: Option<Box<route_ops::ClusterState>>,
+    /// The cluster as this shard's clients see it in INFO (every shard has
+    /// its copy; the cluster shard sends changes over the rings).
+    client_cluster: Option<Arc<ClientClusterInfo>>,
     /// Per destination shard: what this unit of work sends it.
     outgoing: Vec<BatchBuilder<I::Handoff>>,
     /// Connections with queued output, flushed at the end of the unit of work.
@@ -189,6 +192,7 @@ impl<I: ShardIo> ShardBroker<I> {
             one_hop: false,
             route_targets: Vec::new(),
             cluster: None,
+            client_cluster: None,
             responses: ResponseRoutes::new(
                 id.index() as u16,
                 seed.rotate_left(17) ^ 0x9e37_79b9_7f4a_7c15,
@@ -212,8 +216,16 @@ impl<I: ShardIo> ShardBroker<I> {
         };
         let accounts = broker.limits.accounts.clone();
         broker.install_imports(&accounts);
-        if id.index() == 0 {
-            if let Some(settings) = broker.limits.cluster.clone() {
+        if let Some(settings) = broker.limits.cluster.clone() {
+            broker.client_cluster = Some(Arc::new(ClientClusterInfo {
+                name: settings.name.clone(),
+                connect_urls: if settings.no_advertise {
+                    Vec::new()
+                } else {
+                    settings.client_urls.clone()
+                },
+            }));
+            if id.index() == 0 {
                 broker.cluster = Some(Box::new(route_ops::ClusterState::new(settings)));
             }
         }

@@ -83,6 +83,7 @@ impl<I: ShardIo> ShardBroker<I> {
                     );
                 }
                 MeshItem::Adopt { socket, client_id } => adopted.push((socket, client_id)),
+                MeshItem::ConnectUrls(info) => self.cluster_urls_changed(info),
             }
         }
         if seq > 0 {

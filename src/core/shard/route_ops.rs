@@ -21,7 +21,9 @@ use crate::connection::{
     AuthState, CloseReason, ConnKind, Connection, Liveness, OutputState, Traffic,
 };
 use crate::ids::{AccountId, ConnKey};
+use crate::info::ClientClusterInfo;
 use crate::io::ShardIo;
+use crate::mesh::MeshItem;
 use crate::outbound::PONG;
 use crate::protocol::{Publish, RouteOp, RouteParseError, RouteParser, RoutedMsg};
 use crate::route::{
@@ -118,28 +120,6 @@ impl ClusterState {
     }
 }
 
-/// A route as `/routez` shows it.
-#[derive(Debug, Clone)]
-pub struct RouteSnapshot {
-    pub rid: u64,
-    pub remote_id: String,
-    pub remote_name: String,
-    pub did_solicit: bool,
-    pub is_configured: bool,
-    pub ip: String,
-    pub port: u16,
-    pub start: Instant,
-    pub last_activity: Instant,
-    pub rtt: Option<Duration>,
-    pub pending_bytes: usize,
-    pub in_msgs: u64,
-    pub out_msgs: u64,
-    pub in_bytes: u64,
-    pub out_bytes: u64,
-    /// `account subject [queue]` of each interest the peer sent.
-    pub subs: Vec<String>,
-}
-
 impl<I: ShardIo> ShardBroker<I> {
     /// Whether this shard runs the cluster's routes.
     pub fn is_cluster_shard(&self) -> bool {
@@ -170,6 +150,7 @@ impl<I: ShardIo> ShardBroker<I> {
             let connect = route_connect_line(
                 &self.identity.server_id,
                 &settings.name,
+                settings.dynamic,
                 headers,
                 url.user.as_deref(),
                 url.pass.as_deref(),
@@ -498,7 +479,61 @@ impl<I: ShardIo> ShardBroker<I> {
         if !others.is_empty() {
             self.gossip(json, &info, &peer_ip, &others);
         }
+        self.announce_connect_urls();
         Next::NeedMore
+    }
+
+    /// The cluster shard: if the cluster's client URLs changed, every
+    /// shard's clients hear of it (unless `no_advertise`).
+    fn announce_connect_urls(&mut self) {
+        let Some(cluster) = self.cluster.as_ref() else {
+            return;
+        };
+        if cluster.settings.no_advertise {
+            return;
+        }
+        let urls = cluster.connect_urls();
+        if self
+            .client_cluster
+            .as_ref()
+            .is_some_and(|c| c.connect_urls == urls)
+        {
+            return;
+        }
+        let info = Arc::new(ClientClusterInfo {
+            name: cluster.settings.name.clone(),
+            connect_urls: urls,
+        });
+        for dst in self.peers().collect::<Vec<_>>() {
+            self.outgoing[dst.index()].push(MeshItem::ConnectUrls(info.clone()));
+        }
+        self.cluster_urls_changed(info);
+    }
+
+    /// New cluster URLs: kept for the INFO of new clients, and sent now to
+    /// the clients that take an asynchronous INFO (protocol 1, past their
+    /// first PONG), as nats-server does.
+    pub(super) fn cluster_urls_changed(&mut self, info: Arc<ClientClusterInfo>) {
+        self.client_cluster = Some(info.clone());
+        let keys: Vec<ConnKey> = self.conns.keys();
+        for key in keys {
+            let conn = &self.conns[key];
+            if conn.kind != ConnKind::Client
+                || conn.options.protocol < 1
+                || !conn.first_pong_sent
+                || conn.closing.is_some()
+            {
+                continue;
+            }
+            let line = self.identity.info_line_in_cluster(
+                conn.client_id.0,
+                &conn.ip,
+                self.lame_duck,
+                None,
+                Some(&info),
+            );
+            self.queue_bytes(key, &line);
+        }
     }
 
     /// Tells the other routes about a new peer (its INFO, with the `ip`
@@ -566,6 +601,7 @@ impl<I: ShardIo> ShardBroker<I> {
             if let Some(link) = cluster.links.get_mut(&key) {
                 link.connect_urls.clear();
             }
+            self.announce_connect_urls();
         }
         Next::NeedMore
     }
@@ -626,6 +662,9 @@ impl<I: ShardIo> ShardBroker<I> {
                 if cluster.by_id.get(&id) == Some(&key) {
                     cluster.by_id.remove(&id);
                 }
+            }
+            if link.registered {
+                self.announce_connect_urls();
             }
         }
     }
@@ -745,49 +784,6 @@ impl<I: ShardIo> ShardBroker<I> {
             },
             &message,
         );
-    }
-
-    /// The routes, for `/routez`.
-    pub fn route_snapshots(&self, with_subs: bool) -> Vec<RouteSnapshot> {
-        let Some(cluster) = self.cluster.as_ref() else {
-            return Vec::new();
-        };
-        let mut routes: Vec<RouteSnapshot> = cluster
-            .links
-            .iter()
-            .filter(|(_, l)| l.registered)
-            .filter_map(|(&key, link)| {
-                let conn = self.conns.get(key)?;
-                let subs = if with_subs {
-                    conn.subs
-                        .keys()
-                        .map(|sid| String::from_utf8_lossy(sid).into_owned())
-                        .collect()
-                } else {
-                    Vec::new()
-                };
-                Some(RouteSnapshot {
-                    rid: conn.client_id.0,
-                    remote_id: link.remote_id.clone().unwrap_or_default(),
-                    remote_name: link.remote_name.clone(),
-                    did_solicit: link.solicited.is_some(),
-                    is_configured: link.explicit,
-                    ip: conn.ip.clone(),
-                    port: conn.port,
-                    start: conn.started,
-                    last_activity: conn.last_activity,
-                    rtt: conn.liveness.rtt(),
-                    pending_bytes: conn.output.pending_bytes(),
-                    in_msgs: conn.traffic.in_msgs,
-                    out_msgs: conn.traffic.out_msgs,
-                    in_bytes: conn.traffic.in_bytes,
-                    out_bytes: conn.traffic.out_bytes,
-                    subs,
-                })
-            })
-            .collect();
-        routes.sort_by_key(|r| r.rid);
-        routes
     }
 
     /// The client URLs of the whole cluster (ours first), for client INFO.

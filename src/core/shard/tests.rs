@@ -185,6 +185,8 @@ const EVERYTHING: SnapshotRequest = SnapshotRequest {
     with_connections: true,
     with_subscriptions: true,
     with_closed: true,
+    with_routes: true,
+    with_route_subs: true,
 };
 
 pub(super) struct Client {
@@ -386,6 +388,7 @@ fn describe(batch: &ShardBatch<u64>) -> Vec<String> {
                     .collect::<Vec<_>>()
             ),
             MeshItem::Adopt { socket, client_id } => format!("adopt {socket} cid {client_id}"),
+            MeshItem::ConnectUrls(info) => format!("connect_urls {:?}", info.connect_urls),
         })
         .collect()
 }

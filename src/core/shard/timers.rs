@@ -77,9 +77,13 @@ impl<I: ShardIo> ShardBroker<I> {
         for &key in &keys {
             let conn = &self.conns[key];
             if conn.options.protocol >= 1 && conn.first_pong_sent && conn.closing.is_none() {
-                let info = self
-                    .identity
-                    .info_line(conn.client_id.0, &conn.ip, true, None);
+                let info = self.identity.info_line_in_cluster(
+                    conn.client_id.0,
+                    &conn.ip,
+                    true,
+                    None,
+                    self.client_cluster.as_deref(),
+                );
                 self.queue_bytes(key, &info);
             }
         }
