@@ -706,3 +706,201 @@ fn routez_and_varz_show_the_cluster() {
     assert_eq!(varz["routes"], 1);
     drop(b);
 }
+
+#[test]
+fn cluster_authorization() {
+    // A requires route credentials; B brings them in its route URL, a
+    // nats-server too; a route without them is refused.
+    let port = free_port();
+    let (a, a_route) = percore_node(
+        "aa",
+        &["--cluster", &format!("nats://ru:rp@127.0.0.1:{port}")],
+    );
+    assert_eq!(a_route, port);
+    let good = format!("nats-route://ru:rp@127.0.0.1:{port}");
+    let (b, _) = percore_node("ab", &["--routes", &good]);
+    let mut a0 = Conn::on_shard(a.addr, 0);
+    let mut b1 = Conn::on_shard(b.addr, 1);
+    a0.send(b"SUB auth 1\r\n");
+    wait_interest(&mut a0, &mut b1, "probe.auth");
+    b1.send(b"PUB auth 2\r\nok\r\n");
+    assert_eq!(payloads(&mut a0, 1), ["ok"]);
+
+    let mut intruder = TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port))).unwrap();
+    intruder
+        .write_all(b"CONNECT {\"echo\":true,\"verbose\":false,\"pedantic\":false,\"tls_required\":false,\"headers\":true,\"name\":\"NX\",\"cluster\":\"demo\",\"user\":\"ru\",\"pass\":\"bad\"}\r\n")
+        .unwrap();
+    let seen = read_to_close(&mut intruder);
+    assert!(seen.contains("\"auth_required\":true"), "{seen}");
+    assert!(
+        seen.ends_with("-ERR 'Authorization Violation'\r\n"),
+        "{seen}"
+    );
+
+    let Some(n) = nats_server_with_route_url("an", &good) else {
+        return;
+    };
+    let mut n0 = Conn::connect(n.addr);
+    a0.send(b"SUB auth.n 2\r\n");
+    wait_interest(&mut a0, &mut n0, "probe.auth.n");
+    n0.send(b"PUB auth.n 2\r\nnn\r\n");
+    assert_eq!(payloads(&mut a0, 1), ["nn"]);
+}
+
+fn nats_server_with_route_url(name: &str, route: &str) -> Option<NatsServer> {
+    if !std::path::Path::new(NATS_SERVER).exists() {
+        eprintln!("SKIPPED: {NATS_SERVER} is not installed (apt-get install nats-server)");
+        return None;
+    }
+    let port = free_port();
+    let cluster_port = free_port();
+    let child = Command::new(NATS_SERVER)
+        .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-n", name])
+        .args(["--cluster", &format!("nats://127.0.0.1:{cluster_port}")])
+        .args(["--cluster_name", "demo", "--routes", route])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn nats-server");
+    Some(NatsServer {
+        child,
+        addr: SocketAddr::from(([127, 0, 0, 1], port)),
+    })
+}
+
+#[test]
+fn a_node_killed_and_restarted_rejoins_the_mesh() {
+    // percore + nats-server + percore, all seeded by the first.
+    let (p1, seed) = percore_node("r1", &[]);
+    let Some(n) = nats_server("rn", &[seed]) else {
+        return;
+    };
+    let routes = routes_arg(seed);
+    let (p2, _) = percore_node("r2", &["--routes", &routes]);
+    let mut s1 = Conn::on_shard(p1.addr, 1);
+    let mut sn = Conn::connect(n.addr);
+    s1.send(b"SUB life 1\r\n");
+    sn.send(b"SUB life 1\r\n");
+    let mut pub2 = Conn::on_shard(p2.addr, 0);
+    wait_interest(&mut s1, &mut pub2, "probe.r1");
+    wait_interest(&mut sn, &mut pub2, "probe.rn");
+    pub2.send(b"PUB life 6\r\nbefore\r\n");
+    assert_eq!(payloads(&mut s1, 1), ["before"]);
+    assert_eq!(payloads(&mut sn, 1), ["before"]);
+
+    // Killed; a new percore takes its place with the same seed.
+    drop(pub2);
+    drop(p2);
+    let (p2, _) = percore_node("r2", &["--routes", &routes]);
+    let mut pub2 = Conn::on_shard(p2.addr, 1);
+    wait_interest(&mut s1, &mut pub2, "probe.r1.again");
+    wait_interest(&mut sn, &mut pub2, "probe.rn.again");
+    for i in 0..20 {
+        pub2.send(format!("PUB life 2\r\n{i:02}\r\n").as_bytes());
+    }
+    pub2.ping();
+    let expected: Vec<String> = (0..20).map(|i| format!("{i:02}")).collect();
+    assert_eq!(payloads(&mut s1, 20), expected);
+    assert_eq!(payloads(&mut sn, 20), expected);
+    // None twice.
+    s1.ping();
+    sn.ping();
+    assert!(s1.msg(Duration::from_millis(300)).is_none());
+    assert!(sn.msg(Duration::from_millis(100)).is_none());
+}
+
+#[test]
+fn lame_duck_takes_our_url_off_the_peers_clients() {
+    let (p, p_route) = percore_node("ld", &[]);
+    let Some(n) = nats_server("ldn", &[p_route]) else {
+        return;
+    };
+    let ours = p.addr.to_string();
+    let mut watcher = Conn::connect(n.addr);
+    if !urls(&serde_json::from_str(watcher.info.trim_start_matches("INFO ").trim()).unwrap())
+        .contains(&ours)
+    {
+        wait_info(&mut watcher, |info| urls(info).contains(&ours));
+    }
+    p.signal(libc::SIGUSR2);
+    wait_info(&mut watcher, |info| !urls(info).contains(&ours));
+}
+
+#[test]
+fn three_node_mixed_cluster_queue_group_and_fan_out_exactly_once() {
+    let (p1, seed) = percore_node("t1", &[]);
+    let Some(n) = nats_server("tn", &[seed]) else {
+        return;
+    };
+    let routes = routes_arg(seed);
+    let (p2, _) = percore_node("t2", &["--routes", &routes]);
+    let mut members = [
+        Conn::on_shard(p1.addr, 0),
+        Conn::on_shard(p1.addr, 1),
+        Conn::connect(n.addr),
+        Conn::on_shard(p2.addr, 0),
+        Conn::on_shard(p2.addr, 1),
+    ];
+    let mut publishers = [
+        Conn::on_shard(p1.addr, 1),
+        Conn::connect(n.addr),
+        Conn::on_shard(p2.addr, 0),
+    ];
+    // Every member: one queue subscription and one plain wildcard one.
+    for (i, m) in members.iter_mut().enumerate() {
+        m.send(format!("SUB t.* tq {i}\r\nSUB t.> 100\r\n").as_bytes());
+        m.ping();
+    }
+    for (i, m) in members.iter_mut().enumerate() {
+        for (j, p) in publishers.iter_mut().enumerate() {
+            wait_interest(m, p, &format!("probe.t{i}.{j}"));
+        }
+    }
+    const N: usize = 60;
+    for (j, p) in publishers.iter_mut().enumerate() {
+        let mut batch = Vec::new();
+        for i in 0..N {
+            let body = format!("{j}-{i}");
+            batch.extend_from_slice(format!("PUB t.x {}\r\n{body}\r\n", body.len()).as_bytes());
+        }
+        p.send(&batch);
+        p.ping();
+    }
+    // Each member gets every message once on its plain subscription; the
+    // queue group gets each message once across all five.
+    let total = 3 * N;
+    let mut plain = vec![std::collections::BTreeMap::new(); members.len()];
+    let mut queued = std::collections::BTreeMap::new();
+    let deadline = Instant::now() + WAIT;
+    let expected = total * members.len() + total;
+    let mut received = 0;
+    while received < expected && Instant::now() < deadline {
+        for (m, member) in members.iter_mut().enumerate() {
+            while let Some((_, _, payload)) = member.msg(Duration::from_millis(20)) {
+                received += 1;
+                let body = String::from_utf8(payload).unwrap();
+                // The same body arrives twice at a member that the group
+                // picked: once per subscription.
+                let seen = plain[m].entry(body.clone()).or_insert(0);
+                *seen += 1;
+                if *seen == 2 {
+                    *queued.entry(body).or_insert(0) += 1;
+                }
+            }
+        }
+    }
+    for member in members.iter_mut() {
+        member.ping();
+        while let Some((_, _, payload)) = member.msg(Duration::from_millis(100)) {
+            received += 1;
+            let _ = payload;
+        }
+    }
+    assert_eq!(received, expected, "no message lost or doubled");
+    for (m, counts) in plain.iter().enumerate() {
+        assert_eq!(counts.len(), total, "member {m} saw every message");
+    }
+    assert_eq!(queued.len(), total, "the group took every message");
+    assert!(queued.values().all(|&c| c == 1));
+}

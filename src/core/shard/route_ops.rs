@@ -606,6 +606,29 @@ impl<I: ShardIo> ShardBroker<I> {
         Next::NeedMore
     }
 
+    /// Lame duck: the peers hear it in an INFO with `ldm`, and stop
+    /// offering our client URL to their clients.
+    pub(super) fn tell_routes_lame_duck(&mut self) {
+        let Some(cluster) = self.cluster.as_ref() else {
+            return;
+        };
+        let info = route_info_line(
+            &cluster.settings,
+            &self.identity.server_id,
+            &self.identity.server_name,
+            !self.limits.no_header_support,
+            self.identity.max_payload,
+            None,
+            true,
+        );
+        let routes: Vec<ConnKey> = cluster.registered_routes().collect();
+        for route in routes {
+            if !self.is_closing(route) {
+                self.queue_bytes(route, &info);
+            }
+        }
+    }
+
     /// Gossiped servers to dial now.
     pub fn take_route_dials(&mut self) -> Vec<RouteDial> {
         self.cluster

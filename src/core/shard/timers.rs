@@ -66,6 +66,7 @@ impl<I: ShardIo> ShardBroker<I> {
     /// carrying `"ldm":true`. Returns the connections to close gradually.
     pub fn enter_lame_duck(&mut self) -> Vec<ConnKey> {
         self.lame_duck = true;
+        self.tell_routes_lame_duck();
         // Routes stay up: other servers go on reaching our clients until
         // they leave.
         let keys: Vec<ConnKey> = self
