@@ -93,9 +93,7 @@ fn is_own_address(ctx: &ShardContext, url: &RouteUrl) -> bool {
     };
     addrs.into_iter().any(|addr| {
         let ip = addr.ip();
-        ip == own.ip()
-            || (own.ip().is_unspecified() && (ip.is_loopback() || ip.is_unspecified()))
-            || ip.is_loopback() && own.ip().is_loopback()
+        ip == own.ip() || (own.ip().is_unspecified() && (ip.is_loopback() || ip.is_unspecified()))
     })
 }
 

@@ -349,13 +349,11 @@ impl<I: ShardIo> ShardBroker<I> {
             };
             // Route members are not candidates here (one hop); other shards
             // hold no route interest (routes live on this shard only).
-            let clients: Vec<SubKey> = group
+            let local = group
                 .local
                 .iter()
-                .copied()
-                .filter(|sk| !self.is_route_sub(*sk))
-                .collect();
-            let local = clients.len() as u64;
+                .filter(|&&sk| !self.is_route_sub(sk))
+                .count() as u64;
             let remote: u64 = group.remote.iter().map(|&(_, w)| u64::from(w)).sum();
             if local + remote == 0 {
                 self.stats.queue_no_member += 1;
@@ -364,8 +362,17 @@ impl<I: ShardIo> ShardBroker<I> {
             let draw = self.rng.below(local + remote);
             let mut done = false;
             if draw < local {
-                for i in 0..clients.len() {
-                    let sk = clients[(draw as usize + i) % clients.len()];
+                // From the drawn client member on (route members refuse:
+                // `one_hop` is set), the first that takes it.
+                let members = &group.local;
+                let start = members
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &sk)| !self.is_route_sub(sk))
+                    .nth(draw as usize)
+                    .map_or(0, |(i, _)| i);
+                for i in 0..members.len() {
+                    let sk = members[(start + i) % members.len()];
                     if self.deliver_local(sk, None, message) {
                         done = true;
                         break;

@@ -84,9 +84,11 @@ impl<I: ShardIo> ShardBroker<I> {
             return false;
         }
         let mut targets = std::mem::take(&mut self.route_targets);
-        let accounts = self.limits.accounts.clone();
-        let account_name = accounts.name(account).as_bytes();
+        // Borrowed, not cloned: the account table's Arc is shared by every
+        // shard, and a refcount per message would bounce its cache line.
+        let account_name = self.limits.accounts.name(account).as_bytes();
         let mut sent = false;
+        let mut slow = Vec::new();
         for target in targets.drain(..) {
             let Some(conn) = self.conns.get_mut(target.route) else {
                 continue;
@@ -111,12 +113,15 @@ impl<I: ShardIo> ShardBroker<I> {
             sent = true;
             let over_limit = conn.output.pending_bytes() > self.limits.max_pending;
             if over_limit {
-                self.begin_close(target.route, CloseReason::SlowConsumerPendingBytes);
+                slow.push(target.route);
             } else if conn.output.mark_dirty() {
                 self.dirty.push(target.route);
             }
         }
         self.route_targets = targets;
+        for route in slow {
+            self.begin_close(route, CloseReason::SlowConsumerPendingBytes);
+        }
         sent
     }
 }
