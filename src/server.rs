@@ -862,10 +862,15 @@ fn cluster_settings(
         }
         None => (cluster.host.clone(), route_addr.port(), None),
     };
-    // Our client URL for peers' clients. A wildcard listen address names
-    // no reachable host: left out until interface addresses are listed.
+    // Our client URLs for the peers' clients: the listen address, or for
+    // a wildcard one every global unicast address of the host (as
+    // nats-server).
     let client_urls = if client_addr.ip().is_unspecified() {
-        Vec::new()
+        shards::net::interface_addresses()
+            .into_iter()
+            .filter(|ip| is_global_unicast(*ip))
+            .map(|ip| std::net::SocketAddr::new(ip, client_addr.port()).to_string())
+            .collect()
     } else {
         vec![client_addr.to_string()]
     };
@@ -883,6 +888,26 @@ fn cluster_settings(
         auth_timeout: cluster.auth_timeout,
         connect_retries: cluster.connect_retries,
         explicit: cluster.routes.iter().map(|r| r.host_port()).collect(),
+    }
+}
+
+/// Go's `IP.IsGlobalUnicast`: not unspecified, loopback, multicast or
+/// link-local (nor IPv4 broadcast).
+fn is_global_unicast(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            !(v4.is_unspecified()
+                || v4.is_loopback()
+                || v4.is_multicast()
+                || v4.is_link_local()
+                || v4.is_broadcast())
+        }
+        std::net::IpAddr::V6(v6) => {
+            !(v6.is_unspecified()
+                || v6.is_loopback()
+                || v6.is_multicast()
+                || (v6.segments()[0] & 0xffc0) == 0xfe80)
+        }
     }
 }
 
