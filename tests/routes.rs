@@ -904,3 +904,25 @@ fn three_node_mixed_cluster_queue_group_and_fan_out_exactly_once() {
     assert_eq!(queued.len(), total, "the group took every message");
     assert!(queued.values().all(|&c| c == 1));
 }
+
+#[test]
+fn a_generated_cluster_name_gives_way_to_a_configured_one() {
+    let port = free_port();
+    let broker = Broker::start_with(&["--cluster", &format!("nats://127.0.0.1:{port}")], None);
+    let Some(n) = nats_server("dyn", &[port]) else {
+        return;
+    };
+    let mut ours = Conn::on_shard(broker.addr, 1);
+    let mut theirs = Conn::connect(n.addr);
+    ours.send(b"SUB d 1\r\n");
+    wait_interest(&mut ours, &mut theirs, "probe.dyn");
+    theirs.send(b"PUB d 1\r\nx\r\n");
+    assert_eq!(payloads(&mut ours, 1), ["x"]);
+    // Our clients now see the configured name.
+    let fresh = Conn::connect(broker.addr);
+    assert!(
+        fresh.info.contains("\"cluster\":\"demo\""),
+        "{}",
+        fresh.info
+    );
+}

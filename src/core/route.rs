@@ -190,6 +190,7 @@ pub struct PeerInfo {
 pub struct PeerConnect {
     pub name: String,
     pub cluster: String,
+    pub cluster_dynamic: bool,
     pub lang: String,
     pub gateway: String,
     pub headers: bool,

@@ -367,7 +367,9 @@ impl<I: ShardIo> ShardBroker<I> {
             crate::error!("{}", text);
             return self.close_with_error(key, Some(&text), CloseReason::WrongGateway);
         }
-        if connect.cluster != settings.name {
+        if connect.cluster != settings.name
+            && !self.adopt_cluster_name(key, &connect.cluster, connect.cluster_dynamic)
+        {
             let text = format!(
                 "Rejecting connection, cluster name \"{}\" does not match \"{}\"",
                 connect.cluster, settings.name
@@ -424,10 +426,14 @@ impl<I: ShardIo> ShardBroker<I> {
             return Next::Close;
         }
         if !info.cluster.is_empty() && info.cluster != cluster.settings.name {
+            if self.adopt_cluster_name(key, &info.cluster, info.cluster_dynamic) {
+                return self.route_info(key, json);
+            }
+            let cluster = self.cluster.as_ref().map(|c| c.settings.name.clone());
             crate::error!(
                 "Rejecting route from cluster \"{}\": ours is \"{}\"",
                 info.cluster,
-                cluster.settings.name
+                cluster.unwrap_or_default()
             );
             self.begin_close(key, CloseReason::ClusterNameConflict);
             return Next::Close;
@@ -486,17 +492,27 @@ impl<I: ShardIo> ShardBroker<I> {
     /// The cluster shard: if the cluster's client URLs changed, every
     /// shard's clients hear of it (unless `no_advertise`).
     fn announce_connect_urls(&mut self) {
+        self.announce_cluster_info(false);
+    }
+
+    /// The cluster shard: tells every shard's clients the cluster's name
+    /// and client URLs, if they changed (URLs: unless `no_advertise`).
+    fn announce_cluster_info(&mut self, renamed: bool) {
         let Some(cluster) = self.cluster.as_ref() else {
             return;
         };
-        if cluster.settings.no_advertise {
+        if cluster.settings.no_advertise && !renamed {
             return;
         }
-        let urls = cluster.connect_urls();
+        let urls = if cluster.settings.no_advertise {
+            Vec::new()
+        } else {
+            cluster.connect_urls()
+        };
         if self
             .client_cluster
             .as_ref()
-            .is_some_and(|c| c.connect_urls == urls)
+            .is_some_and(|c| c.connect_urls == urls && c.name == cluster.settings.name)
         {
             return;
         }
@@ -534,6 +550,36 @@ impl<I: ShardIo> ShardBroker<I> {
             );
             self.queue_bytes(key, &line);
         }
+    }
+
+    /// A peer names another cluster. As nats-server: if our name was
+    /// generated, we take theirs when theirs was configured or sorts
+    /// higher, and drop our other routes (they belong to the old name).
+    /// Returns whether we took it.
+    fn adopt_cluster_name(&mut self, key: ConnKey, theirs: &str, theirs_dynamic: bool) -> bool {
+        let Some(cluster) = self.cluster.as_mut() else {
+            return false;
+        };
+        let ours = &cluster.settings;
+        if !ours.dynamic || (theirs_dynamic && ours.name.as_str() >= theirs) {
+            return false;
+        }
+        crate::info!("Cluster name updated to {theirs}");
+        let mut settings = (*cluster.settings).clone();
+        settings.name = theirs.to_string();
+        settings.dynamic = theirs_dynamic;
+        cluster.settings = Arc::new(settings);
+        let others: Vec<ConnKey> = cluster
+            .links
+            .keys()
+            .copied()
+            .filter(|&k| k != key)
+            .collect();
+        for other in others {
+            self.begin_close(other, CloseReason::ClusterNameConflict);
+        }
+        self.announce_cluster_info(true);
+        true
     }
 
     /// Tells the other routes about a new peer (its INFO, with the `ip`
