@@ -69,6 +69,8 @@ struct ShardVarz {
     slow_consumers: u64,
     ring_stalls: u64,
     ring_dropped: u64,
+    /// Cluster routes this shard runs (all on the cluster shard, 0).
+    routes: usize,
 }
 
 impl ShardVarz {
@@ -84,6 +86,7 @@ impl ShardVarz {
             slow_consumers: shard.slow_consumers,
             ring_stalls: shard.ring_stalls,
             ring_dropped: shard.ring_dropped,
+            routes: shard.routes.len(),
         }
     }
 }

@@ -288,3 +288,7 @@ mod auth_tests;
 /// Accounts: isolation, stream and service imports across two shards.
 #[cfg(test)]
 mod account_tests;
+
+/// Cluster routes: RS+/RS-, RMSG once per route, one hop, queue weights.
+#[cfg(test)]
+mod route_tests;

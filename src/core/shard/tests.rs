@@ -80,7 +80,7 @@ impl Socket {
 
     /// What the client has read since the last call (all of it ASCII here,
     /// so the comparison stays byte-exact).
-    fn read(&self) -> String {
+    pub(super) fn read(&self) -> String {
         let bytes = std::mem::take(&mut self.0.borrow_mut().sent);
         String::from_utf8(bytes).expect("protocol bytes are UTF-8")
     }
@@ -261,7 +261,7 @@ impl Node {
 
     /// Registers a client as the accept path does; returns it and the
     /// bytes it was greeted with.
-    fn accept(&mut self, cid: u64, nonce: Option<&str>) -> (Client, String) {
+    pub(super) fn accept(&mut self, cid: u64, nonce: Option<&str>) -> (Client, String) {
         let socket = Socket::default();
         let key = self.broker.register_connection(
             super::Accepted {
