@@ -175,7 +175,7 @@ fn reloaded(args: &[String], current: &Options) -> Result<Options, String> {
     };
     // Connections hold account ids: accounts that stay keep theirs.
     percore::config::accounts::keep_account_ids(&mut new, &current.accounts);
-    let fixed: [(&str, String, String); 6] = [
+    let fixed: [(&str, String, String); 7] = [
         ("host", current.host.clone(), new.host.clone()),
         ("port", current.port.to_string(), new.port.to_string()),
         (
@@ -189,6 +189,12 @@ fn reloaded(args: &[String], current: &Options) -> Result<Options, String> {
             "max_connections",
             current.max_connections.to_string(),
             new.max_connections.to_string(),
+        ),
+        // Routes are set up at start; a changed cluster needs a restart.
+        (
+            "cluster",
+            format!("{:?}", current.cluster),
+            format!("{:?}", new.cluster),
         ),
     ];
     for (name, old, new) in fixed {

@@ -112,10 +112,18 @@ impl<I: ShardIo> ShardBroker<I> {
             self.stats.out_bytes += message.payload.len() as u64;
             sent = true;
             let over_limit = conn.output.pending_bytes() > self.limits.max_pending;
+            // A route that falls behind holds back its publishers like a
+            // slow client does (bounded by its stall budget).
+            let over_stall = conn.output.wants_stall(self.now, self.stall_threshold);
             if over_limit {
                 slow.push(target.route);
-            } else if conn.output.mark_dirty() {
-                self.dirty.push(target.route);
+            } else {
+                if conn.output.mark_dirty() {
+                    self.dirty.push(target.route);
+                }
+                if over_stall && !self.stalled.contains(&target.route) {
+                    self.stalled.push(target.route);
+                }
             }
         }
         self.route_targets = targets;
