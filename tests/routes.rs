@@ -948,3 +948,48 @@ fn a_reload_keeps_the_cluster_as_started() {
         client.info
     );
 }
+
+#[test]
+fn two_servers_that_dial_each_other_keep_one_route() {
+    let (pa, pb) = (free_port(), free_port());
+    let start = |name: &str, own: u16, other: u16| {
+        Broker::start_with(
+            &[
+                "--cluster",
+                &format!("nats://127.0.0.1:{own}"),
+                "--cluster_name",
+                "demo",
+                "--routes",
+                &format!("nats-route://127.0.0.1:{other}"),
+                "-n",
+                name,
+                "-m",
+                "-1",
+            ],
+            None,
+        )
+    };
+    let a = start("xa", pa, pb);
+    let b = start("xb", pb, pa);
+    let mut sub = Conn::on_shard(a.addr, 1);
+    let mut publisher = Conn::on_shard(b.addr, 0);
+    sub.send(b"SUB x 1\r\n");
+    wait_interest(&mut sub, &mut publisher, "probe.x");
+    publisher.send(b"PUB x 1\r\n1\r\n");
+    assert_eq!(payloads(&mut sub, 1), ["1"]);
+    // Eventually exactly one route on each side, and it stays.
+    for broker in [&a, &b] {
+        let monitor = broker.monitor.expect("monitor");
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let routez = http_get(monitor, "/routez");
+            if routez["num_routes"] == 1 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{routez}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    publisher.send(b"PUB x 1\r\n2\r\n");
+    assert_eq!(payloads(&mut sub, 1), ["2"]);
+}

@@ -61,6 +61,10 @@ pub struct RouteLink {
     pub registered: bool,
     /// The route led back to this server: never dialled again.
     pub to_self: bool,
+    /// A duplicate of this route was closed: if this one closes too, dial
+    /// the peer again (two servers that dialled each other at once may each
+    /// have kept the connection the other closed).
+    pub retry: bool,
     /// The peer's client URLs.
     pub connect_urls: Vec<String>,
 }
@@ -453,7 +457,15 @@ impl<I: ShardIo> ShardBroker<I> {
         link.remote_name = info.server_name.clone();
         link.remote_host = info.host.clone();
         link.remote_port = info.port;
-        if cluster.by_id.contains_key(&info.server_id) {
+        if let Some(&existing) = cluster.by_id.get(&info.server_id) {
+            let (url, explicit) = (link.solicited.clone(), link.explicit);
+            if let Some(kept) = cluster.links.get_mut(&existing) {
+                kept.retry = true;
+                if kept.solicited.is_none() && url.is_some() {
+                    kept.solicited = url;
+                    kept.explicit = explicit;
+                }
+            }
             crate::debug!("Detected duplicate remote route \"{}\"", info.server_id);
             self.begin_close(key, CloseReason::DuplicateRoute);
             return Next::Close;
@@ -693,10 +705,21 @@ impl<I: ShardIo> ShardBroker<I> {
         let jitter = Duration::from_millis(self.rng.below(RECONNECT_JITTER_MS));
         let cluster = self.cluster.as_ref()?;
         let link = cluster.links.get(&key)?;
-        let url = link.solicited.clone()?;
         if link.to_self {
             return None;
         }
+        // A route we did not dial is dialled again only after a duplicate
+        // of it was closed, at the address its INFO gave.
+        let url = match (&link.solicited, link.retry) {
+            (Some(url), _) => url.clone(),
+            (None, true) if link.remote_port != 0 => RouteUrl {
+                host: link.remote_host.clone(),
+                port: link.remote_port,
+                user: cluster.settings.user.clone(),
+                pass: cluster.settings.pass.clone(),
+            },
+            _ => return None,
+        };
         if let Some(id) = &link.remote_id {
             if cluster.by_id.get(id).is_some_and(|&other| other != key) {
                 crate::debug!(
