@@ -4,8 +4,8 @@
 //! reader of one route connection (its writer is the clients' writer).
 //!
 //! What the route ops mean is decided in the core
-//! (`percore_core::shard::route_ops`); this file only moves bytes and
-//! timers.
+//! (`percore_core::shard::route_handshake` and `route_ops`); this file only
+//! moves bytes and keeps timers.
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::rc::Rc;
@@ -20,7 +20,7 @@ use crate::ids::ClientId;
 use crate::protocol::RouteParser;
 use crate::read_buffer::ReadBuffer;
 use crate::route::RouteUrl;
-use crate::shard::route_ops::RouteDial;
+use crate::shard::route_handshake::RouteDial;
 use crate::shard::{Accepted, Next};
 use crate::shard_io::SocketEndpoint;
 

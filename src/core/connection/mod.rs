@@ -36,7 +36,8 @@ pub enum ConnKind {
     /// with the account, at most once per message whatever number of its
     /// subscriptions match, and never a message that came from a route
     /// (the one-hop rule). Its subscriptions are the peer's `RS+`
-    /// interest; its per-route state is in [`crate::shard::route_ops`].
+    /// interest; its per-route state is in
+    /// [`crate::shard::route_handshake`].
     Route,
 }
 

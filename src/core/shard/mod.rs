@@ -23,7 +23,8 @@
 //! [`flow_control`] (output, writers, stalls, slow consumers), [`timers`]
 //! (pings, deadlines, lame duck), [`monitoring`] (snapshots), [`reload`]
 //! (new settings for the shard and its connections); cluster routes in
-//! [`route_ops`] (the handshake and what a route's ops do),
+//! [`route_handshake`] (the handshake, the route table, gossip, redials),
+//! [`route_ops`] (what a registered route's ops do),
 //! [`route_interest`] (server-wide interest → `RS+`/`RS-`) and
 //! [`route_delivery`] (one `RMSG` per route per message).
 
@@ -39,6 +40,7 @@ pub mod peers;
 pub mod publish;
 pub mod reload;
 pub mod route_delivery;
+pub mod route_handshake;
 pub mod route_interest;
 pub mod route_ops;
 pub mod timers;
@@ -133,7 +135,7 @@ pub struct ShardBroker<I: ShardIo> {
     route_targets: Vec<route_delivery::RouteTarget>,
     /// Cluster state of the cluster shard (shard 0 when clustered): its
     /// routes and the server-wide interest it announces to them.
-    cluster: Option<Box<route_ops::ClusterState>>,
+    cluster: Option<Box<route_handshake::ClusterState>>,
     /// The cluster as this shard's clients see it in INFO (every shard has
     /// its copy; the cluster shard sends changes over the rings).
     client_cluster: Option<Arc<ClientClusterInfo>>,
@@ -226,7 +228,7 @@ impl<I: ShardIo> ShardBroker<I> {
                 },
             }));
             if id.index() == 0 {
-                broker.cluster = Some(Box::new(route_ops::ClusterState::new(settings)));
+                broker.cluster = Some(Box::new(route_handshake::ClusterState::new(settings)));
             }
         }
         broker
