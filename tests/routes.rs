@@ -30,6 +30,11 @@ struct Conn {
 
 impl Conn {
     fn connect(addr: SocketAddr) -> Conn {
+        Conn::connect_as(addr, "")
+    }
+
+    /// Connects with `creds` (`,"user":..,"pass":..` or empty) in CONNECT.
+    fn connect_as(addr: SocketAddr, creds: &str) -> Conn {
         let deadline = Instant::now() + WAIT;
         let stream = loop {
             match TcpStream::connect(addr) {
@@ -48,7 +53,10 @@ impl Conn {
             info: String::new(),
         };
         conn.info = conn.line(WAIT).expect("INFO");
-        conn.send(b"CONNECT {\"verbose\":false,\"pedantic\":false,\"headers\":true,\"no_responders\":true,\"protocol\":1}\r\n");
+        conn.send(
+            format!("CONNECT {{\"verbose\":false,\"pedantic\":false,\"headers\":true,\"no_responders\":true,\"protocol\":1{creds}}}\r\n")
+                .as_bytes(),
+        );
         conn.ping();
         conn
     }
@@ -61,8 +69,12 @@ impl Conn {
 
     /// Connects until the connection lands on `shard` of a 2-shard percore.
     fn on_shard(addr: SocketAddr, shard: u64) -> Conn {
+        Conn::on_shard_as(addr, shard, "")
+    }
+
+    fn on_shard_as(addr: SocketAddr, shard: u64, creds: &str) -> Conn {
         for _ in 0..4 {
-            let conn = Conn::connect(addr);
+            let conn = Conn::connect_as(addr, creds);
             if (conn.client_id() - 1) % 2 == shard {
                 return conn;
             }
@@ -992,4 +1004,74 @@ fn two_servers_that_dial_each_other_keep_one_route() {
     }
     publisher.send(b"PUB x 1\r\n2\r\n");
     assert_eq!(payloads(&mut sub, 1), ["2"]);
+}
+
+const ACCOUNTS: &str = r#"
+accounts {
+  A: {
+    users: [{user: a, password: pa}]
+    exports: [{stream: "events.>"}]
+  }
+  B: {
+    users: [{user: b, password: pb}]
+    imports: [{stream: {account: A, subject: "events.>"}, prefix: imp}]
+  }
+}
+"#;
+
+#[test]
+fn accounts_and_stream_imports_across_the_cluster() {
+    let px = free_port();
+    let x = Broker::start_with(
+        &[
+            "--cluster",
+            &format!("nats://127.0.0.1:{px}"),
+            "--cluster_name",
+            "demo",
+        ],
+        Some(ACCOUNTS),
+    );
+    let y = Broker::start_with(
+        &[
+            "--cluster",
+            "nats://127.0.0.1:-1",
+            "--cluster_name",
+            "demo",
+            "--routes",
+            &routes_arg(px),
+        ],
+        Some(ACCOUNTS),
+    );
+    let (a, b) = (
+        ",\"user\":\"a\",\"pass\":\"pa\"",
+        ",\"user\":\"b\",\"pass\":\"pb\"",
+    );
+    let mut publisher = Conn::on_shard_as(x.addr, 1, a);
+    let mut a_there = Conn::on_shard_as(y.addr, 0, a);
+    let mut b_there = Conn::on_shard_as(y.addr, 1, b);
+    let mut b_here = Conn::on_shard_as(x.addr, 0, b);
+    a_there.send(b"SUB events.> 1\r\n");
+    b_there.send(b"SUB imp.events.> 2\r\nSUB events.> 3\r\n");
+    b_here.send(b"SUB imp.events.> 4\r\n");
+    wait_interest(&mut a_there, &mut publisher, "probe.acc");
+    // B's subscriber over there needs B's interest known here (a probe in
+    // B, published by a B client here).
+    wait_interest(&mut b_there, &mut b_here, "probe.accb");
+    b_here.ping();
+    publisher.send(b"PUB events.x 3\r\nevt\r\n");
+    publisher.ping();
+    let (subject, _, payload) = a_there.msg(WAIT).expect("A over there");
+    assert_eq!(
+        (subject.as_str(), payload.as_slice()),
+        ("events.x", &b"evt"[..])
+    );
+    let (subject, _, _) = b_there.msg(WAIT).expect("B's import over there");
+    assert_eq!(subject, "imp.events.x");
+    let (subject, _, _) = b_here.msg(WAIT).expect("B's import here");
+    assert_eq!(subject, "imp.events.x");
+    // Exactly once each, and B's own events.> sees nothing of A's.
+    for conn in [&mut a_there, &mut b_there, &mut b_here] {
+        conn.ping();
+        assert!(conn.msg(Duration::from_millis(300)).is_none());
+    }
 }

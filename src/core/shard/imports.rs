@@ -132,7 +132,9 @@ impl<I: ShardIo> ShardBroker<I> {
                 SubOwner::StreamImport { importer, import } if !from_shard => {
                     self.fire_stream_import(importer, import, message, hops)
                 }
-                SubOwner::ServiceImport { importer, import } if !from_shard => {
+                SubOwner::ServiceImport { importer, import }
+                    if !from_shard && !self.route_publish =>
+                {
                     self.fire_service_import(importer, import, message, hops)
                 }
                 SubOwner::Responses => self.fire_response(message, hops),
@@ -171,7 +173,13 @@ impl<I: ShardIo> ShardBroker<I> {
             subject,
             ..*message
         };
-        self.publish_local(importer, None, &renamed, hops + 1)
+        // Each server of a cluster imports what reaches it in the exporter's
+        // account (it announces the import's subject to its routes), so the
+        // imported copy stays on this server: routes never get it.
+        let one_hop = std::mem::replace(&mut self.one_hop, true);
+        let reach = self.publish_local(importer, None, &renamed, hops + 1);
+        self.one_hop = one_hop;
+        reach
     }
 
     fn fire_service_import(

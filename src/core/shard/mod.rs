@@ -130,6 +130,10 @@ pub struct ShardBroker<I: ShardIo> {
     /// The message being routed came from a cluster route: routes may not
     /// receive it (the one-hop rule).
     one_hop: bool,
+    /// The message being routed came from a route to this shard: stream
+    /// imports fire for it (this server has not seen it yet), service
+    /// imports do not (the sending server mapped the request already).
+    route_publish: bool,
     /// Per route, what the message being routed owes it (see
     /// [`route_delivery`]).
     route_targets: Vec<route_delivery::RouteTarget>,
@@ -192,6 +196,7 @@ impl<I: ShardIo> ShardBroker<I> {
             fired: Vec::new(),
             originator: None,
             one_hop: false,
+            route_publish: false,
             route_targets: Vec::new(),
             cluster: None,
             client_cluster: None,
@@ -216,8 +221,6 @@ impl<I: ShardIo> ShardBroker<I> {
             closed: VecDeque::new(),
             stats: ShardStats::default(),
         };
-        let accounts = broker.limits.accounts.clone();
-        broker.install_imports(&accounts);
         if let Some(settings) = broker.limits.cluster.clone() {
             broker.client_cluster = Some(Arc::new(ClientClusterInfo {
                 name: settings.name.clone(),
@@ -231,6 +234,9 @@ impl<I: ShardIo> ShardBroker<I> {
                 broker.cluster = Some(Box::new(route_handshake::ClusterState::new(settings)));
             }
         }
+        // After the cluster state: the cluster shard announces imports.
+        let accounts = broker.limits.accounts.clone();
+        broker.install_imports(&accounts);
         broker
     }
 

@@ -107,7 +107,9 @@ impl<I: ShardIo> ShardBroker<I> {
             }
             Origin::Route { route, queues } => {
                 self.one_hop = true;
+                self.route_publish = true;
                 self.publish_from_route(account, route, queues, message);
+                self.route_publish = false;
                 self.one_hop = false;
                 Reach::Some
             }
@@ -154,13 +156,14 @@ impl<I: ShardIo> ShardBroker<I> {
             }
             for (shard, target) in targets.iter_mut().enumerate() {
                 if target.plain || !target.queues.is_empty() {
-                    self.outgoing[shard].push_deliver(
+                    self.outgoing[shard].push_deliver_hop(
                         account,
                         message.subject,
                         message.reply,
                         message.header_len,
                         message.payload,
                         &target.queues,
+                        self.one_hop,
                     );
                     target.queues.clear();
                     target.plain = false;
@@ -414,7 +417,7 @@ impl<I: ShardIo> ShardBroker<I> {
         }
         self.targets = targets;
         if !self.fired.is_empty() {
-            self.fire_pending(message, 0, true);
+            self.fire_pending(message, 0, false);
         }
     }
 
