@@ -1010,11 +1010,14 @@ const ACCOUNTS: &str = r#"
 accounts {
   A: {
     users: [{user: a, password: pa}]
-    exports: [{stream: "events.>"}]
+    exports: [{stream: "events.>"}, {service: "svc.time", accounts: [B]}]
   }
   B: {
     users: [{user: b, password: pb}]
-    imports: [{stream: {account: A, subject: "events.>"}, prefix: imp}]
+    imports: [
+      {stream: {account: A, subject: "events.>"}, prefix: imp}
+      {service: {account: A, subject: "svc.time"}, to: "time"}
+    ]
   }
 }
 "#;
@@ -1073,5 +1076,55 @@ fn accounts_and_stream_imports_across_the_cluster() {
     for conn in [&mut a_there, &mut b_there, &mut b_here] {
         conn.ping();
         assert!(conn.msg(Duration::from_millis(300)).is_none());
+    }
+}
+
+#[test]
+fn service_imports_across_the_cluster() {
+    let px = free_port();
+    let x = Broker::start_with(
+        &[
+            "--cluster",
+            &format!("nats://127.0.0.1:{px}"),
+            "--cluster_name",
+            "demo",
+        ],
+        Some(ACCOUNTS),
+    );
+    let y = Broker::start_with(
+        &[
+            "--cluster",
+            "nats://127.0.0.1:-1",
+            "--cluster_name",
+            "demo",
+            "--routes",
+            &routes_arg(px),
+        ],
+        Some(ACCOUNTS),
+    );
+    let (a, b) = (
+        ",\"user\":\"a\",\"pass\":\"pa\"",
+        ",\"user\":\"b\",\"pass\":\"pb\"",
+    );
+    // The service (account A) on Y, both shards tried; the requester (B) on X.
+    for (shard, requester_shard) in [(0, 1), (1, 0)] {
+        let mut service = Conn::on_shard_as(y.addr, shard, a);
+        let mut probe_pub = Conn::on_shard_as(x.addr, requester_shard, a);
+        service.send(b"SUB svc.time 1\r\n");
+        wait_interest(&mut service, &mut probe_pub, &format!("probe.svc{shard}"));
+        let mut requester = Conn::on_shard_as(x.addr, requester_shard, b);
+        requester.send(b"SUB _INBOX.req.* 9\r\nPUB time _INBOX.req.1 1\r\n?\r\n");
+        let (subject, reply, _) = service.msg(WAIT).expect("request in A");
+        assert_eq!(subject, "svc.time");
+        let reply = reply.expect("a reply subject");
+        assert!(reply.starts_with("_R_."), "{reply}");
+        service.send(format!("PUB {reply} 4\r\nnoon\r\n").as_bytes());
+        let (subject, _, payload) = requester.msg(WAIT).expect("response in B");
+        assert_eq!(
+            (subject.as_str(), payload.as_slice()),
+            ("_INBOX.req.1", &b"noon"[..])
+        );
+        requester.ping();
+        assert!(requester.msg(Duration::from_millis(200)).is_none(), "once");
     }
 }
