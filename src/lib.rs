@@ -23,7 +23,8 @@
 
 pub use percore_core::{
     account, auth, connect, connection, debug, error, fatal, go_quote, ids, info, io, limits, mesh,
-    outbound, outbound_queue, protocol, read_buffer, rng, shard, subject, sublist, trace, warn,
+    outbound, outbound_queue, protocol, read_buffer, rng, route, shard, subject, sublist, trace,
+    warn,
 };
 
 pub mod admin;

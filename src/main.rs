@@ -89,6 +89,13 @@ fn run(mut options: Options, args: Vec<String>) -> ExitCode {
         }
     }
     info!("Listening for client connections on {}", running.local_addr);
+    if let (Some(name), Some(addr)) = (running.cluster_name(), running.route_addr) {
+        info!("Cluster name is {name}");
+        if running.cluster_name_generated() {
+            warn!("Cluster name was dynamically generated, consider setting one");
+        }
+        info!("Listening for route connections on {addr}");
+    }
     info!(
         "Server is ready ({} shard{})",
         running.shard_count,
@@ -196,6 +203,12 @@ fn reloaded(args: &[String], current: &Options) -> Result<Options, String> {
                 "config reload not supported for {name}: old={old}, new={new}"
             ));
         }
+    }
+    // Routes are set up at start; a changed cluster needs a restart. The
+    // values are not printed: route URLs and the cluster authorization
+    // hold credentials.
+    if current.cluster != new.cluster {
+        return Err("config reload not supported for cluster: it changed".into());
     }
     Ok(new)
 }

@@ -35,6 +35,7 @@ use crate::monitor::MonitorServer;
 use crate::outbound_queue::{BlockPool, BLOCK_SIZE};
 use crate::protocol::Parser;
 use crate::read_buffer::ReadBuffer;
+use crate::route::ClusterSettings;
 use crate::server_id::generate_server_id;
 use crate::shard::{Accepted, Next, ShardBroker, ShardSetup, WallClock};
 use crate::shard_io::{GlommioIo, SocketEndpoint};
@@ -43,6 +44,8 @@ use crate::tls::session::{Phase, TlsRead};
 
 mod tls_tasks;
 use tls_tasks::{link_wants_writer, start_tls, write_client_tls};
+
+mod route_io;
 
 /// The state machine of one shard, on glommio.
 type Broker = ShardBroker<GlommioIo>;
@@ -77,6 +80,8 @@ const LAME_DUCK_MAX_CLOSE_GAP: Duration = Duration::from_secs(1);
 /// A started broker: its address and the handles to stop it.
 pub struct RunningServer {
     pub local_addr: std::net::SocketAddr,
+    /// The route listener's address, when clustered.
+    pub route_addr: Option<std::net::SocketAddr>,
     pub shard_count: usize,
     pool: ShardPool,
     admin: Vec<Sender<AdminCommand>>,
@@ -85,6 +90,20 @@ pub struct RunningServer {
 }
 
 impl RunningServer {
+    /// The cluster's name, when clustered.
+    pub fn cluster_name(&self) -> Option<&str> {
+        self.shared.cluster.as_ref().map(|c| c.name.as_str())
+    }
+
+    /// Whether the cluster name was generated (none configured).
+    pub fn cluster_name_generated(&self) -> bool {
+        self.shared
+            .options
+            .cluster
+            .as_ref()
+            .is_some_and(|c| c.name.is_none())
+    }
+
     pub fn send_all(&self, command: AdminCommand) {
         for tx in &self.admin {
             let _ = tx.send(command.clone());
@@ -121,10 +140,12 @@ impl RunningServer {
         identity.auth_required = options.auth.auth_required();
         identity.tls = tls_advertised(options);
         let identity = Arc::new(identity);
-        self.send_all(AdminCommand::Reload(
-            shard_limits(options, &self.shared.account_connections),
-            identity,
-        ));
+        let limits = shard_limits(
+            options,
+            &self.shared.account_connections,
+            self.shared.cluster.clone(),
+        );
+        self.send_all(AdminCommand::Reload(limits, identity));
         Ok(())
     }
 
@@ -169,7 +190,17 @@ pub fn start(options: Options) -> Result<RunningServer, String> {
     // Bound before any shard starts, so a busy monitor port fails start-up
     // cleanly, as a busy client port does.
     let monitor_listener = shard_source::bind_monitor(&options)?;
+    let route_listener = match options.cluster.as_ref().filter(|c| c.enabled()) {
+        Some(cluster) => Some(
+            BoundListener::bind(&cluster.host, cluster.bind_port(), LISTEN_BACKLOG)
+                .map_err(|e| format!("Error listening on router port: {} - {}", cluster.port, e))?,
+        ),
+        None => None,
+    };
+    let route_addr = route_listener.as_ref().map(BoundListener::local_addr);
     let server_id = generate_server_id();
+    let cluster =
+        route_addr.map(|addr| Arc::new(cluster_settings(&options, addr, local_addr, &server_id)));
     let identity = ServerIdentity {
         server_name: options
             .server_name
@@ -192,6 +223,8 @@ pub fn start(options: Options) -> Result<RunningServer, String> {
         total_connections: Default::default(),
         started: SystemTime::now(),
         tls,
+        cluster,
+        route_addr,
     });
 
     let ports: Vec<Option<MeshPorts<Batch>>> = RingMesh::build(shard_count, RING_CAPACITY)
@@ -200,6 +233,7 @@ pub fn start(options: Options) -> Result<RunningServer, String> {
         .collect();
     let ports = Mutex::new(ports);
     let listener = Mutex::new(Some(listener));
+    let route_listener = Mutex::new(route_listener);
     let (admin_tx, admin_rx): (Vec<_>, Vec<_>) = (0..shard_count)
         .map(|_| crossbeam_channel::unbounded())
         .unzip();
@@ -222,13 +256,20 @@ pub fn start(options: Options) -> Result<RunningServer, String> {
     let shared_for_main = shared.clone();
     let pool = ShardPool::start(&pool_config, move |shard| {
         let ports = lock(&ports)[shard].take();
-        let listener = if shard == 0 {
-            lock(&listener).take()
+        let (listener, route_listener) = if shard == 0 {
+            (lock(&listener).take(), lock(&route_listener).take())
         } else {
-            None
+            (None, None)
         };
         let admin = lock(&admin_rx)[shard].take();
-        run_shard(ShardId::new(shard), shared.clone(), ports, listener, admin)
+        run_shard(
+            ShardId::new(shard),
+            shared.clone(),
+            ports,
+            listener,
+            route_listener,
+            admin,
+        )
     })
     .map_err(|e| e.to_string())?;
     let monitor = match monitor_listener
@@ -246,6 +287,7 @@ pub fn start(options: Options) -> Result<RunningServer, String> {
     };
     Ok(RunningServer {
         local_addr,
+        route_addr,
         shard_count,
         pool,
         admin: admin_tx,
@@ -303,6 +345,8 @@ struct ShardContext {
     stop: WaitList,
     /// Shard 0's accept loop; dropped (closing the listener) in lame duck.
     accept_task: RefCell<Option<task::Task<()>>>,
+    /// The next route id (`/routez` `rid`), on the cluster shard.
+    next_route_id: Cell<u64>,
 }
 
 impl ShardContext {
@@ -406,6 +450,7 @@ async fn run_shard(
     shared: Arc<BrokerShared>,
     ports: Option<MeshPorts<Batch>>,
     listener: Option<BoundListener>,
+    route_listener: Option<BoundListener>,
     admin: Option<Receiver<AdminCommand>>,
 ) {
     let pressure = Rc::new(WaitList::new());
@@ -426,7 +471,11 @@ async fn run_shard(
         id,
         shard_count: shared.shard_count,
         identity: shared.identity.clone(),
-        limits: shard_limits(&shared.options, &shared.account_connections),
+        limits: shard_limits(
+            &shared.options,
+            &shared.account_connections,
+            shared.cluster.clone(),
+        ),
         seed: shard_seed(id),
         io: GlommioIo {
             barrier: barrier.clone(),
@@ -445,6 +494,7 @@ async fn run_shard(
         stopping: Cell::new(false),
         stop: WaitList::new(),
         accept_task: RefCell::new(None),
+        next_route_id: Cell::new(1),
     });
     for (src, receiver) in mesh.inbound.into_iter().enumerate() {
         if let Some(receiver) = receiver {
@@ -457,6 +507,14 @@ async fn run_shard(
     }
     if let Some(admin) = admin {
         task::spawn(housekeeping(ctx.clone(), admin)).detach();
+    }
+    if let Some(listener) = route_listener {
+        task::spawn(route_io::route_accept_loop(
+            ctx.clone(),
+            listener.into_shard_listener(),
+        ))
+        .detach();
+        route_io::solicit_configured_routes(&ctx);
     }
     ctx.stop.wait_until(|| ctx.stopping.get()).await;
     // Closing sockets wakes their readers; give them one turn to finish.
@@ -894,6 +952,7 @@ async fn close_gradually(ctx: Rc<ShardContext>, keys: Vec<ConnKey>) {
 pub fn shard_limits(
     options: &Options,
     account_connections: &Arc<ActiveConnections>,
+    cluster: Option<Arc<ClusterSettings>>,
 ) -> ShardLimits {
     ShardLimits {
         max_payload: options.max_payload,
@@ -907,6 +966,7 @@ pub fn shard_limits(
         auth: Arc::new(options.auth.clone()),
         accounts: Arc::new(options.accounts.clone()),
         active_connections: account_connections.clone(),
+        cluster,
     }
 }
 
@@ -924,6 +984,80 @@ fn wall_clock() -> WallClock {
     WallClock {
         now: Instant::now(),
         wall_now: SystemTime::now(),
+    }
+}
+
+/// The cluster as a shard needs it, once the listeners are bound.
+fn cluster_settings(
+    options: &Options,
+    route_addr: std::net::SocketAddr,
+    client_addr: std::net::SocketAddr,
+    server_id: &str,
+) -> ClusterSettings {
+    let cluster = options.cluster.clone().unwrap_or_default();
+    // As nats-server: without a configured name the cluster gets a random
+    // one (22 characters, like a NUID).
+    let name = cluster
+        .name
+        .clone()
+        .unwrap_or_else(|| generate_server_id()[1..23].to_string());
+    let (host, port, advertise_ip) = match &cluster.advertise {
+        Some(advertise) => {
+            let (h, p) = match advertise.rsplit_once(':') {
+                Some((h, p)) => (h.to_string(), p.parse().unwrap_or(route_addr.port())),
+                None => (advertise.clone(), route_addr.port()),
+            };
+            let ip = format!("nats-route://{h}:{p}/");
+            (h, p, Some(ip))
+        }
+        None => (cluster.host.clone(), route_addr.port(), None),
+    };
+    // Our client URLs for the peers' clients: the listen address, or for
+    // a wildcard one every global unicast address of the host (as
+    // nats-server).
+    let client_urls = if client_addr.ip().is_unspecified() {
+        shards::net::interface_addresses()
+            .into_iter()
+            .filter(|ip| is_global_unicast(*ip))
+            .map(|ip| std::net::SocketAddr::new(ip, client_addr.port()).to_string())
+            .collect()
+    } else {
+        vec![client_addr.to_string()]
+    };
+    let _ = server_id;
+    ClusterSettings {
+        dynamic: cluster.name.is_none(),
+        name,
+        user: cluster.user.clone(),
+        pass: cluster.pass.clone(),
+        no_advertise: cluster.no_advertise,
+        host,
+        port,
+        advertise_ip,
+        client_urls,
+        auth_timeout: cluster.auth_timeout,
+        connect_retries: cluster.connect_retries,
+        explicit: cluster.routes.iter().map(|r| r.host_port()).collect(),
+    }
+}
+
+/// Go's `IP.IsGlobalUnicast`: not unspecified, loopback, multicast or
+/// link-local (nor IPv4 broadcast).
+fn is_global_unicast(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            !(v4.is_unspecified()
+                || v4.is_loopback()
+                || v4.is_multicast()
+                || v4.is_link_local()
+                || v4.is_broadcast())
+        }
+        std::net::IpAddr::V6(v6) => {
+            !(v6.is_unspecified()
+                || v6.is_loopback()
+                || v6.is_multicast()
+                || (v6.segments()[0] & 0xffc0) == 0xfe80)
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! after start) and the few counters that must be global. Only the accept
 //! and close paths touch the atomics, never the per-message path.
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -9,6 +10,7 @@ use std::time::SystemTime;
 use crate::account::ActiveConnections;
 use crate::config::Options;
 use crate::info::ServerIdentity;
+use crate::route::ClusterSettings;
 use crate::tls::TlsAcceptor;
 
 pub struct BrokerShared {
@@ -25,4 +27,8 @@ pub struct BrokerShared {
     pub started: SystemTime,
     /// The client port's TLS, if configured (reload swaps its settings).
     pub tls: Option<TlsAcceptor>,
+    /// The cluster as started (None: not clustered).
+    pub cluster: Option<Arc<ClusterSettings>>,
+    /// Where the route listener is bound.
+    pub route_addr: Option<SocketAddr>,
 }

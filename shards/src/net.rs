@@ -14,7 +14,7 @@
 use std::cell::RefCell;
 use std::future::poll_fn;
 use std::io::{self, IoSlice};
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::pin::Pin;
 use std::time::{Duration, Instant};
@@ -105,6 +105,62 @@ impl ShardListener {
             fd: unsafe { OwnedFd::from_raw_fd(dup) },
         })
     }
+}
+
+/// Dials `addr` from the current shard (cluster routes), giving up after
+/// `timeout`. The socket comes back as a [`HandOff`], like an accepted one,
+/// so that one code path adopts both.
+pub async fn dial(addr: SocketAddr, timeout: Duration) -> io::Result<HandOff> {
+    let stream = glommio::net::TcpStream::connect_timeout(addr, timeout)
+        .await
+        .map_err(io::Error::from)?;
+    // As in `accept`: an owned duplicate that outlives glommio's handle.
+    // SAFETY: dup of a valid fd; the result is checked.
+    let dup = unsafe { libc::fcntl(stream.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) };
+    if dup < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `dup` is a fresh descriptor we own.
+    Ok(HandOff {
+        fd: unsafe { OwnedFd::from_raw_fd(dup) },
+    })
+}
+
+/// The IP addresses of this host's network interfaces (what a server
+/// listening on 0.0.0.0 can be reached at). Empty if the kernel will not
+/// say.
+pub fn interface_addresses() -> Vec<IpAddr> {
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `list` with a linked list we free below.
+    if unsafe { libc::getifaddrs(&mut list) } != 0 {
+        return Vec::new();
+    }
+    let mut addrs = Vec::new();
+    let mut cursor = list;
+    while !cursor.is_null() {
+        // SAFETY: `cursor` is a node of the list getifaddrs returned.
+        let entry = unsafe { &*cursor };
+        if !entry.ifa_addr.is_null() {
+            // SAFETY: ifa_addr points at a sockaddr whose family says how
+            // long it is.
+            let family = i32::from(unsafe { (*entry.ifa_addr).sa_family });
+            if family == libc::AF_INET {
+                // SAFETY: an AF_INET sockaddr is a sockaddr_in.
+                let sin = unsafe { &*(entry.ifa_addr as *const libc::sockaddr_in) };
+                addrs.push(IpAddr::from(
+                    u32::from_be(sin.sin_addr.s_addr).to_be_bytes(),
+                ));
+            } else if family == libc::AF_INET6 {
+                // SAFETY: an AF_INET6 sockaddr is a sockaddr_in6.
+                let sin6 = unsafe { &*(entry.ifa_addr as *const libc::sockaddr_in6) };
+                addrs.push(IpAddr::from(sin6.sin6_addr.s6_addr));
+            }
+        }
+        cursor = entry.ifa_next;
+    }
+    // SAFETY: `list` came from getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(list) };
+    addrs
 }
 
 /// An accepted socket on its way to the shard that will own it. `Send`;

@@ -40,6 +40,12 @@ enum Setting {
     TlsKey,
     TlsVerify,
     TlsCaCert,
+    Cluster,
+    ClusterName,
+    Routes,
+    ClusterAdvertise,
+    NoAdvertise,
+    ConnectRetries,
 }
 
 /// How a flag takes its value.
@@ -98,6 +104,13 @@ const FLAGS: &[(&str, Setting, Kind)] = &[
     ("tlskey", Setting::TlsKey, Kind::Text),
     ("tlsverify", Setting::TlsVerify, Kind::Bool),
     ("tlscacert", Setting::TlsCaCert, Kind::Text),
+    ("cluster", Setting::Cluster, Kind::Text),
+    ("cluster_listen", Setting::Cluster, Kind::Text),
+    ("cluster_name", Setting::ClusterName, Kind::Text),
+    ("routes", Setting::Routes, Kind::Text),
+    ("cluster_advertise", Setting::ClusterAdvertise, Kind::Text),
+    ("no_advertise", Setting::NoAdvertise, Kind::Bool),
+    ("connect_retries", Setting::ConnectRetries, Kind::Int),
 ];
 
 /// nats-server 2.9.10 flags whose feature percore lacks: parsed (so that the
@@ -113,13 +126,6 @@ const NOT_SUPPORTED_YET: &[(&str, Kind)] = &[
     ("max_traced_msg_len", Kind::Int),
     ("js", Kind::Bool),
     ("jetstream", Kind::Bool),
-    ("routes", Kind::Text),
-    ("cluster", Kind::Text),
-    ("cluster_listen", Kind::Text),
-    ("cluster_name", Kind::Text),
-    ("no_advertise", Kind::Bool),
-    ("cluster_advertise", Kind::Text),
-    ("connect_retries", Kind::Int),
     ("profile", Kind::Int),
     ("help_tls", Kind::Bool),
 ];
@@ -169,6 +175,14 @@ pub struct Flags {
     pub tls_ca_cert: Option<String>,
     /// `--tlsverify`: clients must present a certificate.
     pub tls_verify: Option<bool>,
+    /// `--cluster`, `--cluster_listen`: the route listener URL.
+    pub cluster: Option<String>,
+    pub cluster_name: Option<String>,
+    /// `--routes`: comma-separated route URLs.
+    pub routes: Option<String>,
+    pub cluster_advertise: Option<String>,
+    pub no_advertise: Option<bool>,
+    pub connect_retries: Option<i64>,
     /// The first recognised nats-server flag we do not implement, as `-name`.
     pub unsupported: Option<String>,
     /// Arguments after the flags (`version`, `help`, or a mistake).
@@ -282,6 +296,12 @@ fn set_flag(flags: &mut Flags, name: &str, kind: Kind, value: &str) -> Result<()
         (Setting::TlsKey, Parsed::Text(v)) => flags.tls_key = Some(v),
         (Setting::TlsVerify, Parsed::Bool(v)) => flags.tls_verify = Some(v),
         (Setting::TlsCaCert, Parsed::Text(v)) => flags.tls_ca_cert = Some(v),
+        (Setting::Cluster, Parsed::Text(v)) => flags.cluster = Some(v),
+        (Setting::ClusterName, Parsed::Text(v)) => flags.cluster_name = Some(v),
+        (Setting::Routes, Parsed::Text(v)) => flags.routes = Some(v),
+        (Setting::ClusterAdvertise, Parsed::Text(v)) => flags.cluster_advertise = Some(v),
+        (Setting::NoAdvertise, Parsed::Bool(v)) => flags.no_advertise = Some(v),
+        (Setting::ConnectRetries, Parsed::Int(v)) => flags.connect_retries = Some(v),
         // FLAGS pairs every setting with its kind; nothing else can occur.
         (_, other) => return Err(format!("internal error: flag -{name} got {other:?}")),
     }
@@ -405,6 +425,14 @@ TLS Options:
         --tlsverify                  Enable TLS, verify client certificates
         --tlscacert <file>           Client certificate CA for verification
 
+Cluster Options:
+        --routes <rurl-1, rurl-2>    Routes to solicit and connect
+        --cluster <cluster-url>      Cluster URL for solicited routes (also --cluster_listen)
+        --cluster_name <string>      Cluster Name, if not set one will be dynamically generated
+        --no_advertise <bool>        Do not advertise known cluster information to clients
+        --cluster_advertise <string> Cluster URL to advertise to other servers
+        --connect_retries <number>   For implicit routes, number of connect retries
+
 percore Options:
         --shards <n>                 Number of shards, one thread each (default: one per CPU; 1 on <= 2 CPUs)
         --pin                        Pin shard i to CPU i (default: false)
@@ -419,8 +447,7 @@ the command line override those of the configuration file.
 
 Not supported yet (refused with an error):
 --client_advertise, --ports_file_dir, --log_size_limit, syslog (-s, -r),
---max_traced_msg_len, JetStream (-js), clustering (--routes,
---cluster*, --no_advertise, --connect_retries), --profile, --help_tls.
+--max_traced_msg_len, JetStream (-js), --profile, --help_tls.
 "
     .to_string()
 }

@@ -26,7 +26,6 @@ const NOT_SUPPORTED_YET: &[&str] = &[
     "maps",
     "disable_sublist_cache",
     "no_sublist_cache",
-    "cluster",
     "gateway",
     "leaf",
     "leafnodes",
@@ -145,6 +144,10 @@ fn apply_entry<'a>(
         "shards" => opts.shards = shards(entry)?,
         "pin" => opts.pin = boolean(entry)?,
         "authorization" => auth::apply_authorization(entry, &mut opts.auth)?,
+        "cluster" => {
+            let cluster = opts.cluster.get_or_insert_with(Default::default);
+            warnings.extend(super::cluster::apply_cluster(entry, cluster)?);
+        }
         "no_auth_user" => opts.auth.no_auth_user = non_empty(string(entry)?),
         "accounts" => account_keys.accounts = Some(entry),
         "system_account" => account_keys.system_account = Some(entry),
@@ -239,7 +242,7 @@ fn apply_listen(entry: &Entry, opts: &mut Options) -> Result<(), ConfigError> {
 
 /// A listen address as `listen` and `http` take it: a bare port (no host)
 /// or `"host:port"`; the port as written, for the caller's range rules.
-fn host_and_port(entry: &Entry) -> Result<(Option<&str>, i64), ConfigError> {
+pub(super) fn host_and_port(entry: &Entry) -> Result<(Option<&str>, i64), ConfigError> {
     match &entry.node.value {
         Value::Integer(port) => Ok((None, *port)),
         Value::String(text) => {

@@ -8,6 +8,7 @@
 pub mod accounts;
 pub mod auth;
 pub mod cli;
+pub mod cluster;
 pub mod conf;
 pub mod credentials;
 pub mod duration;
@@ -205,12 +206,53 @@ fn apply_flags(flags: &cli::Flags, opts: &mut Options) -> Result<(), ConfigError
         verify: flags.tls_verify,
     };
     tls::apply_flags(&tls_flags, &mut opts.tls)?;
+    apply_cluster_flags(flags, opts)?;
     auth::apply_flags(
         flags.user.as_deref(),
         flags.pass.as_deref(),
         flags.auth.as_deref(),
         &mut opts.auth,
     )
+}
+
+/// `--cluster`, `--cluster_name`, `--routes`, `--cluster_advertise`,
+/// `--no_advertise`, `--connect_retries` over the file's `cluster` block.
+fn apply_cluster_flags(flags: &cli::Flags, opts: &mut Options) -> Result<(), ConfigError> {
+    let any = flags.cluster.is_some()
+        || flags.cluster_name.is_some()
+        || flags.routes.is_some()
+        || flags.cluster_advertise.is_some()
+        || flags.no_advertise.is_some()
+        || flags.connect_retries.is_some();
+    if !any {
+        return Ok(());
+    }
+    let configured = opts.cluster.as_ref().is_some_and(|c| c.enabled());
+    if flags.routes.is_some() && flags.cluster.is_none() && !configured {
+        return Err(ConfigError::new(
+            "solicited routes require cluster capabilities, e.g. --cluster",
+        ));
+    }
+    let cluster = opts.cluster.get_or_insert_with(Default::default);
+    if let Some(listen) = &flags.cluster {
+        cluster::apply_cluster_flag(listen, cluster).map_err(ConfigError::new)?;
+    }
+    if let Some(name) = &flags.cluster_name {
+        cluster.name = Some(name.clone()).filter(|n| !n.is_empty());
+    }
+    if let Some(routes) = &flags.routes {
+        cluster.routes = cluster::routes_flag(routes).map_err(ConfigError::new)?;
+    }
+    if let Some(advertise) = &flags.cluster_advertise {
+        cluster.advertise = Some(advertise.clone()).filter(|a| !a.is_empty());
+    }
+    if let Some(no_advertise) = flags.no_advertise {
+        cluster.no_advertise = no_advertise;
+    }
+    if let Some(retries) = flags.connect_retries {
+        cluster.connect_retries = u32::try_from(retries).unwrap_or(0);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -512,11 +554,11 @@ mod tests {
         );
         let path = config_file(
             "unsupported.conf",
-            "port: 4333\n  cluster { listen: 6222 }\n",
+            "port: 4333\n  gateway { listen: 6222 }\n",
         );
         assert_eq!(
             error(&["-c", &path]),
-            format!("{path}:2:3: \"cluster\" is not supported yet by percore")
+            format!("{path}:2:3: \"gateway\" is not supported yet by percore")
         );
         let path = config_file("undefined.conf", "port: $NOPE_NOT_SET\n");
         assert_eq!(

@@ -10,6 +10,7 @@ use std::time::Duration;
 use percore_core::account::AccountTable;
 use percore_core::auth::AuthPolicy;
 
+use super::cluster::ClusterOptions;
 use super::tls::TlsOptions;
 
 /// nats-server `MAX_PAYLOAD_SIZE` (const.go): 1 MiB.
@@ -97,6 +98,9 @@ pub struct Options {
     /// `allow_non_tls`: with `tls`, clients may also connect in plaintext
     /// (INFO `tls_available` instead of `tls_required`).
     pub allow_non_tls: bool,
+    /// `cluster` and the clustering flags; clustering is on when its port
+    /// is set (`ClusterOptions::enabled`).
+    pub cluster: Option<ClusterOptions>,
     /// Deprecation warnings from the config file (e.g. an integer
     /// `ping_interval`), each `<file>:<line>:<col>: ...`; print them to
     /// stderr at start-up as nats-server does.
@@ -137,6 +141,7 @@ impl Default for Options {
             accounts: AccountTable::default(),
             tls: None,
             allow_non_tls: false,
+            cluster: None,
             config_warnings: Vec::new(),
         }
     }

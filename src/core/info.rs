@@ -60,8 +60,21 @@ struct InfoWire<'a> {
     client_ip: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     nonce: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cluster: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    connect_urls: &'a [String],
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     ldm: bool,
+}
+
+/// What a clustered server adds to its client INFO: the cluster's name and
+/// the client URLs of its members (empty with `no_advertise`), which
+/// clients use to discover and fail over.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientClusterInfo {
+    pub name: String,
+    pub connect_urls: Vec<String>,
 }
 
 impl ServerIdentity {
@@ -73,6 +86,18 @@ impl ServerIdentity {
         client_ip: &str,
         lame_duck: bool,
         nonce: Option<&str>,
+    ) -> Vec<u8> {
+        self.info_line_in_cluster(client_id, client_ip, lame_duck, nonce, None)
+    }
+
+    /// [`ServerIdentity::info_line`] of a server in a cluster.
+    pub fn info_line_in_cluster(
+        &self,
+        client_id: u64,
+        client_ip: &str,
+        lame_duck: bool,
+        nonce: Option<&str>,
+        cluster: Option<&ClientClusterInfo>,
     ) -> Vec<u8> {
         let wire = InfoWire {
             server_id: &self.server_id,
@@ -91,6 +116,8 @@ impl ServerIdentity {
             client_id,
             client_ip,
             nonce,
+            cluster: cluster.map(|c| c.name.as_str()),
+            connect_urls: cluster.map_or(&[], |c| &c.connect_urls[..]),
             ldm: lame_duck,
         };
         let mut line = b"INFO ".to_vec();

@@ -16,7 +16,8 @@
 //! - [`mesh`]: what shards send each other over their rings;
 //! - [`io`]: the seam to the runtime; [`limits`]: a shard's own settings;
 //! - [`ids`]: typed ids; [`rng`]: the seeded per-shard generator;
-//!   [`log`]: the log facade; [`snapshot`]: what monitoring reads.
+//!   [`log`]: the log facade; [`snapshot`]: what monitoring reads;
+//! - [`route`]: cluster settings and the route handshake lines.
 
 pub mod account;
 pub mod auth;
@@ -34,6 +35,7 @@ pub mod outbound_queue;
 pub mod protocol;
 pub mod read_buffer;
 pub mod rng;
+pub mod route;
 pub mod shard;
 pub mod snapshot;
 pub mod subject;

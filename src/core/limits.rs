@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::account::{AccountTable, ActiveConnections};
 use crate::auth::AuthPolicy;
+use crate::route::ClusterSettings;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ShardLimits {
@@ -31,6 +32,8 @@ pub struct ShardLimits {
     /// Connections per account, server-wide: the same one for every shard
     /// and across reloads.
     pub active_connections: Arc<ActiveConnections>,
+    /// `cluster`: set when this server joins a cluster (routes).
+    pub cluster: Option<Arc<ClusterSettings>>,
 }
 
 impl Default for ShardLimits {
@@ -48,6 +51,7 @@ impl Default for ShardLimits {
             auth: Arc::new(AuthPolicy::default()),
             accounts: Arc::new(AccountTable::default()),
             active_connections: Arc::new(ActiveConnections::default()),
+            cluster: None,
         }
     }
 }

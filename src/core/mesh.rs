@@ -19,7 +19,10 @@
 
 use bytes::{Bytes, BytesMut};
 
+use std::sync::Arc;
+
 use crate::ids::{AccountId, ClientId};
+use crate::info::ClientClusterInfo;
 
 /// A byte range inside [`ShardBatch::arena`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,7 +58,9 @@ pub enum MeshItem<H = ()> {
     /// group (the publisher's shard already picked this shard for them).
     /// The group names sit in the arena too ([`QueueNames`]), so a
     /// forwarded queue message allocates nothing. `account` is the subject
-    /// space it was published in.
+    /// space it was published in. `one_hop`: the message came from a
+    /// cluster route, so the receiver delivers it to its clients only,
+    /// never to a route (nats-server's one-hop rule).
     Deliver {
         account: AccountId,
         subject: Span,
@@ -63,9 +68,13 @@ pub enum MeshItem<H = ()> {
         header_len: Option<u32>,
         payload: Span,
         queues: Span,
+        one_hop: bool,
     },
     /// A newly accepted client for the receiver to own.
     Adopt { socket: H, client_id: ClientId },
+    /// The cluster's client URLs changed (a route came or went): the
+    /// receiver's clients get an INFO with the new list.
+    ConnectUrls(Arc<ClientClusterInfo>),
 }
 
 /// The queue group names of a [`MeshItem::Deliver`], read from the arena.
@@ -227,6 +236,22 @@ impl<H> BatchBuilder<H> {
         payload: &[u8],
         queues: &[Bytes],
     ) {
+        self.push_deliver_hop(account, subject, reply, header_len, payload, queues, false);
+    }
+
+    /// [`BatchBuilder::push_deliver`], saying whether the message came from
+    /// a route (see [`MeshItem::Deliver`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn push_deliver_hop(
+        &mut self,
+        account: AccountId,
+        subject: &[u8],
+        reply: Option<&[u8]>,
+        header_len: Option<usize>,
+        payload: &[u8],
+        queues: &[Bytes],
+        one_hop: bool,
+    ) {
         let subject = self.copy_in(subject);
         let reply = reply.map(|r| self.copy_in(r));
         let payload = self.copy_in(payload);
@@ -238,6 +263,7 @@ impl<H> BatchBuilder<H> {
             header_len: header_len.map(|h| h as u32),
             payload,
             queues,
+            one_hop,
         });
     }
 

@@ -20,6 +20,43 @@ pub struct SnapshotRequest {
     pub with_subscriptions: bool,
     /// Include the recently closed connections (`/connz?state=closed|any`).
     pub with_closed: bool,
+    /// List the cluster routes (`/routez`, `/varz`), and with
+    /// `with_route_subs` the interest each peer sent (`/routez?subs=1`).
+    pub with_routes: bool,
+    pub with_route_subs: bool,
+}
+
+/// One cluster route, as `/routez` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteSnapshot {
+    pub rid: u64,
+    pub remote_id: String,
+    pub did_solicit: bool,
+    pub is_configured: bool,
+    pub ip: String,
+    pub port: u16,
+    pub start: SystemTime,
+    pub last_activity: SystemTime,
+    pub rtt: Option<Duration>,
+    pub pending_bytes: u64,
+    pub in_msgs: u64,
+    pub out_msgs: u64,
+    pub in_bytes: u64,
+    pub out_bytes: u64,
+    pub num_subs: u64,
+    /// The subjects of the peer's interest (with `with_route_subs`).
+    pub subs: Vec<String>,
+}
+
+/// The `cluster` section of `/varz`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ClusterFacts {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    pub auth_timeout: Duration,
+    /// The configured routes, `host:port`.
+    pub urls: Vec<String>,
 }
 
 /// One subscription, as `/connz?subs=detail` and `/subsz?subs=1` list it.
@@ -110,6 +147,9 @@ pub struct ShardSnapshot {
     /// The shard's most recently closed connections, oldest first; filled
     /// only when [`SnapshotRequest::with_closed`] is set.
     pub closed: Vec<ConnectionSnapshot>,
+    /// The cluster routes on this shard (the cluster shard's), when asked
+    /// for.
+    pub routes: Vec<RouteSnapshot>,
     /// The accounts this shard works with (`/accountz`).
     pub accounts: Arc<AccountTable>,
     /// Per account, by id: this shard's share of its connections and
@@ -164,6 +204,8 @@ pub struct ServerFacts {
     pub mem: u64,
     /// CPU use since the previous `/varz`, percent of one core.
     pub cpu: f64,
+    /// Set when clustered.
+    pub cluster: Option<ClusterFacts>,
 }
 
 /// One consistent view for one request.

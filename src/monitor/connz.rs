@@ -152,6 +152,7 @@ impl ConnzOptions {
             with_connections: true,
             with_subscriptions: self.subs != SubsMode::None,
             with_closed: self.state != State::Open,
+            ..SnapshotRequest::default()
         }
     }
 }

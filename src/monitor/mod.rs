@@ -23,6 +23,7 @@ mod metrics;
 mod params;
 mod process;
 mod routes;
+mod routez;
 mod server;
 pub mod shard_source;
 pub use percore_core::snapshot;
@@ -170,6 +171,7 @@ mod test_support {
                 total_connections: 5,
                 mem: 0,
                 cpu: 0.0,
+                cluster: None,
             },
             shards: vec![
                 ShardSnapshot {

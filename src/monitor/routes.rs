@@ -9,7 +9,7 @@ use super::http::{self, Request, Response};
 use super::process::{self, CpuSampler};
 use super::snapshot::{MonitorSnapshot, SnapshotRequest};
 use super::subsz::{self, SubszOptions};
-use super::{accountz, metrics, unclustered, varz, SnapshotSource};
+use super::{accountz, metrics, params, routez, unclustered, varz, SnapshotSource};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
@@ -166,7 +166,10 @@ impl Router {
             Endpoint::Root => Some(unclustered::index_page(base)),
             Endpoint::Healthz => Some("{\"status\":\"ok\"}".to_string()),
             Endpoint::Varz => self
-                .snapshot(SnapshotRequest::default())
+                .snapshot(SnapshotRequest {
+                    with_routes: true,
+                    ..SnapshotRequest::default()
+                })
                 .map(|mut snapshot| {
                     // The caller leaves these 0: they are the monitor's to measure.
                     snapshot.server.mem = process::resident_bytes();
@@ -190,9 +193,15 @@ impl Router {
                 })
                 .map(|snapshot| subsz::render(&snapshot, &options))
             }
-            Endpoint::Routez => self
-                .snapshot(SnapshotRequest::default())
-                .map(|s| unclustered::routez(&s)),
+            Endpoint::Routez => {
+                let subs = params::boolean(query, "subs")?;
+                self.snapshot(SnapshotRequest {
+                    with_routes: true,
+                    with_route_subs: subs,
+                    ..SnapshotRequest::default()
+                })
+                .map(|s| routez::render(&s))
+            }
             Endpoint::Gatewayz => self
                 .snapshot(SnapshotRequest::default())
                 .map(|s| unclustered::gatewayz(&s)),

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::Sender;
 
-use super::snapshot::{MonitorSnapshot, ServerFacts, ShardSnapshot, SnapshotRequest};
+use super::snapshot::{ClusterFacts, MonitorSnapshot, ServerFacts, ShardSnapshot, SnapshotRequest};
 use super::{MonitorServer, SnapshotSource, TlsSource};
 use crate::admin::AdminCommand;
 use crate::config::Options;
@@ -143,6 +143,16 @@ impl SnapshotSource for ShardSnapshots {
             total_connections: self.shared.total_connections.load(Ordering::Relaxed),
             mem: 0,
             cpu: 0.0,
+            cluster: self.shared.cluster.as_ref().map(|settings| {
+                let configured = options.cluster.clone().unwrap_or_default();
+                ClusterFacts {
+                    name: settings.name.clone(),
+                    host: configured.host.clone(),
+                    port: self.shared.route_addr.map_or(0, |a| a.port()),
+                    auth_timeout: configured.auth_timeout,
+                    urls: configured.routes.iter().map(|r| r.host_port()).collect(),
+                }
+            }),
         };
         Some(MonitorSnapshot {
             now: SystemTime::now(),

@@ -1,28 +1,10 @@
-//! Endpoints for features percore does not have (routes, gateways, leaf
-//! nodes) and the HTML index: the shapes nats-server 2.9.10
+//! Endpoints for features percore does not have (gateways, leaf nodes) and the HTML index: the shapes nats-server 2.9.10
 //! returns when none is configured, so tools that poll them keep working.
 
 use serde::Serialize;
 
 use super::format;
 use super::snapshot::MonitorSnapshot;
-
-#[derive(Serialize)]
-struct Routez<'a> {
-    server_id: &'a str,
-    now: String,
-    num_routes: u64,
-    routes: [(); 0],
-}
-
-pub fn routez(snapshot: &MonitorSnapshot) -> String {
-    super::to_json(&Routez {
-        server_id: &snapshot.server.server_id,
-        now: format::rfc3339_nano(snapshot.now),
-        num_routes: 0,
-        routes: [],
-    })
-}
 
 #[derive(Serialize)]
 struct NoGateways {}
@@ -92,8 +74,6 @@ mod tests {
     #[test]
     fn shapes_match_nats_server_without_clustering() {
         let snapshot = sample_snapshot();
-        let routez = routez(&snapshot);
-        assert!(routez.ends_with("\"num_routes\": 0,\n  \"routes\": []\n}"));
         let gatewayz = gatewayz(&snapshot);
         assert!(gatewayz.ends_with("\"outbound_gateways\": {},\n  \"inbound_gateways\": {}\n}"));
         let leafz = leafz(&snapshot);

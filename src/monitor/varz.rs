@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::format::{self, GoFloat};
-use super::snapshot::{MonitorSnapshot, ShardSnapshot};
+use super::snapshot::{ClusterFacts, MonitorSnapshot, ShardSnapshot};
 use crate::info::{ADVERTISED_VERSION, PROTOCOL_VERSION};
 
 /// What INFO's `go` says; kept identical so tools see one server string.
@@ -18,6 +18,40 @@ pub const GO_FIELD: &str = concat!("percore-", env!("CARGO_PKG_VERSION"));
 /// mqtt, websocket and jetstream when they are not configured.
 #[derive(Serialize)]
 struct NotConfigured {}
+
+/// nats-server's `ClusterOptsVarz`: `{}` when not clustered.
+#[derive(Serialize, Default)]
+struct ClusterVarz<'a> {
+    #[serde(skip_serializing_if = "str::is_empty")]
+    name: &'a str,
+    #[serde(rename = "addr", skip_serializing_if = "str::is_empty")]
+    host: &'a str,
+    #[serde(skip_serializing_if = "is_zero_port")]
+    cluster_port: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    auth_timeout: Option<GoFloat>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    urls: &'a [String],
+}
+
+fn is_zero_port(port: &u16) -> bool {
+    *port == 0
+}
+
+impl<'a> ClusterVarz<'a> {
+    fn of(cluster: Option<&'a ClusterFacts>) -> ClusterVarz<'a> {
+        match cluster {
+            Some(c) => ClusterVarz {
+                name: &c.name,
+                host: &c.host,
+                cluster_port: c.port,
+                auth_timeout: Some(GoFloat(c.auth_timeout.as_secs_f64())),
+                urls: &c.urls,
+            },
+            None => ClusterVarz::default(),
+        }
+    }
+}
 
 #[derive(Serialize)]
 struct ShardVarz {
@@ -31,6 +65,8 @@ struct ShardVarz {
     slow_consumers: u64,
     ring_stalls: u64,
     ring_dropped: u64,
+    /// Cluster routes this shard runs (all on the cluster shard, 0).
+    routes: usize,
 }
 
 impl ShardVarz {
@@ -46,6 +82,7 @@ impl ShardVarz {
             slow_consumers: shard.slow_consumers,
             ring_stalls: shard.ring_stalls,
             ring_dropped: shard.ring_dropped,
+            routes: shard.routes.len(),
         }
     }
 }
@@ -78,7 +115,7 @@ struct Varz<'a> {
     max_control_line: u64,
     max_payload: u64,
     max_pending: u64,
-    cluster: NotConfigured,
+    cluster: ClusterVarz<'a>,
     gateway: NotConfigured,
     leaf: NotConfigured,
     mqtt: NotConfigured,
@@ -147,7 +184,7 @@ pub fn render(snapshot: &MonitorSnapshot, http_req_stats: &BTreeMap<String, u64>
         max_control_line: facts.max_control_line,
         max_payload: facts.max_payload,
         max_pending: facts.max_pending,
-        cluster: NotConfigured {},
+        cluster: ClusterVarz::of(facts.cluster.as_ref()),
         gateway: NotConfigured {},
         leaf: NotConfigured {},
         mqtt: NotConfigured {},
@@ -164,8 +201,8 @@ pub fn render(snapshot: &MonitorSnapshot, http_req_stats: &BTreeMap<String, u64>
         cpu: GoFloat(facts.cpu),
         connections: sum(|s| s.open_connections),
         total_connections: facts.total_connections,
-        routes: 0,
-        remotes: 0,
+        routes: sum(|s| s.routes.len() as u64),
+        remotes: sum(|s| s.routes.len() as u64),
         leafnodes: 0,
         in_msgs: sum(|s| s.in_msgs),
         out_msgs: sum(|s| s.out_msgs),

@@ -24,6 +24,8 @@ pub struct Broker {
     /// The monitoring listener, when started with `-m` (or `-ms`).
     pub monitor: Option<SocketAddr>,
     log: mpsc::Receiver<String>,
+    /// The log lines read while waiting for the server to be ready.
+    pub startup_log: Vec<String>,
     _config: Option<tempfile_path::TempPath>,
 }
 
@@ -91,10 +93,12 @@ impl Broker {
         });
         let deadline = Instant::now() + IO_TIMEOUT;
         let mut monitor = None;
+        let mut startup_log = Vec::new();
         let addr = loop {
             let line = rx
                 .recv_timeout(deadline.saturating_duration_since(Instant::now()))
                 .unwrap_or_else(|_| panic!("percore did not start (args {args:?})"));
+            startup_log.push(line.clone());
             // "Starting http monitor on ..." or "Starting https monitor on ...".
             if let Some(rest) = line
                 .split("Starting http monitor on ")
@@ -113,6 +117,7 @@ impl Broker {
             shards,
             monitor,
             log: rx,
+            startup_log,
             _config: config,
         }
     }

@@ -22,6 +22,14 @@ pub enum CloseReason {
     ServerShutdown,
     /// The TLS handshake failed or timed out (closed without a flush).
     TlsHandshakeFailure,
+    /// A second route to a server we already have a route to, or a route
+    /// that led back to this server.
+    DuplicateRoute,
+    ClusterNameConflict,
+    DuplicateServerName,
+    /// A client connected to the route port.
+    WrongPort,
+    WrongGateway,
 }
 
 impl CloseReason {
@@ -45,6 +53,11 @@ impl CloseReason {
             CloseReason::AuthenticationTimeout => "Authentication Timeout",
             CloseReason::ServerShutdown => "Server Shutdown",
             CloseReason::TlsHandshakeFailure => "TLS Handshake Failure",
+            CloseReason::DuplicateRoute => "Duplicate Route",
+            CloseReason::ClusterNameConflict => "Cluster Name Conflict",
+            CloseReason::DuplicateServerName => "Duplicate Server Name",
+            CloseReason::WrongPort => "Incorrect Port",
+            CloseReason::WrongGateway => "Wrong Gateway",
         }
     }
 

@@ -34,6 +34,13 @@ use crate::ids::{AccountId, ClientId, ConnKey, SubKey};
 pub enum ConnKind {
     /// A NATS client: receives `MSG` / `HMSG`.
     Client,
+    /// A route to another server of the cluster: receives `RMSG` / `HMSG`
+    /// with the account, at most once per message whatever number of its
+    /// subscriptions match, and never a message that came from a route
+    /// (the one-hop rule). Its subscriptions are the peer's `RS+`
+    /// interest; its per-route state is in
+    /// [`crate::shard::route_handshake`].
+    Route,
 }
 
 /// Who receives what matches a subscription.
@@ -74,6 +81,11 @@ pub struct Subscription {
     /// `UNSUB <sid> <max>`: remove after this many deliveries in total.
     pub max: Option<u64>,
     pub delivered: u64,
+    /// How many queue members this subscription stands for: 1, except for
+    /// a route's queue interest, which carries the peer's member count
+    /// (`RS+ <account> <subject> <queue> <weight>`) so that queue picks
+    /// stay uniform over the members of the whole cluster.
+    pub weight: u32,
 }
 
 /// Messages and payload bytes (headers included) a client published and was

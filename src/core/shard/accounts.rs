@@ -77,6 +77,9 @@ impl<I: ShardIo> ShardBroker<I> {
                 self.accounts
                     .get_mut(sub.account)
                     .remove_local(&sub.subject, None, sk);
+                if matches!(sub.owner, SubOwner::StreamImport { .. }) {
+                    self.cluster_interest_changed(sub.account, &sub.subject, None, -1);
+                }
             }
         }
         for account in accounts.iter() {
@@ -86,6 +89,9 @@ impl<I: ShardIo> ShardBroker<I> {
                     import: i as u32,
                 };
                 self.install_import(owner, import.exporter, import.subject.as_bytes());
+                // Other servers of the cluster must send what the exporter
+                // publishes there (the cluster shard announces it).
+                self.cluster_interest_changed(import.exporter, import.subject.as_bytes(), None, 1);
             }
             for (i, import) in account.service_imports.iter().enumerate() {
                 let owner = SubOwner::ServiceImport {
@@ -106,6 +112,7 @@ impl<I: ShardIo> ShardBroker<I> {
             queue: None,
             max: None,
             delivered: 0,
+            weight: 1,
         }));
         self.accounts
             .get_mut(account)

@@ -1,6 +1,7 @@
 //! The final step of every delivery: one message to one local subscription,
 //! encoded the way its connection's kind receives messages (a client gets
-//! `MSG`/`HMSG`; a route will get `RMSG`, an internal subscriber a call),
+//! `MSG`/`HMSG`; a route gets one `RMSG` per message, gathered here and
+//! encoded in [`super::route_delivery`]; an internal subscriber a call),
 //! with the per-subscription rules that only the owning shard can apply:
 //! echo, auto-unsubscribe counts, max_pending and the stall threshold.
 
@@ -36,6 +37,15 @@ impl<I: ShardIo> ShardBroker<I> {
         if conn.closing.is_some() || (publisher == Some(key) && !conn.options.echo) {
             return false;
         }
+        if conn.kind == ConnKind::Route {
+            // One RMSG per route per message, encoded when the publish is
+            // routed; never for a message that came from a route.
+            if self.one_hop {
+                return false;
+            }
+            self.route_target(key, None);
+            return true;
+        }
         // A wildcard subscription the deny rules did not refuse still may
         // not receive what they cover (nats-server skips those silently);
         // with `allow_responses`, the reply subject becomes publishable.
@@ -65,6 +75,8 @@ impl<I: ShardIo> ShardBroker<I> {
                     |out| encode_msg(out, subject, &sub.sid, reply, header_len, payload, headers),
                 );
             }
+            // Handled above: routes are gathered, not encoded per sub.
+            ConnKind::Route => return false,
         }
         self.stats.out_msgs += 1;
         self.stats.out_bytes += payload.len() as u64;

@@ -138,7 +138,9 @@ impl<I: ShardIo> ShardBroker<I> {
                 SubOwner::StreamImport { importer, import } if !from_shard => {
                     self.fire_stream_import(importer, import, message, hops)
                 }
-                SubOwner::ServiceImport { importer, import } if !from_shard => {
+                SubOwner::ServiceImport { importer, import }
+                    if !from_shard && !self.route_publish =>
+                {
                     self.fire_service_import(importer, import, message, hops)
                 }
                 SubOwner::Responses => self.fire_response(message, hops),
@@ -185,6 +187,10 @@ impl<I: ShardIo> ShardBroker<I> {
             }
             None => message.subject,
         };
+        // Each server of a cluster imports what reaches it in the exporter's
+        // account (it announces the import's subject to its routes), so the
+        // imported copy stays on this server: routes never get it.
+        let one_hop = std::mem::replace(&mut self.one_hop, true);
         let reach = self.publish_local(
             importer,
             None,
@@ -194,6 +200,7 @@ impl<I: ShardIo> ShardBroker<I> {
             },
             hops + 1,
         );
+        self.one_hop = one_hop;
         self.renamed_subject = renamed;
         reach
     }
@@ -291,6 +298,7 @@ impl<I: ShardIo> ShardBroker<I> {
             queue: None,
             max: None,
             delivered: 0,
+            weight: 1,
         }));
         self.accounts
             .get_mut(exporter)

@@ -5,7 +5,7 @@
 use bytes::Bytes;
 
 use crate::account::limits::tighter;
-use crate::connection::{Sid, SubOwner, Subscription};
+use crate::connection::{ConnKind, Sid, SubOwner, Subscription};
 use crate::ids::{AccountId, ConnKey, SubKey};
 use crate::io::ShardIo;
 use crate::mesh::MeshItem;
@@ -32,6 +32,21 @@ impl<I: ShardIo> ShardBroker<I> {
         queue: Option<&[u8]>,
         sid: &[u8],
     ) -> Result<SubKey, SubscribeError> {
+        let account = self.conns[key].account;
+        self.subscribe_in(key, account, subject, queue, sid, 1)
+    }
+
+    /// [`ShardBroker::subscribe`] in a given account, standing for `weight`
+    /// queue members (a route's interest names its account and weight).
+    pub(super) fn subscribe_in(
+        &mut self,
+        key: ConnKey,
+        account: AccountId,
+        subject: &[u8],
+        queue: Option<&[u8]>,
+        sid: &[u8],
+        weight: u32,
+    ) -> Result<SubKey, SubscribeError> {
         if !is_valid_subscribe_subject(subject) {
             return Err(SubscribeError::InvalidSubject);
         }
@@ -39,17 +54,23 @@ impl<I: ShardIo> ShardBroker<I> {
         if conn.subs.contains_key(sid) {
             return Err(SubscribeError::DuplicateSid);
         }
-        let account_max = self
-            .limits
-            .accounts
-            .get(conn.account)
-            .and_then(|account| account.limits.max_subscriptions);
-        if tighter(self.limits.max_subscriptions, account_max)
-            .is_some_and(|max| conn.subs.len() as u64 >= max)
-        {
+        // Routes are not clients: nats-server puts no limit on their
+        // subscriptions. A client has the tighter of the server's and its
+        // account's.
+        let max_subs = match conn.kind {
+            ConnKind::Client => {
+                let account_max = self
+                    .limits
+                    .accounts
+                    .get(conn.account)
+                    .and_then(|account| account.limits.max_subscriptions);
+                tighter(self.limits.max_subscriptions, account_max)
+            }
+            ConnKind::Route => None,
+        };
+        if max_subs.is_some_and(|max| conn.subs.len() as u64 >= max) {
             return Err(SubscribeError::TooMany);
         }
-        let account = conn.account;
         let sk = SubKey::new(self.subs.insert(Subscription {
             owner: SubOwner::Conn(key),
             account,
@@ -58,12 +79,13 @@ impl<I: ShardIo> ShardBroker<I> {
             queue: queue.map(Into::into),
             max: None,
             delivered: 0,
+            weight,
         }));
         self.conns[key].subs.insert(Sid::new(sid), sk);
         self.accounts
             .get_mut(account)
             .insert_local(subject, queue, sk);
-        self.broadcast_interest(Some(key), account, subject, queue, 1);
+        self.broadcast_interest(Some(key), account, subject, queue, weight as i32);
         Ok(sk)
     }
 
@@ -99,7 +121,7 @@ impl<I: ShardIo> ShardBroker<I> {
             sub.account,
             &sub.subject,
             sub.queue.as_deref(),
-            -1,
+            -(sub.weight as i32),
         );
     }
 
@@ -115,6 +137,13 @@ impl<I: ShardIo> ShardBroker<I> {
         queue: Option<&[u8]>,
         delta: i32,
     ) {
+        // The routes hear of client interest only, never of a route's own.
+        let from_route = key
+            .and_then(|key| self.conns.get(key))
+            .is_some_and(|c| c.kind == ConnKind::Route);
+        if !from_route {
+            self.cluster_interest_changed(account, subject, queue, delta);
+        }
         if self.shard_count == 1 {
             return;
         }

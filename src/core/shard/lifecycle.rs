@@ -42,9 +42,13 @@ impl<I: ShardIo> ShardBroker<I> {
             port,
             nonce,
         } = accepted;
-        let info = self
-            .identity
-            .info_line(client_id.0, &ip, false, nonce.as_deref());
+        let info = self.identity.info_line_in_cluster(
+            client_id.0,
+            &ip,
+            false,
+            nonce.as_deref(),
+            self.client_cluster.as_deref(),
+        );
         let auth = if self.limits.auth.enabled() {
             AuthState::Pending {
                 deadline: now + self.limits.auth.timeout,
@@ -153,6 +157,9 @@ impl<I: ShardIo> ShardBroker<I> {
         let sub_keys: Vec<SubKey> = conn.subs.values().copied().collect();
         for sk in sub_keys {
             self.remove_subscription(sk);
+        }
+        if self.conns[key].kind == ConnKind::Route {
+            self.forget_route(key);
         }
         self.conns.remove(key);
         true

@@ -22,7 +22,11 @@
 //! replication), [`peers`] (batches, acks and the PING barrier),
 //! [`flow_control`] (output, writers, stalls, slow consumers), [`timers`]
 //! (pings, deadlines, lame duck), [`monitoring`] (snapshots), [`reload`]
-//! (new settings for the shard and its connections).
+//! (new settings for the shard and its connections); cluster routes in
+//! [`route_handshake`] (the handshake, the route table, gossip, redials),
+//! [`route_ops`] (what a registered route's ops do),
+//! [`route_interest`] (server-wide interest → `RS+`/`RS-`) and
+//! [`route_delivery`] (one `RMSG` per route per message).
 
 pub mod accounts;
 pub mod client_ops;
@@ -35,6 +39,10 @@ pub mod monitoring;
 pub mod peers;
 pub mod publish;
 pub mod reload;
+pub mod route_delivery;
+pub mod route_handshake;
+pub mod route_interest;
+pub mod route_ops;
 pub mod timers;
 pub mod tls;
 
@@ -47,7 +55,7 @@ use slab::Slab;
 use crate::connection::{ConnTable, Connection, Subscription};
 use crate::ids::SubKey;
 use crate::ids::{ConnKey, ShardId};
-use crate::info::ServerIdentity;
+use crate::info::{ClientClusterInfo, ServerIdentity};
 use crate::io::ShardIo;
 use crate::limits::ShardLimits;
 use crate::mesh::{BatchBuilder, SpareBuffers};
@@ -122,6 +130,22 @@ pub struct ShardBroker<I: ShardIo> {
     originator: Option<ConnKey>,
     /// Scratch for a subject renamed by a stream import.
     renamed_subject: Vec<u8>,
+    /// The message being routed came from a cluster route: routes may not
+    /// receive it (the one-hop rule).
+    one_hop: bool,
+    /// The message being routed came from a route to this shard: stream
+    /// imports fire for it (this server has not seen it yet), service
+    /// imports do not (the sending server mapped the request already).
+    route_publish: bool,
+    /// Per route, what the message being routed owes it (see
+    /// [`route_delivery`]).
+    route_targets: Vec<route_delivery::RouteTarget>,
+    /// Cluster state of the cluster shard (shard 0 when clustered): its
+    /// routes and the server-wide interest it announces to them.
+    cluster: Option<Box<route_handshake::ClusterState>>,
+    /// The cluster as this shard's clients see it in INFO (every shard has
+    /// its copy; the cluster shard sends changes over the rings).
+    client_cluster: Option<Arc<ClientClusterInfo>>,
     /// Per destination shard: what this unit of work sends it.
     outgoing: Vec<BatchBuilder<I::Handoff>>,
     /// Connections with queued output, flushed at the end of the unit of work.
@@ -175,6 +199,11 @@ impl<I: ShardIo> ShardBroker<I> {
             fired: Vec::new(),
             originator: None,
             renamed_subject: Vec::new(),
+            one_hop: false,
+            route_publish: false,
+            route_targets: Vec::new(),
+            cluster: None,
+            client_cluster: None,
             responses: ResponseRoutes::new(
                 id.index() as u16,
                 seed.rotate_left(17) ^ 0x9e37_79b9_7f4a_7c15,
@@ -196,6 +225,20 @@ impl<I: ShardIo> ShardBroker<I> {
             closed: VecDeque::new(),
             stats: ShardStats::default(),
         };
+        if let Some(settings) = broker.limits.cluster.clone() {
+            broker.client_cluster = Some(Arc::new(ClientClusterInfo {
+                name: settings.name.clone(),
+                connect_urls: if settings.no_advertise {
+                    Vec::new()
+                } else {
+                    settings.client_urls.clone()
+                },
+            }));
+            if id.index() == 0 {
+                broker.cluster = Some(Box::new(route_handshake::ClusterState::new(settings)));
+            }
+        }
+        // After the cluster state: the cluster shard announces imports.
         let accounts = broker.limits.accounts.clone();
         broker.install_imports(&accounts);
         broker
@@ -257,3 +300,7 @@ mod auth_tests;
 /// Accounts: isolation, stream and service imports across two shards.
 #[cfg(test)]
 mod account_tests;
+
+/// Cluster routes: RS+/RS-, RMSG once per route, one hop, queue weights.
+#[cfg(test)]
+mod route_tests;

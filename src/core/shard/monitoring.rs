@@ -4,11 +4,11 @@
 
 use std::time::{Instant, SystemTime};
 
-use crate::connection::{CloseReason, Connection, Traffic};
+use crate::connection::{CloseReason, ConnKind, Connection, Traffic};
 use crate::ids::ConnKey;
 use crate::io::ShardIo;
 use crate::snapshot::{
-    AccountStats, ConnectionSnapshot, IndexStats, ShardSnapshot, SnapshotRequest,
+    AccountStats, ConnectionSnapshot, IndexStats, RouteSnapshot, ShardSnapshot, SnapshotRequest,
     SubscriptionSnapshot,
 };
 
@@ -36,8 +36,17 @@ impl<I: ShardIo> ShardBroker<I> {
     /// This shard's part of a monitoring request (`/varz`, `/connz`, ...).
     /// Ring counters live with the runtime and are added by the caller.
     pub fn snapshot(&self, request: SnapshotRequest, clock: WallClock) -> ShardSnapshot {
+        let routes = if request.with_routes {
+            self.route_snapshots(request.with_route_subs, &clock)
+        } else {
+            Vec::new()
+        };
         let counters = self.accounts.counters();
-        let open = self.conns.iter().filter(|(_, conn)| conn.closing.is_none());
+        // Routes are not clients: `/routez` shows them.
+        let open = self
+            .conns
+            .iter()
+            .filter(|(_, conn)| conn.closing.is_none() && conn.kind == ConnKind::Client);
         let open_connections = open.clone().count() as u64;
         let connections = if request.with_connections || request.with_subscriptions {
             open.map(|(_, conn)| self.connection_snapshot(conn, request.with_subscriptions, &clock))
@@ -46,6 +55,7 @@ impl<I: ShardIo> ShardBroker<I> {
             Vec::new()
         };
         ShardSnapshot {
+            routes,
             shard: self.id.index(),
             in_msgs: self.stats.in_msgs,
             in_bytes: self.stats.in_bytes,
@@ -106,7 +116,11 @@ impl<I: ShardIo> ShardBroker<I> {
                 }
             })
             .collect();
-        for (_, conn) in self.conns.iter() {
+        for (_, conn) in self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.kind == ConnKind::Client)
+        {
             if let Some(entry) = stats.get_mut(conn.account.0 as usize) {
                 if conn.closing.is_none() {
                     entry.connections += 1;
@@ -191,8 +205,52 @@ impl<I: ShardIo> ShardBroker<I> {
 
     /// Keeps a closed connection for `/connz?state=closed`, as nats-server
     /// keeps its last 10,000 (each shard its share), subscriptions included.
+    /// The registered routes of the cluster shard, for `/routez`.
+    fn route_snapshots(&self, with_subs: bool, clock: &WallClock) -> Vec<RouteSnapshot> {
+        let Some(cluster) = self.cluster.as_ref() else {
+            return Vec::new();
+        };
+        let mut routes: Vec<RouteSnapshot> = cluster
+            .links
+            .iter()
+            .filter(|(_, link)| link.registered)
+            .filter_map(|(&key, link)| {
+                let conn = self.conns.get(key)?;
+                let subs = if with_subs {
+                    conn.subs
+                        .values()
+                        .filter_map(|sk| self.subs.get(sk.index()))
+                        .map(|sub| String::from_utf8_lossy(&sub.subject).into_owned())
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                Some(RouteSnapshot {
+                    rid: conn.client_id.0,
+                    remote_id: link.remote_id.clone().unwrap_or_default(),
+                    did_solicit: link.solicited.is_some(),
+                    is_configured: link.explicit,
+                    ip: conn.ip.clone(),
+                    port: conn.port,
+                    start: clock.wall(conn.started),
+                    last_activity: clock.wall(conn.last_activity),
+                    rtt: conn.liveness.rtt(),
+                    pending_bytes: conn.output.pending_bytes() as u64,
+                    in_msgs: conn.traffic.in_msgs,
+                    out_msgs: conn.traffic.out_msgs,
+                    in_bytes: conn.traffic.in_bytes,
+                    out_bytes: conn.traffic.out_bytes,
+                    num_subs: conn.subs.len() as u64,
+                    subs,
+                })
+            })
+            .collect();
+        routes.sort_by_key(|r| r.rid);
+        routes
+    }
+
     pub(super) fn remember_closed(&mut self, key: ConnKey, clock: &WallClock) {
-        let Some(conn) = self.conns.get(key) else {
+        let Some(conn) = self.conns.get(key).filter(|c| c.kind == ConnKind::Client) else {
             return;
         };
         let mut closed = self.connection_snapshot(conn, true, clock);

@@ -48,6 +48,7 @@ impl<I: ShardIo> ShardBroker<I> {
                         queue.as_deref(),
                         delta,
                     );
+                    self.cluster_interest_changed(account, &subject, queue.as_deref(), delta);
                 }
                 MeshItem::Ack { seq } => {
                     let acked = &mut self.acked[src.index()];
@@ -63,6 +64,7 @@ impl<I: ShardIo> ShardBroker<I> {
                     header_len,
                     payload,
                     queues,
+                    one_hop,
                 } => {
                     let message = Publish {
                         subject: subject.slice(arena),
@@ -75,11 +77,13 @@ impl<I: ShardIo> ShardBroker<I> {
                         Origin::Shard {
                             from: src,
                             queues: QueueNames::new(queues.slice(arena)),
+                            one_hop,
                         },
                         &message,
                     );
                 }
                 MeshItem::Adopt { socket, client_id } => adopted.push((socket, client_id)),
+                MeshItem::ConnectUrls(info) => self.cluster_urls_changed(info),
             }
         }
         if seq > 0 {

@@ -7,16 +7,24 @@
 //! goes to local subscribers, queue groups are picked here across all
 //! shards, and other shards get one copy each; a message another shard
 //! forwarded goes to local subscribers only, and to the queue groups that
-//! shard picked us for (one hop inside the server). Route and leafnode
-//! origins add their own rules here as variants of [`Origin`].
+//! shard picked us for (one hop inside the server). A message from a
+//! cluster route goes to local clients only (never to a route: the one-hop
+//! rule), to the other shards with that rule attached, and to one client
+//! member of each queue group the sending server listed.
+//!
+//! Routes receive at most one `RMSG` per message: deliveries to a route's
+//! subscriptions are gathered per route while a publish is routed (plain
+//! interest, and the queue groups picked for it) and encoded once at its
+//! end ([`super::route_delivery`]).
 
 use bytes::Bytes;
 
+use crate::connection::{ConnKind, SubOwner};
 use crate::ids::{AccountId, ConnKey, ShardId, SubKey};
 use crate::io::ShardIo;
 use crate::mesh::QueueNames;
 use crate::outbound::{encode_no_responders, no_responders_len_bound};
-use crate::protocol::Publish;
+use crate::protocol::{Publish, RouteQueues};
 use crate::subject::pattern_matches;
 use crate::sublist::QueueMatch;
 
@@ -32,6 +40,14 @@ pub enum Origin<'a> {
     Shard {
         from: ShardId,
         queues: QueueNames<'a>,
+        /// It came from a route: local clients only.
+        one_hop: bool,
+    },
+    /// The cluster route `route` (a connection of this shard) sent it;
+    /// `queues` are the groups the sending server picked this server for.
+    Route {
+        route: ConnKey,
+        queues: RouteQueues<'a>,
     },
 }
 
@@ -79,8 +95,22 @@ impl<I: ShardIo> ShardBroker<I> {
                 self.originator = None;
                 reach
             }
-            Origin::Shard { from: _, queues } => {
+            Origin::Shard {
+                from: _,
+                queues,
+                one_hop,
+            } => {
+                self.one_hop = one_hop;
                 self.publish_from_shard(account, queues, message);
+                self.one_hop = false;
+                Reach::Some
+            }
+            Origin::Route { route, queues } => {
+                self.one_hop = true;
+                self.route_publish = true;
+                self.publish_from_route(account, route, queues, message);
+                self.route_publish = false;
+                self.one_hop = false;
                 Reach::Some
             }
         }
@@ -126,13 +156,14 @@ impl<I: ShardIo> ShardBroker<I> {
             }
             for (shard, target) in targets.iter_mut().enumerate() {
                 if target.plain || !target.queues.is_empty() {
-                    self.outgoing[shard].push_deliver(
+                    self.outgoing[shard].push_deliver_hop(
                         account,
                         message.subject,
                         message.reply,
                         message.header_len,
                         message.payload,
                         &target.queues,
+                        self.one_hop,
                     );
                     target.queues.clear();
                     target.plain = false;
@@ -140,6 +171,11 @@ impl<I: ShardIo> ShardBroker<I> {
             }
         }
         self.targets = targets;
+        // This message's routes get their one RMSG now, before the imports
+        // publish theirs.
+        if self.flush_route_targets(account, message) {
+            remote = true;
+        }
         if !self.fired.is_empty() && !self.fire_pending(message, hops, false).is_none() {
             delivered = true;
         }
@@ -169,7 +205,7 @@ impl<I: ShardIo> ShardBroker<I> {
         publisher: Option<ConnKey>,
         message: &Publish<'_>,
     ) -> QueuePick {
-        let local = group.local.len() as u64;
+        let local = self.local_weight(&group.local);
         let remote: u64 = group.remote.iter().map(|&(_, w)| u64::from(w)).sum();
         if local + remote == 0 {
             return QueuePick::None;
@@ -178,9 +214,10 @@ impl<I: ShardIo> ShardBroker<I> {
         if draw < local {
             // Start at the drawn member; skip those that cannot take it
             // (the publisher itself with echo off, closing connections).
+            let start = self.member_at(&group.local, draw);
             for i in 0..group.local.len() {
-                let sk = group.local[(draw as usize + i) % group.local.len()];
-                if self.deliver_local(sk, publisher, message) {
+                let sk = group.local[(start + i) % group.local.len()];
+                if self.deliver_queue_member(sk, publisher, message, &group.name) {
                     return QueuePick::DeliveredLocally;
                 }
             }
@@ -211,22 +248,19 @@ impl<I: ShardIo> ShardBroker<I> {
         for &sk in &result.local_plain {
             self.deliver_local(sk, None, message);
         }
-        if !self.fired.is_empty() {
-            self.fire_pending(message, 0, true);
-        }
+        let fired = std::mem::take(&mut self.fired);
         for name in queues {
-            let members: &[SubKey] = result
-                .queues
-                .iter()
-                .find(|g| g.name[..] == *name)
-                .map(|g| &g.local[..])
-                .unwrap_or_default();
+            let group = result.queues.iter().find(|g| g.name[..] == *name);
+            let members: &[SubKey] = group.map(|g| &g.local[..]).unwrap_or_default();
             let mut delivered = false;
-            if !members.is_empty() {
-                let start = self.rng.below(members.len() as u64) as usize;
+            if let Some(group) = group.filter(|_| !members.is_empty()) {
+                let name = &group.name;
+                let weight = self.local_weight(members);
+                let draw = self.rng.below(weight.max(1));
+                let start = self.member_at(members, draw);
                 for i in 0..members.len() {
                     let sk = members[(start + i) % members.len()];
-                    if self.deliver_local(sk, None, message) {
+                    if self.deliver_queue_member(sk, None, message, name) {
                         delivered = true;
                         break;
                     }
@@ -235,6 +269,11 @@ impl<I: ShardIo> ShardBroker<I> {
             if !delivered {
                 self.stats.queue_no_member += 1;
             }
+        }
+        self.flush_route_targets(account, message);
+        self.fired = fired;
+        if !self.fired.is_empty() {
+            self.fire_pending(message, 0, true);
         }
     }
 
@@ -262,5 +301,134 @@ impl<I: ShardIo> ShardBroker<I> {
             |out| encode_no_responders(out, reply, sid),
         );
         self.mark_dirty(publisher);
+    }
+}
+
+impl<I: ShardIo> ShardBroker<I> {
+    /// The members a local queue group stands for: one per client, the
+    /// advertised member count for a route's queue interest.
+    pub(super) fn local_weight(&self, members: &[SubKey]) -> u64 {
+        members
+            .iter()
+            .map(|sk| self.subs.get(sk.index()).map_or(0, |s| u64::from(s.weight)))
+            .sum()
+    }
+
+    /// The position of the member that draw `draw` (below the group's
+    /// [`ShardBroker::local_weight`]) falls on.
+    pub(super) fn member_at(&self, members: &[SubKey], mut draw: u64) -> usize {
+        for (i, sk) in members.iter().enumerate() {
+            let weight = self.subs.get(sk.index()).map_or(0, |s| u64::from(s.weight));
+            if draw < weight {
+                return i;
+            }
+            draw -= weight;
+        }
+        0
+    }
+
+    /// A message from route `route`, on this (the cluster) shard: local
+    /// client subscribers, the other shards (with the one-hop rule), and one
+    /// client member server-wide of each queue group the sender listed.
+    fn publish_from_route(
+        &mut self,
+        account: AccountId,
+        _route: ConnKey,
+        queues: RouteQueues<'_>,
+        message: &Publish<'_>,
+    ) {
+        let result = self.accounts.get_mut(account).matches(message.subject);
+        for &sk in &result.local_plain {
+            self.deliver_local(sk, None, message);
+        }
+        let mut targets = std::mem::take(&mut self.targets);
+        for &shard in &result.remote_plain {
+            targets[shard.index()].plain = true;
+        }
+        for name in queues {
+            let Some(group) = result.queues.iter().find(|g| g.name[..] == *name) else {
+                self.stats.queue_no_member += 1;
+                continue;
+            };
+            // Route members are not candidates here (one hop); other shards
+            // hold no route interest (routes live on this shard only).
+            let local = group
+                .local
+                .iter()
+                .filter(|&&sk| !self.is_route_sub(sk))
+                .count() as u64;
+            let remote: u64 = group.remote.iter().map(|&(_, w)| u64::from(w)).sum();
+            if local + remote == 0 {
+                self.stats.queue_no_member += 1;
+                continue;
+            }
+            let draw = self.rng.below(local + remote);
+            let mut done = false;
+            if draw < local {
+                // From the drawn client member on (route members refuse:
+                // `one_hop` is set), the first that takes it.
+                let members = &group.local;
+                let start = members
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &sk)| !self.is_route_sub(sk))
+                    .nth(draw as usize)
+                    .map_or(0, |(i, _)| i);
+                for i in 0..members.len() {
+                    let sk = members[(start + i) % members.len()];
+                    if self.deliver_local(sk, None, message) {
+                        done = true;
+                        break;
+                    }
+                }
+            }
+            if !done {
+                // The drawn shard, or (no local member could take it) the
+                // first other shard with members.
+                let mut offset = draw.saturating_sub(local);
+                let mut chosen = group.remote.first().map(|&(s, _)| s);
+                for &(shard, weight) in &group.remote {
+                    if offset < u64::from(weight) {
+                        chosen = Some(shard);
+                        break;
+                    }
+                    offset -= u64::from(weight);
+                }
+                match chosen {
+                    Some(shard) => targets[shard.index()].queues.push(group.name.clone()),
+                    None => self.stats.queue_no_member += 1,
+                }
+            }
+        }
+        for (shard, target) in targets.iter_mut().enumerate() {
+            if target.plain || !target.queues.is_empty() {
+                self.outgoing[shard].push_deliver_hop(
+                    account,
+                    message.subject,
+                    message.reply,
+                    message.header_len,
+                    message.payload,
+                    &target.queues,
+                    true,
+                );
+                target.queues.clear();
+                target.plain = false;
+            }
+        }
+        self.targets = targets;
+        if !self.fired.is_empty() {
+            self.fire_pending(message, 0, false);
+        }
+    }
+
+    /// Whether subscription `sk` belongs to a route connection.
+    pub(super) fn is_route_sub(&self, sk: SubKey) -> bool {
+        match self.subs.get(sk.index()).map(|s| s.owner) {
+            Some(SubOwner::Conn(key)) => self
+                .conns
+                .get(key)
+                .is_some_and(|c| c.kind == ConnKind::Route),
+            _ => false,
+        }
     }
 }

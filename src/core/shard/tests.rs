@@ -80,7 +80,7 @@ impl Socket {
 
     /// What the client has read since the last call (all of it ASCII here,
     /// so the comparison stays byte-exact).
-    fn read(&self) -> String {
+    pub(super) fn read(&self) -> String {
         let bytes = std::mem::take(&mut self.0.borrow_mut().sent);
         String::from_utf8(bytes).expect("protocol bytes are UTF-8")
     }
@@ -186,6 +186,8 @@ const EVERYTHING: SnapshotRequest = SnapshotRequest {
     with_connections: true,
     with_subscriptions: true,
     with_closed: true,
+    with_routes: true,
+    with_route_subs: true,
 };
 
 pub(super) struct Client {
@@ -260,7 +262,7 @@ impl Node {
 
     /// Registers a client as the accept path does; returns it and the
     /// bytes it was greeted with.
-    fn accept(&mut self, cid: u64, nonce: Option<&str>) -> (Client, String) {
+    pub(super) fn accept(&mut self, cid: u64, nonce: Option<&str>) -> (Client, String) {
         let socket = Socket::default();
         let key = self.broker.register_connection(
             super::Accepted {
@@ -387,6 +389,7 @@ fn describe(batch: &ShardBatch<u64>) -> Vec<String> {
                     .collect::<Vec<_>>()
             ),
             MeshItem::Adopt { socket, client_id } => format!("adopt {socket} cid {client_id}"),
+            MeshItem::ConnectUrls(info) => format!("connect_urls {:?}", info.connect_urls),
         })
         .collect()
 }

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use crate::connection::{CloseReason, PingCheck};
+use crate::connection::{CloseReason, ConnKind, PingCheck};
 use crate::ids::ConnKey;
 use crate::io::ShardIo;
 use crate::outbound::PING;
@@ -66,13 +66,25 @@ impl<I: ShardIo> ShardBroker<I> {
     /// carrying `"ldm":true`. Returns the connections to close gradually.
     pub fn enter_lame_duck(&mut self) -> Vec<ConnKey> {
         self.lame_duck = true;
-        let keys = self.conns.keys();
+        self.tell_routes_lame_duck();
+        // Routes stay up: other servers go on reaching our clients until
+        // they leave.
+        let keys: Vec<ConnKey> = self
+            .conns
+            .keys()
+            .into_iter()
+            .filter(|&k| self.conns[k].kind == ConnKind::Client)
+            .collect();
         for &key in &keys {
             let conn = &self.conns[key];
             if conn.options.protocol >= 1 && conn.first_pong_sent && conn.closing.is_none() {
-                let info = self
-                    .identity
-                    .info_line(conn.client_id.0, &conn.ip, true, None);
+                let info = self.identity.info_line_in_cluster(
+                    conn.client_id.0,
+                    &conn.ip,
+                    true,
+                    None,
+                    self.client_cluster.as_deref(),
+                );
                 self.queue_bytes(key, &info);
             }
         }

@@ -1,0 +1,275 @@
+//! The cluster shard's route tasks on glommio: the route accept loop, one
+//! dialler per route to solicit (configured seeds are retried forever every
+//! second, gossiped ones `connect_retries` times, as nats-server), and the
+//! reader of one route connection (its writer is the clients' writer).
+//!
+//! What the route ops mean is decided in the core
+//! (`percore_core::shard::route_handshake` and `route_ops`); this file only
+//! moves bytes and keeps timers.
+
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use shards::net::{dial, HandOff, ShardListener};
+use shards::sync::WaitList;
+use shards::{task, timer};
+
+use crate::connection::CloseReason;
+use crate::ids::ClientId;
+use crate::protocol::RouteParser;
+use crate::read_buffer::ReadBuffer;
+use crate::route::RouteUrl;
+use crate::shard::route_handshake::RouteDial;
+use crate::shard::{Accepted, Next};
+use crate::shard_io::SocketEndpoint;
+
+use super::{wall_clock, write_client, ShardContext, STREAMING_READ_LEN};
+
+/// nats-server's `DEFAULT_ROUTE_DIAL`.
+const ROUTE_DIAL_TIMEOUT: Duration = Duration::from_secs(1);
+/// nats-server's `DEFAULT_ROUTE_CONNECT`: between two failed dials.
+const ROUTE_CONNECT_DELAY: Duration = Duration::from_secs(1);
+
+/// Accepts route connections for as long as the shard runs.
+pub(super) async fn route_accept_loop(ctx: Rc<ShardContext>, listener: ShardListener) {
+    loop {
+        match listener.accept().await {
+            Ok(socket) => {
+                task::spawn(serve_route_then_redial(ctx.clone(), socket, None)).detach();
+            }
+            Err(e) => {
+                crate::error!("Error accepting route connection: {e}");
+                timer::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Starts dialling every configured seed.
+pub(super) fn solicit_configured_routes(ctx: &Rc<ShardContext>) {
+    let routes = ctx
+        .shared
+        .options
+        .cluster
+        .as_ref()
+        .map(|c| c.routes.clone())
+        .unwrap_or_default();
+    for url in routes {
+        spawn_dial(
+            ctx,
+            RouteDial {
+                url,
+                explicit: true,
+                delay: Duration::ZERO,
+            },
+        );
+    }
+}
+
+/// Dials the servers gossip told the cluster shard about.
+pub(super) fn dial_gossiped_routes(ctx: &Rc<ShardContext>) {
+    let dials = ctx.broker.borrow_mut().take_route_dials();
+    for dial in dials {
+        spawn_dial(ctx, dial);
+    }
+}
+
+fn spawn_dial(ctx: &Rc<ShardContext>, dial: RouteDial) {
+    task::spawn(solicit(ctx.clone(), dial)).detach();
+}
+
+/// Whether `url` is this server's own route listener (a seed list shared by
+/// every node names each node too): such a route is dropped, not dialled.
+fn is_own_address(ctx: &ShardContext, url: &RouteUrl) -> bool {
+    let Some(own) = ctx.shared.route_addr else {
+        return false;
+    };
+    if url.port != own.port() {
+        return false;
+    }
+    let Ok(addrs) = (url.host.as_str(), url.port).to_socket_addrs() else {
+        return false;
+    };
+    addrs.into_iter().any(|addr| {
+        let ip = addr.ip();
+        ip == own.ip() || (own.ip().is_unspecified() && (ip.is_loopback() || ip.is_unspecified()))
+    })
+}
+
+/// Dials `dial.url` until it connects (explicit routes: forever; gossiped
+/// ones: `connect_retries` more times), serves the route, and dials again
+/// when the core says so.
+async fn solicit(ctx: Rc<ShardContext>, mut dial: RouteDial) {
+    loop {
+        if !dial.delay.is_zero() {
+            timer::sleep(dial.delay).await;
+        }
+        if is_own_address(&ctx, &dial.url) {
+            crate::debug!(
+                "Detected route to self, ignoring \"{}\"",
+                dial.url.redacted()
+            );
+            return;
+        }
+        let retries = ctx
+            .shared
+            .options
+            .cluster
+            .as_ref()
+            .map_or(0, |c| c.connect_retries);
+        let mut attempts: u32 = 0;
+        let socket = loop {
+            if ctx.stopping.get() {
+                return;
+            }
+            let addr = resolve(&dial.url);
+            crate::debug!(
+                "Trying to connect to route on {} ({})",
+                dial.url.host_port(),
+                addr.map(|a| a.to_string()).unwrap_or_default()
+            );
+            let result = match addr {
+                Some(addr) => dial_socket(addr).await,
+                None => Err(std::io::Error::other("no such host")),
+            };
+            match result {
+                Ok(socket) => break socket,
+                Err(e) => {
+                    attempts += 1;
+                    if attempts == 1 {
+                        crate::error!("Error trying to connect to route (attempt {attempts}): {e}");
+                    } else {
+                        crate::debug!("Error trying to connect to route (attempt {attempts}): {e}");
+                    }
+                    if !dial.explicit && attempts > retries {
+                        return;
+                    }
+                    timer::sleep(ROUTE_CONNECT_DELAY).await;
+                }
+            }
+        };
+        match serve_route(ctx.clone(), socket, Some((dial.url.clone(), dial.explicit))).await {
+            Some(next) if !ctx.stopping.get() => dial = next,
+            _ => return,
+        }
+    }
+}
+
+async fn dial_socket(addr: SocketAddr) -> std::io::Result<HandOff> {
+    dial(addr, ROUTE_DIAL_TIMEOUT).await
+}
+
+fn resolve(url: &RouteUrl) -> Option<SocketAddr> {
+    if let Ok(ip) = url.host.parse::<IpAddr>() {
+        return Some(SocketAddr::new(ip, url.port));
+    }
+    (url.host.as_str(), url.port).to_socket_addrs().ok()?.next()
+}
+
+async fn serve_route_then_redial(
+    ctx: Rc<ShardContext>,
+    socket: HandOff,
+    solicited: Option<(RouteUrl, bool)>,
+) {
+    if let Some(next) = serve_route(ctx.clone(), socket, solicited).await {
+        if !ctx.stopping.get() {
+            spawn_dial(&ctx, next);
+        }
+    }
+}
+
+/// The reader of one route connection: read, parse, route, flush; repeat.
+/// Returns where to dial next, if the route should be dialled again.
+async fn serve_route(
+    ctx: Rc<ShardContext>,
+    socket: HandOff,
+    solicited: Option<(RouteUrl, bool)>,
+) -> Option<RouteDial> {
+    let conn = match socket.adopt() {
+        Ok(conn) => Rc::new(conn),
+        Err(e) => {
+            crate::error!("cannot adopt route connection: {e}");
+            return None;
+        }
+    };
+    let (ip, port) = conn
+        .peer_addr()
+        .map(|a| (a.ip().to_string(), a.port()))
+        .unwrap_or_default();
+    let writer_wake = Rc::new(WaitList::new());
+    let route_id = ClientId(ctx.next_route_id.get());
+    ctx.next_route_id.set(route_id.0 + 1);
+    let accepted = Accepted {
+        client_id: route_id,
+        endpoint: SocketEndpoint {
+            fd: conn.raw_fd(),
+            writer_wake: writer_wake.clone(),
+            // Route TLS is not supported yet (refused at start).
+            tls: None,
+        },
+        ip,
+        port,
+        nonce: crate::auth_checks::new_nonce(),
+    };
+    let key = ctx
+        .broker
+        .borrow_mut()
+        .register_route(accepted, solicited, Instant::now())?;
+    ctx.end_of_work();
+    let writer = task::spawn(write_client(ctx.clone(), key, conn.clone(), writer_wake));
+    let mut parser = RouteParser::new();
+    let mut buffer = ReadBuffer::new();
+    let mut close_reason = CloseReason::ClientClosed;
+    let mut units_this_turn = 0;
+    let mut streaming = true;
+    loop {
+        ctx.wait_for_ring_space().await;
+        if ctx.broker.borrow().is_closing(key) {
+            break;
+        }
+        let attempt = if streaming {
+            conn.try_recv(buffer.spare_mut())
+        } else {
+            Ok(None)
+        };
+        let read = match attempt {
+            Ok(Some(n)) => Ok(n),
+            Ok(None) => conn.read(buffer.spare_mut()).await,
+            Err(e) => Err(e),
+        };
+        let n = match read {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(_) => {
+                close_reason = CloseReason::ReadError;
+                break;
+            }
+        };
+        buffer.filled_by(n);
+        streaming = n >= STREAMING_READ_LEN;
+        ctx.catch_up_with_rings().await;
+        let outcome = ctx.broker.borrow_mut().process_route_input(
+            key,
+            &mut parser,
+            buffer.data(),
+            Instant::now(),
+        );
+        buffer.consume(outcome.consumed);
+        if let Some(needed) = parser.bytes_needed() {
+            buffer.reserve_total(needed);
+        }
+        dial_gossiped_routes(&ctx);
+        if outcome.next == Next::Close {
+            ctx.end_of_work();
+            break;
+        }
+        ctx.finish_unit(&mut units_this_turn).await;
+    }
+    ctx.broker.borrow_mut().begin_close(key, close_reason);
+    writer.await;
+    let again = ctx.broker.borrow_mut().route_reconnect(key);
+    ctx.broker.borrow_mut().remove_connection(key, wall_clock());
+    ctx.end_of_work();
+    again
+}
