@@ -46,6 +46,11 @@ pub enum Mode {
 pub struct Config {
     pub mode: Mode,
     pub server: String,
+    /// Where subscribers and responders connect, if not `server`.
+    pub sub_server: Option<String>,
+    /// Pause between the subscribers being in place and the first publish
+    /// (their interest crossing a cluster route).
+    pub interest_wait: Duration,
     pub subject: String,
     /// Messages in the measured phase (all publishers together); None = until `duration`.
     pub msgs: Option<u64>,
@@ -749,9 +754,11 @@ pub fn run(cfg: &Config) -> Result<Outcome, String> {
         received: AtomicU64::new(0),
     });
     let mut errors: Vec<String> = Vec::new();
-    let connect = |what: &str, i: usize| {
-        Conn::connect(&cfg.server).map_err(|e| format!("{what} {i}: connect {}: {e}", cfg.server))
+    let connect_to = |url: &str, what: &str, i: usize| {
+        Conn::connect(url).map_err(|e| format!("{what} {i}: connect {url}: {e}"))
     };
+    let connect = |what: &str, i: usize| connect_to(&cfg.server, what, i);
+    let sub_server = cfg.sub_server.as_deref().unwrap_or(&cfg.server);
 
     let (n_pubs, n_subs) = match cfg.mode {
         Mode::Pub => (cfg.pubs, 0),
@@ -785,7 +792,7 @@ pub fn run(cfg: &Config) -> Result<Outcome, String> {
     let mut server = ServerInfo::default();
     let mut subs: Vec<SubHandle> = Vec::new();
     for i in 0..n_subs {
-        let mut c = connect("subscriber", i)?;
+        let mut c = connect_to(sub_server, "subscriber", i)?;
         if i == 0 {
             server = c.info.clone();
         }
@@ -801,6 +808,10 @@ pub fn run(cfg: &Config) -> Result<Outcome, String> {
             recorder: (wants_latency && !respond).then(|| Recorder::new(run_start, htx.clone())),
         };
         subs.push(spawn_sub(cfg, c, spec, shared.clone()).map_err(|e| e.to_string())?);
+    }
+
+    if n_subs > 0 && !cfg.interest_wait.is_zero() {
+        std::thread::sleep(cfg.interest_wait);
     }
 
     // Publishers (or requesters).

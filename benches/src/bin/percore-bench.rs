@@ -26,6 +26,15 @@ struct Args {
     /// Server URL.
     #[arg(long, short = 's', default_value = "nats://127.0.0.1:4222")]
     server: String,
+    /// Server URL for the subscribers and responders, when it is not
+    /// --server (a cluster run: publishers on one node, subscribers on
+    /// another).
+    #[arg(long)]
+    sub_server: Option<String>,
+    /// Once the subscribers are in place, wait this long before publishing:
+    /// on another node, their interest must cross the route first.
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    interest_wait: Duration,
     /// Subject to publish on.
     #[arg(long, default_value = "percore.bench")]
     subject: String,
@@ -181,6 +190,8 @@ fn config(a: &Args) -> Config {
     Config {
         mode: a.mode,
         server: a.server.clone(),
+        sub_server: a.sub_server.clone(),
+        interest_wait: a.interest_wait,
         subject: a.subject.clone(),
         msgs: a.msgs,
         size: a.size,
