@@ -138,7 +138,16 @@ irq_name() {
   echo "${name:-?}"
 }
 
-# The shard CPUs from --shards N (CPUs 0..N-1, as --pin places them) or
+# The CPUs this shell (and what it starts) may run on: Cpus_allowed_list of
+# /proc/self/status (taskset, CPUAffinity=, cpusets), else the online CPUs.
+allowed_cpus() {
+  local list
+  list=$(awk '$1 == "Cpus_allowed_list:" { print $2 }' "$PROC/self/status" 2>/dev/null || true)
+  if [ -n "$list" ]; then cpus_expand "$list"; else online_cpus; fi
+}
+
+# The shard CPUs from --shards N (the first N allowed CPUs: percore --pin puts
+# shard i on the i-th CPU of its affinity mask) or
 # --cpus LIST, checked against the online CPUs; prints the list or an error.
 resolve_shard_cpus() {
   local shards=$1 cpus=$2 online cpu out=()
@@ -155,7 +164,12 @@ resolve_shard_cpus() {
       echo "bad shard count: $shards" >&2
       return 1
     fi
-    for ((cpu = 0; cpu < shards; cpu++)); do out+=("$cpu"); done
+    read -ra out <<<"$(allowed_cpus)"
+    if [ "$shards" -gt ${#out[@]} ]; then
+      echo "$shards shards but only ${#out[@]} CPUs allowed ($(cpus_compress "${out[@]}"))" >&2
+      return 1
+    fi
+    out=("${out[@]:0:shards}")
   else
     # shellcheck disable=SC2206
     out=($online)
