@@ -33,6 +33,7 @@ enum Setting {
     User,
     Pass,
     Auth,
+    CheckHost,
 }
 
 /// How a flag takes its value.
@@ -83,6 +84,7 @@ const FLAGS: &[(&str, Setting, Kind)] = &[
     ("user", Setting::User, Kind::Text),
     ("pass", Setting::Pass, Kind::Text),
     ("auth", Setting::Auth, Kind::Text),
+    ("check-host", Setting::CheckHost, Kind::Bool),
 ];
 
 /// nats-server 2.9.10 flags whose feature percore lacks: parsed (so that the
@@ -148,6 +150,8 @@ pub struct Flags {
     pub pass: Option<String>,
     /// `--auth`: the token clients must send, plain or bcrypt.
     pub auth: Option<String>,
+    /// `--check-host`: report on the host's readiness and exit.
+    pub check_host: bool,
     /// The first recognised nats-server flag we do not implement, as `-name`.
     pub unsupported: Option<String>,
     /// Arguments after the flags (`version`, `help`, or a mistake).
@@ -254,6 +258,7 @@ fn set_flag(flags: &mut Flags, name: &str, kind: Kind, value: &str) -> Result<()
         (Setting::User, Parsed::Text(v)) => flags.user = Some(v),
         (Setting::Pass, Parsed::Text(v)) => flags.pass = Some(v),
         (Setting::Auth, Parsed::Text(v)) => flags.auth = Some(v),
+        (Setting::CheckHost, Parsed::Bool(v)) => flags.check_host = v,
         // FLAGS pairs every setting with its kind; nothing else can occur.
         (_, other) => return Err(format!("internal error: flag -{name} got {other:?}")),
     }
@@ -372,6 +377,7 @@ Authorization Options:
 percore Options:
         --shards <n>                 Number of shards, one thread each (default: one per CPU; 1 on <= 2 CPUs)
         --pin                        Pin shard i to CPU i (default: false)
+        --check-host                 Check this host for percore (io_uring, limits, THP, ...) and exit (1 on a failure)
 
 Common Options:
     -h, --help                       Print this text
@@ -503,6 +509,9 @@ mod tests {
         assert_eq!((f.shards, f.pin), (Some(4), Some(true)));
         let f = flags(&["-shards=2", "-pin=false"]);
         assert_eq!((f.shards, f.pin), (Some(2), Some(false)));
+        let f = flags(&["--check-host", "--shards", "2"]);
+        assert_eq!((f.check_host, f.shards), (true, Some(2)));
+        assert!(!flags(&[]).check_host);
     }
 
     #[test]
