@@ -55,7 +55,7 @@ pub const MIN_NOFILE: u64 = 65536;
 pub const LISTEN_BACKLOG: u64 = 4096;
 
 /// Runs every check for shards that will run on `shard_cpus`. Raises the
-/// soft memlock limit to the hard one when that is enough, as at start-up.
+/// soft memlock limit to 512 KiB when the hard limit allows, as at start-up.
 pub fn run(shard_cpus: &[usize]) -> Vec<Finding> {
     let mut out = Vec::new();
     // memlock first: it may raise the soft limit the ring set-up needs.
