@@ -106,7 +106,8 @@ physical_nics() {
 
 # The queue interrupts of NIC $1, one "IRQ NAME" per line: the MSI/MSI-X
 # vectors of its PCI function (for virtio, of the virtio device's parent),
-# minus the control ones (names with config/async/ctrl), falling back to the
+# minus the control ones (names with config/async/ctrl, or the bare interface
+# name), falling back to the
 # /proc/interrupts lines that name the interface.
 nic_queue_irqs() {
   local nic=$1 devdir irq name found=0
@@ -118,6 +119,8 @@ nic_queue_irqs() {
     for irq in $(find "$d" -mindepth 1 -maxdepth 1 -printf '%f\n' | sort -n); do
       name=$(irq_name "$irq")
       case "$name" in *config* | *async* | *ctrl*) continue ;; esac
+      # A vector named just like the interface is its link/misc interrupt.
+      [ "$name" = "$nic" ] && continue
       # For virtio, keep only this device's vectors.
       if [ "$d" = "$devdir/../msi_irqs" ] && [[ $name != "$(basename "$devdir")"-* ]]; then
         continue
