@@ -31,6 +31,7 @@ pub mod admin;
 pub mod auth_checks;
 pub mod calendar;
 pub mod config;
+pub mod host_report;
 pub mod logging;
 pub mod monitor;
 pub mod server;

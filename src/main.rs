@@ -24,6 +24,9 @@ fn main() -> ExitCode {
                 }
             };
         }
+        Ok(Invocation::CheckHost { shards }) => {
+            return ExitCode::from(percore::host_report::run(shards));
+        }
         Ok(Invocation::Exit {
             stdout,
             stderr,

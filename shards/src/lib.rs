@@ -8,6 +8,7 @@
 //!   carrying batches, with a FIFO staging queue per destination ([`RingOutbox`]);
 //! - [`net`]: the listener (no `SO_REUSEPORT`, so a second broker on the same
 //!   port fails) and the socket driver (`Connection`);
+//! - [`host_check`]: the host checks behind `percore --check-host`;
 //! - [`rlimit`]: raising a soft resource limit within the hard one;
 //! - [`sync`]: a shard-local wait list to park tasks until a condition holds;
 //! - [`task`] and [`timer`]: spawning, cooperative yielding, sleeping.
@@ -18,6 +19,7 @@
 
 #![deny(clippy::await_holding_refcell_ref)]
 
+pub mod host_check;
 pub mod mesh;
 pub mod net;
 pub mod pool;

@@ -17,7 +17,8 @@ pub fn check_host() -> Result<(), String> {
     check_io_uring()
 }
 
-fn check_memlock() -> Result<(), String> {
+/// The memlock half of [`check_host`] (also used by `--check-host`).
+pub fn check_memlock() -> Result<(), String> {
     ensure_soft_limit(libc::RLIMIT_MEMLOCK, MIN_MEMLOCK_BYTES).map_err(|limit| {
         format!(
             "locked-memory limit (RLIMIT_MEMLOCK) is {} KiB; io_uring needs at least {} KiB: \
@@ -30,7 +31,7 @@ fn check_memlock() -> Result<(), String> {
 }
 
 /// Sets up (and closes) a one-entry ring, the same call glommio makes.
-fn check_io_uring() -> Result<(), String> {
+pub fn check_io_uring() -> Result<(), String> {
     // struct io_uring_params is 120 bytes; zeroed means "defaults".
     let mut params = [0u8; 120];
     // SAFETY: io_uring_setup reads/writes the params buffer we own.

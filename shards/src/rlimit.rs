@@ -9,6 +9,22 @@ pub struct Limit {
     pub hard: u64,
 }
 
+/// The current limits of `resource`; `None` if they cannot be read.
+pub fn current(resource: libc::__rlimit_resource_t) -> Option<Limit> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we pass and nothing else.
+    if unsafe { libc::getrlimit(resource, &mut limit) } != 0 {
+        return None;
+    }
+    Some(Limit {
+        soft: limit.rlim_cur,
+        hard: limit.rlim_max,
+    })
+}
+
 /// Makes the soft limit of `resource` at least `needed`, raising it (not
 /// above the hard limit) when it is lower. `Err` carries the limits that
 /// stand in the way, for the caller's message; a limit that cannot be read

@@ -46,6 +46,7 @@ enum Setting {
     ClusterAdvertise,
     NoAdvertise,
     ConnectRetries,
+    CheckHost,
 }
 
 /// How a flag takes its value.
@@ -111,6 +112,7 @@ const FLAGS: &[(&str, Setting, Kind)] = &[
     ("cluster_advertise", Setting::ClusterAdvertise, Kind::Text),
     ("no_advertise", Setting::NoAdvertise, Kind::Bool),
     ("connect_retries", Setting::ConnectRetries, Kind::Int),
+    ("check-host", Setting::CheckHost, Kind::Bool),
 ];
 
 /// nats-server 2.9.10 flags whose feature percore lacks: parsed (so that the
@@ -183,6 +185,8 @@ pub struct Flags {
     pub cluster_advertise: Option<String>,
     pub no_advertise: Option<bool>,
     pub connect_retries: Option<i64>,
+    /// `--check-host`: report on the host's readiness and exit.
+    pub check_host: bool,
     /// The first recognised nats-server flag we do not implement, as `-name`.
     pub unsupported: Option<String>,
     /// Arguments after the flags (`version`, `help`, or a mistake).
@@ -302,6 +306,7 @@ fn set_flag(flags: &mut Flags, name: &str, kind: Kind, value: &str) -> Result<()
         (Setting::ClusterAdvertise, Parsed::Text(v)) => flags.cluster_advertise = Some(v),
         (Setting::NoAdvertise, Parsed::Bool(v)) => flags.no_advertise = Some(v),
         (Setting::ConnectRetries, Parsed::Int(v)) => flags.connect_retries = Some(v),
+        (Setting::CheckHost, Parsed::Bool(v)) => flags.check_host = v,
         // FLAGS pairs every setting with its kind; nothing else can occur.
         (_, other) => return Err(format!("internal error: flag -{name} got {other:?}")),
     }
@@ -437,6 +442,7 @@ percore Options:
         --shards <n>                 Number of shards, one thread each (default: one per CPU; 1 on <= 2 CPUs)
         --pin                        Pin shard i to CPU i (default: false)
         --tls_offload                Run TLS handshake crypto on the shards' blocking threads (default: false)
+        --check-host                 Check this host for percore (io_uring, limits, THP, ...) and exit (1 on a failure)
 
 Common Options:
     -h, --help                       Print this text
@@ -567,6 +573,9 @@ mod tests {
         assert_eq!((f.shards, f.pin), (Some(4), Some(true)));
         let f = flags(&["-shards=2", "-pin=false"]);
         assert_eq!((f.shards, f.pin), (Some(2), Some(false)));
+        let f = flags(&["--check-host", "--shards", "2"]);
+        assert_eq!((f.check_host, f.shards), (true, Some(2)));
+        assert!(!flags(&[]).check_host);
     }
 
     #[test]

@@ -34,6 +34,9 @@ pub enum Invocation {
     /// `--signal <command>[=<pid or pid file>]`: signal a running server
     /// and exit (see `signal_command`).
     Signal(String),
+    /// `--check-host`: check the host, print the report, exit 0 or 1.
+    /// `shards` is `--shards` when given (the CPUs to check).
+    CheckHost { shards: Option<i64> },
     /// Print `stdout` (may be empty) and `stderr` (may be empty), then exit with `code` (help, version, -t, unknown flag).
     Exit {
         stdout: String,
@@ -73,6 +76,11 @@ pub fn parse_invocation_with_env(
     }
     if flags.help {
         return Ok(print(cli::usage()));
+    }
+    if flags.check_host {
+        return Ok(Invocation::CheckHost {
+            shards: flags.shards,
+        });
     }
     if let Some(command) = flags.positional.first() {
         return match command.to_ascii_lowercase().as_str() {
