@@ -1,4 +1,6 @@
-//! Client TLS on the shards, with rustls:
+//! Client and route TLS on the shards, with rustls:
+//! - [`client`]: the rustls client configuration for routes this server
+//!   dials (`cluster { tls {} }`);
 //! - [`config`]: the rustls server configuration from the `tls {}` options
 //!   (certificates, client verification, suites, curves, pinned certs);
 //! - [`session`]: the TLS record layer between a client's socket and its
@@ -12,6 +14,7 @@
 //! handshake) is not done: it needs a kernel with the `tls` ULP, which the
 //! development machine lacks, so it could not be measured or tested.
 
+pub mod client;
 pub mod config;
 pub mod handshake;
 pub mod identity;
@@ -118,3 +121,4 @@ impl Accepting {
         }
     }
 }
+
