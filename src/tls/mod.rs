@@ -122,3 +122,47 @@ impl Accepting {
     }
 }
 
+/// `cluster { tls {} }`: both sides of a route's TLS, built once at start
+/// (a changed cluster block is refused at reload). The handshake comes
+/// first on a route, before INFO, as nats-server 2.9 does it.
+pub struct RouteTls {
+    /// The accepting side (client certificates required with `verify`).
+    pub server: TlsServer,
+    /// The dialling side: trusts `ca_file`, presents the same certificate.
+    pub client: Arc<rustls::ClientConfig>,
+    pub timeout: Duration,
+}
+
+impl RouteTls {
+    /// `None` without a `tls {}` block in `cluster`.
+    pub fn new(options: &Options) -> Result<Option<RouteTls>, String> {
+        let Some(tls) = options.cluster.as_ref().and_then(|c| c.tls.as_ref()) else {
+            return Ok(None);
+        };
+        Ok(Some(RouteTls {
+            server: config::build(tls)?,
+            client: client::build_client(tls)?,
+            timeout: tls.timeout(),
+        }))
+    }
+
+    /// The record layer of an accepted route: handshake first.
+    pub fn accepted_link(&self) -> Result<TlsLink, rustls::Error> {
+        TlsLink::new(self.server.config.clone(), Phase::Handshaking)
+    }
+
+    /// The record layer of a route dialled to `host`.
+    pub fn dialled_link(&self, host: &str) -> Result<TlsLink, String> {
+        TlsLink::new_client(self.client.clone(), client::server_name(host)?)
+            .map_err(|e| e.to_string())
+    }
+
+    pub fn handshake_settings(&self) -> HandshakeSettings {
+        HandshakeSettings {
+            timeout: self.timeout,
+            pinned: self.server.pinned.clone(),
+            map: false,
+            offload: false,
+        }
+    }
+}
