@@ -58,10 +58,11 @@ impl Pki {
         Pki { dir }
     }
 
-    /// The `tls {}` block of the `cluster` block.
-    fn tls_block(&self) -> String {
+    /// The `tls {}` block of the `cluster` block, with `extra` keys (the
+    /// default: `verify: true`).
+    fn tls_block(&self, extra: &str) -> String {
         format!(
-            "tls {{\n    cert_file: \"{}\"\n    key_file: \"{}\"\n    ca_file: \"{}\"\n    verify: true\n    timeout: 2\n  }}",
+            "tls {{\n    cert_file: \"{}\"\n    key_file: \"{}\"\n    ca_file: \"{}\"\n    {extra}\n    timeout: 2\n  }}",
             self.dir.join("route.pem").display(),
             self.dir.join("route-key.pem").display(),
             self.dir.join("ca.pem").display()
@@ -70,6 +71,10 @@ impl Pki {
 
     /// A whole cluster block: listen on `port` (-1: any), dial `routes`.
     fn cluster(&self, port: i64, routes: &[u16]) -> String {
+        self.cluster_with(port, routes, "verify: true")
+    }
+
+    fn cluster_with(&self, port: i64, routes: &[u16], extra_tls: &str) -> String {
         let routes: Vec<String> = routes
             .iter()
             .map(|p| format!("\"nats-route://127.0.0.1:{p}\""))
@@ -77,7 +82,7 @@ impl Pki {
         format!(
             "cluster {{\n  name: demo\n  host: 127.0.0.1\n  port: {port}\n  routes: [{}]\n  {}\n}}\n",
             routes.join(", "),
-            self.tls_block()
+            self.tls_block(extra_tls)
         )
     }
 }
@@ -88,11 +93,15 @@ impl Drop for Pki {
     }
 }
 
-/// A percore node with route TLS; its route port.
+/// A percore node with route TLS (`verify`); its route port.
 fn percore_node(name: &str, pki: &Pki, routes: &[u16], extra: &[&str]) -> (Broker, u16) {
+    percore_node_with(name, &pki.cluster(-1, routes), extra)
+}
+
+fn percore_node_with(name: &str, config: &str, extra: &[&str]) -> (Broker, u16) {
     let mut args = vec!["-n", name];
     args.extend_from_slice(extra);
-    let broker = Broker::start_with(&args, Some(&pki.cluster(-1, routes)));
+    let broker = Broker::start_with(&args, Some(config));
     let line = broker
         .wait_log("Listening for route connections on ", WAIT)
         .expect("route listener");
@@ -317,6 +326,54 @@ fn a_node_with_a_certificate_from_another_ca_is_refused() {
     on_c.send(b"PUB x 2\r\nhi\r\n");
     on_c.ping();
     assert!(on_a.msg(Duration::from_millis(300)).is_none());
+}
+
+#[test]
+fn insecure_dials_a_peer_from_another_ca_that_does_not_verify() {
+    let pki = Pki::new("plainca");
+    let other = Pki::new("insecure");
+    // A asks for no client certificate; C does not check A's certificate.
+    let (a, a_route) = percore_node_with("a", &pki.cluster_with(-1, &[], "verify: false"), &[]);
+    let config = other.cluster_with(-1, &[a_route], "insecure: true");
+    let (c, _) = percore_node_with("c", &config, &[]);
+    let mut on_a = Conn::connect(a.addr);
+    let mut on_c = Conn::connect(c.addr);
+    passes(&mut on_a, &mut on_c, "c.to.a", "insecure");
+    passes(&mut on_c, &mut on_a, "a.to.c", "both ways");
+    drop(c);
+    // The warning nats-server logs for it, at start.
+    let c = Broker::start_with(&["-n", "c2"], Some(&config));
+    c.wait_log("DO NOT USE IN PRODUCTION", WAIT)
+        .expect("the insecure warning");
+}
+
+#[test]
+fn many_large_messages_cross_a_tls_route_in_order() {
+    let pki = Pki::new("bulk");
+    let (a, a_route) = percore_node("a", &pki, &[], &[]);
+    let (b, _) = percore_node("b", &pki, &[a_route], &[]);
+    let mut on_a = Conn::connect(a.addr);
+    let mut on_b = Conn::connect(b.addr);
+    on_a.send(b"SUB bulk bulk\r\n");
+    wait_interest(&mut on_a, &mut on_b, "probe.bulk");
+    const COUNT: usize = 2000;
+    let body = "x".repeat(16 * 1024);
+    let mut batch = Vec::new();
+    for i in 0..COUNT {
+        let payload = format!("{i:06}{body}");
+        batch.extend_from_slice(format!("PUB bulk {}\r\n{payload}\r\n", payload.len()).as_bytes());
+        if batch.len() > 1 << 20 {
+            on_b.send(&batch);
+            batch.clear();
+        }
+    }
+    on_b.send(&batch);
+    on_b.ping();
+    for i in 0..COUNT {
+        let (_, payload) = on_a.msg(WAIT).unwrap_or_else(|| panic!("message {i}"));
+        assert_eq!(payload.len(), 6 + body.len());
+        assert_eq!(&payload[..6], format!("{i:06}").as_bytes(), "order");
+    }
 }
 
 /// A free port on 127.0.0.1 (bound and released).
