@@ -31,6 +31,11 @@ struct Pki {
 
 impl Pki {
     fn new(name: &str) -> Pki {
+        Pki::with_names(name, &["127.0.0.1", "localhost"])
+    }
+
+    /// A CA and a route certificate for these SANs only.
+    fn with_names(name: &str, sans: &[&str]) -> Pki {
         let dir =
             std::env::temp_dir().join(format!("percore-route-tls-{}-{name}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
@@ -44,9 +49,8 @@ impl Pki {
         std::fs::write(dir.join("ca.pem"), ca.pem()).expect("write ca");
         let issuer = Issuer::new(params, ca_key);
         // One certificate for both ends of a route: server and client use.
-        let mut params =
-            CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-                .expect("route params");
+        let sans: Vec<String> = sans.iter().map(|s| s.to_string()).collect();
+        let mut params = CertificateParams::new(sans).expect("route params");
         params.extended_key_usages = vec![
             ExtendedKeyUsagePurpose::ServerAuth,
             ExtendedKeyUsagePurpose::ClientAuth,
@@ -75,9 +79,14 @@ impl Pki {
     }
 
     fn cluster_with(&self, port: i64, routes: &[u16], extra_tls: &str) -> String {
+        self.cluster_at("127.0.0.1", port, routes, extra_tls)
+    }
+
+    /// Routes dialled as `route_host:port`.
+    fn cluster_at(&self, route_host: &str, port: i64, routes: &[u16], extra_tls: &str) -> String {
         let routes: Vec<String> = routes
             .iter()
-            .map(|p| format!("\"nats-route://127.0.0.1:{p}\""))
+            .map(|p| format!("\"nats-route://{route_host}:{p}\""))
             .collect();
         format!(
             "cluster {{\n  name: demo\n  host: 127.0.0.1\n  port: {port}\n  routes: [{}]\n  {}\n}}\n",
@@ -374,6 +383,32 @@ fn many_large_messages_cross_a_tls_route_in_order() {
         assert_eq!(payload.len(), 6 + body.len());
         assert_eq!(&payload[..6], format!("{i:06}").as_bytes(), "order");
     }
+}
+
+#[test]
+fn routes_gossiped_by_address_are_checked_against_the_configured_route_name() {
+    // Certificates for "localhost" only: B and C dial A by that name; A's
+    // gossip then gives each the other's IP address, which is checked as
+    // "localhost" (nats-server's tlsName), so B and C route directly too.
+    let pki = Pki::with_names("names", &["localhost"]);
+    let (a, a_route) = percore_node("a", &pki, &[], &[]);
+    let config = pki.cluster_at("localhost", -1, &[a_route], "verify: true");
+    let (b, _) = percore_node_with("b", &config, &["-m", "-1"]);
+    let (c, _) = percore_node_with("c", &config, &[]);
+    let monitor = b.monitor.expect("monitor");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let routez = http_get(monitor, "/routez");
+        if routez["num_routes"] == 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "B never routed to C: {routez}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut on_b = Conn::connect(b.addr);
+    let mut on_c = Conn::connect(c.addr);
+    passes(&mut on_b, &mut on_c, "c.to.b", "by name");
+    drop(a);
 }
 
 /// A free port on 127.0.0.1 (bound and released).

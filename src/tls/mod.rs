@@ -131,6 +131,10 @@ pub struct RouteTls {
     /// The dialling side: trusts `ca_file`, presents the same certificate.
     pub client: Arc<rustls::ClientConfig>,
     pub timeout: Duration,
+    /// The first configured route host that is a name, not an address:
+    /// as nats-server, the name checked for routes dialled by IP address
+    /// (gossip gives addresses; certificates often carry only names).
+    pub tls_name: Option<String>,
 }
 
 impl RouteTls {
@@ -143,6 +147,13 @@ impl RouteTls {
             server: config::build(tls)?,
             client: client::build_client(tls)?,
             timeout: tls.timeout(),
+            tls_name: options
+                .cluster
+                .iter()
+                .flat_map(|c| c.routes.iter())
+                .map(|r| r.host.trim_start_matches('[').trim_end_matches(']'))
+                .find(|host| host.parse::<std::net::IpAddr>().is_err())
+                .map(str::to_string),
         }))
     }
 
@@ -151,9 +162,15 @@ impl RouteTls {
         TlsLink::new(self.server.config.clone(), Phase::Handshaking)
     }
 
-    /// The record layer of a route dialled to `host`.
+    /// The record layer of a route dialled to `host` (an IP address is
+    /// checked as [`RouteTls::tls_name`] when there is one).
     pub fn dialled_link(&self, host: &str) -> Result<TlsLink, String> {
-        TlsLink::new_client(self.client.clone(), client::server_name(host)?)
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let name = match &self.tls_name {
+            Some(name) if bare.parse::<std::net::IpAddr>().is_ok() => name.as_str(),
+            _ => host,
+        };
+        TlsLink::new_client(self.client.clone(), client::server_name(name)?)
             .map_err(|e| e.to_string())
     }
 
