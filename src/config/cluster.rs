@@ -111,6 +111,15 @@ pub fn apply_cluster(
                         "cluster tls \"verify_and_map\" is not supported yet by percore",
                     ));
                 }
+                // Client-port options with no meaning on routes: refused
+                // rather than ignored (the route handshake always comes
+                // first).
+                if tls.handshake_first || tls.rate_limit > 0 {
+                    return Err(ConfigError::at(
+                        &item.key_pos,
+                        "cluster tls: \"handshake_first\" and \"connection_rate_limit\" apply to clients only",
+                    ));
+                }
                 validate(&tls).map_err(|e| ConfigError::at(&item.key_pos, e.to_string()))?;
                 cluster.tls = Some(tls);
             }
@@ -298,6 +307,11 @@ mod tests {
             load("cluster { tls { cert_file: a, key_file: b, verify_and_map: true } }")
                 .unwrap_err()
                 .contains("not supported yet")
+        );
+        assert!(
+            load("cluster { tls { cert_file: a, key_file: b, handshake_first: true } }")
+                .unwrap_err()
+                .contains("apply to clients only")
         );
         let c = load("cluster { tls { cert_file: a, key_file: b, ca_file: c, verify: true, timeout: 3, insecure: true } }")
             .unwrap()
