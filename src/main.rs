@@ -98,6 +98,10 @@ fn run(mut options: Options, args: Vec<String>) -> ExitCode {
             warn!("Cluster name was dynamically generated, consider setting one");
         }
         info!("Listening for route connections on {addr}");
+        let cluster_tls = options.cluster.as_ref().and_then(|c| c.tls.as_ref());
+        if cluster_tls.is_some_and(|t| t.insecure) {
+            warn!("{}", percore::tls::client::INSECURE_WARNING);
+        }
     }
     info!(
         "Server is ready ({} shard{})",

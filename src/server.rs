@@ -179,6 +179,7 @@ pub fn start(options: Options) -> Result<RunningServer, String> {
     // Certificate files are read before the port is taken: a bad one stops
     // the start with its path in the message.
     let tls = crate::tls::TlsAcceptor::new(&options)?;
+    let route_tls = crate::tls::RouteTls::new(&options)?;
     let listener =
         BoundListener::bind(&options.host, options.port, LISTEN_BACKLOG).map_err(|e| {
             format!(
@@ -223,6 +224,7 @@ pub fn start(options: Options) -> Result<RunningServer, String> {
         total_connections: Default::default(),
         started: SystemTime::now(),
         tls,
+        route_tls,
         cluster,
         route_addr,
     });
@@ -1038,6 +1040,7 @@ fn cluster_settings(
         auth_timeout: cluster.auth_timeout,
         connect_retries: cluster.connect_retries,
         explicit: cluster.routes.iter().map(|r| r.host_port()).collect(),
+        tls_required: cluster.tls.is_some(),
     }
 }
 

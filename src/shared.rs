@@ -11,7 +11,7 @@ use crate::account::ActiveConnections;
 use crate::config::Options;
 use crate::info::ServerIdentity;
 use crate::route::ClusterSettings;
-use crate::tls::TlsAcceptor;
+use crate::tls::{RouteTls, TlsAcceptor};
 
 pub struct BrokerShared {
     pub options: Options,
@@ -27,6 +27,8 @@ pub struct BrokerShared {
     pub started: SystemTime,
     /// The client port's TLS, if configured (reload swaps its settings).
     pub tls: Option<TlsAcceptor>,
+    /// `cluster { tls {} }`, if configured.
+    pub route_tls: Option<RouteTls>,
     /// The cluster as started (None: not clustered).
     pub cluster: Option<Arc<ClusterSettings>>,
     /// Where the route listener is bound.

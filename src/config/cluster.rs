@@ -10,6 +10,7 @@ use super::conf::{Entry, Value};
 use super::entry::{boolean, integer, string, unknown_field, wrong_type};
 use super::error::ConfigError;
 use super::load::host_and_port;
+use super::tls::{apply_tls, validate, TlsOptions};
 
 /// nats-server's default route authorization timeout (2 s, as for clients).
 pub const DEFAULT_ROUTE_AUTH_TIMEOUT: Duration = Duration::from_secs(2);
@@ -32,6 +33,8 @@ pub struct ClusterOptions {
     pub auth_timeout: Duration,
     /// `routes`: the seeds to dial.
     pub routes: Vec<RouteUrl>,
+    /// `tls {}`: TLS on every route, the handshake first.
+    pub tls: Option<TlsOptions>,
 }
 
 impl Default for ClusterOptions {
@@ -47,6 +50,7 @@ impl Default for ClusterOptions {
             pass: None,
             auth_timeout: DEFAULT_ROUTE_AUTH_TIMEOUT,
             routes: Vec::new(),
+            tls: None,
         }
     }
 }
@@ -99,7 +103,27 @@ pub fn apply_cluster(
             "connect_retries" => {
                 cluster.connect_retries = u32::try_from(integer(item)?).unwrap_or(0)
             }
-            "tls" | "permissions" | "pool_size" | "accounts" | "compression" => {
+            "tls" => {
+                let tls = apply_tls(item)?;
+                if tls.map {
+                    return Err(ConfigError::at(
+                        &item.key_pos,
+                        "cluster tls \"verify_and_map\" is not supported yet by percore",
+                    ));
+                }
+                // Client-port options with no meaning on routes: refused
+                // rather than ignored (the route handshake always comes
+                // first).
+                if tls.handshake_first || tls.rate_limit > 0 {
+                    return Err(ConfigError::at(
+                        &item.key_pos,
+                        "cluster tls: \"handshake_first\" and \"connection_rate_limit\" apply to clients only",
+                    ));
+                }
+                validate(&tls).map_err(|e| ConfigError::at(&item.key_pos, e.to_string()))?;
+                cluster.tls = Some(tls);
+            }
+            "permissions" | "pool_size" | "accounts" | "compression" => {
                 return Err(ConfigError::at(
                     &item.key_pos,
                     format!("cluster \"{}\" is not supported yet by percore", item.key),
@@ -278,7 +302,25 @@ mod tests {
             .contains("Expected map to define cluster"));
         assert!(load("cluster { tls { } }")
             .unwrap_err()
-            .contains("not supported yet"));
+            .contains("needs 'cert_file' and 'key_file'"));
+        assert!(
+            load("cluster { tls { cert_file: a, key_file: b, verify_and_map: true } }")
+                .unwrap_err()
+                .contains("not supported yet")
+        );
+        assert!(
+            load("cluster { tls { cert_file: a, key_file: b, handshake_first: true } }")
+                .unwrap_err()
+                .contains("apply to clients only")
+        );
+        let c = load("cluster { tls { cert_file: a, key_file: b, ca_file: c, verify: true, timeout: 3, insecure: true } }")
+            .unwrap()
+            .0
+            .cluster
+            .unwrap();
+        let tls = c.tls.unwrap();
+        assert!(tls.verify && tls.insecure);
+        assert_eq!(tls.timeout(), Duration::from_secs(3));
     }
 
     #[test]

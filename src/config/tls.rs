@@ -30,8 +30,9 @@ pub struct TlsOptions {
     pub verify: bool,
     /// `verify_and_map`: `verify`, and the certificate names the user.
     pub map: bool,
-    /// Accepted for compatibility; it only concerns TLS clients nats-server
-    /// itself makes (routes, gateways), which percore has none of.
+    /// In `cluster { tls {} }`: routes this server dials do not check the
+    /// peer's certificate chain or name (nats-server's warning is logged).
+    /// In the client `tls {}` block it is accepted and changes nothing.
     pub insecure: bool,
     /// Handshake timeout; `None`: [`DEFAULT_TLS_TIMEOUT`].
     pub timeout: Option<Duration>,

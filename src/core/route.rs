@@ -51,6 +51,9 @@ pub struct ClusterSettings {
     /// The configured seeds, as `host:port` (lower case): a gossiped peer
     /// at one of these is dialled by its explicit route, not again.
     pub explicit: Vec<String>,
+    /// `cluster { tls {} }`: INFO says `tls_required`/`tls_verify` and
+    /// CONNECT `tls_required`, as nats-server.
+    pub tls_required: bool,
 }
 
 #[derive(Serialize)]
@@ -65,6 +68,10 @@ struct RouteInfoWire<'a> {
     headers: bool,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     auth_required: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    tls_required: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    tls_verify: bool,
     max_payload: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     ip: Option<&'a str>,
@@ -102,6 +109,8 @@ pub fn route_info_line(
         port: settings.port,
         headers,
         auth_required: settings.user.is_some(),
+        tls_required: settings.tls_required,
+        tls_verify: settings.tls_required,
         max_payload,
         ip: settings.advertise_ip.as_deref(),
         nonce,
@@ -146,6 +155,7 @@ pub fn route_connect_line(
     headers: bool,
     user: Option<&str>,
     pass: Option<&str>,
+    tls_required: bool,
 ) -> Vec<u8> {
     let wire = RouteConnectWire {
         echo: true,
@@ -153,7 +163,7 @@ pub fn route_connect_line(
         pedantic: false,
         user,
         pass,
-        tls_required: false,
+        tls_required,
         headers,
         name: server_id,
         cluster,
@@ -287,8 +297,10 @@ mod tests {
         assert!(info.ends_with(
             "\"host\":\"127.0.0.1\",\"port\":16241,\"headers\":true,\"max_payload\":1048576,\"nonce\":\"abc\",\"cluster\":\"demo\",\"connect_urls\":[\"127.0.0.1:15231\"]} \r\n"
         ));
-        let connect =
-            String::from_utf8(route_connect_line("NID", "demo", false, true, None, None)).unwrap();
+        let connect = String::from_utf8(route_connect_line(
+            "NID", "demo", false, true, None, None, false,
+        ))
+        .unwrap();
         assert_eq!(
             connect,
             "CONNECT {\"echo\":true,\"verbose\":false,\"pedantic\":false,\"tls_required\":false,\"headers\":true,\"name\":\"NID\",\"cluster\":\"demo\"}\r\n"

@@ -57,6 +57,8 @@ pub struct ClusterFacts {
     pub auth_timeout: Duration,
     /// The configured routes, `host:port`.
     pub urls: Vec<String>,
+    /// `cluster { tls { timeout } }` when route TLS is on.
+    pub tls_timeout: Option<Duration>,
 }
 
 /// One subscription, as `/connz?subs=detail` and `/subsz?subs=1` list it.

@@ -32,6 +32,13 @@ struct ClusterVarz<'a> {
     auth_timeout: Option<GoFloat>,
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     urls: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_timeout: Option<GoFloat>,
+    /// nats-server: required and verified alike when the block is there.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    tls_required: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    tls_verify: bool,
 }
 
 fn is_zero_port(port: &u16) -> bool {
@@ -47,6 +54,9 @@ impl<'a> ClusterVarz<'a> {
                 cluster_port: c.port,
                 auth_timeout: Some(GoFloat(c.auth_timeout.as_secs_f64())),
                 urls: &c.urls,
+                tls_timeout: c.tls_timeout.map(|t| GoFloat(t.as_secs_f64())),
+                tls_required: c.tls_timeout.is_some(),
+                tls_verify: c.tls_timeout.is_some(),
             },
             None => ClusterVarz::default(),
         }

@@ -24,7 +24,10 @@ use crate::shard::route_handshake::RouteDial;
 use crate::shard::{Accepted, Next};
 use crate::shard_io::SocketEndpoint;
 
-use super::{wall_clock, write_client, ShardContext, STREAMING_READ_LEN};
+use super::tls_tasks::{link_wants_writer, write_client_tls};
+use super::{read_plain, wall_clock, write_client, ShardContext, STREAMING_READ_LEN};
+use crate::tls::handshake::{handshake, HandshakeError};
+use crate::tls::session::TlsRead;
 
 /// nats-server's `DEFAULT_ROUTE_DIAL`.
 const ROUTE_DIAL_TIMEOUT: Duration = Duration::from_secs(1);
@@ -197,57 +200,142 @@ async fn serve_route(
         .peer_addr()
         .map(|a| (a.ip().to_string(), a.port()))
         .unwrap_or_default();
+    // `cluster { tls {} }`: the handshake comes first (we are the TLS
+    // client on a route we dialled); CONNECT and INFO wait in the session.
+    let route_tls = ctx.shared.route_tls.as_ref();
+    let link = match route_tls {
+        None => None,
+        Some(tls) => {
+            let link = match &solicited {
+                Some((url, _)) => tls.dialled_link(&url.host),
+                None => tls.accepted_link().map_err(|e| e.to_string()),
+            };
+            match link {
+                Ok(link) => Some(Rc::new(link)),
+                Err(e) => {
+                    crate::error!("{ip}:{port} - cannot start route TLS: {e}");
+                    return None;
+                }
+            }
+        }
+    };
     let writer_wake = Rc::new(WaitList::new());
     let route_id = ClientId(ctx.next_route_id.get());
     ctx.next_route_id.set(route_id.0 + 1);
+    let log_label = format!("{ip}:{port} - rid:{route_id}");
     let accepted = Accepted {
         client_id: route_id,
         endpoint: SocketEndpoint {
             fd: conn.raw_fd(),
             writer_wake: writer_wake.clone(),
-            // Route TLS is not supported yet (refused at start).
-            tls: None,
+            tls: link.clone(),
         },
         ip,
         port,
         nonce: crate::auth_checks::new_nonce(),
     };
-    let key = ctx
-        .broker
-        .borrow_mut()
-        .register_route(accepted, solicited, Instant::now())?;
+    let key =
+        ctx.broker
+            .borrow_mut()
+            .register_route(accepted, solicited.clone(), Instant::now())?;
+    if let Some(tls) = route_tls {
+        // The authorization timer starts after the handshake, which has its
+        // own timeout.
+        ctx.broker
+            .borrow_mut()
+            .start_route_auth_timer_at(key, Instant::now() + tls.timeout);
+    }
     ctx.end_of_work();
-    let writer = task::spawn(write_client(ctx.clone(), key, conn.clone(), writer_wake));
+    let writer = match &link {
+        None => task::spawn(write_client(ctx.clone(), key, conn.clone(), writer_wake)),
+        Some(link) => task::spawn(write_client_tls(
+            ctx.clone(),
+            key,
+            conn.clone(),
+            writer_wake,
+            link.clone(),
+        )),
+    };
     let mut parser = RouteParser::new();
     let mut buffer = ReadBuffer::new();
     let mut close_reason = CloseReason::ClientClosed;
+    if let (Some(link), Some(tls)) = (&link, route_tls) {
+        let side = if solicited.is_some() {
+            "client"
+        } else {
+            "server"
+        };
+        crate::debug!("{log_label} - Starting TLS route {side} handshake");
+        match handshake(&conn, link, &mut buffer, &tls.handshake_settings()).await {
+            Ok(state) => {
+                crate::debug!(
+                    "{log_label} - TLS handshake complete, TLS version {}, cipher suite {}",
+                    state.version,
+                    state.cipher_suite
+                );
+                ctx.broker
+                    .borrow_mut()
+                    .route_tls_established(key, state, Instant::now());
+                // CONNECT and INFO waited in the session: out they go.
+                if !link.write_now(conn.raw_fd()).unwrap_or(true) {
+                    link_wants_writer(&ctx, key);
+                }
+                ctx.end_of_work();
+            }
+            Err(HandshakeError::Timeout) => {
+                crate::error!("{log_label} - TLS route handshake error: timeout");
+                close_reason = CloseReason::TlsHandshakeFailure;
+            }
+            Err(HandshakeError::Failed(e)) => {
+                crate::error!("{log_label} - TLS route handshake error: {e}");
+                close_reason = CloseReason::TlsHandshakeFailure;
+            }
+        }
+    }
+    // Plaintext that came with the end of the handshake is parsed first.
+    let mut carried_over = !buffer.data().is_empty();
     let mut units_this_turn = 0;
     let mut streaming = true;
-    loop {
+    while close_reason == CloseReason::ClientClosed {
         ctx.wait_for_ring_space().await;
         if ctx.broker.borrow().is_closing(key) {
             break;
         }
-        let attempt = if streaming {
-            conn.try_recv(buffer.spare_mut())
-        } else {
-            Ok(None)
-        };
-        let read = match attempt {
-            Ok(Some(n)) => Ok(n),
-            Ok(None) => conn.read(buffer.spare_mut()).await,
-            Err(e) => Err(e),
-        };
-        let n = match read {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(_) => {
-                close_reason = CloseReason::ReadError;
-                break;
-            }
-        };
-        buffer.filled_by(n);
-        streaming = n >= STREAMING_READ_LEN;
+        let mut last_read = false;
+        if !carried_over {
+            let read = match &link {
+                None => read_plain(&conn, &mut buffer, streaming).await,
+                Some(link) => match link.read_into(&conn, &mut buffer, streaming).await {
+                    Ok(TlsRead::Eof) => Ok(0),
+                    Ok(TlsRead::Data {
+                        ciphertext,
+                        peer_closed,
+                    }) => {
+                        last_read = peer_closed;
+                        // Alerts and key updates the read produced.
+                        if !link.write_now(conn.raw_fd()).unwrap_or(true) {
+                            link_wants_writer(&ctx, key);
+                        }
+                        Ok(ciphertext)
+                    }
+                    Ok(TlsRead::Error(e)) => {
+                        crate::debug!("{log_label} - TLS read error: {e}");
+                        Err(std::io::ErrorKind::InvalidData.into())
+                    }
+                    Err(e) => Err(e),
+                },
+            };
+            let n = match read {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(_) => {
+                    close_reason = CloseReason::ReadError;
+                    break;
+                }
+            };
+            streaming = n >= STREAMING_READ_LEN;
+        }
+        carried_over = false;
         ctx.catch_up_with_rings().await;
         let outcome = ctx.broker.borrow_mut().process_route_input(
             key,
@@ -265,6 +353,9 @@ async fn serve_route(
             break;
         }
         ctx.finish_unit(&mut units_this_turn).await;
+        if last_read {
+            break;
+        }
     }
     ctx.broker.borrow_mut().begin_close(key, close_reason);
     writer.await;

@@ -105,7 +105,7 @@ fn build_with(opts: &TlsOptions, verify_clients: bool) -> Result<TlsServer, Stri
 
 /// ring with nats-server's suite and curve choices. TLS 1.3 suites are
 /// always on (as in Go, where the list only selects TLS 1.2 suites).
-fn crypto_provider(opts: &TlsOptions) -> CryptoProvider {
+pub(super) fn crypto_provider(opts: &TlsOptions) -> CryptoProvider {
     let tls12 = opts
         .cipher_suites
         .as_deref()
@@ -154,7 +154,7 @@ fn read_file(path: &Path, what: &str) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("cannot read TLS {what} {}: {e}", path.display()))
 }
 
-fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+pub(super) fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     let pem = read_file(path, "cert_file")?;
     let certs = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
@@ -168,7 +168,7 @@ fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String
     Ok(certs)
 }
 
-fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
+pub(super) fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
     let pem = read_file(path, "key_file")?;
     PrivateKeyDer::from_pem_slice(&pem).map_err(|e| {
         format!(
@@ -178,7 +178,7 @@ fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
     })
 }
 
-fn read_roots(path: &Path) -> Result<RootCertStore, String> {
+pub(super) fn read_roots(path: &Path) -> Result<RootCertStore, String> {
     let pem = read_file(path, "ca_file")?;
     let mut roots = RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(&pem) {
@@ -197,7 +197,7 @@ fn read_roots(path: &Path) -> Result<RootCertStore, String> {
     Ok(roots)
 }
 
-fn system_roots() -> Result<RootCertStore, String> {
+pub(super) fn system_roots() -> Result<RootCertStore, String> {
     let found = rustls_native_certs::load_native_certs();
     let mut roots = RootCertStore::empty();
     let (added, _ignored) = roots.add_parsable_certificates(found.certs);

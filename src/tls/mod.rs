@@ -1,4 +1,6 @@
-//! Client TLS on the shards, with rustls:
+//! Client and route TLS on the shards, with rustls:
+//! - [`client`]: the rustls client configuration for routes this server
+//!   dials (`cluster { tls {} }`);
 //! - [`config`]: the rustls server configuration from the `tls {}` options
 //!   (certificates, client verification, suites, curves, pinned certs);
 //! - [`session`]: the TLS record layer between a client's socket and its
@@ -12,6 +14,7 @@
 //! handshake) is not done: it needs a kernel with the `tls` ULP, which the
 //! development machine lacks, so it could not be measured or tested.
 
+pub mod client;
 pub mod config;
 pub mod handshake;
 pub mod identity;
@@ -115,6 +118,68 @@ impl Accepting {
             pinned: self.server.pinned.clone(),
             map: self.map,
             offload: self.offload,
+        }
+    }
+}
+
+/// `cluster { tls {} }`: both sides of a route's TLS, built once at start
+/// (a changed cluster block is refused at reload). The handshake comes
+/// first on a route, before INFO, as nats-server 2.9 does it.
+pub struct RouteTls {
+    /// The accepting side (client certificates required with `verify`).
+    pub server: TlsServer,
+    /// The dialling side: trusts `ca_file`, presents the same certificate.
+    pub client: Arc<rustls::ClientConfig>,
+    pub timeout: Duration,
+    /// The first configured route host that is a name, not an address:
+    /// as nats-server, the name checked for routes dialled by IP address
+    /// (gossip gives addresses; certificates often carry only names).
+    pub tls_name: Option<String>,
+}
+
+impl RouteTls {
+    /// `None` without a `tls {}` block in `cluster`.
+    pub fn new(options: &Options) -> Result<Option<RouteTls>, String> {
+        let Some(tls) = options.cluster.as_ref().and_then(|c| c.tls.as_ref()) else {
+            return Ok(None);
+        };
+        Ok(Some(RouteTls {
+            server: config::build(tls)?,
+            client: client::build_client(tls)?,
+            timeout: tls.timeout(),
+            tls_name: options
+                .cluster
+                .iter()
+                .flat_map(|c| c.routes.iter())
+                .map(|r| r.host.trim_start_matches('[').trim_end_matches(']'))
+                .find(|host| host.parse::<std::net::IpAddr>().is_err())
+                .map(str::to_string),
+        }))
+    }
+
+    /// The record layer of an accepted route: handshake first.
+    pub fn accepted_link(&self) -> Result<TlsLink, rustls::Error> {
+        TlsLink::new(self.server.config.clone(), Phase::Handshaking)
+    }
+
+    /// The record layer of a route dialled to `host` (an IP address is
+    /// checked as [`RouteTls::tls_name`] when there is one).
+    pub fn dialled_link(&self, host: &str) -> Result<TlsLink, String> {
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let name = match &self.tls_name {
+            Some(name) if bare.parse::<std::net::IpAddr>().is_ok() => name.as_str(),
+            _ => host,
+        };
+        TlsLink::new_client(self.client.clone(), client::server_name(name)?)
+            .map_err(|e| e.to_string())
+    }
+
+    pub fn handshake_settings(&self) -> HandshakeSettings {
+        HandshakeSettings {
+            timeout: self.timeout,
+            pinned: self.server.pinned.clone(),
+            map: false,
+            offload: false,
         }
     }
 }

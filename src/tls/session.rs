@@ -1,6 +1,7 @@
-//! The TLS record layer of one client connection: a rustls sans-I/O
-//! [`ServerConnection`] between the socket and the parser, on the shard
-//! that owns the connection. The rest of the broker reads and writes
+//! The TLS record layer of one connection: a rustls sans-I/O
+//! [`rustls::Connection`] (a [`ServerConnection`] for clients and accepted
+//! routes, a [`ClientConnection`] for routes this server dials) between the
+//! socket and the parser, on the shard that owns the connection. The rest of the broker reads and writes
 //! plaintext; this is the only place ciphertext exists.
 //!
 //! # Who touches it (concurrency contract)
@@ -57,7 +58,8 @@ use std::io::{self, IoSlice, Read, Write};
 use std::os::fd::RawFd;
 use std::sync::Arc;
 
-use rustls::{ProtocolVersion, ServerConfig, ServerConnection};
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection, ProtocolVersion, ServerConfig, ServerConnection};
 use shards::net::{shutdown_fd, try_send_vectored_fd, Connection};
 use shards::sync::WaitList;
 
@@ -99,7 +101,7 @@ pub struct TlsLink {
     /// thread (`absorb_off_shard`); the reader task, which sent it there,
     /// is then awaiting it and nothing else needs it but a send, which is
     /// kept in `early` meanwhile.
-    session: RefCell<Option<ServerConnection>>,
+    session: RefCell<Option<rustls::Connection>>,
     /// Plaintext the state machine sent while the session was away.
     early: RefCell<Vec<u8>>,
     phase: Cell<Phase>,
@@ -158,16 +160,34 @@ thread_local! {
 
 impl TlsLink {
     pub fn new(config: Arc<ServerConfig>, phase: Phase) -> Result<TlsLink, rustls::Error> {
-        let mut session = ServerConnection::new(config)?;
+        Ok(TlsLink::with_connection(
+            ServerConnection::new(config)?.into(),
+            phase,
+        ))
+    }
+
+    /// The TLS client side (a route this server dials): the handshake runs
+    /// first, so the link starts in [`Phase::Handshaking`].
+    pub fn new_client(
+        config: Arc<ClientConfig>,
+        server_name: ServerName<'static>,
+    ) -> Result<TlsLink, rustls::Error> {
+        Ok(TlsLink::with_connection(
+            ClientConnection::new(config, server_name)?.into(),
+            Phase::Handshaking,
+        ))
+    }
+
+    fn with_connection(mut session: rustls::Connection, phase: Phase) -> TlsLink {
         session.set_buffer_limit(None);
-        Ok(TlsLink {
+        TlsLink {
             session: RefCell::new(Some(session)),
             early: RefCell::new(Vec::new()),
             phase: Cell::new(phase),
             chunk_out: Cell::new(false),
             first_byte_seen: Cell::new(false),
             not_tls: Cell::new(false),
-        })
+        }
     }
 
     pub fn phase(&self) -> Phase {
@@ -182,7 +202,7 @@ impl TlsLink {
     }
 
     /// `work` on the session, unless it is away on the blocking thread.
-    fn with_session<R>(&self, work: impl FnOnce(&mut ServerConnection) -> R) -> Option<R> {
+    fn with_session<R>(&self, work: impl FnOnce(&mut rustls::Connection) -> R) -> Option<R> {
         self.session.borrow_mut().as_mut().map(work)
     }
 
@@ -464,7 +484,7 @@ impl TlsLink {
 /// `plaintext` as it goes (the session takes no more ciphertext while its
 /// own plaintext buffer is full).
 fn feed(
-    session: &mut ServerConnection,
+    session: &mut rustls::Connection,
     mut input: &[u8],
     plaintext: &mut ReadBuffer,
 ) -> Result<Absorbed, TlsError> {
@@ -489,7 +509,7 @@ fn feed(
 }
 
 /// The negotiated version and suite, as nats-server names them.
-fn describe(session: &ServerConnection) -> (&'static str, &'static str) {
+fn describe(session: &rustls::Connection) -> (&'static str, &'static str) {
     let version = match session.protocol_version() {
         Some(ProtocolVersion::TLSv1_3) => "1.3",
         Some(ProtocolVersion::TLSv1_2) => "1.2",
@@ -502,7 +522,7 @@ fn describe(session: &ServerConnection) -> (&'static str, &'static str) {
 }
 
 /// Moves every plaintext byte the session holds into `plaintext`.
-fn drain(session: &mut ServerConnection, plaintext: &mut ReadBuffer) -> Result<(), TlsError> {
+fn drain(session: &mut rustls::Connection, plaintext: &mut ReadBuffer) -> Result<(), TlsError> {
     loop {
         let spare = plaintext.spare_mut();
         match session.reader().read(spare) {

@@ -150,6 +150,7 @@ impl<I: ShardIo> ShardBroker<I> {
                 headers,
                 url.user.as_deref(),
                 url.pass.as_deref(),
+                settings.tls_required,
             );
             output.extend(&mut self.pool, &connect);
         }

@@ -35,6 +35,32 @@ impl<I: ShardIo> ShardBroker<I> {
         self.start_auth_timer_at(key, now);
     }
 
+    /// A route's handshake (`cluster { tls {} }`) is done: remember what it
+    /// agreed; the route's authorization timer starts now.
+    pub fn route_tls_established(&mut self, key: ConnKey, tls: TlsState, now: Instant) {
+        self.set_now(now);
+        if let Some(conn) = self.conns.get_mut(key) {
+            conn.tls = Some(Box::new(tls));
+        }
+        self.start_route_auth_timer_at(key, now);
+    }
+
+    /// Moves an inbound route's authorization deadline to the cluster's
+    /// auth timeout counted from `from` (at registration: from the end of
+    /// the TLS handshake's own deadline, so it cannot fire first).
+    pub fn start_route_auth_timer_at(&mut self, key: ConnKey, from: Instant) {
+        let timeout = self
+            .cluster
+            .as_ref()
+            .map(|c| c.settings.auth_timeout)
+            .unwrap_or(self.limits.auth.timeout);
+        if let Some(conn) = self.conns.get_mut(key) {
+            if let AuthState::Pending { deadline } = &mut conn.auth {
+                *deadline = from + timeout;
+            }
+        }
+    }
+
     /// `tls { connection_rate_limit }` refused the connection before its
     /// handshake: nats-server's `-ERR` (in plaintext), then the close.
     pub fn refuse_throttled(&mut self, key: ConnKey) {

@@ -1,0 +1,479 @@
+//! Route TLS (`cluster { tls {} }`) against the real binary: two percore
+//! nodes with mutual TLS from one CA pass messages both ways; a node whose
+//! certificate comes from another CA is refused by both sides; and a
+//! mixed cluster with the reference nats-server 2.9 using the same files
+//! (skipped when `/usr/sbin/nats-server` is absent).
+//!
+//! Certificates are made by each test with rcgen and written to a
+//! directory of its own. No sleeps as synchronisation: interest is known
+//! with a probe subject published until it comes back, each wait bounded.
+
+mod support;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+};
+use support::Broker;
+
+const WAIT: Duration = Duration::from_secs(15);
+const NATS_SERVER: &str = "/usr/sbin/nats-server";
+
+/// A CA and the route certificate it signed, as PEM files.
+struct Pki {
+    dir: PathBuf,
+}
+
+impl Pki {
+    fn new(name: &str) -> Pki {
+        Pki::with_names(name, &["127.0.0.1", "localhost"])
+    }
+
+    /// A CA and a route certificate for these SANs only.
+    fn with_names(name: &str, sans: &[&str]) -> Pki {
+        let dir =
+            std::env::temp_dir().join(format!("percore-route-tls-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, format!("percore route CA {name}"));
+        let ca_key = KeyPair::generate().expect("ca key");
+        let ca = params.self_signed(&ca_key).expect("ca cert");
+        std::fs::write(dir.join("ca.pem"), ca.pem()).expect("write ca");
+        let issuer = Issuer::new(params, ca_key);
+        // One certificate for both ends of a route: server and client use.
+        let sans: Vec<String> = sans.iter().map(|s| s.to_string()).collect();
+        let mut params = CertificateParams::new(sans).expect("route params");
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        let key = KeyPair::generate().expect("key");
+        let cert = params.signed_by(&key, &issuer).expect("sign");
+        std::fs::write(dir.join("route.pem"), cert.pem()).expect("write cert");
+        std::fs::write(dir.join("route-key.pem"), key.serialize_pem()).expect("write key");
+        Pki { dir }
+    }
+
+    /// The `tls {}` block of the `cluster` block, with `extra` keys (the
+    /// default: `verify: true`).
+    fn tls_block(&self, extra: &str) -> String {
+        format!(
+            "tls {{\n    cert_file: \"{}\"\n    key_file: \"{}\"\n    ca_file: \"{}\"\n    {extra}\n    timeout: 2\n  }}",
+            self.dir.join("route.pem").display(),
+            self.dir.join("route-key.pem").display(),
+            self.dir.join("ca.pem").display()
+        )
+    }
+
+    /// A whole cluster block: listen on `port` (-1: any), dial `routes`.
+    fn cluster(&self, port: i64, routes: &[u16]) -> String {
+        self.cluster_with(port, routes, "verify: true")
+    }
+
+    fn cluster_with(&self, port: i64, routes: &[u16], extra_tls: &str) -> String {
+        self.cluster_at("127.0.0.1", port, routes, extra_tls)
+    }
+
+    /// Routes dialled as `route_host:port`.
+    fn cluster_at(&self, route_host: &str, port: i64, routes: &[u16], extra_tls: &str) -> String {
+        let routes: Vec<String> = routes
+            .iter()
+            .map(|p| format!("\"nats-route://{route_host}:{p}\""))
+            .collect();
+        format!(
+            "cluster {{\n  name: demo\n  host: 127.0.0.1\n  port: {port}\n  routes: [{}]\n  {}\n}}\n",
+            routes.join(", "),
+            self.tls_block(extra_tls)
+        )
+    }
+}
+
+impl Drop for Pki {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A percore node with route TLS (`verify`); its route port.
+fn percore_node(name: &str, pki: &Pki, routes: &[u16], extra: &[&str]) -> (Broker, u16) {
+    percore_node_with(name, &pki.cluster(-1, routes), extra)
+}
+
+fn percore_node_with(name: &str, config: &str, extra: &[&str]) -> (Broker, u16) {
+    let mut args = vec!["-n", name];
+    args.extend_from_slice(extra);
+    let broker = Broker::start_with(&args, Some(config));
+    let line = broker
+        .wait_log("Listening for route connections on ", WAIT)
+        .expect("route listener");
+    let port = line
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.trim().parse().ok())
+        .expect("route port");
+    (broker, port)
+}
+
+/// A raw client with a short-poll read.
+struct Conn {
+    stream: TcpStream,
+    pending: Vec<u8>,
+}
+
+impl Conn {
+    fn connect(addr: SocketAddr) -> Conn {
+        let deadline = Instant::now() + WAIT;
+        let stream = loop {
+            match TcpStream::connect(addr) {
+                Ok(stream) => break stream,
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => panic!("connect {addr}: {e}"),
+            }
+        };
+        stream.set_nodelay(true).expect("nodelay");
+        let mut conn = Conn {
+            stream,
+            pending: Vec::new(),
+        };
+        let info = conn.line(WAIT).expect("INFO");
+        assert!(info.starts_with("INFO "), "{info}");
+        conn.send(
+            b"CONNECT {\"verbose\":false,\"pedantic\":false,\"headers\":true,\"protocol\":1}\r\n",
+        );
+        conn.ping();
+        conn
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("send");
+    }
+
+    fn fill(&mut self, timeout: Duration) -> bool {
+        self.stream
+            .set_read_timeout(Some(timeout.max(Duration::from_millis(1))))
+            .expect("timeout");
+        let mut buf = [0u8; 65536];
+        match self.stream.read(&mut buf) {
+            Ok(0) => false,
+            Ok(n) => {
+                self.pending.extend_from_slice(&buf[..n]);
+                true
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => false,
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+
+    fn line(&mut self, timeout: Duration) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(pos) = self.pending.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.pending.drain(..=pos).collect();
+                return Some(String::from_utf8_lossy(&line).into_owned());
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || !self.fill(left) {
+                return None;
+            }
+        }
+    }
+
+    /// The next message (subject, payload), answering server PINGs.
+    fn msg(&mut self, timeout: Duration) -> Option<(String, Vec<u8>)> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let line = self.line(deadline.saturating_duration_since(Instant::now()))?;
+            if line == "PING\r\n" {
+                self.send(b"PONG\r\n");
+                continue;
+            }
+            if line == "PONG\r\n" || line.starts_with("INFO ") {
+                continue;
+            }
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (subject, size) = match fields.as_slice() {
+                ["MSG", s, _sid, n] | ["MSG", s, _sid, _, n] => {
+                    (s.to_string(), n.parse::<usize>().expect("size"))
+                }
+                _ => panic!("unexpected line {line:?}"),
+            };
+            while self.pending.len() < size + 2 {
+                assert!(self.fill(WAIT), "payload of {subject}");
+            }
+            let payload: Vec<u8> = self.pending.drain(..size + 2).take(size).collect();
+            return Some((subject, payload));
+        }
+    }
+
+    fn ping(&mut self) {
+        self.send(b"PING\r\n");
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(pos) = self.pending.windows(6).position(|w| w == b"PONG\r\n") {
+                self.pending.drain(pos..pos + 6);
+                return;
+            }
+            assert!(
+                Instant::now() < deadline && self.fill(deadline - Instant::now()),
+                "no PONG"
+            );
+        }
+    }
+}
+
+/// Waits until `subscriber`'s interest is known where `publisher` is: a
+/// probe subject published until it comes back.
+fn wait_interest(subscriber: &mut Conn, publisher: &mut Conn, probe: &str) {
+    subscriber.send(format!("SUB {probe} 999999\r\n").as_bytes());
+    subscriber.ping();
+    let deadline = Instant::now() + WAIT;
+    while Instant::now() < deadline {
+        publisher.send(format!("PUB {probe} 0\r\n\r\n").as_bytes());
+        publisher.ping();
+        if let Some((subject, _)) = subscriber.msg(Duration::from_millis(50)) {
+            assert_eq!(subject, probe);
+            subscriber.send(b"UNSUB 999999\r\n");
+            subscriber.ping();
+            while subscriber.msg(Duration::from_millis(100)).is_some() {}
+            return;
+        }
+    }
+    panic!("interest on {probe} never reached the publisher's node");
+}
+
+/// `subscriber` gets `payload` on `subject` from `publisher`, over the
+/// route(s) between them.
+fn passes(subscriber: &mut Conn, publisher: &mut Conn, subject: &str, payload: &str) {
+    // The subject as the sid: unique on each connection.
+    subscriber.send(format!("SUB {subject} {subject}\r\n").as_bytes());
+    wait_interest(subscriber, publisher, &format!("probe.{subject}"));
+    publisher.send(format!("PUB {subject} {}\r\n{payload}\r\n", payload.len()).as_bytes());
+    publisher.ping();
+    let (got, body) = subscriber.msg(WAIT).expect("message over the route");
+    assert_eq!(
+        (got.as_str(), body.as_slice()),
+        (subject, payload.as_bytes())
+    );
+}
+
+fn http_get(addr: SocketAddr, path: &str) -> serde_json::Value {
+    let mut stream = TcpStream::connect(addr).expect("monitor");
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .expect("request");
+    let mut text = String::new();
+    stream.read_to_string(&mut text).expect("response");
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+#[test]
+fn two_percore_nodes_with_route_tls_pass_messages_both_ways() {
+    let pki = Pki::new("two");
+    let (a, a_route) = percore_node("a", &pki, &[], &["-m", "-1"]);
+    let (b, _) = percore_node("b", &pki, &[a_route], &[]);
+    let mut on_a = Conn::connect(a.addr);
+    let mut on_b = Conn::connect(b.addr);
+    passes(&mut on_a, &mut on_b, "b.to.a", "hello a");
+    passes(&mut on_b, &mut on_a, "a.to.b", "hello b");
+    let monitor = a.monitor.expect("monitor address");
+    let routez = http_get(monitor, "/routez");
+    assert_eq!(routez["num_routes"], 1, "{routez}");
+    // A plaintext peer on the route port: no INFO in the clear (the
+    // handshake comes first), and its CONNECT closes the connection.
+    let mut plain = TcpStream::connect(("127.0.0.1", a_route)).expect("route port");
+    plain.set_read_timeout(Some(WAIT)).expect("timeout");
+    plain
+        .write_all(b"CONNECT {\"name\":\"x\",\"cluster\":\"demo\"}\r\n")
+        .expect("send");
+    let mut got = Vec::new();
+    let _ = plain.read_to_end(&mut got);
+    assert!(
+        !String::from_utf8_lossy(&got).contains("INFO"),
+        "plaintext INFO on a TLS route port: {got:?}"
+    );
+    let varz = http_get(monitor, "/varz");
+    assert_eq!(varz["cluster"]["tls_required"], true, "{varz}");
+    assert_eq!(varz["cluster"]["tls_verify"], true, "{varz}");
+    assert_eq!(varz["cluster"]["tls_timeout"], 2.0, "{varz}");
+}
+
+#[test]
+fn a_node_with_a_certificate_from_another_ca_is_refused() {
+    let pki = Pki::new("good");
+    let other = Pki::new("other");
+    let (a, a_route) = percore_node("a", &pki, &[], &["-m", "-1"]);
+    let (c, _) = percore_node("c", &other, &[a_route], &[]);
+    // Both ends fail the handshake: C does not trust A's certificate (and A
+    // would not trust C's).
+    let line = c
+        .wait_log("TLS route handshake error", WAIT)
+        .expect("the dialling side refuses the peer's certificate");
+    assert!(line.to_lowercase().contains("certificate"), "{line}");
+    a.wait_log("TLS route handshake error", WAIT)
+        .expect("the accepting side sees the failed handshake");
+    let routez = http_get(a.monitor.expect("monitor"), "/routez");
+    assert_eq!(routez["num_routes"], 0, "{routez}");
+    // No message crosses.
+    let mut on_a = Conn::connect(a.addr);
+    let mut on_c = Conn::connect(c.addr);
+    on_a.send(b"SUB x 1\r\n");
+    on_a.ping();
+    on_c.send(b"PUB x 2\r\nhi\r\n");
+    on_c.ping();
+    assert!(on_a.msg(Duration::from_millis(300)).is_none());
+}
+
+#[test]
+fn insecure_dials_a_peer_from_another_ca_that_does_not_verify() {
+    let pki = Pki::new("plainca");
+    let other = Pki::new("insecure");
+    // A asks for no client certificate; C does not check A's certificate.
+    let (a, a_route) = percore_node_with("a", &pki.cluster_with(-1, &[], "verify: false"), &[]);
+    let config = other.cluster_with(-1, &[a_route], "insecure: true");
+    let (c, _) = percore_node_with("c", &config, &[]);
+    let mut on_a = Conn::connect(a.addr);
+    let mut on_c = Conn::connect(c.addr);
+    passes(&mut on_a, &mut on_c, "c.to.a", "insecure");
+    passes(&mut on_c, &mut on_a, "a.to.c", "both ways");
+    drop(c);
+    // The warning nats-server logs for it, at start.
+    let c = Broker::start_with(&["-n", "c2"], Some(&config));
+    c.wait_log("DO NOT USE IN PRODUCTION", WAIT)
+        .expect("the insecure warning");
+}
+
+#[test]
+fn many_large_messages_cross_a_tls_route_in_order() {
+    let pki = Pki::new("bulk");
+    let (a, a_route) = percore_node("a", &pki, &[], &[]);
+    let (b, _) = percore_node("b", &pki, &[a_route], &[]);
+    let mut on_a = Conn::connect(a.addr);
+    let mut on_b = Conn::connect(b.addr);
+    on_a.send(b"SUB bulk bulk\r\n");
+    wait_interest(&mut on_a, &mut on_b, "probe.bulk");
+    const COUNT: usize = 2000;
+    let body = "x".repeat(16 * 1024);
+    let mut batch = Vec::new();
+    for i in 0..COUNT {
+        let payload = format!("{i:06}{body}");
+        batch.extend_from_slice(format!("PUB bulk {}\r\n{payload}\r\n", payload.len()).as_bytes());
+        if batch.len() > 1 << 20 {
+            on_b.send(&batch);
+            batch.clear();
+        }
+    }
+    on_b.send(&batch);
+    on_b.ping();
+    for i in 0..COUNT {
+        let (_, payload) = on_a.msg(WAIT).unwrap_or_else(|| panic!("message {i}"));
+        assert_eq!(payload.len(), 6 + body.len());
+        assert_eq!(&payload[..6], format!("{i:06}").as_bytes(), "order");
+    }
+}
+
+#[test]
+fn routes_gossiped_by_address_are_checked_against_the_configured_route_name() {
+    // Certificates for "localhost" only: B and C dial A by that name; A's
+    // gossip then gives each the other's IP address, which is checked as
+    // "localhost" (nats-server's tlsName), so B and C route directly too.
+    let pki = Pki::with_names("names", &["localhost"]);
+    let (a, a_route) = percore_node("a", &pki, &[], &[]);
+    let config = pki.cluster_at("localhost", -1, &[a_route], "verify: true");
+    let (b, _) = percore_node_with("b", &config, &["-m", "-1"]);
+    let (c, _) = percore_node_with("c", &config, &[]);
+    let monitor = b.monitor.expect("monitor");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let routez = http_get(monitor, "/routez");
+        if routez["num_routes"] == 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "B never routed to C: {routez}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut on_b = Conn::connect(b.addr);
+    let mut on_c = Conn::connect(c.addr);
+    passes(&mut on_b, &mut on_c, "c.to.b", "by name");
+    drop(a);
+}
+
+/// A free port on 127.0.0.1 (bound and released).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+struct NatsServer {
+    child: Child,
+    addr: SocketAddr,
+    _config: PathBuf,
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self._config);
+    }
+}
+
+fn nats_server(name: &str, pki: &Pki, cluster_port: u16, routes: &[u16]) -> Option<NatsServer> {
+    if !std::path::Path::new(NATS_SERVER).exists() {
+        eprintln!("SKIPPED: {NATS_SERVER} is not installed (apt-get install nats-server)");
+        return None;
+    }
+    let port = free_port();
+    let config = pki.dir.join(format!("{name}.conf"));
+    std::fs::write(&config, pki.cluster(i64::from(cluster_port), routes)).expect("config");
+    let child = Command::new(NATS_SERVER)
+        .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-n", name])
+        .args(["-c", &config.display().to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn nats-server");
+    Some(NatsServer {
+        child,
+        addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        _config: config,
+    })
+}
+
+#[test]
+fn mixed_cluster_with_nats_server_over_route_tls() {
+    let pki = Pki::new("mixed");
+    // A (percore) accepts N's route (we are the TLS server); B (percore)
+    // dials N (we are the TLS client); gossip then links A and B too.
+    let (a, a_route) = percore_node("a", &pki, &[], &[]);
+    let n_route = free_port();
+    let Some(n) = nats_server("n", &pki, n_route, &[a_route]) else {
+        return;
+    };
+    let (b, _) = percore_node("b", &pki, &[n_route], &[]);
+    let mut on_a = Conn::connect(a.addr);
+    let mut on_n = Conn::connect(n.addr);
+    let mut on_b = Conn::connect(b.addr);
+    passes(&mut on_a, &mut on_n, "n.to.a", "from n");
+    passes(&mut on_n, &mut on_a, "a.to.n", "from a");
+    passes(&mut on_n, &mut on_b, "b.to.n", "from b");
+    passes(&mut on_b, &mut on_n, "n.to.b", "to b");
+    passes(&mut on_b, &mut on_a, "a.to.b", "a to b");
+}
