@@ -61,13 +61,15 @@ impl ShardPool {
             .into_iter()
             .map(|c| c.id)
             .collect();
-        // Blocking work (password hashing, signature checks) runs on
-        // unpinned threads, so a pinned shard's CPU keeps serving its
-        // connections meanwhile: together as many as there are CPUs, so
-        // logins may use every CPU as nats-server's goroutines do (one
-        // thread for the one shard of a 2-CPU box halved its bcrypt
-        // handshake rate: 16/s against nats-server's 33/s at cost 10).
-        let blocking_threads = cpus.len().max(1).div_ceil(config.shard_count.max(1));
+        // Blocking work (password hashing, signature checks) runs on one
+        // unpinned thread per shard at the lowest priority, so the shard
+        // keeps serving its connections meanwhile. One, not one per CPU:
+        // measured on a 2-vCPU box with one shard (auth-stall.sh, 10 bcrypt
+        // logins/s, BENCHMARKS.md), one thread kept the other clients'
+        // fixed-rate p99 at 1.2 ms (nats-server 3.7-4.4 ms); two doubled the
+        // bcrypt login rate (33/s, nats-server's) but took that p99 to
+        // 3.1 ms. Steady latency wins over login throughput.
+        let blocking_threads = 1;
         let body = Arc::new(body);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<usize, String>>();
         let mut threads = Vec::with_capacity(config.shard_count);

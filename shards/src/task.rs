@@ -24,11 +24,11 @@ pub async fn yield_now() {
     futures_lite::future::yield_now().await
 }
 
-/// Runs `work` on one of the shard's blocking threads and completes with its
+/// Runs `work` on the shard's blocking thread and completes with its
 /// result; the shard goes on serving other tasks meanwhile. For anything
 /// that costs more than a few microseconds of CPU (bcrypt, Ed25519).
 ///
-/// Blocking threads run at the lowest priority (nice 19): on a box
+/// The blocking thread runs at the lowest priority (nice 19): on a box
 /// where it shares a CPU with a shard, the scheduler then lets the shard
 /// preempt it at once. At normal priority, 10 bcrypt logins a second
 /// (cost 10) raised the fixed-rate p99 of other clients 16x on a 2-vCPU VM
