@@ -6,6 +6,10 @@
 #
 # Usage: tests/fuzz/run.sh [SECONDS] [TARGET...]
 #   FUZZ_PARALLEL=1 runs the targets side by side instead of one by one.
+#   FUZZ_GROW=1 adds what the run finds to the committed corpus (then
+#   minimise it with `cargo +nightly fuzz cmin --fuzz-dir tests/fuzz T`);
+#   by default new inputs go to a scratch directory and the tree stays
+#   as committed.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 SECONDS_EACH="${1:-60}"
@@ -16,9 +20,15 @@ cd "$ROOT"
 command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
 cargo +nightly fuzz build --fuzz-dir tests/fuzz
 run_one() {
-  local target="$1"
+  local target="$1" corpora
   mkdir -p "tests/fuzz/corpus/$target"
-  cargo +nightly fuzz run --fuzz-dir tests/fuzz "$target" -- \
+  if [ "${FUZZ_GROW:-0}" = 1 ]; then
+    corpora=("tests/fuzz/corpus/$target")
+  else
+    # libFuzzer writes new inputs into its first corpus directory.
+    corpora=("$(mktemp -d)" "tests/fuzz/corpus/$target")
+  fi
+  cargo +nightly fuzz run --fuzz-dir tests/fuzz "$target" "${corpora[@]}" -- \
     -max_total_time="$SECONDS_EACH" -rss_limit_mb=2048 -print_final_stats=1 \
     >"tests/fuzz/artifacts/$target.log" 2>&1 \
     && echo "fuzz $target: $(grep -E '^Done' "tests/fuzz/artifacts/$target.log" | tail -1)" \
