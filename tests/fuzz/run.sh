@@ -28,11 +28,15 @@ run_one() {
     # libFuzzer writes new inputs into its first corpus directory.
     corpora=("$(mktemp -d)" "tests/fuzz/corpus/$target")
   fi
-  cargo +nightly fuzz run --fuzz-dir tests/fuzz "$target" "${corpora[@]}" -- \
+  if cargo +nightly fuzz run --fuzz-dir tests/fuzz "$target" "${corpora[@]}" -- \
     -max_total_time="$SECONDS_EACH" -rss_limit_mb=2048 -print_final_stats=1 \
-    >"tests/fuzz/artifacts/$target.log" 2>&1 \
-    && echo "fuzz $target: $(grep -E '^Done' "tests/fuzz/artifacts/$target.log" | tail -1)" \
-    || { echo "fuzz $target: FAILED, see tests/fuzz/artifacts/$target.log"; tail -30 "tests/fuzz/artifacts/$target.log"; return 1; }
+    >"tests/fuzz/artifacts/$target.log" 2>&1; then
+    echo "fuzz $target: $(grep -E '^Done' "tests/fuzz/artifacts/$target.log" | tail -1)"
+  else
+    echo "fuzz $target: FAILED, see tests/fuzz/artifacts/$target.log"
+    tail -30 "tests/fuzz/artifacts/$target.log"
+    return 1
+  fi
 }
 mkdir -p tests/fuzz/artifacts
 status=0
