@@ -40,7 +40,7 @@ use crate::server_id::generate_server_id;
 use crate::shard::{Accepted, Next, ShardBroker, ShardSetup, WallClock};
 use crate::shard_io::{GlommioIo, SocketEndpoint};
 use crate::shared::BrokerShared;
-use crate::tls::session::{Phase, TlsRead};
+use crate::tls::session::{Phase, TlsLink, TlsRead};
 
 mod tls_tasks;
 use tls_tasks::{link_wants_writer, start_tls, write_client_tls};
@@ -699,28 +699,17 @@ async fn serve_client(ctx: Rc<ShardContext>, socket: HandOff, client_id: ClientI
         }
         let mut last_read = false;
         if !carried_over {
-            let n = match &tls {
-                None => read_plain(&conn, &mut buffer, streaming).await,
-                Some(link) => match link.read_into(&conn, &mut buffer, streaming).await {
-                    Ok(TlsRead::Eof) => Ok(0),
-                    Ok(TlsRead::Data {
-                        ciphertext,
-                        peer_closed,
-                    }) => {
-                        last_read = peer_closed;
-                        // Alerts and key updates the read produced.
-                        if !link.write_now(conn.raw_fd()).unwrap_or(true) {
-                            link_wants_writer(&ctx, key);
-                        }
-                        Ok(ciphertext)
-                    }
-                    Ok(TlsRead::Error(e)) => {
-                        crate::debug!("{log_ip} - cid:{client_id} - TLS read error: {e}");
-                        Err(std::io::ErrorKind::InvalidData.into())
-                    }
-                    Err(e) => Err(e),
-                },
-            };
+            let (n, peer_closed) = read_input(
+                &ctx,
+                key,
+                &conn,
+                tls.as_deref(),
+                &mut buffer,
+                streaming,
+                &format_args!("{log_ip} - cid:{client_id}"),
+            )
+            .await;
+            last_read = peer_closed;
             let n = match n {
                 Ok(0) => break,
                 Ok(n) => n,
@@ -818,6 +807,43 @@ async fn read_plain(
     };
     buffer.filled_by(n);
     Ok(n)
+}
+
+/// One read of a client's or a route's socket into `buffer`, through its
+/// TLS record layer when it has one: the plaintext bytes added (0 at the
+/// end of the stream), and whether the peer closed its side with this read
+/// (TLS close_notify). `log_label` names the connection in the debug line
+/// for a TLS read error.
+async fn read_input(
+    ctx: &ShardContext,
+    key: ConnKey,
+    conn: &shards::net::Connection,
+    tls: Option<&TlsLink>,
+    buffer: &mut ReadBuffer,
+    streaming: bool,
+    log_label: &std::fmt::Arguments<'_>,
+) -> (std::io::Result<usize>, bool) {
+    let Some(link) = tls else {
+        return (read_plain(conn, buffer, streaming).await, false);
+    };
+    match link.read_into(conn, buffer, streaming).await {
+        Ok(TlsRead::Eof) => (Ok(0), false),
+        Ok(TlsRead::Data {
+            ciphertext,
+            peer_closed,
+        }) => {
+            // Alerts and key updates the read produced.
+            if !link.write_now(conn.raw_fd()).unwrap_or(true) {
+                link_wants_writer(ctx, key);
+            }
+            (Ok(ciphertext), peer_closed)
+        }
+        Ok(TlsRead::Error(e)) => {
+            crate::debug!("{log_label} - TLS read error: {e}");
+            (Err(std::io::ErrorKind::InvalidData.into()), false)
+        }
+        Err(e) => (Err(e), false),
+    }
 }
 
 /// The writer side of one client: writes what a direct send could not, in

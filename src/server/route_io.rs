@@ -25,9 +25,8 @@ use crate::shard::{Accepted, Next};
 use crate::shard_io::SocketEndpoint;
 
 use super::tls_tasks::{link_wants_writer, write_client_tls};
-use super::{read_plain, wall_clock, write_client, ShardContext, STREAMING_READ_LEN};
+use super::{read_input, wall_clock, write_client, ShardContext, STREAMING_READ_LEN};
 use crate::tls::handshake::{handshake, HandshakeError};
-use crate::tls::session::TlsRead;
 
 /// nats-server's `DEFAULT_ROUTE_DIAL`.
 const ROUTE_DIAL_TIMEOUT: Duration = Duration::from_secs(1);
@@ -303,28 +302,17 @@ async fn serve_route(
         }
         let mut last_read = false;
         if !carried_over {
-            let read = match &link {
-                None => read_plain(&conn, &mut buffer, streaming).await,
-                Some(link) => match link.read_into(&conn, &mut buffer, streaming).await {
-                    Ok(TlsRead::Eof) => Ok(0),
-                    Ok(TlsRead::Data {
-                        ciphertext,
-                        peer_closed,
-                    }) => {
-                        last_read = peer_closed;
-                        // Alerts and key updates the read produced.
-                        if !link.write_now(conn.raw_fd()).unwrap_or(true) {
-                            link_wants_writer(&ctx, key);
-                        }
-                        Ok(ciphertext)
-                    }
-                    Ok(TlsRead::Error(e)) => {
-                        crate::debug!("{log_label} - TLS read error: {e}");
-                        Err(std::io::ErrorKind::InvalidData.into())
-                    }
-                    Err(e) => Err(e),
-                },
-            };
+            let (read, peer_closed) = read_input(
+                &ctx,
+                key,
+                &conn,
+                link.as_deref(),
+                &mut buffer,
+                streaming,
+                &format_args!("{log_label}"),
+            )
+            .await;
+            last_read = peer_closed;
             let n = match read {
                 Ok(0) => break,
                 Ok(n) => n,
