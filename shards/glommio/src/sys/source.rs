@@ -287,6 +287,13 @@ impl Source {
         self.inner.borrow_mut().wakers.waiters.push(waker)
     }
 
+    /// percore: whether the request is still queued or in the kernel (its
+    /// completion has not been consumed yet). Lets the reactor keep a timer
+    /// armed across loop turns instead of cancelling and re-arming it.
+    pub(crate) fn is_in_flight(&self) -> bool {
+        self.inner.borrow().enqueued.is_some()
+    }
+
     pub(super) fn is_installed(&self) -> Option<bool> {
         match &self.inner.borrow().source_type {
             SourceType::ForeignNotifier(_, installed) => Some(*installed),
