@@ -37,6 +37,11 @@ fn main() {
         .extra_warnings(false)
         .compile("uring");
 
+    // percore: cc's own rerun-if-env-changed lines switch Cargo to rebuilding
+    // only on what is listed, so an edit of rusturing.c went unnoticed.
+    println!("cargo:rerun-if-changed=rusturing.c");
+    println!("cargo:rerun-if-changed=build.rs");
+
     // (our additional, linkable C bindings)
     Build::new()
         .file(project.join("rusturing.c"))

@@ -312,3 +312,32 @@ extern inline int rust_io_uring_wait_cqe(struct io_uring *ring, struct io_uring_
 {
     return io_uring_wait_cqe(ring, cqe_ptr);
 }
+
+/*
+ * percore: submit every prepared SQE and sleep until one completion arrives
+ * or `ts` passes (NULL: no limit), in a single io_uring_enter. The timeout
+ * travels as IORING_ENTER_EXT_ARG (kernel >= 5.11, IORING_FEAT_EXT_ARG), so
+ * no timeout SQE is armed before the sleep and cancelled after it. Returns
+ * the number of SQEs submitted, or -errno (-ETIME when the timeout passed
+ * with nothing submitted).
+ */
+#include <errno.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+extern int __io_uring_flush_sq(struct io_uring *ring);
+
+int rust_io_uring_submit_and_wait_timeout(struct io_uring *ring, struct __kernel_timespec *ts)
+{
+    struct io_uring_getevents_arg arg = {
+        .sigmask = 0,
+        .sigmask_sz = _NSIG / 8,
+        .pad = 0,
+        .ts = (unsigned long) ts,
+    };
+    unsigned submit = __io_uring_flush_sq(ring);
+    long ret = syscall(__NR_io_uring_enter, ring->ring_fd, submit, 1,
+                       IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG, &arg, sizeof(arg));
+    return ret < 0 ? -errno : (int) ret;
+}

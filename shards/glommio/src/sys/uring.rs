@@ -1107,6 +1107,78 @@ impl SleepableRing {
     }
 }
 
+impl SleepableRing {
+    /// percore: whether this kernel takes a wait's timeout on the
+    /// `io_uring_enter` call itself (`IORING_FEAT_EXT_ARG`, Linux 5.11).
+    fn supports_timeout_on_enter(&self) -> bool {
+        self.ring.raw().features & uring_sys::IORING_FEAT_EXT_ARG != 0
+    }
+
+    /// percore: whether this ring may sleep once the SQEs already in its
+    /// submission ring are submitted by the sleeping call itself.
+    fn can_sleep_submitting(&self) -> bool {
+        self.submission_queue.borrow().is_empty() && self.waiting_kernel_collection() == 0
+    }
+
+    /// percore: moves queued requests into the submission ring without
+    /// entering the kernel (it enters only if the ring fills up).
+    fn prepare_submissions(&mut self) -> io::Result<usize> {
+        let q = self.submission_queue();
+        let mut queue = q.borrow_mut();
+        self.consume_sqe_queue(&mut queue.submissions, false)
+    }
+
+    /// percore: places the poll that links the rings in the submission ring,
+    /// for the sleeping call to submit. False when no SQE is free: then we
+    /// must not sleep.
+    fn prepare_link(&mut self, link: &Source) -> bool {
+        let mut sq = self.ring.sq();
+        let Some(mut sqe) = sq.prepare_sqe() else {
+            return false;
+        };
+        let op = UringDescriptor {
+            fd: link.raw(),
+            flags: SubmissionFlags::empty(),
+            user_data: to_user_data(
+                self.source_map
+                    .borrow_mut()
+                    .add_source(link, self.submission_queue.clone()),
+            ),
+            args: UringOpDescriptor::PollAdd(common_flags() | read_flags()),
+        };
+        fill_sqe(
+            &mut sqe,
+            &op,
+            DmaBuffer::new,
+            &mut self.source_map.borrow_mut(),
+        );
+        true
+    }
+
+    /// percore: submits everything prepared and sleeps until a completion
+    /// arrives or `timeout` passes, in one `io_uring_enter`. If the kernel
+    /// cannot take all the SQEs it returns without sleeping, and what is
+    /// left is submitted on the next turn.
+    fn submit_and_sleep(&mut self, timeout: Option<Duration>) -> io::Result<usize> {
+        let ts = timeout.map(|d| uring_sys::__kernel_timespec {
+            tv_sec: d.as_secs() as i64,
+            tv_nsec: d.subsec_nanos() as _,
+        });
+        let ts_ptr = ts.as_ref().map_or(ptr::null(), |t| t as *const _);
+        // SAFETY: the ring is ours and initialised; `ts` outlives the call.
+        let ret =
+            unsafe { uring_sys::io_uring_submit_and_wait_timeout(self.ring.raw_mut(), ts_ptr) };
+        if ret >= 0 {
+            self.in_kernel += ret as usize;
+            return Ok(ret as usize);
+        }
+        match -ret {
+            libc::ETIME | libc::EINTR | libc::EAGAIN | libc::EBUSY => Ok(0),
+            errno => Err(io::Error::from_raw_os_error(errno)),
+        }
+    }
+}
+
 impl UringCommon for SleepableRing {
     fn name(&self) -> &'static str {
         self.name
@@ -1225,6 +1297,11 @@ pub(crate) struct Reactor {
     throughput_preemption_timeout_src: Cell<Option<Source>>,
 
     link_fd: RawFd,
+    /// percore: the poll that links the rings, kept armed across sleeps
+    /// until it fires (see `sleep_in_one_call`).
+    link_rings_src: Cell<Option<Source>>,
+    /// percore: the kernel takes the sleep's timeout on `io_uring_enter`.
+    timeout_on_enter: bool,
 
     // This keeps the `eventfd` alive. Drop will close it when we're done
     notifier: Arc<sys::SleepNotifier>,
@@ -1348,7 +1425,11 @@ impl Reactor {
             latency_ring.install_eventfd(&eventfd_src);
         }
 
+        let timeout_on_enter = main_ring.supports_timeout_on_enter();
+
         Ok(Reactor {
+            link_rings_src: Cell::new(None),
+            timeout_on_enter,
             main_ring: RefCell::new(main_ring),
             latency_ring: RefCell::new(latency_ring),
             poll_ring: RefCell::new(poll_ring),
@@ -1843,23 +1924,49 @@ impl Reactor {
             )),
         }
 
+        // percore: when we may sleep and the kernel takes the sleep's
+        // timeout on the enter call, the main ring's requests (typically the
+        // socket polls the tasks just queued) are left in its submission
+        // ring for the sleeping call to submit: one `io_uring_enter` for
+        // submitting, linking the rings and sleeping, where upstream made
+        // three, plus two more for a timeout SQE armed before the sleep and
+        // cancelled after it.
+        let may_sleep = preempt_timer().is_none();
+        let one_call_sleep = may_sleep && self.timeout_on_enter;
+
         // This will only dispatch if we run out of sqes. Which means until
         // flush_rings! nothing is really send to the kernel...
         flush_cancellations!(into &mut woke; lat_ring, poll_ring, main_ring);
         // ... which happens right here. If you ever reorder this code just
         // be careful about this dependency.
-        flush_rings!(lat_ring, poll_ring, main_ring)?;
+        if one_call_sleep {
+            flush_rings!(lat_ring, poll_ring)?;
+            main_ring
+                .prepare_submissions()
+                .or_else(Reactor::busy_ok)
+                .or_else(Reactor::again_ok)
+                .or_else(Reactor::intr_ok)?;
+        } else {
+            flush_rings!(lat_ring, poll_ring, main_ring)?;
+        }
         // pick up the results of any cancellations
         consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
 
         // If we generated any event so far, we can't sleep. Need to handle them.
-        let should_sleep = preempt_timer().is_none()
+        let main_ring_can_sleep = if one_call_sleep {
+            main_ring.can_sleep_submitting()
+        } else {
+            main_ring.can_sleep()
+        };
+        let should_sleep = may_sleep
             && (woke == 0)
             && poll_ring.can_sleep()
-            && main_ring.can_sleep()
+            && main_ring_can_sleep
             && lat_ring.can_sleep();
 
-        if should_sleep {
+        if should_sleep && one_call_sleep {
+            self.sleep_in_one_call(&mut main_ring, user_timer, &process_remote_channels)?;
+        } else if should_sleep {
             // We are about to go to sleep. It's ok to sleep, but if there
             // is a timer set, we need to make sure we wake up to handle it.
             if let Some(dur) = user_timer {
@@ -1896,6 +2003,13 @@ impl Reactor {
             }
         }
 
+        if one_call_sleep {
+            // percore: what the sleeping call did not submit (we did not
+            // sleep after all, or the kernel took only part) goes now; no
+            // system call when nothing is left.
+            flush_rings!(main_ring)?;
+        }
+
         if let Some(preempt) = preempt_timer() {
             self.latency_preemption_timeout_src
                 .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
@@ -1910,6 +2024,50 @@ impl Reactor {
         // need_preempt() should be false at this point. As soon as the next event
         // in the preempt ring completes, though, then it will be true.
         Ok(should_sleep)
+    }
+
+    /// percore: the sleep when the kernel takes its timeout on the enter
+    /// call. The poll that links the latency ring to the main ring stays
+    /// armed across sleeps until it fires (upstream armed a new one before
+    /// every sleep); the next timer is the call's timeout, not a timeout SQE;
+    /// and whatever the main ring holds prepared is submitted by the same
+    /// call. The sleep protocol with the waking side is upstream's, with the
+    /// fence of patch 1.
+    fn sleep_in_one_call<F: Fn() -> usize>(
+        &self,
+        main_ring: &mut SleepableRing,
+        user_timer: Option<Duration>,
+        process_remote_channels: &F,
+    ) -> io::Result<()> {
+        let link = match self.link_rings_src.take() {
+            Some(armed) if armed.is_in_flight() => armed,
+            _ => {
+                let link = Source::new(
+                    IoRequirements::default(),
+                    self.link_fd,
+                    SourceType::LinkRings,
+                    None,
+                    None,
+                );
+                if !main_ring.prepare_link(&link) {
+                    // No SQE for the link: sleeping could miss latency-ring
+                    // events, so we do not sleep this turn.
+                    return Ok(());
+                }
+                link
+            }
+        };
+        self.notifier.prepare_to_sleep();
+        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+        let events = process_remote_channels() + self.flush_syscall_thread();
+        let result = if events == 0 && self.eventfd_src.is_installed().unwrap() {
+            main_ring.submit_and_sleep(user_timer).map(|_| ())
+        } else {
+            Ok(())
+        };
+        self.notifier.wake_up();
+        self.link_rings_src.set(Some(link));
+        result
     }
 
     pub(crate) fn flush_syscall_thread(&self) -> usize {

@@ -98,6 +98,9 @@ pub const IORING_FEAT_RW_CUR_POS: libc::__u32 = 1 << 3;
 pub const IORING_FEAT_CUR_PERSONALITY: libc::__u32 = 1 << 4;
 pub const IORING_FEAT_FAST_POLL: libc::__u32 = 1 << 5;
 pub const IORING_FEAT_POLL_32BITS: libc::__u32 = 1 << 6;
+// percore: the sleeping io_uring_enter takes its timeout as an extended
+// argument (kernel >= 5.11).
+pub const IORING_FEAT_EXT_ARG: libc::__u32 = 1 << 8;
 
 // io_uring_register opcodes and arguments
 pub const IORING_REGISTER_BUFFERS: libc::c_uint = 0;
@@ -382,6 +385,14 @@ extern "C" {
 
 #[link(name = "rusturing")]
 extern "C" {
+    /// percore: submit the prepared SQEs and wait for one completion or
+    /// `ts` (null: no limit) in one `io_uring_enter` (`rusturing.c`).
+    #[link_name = "rust_io_uring_submit_and_wait_timeout"]
+    pub fn io_uring_submit_and_wait_timeout(
+        ring: *mut io_uring,
+        ts: *const __kernel_timespec,
+    ) -> libc::c_int;
+
     #[link_name = "rust_io_uring_opcode_supported"]
     pub fn io_uring_opcode_supported(p: *mut io_uring_probe, op: libc::c_int) -> libc::c_int;
 
