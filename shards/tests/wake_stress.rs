@@ -22,8 +22,15 @@ use shards::sync::WaitList;
 use shards::{PoolConfig, ShardPool};
 
 /// Far above any normal run (a few seconds in a debug build on 2 vCPUs); a
-/// lost wake-up never finishes.
-const WATCHDOG: Duration = Duration::from_secs(60);
+/// lost wake-up never finishes. `WAKE_STRESS_WATCHDOG_S` shortens it when
+/// the test is run in a loop.
+fn watchdog() -> Duration {
+    let seconds = std::env::var("WAKE_STRESS_WATCHDOG_S")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
+    Duration::from_secs(seconds)
+}
 
 fn two_shards() -> PoolConfig {
     PoolConfig {
@@ -65,17 +72,19 @@ fn watch(
     pool: ShardPool,
     reports: mpsc::Receiver<Result<(), String>>,
     expected_reports: usize,
-    progress: &AtomicU64,
+    progress: &[AtomicU64; 2],
 ) {
-    let deadline = Instant::now() + WATCHDOG;
+    let deadline = Instant::now() + watchdog();
     for _ in 0..expected_reports {
         let left = deadline.saturating_duration_since(Instant::now());
         match reports.recv_timeout(left) {
             Ok(Ok(())) => {}
             Ok(Err(e)) => panic!("{name}: {e}"),
             Err(_) => panic!(
-                "{name}: not done within {WATCHDOG:?}, last step done {} (a lost wake-up)",
-                progress.load(Ordering::Relaxed)
+                "{name}: not done within {:?}, last steps done: shard 0 {}, shard 1 {} (a lost wake-up)",
+                watchdog(),
+                progress[0].load(Ordering::Relaxed),
+                progress[1].load(Ordering::Relaxed)
             ),
         }
     }
@@ -94,7 +103,7 @@ fn ring_round_trips_survive_bursts_and_gaps() {
             .map(Some)
             .collect::<Vec<_>>(),
     );
-    let progress = Arc::new(AtomicU64::new(0));
+    let progress = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
     let (report_tx, report_rx) = mpsc::channel();
     let report_tx = Mutex::new(report_tx);
     let shard_progress = progress.clone();
@@ -104,7 +113,7 @@ fn ring_round_trips_survive_bursts_and_gaps() {
         let progress = shard_progress.clone();
         async move {
             let pressure = Rc::new(WaitList::new());
-            let mesh = ports.connect(pressure).await;
+            let mesh = ports.connect(pressure.clone()).await;
             let peer = 1 - shard;
             let outbox = mesh.outboxes[peer].as_ref().expect("outbox");
             let inbound = mesh.inbound[peer].as_ref().expect("inbound");
@@ -122,7 +131,6 @@ fn ring_round_trips_survive_bursts_and_gaps() {
                             return;
                         }
                     }
-                    progress.store(burst, Ordering::Relaxed);
                 } else {
                     for k in 0..size {
                         match inbound.recv().await {
@@ -140,7 +148,11 @@ fn ring_round_trips_survive_bursts_and_gaps() {
                     }
                 }
                 next += size;
+                progress[shard].store(burst, Ordering::Relaxed);
             }
+            // Items still staged behind a full ring are pushed by a task of
+            // this shard: it must not end before they are in the ring.
+            pressure.wait_until(|| outbox.staged() == 0).await;
             let _ = report.send(Ok(()));
         }
     })
@@ -174,7 +186,7 @@ fn wakes_from_a_foreign_thread_all_arrive() {
     type Slot = Arc<Mutex<(bool, Option<Waker>)>>;
     let (slot_tx, slot_rx) = mpsc::channel::<(usize, Slot)>();
     let slot_tx = Mutex::new(slot_tx);
-    let progress = Arc::new(AtomicU64::new(0));
+    let progress = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
     let (report_tx, report_rx) = mpsc::channel();
     let report_tx = Mutex::new(report_tx);
     let shard_progress = progress.clone();
@@ -190,9 +202,7 @@ fn wakes_from_a_foreign_thread_all_arrive() {
                     return;
                 }
                 ForeignSignal { state }.await;
-                if shard == 0 {
-                    progress.store(i, Ordering::Relaxed);
-                }
+                progress[shard].store(i, Ordering::Relaxed);
             }
             let _ = report.send(Ok(()));
         }
@@ -200,7 +210,7 @@ fn wakes_from_a_foreign_thread_all_arrive() {
     .expect("shards start");
     let signaller = std::thread::spawn(move || {
         let mut i = 0u64;
-        while let Ok((_shard, slot)) = slot_rx.recv_timeout(WATCHDOG) {
+        while let Ok((_shard, slot)) = slot_rx.recv_timeout(watchdog()) {
             // Let the shard reach its park first on some signals.
             if let Gap::BlockThread(d) | Gap::Timer(d) = gap(i) {
                 std::thread::sleep(d);
@@ -225,7 +235,7 @@ fn wakes_from_a_foreign_thread_all_arrive() {
 #[test]
 fn blocking_jobs_wake_their_shard() {
     const JOBS: u64 = 2_000;
-    let progress = Arc::new(AtomicU64::new(0));
+    let progress = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
     let (report_tx, report_rx) = mpsc::channel();
     let report_tx = Mutex::new(report_tx);
     let shard_progress = progress.clone();
@@ -247,9 +257,7 @@ fn blocking_jobs_wake_their_shard() {
                     let _ = report.send(Err(format!("job {i} returned {got}")));
                     return;
                 }
-                if shard == 0 {
-                    progress.store(i, Ordering::Relaxed);
-                }
+                progress[shard].store(i, Ordering::Relaxed);
             }
             let _ = report.send(Ok(()));
         }
@@ -263,7 +271,7 @@ fn blocking_jobs_wake_their_shard() {
 #[test]
 fn timers_fire_on_an_otherwise_idle_shard() {
     const SLEEPS: u64 = 1_000;
-    let progress = Arc::new(AtomicU64::new(0));
+    let progress = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
     let (report_tx, report_rx) = mpsc::channel();
     let report_tx = Mutex::new(report_tx);
     let shard_progress = progress.clone();
@@ -279,9 +287,7 @@ fn timers_fire_on_an_otherwise_idle_shard() {
                     let _ = report.send(Err(format!("sleep {i} ended early")));
                     return;
                 }
-                if shard == 0 {
-                    progress.store(i, Ordering::Relaxed);
-                }
+                progress[shard].store(i, Ordering::Relaxed);
             }
             let _ = report.send(Ok(()));
         }

@@ -51,7 +51,7 @@ impl Parker {
 
     /// Blocks until notified and then goes back into sleeping state.
     pub(crate) fn park(&self) -> io::Result<bool> {
-        self.inner.park(|| None)
+        self.inner.park(true, || None)
     }
 
     /// Performs non-sleepable poll and installs a preemption timeout into the
@@ -60,7 +60,7 @@ impl Parker {
     /// this will be able to check if the timer has elapsed and yield the
     /// CPU if that is the case.
     pub(crate) fn poll_io(&self, timeout: impl Fn() -> Option<Duration>) -> io::Result<bool> {
-        self.inner.park(timeout)
+        self.inner.park(false, timeout)
     }
 }
 
@@ -82,7 +82,10 @@ impl fmt::Debug for Parker {
 struct Inner {}
 
 impl Inner {
-    fn park(&self, timeout: impl Fn() -> Option<Duration>) -> io::Result<bool> {
-        crate::executor().reactor().react(timeout)
+    // percore: whether the reactor may sleep is said explicitly; upstream
+    // inferred it from the absence of a preemption timeout, which poll_io
+    // now leaves out when no task is runnable.
+    fn park(&self, may_sleep: bool, timeout: impl Fn() -> Option<Duration>) -> io::Result<bool> {
+        crate::executor().reactor().react(may_sleep, timeout)
     }
 }

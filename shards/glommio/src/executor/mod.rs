@@ -1320,6 +1320,11 @@ impl LocalExecutor {
         self.reactor.need_preempt()
     }
 
+    /// percore: whether some task queue has a task ready to run.
+    fn has_runnable_tasks(&self) -> bool {
+        !self.queues.borrow().active_executors.is_empty()
+    }
+
     fn run_task_queues(&self) -> bool {
         let mut ran = false;
         loop {
@@ -1475,8 +1480,13 @@ impl LocalExecutor {
                 // requests that are latency sensitive we want them out of the
                 // ring ASAP (before we run the task queues). We will also use
                 // the opportunity to install the timer.
+                // percore: a preemption timer only when a task is runnable; an
+                // idle reactor needs none (see `Reactor::wait`).
                 this.parker
-                    .poll_io(|| Some(this.preempt_timer_duration()))
+                    .poll_io(|| {
+                        this.has_runnable_tasks()
+                            .then(|| this.preempt_timer_duration())
+                    })
                     .expect("Failed to poll io! This is actually pretty bad!");
 
                 // run user code
@@ -1493,6 +1503,24 @@ impl LocalExecutor {
                         // test again here. We can't test *just* here because the main
                         // future is probably the one setting up the task queues and etc.
                         break t.unwrap();
+                    } else if this.has_runnable_tasks() {
+                        // percore: never park with a runnable task. The task
+                        // queues can stop without running anything when
+                        // `need_preempt` is already true (a latency-ring
+                        // completion, such as a preemption timer that fired,
+                        // not yet consumed); parking then could sleep with
+                        // the task still queued and nothing left to wake us.
+                        // Upstream has this hang; with the preemption timer
+                        // kept armed across turns it became likely.
+                    } else if spin_before_park.is_zero() {
+                        // percore: without spinning, park at once: park does
+                        // everything `spin_poll_io` does, and leaves the
+                        // queued requests to the sleeping call instead of
+                        // submitting them in an `io_uring_enter` of their own.
+                        this.parker
+                            .park()
+                            .expect("Failed to park! This is actually pretty bad!");
+                        pre_time = Instant::now();
                     } else {
                         while !this.reactor.spin_poll_io().unwrap() {
                             if pre_time.elapsed() > spin_before_park {

@@ -1877,6 +1877,7 @@ impl Reactor {
     ///   task queue just 7ms to run.
     pub(crate) fn wait<Preempt, F>(
         &self,
+        may_sleep: bool,
         preempt_timer: Preempt,
         user_timer: Option<Duration>,
         mut woke: usize,
@@ -1895,13 +1896,21 @@ impl Reactor {
         // consume all events from the rings
         consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
 
-        // Cancel the old timer regardless of whether we can sleep:
-        // if we won't sleep, we will register the new timer with its new
-        // value.
-        //
-        // But if we will sleep, there might be a timer registered that needs
-        // to be removed otherwise we'll wake up when it expires.
-        drop(self.latency_preemption_timeout_src.take());
+        // percore: an armed preemption timer that has not fired stays armed,
+        // whether we sleep or not. Upstream cancelled it here on every call
+        // and armed a new one below: two `io_uring_enter` on the latency
+        // ring per message at low rates. Kept, it may fire during a sleep
+        // (one early wake-up per preemption period, 100 ms in percore), and
+        // a task queue's slice may be cut short once; it is armed again only
+        // when a task is runnable (see `LocalExecutor::run`), so an idle
+        // reactor is not woken by it twice.
+        let preempt_armed = match self.latency_preemption_timeout_src.take() {
+            Some(armed) if armed.is_in_flight() => {
+                self.latency_preemption_timeout_src.set(Some(armed));
+                true
+            }
+            _ => false,
+        };
 
         // Schedule the throughput-based timeout immediately: it won't matter if we end
         // up sleeping.
@@ -1931,7 +1940,6 @@ impl Reactor {
         // submitting, linking the rings and sleeping, where upstream made
         // three, plus two more for a timeout SQE armed before the sleep and
         // cancelled after it.
-        let may_sleep = preempt_timer().is_none();
         let one_call_sleep = may_sleep && self.timeout_on_enter;
 
         // This will only dispatch if we run out of sqes. Which means until
@@ -1970,8 +1978,13 @@ impl Reactor {
             // We are about to go to sleep. It's ok to sleep, but if there
             // is a timer set, we need to make sure we wake up to handle it.
             if let Some(dur) = user_timer {
+                // percore: this old-kernel path shares the slot with a kept
+                // preemption timer; the user timer replaces it (dropping it
+                // cancels it), as upstream's cancel at the top of this
+                // function did.
                 self.latency_preemption_timeout_src
                     .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
+                flush_cancellations!(into &mut 0; lat_ring);
                 assert!(flush_rings!(lat_ring)? > 0);
             }
             // From this moment on the remote executors are aware that we are sleeping
@@ -1993,6 +2006,12 @@ impl Reactor {
                 if self.eventfd_src.is_installed().unwrap() {
                     self.link_rings_and_sleep(&mut main_ring)
                         .expect("some error");
+                    // percore: the user timer must not stay in the slot,
+                    // where the next turn would keep it as a preemption
+                    // timer; cancel it as upstream did on the next turn.
+                    if user_timer.is_some() {
+                        drop(self.latency_preemption_timeout_src.take());
+                    }
                     // May have new cancellations related to the link ring fd.
                     flush_cancellations!(into &mut 0; lat_ring, poll_ring, main_ring);
                     flush_rings!(lat_ring, poll_ring, main_ring)?;
@@ -2010,7 +2029,7 @@ impl Reactor {
             flush_rings!(main_ring)?;
         }
 
-        if let Some(preempt) = preempt_timer() {
+        if let (false, Some(preempt)) = (preempt_armed, preempt_timer()) {
             self.latency_preemption_timeout_src
                 .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
             flush_rings!(lat_ring, main_ring)?;
