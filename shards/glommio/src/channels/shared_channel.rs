@@ -303,6 +303,14 @@ impl<T: Send + Sized> ConnectedSender<T> {
                     .upgrade()
                     .unwrap()
                     .add_shared_channel_waker(self.id, cx.waker().clone());
+                // percore: the consumer wakes us only when told we wait (see
+                // `do_recv_one`); having told it, look at the room again, in
+                // case a pop came before the flag was visible.
+                self.state.buffer.announce_waiting();
+                if self.state.buffer.free_space() > 0 || self.state.buffer.producer_disconnected()
+                {
+                    return Poll::Ready(());
+                }
                 Poll::Pending
             }
         }
@@ -420,7 +428,13 @@ impl<T: Send + Sized> ConnectedReceiver<T> {
                 }
             }
             res => {
-                self.notifier.notify(false);
+                // percore: upstream notified the producer's executor after
+                // every receive, which woke a sleeping producer shard once
+                // per cross-shard message for nothing; only a producer
+                // waiting for room needs it.
+                if self.state.buffer.take_producer_waiting() {
+                    self.notifier.notify(false);
+                }
                 Poll::Ready(res)
             }
         }

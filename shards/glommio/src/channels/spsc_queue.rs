@@ -29,6 +29,10 @@ struct ConsumerCacheline {
     /// Id == 0 : never connected
     /// Id == usize::MAX: disconnected
     producer_id: AtomicUsize,
+    /// percore: the producer found the queue full and waits for room. Set
+    /// by the producer (rarely), read by the consumer after each pop, so it
+    /// lives on the consumer's line.
+    producer_waiting: AtomicBool,
 }
 
 #[derive(Debug)]
@@ -178,6 +182,23 @@ impl<T> Buffer<T> {
         None
     }
 
+    /// percore: the producer is about to wait for room. It looks at the
+    /// free space again after this; the fence pairs with the consumer's in
+    /// `take_producer_waiting`, so either the producer sees the room a pop
+    /// made or the consumer sees this flag and wakes it.
+    pub(crate) fn announce_producer_waiting(&self) {
+        self.ccache.producer_waiting.store(true, Ordering::Relaxed);
+        std::sync::atomic::fence(Ordering::SeqCst);
+    }
+
+    /// percore: after a pop, whether the producer waits for room (and must
+    /// be woken); clears the flag.
+    pub(crate) fn take_producer_waiting(&self) -> bool {
+        std::sync::atomic::fence(Ordering::SeqCst);
+        self.ccache.producer_waiting.load(Ordering::Relaxed)
+            && self.ccache.producer_waiting.swap(false, Ordering::Relaxed)
+    }
+
     /// Disconnects the consumer, and returns whether it was already
     /// disconnected
     pub(crate) fn disconnect_consumer(&self) -> bool {
@@ -257,6 +278,7 @@ fn inner_make<T>(capacity: usize, initial_value: usize) -> (Producer<T>, Consume
         ccache: ConsumerCacheline {
             head: AtomicUsize::new(initial_value),
             producer_id: AtomicUsize::new(0),
+            producer_waiting: AtomicBool::new(false),
         },
         _marker: PhantomData,
     });
@@ -357,6 +379,11 @@ impl<T> Producer<T> {
     pub fn free_space(&self) -> usize {
         self.capacity() - self.size()
     }
+
+    /// percore: see [`Buffer::announce_producer_waiting`].
+    pub(crate) fn announce_waiting(&self) {
+        (*self.buffer).announce_producer_waiting()
+    }
 }
 
 impl<T> BufferHalf for Consumer<T> {
@@ -398,6 +425,11 @@ impl<T> Consumer<T> {
     /// return `Some(v)`, where `v` is the value being popped off the queue.
     pub fn try_pop(&self) -> Option<T> {
         (*self.buffer).try_pop()
+    }
+
+    /// percore: see [`Buffer::take_producer_waiting`].
+    pub(crate) fn take_producer_waiting(&self) -> bool {
+        (*self.buffer).take_producer_waiting()
     }
 }
 
