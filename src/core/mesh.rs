@@ -53,6 +53,10 @@ pub enum MeshItem<H = ()> {
     /// The sender has applied every batch up to number `seq` that the
     /// receiver of this item sent it.
     Ack { seq: u64 },
+    /// The sender waits on a barrier (a client's PING) and wants the
+    /// receiver's ack for everything up to this point now, rather than with
+    /// the receiver's next batch of work (see `ShardBroker::drain_batches`).
+    AckWanted,
     /// A published message for the receiver's local subscriptions: every
     /// matching plain subscription, plus one member of each listed queue
     /// group (the publisher's shard already picked this shard for them).
@@ -103,8 +107,8 @@ impl<'a> Iterator for QueueNames<'a> {
 #[derive(Debug)]
 pub struct ShardBatch<H = ()> {
     /// Batch number on the sending shard (increasing, with gaps per
-    /// destination), to be acked once applied; 0 for a batch of acks only,
-    /// which needs no ack (acks of acks would never end).
+    /// destination), to be acked once applied; 0 for a batch of acks (or
+    /// ack requests) only, which needs no ack (acks of acks would never end).
     pub seq: u64,
     pub arena: Bytes,
     pub items: Vec<MeshItem<H>>,

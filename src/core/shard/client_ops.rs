@@ -118,6 +118,9 @@ impl<I: ShardIo> ShardBroker<I> {
                 let conn = &mut self.conns[key];
                 conn.liveness.heard_from();
                 if conn.forwarded {
+                    // The peers fold their acks; ask for them with the
+                    // batches this unit of work sends.
+                    self.acks_requested = true;
                     return Next::Barrier;
                 }
                 self.send_pong(key);

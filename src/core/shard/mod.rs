@@ -158,6 +158,13 @@ pub struct ShardBroker<I: ShardIo> {
     acked: Vec<u64>,
     /// Per peer: its highest batch we applied and must ack (0: none).
     ack_due: Vec<u64>,
+    /// Per peer: batches applied since our last ack to it.
+    unacked_batches: Vec<u32>,
+    /// Per peer: it waits on a barrier and asked for our ack now.
+    ack_wanted: Vec<bool>,
+    /// A PING on this shard waits on a barrier: the next batches ask the
+    /// peers that still owe us acks for them.
+    acks_requested: bool,
     /// Scratch per destination shard for one publish.
     targets: Vec<publish::RemoteTarget>,
     /// Connections this unit of work pushed over the stall threshold.
@@ -214,6 +221,9 @@ impl<I: ShardIo> ShardBroker<I> {
             sent: vec![0; shard_count],
             acked: vec![0; shard_count],
             ack_due: vec![0; shard_count],
+            unacked_batches: vec![0; shard_count],
+            ack_wanted: vec![false; shard_count],
+            acks_requested: false,
             targets: (0..shard_count)
                 .map(|_| publish::RemoteTarget::default())
                 .collect(),

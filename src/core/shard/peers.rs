@@ -10,6 +10,10 @@ use crate::protocol::Publish;
 use super::publish::Origin;
 use super::ShardBroker;
 
+/// An ack goes back on its own at the latest after this many applied batches
+/// from one peer, so that their buffers return to it for reuse.
+pub(super) const ACK_EVERY: u32 = 8;
+
 /// Per peer, the latest batch sent to it when a barrier was taken.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BarrierTarget(Vec<u64>);
@@ -57,6 +61,7 @@ impl<I: ShardIo> ShardBroker<I> {
                         barrier_moved = true;
                     }
                 }
+                MeshItem::AckWanted => self.ack_wanted[src.index()] = true,
                 MeshItem::Deliver {
                     account,
                     subject,
@@ -88,6 +93,7 @@ impl<I: ShardIo> ShardBroker<I> {
         }
         if seq > 0 {
             self.ack_due[src.index()] = seq;
+            self.unacked_batches[src.index()] += 1;
         }
         if let Some(buffers) = BatchBuffers::reclaim(arena_bytes, items) {
             self.outgoing[src.index()].give_back(buffers);
@@ -104,15 +110,31 @@ impl<I: ShardIo> ShardBroker<I> {
     }
 
     /// Moves this unit of work's batches (and due acks) out, one per peer.
+    ///
+    /// Acks are folded: an ack rides on the next batch of work going back,
+    /// and goes on its own only when the peer asked for it (it waits on a
+    /// barrier), after [`ACK_EVERY`] batches (so its buffers come back), or
+    /// at the tick ([`ShardBroker::flush_acks`]). Acking every batch at once
+    /// woke the sending shard once per forwarded message at low rates (an
+    /// ack-only batch and a wake-up of a shard that had just gone to sleep),
+    /// for a barrier that is rarely waited on.
     pub fn drain_batches(&mut self, mut send: impl FnMut(ShardId, ShardBatch<I::Handoff>)) {
+        let ask_for_acks = std::mem::take(&mut self.acks_requested);
         for dst in ShardId::all(self.shard_count) {
             let d = dst.index();
             if dst == self.id {
                 continue;
             }
             let has_work = !self.outgoing[d].is_empty();
-            if self.ack_due[d] > 0 {
+            if ask_for_acks && (has_work || self.acked[d] < self.sent[d]) {
+                self.outgoing[d].push(MeshItem::AckWanted);
+            }
+            let ack_now = has_work
+                || std::mem::take(&mut self.ack_wanted[d])
+                || self.unacked_batches[d] >= ACK_EVERY;
+            if ack_now && self.ack_due[d] > 0 {
                 let seq = std::mem::take(&mut self.ack_due[d]);
+                self.unacked_batches[d] = 0;
                 self.outgoing[d].push(MeshItem::Ack { seq });
             }
             if !self.outgoing[d].is_empty() {
@@ -124,6 +146,14 @@ impl<I: ShardIo> ShardBroker<I> {
                 }
                 send(dst, batch);
             }
+        }
+    }
+
+    /// Sends every due ack with the next drain, asked for or not (the tick:
+    /// a peer's buffers and a late barrier never wait longer than that).
+    pub fn flush_acks(&mut self) {
+        for (wanted, due) in self.ack_wanted.iter_mut().zip(&self.ack_due) {
+            *wanted |= *due > 0;
         }
     }
 

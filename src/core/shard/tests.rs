@@ -371,6 +371,7 @@ fn describe(batch: &ShardBatch<u64>) -> Vec<String> {
                 queue.as_deref().map_or("-".into(), text)
             ),
             MeshItem::Ack { seq } => format!("ack {seq}"),
+            MeshItem::AckWanted => "ack wanted".to_owned(),
             MeshItem::Deliver {
                 subject,
                 reply,
@@ -841,36 +842,43 @@ fn interest_and_messages_cross_shards_through_batches() {
     n1.input(&mut sub, &(NON_VERBOSE.to_owned() + "SUB foo 1\r\n"));
     assert_eq!(n1.batches(), [(0, 1, vec!["interest foo - +1".to_owned()])]);
     carry(&mut n1, &mut n0);
-    // Shard 0 acks the batch it applied, in a batch that needs no ack.
-    assert_eq!(n0.batches(), [(1, 0, vec!["ack 1".to_owned()])]);
-    carry(&mut n0, &mut n1);
-    assert!(n1.outbox.is_empty(), "no ack of an ack");
+    // Shard 0 folds its ack of the batch it applied: nothing goes back yet.
+    assert_eq!(n0.batches(), []);
 
+    // The ack rides on the next batch of work going back.
     n0.input(&mut publisher, "PUB foo 5\r\nhello\r\n");
     assert_eq!(
         n0.batches(),
         [(
             1,
             1,
-            vec!["deliver foo reply=- hdr=None payload=hello queues=[]".to_owned()]
+            vec![
+                "deliver foo reply=- hdr=None payload=hello queues=[]".to_owned(),
+                "ack 1".to_owned()
+            ]
         )]
     );
     assert_eq!(sub.read(), "", "not before the batch is applied");
     carry(&mut n0, &mut n1);
     assert_eq!(sub.read(), "MSG foo 1 5\r\nhello\r\n");
     assert_eq!(publisher.read(), "");
-    assert_eq!(n1.batches(), [(0, 0, vec!["ack 1".to_owned()])]);
+    assert_eq!(n1.batches(), [], "ack folded");
     // Counted where published and where delivered.
     assert_eq!((n0.broker.stats.in_msgs, n0.broker.stats.out_msgs), (2, 0));
     assert_eq!((n1.broker.stats.in_msgs, n1.broker.stats.out_msgs), (0, 1));
 
     // The publisher forwarded something, so its PING waits for the ack.
+    // It asks shard 1 for it, which answers in a batch that needs no ack.
     let outcome = n0.process(&mut publisher, b"PING\r\n");
     assert_eq!((outcome.consumed, outcome.next), (6, Next::Barrier));
     n0.end_of_work();
     let target = n0.broker.barrier_target();
     assert!(!n0.broker.barrier_reached(&target));
+    assert_eq!(n0.batches(), [(1, 0, vec!["ack wanted".to_owned()])]);
+    carry(&mut n0, &mut n1);
+    assert_eq!(n1.batches(), [(0, 0, vec!["ack 1".to_owned()])]);
     carry(&mut n1, &mut n0);
+    assert!(n0.outbox.is_empty(), "no ack of an ack");
     assert!(n0.broker.barrier_reached(&target));
     n0.broker.send_pong(publisher.key);
     n0.end_of_work();
@@ -901,26 +909,31 @@ fn a_ping_after_sub_waits_until_the_peer_acked_the_interest() {
         n1.batches(),
         [
             (0, 1, vec!["interest a - +1".to_owned()]),
-            (0, 2, vec!["interest b - +1".to_owned()])
+            (
+                0,
+                2,
+                vec!["interest b - +1".to_owned(), "ack wanted".to_owned()]
+            )
         ]
     );
     let target = n1.broker.barrier_target();
     assert!(!n1.broker.barrier_reached(&target));
 
-    // Shard 0 applies the first batch only: its ack moves the barrier
-    // (waking the waiters) but does not reach it.
+    // Shard 0 applies the first batch only: it folds the ack, so the
+    // barrier neither moves nor is reached.
     let (dst, first) = n1.outbox.pop_front().expect("first batch");
     assert_eq!(dst, ShardId::new(0));
     n0.broker.apply_batch(ShardId::new(1), first, n0.now);
     n0.end_of_work();
-    carry(&mut n0, &mut n1);
-    assert_eq!(n1.io().wakes_of(Wake::Barrier), 1);
+    assert_eq!(n0.batches(), []);
+    assert_eq!(n1.io().wakes_of(Wake::Barrier), 0);
     assert!(!n1.broker.barrier_reached(&target));
 
-    // Then the second.
+    // The second batch asks for the ack: it covers both.
     carry(&mut n1, &mut n0);
+    assert_eq!(n0.batches(), [(1, 0, vec!["ack 2".to_owned()])]);
     carry(&mut n0, &mut n1);
-    assert_eq!(n1.io().wakes_of(Wake::Barrier), 2);
+    assert_eq!(n1.io().wakes_of(Wake::Barrier), 1);
     assert!(n1.broker.barrier_reached(&target));
     n1.broker.send_pong(sub.key);
     n1.end_of_work();
@@ -937,7 +950,7 @@ fn a_ping_after_sub_waits_until_the_peer_acked_the_interest() {
         returned: Vec::new(),
     };
     n1.broker.apply_batch(ShardId::new(0), stale_ack, n1.now);
-    assert_eq!(n1.io().wakes_of(Wake::Barrier), 2);
+    assert_eq!(n1.io().wakes_of(Wake::Barrier), 1);
     assert!(n1.broker.barrier_reached(&target));
 }
 
@@ -961,6 +974,7 @@ fn a_queue_group_spread_over_shards_takes_each_message_once() {
         .batches()
         .into_iter()
         .flat_map(|(_, _, items)| items)
+        .filter(|item| !item.starts_with("ack "))
         .collect();
     assert!(forwarded
         .iter()
@@ -981,7 +995,29 @@ fn an_adopted_socket_travels_to_its_shard() {
     n0.end_of_work();
     assert_eq!(n0.batches(), [(1, 1, vec!["adopt 99 cid 5".to_owned()])]);
     assert_eq!(carry(&mut n0, &mut n1), [(99, ClientId(5))]);
+    // The ack is folded (nothing goes back to shard 0 to carry it) until
+    // the tick sends it on its own.
+    assert_eq!(n1.batches(), []);
+    n1.tick();
     assert_eq!(n1.batches(), [(0, 0, vec!["ack 1".to_owned()])]);
+}
+
+#[test]
+fn acks_go_back_on_their_own_after_a_run_of_batches() {
+    let (mut n0, mut n1) = two_shards(ShardLimits::default());
+    let mut sent = Vec::new();
+    for i in 0..super::peers::ACK_EVERY {
+        n0.broker
+            .send_adopt(ShardId::new(1), 100 + i as u64, ClientId(5));
+        n0.end_of_work();
+        carry(&mut n0, &mut n1);
+        sent.extend(n1.batches());
+    }
+    // One ack, for the whole run, once the run is long enough.
+    assert_eq!(
+        sent,
+        [(0, 0, vec![format!("ack {}", super::peers::ACK_EVERY)])]
+    );
 }
 
 // ---------------------------------------------------------------------------

@@ -16,6 +16,7 @@ impl<I: ShardIo> ShardBroker<I> {
         self.set_now(now);
         self.pool.trim();
         self.spare_batches.trim();
+        self.flush_acks();
         self.expire_response_routes();
         let (interval, ping_max, deadline) = (
             self.limits.ping_interval,
