@@ -171,6 +171,52 @@ impl Broker {
     }
 }
 
+impl Broker {
+    /// One GET of a monitoring path (started with `-m -1`), as JSON.
+    pub fn monitor_json(&self, path: &str) -> serde_json::Value {
+        let addr = self.monitor.expect("broker started with -m");
+        let mut stream = TcpStream::connect(addr).expect("connect to monitor");
+        stream.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        )
+        .expect("request");
+        let mut raw = String::new();
+        stream.read_to_string(&mut raw).expect("response");
+        let (_, body) = raw.split_once("\r\n\r\n").expect("header end");
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
+    }
+
+    /// The `/connz?state=closed` entry of `cid`, polled until it is there
+    /// (a close is recorded when the connection's tasks end, just after the
+    /// socket closed).
+    pub fn wait_closed(&self, cid: u64) -> serde_json::Value {
+        let deadline = Instant::now() + IO_TIMEOUT;
+        loop {
+            let closed = self.monitor_json("/connz?state=closed&limit=100000");
+            if let Some(entry) = closed["connections"]
+                .as_array()
+                .and_then(|all| all.iter().find(|c| c["cid"] == cid))
+            {
+                return entry.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "cid {cid} never listed as closed"
+            );
+        }
+    }
+
+    /// The closed reason of `cid` in `/connz?state=closed`.
+    pub fn closed_reason(&self, cid: u64) -> String {
+        self.wait_closed(cid)["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+}
+
 impl Drop for Broker {
     fn drop(&mut self) {
         let _ = self.child.kill();
