@@ -54,6 +54,13 @@ impl Broker {
     }
 
     pub fn start_with(extra_args: &[&str], config: Option<&str>) -> Broker {
+        Broker::start_limited(extra_args, config, None)
+    }
+
+    /// Like [`Broker::start_with`], with `RLIMIT_NOFILE` set to `nofile`
+    /// (soft and hard) in the child before it runs, so that a test can make
+    /// it run out of descriptors.
+    pub fn start_limited(extra_args: &[&str], config: Option<&str>, nofile: Option<u64>) -> Broker {
         let shards = 2;
         let mut args: Vec<String> = vec![
             "-a".into(),
@@ -74,13 +81,30 @@ impl Broker {
             tempfile_path::TempPath(path)
         });
         args.extend(extra_args.iter().map(|s| s.to_string()));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_percore"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_percore"));
+        command
             .args(&args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn percore");
+            .stderr(Stdio::piped());
+        if let Some(nofile) = nofile {
+            use std::os::unix::process::CommandExt;
+            let limit = libc::rlimit {
+                rlim_cur: nofile,
+                rlim_max: nofile,
+            };
+            // SAFETY: setrlimit is async-signal-safe and touches only the
+            // child, between fork and exec.
+            unsafe {
+                command.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let mut child = command.spawn().expect("spawn percore");
         let stderr = child.stderr.take().expect("stderr");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -165,6 +189,24 @@ impl Broker {
         {
             if line.contains(needle) {
                 return Some(line);
+            }
+        }
+        None
+    }
+
+    /// Every log line up to and including the first that contains
+    /// `needle`, or `None` if it does not come within `within`.
+    pub fn log_until(&self, needle: &str, within: Duration) -> Option<Vec<String>> {
+        let deadline = Instant::now() + within;
+        let mut lines = Vec::new();
+        while let Ok(line) = self
+            .log
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            let found = line.contains(needle);
+            lines.push(line);
+            if found {
+                return Some(lines);
             }
         }
         None
