@@ -740,7 +740,7 @@ async fn serve_client(ctx: Rc<ShardContext>, socket: HandOff, client_id: ClientI
             match outcome.next {
                 Next::NeedMore => {
                     if let Some(needed) = parser.bytes_needed() {
-                        buffer.reserve_total(needed);
+                        buffer.reserve_toward(needed);
                     }
                     break;
                 }

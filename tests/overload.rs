@@ -236,3 +236,48 @@ fn a_queue_member_that_stops_reading_is_cut_and_the_group_loses_nothing_after() 
     assert!(per_member.iter().all(|&n| n > 0), "{per_member:?}");
     drop(stopped);
 }
+
+/// The server's resident memory, from /proc.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|kib| kib.parse().ok())
+        .expect("VmRSS")
+}
+
+/// 300 connections announce a max_payload message and send none of it:
+/// the server's memory grows with the bytes they sent, not with what they
+/// announced. (percore sized each read buffer for the announced 1 MiB at
+/// once: about +90 MiB here; nats-server about none.)
+#[test]
+fn an_announced_payload_costs_nothing_until_it_arrives() {
+    const CONNS: usize = 300;
+    let broker = Broker::start();
+    let mut clients: Vec<RawClient> = (0..CONNS)
+        .map(|_| {
+            let mut client = RawClient::connect(broker.addr);
+            client.send(b"CONNECT {\"verbose\":false}\r\n");
+            client
+        })
+        .collect();
+    for client in &mut clients {
+        assert_eq!(client.ping_pong(), b"");
+    }
+    let before = rss_kib(broker.pid());
+    for client in &mut clients {
+        // One write, one read on the server: the PONG says the PUB line
+        // behind the PING was parsed too.
+        client.send(b"PING\r\nPUB stalled 1048576\r\n");
+    }
+    for client in &mut clients {
+        assert_eq!(client.read_until_pong(), b"");
+    }
+    let grown = rss_kib(broker.pid()).saturating_sub(before);
+    assert!(
+        grown < (CONNS as u64) * 16,
+        "{grown} KiB more for {CONNS} announced payloads"
+    );
+}
