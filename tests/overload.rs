@@ -7,10 +7,12 @@
 //! flooding a reader that never reads, nats-server 2.9.10 stalls the
 //! publisher (up to 1 s per message once the reader's backlog passes
 //! max_pending) and cuts the reader when its 10 s write deadline passes:
-//! "Slow Consumer (Write Deadline)". percore stalls a publisher at most
-//! 50 ms at a time, so the backlog passes max_pending first: "Slow Consumer
-//! (Pending Bytes)", in well under a second. (`write_deadline` alone gives
-//! "Slow Consumer (Write Deadline)" in both; see tests/limits.rs.)
+//! "Slow Consumer (Write Deadline)". percore holds publishers back only for
+//! a subscriber that is draining (at most 1 s in all, 50 ms at a time; see
+//! `connection/output.rs`), never for one that takes nothing, so that
+//! reader's backlog passes max_pending first: "Slow Consumer (Pending
+//! Bytes)", in well under a second. (`write_deadline` alone gives "Slow
+//! Consumer (Write Deadline)" in both; see tests/limits.rs.)
 
 mod support;
 
