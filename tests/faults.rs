@@ -192,16 +192,18 @@ fn out_of_descriptors_the_listener_backs_off_and_recovers() {
         let mut first = [0u8; 5];
         match stream.read_exact(&mut first) {
             Ok(()) if &first == b"INFO " => held.push(stream),
-            // Not taken from the backlog (accept failed), or taken and
-            // closed at once (the descriptor copy failed): out of fds.
-            _ => break stream,
+            // Not taken from the backlog: out of descriptors.
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break stream,
+            other => panic!(
+                "connection {} closed instead of waiting: {other:?}",
+                held.len()
+            ),
         }
     };
     assert!(held.len() > 10, "only {} connections", held.len());
-    // Clients in the backlog keep the accept loop failing. (When one
-    // descriptor is left, percore's accept succeeds but its copy of the
-    // descriptor fails: that client is closed at once and the next one is
-    // tried after the back-off; nats-server leaves them all waiting.)
+    // Clients in the backlog keep the accept loop failing; they wait there
+    // and none is closed (percore's accept once needed a second descriptor
+    // for a moment, and closed each client it could not copy at once).
     let backlog: Vec<TcpStream> = (0..10)
         .map(|_| TcpStream::connect(broker.addr).expect("connect (backlog)"))
         .collect();
@@ -224,10 +226,17 @@ fn out_of_descriptors_the_listener_backs_off_and_recovers() {
             .any(|l| l.contains("[ERR] Temporary Client Accept Error(Too many open files")),
         "{lines:?}"
     );
-    drop(waiting);
-    drop(backlog);
-    // Descriptors free up: the listener serves again (within its 1 s wait).
+    // Descriptors free up: the listener serves again (within its 1 s wait),
+    // the waiting clients first.
     held.truncate(held.len() / 2);
+    for mut stream in std::iter::once(waiting).chain(backlog) {
+        stream.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
+        let mut first = [0u8; 5];
+        stream
+            .read_exact(&mut first)
+            .expect("INFO for a waiting client");
+        assert_eq!(&first, b"INFO ");
+    }
     let mut next = RawClient::connect(broker.addr);
     next.send(b"CONNECT {\"verbose\":false}\r\n");
     assert_eq!(next.ping_pong(), b"");
