@@ -181,7 +181,7 @@ fn read_exactly(mut client: RawClient, len: usize) -> (Vec<u8>, RawClient) {
 /// different line every 50 ms.)
 #[test]
 fn out_of_descriptors_the_listener_backs_off_and_recovers() {
-    let broker = Broker::start_limited(&[], None, Some(64));
+    let broker = Broker::start_limited(&[], None, Some((64, 64)));
     let mut held = Vec::new();
     let waiting = loop {
         assert!(held.len() < 200, "never ran out of descriptors");
@@ -240,6 +240,22 @@ fn out_of_descriptors_the_listener_backs_off_and_recovers() {
     let mut next = RawClient::connect(broker.addr);
     next.send(b"CONNECT {\"verbose\":false}\r\n");
     assert_eq!(next.ping_pong(), b"");
+}
+
+/// Started with a soft open-files limit below the hard one, the server
+/// raises it to the hard one, as nats-server does (Go's runtime does it at
+/// start); percore stayed at the soft limit (typically 1024 clients).
+#[test]
+fn the_soft_open_files_limit_is_raised_to_the_hard_one() {
+    let broker = Broker::start_limited(&[], None, Some((256, 4096)));
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", broker.pid())).expect("limits");
+    let open_files: Vec<&str> = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("open files line")
+        .split_whitespace()
+        .collect();
+    assert_eq!(open_files[3..5], ["4096", "4096"], "{open_files:?}");
 }
 
 /// Shard 0 delivers a fan-out of 300 000 messages (one connection with 1 000

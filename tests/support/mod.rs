@@ -58,9 +58,13 @@ impl Broker {
     }
 
     /// Like [`Broker::start_with`], with `RLIMIT_NOFILE` set to `nofile`
-    /// (soft and hard) in the child before it runs, so that a test can make
-    /// it run out of descriptors.
-    pub fn start_limited(extra_args: &[&str], config: Option<&str>, nofile: Option<u64>) -> Broker {
+    /// (soft, hard) in the child before it runs, so that a test can make it
+    /// run out of descriptors.
+    pub fn start_limited(
+        extra_args: &[&str],
+        config: Option<&str>,
+        nofile: Option<(u64, u64)>,
+    ) -> Broker {
         let shards = 2;
         let mut args: Vec<String> = vec![
             "-a".into(),
@@ -87,11 +91,11 @@ impl Broker {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        if let Some(nofile) = nofile {
+        if let Some((soft, hard)) = nofile {
             use std::os::unix::process::CommandExt;
             let limit = libc::rlimit {
-                rlim_cur: nofile,
-                rlim_max: nofile,
+                rlim_cur: soft,
+                rlim_max: hard,
             };
             // SAFETY: setrlimit is async-signal-safe and touches only the
             // child, between fork and exec.
