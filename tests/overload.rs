@@ -109,6 +109,15 @@ fn a_reader_that_stops_on_the_other_shard_is_cut_the_others_lose_nothing() {
         "Slow Consumer (Pending Bytes)"
     );
     assert_eq!(broker.monitor_json("/varz")["slow_consumers"], 1);
+    // nats-server's line, at its level (percore said "[WRN] ... Slow
+    // Consumer Detected: Slow Consumer (Pending Bytes)").
+    let line = broker
+        .wait_log(
+            &format!("cid:{stopped_cid} - Slow Consumer Detected: MaxPending of 1048576 Exceeded"),
+            IO_TIMEOUT,
+        )
+        .expect("slow consumer logged");
+    assert!(line.contains("[INF]"), "{line}");
     assert_eq!(support::without_server_pings(&healthy.ping_pong()), b"");
 }
 
