@@ -42,6 +42,7 @@ use crate::shard_io::{GlommioIo, SocketEndpoint};
 use crate::shared::BrokerShared;
 use crate::tls::session::{Phase, TlsLink, TlsRead};
 
+mod accept_backoff;
 mod tls_tasks;
 use tls_tasks::{link_wants_writer, start_tls, write_client_tls};
 
@@ -544,13 +545,19 @@ async fn consume_ring(ctx: Rc<ShardContext>, src: ShardId, receiver: RingReceive
 async fn accept_loop(ctx: Rc<ShardContext>, listener: ShardListener) {
     let shard_count = ctx.shared.shard_count;
     let mut next_client_id: u64 = 1;
+    let mut backoff = accept_backoff::AcceptBackoff::default();
     loop {
         let socket = match listener.accept().await {
-            Ok(socket) => socket,
+            Ok(socket) => {
+                backoff.succeeded();
+                socket
+            }
             Err(e) => {
-                // Typically EMFILE: back off instead of spinning.
-                crate::error!("Error accepting client connection: {e}");
-                timer::sleep(Duration::from_millis(50)).await;
+                // Typically EMFILE: the connection waits in the backlog
+                // while we back off, instead of spinning on the error.
+                let (line, delay) = backoff.failed("Client", &e);
+                crate::error!("{line}");
+                timer::sleep(delay).await;
                 continue;
             }
         };
@@ -733,7 +740,7 @@ async fn serve_client(ctx: Rc<ShardContext>, socket: HandOff, client_id: ClientI
             match outcome.next {
                 Next::NeedMore => {
                     if let Some(needed) = parser.bytes_needed() {
-                        buffer.reserve_total(needed);
+                        buffer.reserve_toward(needed);
                     }
                     break;
                 }

@@ -463,7 +463,10 @@ fn write_deadline_closes_a_stalled_reader() {
     }
     publisher.send(&burst);
     session(&mut publisher, b"", b"");
-    let line = broker.wait_log("Slow Consumer (Write Deadline)", Duration::from_secs(10));
+    let line = broker.wait_log(
+        "Slow Consumer Detected: WriteDeadline of 1s exceeded with ",
+        Duration::from_secs(10),
+    );
     assert!(line.is_some(), "no write-deadline slow consumer log line");
     // The stalled reader's socket is closed: what is buffered, then EOF.
     assert_cut_off(&mut stalled, burst.len());

@@ -80,12 +80,42 @@ impl BoundListener {
         let fd = self.socket.into_raw_fd();
         // SAFETY: `fd` is a listening socket we own; ownership moves into glommio.
         let listener = unsafe { glommio::net::TcpListener::from_raw_fd(fd) };
-        ShardListener { listener }
+        let spare = std::cell::Cell::new(reserve_descriptor());
+        ShardListener { listener, spare }
     }
 }
 
+/// Concurrency contract: owned by the one shard task that accepts on it
+/// (the `Cell` is never touched from anywhere else).
 pub struct ShardListener {
     listener: glommio::net::TcpListener,
+    /// One descriptor held in reserve. An accepted connection needs a
+    /// second descriptor for a moment (the dup below); when the process is
+    /// out of them, the accept itself succeeds but the dup fails, and the
+    /// client would be closed at once. Giving the reserve up for that dup
+    /// serves the client instead; the next accept then fails with EMFILE
+    /// and leaves the clients after it waiting in the backlog, as
+    /// nats-server does. Taken back as soon as a descriptor is free.
+    spare: std::cell::Cell<Option<OwnedFd>>,
+}
+
+/// A descriptor to hold in reserve (`None` when none is free).
+fn reserve_descriptor() -> Option<OwnedFd> {
+    // SAFETY: open(2) of a constant, NUL-terminated path; the result is checked.
+    let fd = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    // SAFETY: `fd` is a fresh descriptor we own.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// An owned duplicate of `fd` (close-on-exec).
+fn duplicate(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: dup of a valid fd; the result is checked.
+    let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    if dup < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `dup` is a fresh descriptor we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(dup) })
 }
 
 impl ShardListener {
@@ -95,15 +125,22 @@ impl ShardListener {
         // glommio ties the accepted stream to this executor; a dup gives us an
         // owned fd that can travel to another shard, and dropping `stream`
         // closes only the original descriptor.
-        // SAFETY: dup of a valid fd; the result is checked.
-        let dup = unsafe { libc::fcntl(stream.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) };
-        if dup < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `dup` is a fresh descriptor we own.
-        Ok(HandOff {
-            fd: unsafe { OwnedFd::from_raw_fd(dup) },
-        })
+        let fd = match duplicate(stream.as_raw_fd()) {
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                match self.spare.take() {
+                    Some(spare) => {
+                        drop(spare);
+                        duplicate(stream.as_raw_fd())?
+                    }
+                    None => return Err(e),
+                }
+            }
+            other => other?,
+        };
+        drop(stream);
+        let spare = self.spare.take().or_else(reserve_descriptor);
+        self.spare.set(spare);
+        Ok(HandOff { fd })
     }
 }
 

@@ -12,9 +12,26 @@ pub const MIN_MEMLOCK_BYTES: u64 = 512 * 1024;
 /// Checks that io_uring can be set up and that the locked-memory limit is
 /// high enough for glommio; raises the soft memlock limit to the hard one
 /// when that is enough. The error text is meant for the operator.
+///
+/// It also raises the soft open-files limit to the hard one, as nats-server
+/// does (the Go runtime does it at start): a shell's usual soft 1024 would
+/// otherwise cap percore at about a thousand clients where nats-server,
+/// started the same way, takes as many as the hard limit allows.
 pub fn check_host() -> Result<(), String> {
+    raise_open_files();
     check_memlock()?;
     check_io_uring()
+}
+
+/// Soft RLIMIT_NOFILE up to the hard limit; a failure (a hard limit of
+/// "unlimited" above the kernel's nr_open, say) leaves it as it was, as Go
+/// does.
+pub fn raise_open_files() {
+    if let Some(limit) = crate::rlimit::current(libc::RLIMIT_NOFILE) {
+        if limit.soft < limit.hard {
+            let _ = ensure_soft_limit(libc::RLIMIT_NOFILE, limit.hard);
+        }
+    }
 }
 
 /// The memlock half of [`check_host`] (also used by `--check-host`).

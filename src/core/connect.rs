@@ -89,24 +89,35 @@ struct ConnectWire {
     sig: Option<String>,
 }
 
-/// Parses the JSON argument of CONNECT: the options the connection keeps,
-/// and the credentials, which are checked once and not kept.
+/// Parses the JSON argument of a connection's first CONNECT: the options the
+/// connection keeps, and the credentials, which are checked once and not
+/// kept.
 pub fn parse_connect(json: &[u8]) -> Result<(ClientOptions, Credentials), ConnectError> {
+    parse_connect_onto(json, &ClientOptions::default())
+}
+
+/// Parses a CONNECT whose absent keys keep their value in `previous` (the
+/// defaults before the first CONNECT): nats-server decodes every CONNECT
+/// over the options it already holds, so `CONNECT {"verbose":false}` then
+/// `CONNECT {}` leaves verbose off.
+pub fn parse_connect_onto(
+    json: &[u8],
+    previous: &ClientOptions,
+) -> Result<(ClientOptions, Credentials), ConnectError> {
     let wire: ConnectWire = serde_json::from_slice(json).map_err(|_| ConnectError::Malformed)?;
     if wire.account.as_deref().is_some_and(|a| !a.is_empty()) || wire.new_account == Some(true) {
         return Err(ConnectError::AuthorizationViolation);
     }
-    let defaults = ClientOptions::default();
     let options = ClientOptions {
-        verbose: wire.verbose.unwrap_or(defaults.verbose),
-        pedantic: wire.pedantic.unwrap_or(defaults.pedantic),
-        echo: wire.echo.unwrap_or(defaults.echo),
-        headers: wire.headers.unwrap_or(defaults.headers),
-        no_responders: wire.no_responders.unwrap_or(defaults.no_responders),
-        protocol: wire.protocol.unwrap_or(defaults.protocol),
-        name: wire.name.unwrap_or_default(),
-        lang: wire.lang.unwrap_or_default(),
-        version: wire.version.unwrap_or_default(),
+        verbose: wire.verbose.unwrap_or(previous.verbose),
+        pedantic: wire.pedantic.unwrap_or(previous.pedantic),
+        echo: wire.echo.unwrap_or(previous.echo),
+        headers: wire.headers.unwrap_or(previous.headers),
+        no_responders: wire.no_responders.unwrap_or(previous.no_responders),
+        protocol: wire.protocol.unwrap_or(previous.protocol),
+        name: wire.name.unwrap_or_else(|| previous.name.clone()),
+        lang: wire.lang.unwrap_or_else(|| previous.lang.clone()),
+        version: wire.version.unwrap_or_else(|| previous.version.clone()),
     };
     if !(0..=1).contains(&options.protocol) {
         return Err(ConnectError::InvalidProtocol);
@@ -150,6 +161,16 @@ mod tests {
     fn absent_keys_take_server_defaults() {
         let (o, _) = parse_connect(b"{}").unwrap();
         assert!(o.verbose && o.pedantic && o.echo && !o.headers);
+    }
+
+    #[test]
+    fn a_later_connect_keeps_what_it_does_not_mention() {
+        let (first, _) =
+            parse_connect(br#"{"verbose":false,"headers":true,"echo":false,"name":"a"}"#).unwrap();
+        let (o, _) = parse_connect_onto(br#"{"pedantic":false}"#, &first).unwrap();
+        assert!(!o.verbose && o.headers && !o.echo && !o.pedantic && o.name == "a");
+        let (o, _) = parse_connect_onto(br#"{"headers":false}"#, &first).unwrap();
+        assert!(!o.headers && !o.verbose);
     }
 
     #[test]

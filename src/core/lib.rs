@@ -23,6 +23,7 @@ pub mod account;
 pub mod auth;
 pub mod connect;
 pub mod connection;
+pub mod go_duration;
 pub mod go_quote;
 pub mod ids;
 pub mod info;

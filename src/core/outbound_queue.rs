@@ -124,6 +124,11 @@ impl OutboundQueue {
         self.len == 0
     }
 
+    /// Blocks holding unsent bytes.
+    pub fn block_count(&self) -> usize {
+        self.blocks.len()
+    }
+
     /// Appends one frame of at most `max_len` bytes, written by `write`.
     pub fn append(
         &mut self,

@@ -96,6 +96,19 @@ impl ReadBuffer {
         self.end += n;
     }
 
+    /// Makes room toward an op of `total` bytes starting at the unparsed
+    /// data, in proportion to what has arrived: at most twice the unparsed
+    /// bytes, never `total` at once. `total` is what the peer announced
+    /// (`PUB foo 1048576`); memory must follow the bytes it sent instead, or
+    /// a thousand connections that announce max_payload and stop cost a
+    /// thousand max_payloads. Reads that fill the buffer double it (see
+    /// [`ReadBuffer::spare_mut`]), so a big payload still ends in one piece
+    /// after O(log n) growths.
+    pub fn reserve_toward(&mut self, total: usize) {
+        let arrived = self.end - self.start;
+        self.reserve_total(total.min(arrived.saturating_mul(2)));
+    }
+
     /// Makes room for an op of `total` bytes starting at the unparsed data.
     pub fn reserve_total(&mut self, total: usize) {
         if self.bytes.len() - self.start >= total {
@@ -128,6 +141,34 @@ mod tests {
         buffer.reserve_total(100_000);
         assert_eq!(buffer.data(), b"xxx");
         assert!(buffer.spare_mut().len() >= 100_000 - 3);
+    }
+
+    /// A peer that announces a big payload and sends a few bytes of it gets
+    /// no more than twice what it sent (the buffer's first 4 KiB aside);
+    /// sending it all makes it fit in one piece.
+    #[test]
+    fn an_announced_payload_grows_the_buffer_only_as_bytes_arrive() {
+        let announced = 1024 * 1024 + 64;
+        let mut buffer = ReadBuffer::new();
+        let line = b"PUB foo 1048576\r\n";
+        buffer.spare_mut()[..line.len()].copy_from_slice(line);
+        buffer.filled_by(line.len());
+        buffer.reserve_toward(announced);
+        assert_eq!(buffer.bytes.len(), INITIAL_CAPACITY);
+        let mut received = line.len();
+        while received < announced {
+            let spare = buffer.spare_mut();
+            let n = spare.len().min(announced - received);
+            buffer.filled_by(n);
+            received += n;
+            buffer.reserve_toward(announced);
+            assert!(
+                buffer.bytes.len() <= (2 * received).max(MAX_READ_CHUNK),
+                "{} bytes held for {received} received",
+                buffer.bytes.len()
+            );
+        }
+        assert_eq!(buffer.data().len(), announced);
     }
 
     /// Fills whatever space the buffer offers, parses it all, and returns

@@ -54,6 +54,17 @@ impl Broker {
     }
 
     pub fn start_with(extra_args: &[&str], config: Option<&str>) -> Broker {
+        Broker::start_limited(extra_args, config, None)
+    }
+
+    /// Like [`Broker::start_with`], with `RLIMIT_NOFILE` set to `nofile`
+    /// (soft, hard) in the child before it runs, so that a test can make it
+    /// run out of descriptors.
+    pub fn start_limited(
+        extra_args: &[&str],
+        config: Option<&str>,
+        nofile: Option<(u64, u64)>,
+    ) -> Broker {
         let shards = 2;
         let mut args: Vec<String> = vec![
             "-a".into(),
@@ -74,13 +85,30 @@ impl Broker {
             tempfile_path::TempPath(path)
         });
         args.extend(extra_args.iter().map(|s| s.to_string()));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_percore"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_percore"));
+        command
             .args(&args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn percore");
+            .stderr(Stdio::piped());
+        if let Some((soft, hard)) = nofile {
+            use std::os::unix::process::CommandExt;
+            let limit = libc::rlimit {
+                rlim_cur: soft,
+                rlim_max: hard,
+            };
+            // SAFETY: setrlimit is async-signal-safe and touches only the
+            // child, between fork and exec.
+            unsafe {
+                command.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let mut child = command.spawn().expect("spawn percore");
         let stderr = child.stderr.take().expect("stderr");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -168,6 +196,70 @@ impl Broker {
             }
         }
         None
+    }
+
+    /// Every log line up to and including the first that contains
+    /// `needle`, or `None` if it does not come within `within`.
+    pub fn log_until(&self, needle: &str, within: Duration) -> Option<Vec<String>> {
+        let deadline = Instant::now() + within;
+        let mut lines = Vec::new();
+        while let Ok(line) = self
+            .log
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            let found = line.contains(needle);
+            lines.push(line);
+            if found {
+                return Some(lines);
+            }
+        }
+        None
+    }
+}
+
+impl Broker {
+    /// One GET of a monitoring path (started with `-m -1`), as JSON.
+    pub fn monitor_json(&self, path: &str) -> serde_json::Value {
+        let addr = self.monitor.expect("broker started with -m");
+        let mut stream = TcpStream::connect(addr).expect("connect to monitor");
+        stream.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        )
+        .expect("request");
+        let mut raw = String::new();
+        stream.read_to_string(&mut raw).expect("response");
+        let (_, body) = raw.split_once("\r\n\r\n").expect("header end");
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
+    }
+
+    /// The `/connz?state=closed` entry of `cid`, polled until it is there
+    /// (a close is recorded when the connection's tasks end, just after the
+    /// socket closed).
+    pub fn wait_closed(&self, cid: u64) -> serde_json::Value {
+        let deadline = Instant::now() + IO_TIMEOUT;
+        loop {
+            let closed = self.monitor_json("/connz?state=closed&limit=100000");
+            if let Some(entry) = closed["connections"]
+                .as_array()
+                .and_then(|all| all.iter().find(|c| c["cid"] == cid))
+            {
+                return entry.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "cid {cid} never listed as closed"
+            );
+        }
+    }
+
+    /// The closed reason of `cid` in `/connz?state=closed`.
+    pub fn closed_reason(&self, cid: u64) -> String {
+        self.wait_closed(cid)["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     }
 }
 

@@ -77,6 +77,13 @@ impl OutputState {
         self.queue.is_empty()
     }
 
+    /// The pieces the unsent bytes are in: queued blocks, plus what the
+    /// writer holds as one (nats-server's "chunks" in its slow-consumer
+    /// log line).
+    pub fn pending_chunks(&self) -> usize {
+        self.queue.block_count() + usize::from(self.in_flight > 0)
+    }
+
     #[inline]
     pub fn extend(&mut self, pool: &mut BlockPool, bytes: &[u8]) {
         self.queue.extend_from_slice(pool, bytes);

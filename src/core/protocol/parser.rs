@@ -55,6 +55,11 @@ pub enum ParseError {
     /// Wrong field count, invalid size, header size > total size, CONNECT or
     /// INFO without an argument. nats-server closes without any `-ERR`.
     Malformed,
+    /// An HPUB control line from a connection whose CONNECT did not turn
+    /// headers on (or before any CONNECT). nats-server closes without any
+    /// `-ERR` as soon as the line ends, before looking at its fields or
+    /// waiting for the payload.
+    HeadersNotNegotiated,
 }
 
 impl ParseError {
@@ -65,16 +70,19 @@ impl ParseError {
             ParseError::UnknownOperation => Some("Unknown Protocol Operation"),
             ParseError::MaxControlLineExceeded => Some("maximum control line exceeded"),
             ParseError::MaxPayloadExceeded => Some("Maximum Payload Violation"),
-            ParseError::Malformed => None,
+            ParseError::Malformed | ParseError::HeadersNotNegotiated => None,
         }
     }
 }
 
 impl std::fmt::Display for ParseError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.err_text() {
-            Some(text) => f.write_str(text),
-            None => f.write_str("malformed protocol arguments"),
+        match (self, self.err_text()) {
+            (_, Some(text)) => f.write_str(text),
+            (ParseError::HeadersNotNegotiated, None) => {
+                f.write_str("message headers not supported")
+            }
+            (_, None) => f.write_str("malformed protocol arguments"),
         }
     }
 }
@@ -170,6 +178,9 @@ enum State {
 pub struct Parser {
     max_control_line: usize,
     max_payload: usize,
+    /// Whether HPUB is accepted: the connection's CONNECT asked for headers
+    /// and the server supports them. False until the broker says otherwise.
+    headers: bool,
     state: State,
 }
 
@@ -279,13 +290,23 @@ fn identify(buf: &[u8]) -> Result<Option<Op>, ParseError> {
 impl Parser {
     /// `max_control_line`: longest accepted argument of a control line
     /// (nats default 4096). `max_payload`: largest accepted PUB size / HPUB
-    /// total size (nats default 1 MiB).
+    /// total size (nats default 1 MiB). HPUB is refused until
+    /// [`Parser::set_headers`] turns it on, as nats-server refuses it before
+    /// a CONNECT with `"headers":true`.
     pub fn new(max_control_line: usize, max_payload: usize) -> Parser {
         Parser {
             max_control_line,
             max_payload,
+            headers: false,
             state: State::Idle,
         }
+    }
+
+    /// Accepts HPUB (`true`) or closes on it with
+    /// [`ParseError::HeadersNotNegotiated`]; the broker calls it after each
+    /// CONNECT with what that CONNECT negotiated.
+    pub fn set_headers(&mut self, headers: bool) {
+        self.headers = headers;
     }
 
     /// Parses one op at the start of `buf` (the caller's unconsumed bytes).
@@ -380,6 +401,7 @@ impl Parser {
             Op::Err => ClientOp::Err(trim_end(&buf[arg_start..line_end])),
             Op::Sub => parse_sub(buf, arg_start, line_end)?,
             Op::Unsub => parse_unsub(buf, arg_start, line_end)?,
+            Op::Hpub if !self.headers => return Err(ParseError::HeadersNotNegotiated),
             Op::Pub | Op::Hpub => {
                 let pending = self.parse_pub_args(buf, op, arg_start, line_end, consumed)?;
                 return self.finish_payload(buf, pending);
@@ -522,6 +544,14 @@ mod tests {
     const MCL: usize = 4096;
     const MP: usize = 1024 * 1024;
 
+    /// A parser of a connection that negotiated headers: most tests are
+    /// about framing, with HPUB allowed.
+    fn headered(mcl: usize, mp: usize) -> Parser {
+        let mut parser = Parser::new(mcl, mp);
+        parser.set_headers(true);
+        parser
+    }
+
     /// An op rendered as text, so that results of different runs (whose
     /// slices borrow different buffers) can be compared and printed.
     fn describe(op: &ClientOp<'_>) -> String {
@@ -561,7 +591,7 @@ mod tests {
     /// Feeds `chunks` one after the other, the way a connection driver does:
     /// append to a buffer, parse until `Ok(None)`, drop consumed bytes.
     fn run_chunks(chunks: &[&[u8]], mcl: usize, mp: usize) -> Outcome {
-        let mut parser = Parser::new(mcl, mp);
+        let mut parser = headered(mcl, mp);
         let mut buf: Vec<u8> = Vec::new();
         let mut ops = Vec::new();
         for chunk in chunks {
@@ -598,7 +628,7 @@ mod tests {
 
     /// Parses exactly one complete op from `input` and checks it used all bytes.
     fn one(input: &[u8]) -> String {
-        let mut p = Parser::new(MCL, MP);
+        let mut p = headered(MCL, MP);
         match p.next(input) {
             Ok(Some((op, used))) => {
                 assert_eq!(
@@ -681,7 +711,7 @@ mod tests {
     #[test]
     fn hpub_variants() {
         let msg = b"HPUB FOO 22 33\r\nNATS/1.0\r\nBar: Baz\r\n\r\nHello NATS!\r\n";
-        let mut p = Parser::new(MCL, MP);
+        let mut p = headered(MCL, MP);
         let (op, used) = p.next(msg).unwrap().unwrap();
         assert_eq!(used, msg.len());
         let ClientOp::Pub(publish) = op else {
@@ -711,6 +741,43 @@ mod tests {
         // nats-server checks header > total before the payload limit.
         assert_eq!(err(b"HPUB foo 2000000 1048577\r\n"), ParseError::Malformed);
         assert_eq!(err(b"HPUBfoo 1 1\r\n"), ParseError::UnknownOperation);
+    }
+
+    /// Without negotiated headers, nats-server gives up on HPUB when its line
+    /// ends: before its fields, the payload limit or the payload itself are
+    /// looked at. Only the control-line limit comes first.
+    #[test]
+    fn hpub_without_headers() {
+        let refused = |input: &[u8]| {
+            let mut p = Parser::new(MCL, MP);
+            p.next(input).err()
+        };
+        let not_negotiated = Some(ParseError::HeadersNotNegotiated);
+        assert_eq!(refused(b"HPUB foo 12 14\r\n"), not_negotiated);
+        assert_eq!(refused(b"hpub foo 12 14\n"), not_negotiated);
+        assert_eq!(refused(b"HPUB foo\r\n"), not_negotiated);
+        assert_eq!(refused(b"HPUB foo 20 14\r\n"), not_negotiated);
+        assert_eq!(refused(b"HPUB foo 12 2000000\r\n"), not_negotiated);
+        let mut long = b"HPUB ".to_vec();
+        long.extend(std::iter::repeat_n(b'a', MCL + 1));
+        long.extend_from_slice(b" 12 14\r\n");
+        assert_eq!(refused(&long), Some(ParseError::MaxControlLineExceeded));
+        // Not before the line ends.
+        assert_eq!(
+            Parser::new(MCL, MP).next(b"HPUB foo 12 14").ok(),
+            Some(None)
+        );
+        // PUB is not affected, and turning headers on lets HPUB through.
+        assert!(matches!(
+            Parser::new(MCL, MP).next(b"PUB foo 2\r\nhi\r\n"),
+            Ok(Some(_))
+        ));
+        let mut p = Parser::new(MCL, MP);
+        p.set_headers(true);
+        assert!(matches!(
+            p.next(b"HPUB foo 12 14\r\nNATS/1.0\r\n\r\nhi\r\n"),
+            Ok(Some(_))
+        ));
     }
 
     #[test]
@@ -804,7 +871,7 @@ mod tests {
             b" ",
             b"\r",
         ] {
-            let mut p = Parser::new(MCL, MP);
+            let mut p = headered(MCL, MP);
             assert_eq!(
                 p.next(input).map(|_| ()),
                 Err(ParseError::UnknownOperation),
@@ -825,7 +892,7 @@ mod tests {
             b"h",
             b"UNSUB",
         ] {
-            let mut p = Parser::new(MCL, MP);
+            let mut p = headered(MCL, MP);
             assert_eq!(
                 p.next(input).map(|o| o.is_none()),
                 Ok(true),
@@ -859,12 +926,12 @@ mod tests {
     fn max_payload() {
         assert_eq!(err(b"PUB foo 1048577\r\n"), ParseError::MaxPayloadExceeded);
         // Reported on the control line alone, before any payload arrives.
-        let mut p = Parser::new(MCL, 10);
+        let mut p = headered(MCL, 10);
         assert_eq!(
             p.next(b"PUB foo 11\r\n").map(|_| ()),
             Err(ParseError::MaxPayloadExceeded)
         );
-        let mut p = Parser::new(MCL, 10);
+        let mut p = headered(MCL, 10);
         assert_eq!(p.next(b"PUB foo 10\r\n").map(|o| o.is_none()), Ok(true));
         assert_eq!(p.bytes_needed(), Some(12 + 10 + 2));
         // Exactly max_payload is accepted.
@@ -899,7 +966,7 @@ mod tests {
         line.extend_from_slice(b" 1\r\n");
         assert_eq!(run(&line).error, None);
         // A partial line is cut off once it passes the limit.
-        let mut p = Parser::new(MCL, MP);
+        let mut p = headered(MCL, MP);
         let mut partial = b"SUB ".to_vec();
         partial.extend(std::iter::repeat_n(b'a', MCL));
         assert_eq!(p.next(&partial).map(|o| o.is_none()), Ok(true));
@@ -931,7 +998,7 @@ mod tests {
 
     #[test]
     fn resumes_a_big_payload_without_rescanning() {
-        let mut p = Parser::new(MCL, MP);
+        let mut p = headered(MCL, MP);
         let mut buf = b"PUB foo reply 100000\r\n".to_vec();
         let line_len = buf.len();
         assert_eq!(p.next(&buf).map(|o| o.is_none()), Ok(true));
@@ -1124,7 +1191,7 @@ mod tests {
         let msg = b"PUB foo.b 1\r\nx\r\n";
         assert_eq!(msg.len(), 16);
         let stream: Vec<u8> = msg.iter().copied().cycle().take(16 * 4096).collect();
-        let mut parser = Parser::new(MCL, MP);
+        let mut parser = headered(MCL, MP);
         let rounds = 500;
         let mut best = f64::MAX;
         for _trial in 0..5 {

@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use crate::auth::{Decision, Identity, PermissionCheck, SlowCheck};
-use crate::connect::{parse_connect, redacted_connect, ConnectError};
+use crate::connect::{parse_connect_onto, redacted_connect, ConnectError};
 use crate::connection::{AuthState, CloseReason};
 use crate::go_quote::go_quote;
 use crate::ids::ConnKey;
@@ -78,22 +78,54 @@ impl<I: ShardIo> ShardBroker<I> {
                 }
                 Ok(Some((op, used))) => {
                     consumed += used;
-                    match self.handle_op(key, op) {
+                    let connect = matches!(op, ClientOp::Connect(_));
+                    let next = self.handle_op(key, op);
+                    if connect {
+                        // Whether HPUB is allowed is decided by the parser,
+                        // at the end of the HPUB line (see `ParseError::
+                        // HeadersNotNegotiated`).
+                        parser.set_headers(self.headers_negotiated(key));
+                    }
+                    match next {
                         Next::NeedMore => {}
                         next => return InputOutcome { consumed, next },
                     }
                 }
                 Err(error) => {
+                    // nats-server closes every client parse error as a
+                    // protocol violation, except the two limits it checks
+                    // inline.
                     let reason = match error {
-                        ParseError::UnknownOperation => CloseReason::ProtocolViolation,
+                        ParseError::UnknownOperation
+                        | ParseError::Malformed
+                        | ParseError::HeadersNotNegotiated => CloseReason::ProtocolViolation,
                         ParseError::MaxControlLineExceeded => CloseReason::MaxControlLineExceeded,
                         ParseError::MaxPayloadExceeded => CloseReason::MaxPayloadExceeded,
-                        ParseError::Malformed => CloseReason::ParseError,
                     };
+                    if error == ParseError::HeadersNotNegotiated {
+                        self.log_client_error(key, "message headers not supported");
+                    }
                     let next = self.close_with_error(key, error.err_text(), reason);
                     return InputOutcome { consumed, next };
                 }
             }
+        }
+    }
+
+    /// Whether the connection may send HPUB: its CONNECT asked for headers
+    /// and this server supports them.
+    fn headers_negotiated(&self, key: ConnKey) -> bool {
+        self.conns
+            .get(key)
+            .is_some_and(|conn| conn.options.headers && !self.limits.no_header_support)
+    }
+
+    /// nats-server's ERR log line for a client error that closes the
+    /// connection.
+    #[cold]
+    fn log_client_error(&self, key: ConnKey, text: &str) {
+        if let Some(conn) = self.conns.get(key) {
+            crate::error!("{} - cid:{} - {}", conn.ip, conn.client_id, text);
         }
     }
 
@@ -148,14 +180,18 @@ impl<I: ShardIo> ShardBroker<I> {
                 // Ignored, but like nats-server we close a client that sends
                 // an INFO it cannot even spell.
                 if serde_json::from_slice::<serde::de::IgnoredAny>(json).is_err() {
-                    self.begin_close(key, CloseReason::ParseError);
+                    self.begin_close(key, CloseReason::ProtocolViolation);
                     return Next::Close;
                 }
                 Next::NeedMore
             }
             ClientOp::Ok => Next::NeedMore,
-            ClientOp::Err(_) => {
-                self.begin_close(key, CloseReason::ClientClosed);
+            ClientOp::Err(text) => {
+                // nats-server logs the client's error and closes with
+                // "Parse Error" (client.go, processErr).
+                let line = format!("Client Error {}", String::from_utf8_lossy(text));
+                self.log_client_error(key, &line);
+                self.begin_close(key, CloseReason::ParseError);
                 Next::Close
             }
         }
@@ -229,7 +265,10 @@ impl<I: ShardIo> ShardBroker<I> {
     }
 
     fn handle_connect(&mut self, key: ConnKey, json: &[u8]) -> Next {
-        match parse_connect(json) {
+        // A later CONNECT changes only the keys it has (nats-server decodes
+        // it over the options it already holds).
+        let previous = &self.conns[key].options;
+        match parse_connect_onto(json, previous) {
             Ok((options, mut credentials)) => {
                 let verbose = options.verbose;
                 let first_ping = self.first_ping_delay();
@@ -273,7 +312,7 @@ impl<I: ShardIo> ShardBroker<I> {
             }
             Err(error) => {
                 let reason = match error {
-                    ConnectError::Malformed => CloseReason::ParseError,
+                    ConnectError::Malformed => CloseReason::ProtocolViolation,
                     ConnectError::InvalidProtocol => CloseReason::BadClientProtocolVersion,
                     ConnectError::NoRespondersWithoutHeaders => {
                         CloseReason::NoRespondersRequiresHeaders
@@ -384,13 +423,8 @@ impl<I: ShardIo> ShardBroker<I> {
     fn handle_pub(&mut self, key: ConnKey, publish: Publish<'_>) -> Next {
         let conn = &mut self.conns[key];
         conn.liveness.heard_from();
-        let headers_allowed = conn.options.headers && !self.limits.no_header_support;
-        if publish.header_len.is_some() && !headers_allowed {
-            // nats-server closes without a word when HPUB comes from a client
-            // that did not announce header support.
-            self.begin_close(key, CloseReason::ProtocolViolation);
-            return Next::Close;
-        }
+        // An HPUB without negotiated headers never gets here: the parser
+        // refuses it at the end of its line.
         let (verbose, pedantic) = (conn.options.verbose, conn.options.pedantic);
         self.stats.in_msgs += 1;
         self.stats.in_bytes += publish.payload.len() as u64;

@@ -9,6 +9,7 @@ use crate::connect::ClientOptions;
 use crate::connection::{
     AuthState, CloseReason, ConnKind, Connection, Liveness, OutputState, Traffic,
 };
+use crate::go_duration::go_duration;
 use crate::ids::{AccountId, ClientId, ConnKey, SubKey};
 use crate::io::ShardIo;
 use crate::outbound::encode_err;
@@ -119,14 +120,23 @@ impl<I: ShardIo> ShardBroker<I> {
             self.limits.active_connections.leave(conn.account);
         }
         if reason.discards_pending() {
+            // nats-server's lines (client.go), at its notice level.
+            let detail = match reason {
+                CloseReason::SlowConsumerWriteDeadline => format!(
+                    "WriteDeadline of {} exceeded with {} chunks of {} total bytes.",
+                    go_duration(self.limits.write_deadline),
+                    conn.output.pending_chunks(),
+                    conn.output.pending_bytes()
+                ),
+                _ => format!("MaxPending of {} Exceeded", self.limits.max_pending),
+            };
+            crate::info!(
+                "{} - cid:{} - Slow Consumer Detected: {detail}",
+                conn.ip,
+                conn.client_id
+            );
             conn.output.discard(&mut self.pool);
             self.stats.slow_consumers += 1;
-            crate::warn!(
-                "{} - cid:{} - Slow Consumer Detected: {}",
-                conn.ip,
-                conn.client_id,
-                reason.as_str()
-            );
         } else {
             conn.output
                 .last_words(&self.io, &conn.endpoint, &mut self.pool);

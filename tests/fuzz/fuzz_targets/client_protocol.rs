@@ -10,6 +10,8 @@ use percore_core::protocol::Parser;
 /// Every op (as text) until the first error or the end of input.
 fn parse_in_pieces(stream: &[u8], pieces: &[usize]) -> (Vec<String>, bool) {
     let mut parser = Parser::new(256, 4096);
+    // As after a CONNECT with headers on, so that HPUB payloads are parsed.
+    parser.set_headers(true);
     let mut buffer: Vec<u8> = Vec::new();
     let mut ops = Vec::new();
     let mut fed = 0;
