@@ -1128,3 +1128,95 @@ fn service_imports_across_the_cluster() {
         assert!(requester.msg(Duration::from_millis(200)).is_none(), "once");
     }
 }
+
+/// A percore node started with `config` (a config file's text) as well.
+fn percore_node_with(name: &str, extra: &[&str], config: &str) -> (Broker, u16) {
+    let mut args = vec![
+        "--cluster",
+        "nats://127.0.0.1:-1",
+        "--cluster_name",
+        "demo",
+        "-n",
+        name,
+    ];
+    args.extend_from_slice(extra);
+    let broker = Broker::start_with(&args, Some(config));
+    let line = broker
+        .wait_log("Listening for route connections on ", WAIT)
+        .expect("route listener");
+    let port = line
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.trim().parse().ok())
+        .expect("route port");
+    (broker, port)
+}
+
+/// Node B's client user `d` may subscribe to `job.*` but not receive
+/// `job.secret` (a deny rule under a wildcard filters deliveries).
+const DENY_SECRET: &str = "authorization { users = [ { user: d, password: d, \
+     permissions: { subscribe: { allow: \">\", deny: \"job.secret\" } } } ] }\n";
+const AS_D: &str = ",\"user\":\"d\",\"pass\":\"d\"";
+
+/// Queue group `q` has a member on B (cluster shard) that refuses
+/// `job.secret` and one on C; A publishes. Every message A hands to B must
+/// still reach the group once: B, with no client member able to take it,
+/// passes it on to C (nats-server 2.9's fallback to a remote member it held
+/// back) instead of dropping it.
+fn refused_queue_message_goes_on_to_another_route(
+    a: SocketAddr,
+    b_member: &mut Conn,
+    c: SocketAddr,
+) {
+    let mut publisher = Conn::connect(a);
+    let mut c_member = Conn::connect(c);
+    b_member.send(b"SUB job.* q 1\r\n");
+    c_member.send(b"SUB job.* q 1\r\n");
+    wait_interest(b_member, &mut publisher, "probe.fb");
+    wait_interest(&mut c_member, &mut publisher, "probe.fc");
+    const N: usize = 40;
+    let mut batch = Vec::new();
+    for i in 0..N {
+        let body = format!("s{i:02}");
+        batch.extend_from_slice(format!("PUB job.secret {}\r\n{body}\r\n", body.len()).as_bytes());
+    }
+    publisher.send(&batch);
+    publisher.ping();
+    let mut got = payloads(&mut c_member, N);
+    got.sort();
+    let want: Vec<String> = (0..N).map(|i| format!("s{i:02}")).collect();
+    assert_eq!(got, want, "C's member got each message once");
+    c_member.ping();
+    assert!(
+        c_member.msg(Duration::from_millis(200)).is_none(),
+        "a duplicate"
+    );
+    b_member.ping();
+    assert!(
+        b_member.msg(Duration::from_millis(100)).is_none(),
+        "the refusing member got one"
+    );
+}
+
+#[test]
+fn a_queue_message_no_local_member_can_take_goes_on_to_another_route_mixed() {
+    let (b, b_route) = percore_node_with("fb", &[], DENY_SECRET);
+    let Some(a) = nats_server("fa", &[b_route]) else {
+        return;
+    };
+    let Some(c) = nats_server("fc", &[b_route]) else {
+        return;
+    };
+    let mut b_member = Conn::on_shard_as(b.addr, 0, AS_D);
+    refused_queue_message_goes_on_to_another_route(a.addr, &mut b_member, c.addr);
+}
+
+#[test]
+fn a_queue_message_no_local_member_can_take_goes_on_to_another_route() {
+    let (b, b_route) = percore_node_with("pb", &[], DENY_SECRET);
+    let routes = routes_arg(b_route);
+    let (a, _) = percore_node("pa", &["--routes", &routes]);
+    let (c, _) = percore_node("pc", &["--routes", &routes]);
+    let mut b_member = Conn::on_shard_as(b.addr, 0, AS_D);
+    refused_queue_message_goes_on_to_another_route(a.addr, &mut b_member, c.addr);
+}
