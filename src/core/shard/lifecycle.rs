@@ -133,12 +133,24 @@ impl<I: ShardIo> ShardBroker<I> {
         }
         self.io.shutdown(&conn.endpoint);
         self.io.wake_writer(&conn.endpoint);
-        crate::debug!(
-            "{} - cid:{} - Client connection closed: {}",
-            conn.ip,
-            conn.client_id,
-            reason.as_str()
-        );
+        // As nats-server: a route's close is a notice, named like its
+        // creation (`ip:port - rid:N`); a client's is a debug line.
+        if conn.kind == ConnKind::Route {
+            crate::info!(
+                "{}:{} - rid:{} - Router connection closed: {}",
+                conn.ip,
+                conn.port,
+                conn.client_id,
+                reason.as_str()
+            );
+        } else {
+            crate::debug!(
+                "{} - cid:{} - Client connection closed: {}",
+                conn.ip,
+                conn.client_id,
+                reason.as_str()
+            );
+        }
     }
 
     /// Forgets a connection whose reader and writer have ended: removes its
