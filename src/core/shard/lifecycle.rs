@@ -1,13 +1,12 @@
 //! Connections come and go: registration (with the INFO that greets a
 //! client), the start of a close, and the end that frees the slot.
 
-use std::collections::HashMap;
 use std::time::Instant;
 
 use crate::auth::AuthMethod;
 use crate::connect::ClientOptions;
 use crate::connection::{
-    AuthState, CloseReason, ConnKind, Connection, Liveness, OutputState, Traffic,
+    AuthState, CloseReason, ConnKind, Connection, Liveness, OutputState, SidMap, Traffic,
 };
 use crate::ids::{AccountId, ClientId, ConnKey, SubKey};
 use crate::io::ShardIo;
@@ -74,7 +73,7 @@ impl<I: ShardIo> ShardBroker<I> {
             permissions: None,
             first_pong_sent: false,
             output,
-            subs: HashMap::new(),
+            subs: SidMap::default(),
             liveness: Liveness::new(now, self.limits.ping_interval),
             forwarded: false,
             closing: None,
@@ -166,7 +165,7 @@ impl<I: ShardIo> ShardBroker<I> {
             // Never closed through `begin_close` (not expected; kept exact).
             self.limits.active_connections.leave(conn.account);
         }
-        let sub_keys: Vec<SubKey> = conn.subs.values().copied().collect();
+        let sub_keys: Vec<SubKey> = conn.subs.keys().collect();
         for sk in sub_keys {
             self.remove_subscription(sk);
         }

@@ -286,10 +286,10 @@ impl<I: ShardIo> ShardBroker<I> {
         if !(conn.options.no_responders && conn.options.headers) {
             return;
         }
-        let target = conn.subs.values().copied().find(|&sk| {
+        let target = conn.subs.keys().find(|&sk| {
             self.subs
                 .get(sk.index())
-                .is_some_and(|sub| sub.queue.is_none() && pattern_matches(&sub.subject, reply))
+                .is_some_and(|sub| sub.queue().is_none() && pattern_matches(sub.subject(), reply))
         });
         let Some(sub) = target.and_then(|sk| self.subs.get(sk.index())) else {
             return;
