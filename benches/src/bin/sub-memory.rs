@@ -8,6 +8,9 @@
 //! For each M it prints, per subscription:
 //! - `index`: the subscription index (trie nodes, their child maps, token
 //!   keys, interest vectors) built alone with `insert_local`;
+//! - `replica`: the same subjects as another shard's interest (what each
+//!   other shard of a server holds per subscription: a count per pattern,
+//!   `apply_remote`);
 //! - `shard`: one shard's state machine after one connection sent M `SUB`s
 //!   (index + subscription records + the connection's sid map + whatever
 //!   else a SUB leaves behind); `shard - index` is the per-subscription
@@ -117,6 +120,16 @@ fn index_alone(m: usize) {
     drop(index);
 }
 
+fn replica_alone(m: usize) {
+    let before = snapshot();
+    let mut index = SubscriptionIndex::new();
+    for i in 0..m {
+        index.apply_remote(ShardId::new(1), subject(i).as_bytes(), None, 1);
+    }
+    report("replica", m, before, snapshot());
+    drop(index);
+}
+
 /// A shard's sockets as std Unix streams (nothing is sent here but INFO).
 struct StdSocketIo;
 
@@ -209,6 +222,7 @@ fn main() {
     };
     for m in sizes {
         index_alone(m);
+        replica_alone(m);
         whole_shard(m);
     }
 }
