@@ -1266,8 +1266,8 @@ fn new_nats_server_binary() -> Option<String> {
 /// 2.9.10 when it is installed): dialling a 2.9 peer it opens a pooled
 /// route and a dedicated `$SYS` route, is told the peer cannot do the
 /// latter, and goes on with one plain route, as between 2.15 and 2.9.10.
-/// Clients on every node: pub/sub all ways, a queue group across all nodes
-/// (each message once), request/reply both ways.
+/// Clients on every node: pub/sub all ways, headers both ways, a queue
+/// group across all nodes (each message once), request/reply both ways.
 #[test]
 fn nats_server_2_15_joins_a_2_9_mesh_with_percore() {
     let Some(binary) = new_nats_server_binary() else {
@@ -1334,6 +1334,23 @@ fn mesh_with_nats_server_2_15(p: &Broker, new: &NatsServer, old: Option<&NatsSer
     let want: Vec<String> = (0..nodes).map(|j| format!("m{j}")).collect();
     for s in subs.iter_mut() {
         let mut got = payloads(s, nodes);
+        got.sort();
+        assert_eq!(got, want);
+    }
+    // Headers both ways between percore and 2.15 (HMSG on the routes).
+    let headers = "NATS/1.0\r\nK: v\r\n\r\n";
+    for j in [1, 2] {
+        let hpub = format!(
+            "HPUB all.h{j} {} {}\r\n{headers}h{j}\r\n",
+            headers.len(),
+            headers.len() + 2
+        );
+        pubs[j].send(hpub.as_bytes());
+        pubs[j].ping();
+    }
+    let want: Vec<String> = [1, 2].iter().map(|j| format!("{headers}h{j}")).collect();
+    for s in subs.iter_mut() {
+        let mut got = payloads(s, 2);
         got.sort();
         assert_eq!(got, want);
     }
