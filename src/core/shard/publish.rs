@@ -448,6 +448,10 @@ impl<I: ShardIo> ShardBroker<I> {
     /// it goes on to one other route with a member of the group (from a
     /// random start), as nats-server hands it to a remote member it held
     /// back. Returns whether a route took it.
+    ///
+    /// Only this shard's refusals are seen here: when the draw picked
+    /// another shard and its member refuses there, that shard cannot reach
+    /// the routes and the message is counted in `queue_no_member`.
     fn route_queue_fallback(&mut self, group: &QueueMatch, from: ConnKey) -> bool {
         let members = &group.local;
         if members.is_empty() {
