@@ -1423,3 +1423,71 @@ fn mesh_with_nats_server_2_15(p: &Broker, new: &NatsServer, old: Option<&NatsSer
         pubs[requester].ping();
     }
 }
+
+/// Messages that came in on the routes of the server monitored at `monitor`.
+fn routed_in(monitor: SocketAddr) -> u64 {
+    let routez = http_get(monitor, "/routez");
+    routez["routes"].as_array().map_or(0, |routes| {
+        routes.iter().filter_map(|r| r["in_msgs"].as_u64()).sum()
+    })
+}
+
+/// Every server's member of `q` refuses `job.secret`: each server passes
+/// the message on to another server's member, and that must end. percore
+/// drops it when its pick is the server it came from; nats-server 2.9.10
+/// can send it back there (its routes echo) and the message circles for
+/// ever (a million route messages in 2 s for 20 publishes, 3 nodes).
+#[test]
+fn a_queue_message_every_member_refuses_does_not_circle() {
+    let (a, a_route) = percore_node_with("ca", &["-m", "-1"], DENY_SECRET);
+    let routes = routes_arg(a_route);
+    let (b, _) = percore_node_with("cb", &["-m", "-1", "--routes", &routes], DENY_SECRET);
+    let (c, _) = percore_node_with("cc", &["-m", "-1", "--routes", &routes], DENY_SECRET);
+    let nodes = [&a, &b, &c];
+    let mut members: Vec<Conn> = nodes
+        .iter()
+        .map(|n| Conn::on_shard_as(n.addr, 0, AS_D))
+        .collect();
+    let mut publisher = Conn::connect_as(a.addr, AS_D);
+    for m in members.iter_mut() {
+        m.send(b"SUB job.* q 1\r\n");
+    }
+    for (i, m) in members.iter_mut().enumerate() {
+        wait_interest(m, &mut publisher, &format!("probe.c{i}"));
+    }
+    let monitors: Vec<SocketAddr> = nodes
+        .iter()
+        .map(|n| n.monitor.expect("monitor address"))
+        .collect();
+    let total = || monitors.iter().map(|&m| routed_in(m)).sum::<u64>();
+    let probes = total();
+    const N: u64 = 20;
+    publisher.send(&b"PUB job.secret 1\r\nx\r\n".repeat(N as usize));
+    publisher.ping();
+    // Settled: the count stays the same across a PING round trip on every
+    // node. A circling message keeps it growing past any bound.
+    let deadline = Instant::now() + WAIT;
+    let mut last = total();
+    loop {
+        for m in members.iter_mut() {
+            m.ping();
+        }
+        let now = total();
+        assert!(
+            now - probes <= 10 * N,
+            "{} route messages for {N} publishes",
+            now - probes
+        );
+        if now == last && now > probes {
+            break;
+        }
+        assert!(Instant::now() < deadline, "route traffic never settled");
+        last = now;
+    }
+    for m in members.iter_mut() {
+        assert!(
+            m.msg(Duration::from_millis(100)).is_none(),
+            "a refusing member got one"
+        );
+    }
+}

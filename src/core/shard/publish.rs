@@ -337,7 +337,7 @@ impl<I: ShardIo> ShardBroker<I> {
     /// the sender's pick, or its deny rules refuse the subject) does the
     /// group's message go on to another route with a member, so that the
     /// group still gets it once. That is the one exception to the one-hop
-    /// rule, and it never goes back to the route it came from.
+    /// rule (see [`ShardBroker::route_queue_fallback`]).
     fn publish_from_route(
         &mut self,
         account: AccountId,
@@ -445,31 +445,43 @@ impl<I: ShardIo> ShardBroker<I> {
     }
 
     /// No client member of `group` could take a message from route `from`:
-    /// it goes on to one other route with a member of the group (from a
-    /// random start), as nats-server hands it to a remote member it held
-    /// back. Returns whether a route took it.
+    /// it goes on to a route with a member of the group, as nats-server
+    /// hands it to the remote member it held back. That member is one of
+    /// the group's route members at random, the sending route included, and
+    /// then the message is dropped, as nats-server's echo check drops it:
+    /// between servers whose members all refuse a subject, a message then
+    /// goes around a few times at most instead of for ever. Returns whether
+    /// a route took it.
     ///
     /// Only this shard's refusals are seen here: when the draw picked
     /// another shard and its member refuses there, that shard cannot reach
     /// the routes and the message is counted in `queue_no_member`.
     fn route_queue_fallback(&mut self, group: &QueueMatch, from: ConnKey) -> bool {
-        let members = &group.local;
-        if members.is_empty() {
+        let routes = group
+            .local
+            .iter()
+            .filter(|&&sk| self.is_route_sub(sk))
+            .count();
+        if routes == 0 {
             return false;
         }
-        let start = self.rng.below(members.len() as u64) as usize;
-        for i in 0..members.len() {
-            let sk = members[(start + i) % members.len()];
-            let Some(SubOwner::Conn(owner)) = self.subs.get(sk.index()).map(|s| s.owner) else {
-                continue;
-            };
-            if owner == from || !self.is_route_sub(sk) || self.is_closing(owner) {
-                continue;
-            }
-            self.route_target(owner, Some(&group.name));
-            return true;
+        let pick = self.rng.below(routes as u64) as usize;
+        let Some(&sk) = group
+            .local
+            .iter()
+            .filter(|&&sk| self.is_route_sub(sk))
+            .nth(pick)
+        else {
+            return false;
+        };
+        let Some(SubOwner::Conn(owner)) = self.subs.get(sk.index()).map(|s| s.owner) else {
+            return false;
+        };
+        if owner == from || self.is_closing(owner) {
+            return false;
         }
-        false
+        self.route_target(owner, Some(&group.name));
+        true
     }
 
     /// Whether subscription `sk` belongs to a route connection.
