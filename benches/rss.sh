@@ -4,6 +4,7 @@
 #   idle      - listening, no client
 #   conns     - N idle clients (CONNECT + PING/PONG each, then silent)
 #   subs      - one client with M subscriptions on distinct subjects
+#               (SUBJECT with %d replaced by 0..M-1; default rss.s.%d)
 # Per connection = (conns - idle) / N, per subscription = (subs - idle1) / M
 # where idle1 is the same process's RSS with that one client connected.
 # Raw sockets from python3 (no client library); every step is bounded in time
@@ -11,7 +12,10 @@
 #
 # Usage: benches/rss.sh [--a-bin PATH] [--a-args "ARGS"] [--a-name NAME]
 #                       [--b-bin PATH] [--b-args "ARGS"] [--b-name NAME]
-#                       [--conns N] [--subs M] [--rounds R] [--json-out FILE]
+#                       [--conns N] [--subs M] [--subject FMT] [--subs-only]
+#                       [--rounds R] [--json-out FILE]
+# The issue-16 figure at scale, side by side (one command):
+#   benches/rss.sh --subs 1000000 --subject 'bench.%d.x' --subs-only
 # Defaults: A = /usr/sbin/nats-server, B = target/release/percore with its
 # default shard count (no --shards), N = 1000, M = 10000, R = 3 (medians over rounds). Servers run as
 # `BIN -a 127.0.0.1 -p PORT ARGS`; PORT from RSS_PORT (default 14622).
@@ -31,11 +35,15 @@ ap.add_argument("--b-args", default="")
 ap.add_argument("--b-name", default="percore")
 ap.add_argument("--conns", type=int, default=1000)
 ap.add_argument("--subs", type=int, default=10000)
+ap.add_argument("--subject", default="rss.s.%d")
+ap.add_argument("--subs-only", action="store_true",
+                help="skip the idle and connections steps (idle1 still measured)")
 ap.add_argument("--rounds", type=int, default=3)
 ap.add_argument("--json-out")
 opt = ap.parse_args(sys.argv[2:])
 PORT = int(os.environ.get("RSS_PORT", "14622"))
-DEADLINE = 30.0  # seconds per step
+DEADLINE = 30.0 + opt.subs / 20000  # seconds per step (1 M subs: 80 s)
+SUBJECT = opt.subject.encode()
 
 
 def listening(port):
@@ -119,11 +127,16 @@ def one_round(binary, args):
     proc = start(binary, args)
     socks = []
     try:
+        if opt.subs_only:
+            raise StopIteration
         res["idle_kib"] = settle(proc.pid)
         deadline = time.time() + DEADLINE
         for _ in range(opt.conns):
             socks.append(client(deadline))
         res["conns_kib"] = settle(proc.pid)
+    except StopIteration:
+        res["idle_kib"] = settle(proc.pid)
+        res["conns_kib"] = res["idle_kib"]
     finally:
         for s in socks:
             s.close()
@@ -136,13 +149,13 @@ def one_round(binary, args):
         res["one_client_kib"] = settle(proc.pid)
         batch = []
         for i in range(opt.subs):
-            batch.append(b"SUB rss.s.%d %d\r\n" % (i, i + 1))
+            batch.append(b"SUB %s %d\r\n" % (SUBJECT % i, i + 1))
             if len(batch) == 500:
                 s.sendall(b"".join(batch))
                 batch = []
         s.sendall(b"".join(batch) + b"PING\r\n")
         read_until(s, b"PONG\r\n", deadline)
-        res["subs_kib"] = settle(proc.pid)
+        res["subs_kib"] = settle(proc.pid, 1.0 + opt.subs / 200000)
         s.close()
     finally:
         stop(proc)
@@ -153,7 +166,8 @@ def one_round(binary, args):
 
 sides = [("a", opt.a_name, opt.a_bin, opt.a_args), ("b", opt.b_name, opt.b_bin, opt.b_args)]
 runs = {"a": [], "b": []}
-print("rss: %d conns, %d subs, %d rounds, port %d" % (opt.conns, opt.subs, opt.rounds, PORT))
+print("rss: %d conns, %d subs (%s), %d rounds, port %d"
+      % (0 if opt.subs_only else opt.conns, opt.subs, opt.subject, opt.rounds, PORT))
 for r in range(opt.rounds):
     order = sides if r % 2 == 0 else sides[::-1]
     for key, name, binary, args in order:
@@ -167,11 +181,14 @@ med = {k: {f: statistics.median(x[f] for x in v) for f in v[0]} for k, v in runs
 a, b = med["a"], med["b"]
 print()
 print("%-24s %14s %14s %7s" % ("median of %d" % opt.rounds, opt.a_name[:14], opt.b_name[:14], "B/A"))
-for label, f, unit in [("idle RSS", "idle_kib", "KiB"),
-                       ("RSS, %d conns" % opt.conns, "conns_kib", "KiB"),
-                       ("per connection", "per_conn_b", "B"),
-                       ("RSS, %d subs" % opt.subs, "subs_kib", "KiB"),
-                       ("per subscription", "per_sub_b", "B")]:
+rows = [("idle RSS", "idle_kib", "KiB"),
+        ("RSS, %d conns" % opt.conns, "conns_kib", "KiB"),
+        ("per connection", "per_conn_b", "B"),
+        ("RSS, %d subs" % opt.subs, "subs_kib", "KiB"),
+        ("per subscription", "per_sub_b", "B")]
+if opt.subs_only:
+    rows = [r for r in rows if "conn" not in r[1]]
+for label, f, unit in rows:
     ratio = b[f] / a[f] if a[f] > 0 else float("nan")
     print("%-24s %10.0f %-3s %10.0f %-3s %7.3f" % (label, a[f], unit, b[f], unit, ratio))
 if opt.json_out:

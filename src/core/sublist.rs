@@ -9,9 +9,10 @@
 //! * aggregated interest of other shards: per (pattern, optional queue
 //!   group, shard) a count, changed by `apply_remote` deltas.
 //!
-//! The trie has one level per token: literal children in a hash map, plus a
-//! `*` child and a `>` child. `matches` walks it for a published subject and
-//! caches the result per subject.
+//! The trie has one level per token: literal children (a short vector,
+//! a hash map beyond `FEW_CHILDREN`), plus a `*` child and a `>` child.
+//! Nodes are laid out for millions of subscriptions (see `Node`). `matches`
+//! walks it for a published subject and caches the result per subject.
 //!
 //! Invariants:
 //! * Used by one thread only (no locks, no atomics; results are `Rc`).
@@ -22,7 +23,8 @@
 //!   the last entry prunes the path, so churning `_INBOX.x.y` subscriptions
 //!   leave nothing behind. Remote counts are > 0 (zero counts are removed).
 
-use std::collections::hash_map::Entry;
+mod token;
+
 use std::rc::Rc;
 
 use bytes::Bytes;
@@ -30,6 +32,8 @@ use rustc_hash::FxHashMap;
 use thin_vec::ThinVec;
 
 use crate::subject::{has_empty_token, has_wildcard_token, pattern_matches};
+
+use token::Token;
 
 pub use crate::ids::{ShardId, SubKey};
 
@@ -98,44 +102,262 @@ struct RemoteQueue {
     count: u32,
 }
 
-/// The interest attached to one pattern (one trie node). Vectors, searched
-/// linearly: a pattern typically has a handful of entries, and building a
-/// match result is then a plain copy. Removing one of n subscriptions of
-/// the same pattern is O(n).
+/// One entry of a pattern's plain (non-queue) interest: a local
+/// subscription, or another shard's count (> 0). One vector holds both, so
+/// a node carries one word for them whether it is this shard's own
+/// interest or a replica of another shard's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Plain {
+    Local(SubKey),
+    Remote(ShardId, u32),
+}
+
+/// Children a node keeps in its vector, searched linearly; a node with
+/// more keeps them in a hash map. A lookup stays O(1) per token.
+const FEW_CHILDREN: usize = 8;
+
+/// Pushes onto a small vector growing it one element at a time while it is
+/// short (`ThinVec` would jump to room for 4; most vectors here hold one
+/// element, and this is per subscribed subject), doubling beyond.
+fn push_small<T>(items: &mut ThinVec<T>, item: T) {
+    if items.len() == items.capacity() && items.len() < 4 {
+        items.reserve_exact(1);
+    }
+    items.push(item);
+}
+
+/// One trie node (one token of a pattern) and the interest of the pattern
+/// that ends here.
 ///
-/// `ThinVec` (one pointer, the length and capacity live in the heap block)
-/// rather than `Vec` (three words): every trie node carries all four and
-/// most are empty, so this keeps a node at a third of the size — it is the
-/// largest part of what a subscription costs in memory.
+/// Sized for millions of subscriptions on distinct subjects, where nearly
+/// every node has one literal child or none, and plain interest only: 24
+/// bytes, with literal children inline in a short vector (no map, no boxed
+/// key for short tokens) and what is rarer (wildcard children, many
+/// children, queue groups) behind one optional box. A node with nothing
+/// allocates nothing.
 #[derive(Debug, Default)]
-struct Interest {
-    local_plain: ThinVec<SubKey>,
+struct Node {
+    /// Literal children, when there are at most [`FEW_CHILDREN`] (else in
+    /// `rest.many`, and this is empty).
+    few: ThinVec<(Token, Node)>,
+    plain: ThinVec<Plain>,
+    rest: Option<Box<Rest>>,
+}
+
+/// What fewer nodes need.
+#[derive(Debug, Default)]
+struct Rest {
+    /// Literal children when there are more than [`FEW_CHILDREN`].
+    many: FxHashMap<Token, Node>,
+    star: Option<Box<Node>>,
+    full: Option<Box<Node>>,
     local_queues: ThinVec<LocalQueue>,
-    /// (shard, count), count > 0.
-    remote_plain: ThinVec<(ShardId, u32)>,
     remote_queues: ThinVec<RemoteQueue>,
 }
 
-impl Interest {
+impl Rest {
     fn is_empty(&self) -> bool {
-        self.local_plain.is_empty()
+        self.many.is_empty()
+            && self.star.is_none()
+            && self.full.is_none()
             && self.local_queues.is_empty()
-            && self.remote_plain.is_empty()
             && self.remote_queues.is_empty()
     }
+}
 
+impl Node {
+    fn is_empty(&self) -> bool {
+        self.few.is_empty() && self.plain.is_empty() && self.rest.is_none()
+    }
+
+    /// Drops `rest` once nothing is left in it.
+    fn tidy(&mut self) {
+        if self.rest.as_ref().is_some_and(|rest| rest.is_empty()) {
+            self.rest = None;
+        }
+        if self.few.is_empty() && self.few.capacity() > 0 {
+            self.few = ThinVec::new();
+        }
+        if self.plain.is_empty() && self.plain.capacity() > 0 {
+            self.plain = ThinVec::new();
+        }
+    }
+
+    fn rest_mut(&mut self) -> &mut Rest {
+        self.rest.get_or_insert_with(Box::default)
+    }
+
+    /// The literal child for `token`.
+    #[inline]
+    fn child(&self, token: &[u8]) -> Option<&Node> {
+        if let Some(rest) = self.rest.as_deref() {
+            if !rest.many.is_empty() {
+                return rest.many.get(token);
+            }
+        }
+        self.few
+            .iter()
+            .find(|(t, _)| t.as_bytes() == token)
+            .map(|(_, child)| child)
+    }
+
+    fn child_mut(&mut self, token: &[u8]) -> Option<&mut Node> {
+        if self.rest.as_ref().is_some_and(|rest| !rest.many.is_empty()) {
+            return self.rest_mut().many.get_mut(token);
+        }
+        self.few
+            .iter_mut()
+            .find(|(t, _)| t.as_bytes() == token)
+            .map(|(_, child)| child)
+    }
+
+    /// The literal child for `token`, created as needed.
+    fn child_or_create(&mut self, token: &[u8]) -> &mut Node {
+        if self.rest.as_ref().is_some_and(|rest| !rest.many.is_empty()) {
+            return self.rest_mut().many.entry(Token::new(token)).or_default();
+        }
+        if let Some(pos) = self.few.iter().position(|(t, _)| t.as_bytes() == token) {
+            return &mut self.few[pos].1;
+        }
+        if self.few.len() < FEW_CHILDREN {
+            push_small(&mut self.few, (Token::new(token), Node::default()));
+            let last = self.few.len() - 1;
+            return &mut self.few[last].1;
+        }
+        // One child too many for the vector: all of them move to the map.
+        let few = std::mem::take(&mut self.few);
+        let many = &mut self.rest_mut().many;
+        many.reserve(few.len() + 1);
+        many.extend(few);
+        many.entry(Token::new(token)).or_default()
+    }
+
+    fn remove_child(&mut self, token: &[u8]) {
+        if self.rest.as_ref().is_some_and(|rest| !rest.many.is_empty()) {
+            let many = &mut self.rest_mut().many;
+            many.remove(token);
+            if many.is_empty() {
+                // Give the table back; children come back into `few`.
+                *many = FxHashMap::default();
+            }
+        } else if let Some(pos) = self.few.iter().position(|(t, _)| t.as_bytes() == token) {
+            self.few.swap_remove(pos);
+        }
+        self.tidy();
+    }
+
+    /// The node for `pattern`, created as needed.
+    fn get_or_create(&mut self, pattern: &[u8]) -> &mut Node {
+        let mut node = self;
+        for token in pattern.split(|&b| b == b'.') {
+            node = match token {
+                b"*" => node.rest_mut().star.get_or_insert_with(Box::default),
+                b">" => node.rest_mut().full.get_or_insert_with(Box::default),
+                _ => node.child_or_create(token),
+            };
+        }
+        node
+    }
+
+    /// Applies `change` to the node at `rest` below this node (if it
+    /// exists), then prunes nodes left empty on the way back. Returns what
+    /// `change` returned (false if the node does not exist).
+    fn change_at(
+        &mut self,
+        rest: Option<&[u8]>,
+        change: &mut dyn FnMut(&mut Node) -> bool,
+    ) -> bool {
+        let Some(rest) = rest else {
+            let changed = change(self);
+            self.tidy();
+            return changed;
+        };
+        let (token, after) = match rest.iter().position(|&b| b == b'.') {
+            Some(dot) => (&rest[..dot], Some(&rest[dot + 1..])),
+            None => (rest, None),
+        };
+        match token {
+            b"*" | b">" => {
+                let Some(extra) = self.rest.as_deref_mut() else {
+                    return false;
+                };
+                let slot = if token == b"*" {
+                    &mut extra.star
+                } else {
+                    &mut extra.full
+                };
+                let Some(child) = slot.as_mut() else {
+                    return false;
+                };
+                let changed = child.change_at(after, change);
+                if child.is_empty() {
+                    *slot = None;
+                    self.tidy();
+                }
+                changed
+            }
+            _ => {
+                let Some(child) = self.child_mut(token) else {
+                    return false;
+                };
+                let changed = child.change_at(after, change);
+                if child.is_empty() {
+                    self.remove_child(token);
+                }
+                changed
+            }
+        }
+    }
+
+    /// Adds the interest of every node below this one that matches the
+    /// tokens `rest` (at least one token) to `result`.
+    fn collect(&self, rest: &[u8], result: &mut MatchResult) {
+        let (token, after) = match rest.iter().position(|&b| b == b'.') {
+            Some(dot) => (&rest[..dot], Some(&rest[dot + 1..])),
+            None => (rest, None),
+        };
+        if let Some(extra) = self.rest.as_deref() {
+            // `>` takes this token and all that follow.
+            if let Some(full) = &extra.full {
+                full.add_to(result);
+            }
+            // `*` takes this token; a published `*` or `>` token is a
+            // literal and only ever meets the wildcard children or a
+            // literal key.
+            if let Some(star) = &extra.star {
+                star.collect_or_add(after, result);
+            }
+        }
+        if let Some(child) = self.child(token) {
+            child.collect_or_add(after, result);
+        }
+    }
+
+    fn collect_or_add(&self, rest: Option<&[u8]>, result: &mut MatchResult) {
+        match rest {
+            Some(rest) => self.collect(rest, result),
+            None => self.add_to(result),
+        }
+    }
+
+    /// Adds this pattern's interest to `result`.
     fn add_to(&self, result: &mut MatchResult) {
-        result.local_plain.extend_from_slice(&self.local_plain);
-        result
-            .remote_plain
-            .extend(self.remote_plain.iter().map(|&(shard, _)| shard));
-        for q in &self.local_queues {
+        for entry in &self.plain {
+            match *entry {
+                Plain::Local(key) => result.local_plain.push(key),
+                Plain::Remote(shard, _) => result.remote_plain.push(shard),
+            }
+        }
+        let Some(extra) = self.rest.as_deref() else {
+            return;
+        };
+        for q in &extra.local_queues {
             result
                 .queue_mut(&q.name)
                 .local
                 .extend_from_slice(&q.members);
         }
-        for q in &self.remote_queues {
+        for q in &extra.remote_queues {
             let group = result.queue_mut(&q.name);
             match group.remote.iter_mut().find(|(shard, _)| *shard == q.shard) {
                 Some((_, weight)) => *weight = weight.saturating_add(q.count),
@@ -144,16 +366,44 @@ impl Interest {
         }
     }
 
+    fn add_local(&mut self, queue: Option<&[u8]>, key: SubKey) {
+        match queue {
+            None => push_small(&mut self.plain, Plain::Local(key)),
+            Some(name) => {
+                let queues = &mut self.rest_mut().local_queues;
+                match queues.iter_mut().find(|q| q.name == name) {
+                    Some(group) => group.members.push(key),
+                    None => queues.push(LocalQueue {
+                        name: Bytes::copy_from_slice(name),
+                        members: thin_vec::thin_vec![key],
+                    }),
+                }
+            }
+        }
+    }
+
     fn remove_local(&mut self, queue: Option<&[u8]>, key: SubKey) -> bool {
         match queue {
-            None => remove_item(&mut self.local_plain, key),
+            None => match self.plain.iter().position(|&p| p == Plain::Local(key)) {
+                Some(pos) => {
+                    // Order of subscriptions within a pattern is not
+                    // meaningful.
+                    self.plain.swap_remove(pos);
+                    true
+                }
+                None => false,
+            },
             Some(name) => {
-                let Some(pos) = self.local_queues.iter().position(|q| q.name == name) else {
+                let Some(extra) = self.rest.as_deref_mut() else {
                     return false;
                 };
-                let removed = remove_item(&mut self.local_queues[pos].members, key);
-                if self.local_queues[pos].members.is_empty() {
-                    self.local_queues.swap_remove(pos);
+                let queues = &mut extra.local_queues;
+                let Some(pos) = queues.iter().position(|q| q.name == name) else {
+                    return false;
+                };
+                let removed = remove_item(&mut queues[pos].members, key);
+                if queues[pos].members.is_empty() {
+                    queues.swap_remove(pos);
                 }
                 removed
             }
@@ -165,32 +415,41 @@ impl Interest {
     fn apply_remote(&mut self, shard: ShardId, queue: Option<&[u8]>, delta: i32) -> bool {
         match queue {
             None => {
-                let pos = self.remote_plain.iter().position(|&(s, _)| s == shard);
-                let count = pos.map_or(0, |p| self.remote_plain[p].1);
+                let pos = self
+                    .plain
+                    .iter()
+                    .position(|p| matches!(p, Plain::Remote(s, _) if *s == shard));
+                let count = match pos.map(|p| self.plain[p]) {
+                    Some(Plain::Remote(_, count)) => count,
+                    _ => 0,
+                };
                 let new = add_delta(count, delta);
                 match (pos, new) {
                     (Some(p), 0) => {
-                        self.remote_plain.swap_remove(p);
+                        self.plain.swap_remove(p);
                     }
-                    (Some(p), n) => self.remote_plain[p].1 = n,
+                    (Some(p), n) => self.plain[p] = Plain::Remote(shard, n),
                     (None, 0) => return false,
-                    (None, n) => self.remote_plain.push((shard, n)),
+                    (None, n) => push_small(&mut self.plain, Plain::Remote(shard, n)),
                 }
             }
             Some(name) => {
-                let pos = self
-                    .remote_queues
+                let queues = &mut self.rest_mut().remote_queues;
+                let pos = queues
                     .iter()
                     .position(|q| q.shard == shard && q.name == name);
-                let count = pos.map_or(0, |p| self.remote_queues[p].count);
+                let count = pos.map_or(0, |p| queues[p].count);
                 let new = add_delta(count, delta);
                 match (pos, new) {
                     (Some(p), 0) => {
-                        self.remote_queues.swap_remove(p);
+                        queues.swap_remove(p);
                     }
-                    (Some(p), n) => self.remote_queues[p].count = n,
-                    (None, 0) => return false,
-                    (None, n) => self.remote_queues.push(RemoteQueue {
+                    (Some(p), n) => queues[p].count = n,
+                    (None, 0) => {
+                        self.tidy();
+                        return false;
+                    }
+                    (None, n) => queues.push(RemoteQueue {
                         name: Bytes::copy_from_slice(name),
                         shard,
                         count: n,
@@ -199,6 +458,19 @@ impl Interest {
             }
         }
         true
+    }
+
+    #[cfg(test)]
+    fn count_nodes(&self) -> usize {
+        let children: usize = match self.rest.as_deref() {
+            Some(extra) => {
+                extra.many.values().map(Node::count_nodes).sum::<usize>()
+                    + extra.star.as_ref().map_or(0, |n| n.count_nodes())
+                    + extra.full.as_ref().map_or(0, |n| n.count_nodes())
+            }
+            None => 0,
+        };
+        1 + children + self.few.iter().map(|(_, n)| n.count_nodes()).sum::<usize>()
     }
 }
 
@@ -221,140 +493,6 @@ fn remove_item(items: &mut ThinVec<SubKey>, key: SubKey) -> bool {
             true
         }
         None => false,
-    }
-}
-
-#[derive(Debug, Default)]
-struct Node {
-    /// Boxed, and `None` when empty: most nodes are leaves, and an inline
-    /// empty map would cost every node (every subscribed subject) 24 bytes
-    /// more, inside a map slot of its parent at that.
-    literal: Option<Box<FxHashMap<Box<[u8]>, Node>>>,
-    star: Option<Box<Node>>,
-    full: Option<Box<Node>>,
-    interest: Interest,
-}
-
-impl Node {
-    fn is_empty(&self) -> bool {
-        self.interest.is_empty()
-            && self.literal.is_none()
-            && self.star.is_none()
-            && self.full.is_none()
-    }
-
-    /// The node for `pattern`, created as needed.
-    fn get_or_create(&mut self, pattern: &[u8]) -> &mut Node {
-        let mut node = self;
-        for token in pattern.split(|&b| b == b'.') {
-            node = match token {
-                b"*" => node.star.get_or_insert_with(Box::default),
-                b">" => node.full.get_or_insert_with(Box::default),
-                _ => match node
-                    .literal
-                    .get_or_insert_with(Box::default)
-                    .entry(token.into())
-                {
-                    Entry::Occupied(e) => e.into_mut(),
-                    Entry::Vacant(e) => e.insert(Node::default()),
-                },
-            };
-        }
-        node
-    }
-
-    /// Applies `change` to the interest of the node at `rest` below this
-    /// node (if it exists), then prunes nodes left empty on the way back.
-    /// Returns what `change` returned (false if the node does not exist).
-    fn change_at(
-        &mut self,
-        rest: Option<&[u8]>,
-        change: &mut dyn FnMut(&mut Interest) -> bool,
-    ) -> bool {
-        let Some(rest) = rest else {
-            return change(&mut self.interest);
-        };
-        let (token, after) = match rest.iter().position(|&b| b == b'.') {
-            Some(dot) => (&rest[..dot], Some(&rest[dot + 1..])),
-            None => (rest, None),
-        };
-        match token {
-            b"*" | b">" => {
-                let slot = if token == b"*" {
-                    &mut self.star
-                } else {
-                    &mut self.full
-                };
-                let Some(child) = slot.as_mut() else {
-                    return false;
-                };
-                let changed = child.change_at(after, change);
-                if child.is_empty() {
-                    *slot = None;
-                }
-                changed
-            }
-            _ => {
-                let Some(children) = self.literal.as_mut() else {
-                    return false;
-                };
-                let Some(child) = children.get_mut(token) else {
-                    return false;
-                };
-                let changed = child.change_at(after, change);
-                if child.is_empty() {
-                    children.remove(token);
-                    if children.is_empty() {
-                        self.literal = None;
-                    }
-                }
-                changed
-            }
-        }
-    }
-
-    /// Adds the interest of every node below this one that matches the
-    /// tokens `rest` (at least one token) to `result`.
-    fn collect(&self, rest: &[u8], result: &mut MatchResult) {
-        let (token, after) = match rest.iter().position(|&b| b == b'.') {
-            Some(dot) => (&rest[..dot], Some(&rest[dot + 1..])),
-            None => (rest, None),
-        };
-        // `>` takes this token and all that follow.
-        if let Some(full) = &self.full {
-            full.interest.add_to(result);
-        }
-        // `*` takes this token; a published `*` or `>` token is a literal
-        // and only ever meets the wildcard children or a literal key.
-        if let Some(star) = &self.star {
-            star.collect_or_add(after, result);
-        }
-        if let Some(child) = self
-            .literal
-            .as_ref()
-            .and_then(|children| children.get(token))
-        {
-            child.collect_or_add(after, result);
-        }
-    }
-
-    fn collect_or_add(&self, rest: Option<&[u8]>, result: &mut MatchResult) {
-        match rest {
-            Some(rest) => self.collect(rest, result),
-            None => self.interest.add_to(result),
-        }
-    }
-
-    #[cfg(test)]
-    fn count_nodes(&self) -> usize {
-        1 + self
-            .literal
-            .iter()
-            .flat_map(|children| children.values())
-            .map(Node::count_nodes)
-            .sum::<usize>()
-            + self.star.as_ref().map_or(0, |n| n.count_nodes())
-            + self.full.as_ref().map_or(0, |n| n.count_nodes())
     }
 }
 
@@ -395,17 +533,7 @@ impl SubscriptionIndex {
     /// Adds a local subscription. The subject is already validated by the
     /// caller; `key` must not already be in the index.
     pub fn insert_local(&mut self, subject: &[u8], queue: Option<&[u8]>, key: SubKey) {
-        let interest = &mut self.root.get_or_create(subject).interest;
-        match queue {
-            None => interest.local_plain.push(key),
-            Some(name) => match interest.local_queues.iter_mut().find(|q| q.name == name) {
-                Some(group) => group.members.push(key),
-                None => interest.local_queues.push(LocalQueue {
-                    name: Bytes::copy_from_slice(name),
-                    members: thin_vec::thin_vec![key],
-                }),
-            },
-        }
+        self.root.get_or_create(subject).add_local(queue, key);
         self.local_count += 1;
         self.counters.inserts += 1;
         self.invalidate(subject);
@@ -413,9 +541,9 @@ impl SubscriptionIndex {
 
     /// Removes a local subscription; false if it was not there.
     pub fn remove_local(&mut self, subject: &[u8], queue: Option<&[u8]>, key: SubKey) -> bool {
-        let removed = self.root.change_at(Some(subject), &mut |interest| {
-            interest.remove_local(queue, key)
-        });
+        let removed = self
+            .root
+            .change_at(Some(subject), &mut |node| node.remove_local(queue, key));
         if removed {
             self.local_count -= 1;
             self.counters.removes += 1;
@@ -438,11 +566,10 @@ impl SubscriptionIndex {
         let changed = if delta > 0 {
             self.root
                 .get_or_create(subject)
-                .interest
                 .apply_remote(shard, queue, delta)
         } else if delta < 0 {
-            let found = self.root.change_at(Some(subject), &mut |interest| {
-                interest.apply_remote(shard, queue, delta)
+            let found = self.root.change_at(Some(subject), &mut |node| {
+                node.apply_remote(shard, queue, delta)
             });
             debug_assert!(found, "remote interest removed that was never added");
             found
@@ -580,12 +707,44 @@ mod tests {
 
     #[test]
     fn trie_nodes_stay_small() {
-        // One node per subscribed subject token: keep the child map boxed.
-        assert!(
-            std::mem::size_of::<Node>() <= 56,
-            "{}",
-            std::mem::size_of::<Node>()
-        );
+        // One node per subscribed subject token, inline in its parent's
+        // vector or map: three words (see `Node`).
+        assert_eq!(std::mem::size_of::<Node>(), 24);
+        assert_eq!(std::mem::size_of::<(Token, Node)>(), 40);
+        assert_eq!(std::mem::size_of::<Plain>(), 8);
+    }
+
+    #[test]
+    fn many_children_move_to_a_map_and_back() {
+        let mut idx = SubscriptionIndex::new();
+        let subject = |i: usize| format!("a.token-number-{i}.x");
+        for i in 0..3 * FEW_CHILDREN {
+            idx.insert_local(subject(i).as_bytes(), None, k(i));
+            idx.insert_local(b"a.*.x", None, k(1000 + i));
+        }
+        for i in 0..3 * FEW_CHILDREN {
+            let got = local_plain(&mut idx, subject(i).as_bytes());
+            assert!(got.contains(&k(i)) && got.len() == 1 + 3 * FEW_CHILDREN);
+        }
+        assert_eq!(local_plain(&mut idx, b"a.other.x").len(), 3 * FEW_CHILDREN);
+        for i in (0..3 * FEW_CHILDREN).rev() {
+            assert!(idx.remove_local(subject(i).as_bytes(), None, k(i)));
+            assert!(!local_plain(&mut idx, subject(i).as_bytes()).contains(&k(i)));
+            // Below the map's size again: new children go to the vector.
+            if i == FEW_CHILDREN / 2 {
+                idx.insert_local(b"a.late.x", None, k(5000));
+                assert_eq!(
+                    local_plain(&mut idx, b"a.late.x").len(),
+                    1 + 3 * FEW_CHILDREN
+                );
+                assert!(idx.remove_local(b"a.late.x", None, k(5000)));
+            }
+        }
+        for i in 0..3 * FEW_CHILDREN {
+            assert!(idx.remove_local(b"a.*.x", None, k(1000 + i)));
+        }
+        assert_eq!(idx.root.count_nodes(), 1);
+        assert!(idx.root.is_empty());
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod close_reason;
 mod liveness;
 mod output;
 mod sid;
+mod sid_map;
 mod table;
 mod tls;
 
@@ -16,15 +17,16 @@ pub use close_reason::CloseReason;
 pub use liveness::{Liveness, PingCheck};
 pub use output::{Flushed, OutputState, STALL_BUDGET, STALL_PROGRESS_WINDOW};
 pub use sid::Sid;
+pub use sid_map::SidMap;
 pub use table::ConnTable;
 pub use tls::{PeerCert, TlsState};
 
-use std::collections::HashMap;
+use std::num::NonZeroU64;
 use std::time::Instant;
 
 use crate::auth::{AuthMethod, Identity, PermissionCheck, SlowCheck};
 use crate::connect::ClientOptions;
-use crate::ids::{AccountId, ClientId, ConnKey, SubKey};
+use crate::ids::{AccountId, ClientId, ConnKey};
 
 /// What is at the other end of a connection, which decides how it receives
 /// messages. Routes (`RMSG`), leafnodes (`LMSG`) and internal subscribers
@@ -67,25 +69,70 @@ pub enum SubOwner {
 
 /// One subscription, owned by the shard of its connection. The owner is the
 /// only place its delivery count lives, which keeps auto-unsubscribe exact.
+///
+/// 80 bytes, one per subscription in the shard's slab, plus one heap block
+/// for subject and queue name together.
 #[derive(Debug)]
 pub struct Subscription {
     pub owner: SubOwner,
     /// The account whose index holds it.
     pub account: AccountId,
-    pub sid: Sid,
-    /// Boxed slices rather than `Bytes` (two words each instead of four):
-    /// this struct is per subscription, and the shared form is only needed
-    /// on the rare interest broadcasts.
-    pub subject: Box<[u8]>,
-    pub queue: Option<Box<[u8]>>,
-    /// `UNSUB <sid> <max>`: remove after this many deliveries in total.
-    pub max: Option<u64>,
-    pub delivered: u64,
     /// How many queue members this subscription stands for: 1, except for
     /// a route's queue interest, which carries the peer's member count
     /// (`RS+ <account> <subject> <queue> <weight>`) so that queue picks
     /// stay uniform over the members of the whole cluster.
     pub weight: u32,
+    /// Where the subject ends in `names` (the queue name follows, if any).
+    subject_len: u32,
+    pub sid: Sid,
+    /// The subject, then the queue group's name: one boxed slice for both
+    /// (two words, one allocation) rather than two boxes or `Bytes`; the
+    /// shared form is only needed on the rare interest broadcasts.
+    names: Box<[u8]>,
+    /// `UNSUB <sid> <max>`: remove after this many deliveries in total
+    /// (more than were delivered when it was asked, so never 0).
+    pub max: Option<NonZeroU64>,
+    pub delivered: u64,
+}
+
+impl Subscription {
+    /// A subscription of `owner` in `account`, nothing delivered yet. A
+    /// queue name is a protocol token, never empty.
+    pub fn new(
+        owner: SubOwner,
+        account: AccountId,
+        sid: Sid,
+        subject: &[u8],
+        queue: Option<&[u8]>,
+        weight: u32,
+    ) -> Subscription {
+        debug_assert!(queue.is_none_or(|q| !q.is_empty()), "an empty queue name");
+        let mut names = Vec::with_capacity(subject.len() + queue.map_or(0, <[u8]>::len));
+        names.extend_from_slice(subject);
+        names.extend_from_slice(queue.unwrap_or_default());
+        Subscription {
+            owner,
+            account,
+            weight,
+            subject_len: u32::try_from(subject.len()).unwrap_or(u32::MAX),
+            sid,
+            names: names.into_boxed_slice(),
+            max: None,
+            delivered: 0,
+        }
+    }
+
+    #[inline]
+    pub fn subject(&self) -> &[u8] {
+        &self.names[..self.subject_len as usize]
+    }
+
+    /// The queue group's name, for a queue subscription.
+    #[inline]
+    pub fn queue(&self) -> Option<&[u8]> {
+        let rest = &self.names[self.subject_len as usize..];
+        (!rest.is_empty()).then_some(rest)
+    }
 }
 
 /// Messages and payload bytes (headers included) a client published and was
@@ -156,7 +203,7 @@ pub struct Connection<E> {
     pub first_pong_sent: bool,
     pub output: OutputState,
     /// sid → subscription key.
-    pub subs: HashMap<Sid, SubKey>,
+    pub subs: SidMap,
     pub liveness: Liveness,
     /// Since its last PONG the connection sent something to other shards
     /// (an interest change or a message for remote subscribers): its next

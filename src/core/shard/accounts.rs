@@ -76,9 +76,9 @@ impl<I: ShardIo> ShardBroker<I> {
             if let Some(sub) = self.subs.try_remove(sk.index()) {
                 self.accounts
                     .get_mut(sub.account)
-                    .remove_local(&sub.subject, None, sk);
+                    .remove_local(sub.subject(), None, sk);
                 if matches!(sub.owner, SubOwner::StreamImport { .. }) {
-                    self.cluster_interest_changed(sub.account, &sub.subject, None, -1);
+                    self.cluster_interest_changed(sub.account, sub.subject(), None, -1);
                 }
             }
         }
@@ -104,16 +104,14 @@ impl<I: ShardIo> ShardBroker<I> {
     }
 
     fn install_import(&mut self, owner: SubOwner, account: AccountId, subject: &[u8]) {
-        let sk = SubKey::new(self.subs.insert(Subscription {
+        let sk = SubKey::new(self.subs.insert(Subscription::new(
             owner,
             account,
-            sid: Sid::new(b""),
-            subject: subject.into(),
-            queue: None,
-            max: None,
-            delivered: 0,
-            weight: 1,
-        }));
+            Sid::new(b""),
+            subject,
+            None,
+            1,
+        )));
         self.accounts
             .get_mut(account)
             .insert_local(subject, None, sk);

@@ -546,7 +546,7 @@ impl<I: ShardIo> ShardBroker<I> {
         let conn = &mut self.conns[key];
         conn.liveness.heard_from();
         let verbose = conn.options.verbose;
-        if let Some(&sk) = conn.subs.get(sid) {
+        if let Some(sk) = conn.subs.get(sid, &self.subs) {
             self.unsubscribe(sk, max);
         }
         if verbose {

@@ -50,9 +50,7 @@ impl<I: ShardIo> ShardBroker<I> {
         // not receive what they cover (nats-server skips those silently);
         // with `allow_responses`, the reply subject becomes publishable.
         if let Some(check) = &mut conn.permissions {
-            if check.filters_deliveries()
-                && !check.may_receive(message.subject, sub.queue.as_deref())
-            {
+            if check.filters_deliveries() && !check.may_receive(message.subject, sub.queue()) {
                 return false;
             }
             if let (true, Some(reply)) = (check.tracks_replies(), message.reply) {
@@ -83,7 +81,7 @@ impl<I: ShardIo> ShardBroker<I> {
         conn.traffic.out_msgs += 1;
         conn.traffic.out_bytes += payload.len() as u64;
         let over_limit = conn.output.pending_bytes() > self.limits.max_pending;
-        let finished = sub.max.is_some_and(|max| sub.delivered >= max);
+        let finished = sub.max.is_some_and(|max| sub.delivered >= max.get());
         let over_stall = conn.output.wants_stall(self.now, self.stall_threshold);
         if over_limit {
             self.begin_close(key, CloseReason::SlowConsumerPendingBytes);

@@ -290,16 +290,14 @@ impl<I: ShardIo> ShardBroker<I> {
         }
         let mut subject = self.responses.prefix.to_vec();
         subject.push(b'>');
-        let sk = SubKey::new(self.subs.insert(Subscription {
-            owner: SubOwner::Responses,
-            account: exporter,
-            sid: Sid::new(b""),
-            subject: subject.clone().into(),
-            queue: None,
-            max: None,
-            delivered: 0,
-            weight: 1,
-        }));
+        let sk = SubKey::new(self.subs.insert(Subscription::new(
+            SubOwner::Responses,
+            exporter,
+            Sid::new(b""),
+            &subject,
+            None,
+            1,
+        )));
         self.accounts
             .get_mut(exporter)
             .insert_local(&subject, None, sk);

@@ -2,6 +2,8 @@
 //! holds them, and every change is replicated to the other shards as a
 //! count in their index replicas (applied in [`super::peers`]).
 
+use std::num::NonZeroU64;
+
 use bytes::Bytes;
 
 use crate::account::limits::tighter;
@@ -51,7 +53,7 @@ impl<I: ShardIo> ShardBroker<I> {
             return Err(SubscribeError::InvalidSubject);
         }
         let conn = &self.conns[key];
-        if conn.subs.contains_key(sid) {
+        if conn.subs.contains(sid, &self.subs) {
             return Err(SubscribeError::DuplicateSid);
         }
         // Routes are not clients: nats-server puts no limit on their
@@ -71,17 +73,15 @@ impl<I: ShardIo> ShardBroker<I> {
         if max_subs.is_some_and(|max| conn.subs.len() as u64 >= max) {
             return Err(SubscribeError::TooMany);
         }
-        let sk = SubKey::new(self.subs.insert(Subscription {
-            owner: SubOwner::Conn(key),
+        let sk = SubKey::new(self.subs.insert(Subscription::new(
+            SubOwner::Conn(key),
             account,
-            sid: Sid::new(sid),
-            subject: subject.into(),
-            queue: queue.map(Into::into),
-            max: None,
-            delivered: 0,
+            Sid::new(sid),
+            subject,
+            queue,
             weight,
-        }));
-        self.conns[key].subs.insert(Sid::new(sid), sk);
+        )));
+        self.conns[key].subs.insert(sk, &self.subs);
         self.accounts
             .get_mut(account)
             .insert_local(subject, queue, sk);
@@ -95,7 +95,7 @@ impl<I: ShardIo> ShardBroker<I> {
             return;
         };
         match max {
-            Some(max) if max > sub.delivered => sub.max = Some(max),
+            Some(max) if max > sub.delivered => sub.max = NonZeroU64::new(max),
             _ => self.remove_subscription(sk),
         }
     }
@@ -106,7 +106,7 @@ impl<I: ShardIo> ShardBroker<I> {
         };
         self.accounts
             .get_mut(sub.account)
-            .remove_local(&sub.subject, sub.queue.as_deref(), sk);
+            .remove_local(sub.subject(), sub.queue(), sk);
         let key = match sub.owner {
             SubOwner::Conn(key) => key,
             // Imports are the shard's own (never replicated) and leave only
@@ -114,13 +114,13 @@ impl<I: ShardIo> ShardBroker<I> {
             _ => return,
         };
         if let Some(conn) = self.conns.get_mut(key) {
-            conn.subs.remove(&*sub.sid);
+            conn.subs.remove(&sub.sid, sk);
         }
         self.broadcast_interest(
             Some(key),
             sub.account,
-            &sub.subject,
-            sub.queue.as_deref(),
+            sub.subject(),
+            sub.queue(),
             -(sub.weight as i32),
         );
     }

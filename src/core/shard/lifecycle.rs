@@ -1,13 +1,12 @@
 //! Connections come and go: registration (with the INFO that greets a
 //! client), the start of a close, and the end that frees the slot.
 
-use std::collections::HashMap;
 use std::time::Instant;
 
 use crate::auth::AuthMethod;
 use crate::connect::ClientOptions;
 use crate::connection::{
-    AuthState, CloseReason, ConnKind, Connection, Liveness, OutputState, Traffic,
+    AuthState, CloseReason, ConnKind, Connection, Liveness, OutputState, SidMap, Traffic,
 };
 use crate::go_duration::go_duration;
 use crate::ids::{AccountId, ClientId, ConnKey, SubKey};
@@ -75,7 +74,7 @@ impl<I: ShardIo> ShardBroker<I> {
             permissions: None,
             first_pong_sent: false,
             output,
-            subs: HashMap::new(),
+            subs: SidMap::default(),
             liveness: Liveness::new(now, self.limits.ping_interval),
             forwarded: false,
             closing: None,
@@ -143,12 +142,24 @@ impl<I: ShardIo> ShardBroker<I> {
         }
         self.io.shutdown(&conn.endpoint);
         self.io.wake_writer(&conn.endpoint);
-        crate::debug!(
-            "{} - cid:{} - Client connection closed: {}",
-            conn.ip,
-            conn.client_id,
-            reason.as_str()
-        );
+        // As nats-server: a route's close is a notice, named like its
+        // creation (`ip:port - rid:N`); a client's is a debug line.
+        if conn.kind == ConnKind::Route {
+            crate::info!(
+                "{}:{} - rid:{} - Router connection closed: {}",
+                conn.ip,
+                conn.port,
+                conn.client_id,
+                reason.as_str()
+            );
+        } else {
+            crate::debug!(
+                "{} - cid:{} - Client connection closed: {}",
+                conn.ip,
+                conn.client_id,
+                reason.as_str()
+            );
+        }
     }
 
     /// Forgets a connection whose reader and writer have ended: removes its
@@ -164,7 +175,7 @@ impl<I: ShardIo> ShardBroker<I> {
             // Never closed through `begin_close` (not expected; kept exact).
             self.limits.active_connections.leave(conn.account);
         }
-        let sub_keys: Vec<SubKey> = conn.subs.values().copied().collect();
+        let sub_keys: Vec<SubKey> = conn.subs.keys().collect();
         for sk in sub_keys {
             self.remove_subscription(sk);
         }

@@ -2,6 +2,8 @@
 //! counters and connections, taken between two units of work, and the
 //! recently closed connections it keeps for `/connz?state=closed`.
 
+use std::num::NonZeroU64;
+
 use std::time::{Instant, SystemTime};
 
 use crate::connection::{CloseReason, ConnKind, Connection, Traffic};
@@ -152,14 +154,14 @@ impl<I: ShardIo> ShardBroker<I> {
         let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
         let subscription_list = if with_subscriptions {
             conn.subs
-                .values()
-                .filter_map(|&sk| self.subs.get(sk.index()))
+                .keys()
+                .filter_map(|sk| self.subs.get(sk.index()))
                 .map(|sub| SubscriptionSnapshot {
-                    subject: text(&sub.subject),
-                    queue: sub.queue.as_deref().map(text),
+                    subject: text(sub.subject()),
+                    queue: sub.queue().map(text),
                     sid: text(&sub.sid),
                     msgs: sub.delivered,
-                    max: sub.max,
+                    max: sub.max.map(NonZeroU64::get),
                     cid: conn.client_id.0,
                 })
                 .collect()
@@ -218,9 +220,9 @@ impl<I: ShardIo> ShardBroker<I> {
                 let conn = self.conns.get(key)?;
                 let subs = if with_subs {
                     conn.subs
-                        .values()
+                        .keys()
                         .filter_map(|sk| self.subs.get(sk.index()))
-                        .map(|sub| String::from_utf8_lossy(&sub.subject).into_owned())
+                        .map(|sub| String::from_utf8_lossy(sub.subject()).into_owned())
                         .collect()
                 } else {
                     Vec::new()

@@ -286,10 +286,10 @@ impl<I: ShardIo> ShardBroker<I> {
         if !(conn.options.no_responders && conn.options.headers) {
             return;
         }
-        let target = conn.subs.values().copied().find(|&sk| {
+        let target = conn.subs.keys().find(|&sk| {
             self.subs
                 .get(sk.index())
-                .is_some_and(|sub| sub.queue.is_none() && pattern_matches(&sub.subject, reply))
+                .is_some_and(|sub| sub.queue().is_none() && pattern_matches(sub.subject(), reply))
         });
         let Some(sub) = target.and_then(|sk| self.subs.get(sk.index())) else {
             return;
@@ -330,10 +330,18 @@ impl<I: ShardIo> ShardBroker<I> {
     /// A message from route `route`, on this (the cluster) shard: local
     /// client subscribers, the other shards (with the one-hop rule), and one
     /// client member server-wide of each queue group the sender listed.
+    ///
+    /// Local members are preferred, as nats-server 2.9 does for a message
+    /// from a route: the draw is over client members only (route members
+    /// do not count), and only when none of them could take it (gone since
+    /// the sender's pick, or its deny rules refuse the subject) does the
+    /// group's message go on to another route with a member, so that the
+    /// group still gets it once. That is the one exception to the one-hop
+    /// rule (see [`ShardBroker::route_queue_fallback`]).
     fn publish_from_route(
         &mut self,
         account: AccountId,
-        _route: ConnKey,
+        route: ConnKey,
         queues: RouteQueues<'_>,
         message: &Publish<'_>,
     ) {
@@ -345,58 +353,23 @@ impl<I: ShardIo> ShardBroker<I> {
         for &shard in &result.remote_plain {
             targets[shard.index()].plain = true;
         }
+        let mut onward = false;
         for name in queues {
             let Some(group) = result.queues.iter().find(|g| g.name[..] == *name) else {
                 self.stats.queue_no_member += 1;
                 continue;
             };
-            // Route members are not candidates here (one hop); other shards
-            // hold no route interest (routes live on this shard only).
-            let local = group
-                .local
-                .iter()
-                .filter(|&&sk| !self.is_route_sub(sk))
-                .count() as u64;
-            let remote: u64 = group.remote.iter().map(|&(_, w)| u64::from(w)).sum();
-            if local + remote == 0 {
-                self.stats.queue_no_member += 1;
-                continue;
-            }
-            let draw = self.rng.below(local + remote);
-            let mut done = false;
-            if draw < local {
-                // From the drawn client member on (route members refuse:
-                // `one_hop` is set), the first that takes it.
-                let members = &group.local;
-                let start = members
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, &sk)| !self.is_route_sub(sk))
-                    .nth(draw as usize)
-                    .map_or(0, |(i, _)| i);
-                for i in 0..members.len() {
-                    let sk = members[(start + i) % members.len()];
-                    if self.deliver_local(sk, None, message) {
-                        done = true;
-                        break;
-                    }
+            match self.pick_route_queue_member(group, message) {
+                QueuePick::DeliveredLocally => {}
+                QueuePick::Remote(shard) => {
+                    targets[shard.index()].queues.push(group.name.clone());
                 }
-            }
-            if !done {
-                // The drawn shard, or (no local member could take it) the
-                // first other shard with members.
-                let mut offset = draw.saturating_sub(local);
-                let mut chosen = group.remote.first().map(|&(s, _)| s);
-                for &(shard, weight) in &group.remote {
-                    if offset < u64::from(weight) {
-                        chosen = Some(shard);
-                        break;
+                QueuePick::None => {
+                    if self.route_queue_fallback(group, route) {
+                        onward = true;
+                    } else {
+                        self.stats.queue_no_member += 1;
                     }
-                    offset -= u64::from(weight);
-                }
-                match chosen {
-                    Some(shard) => targets[shard.index()].queues.push(group.name.clone()),
-                    None => self.stats.queue_no_member += 1,
                 }
             }
         }
@@ -416,9 +389,99 @@ impl<I: ShardIo> ShardBroker<I> {
             }
         }
         self.targets = targets;
+        if onward {
+            self.flush_route_targets(account, message);
+        }
         if !self.fired.is_empty() {
             self.fire_pending(message, 0, false);
         }
+    }
+
+    /// One client member server-wide of `group` for a message from a route:
+    /// uniform over this shard's client members and the other shards'
+    /// member counts; route members are not candidates (one hop; other
+    /// shards hold no route interest, routes live on this shard only).
+    /// `None` when no client member could take it.
+    fn pick_route_queue_member(&mut self, group: &QueueMatch, message: &Publish<'_>) -> QueuePick {
+        let local = group
+            .local
+            .iter()
+            .filter(|&&sk| !self.is_route_sub(sk))
+            .count() as u64;
+        let remote: u64 = group.remote.iter().map(|&(_, w)| u64::from(w)).sum();
+        if local + remote == 0 {
+            return QueuePick::None;
+        }
+        let draw = self.rng.below(local + remote);
+        if draw < local {
+            // From the drawn client member on (route members refuse:
+            // `one_hop` is set), the first that takes it.
+            let members = &group.local;
+            let start = members
+                .iter()
+                .enumerate()
+                .filter(|(_, &sk)| !self.is_route_sub(sk))
+                .nth(draw as usize)
+                .map_or(0, |(i, _)| i);
+            for i in 0..members.len() {
+                let sk = members[(start + i) % members.len()];
+                if self.deliver_local(sk, None, message) {
+                    return QueuePick::DeliveredLocally;
+                }
+            }
+        }
+        // The drawn shard, or (no member here could take it) the first
+        // other shard with members.
+        let mut offset = draw.saturating_sub(local);
+        let mut chosen = group.remote.first().map(|&(s, _)| s);
+        for &(shard, weight) in &group.remote {
+            if offset < u64::from(weight) {
+                chosen = Some(shard);
+                break;
+            }
+            offset -= u64::from(weight);
+        }
+        chosen.map_or(QueuePick::None, QueuePick::Remote)
+    }
+
+    /// No client member of `group` could take a message from route `from`:
+    /// it goes on to a route with a member of the group, as nats-server
+    /// hands it to the remote member it held back. That member is one of
+    /// the group's route members at random, the sending route included, and
+    /// then the message is dropped, as nats-server's echo check drops it:
+    /// between servers whose members all refuse a subject, a message then
+    /// goes around a few times at most instead of for ever. Returns whether
+    /// a route took it.
+    ///
+    /// Only this shard's refusals are seen here: when the draw picked
+    /// another shard and its member refuses there, that shard cannot reach
+    /// the routes and the message is counted in `queue_no_member`.
+    fn route_queue_fallback(&mut self, group: &QueueMatch, from: ConnKey) -> bool {
+        let routes = group
+            .local
+            .iter()
+            .filter(|&&sk| self.is_route_sub(sk))
+            .count();
+        if routes == 0 {
+            return false;
+        }
+        let pick = self.rng.below(routes as u64) as usize;
+        let Some(&sk) = group
+            .local
+            .iter()
+            .filter(|&&sk| self.is_route_sub(sk))
+            .nth(pick)
+        else {
+            return false;
+        };
+        let Some(SubOwner::Conn(owner)) = self.subs.get(sk.index()).map(|s| s.owner) else {
+            return false;
+        };
+        if owner == from || self.is_closing(owner) {
+            return false;
+        }
+        self.route_target(owner, Some(&group.name));
+        true
     }
 
     /// Whether subscription `sk` belongs to a route connection.

@@ -89,12 +89,11 @@ impl<I: ShardIo> ShardBroker<I> {
         };
         let forbidden: Vec<SubKey> = conn
             .subs
-            .values()
-            .copied()
+            .keys()
             .filter(|&sk| {
                 self.subs
                     .get(sk.index())
-                    .is_some_and(|sub| !check.can_subscribe(&sub.subject, sub.queue.as_deref()))
+                    .is_some_and(|sub| !check.can_subscribe(sub.subject(), sub.queue()))
             })
             .collect();
         for sk in forbidden {
@@ -103,7 +102,7 @@ impl<I: ShardIo> ShardBroker<I> {
             };
             let text = format!(
                 "Permissions Violation for Subscription to {} (sid {})",
-                go_quote(&sub.subject),
+                go_quote(sub.subject()),
                 go_quote(&*sub.sid)
             );
             self.remove_subscription(sk);

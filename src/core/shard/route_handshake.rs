@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use crate::auth::AuthMethod;
 use crate::connect::ClientOptions;
 use crate::connection::{
-    AuthState, CloseReason, ConnKind, Connection, Liveness, OutputState, Traffic,
+    AuthState, CloseReason, ConnKind, Connection, Liveness, OutputState, SidMap, Traffic,
 };
 use crate::ids::{AccountId, ConnKey};
 use crate::info::ClientClusterInfo;
@@ -188,7 +188,7 @@ impl<I: ShardIo> ShardBroker<I> {
             permissions: None,
             first_pong_sent: false,
             output,
-            subs: HashMap::new(),
+            subs: SidMap::default(),
             liveness: Liveness::new(now, self.limits.ping_interval),
             forwarded: false,
             closing: None,

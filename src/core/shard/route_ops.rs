@@ -194,7 +194,7 @@ impl<I: ShardIo> ShardBroker<I> {
             return;
         };
         let sid = Self::route_sid(account_name, subject, queue.map(|(q, _)| q));
-        if let Some(&sk) = self.conns[key].subs.get(&sid[..]) {
+        if let Some(sk) = self.conns[key].subs.get(&sid[..], &self.subs) {
             // Known interest: a queue's new weight.
             let Some((queue, weight)) = queue else {
                 return;
@@ -236,7 +236,7 @@ impl<I: ShardIo> ShardBroker<I> {
         queue: Option<&[u8]>,
     ) {
         let sid = Self::route_sid(account_name, subject, queue);
-        if let Some(&sk) = self.conns[key].subs.get(&sid[..]) {
+        if let Some(sk) = self.conns[key].subs.get(&sid[..], &self.subs) {
             self.remove_subscription(sk);
         }
     }
