@@ -24,6 +24,7 @@ use crate::ids::ShardId;
 
 use crate::account::ActiveConnections;
 pub use crate::admin::AdminCommand;
+use crate::auth::SlowOutcome;
 use crate::config::Options;
 use crate::connection::CloseReason;
 use crate::ids::{ClientId, ConnKey};
@@ -755,16 +756,16 @@ async fn serve_client(ctx: Rc<ShardContext>, socket: HandOff, client_id: ClientI
                     // the blocking thread; the shard serves others meanwhile.
                     ctx.end_of_work();
                     let check = ctx.broker.borrow_mut().take_slow_check(key);
-                    let passed = match check {
+                    let outcome = match check {
                         Some(check) => {
-                            task::spawn_blocking(move || crate::auth_checks::passes(&check)).await
+                            task::spawn_blocking(move || crate::auth_checks::run(&check)).await
                         }
-                        None => false,
+                        None => SlowOutcome::Checked(false),
                     };
-                    let next =
-                        ctx.broker
-                            .borrow_mut()
-                            .verification_done(key, passed, Instant::now());
+                    let next = ctx
+                        .broker
+                        .borrow_mut()
+                        .check_done(key, outcome, Instant::now());
                     if next == Next::Close {
                         ctx.end_of_work();
                         break 'reading;

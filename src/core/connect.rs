@@ -87,6 +87,8 @@ struct ConnectWire {
     pass: Option<String>,
     nkey: Option<String>,
     sig: Option<String>,
+    /// A user JWT (operator mode; ignored otherwise).
+    jwt: Option<String>,
 }
 
 /// Parses the JSON argument of CONNECT: the options the connection keeps,
@@ -120,7 +122,9 @@ pub fn parse_connect(json: &[u8]) -> Result<(ClientOptions, Credentials), Connec
         auth_token: wire.auth_token,
         nkey: wire.nkey,
         sig: wire.sig,
+        jwt: wire.jwt,
         certificate: None,
+        ip: None,
     };
     Ok((options, credentials))
 }

@@ -22,7 +22,7 @@ pub use tls::{PeerCert, TlsState};
 use std::collections::HashMap;
 use std::time::Instant;
 
-use crate::auth::{AuthMethod, Identity, PermissionCheck, SlowCheck};
+use crate::auth::{AuthMethod, Identity, PermissionCheck, SlowCheck, UserLimits};
 use crate::connect::ClientOptions;
 use crate::ids::{AccountId, ClientId, ConnKey, SubKey};
 
@@ -139,6 +139,12 @@ pub struct Connection<E> {
     pub counted_in_account: bool,
     /// Its account's `max_payload`, when the account has one.
     pub account_max_payload: Option<u64>,
+    /// A JWT user's own limits (`nats.subs`, `nats.payload`), on top of
+    /// its account's.
+    pub user_limits: UserLimits,
+    /// A JWT user must go at this moment (its `exp` or the end of its time
+    /// window): `-ERR 'User Authentication Expired'`.
+    pub auth_expires: Option<Instant>,
     pub endpoint: E,
     pub ip: String,
     pub port: u16,

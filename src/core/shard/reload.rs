@@ -15,6 +15,7 @@ use crate::io::ShardIo;
 use crate::limits::ShardLimits;
 
 use super::{stall_threshold, ShardBroker};
+use crate::account::limits::min_limit;
 
 impl<I: ShardIo> ShardBroker<I> {
     /// A reload's new settings, applied between two units of work.
@@ -29,9 +30,10 @@ impl<I: ShardIo> ShardBroker<I> {
             self.install_imports(&accounts);
             for key in self.conns.keys() {
                 let conn = &mut self.conns[key];
-                conn.account_max_payload = accounts
+                let account_max = accounts
                     .get(conn.account)
                     .and_then(|account| account.limits.max_payload);
+                conn.account_max_payload = min_limit(account_max, conn.user_limits.max_payload);
             }
         }
         if *old_auth != *self.limits.auth {
@@ -56,6 +58,13 @@ impl<I: ShardIo> ShardBroker<I> {
                 AuthState::Done | AuthState::Open => {}
                 // Not in yet: they authenticate against the new policy.
                 AuthState::Pending { .. } | AuthState::Verifying { .. } => continue,
+            }
+            if matches!(conn.auth_method, crate::auth::AuthMethod::Jwt(_))
+                && policy.operator.is_some()
+            {
+                // JWT users answer to their account tokens, not to the
+                // file: a reload leaves them as they are.
+                continue;
             }
             let account = conn.account;
             // A user moved to another account must log in again: its

@@ -177,6 +177,8 @@ impl<I: ShardIo> ShardBroker<I> {
             account: AccountId::GLOBAL,
             counted_in_account: false,
             account_max_payload: None,
+            user_limits: Default::default(),
+            auth_expires: None,
             tls: None,
             endpoint,
             ip,

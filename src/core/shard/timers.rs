@@ -32,6 +32,10 @@ impl<I: ShardIo> ShardBroker<I> {
                 to_close.push((key, CloseReason::AuthenticationTimeout));
                 continue;
             }
+            if conn.auth_expires.is_some_and(|at| now >= at) {
+                to_close.push((key, CloseReason::AuthenticationExpired));
+                continue;
+            }
             if conn.output.write_deadline_passed(now, deadline) {
                 to_close.push((key, CloseReason::SlowConsumerWriteDeadline));
                 continue;
@@ -55,6 +59,14 @@ impl<I: ShardIo> ShardBroker<I> {
                         self.conns[key].client_id
                     );
                     self.queue_err(key, "Authentication Timeout");
+                }
+                CloseReason::AuthenticationExpired => {
+                    crate::debug!(
+                        "{} - cid:{} - User Authentication Expired",
+                        self.conns[key].ip,
+                        self.conns[key].client_id
+                    );
+                    self.queue_err(key, "User Authentication Expired");
                 }
                 _ => {}
             }

@@ -1,0 +1,132 @@
+//! Operator mode (`operator`/`trusted_keys` with a resolver): clients log
+//! in with a user JWT of an account the operator signed. [`OperatorMode`]
+//! is what the configuration resolved (trusted keys, the account tokens
+//! and the accounts' ids); [`OperatorMode::login`] checks one CONNECT and
+//! gives the identity. It is pure but costs two Ed25519 verifications, so
+//! the runtime runs it off the shard ([`super::SlowCheck::UserJwt`]).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::jwt_permissions::from_jwt;
+use super::permissions::Permissions;
+use super::{AuthMethod, Identity};
+use crate::ids::AccountId;
+use crate::jwt::account::Account as AccountClaims;
+use crate::jwt::login::{login, LoginInput, LoginTrust, Refusal};
+use crate::jwt::user::NO_LIMIT;
+use crate::jwt::{Claims, SignatureVerifier, TrustedKeys};
+
+/// One account known from its JWT.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JwtAccount {
+    pub id: AccountId,
+    pub token: String,
+    pub claims: Claims<AccountClaims>,
+    /// `default_permissions` of the claims, for users without their own.
+    pub default_permissions: Option<Arc<Permissions>>,
+}
+
+/// The accounts and trust of operator mode.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OperatorMode {
+    pub trusted: TrustedKeys,
+    /// An operator with `strict_signing_key_usage`: accounts' own keys
+    /// do not sign users.
+    pub strict: bool,
+    /// By account public key.
+    pub accounts: HashMap<String, Arc<JwtAccount>>,
+}
+
+/// What a CONNECT brought for a JWT login.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwtRequest {
+    pub jwt: String,
+    /// The nonce sent in INFO.
+    pub nonce: Option<String>,
+    pub sig: Option<String>,
+    pub ip: Option<IpAddr>,
+}
+
+/// Per-user limits of a JWT user (`nats.subs`, `nats.payload`; `None` is
+/// no limit), on top of its account's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UserLimits {
+    pub max_subscriptions: Option<u64>,
+    pub max_payload: Option<u64>,
+}
+
+/// A successful JWT login.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JwtLogin {
+    pub identity: Identity,
+    pub limits: UserLimits,
+    /// The user must go after this long (`exp`, or the end of its time
+    /// window, whichever is first).
+    pub valid_for: Option<Duration>,
+}
+
+/// A claim limit: `-1` (or any negative) is none.
+pub fn claim_limit(value: i64) -> Option<u64> {
+    u64::try_from(value).ok().filter(|_| value != NO_LIMIT)
+}
+
+impl OperatorMode {
+    /// Checks `request` at `now` (Unix seconds) with the caller's clock
+    /// (`time_of_day`, see [`LoginInput`]) and signature checker.
+    pub fn login(
+        &self,
+        request: &JwtRequest,
+        now: i64,
+        time_of_day: &dyn Fn(&str) -> Option<u64>,
+        verifier: &dyn SignatureVerifier,
+    ) -> Result<JwtLogin, Refusal> {
+        let input = LoginInput {
+            jwt: &request.jwt,
+            nonce: request.nonce.as_deref(),
+            sig: request.sig.as_deref(),
+            ip: request.ip,
+            connection_type: "STANDARD",
+            now,
+            time_of_day,
+        };
+        let lookup = |key: &str| self.accounts.get(key).map(|a| &a.claims);
+        let trust = LoginTrust {
+            trusted: &self.trusted,
+            strict: self.strict,
+            account: &lookup,
+        };
+        let grant = login(&input, &trust, verifier)?;
+        let Some(account) = self.accounts.get(&grant.account) else {
+            return Err(Refusal {
+                error_level: false,
+                text: "Account JWT lookup error".into(),
+            });
+        };
+        let permissions = from_jwt(&grant.grants.permissions)
+            .map(Arc::new)
+            .or_else(|| account.default_permissions.clone());
+        let by_expiry = grant
+            .expires
+            .map(|exp| Duration::from_secs(u64::try_from(exp - now).unwrap_or(0)));
+        let by_window = grant.window_closes_in_ms.map(Duration::from_millis);
+        let valid_for = match (by_expiry, by_window) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Ok(JwtLogin {
+            identity: Identity {
+                method: AuthMethod::Jwt(grant.user),
+                permissions,
+                account: account.id,
+            },
+            limits: UserLimits {
+                max_subscriptions: claim_limit(grant.grants.limits.subs),
+                max_payload: claim_limit(grant.grants.limits.payload),
+            },
+            valid_for,
+        })
+    }
+}
