@@ -150,6 +150,23 @@ fn run(mut options: Options, args: Vec<String>) -> ExitCode {
                     _ => {}
                 }
             }
+            recv(running.claims_changed()) -> _ => {
+                // An account JWT was stored: every shard takes the accounts
+                // as the resolver's directory now has them.
+                let mut new = options.clone();
+                if let Some(operator) = new.operator.clone() {
+                    match percore::config::operator::install(&mut new, operator) {
+                        Ok(()) => {
+                            percore::config::accounts::keep_account_ids(&mut new, &options.accounts);
+                            match running.reload(&new) {
+                                Ok(()) => options = new,
+                                Err(e) => error!("account update not applied: {e}"),
+                            }
+                        }
+                        Err(e) => error!("account update not applied: {e}"),
+                    }
+                }
+            }
             recv(ticker) -> _ => {
                 if running.all_shards_ended() {
                     error!("all shards ended unexpectedly");

@@ -88,9 +88,16 @@ pub struct RunningServer {
     admin: Vec<Sender<AdminCommand>>,
     shared: Arc<BrokerShared>,
     monitor: Option<MonitorServer>,
+    claims_changed: Receiver<()>,
 }
 
 impl RunningServer {
+    /// Fires when an account JWT was stored over the system account: the
+    /// caller rebuilds the accounts and [`RunningServer::reload`]s.
+    pub fn claims_changed(&self) -> &Receiver<()> {
+        &self.claims_changed
+    }
+
     /// The cluster's name, when clustered.
     pub fn cluster_name(&self) -> Option<&str> {
         self.shared.cluster.as_ref().map(|c| c.name.as_str())
@@ -216,7 +223,9 @@ pub fn start(options: Options) -> Result<RunningServer, String> {
         max_payload: options.max_payload,
         tls: tls_advertised(&options),
     };
+    let (claims_changed_tx, claims_changed) = crossbeam_channel::unbounded();
     let shared = Arc::new(BrokerShared {
+        claims_changed: claims_changed_tx,
         options: options.clone(),
         identity: Arc::new(identity),
         shard_count,
@@ -296,6 +305,7 @@ pub fn start(options: Options) -> Result<RunningServer, String> {
         admin: admin_tx,
         shared: shared_for_main,
         monitor,
+        claims_changed,
     })
 }
 
@@ -777,6 +787,10 @@ async fn serve_client(ctx: Rc<ShardContext>, socket: HandOff, client_id: ClientI
                 }
             }
         }
+        let requests = ctx.broker.borrow_mut().take_system_requests();
+        if !requests.is_empty() {
+            task::spawn(answer_system_requests(ctx.clone(), requests)).detach();
+        }
         ctx.finish_unit(&mut units_this_turn).await;
         if last_read {
             break;
@@ -788,6 +802,44 @@ async fn serve_client(ctx: Rc<ShardContext>, socket: HandOff, client_id: ClientI
         ctx.shared.live_connections.fetch_sub(1, Ordering::Relaxed);
     }
     ctx.end_of_work();
+}
+
+/// Account JWT updates a client published on the system account: checked
+/// and stored on the blocking thread, answered from this shard; a stored
+/// one has the main thread give every shard the new accounts.
+async fn answer_system_requests(
+    ctx: Rc<ShardContext>,
+    requests: Vec<percore_core::shard::SystemRequest>,
+) {
+    let Some(operator) = ctx.shared.options.operator.clone() else {
+        return;
+    };
+    let me = crate::claims_update::Responder {
+        name: ctx.shared.identity.server_name.clone(),
+        host: ctx.shared.identity.host.clone(),
+        id: ctx.shared.identity.server_id.clone(),
+    };
+    for request in requests {
+        let reply = request.reply.clone();
+        let (operator, me) = (operator.clone(), me.clone());
+        let handled =
+            task::spawn_blocking(move || crate::claims_update::handle(&request, &operator, &me))
+                .await;
+        match &handled.log {
+            (true, text) => crate::error!("{text}"),
+            (false, text) => crate::debug!("{text}"),
+        }
+        if let Some(reply) = reply {
+            let answer = handled.answer.to_string();
+            ctx.broker
+                .borrow_mut()
+                .publish_system(&reply, answer.as_bytes());
+            ctx.end_of_work();
+        }
+        if handled.stored {
+            let _ = ctx.shared.claims_changed.send(());
+        }
+    }
 }
 
 /// One read from a plaintext socket into `buffer`: the bytes read (0: EOF).

@@ -606,3 +606,122 @@ fn config_errors_are_nats_servers() {
     let (code, stderr) = check_config(&memory_config(&op, &[]));
     assert_eq!(code, Some(0), "{stderr}");
 }
+
+/// A broker with a `full` resolver in `dir` holding `accounts`, with `sys`
+/// as the system account.
+fn full_resolver(
+    op: &Operator,
+    sys: &AccountKeys,
+    accounts: &[&AccountKeys],
+) -> (Broker, std::path::PathBuf) {
+    static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("percore-jwt-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    for a in accounts.iter().chain([&sys]) {
+        std::fs::write(dir.join(format!("{}.jwt", a.key.public_key())), &a.jwt).expect("write");
+    }
+    let broker = Broker::with_config(&format!(
+        "operator: \"{}\"\nsystem_account: {}\nresolver: {{ type: full, dir: \"{}\" }}\n",
+        op.jwt,
+        sys.key.public_key(),
+        dir.display()
+    ));
+    (broker, dir)
+}
+
+/// Pushes `jwt` on `subject` as `nsc push` does; the server's answer.
+fn push(system: &mut RawClient, subject: &str, jwt: &str) -> Value {
+    system.send(b"SUB _INBOX.push 99\r\n");
+    system.send(format!("PUB {subject} _INBOX.push {}\r\n{jwt}\r\n", jwt.len()).as_bytes());
+    let header = system.read_line_answering_pings();
+    assert!(header.starts_with("MSG _INBOX.push 99 "), "{header}");
+    let body = system.read_line_answering_pings();
+    system.send(b"UNSUB 99\r\n");
+    serde_json::from_str(body.trim_end()).expect("json answer")
+}
+
+#[test]
+fn claims_updates_apply_at_once_and_cut_revoked_users() {
+    let op = operator();
+    let sys = account(&op, json!({"limits": unlimited()}));
+    let acc = account(&op, json!({"limits": unlimited()}));
+    let (broker, dir) = full_resolver(&op, &sys, &[&acc]);
+    let admin = user(&sys, json!({}), user_limits(json!({})));
+    let mut system = raw_login(&broker, &admin);
+    let victim = user(&acc, json!({}), user_limits(json!({})));
+    let bystander = user(&acc, json!({}), user_limits(json!({})));
+    let mut victims: Vec<RawClient> = (0..SHARDS).map(|_| raw_login(&broker, &victim)).collect();
+    let mut others: Vec<RawClient> = (0..SHARDS)
+        .map(|_| raw_login(&broker, &bystander))
+        .collect();
+
+    // The victim's key revoked, and a small payload limit, in one update.
+    let mut limits = unlimited();
+    limits["payload"] = json!(8);
+    let updated = mint(
+        "account",
+        &acc.key.public_key(),
+        &op.key,
+        json!({"name": "A", "iat": now()}),
+        json!({"limits": limits, "revocations": {victim.key.public_key(): now()}}),
+    );
+    let subject = format!("$SYS.REQ.ACCOUNT.{}.CLAIMS.UPDATE", acc.key.public_key());
+    let answer = push(&mut system, &subject, &updated);
+    assert_eq!(answer["data"]["code"], json!(200), "{answer}");
+    assert_eq!(answer["data"]["message"], json!("jwt updated"));
+    assert_eq!(answer["data"]["account"], json!(acc.key.public_key()));
+    for client in &mut victims {
+        let line = client.read_line_answering_pings();
+        assert_eq!(line, "-ERR 'User Authentication Revoked'\r\n");
+        client.expect_closed_after(b"");
+    }
+    // The others stay, under the new limit (applied on both shards).
+    for client in &mut others {
+        client.send(b"PUB x 4\r\nokay\r\nPING\r\n");
+        assert!(client.read_until_pong().is_empty());
+        client.send(b"PUB x 9\r\ntoo large\r\n");
+        client.expect_closed_after(b"-ERR 'Maximum Payload Violation'\r\n");
+    }
+    // The new JWT is on disk.
+    let stored =
+        std::fs::read_to_string(dir.join(format!("{}.jwt", acc.key.public_key()))).expect("stored");
+    assert_eq!(stored, updated);
+    // A revoked user cannot come back.
+    let mut again = broker.raw();
+    let line = connect_line(&again, &victim);
+    again.send(&line);
+    expect_auth_violation(&mut again);
+
+    // A new account pushed on the older subject: its users may log in.
+    let fresh = account(&op, json!({"limits": unlimited()}));
+    let answer = push(&mut system, "$SYS.REQ.CLAIMS.UPDATE", &fresh.jwt);
+    assert_eq!(answer["data"]["code"], json!(200), "{answer}");
+    let newcomer = user(&fresh, json!({}), user_limits(json!({})));
+    // The accounts reach the shards at their next housekeeping tick:
+    // poll with a deadline.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let mut client = broker.raw();
+        let line = connect_line(&client, &newcomer);
+        client.send(&line);
+        client.send(b"PING\r\n");
+        if client.read_line() == "PONG\r\n" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "new account never usable");
+    }
+
+    // Errors: a subject naming another account, and garbage.
+    let answer = push(&mut system, &subject, &fresh.jwt);
+    assert_eq!(answer["error"]["code"], json!(500), "{answer}");
+    assert_eq!(
+        answer["error"]["description"],
+        json!("jwt update resulted in error - subject does not match jwt content")
+    );
+    let answer = push(&mut system, "$SYS.REQ.CLAIMS.UPDATE", "not a jwt");
+    assert_eq!(answer["error"]["account"], json!("n/a"), "{answer}");
+    drop(broker);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -58,6 +58,9 @@ pub struct OperatorOptions {
     pub preload: BTreeMap<String, String>,
     /// The system account's public key, if any.
     pub system_account: Option<String>,
+    /// The operators' own keys (a strict operator's accounts must be
+    /// issued by its signing keys).
+    pub operator_keys: Vec<String>,
 }
 
 /// The operator keys met in the file, applied by [`apply`].
@@ -169,7 +172,9 @@ pub fn apply(
         None => Some(SYSTEM_ACCOUNT.to_string()),
     };
     let strict = claims.iter().any(|c| c.nats.strict_signing_key_usage);
+    let operator_keys = claims.iter().map(|c| c.data.subject.clone()).collect();
     let operator = OperatorOptions {
+        operator_keys,
         resolver,
         operator_jwts: operators.into_iter().map(|(jwt, _)| jwt).collect(),
         trusted,
@@ -184,11 +189,21 @@ pub fn apply(
 /// Reads the account tokens and puts the accounts and operator mode into
 /// `opts`.
 pub fn install(opts: &mut Options, operator: OperatorOptions) -> Result<(), ConfigError> {
-    let mut tokens = match &operator.resolver {
-        Some(ResolverConfig::Full { dir, .. }) => read_dir(dir)?,
-        _ => BTreeMap::new(),
-    };
-    tokens.extend(operator.preload.clone());
+    // A directory file newer than its preload wins: it is what an update
+    // over the system account wrote (nats-server stores preloads in the
+    // resolver at start, then updates replace them).
+    let mut tokens = operator.preload.clone();
+    let full = matches!(operator.resolver, Some(ResolverConfig::Full { .. }));
+    if let Some(ResolverConfig::Full { dir, .. }) = &operator.resolver {
+        for (key, token) in read_dir(dir)? {
+            let newer = tokens
+                .get(&key)
+                .is_none_or(|preloaded| issued_at(&token) >= issued_at(preloaded));
+            if newer {
+                tokens.insert(key, token);
+            }
+        }
+    }
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
@@ -198,6 +213,7 @@ pub fn install(opts: &mut Options, operator: OperatorOptions) -> Result<(), Conf
         &tokens,
         operator.system_account.as_deref(),
         now,
+        full,
     );
     for skipped in &built.skipped {
         opts.config_warnings.push(format!(
@@ -209,6 +225,14 @@ pub fn install(opts: &mut Options, operator: OperatorOptions) -> Result<(), Conf
     opts.auth.operator = Some(std::sync::Arc::new(built.mode));
     opts.operator = Some(operator);
     Ok(())
+}
+
+/// A token's `iat`, 0 when it has none or does not decode.
+fn issued_at(token: &str) -> i64 {
+    percore_core::jwt::encoding::split(token)
+        .ok()
+        .and_then(|c| serde_json::from_slice::<percore_core::jwt::ClaimsData>(&c.payload).ok())
+        .map_or(0, |d| d.issued_at)
 }
 
 /// The account JWTs of a `full` resolver's directory: every

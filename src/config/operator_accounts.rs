@@ -52,6 +52,7 @@ pub fn build(
     tokens: &BTreeMap<String, String>,
     system: Option<&str>,
     now: i64,
+    accepts_updates: bool,
 ) -> OperatorAccounts {
     let mut skipped = Vec::new();
     let mut decoded: Vec<(String, Claims<AccountClaims>)> = Vec::new();
@@ -229,6 +230,7 @@ pub fn build(
             trusted: trusted.clone(),
             strict,
             accounts: mode_accounts,
+            accepts_updates,
         },
         skipped,
     }

@@ -16,7 +16,7 @@
 
 mod accountz;
 mod connz;
-mod format;
+pub mod format;
 /// Public for the fuzz targets (`tests/fuzz`).
 pub mod http;
 mod metrics;

@@ -38,6 +38,9 @@ pub struct OperatorMode {
     pub strict: bool,
     /// By account public key.
     pub accounts: HashMap<String, Arc<JwtAccount>>,
+    /// A `full` resolver: account JWTs may be updated over the system
+    /// account ([`crate::shard::SystemRequest`]).
+    pub accepts_updates: bool,
 }
 
 /// What a CONNECT brought for a JWT login.
@@ -66,6 +69,8 @@ pub struct JwtLogin {
     /// The user must go after this long (`exp`, or the end of its time
     /// window, whichever is first).
     pub valid_for: Option<Duration>,
+    /// The token's `iat`, for revocations that come later.
+    pub issued_at: i64,
 }
 
 /// A claim limit: `-1` (or any negative) is none.
@@ -127,6 +132,7 @@ impl OperatorMode {
                 max_payload: claim_limit(grant.grants.limits.payload),
             },
             valid_for,
+            issued_at: grant.issued_at,
         })
     }
 }

@@ -63,6 +63,9 @@ pub enum SubOwner {
     /// in an exporter's account). Replicated like a client's subscription,
     /// so a response published on any shard reaches this one.
     Responses,
+    /// Account JWT updates on the system account (operator mode with a
+    /// `full` resolver): collected for the runtime. Local like imports.
+    ClaimsUpdate,
 }
 
 /// One subscription, owned by the shard of its connection. The owner is the
@@ -145,6 +148,9 @@ pub struct Connection<E> {
     /// A JWT user must go at this moment (its `exp` or the end of its time
     /// window): `-ERR 'User Authentication Expired'`.
     pub auth_expires: Option<Instant>,
+    /// A JWT user's `iat`: an account update revoking keys issued at or
+    /// before it cuts the connection.
+    pub jwt_issued_at: i64,
     pub endpoint: E,
     pub ip: String,
     pub port: u16,

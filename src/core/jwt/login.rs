@@ -69,6 +69,8 @@ pub struct Grant {
     pub expires: Option<i64>,
     /// The time window closes in this many milliseconds.
     pub window_closes_in_ms: Option<u64>,
+    /// The token's `iat`.
+    pub issued_at: i64,
 }
 
 /// A refused login: nats-server's log line for it (the client gets the
@@ -264,5 +266,6 @@ pub fn login(
         grants,
         expires: (user.data.expires > 0).then_some(user.data.expires),
         window_closes_in_ms,
+        issued_at: user.data.issued_at,
     })
 }

@@ -325,6 +325,7 @@ impl<I: ShardIo> ShardBroker<I> {
         let verbose = conn.options.verbose;
         conn.user_limits = login.limits;
         conn.auth_expires = login.valid_for.map(|d| now + d);
+        conn.jwt_issued_at = login.issued_at;
         if self.authenticated(key, login.identity) == Next::Close {
             return Next::Close;
         }

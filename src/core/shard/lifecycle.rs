@@ -66,6 +66,7 @@ impl<I: ShardIo> ShardBroker<I> {
             account_max_payload: None,
             user_limits: Default::default(),
             auth_expires: None,
+            jwt_issued_at: 0,
             endpoint,
             ip,
             port,

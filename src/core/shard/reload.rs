@@ -38,6 +38,43 @@ impl<I: ShardIo> ShardBroker<I> {
         }
         if *old_auth != *self.limits.auth {
             self.reauthorize_all(&old_auth);
+            self.cut_revoked_jwt_users();
+        }
+    }
+
+    /// After an account JWT update: JWT users whose account now revokes
+    /// them (by key or `"*"`, at or after their `iat`) are cut with
+    /// nats-server's text and reason.
+    fn cut_revoked_jwt_users(&mut self) {
+        let Some(mode) = self.limits.auth.operator.clone() else {
+            return;
+        };
+        let accounts = self.limits.accounts.clone();
+        for key in self.conns.keys() {
+            let conn = &self.conns[key];
+            if conn.closing.is_some() {
+                continue;
+            }
+            let crate::auth::AuthMethod::Jwt(user) = &conn.auth_method else {
+                continue;
+            };
+            let Some(account) = mode.accounts.get(accounts.name(conn.account)) else {
+                continue;
+            };
+            if !crate::jwt::validity::is_revoked(
+                &account.claims.nats.revocations,
+                user,
+                conn.jwt_issued_at,
+            ) {
+                continue;
+            }
+            crate::debug!(
+                "{} - cid:{} - User Authentication Revoked",
+                conn.ip,
+                conn.client_id
+            );
+            self.queue_err(key, "User Authentication Revoked");
+            self.begin_close(key, CloseReason::Revocation);
         }
     }
 

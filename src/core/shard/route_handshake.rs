@@ -179,6 +179,7 @@ impl<I: ShardIo> ShardBroker<I> {
             account_max_payload: None,
             user_limits: Default::default(),
             auth_expires: None,
+            jwt_issued_at: 0,
             tls: None,
             endpoint,
             ip,
