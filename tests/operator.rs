@@ -725,3 +725,57 @@ fn claims_updates_apply_at_once_and_cut_revoked_users() {
     drop(broker);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// One monitoring GET; the body as JSON.
+fn monitor_json(broker: &Broker, path: &str) -> Value {
+    use std::io::{Read, Write};
+    let addr = broker.monitor.expect("monitoring port");
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect to monitor");
+    stream.set_read_timeout(Some(WAIT)).expect("timeout");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .expect("request");
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).expect("response");
+    let body = raw.split_once("\r\n\r\n").expect("body").1;
+    serde_json::from_str(body).expect("json")
+}
+
+#[test]
+fn connz_auth_shows_the_jwt_user() {
+    let op = operator();
+    let signer = KeyPair::new_account();
+    let acc = account(
+        &op,
+        json!({"limits": unlimited(), "signing_keys": [signer.public_key()]}),
+    );
+    let broker = Broker::start_with(&["-m", "-1"], Some(&memory_config(&op, &[&acc])));
+    let key = KeyPair::new_user();
+    let jwt = mint(
+        "user",
+        &key.public_key(),
+        &signer,
+        json!({"name": "hank"}),
+        user_limits(json!({"issuer_account": acc.key.public_key(), "tags": ["team:a"]})),
+    );
+    let hank = User { key, jwt };
+    let client = raw_login(&broker, &hank);
+    let connz = monitor_json(&broker, "/connz?auth=1");
+    let cid = client.client_id();
+    let conn = connz["connections"]
+        .as_array()
+        .expect("connections")
+        .iter()
+        .find(|c| c["cid"].as_u64() == Some(cid))
+        .expect("listed");
+    assert_eq!(conn["authorized_user"], json!(hank.key.public_key()));
+    assert_eq!(conn["account"], json!(acc.key.public_key()));
+    assert_eq!(conn["jwt"], json!(hank.jwt));
+    assert_eq!(conn["issuer_key"], json!(signer.public_key()));
+    assert_eq!(conn["name_tag"], json!("hank"));
+    assert_eq!(conn["tags"], json!(["team:a"]));
+    let plain = monitor_json(&broker, "/connz");
+    assert!(plain["connections"][0].get("jwt").is_none());
+}

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use crate::ids::AccountId;
 
 pub use certificate::CertificateIdentity;
-pub use operator::{JwtAccount, JwtLogin, JwtRequest, OperatorMode, UserLimits};
+pub use operator::{JwtAccount, JwtInfo, JwtLogin, JwtRequest, OperatorMode, UserLimits};
 pub use permissions::{PermissionCheck, Permissions, ResponsePermission, Rules, SubscribeRule};
 pub use policy::{AuthPolicy, NkeyUser, PasswordUser, Secret, DEFAULT_AUTH_TIMEOUT};
 

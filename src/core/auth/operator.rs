@@ -61,6 +61,16 @@ pub struct UserLimits {
     pub max_payload: Option<u64>,
 }
 
+/// What `/connz?auth=1` shows of a JWT user.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JwtInfo {
+    pub jwt: String,
+    pub issuer_key: String,
+    /// The user token's `name`.
+    pub name_tag: String,
+    pub tags: Vec<String>,
+}
+
 /// A successful JWT login.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JwtLogin {
@@ -71,6 +81,7 @@ pub struct JwtLogin {
     pub valid_for: Option<Duration>,
     /// The token's `iat`, for revocations that come later.
     pub issued_at: i64,
+    pub info: Arc<JwtInfo>,
 }
 
 /// A claim limit: `-1` (or any negative) is none.
@@ -123,7 +134,7 @@ impl OperatorMode {
         };
         Ok(JwtLogin {
             identity: Identity {
-                method: AuthMethod::Jwt(grant.user),
+                method: AuthMethod::Jwt(grant.user.clone()),
                 permissions,
                 account: account.id,
             },
@@ -133,6 +144,12 @@ impl OperatorMode {
             },
             valid_for,
             issued_at: grant.issued_at,
+            info: Arc::new(JwtInfo {
+                jwt: request.jwt.clone(),
+                issuer_key: grant.issuer_key,
+                name_tag: grant.name,
+                tags: grant.tags,
+            }),
         })
     }
 }

@@ -151,6 +151,8 @@ pub struct Connection<E> {
     /// A JWT user's `iat`: an account update revoking keys issued at or
     /// before it cuts the connection.
     pub jwt_issued_at: i64,
+    /// A JWT user's token and names, for `/connz?auth=1`.
+    pub jwt_info: Option<std::sync::Arc<crate::auth::JwtInfo>>,
     pub endpoint: E,
     pub ip: String,
     pub port: u16,

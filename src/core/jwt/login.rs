@@ -71,6 +71,10 @@ pub struct Grant {
     pub window_closes_in_ms: Option<u64>,
     /// The token's `iat`.
     pub issued_at: i64,
+    /// The key that signed the user: the signing key when the token names
+    /// an `issuer_account`, else the account (`/connz` `issuer_key`).
+    pub issuer_key: String,
+    pub tags: Vec<String>,
 }
 
 /// A refused login: nats-server's log line for it (the client gets the
@@ -267,5 +271,11 @@ pub fn login(
         expires: (user.data.expires > 0).then_some(user.data.expires),
         window_closes_in_ms,
         issued_at: user.data.issued_at,
+        issuer_key: if user.nats.issuer_account.is_empty() {
+            account.data.subject.clone()
+        } else {
+            user.data.issuer.clone()
+        },
+        tags: user.nats.generic.tags.clone(),
     })
 }

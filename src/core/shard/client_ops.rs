@@ -326,6 +326,7 @@ impl<I: ShardIo> ShardBroker<I> {
         conn.user_limits = login.limits;
         conn.auth_expires = login.valid_for.map(|d| now + d);
         conn.jwt_issued_at = login.issued_at;
+        conn.jwt_info = Some(login.info);
         if self.authenticated(key, login.identity) == Next::Close {
             return Next::Close;
         }

@@ -180,6 +180,7 @@ impl<I: ShardIo> ShardBroker<I> {
             user_limits: Default::default(),
             auth_expires: None,
             jwt_issued_at: 0,
+            jwt_info: None,
             tls: None,
             endpoint,
             ip,
