@@ -826,11 +826,11 @@ async fn answer_system_requests(
             task::spawn_blocking(move || crate::claims_update::handle(&request, &operator, &me))
                 .await;
         match &handled.log {
-            (true, text) => crate::error!("{text}"),
-            (false, text) => crate::debug!("{text}"),
+            Some((true, text)) => crate::error!("{text}"),
+            Some((false, text)) => crate::debug!("{text}"),
+            None => {}
         }
-        if let Some(reply) = reply {
-            let answer = handled.answer.to_string();
+        if let (Some(reply), Some(answer)) = (reply, &handled.answer) {
             ctx.broker
                 .borrow_mut()
                 .publish_system(&reply, answer.as_bytes());

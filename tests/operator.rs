@@ -779,3 +779,135 @@ fn connz_auth_shows_the_jwt_user() {
     let plain = monitor_json(&broker, "/connz");
     assert!(plain["connections"][0].get("jwt").is_none());
 }
+
+/// A request on the system account; the raw answer.
+fn system_request(system: &mut RawClient, subject: &str, payload: &str) -> String {
+    system.send(b"SUB _INBOX.req 98\r\n");
+    system.send(
+        format!(
+            "PUB {subject} _INBOX.req {}\r\n{payload}\r\n",
+            payload.len()
+        )
+        .as_bytes(),
+    );
+    let header = system.read_line_answering_pings();
+    assert!(header.starts_with("MSG _INBOX.req 98 "), "{header}");
+    let body = system.read_line_answering_pings();
+    system.send(b"UNSUB 98\r\n");
+    body.trim_end().to_string()
+}
+
+#[test]
+fn lookup_list_and_delete_of_account_jwts() {
+    let op = operator();
+    let sys = account(&op, json!({"limits": unlimited()}));
+    let acc = account(&op, json!({"limits": unlimited()}));
+    let dir = std::env::temp_dir().join(format!("percore-jwt-del-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    for a in [&acc, &sys] {
+        std::fs::write(dir.join(format!("{}.jwt", a.key.public_key())), &a.jwt).expect("write");
+    }
+    let broker = Broker::with_config(&format!(
+        "operator: \"{}\"\nsystem_account: {}\nresolver: {{ type: full, dir: \"{}\", allow_delete: true }}\n",
+        op.jwt,
+        sys.key.public_key(),
+        dir.display()
+    ));
+    let admin = user(&sys, json!({}), user_limits(json!({})));
+    let mut system = raw_login(&broker, &admin);
+    let lookup = format!("$SYS.REQ.ACCOUNT.{}.CLAIMS.LOOKUP", acc.key.public_key());
+    assert_eq!(system_request(&mut system, &lookup, ""), acc.jwt);
+    let listed: Value =
+        serde_json::from_str(&system_request(&mut system, "$SYS.REQ.CLAIMS.LIST", ""))
+            .expect("json");
+    let mut ids: Vec<String> = serde_json::from_value(listed["data"].clone()).expect("ids");
+    ids.sort();
+    let mut expected = vec![acc.key.public_key(), sys.key.public_key()];
+    expected.sort();
+    assert_eq!(ids, expected);
+
+    let member = user(&acc, json!({}), user_limits(json!({})));
+    let mut members: Vec<RawClient> = (0..SHARDS).map(|_| raw_login(&broker, &member)).collect();
+    // Deleting the system account is refused; an account signed request
+    // (not self-signed by the operator) too.
+    let request = |accounts: Vec<String>, signer: &KeyPair, subject: &str| {
+        mint(
+            "generic",
+            subject,
+            signer,
+            json!({}),
+            json!({ "accounts": accounts }),
+        )
+    };
+    let answer: Value = serde_json::from_str(&system_request(
+        &mut system,
+        "$SYS.REQ.CLAIMS.DELETE",
+        &request(vec![sys.key.public_key()], &op.key, &op.key.public_key()),
+    ))
+    .expect("json");
+    assert_eq!(
+        answer["error"]["description"],
+        json!(format!(
+            "delete accounts request by {} failed - not allowed to delete system account",
+            op.key.public_key()
+        ))
+    );
+    let answer: Value = serde_json::from_str(&system_request(
+        &mut system,
+        "$SYS.REQ.CLAIMS.DELETE",
+        &request(vec![acc.key.public_key()], &acc.key, &op.key.public_key()),
+    ))
+    .expect("json");
+    assert!(answer["error"]["description"]
+        .as_str()
+        .is_some_and(|d| d.ends_with("not self signed")));
+    let answer: Value = serde_json::from_str(&system_request(
+        &mut system,
+        "$SYS.REQ.CLAIMS.DELETE",
+        &request(vec![acc.key.public_key()], &op.key, &op.key.public_key()),
+    ))
+    .expect("json");
+    assert_eq!(
+        answer["data"]["message"],
+        json!("deleted 1 accounts"),
+        "{answer}"
+    );
+    // Its users go as with an expired account, on both shards.
+    for client in &mut members {
+        assert_eq!(
+            client.read_line_answering_pings(),
+            "-ERR 'Account Authentication Expired'\r\n"
+        );
+        client.expect_closed_after(b"");
+    }
+    assert!(dir
+        .join(format!("{}.jwt.deleted", acc.key.public_key()))
+        .exists());
+    drop(broker);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn users_of_an_account_that_expires_are_cut() {
+    let op = operator();
+    let key = KeyPair::new_account();
+    let acc = AccountKeys {
+        jwt: mint(
+            "account",
+            &key.public_key(),
+            &op.key,
+            json!({"exp": now() + 2}),
+            json!({"limits": unlimited()}),
+        ),
+        key,
+    };
+    let broker = Broker::with_config(&memory_config(&op, &[&acc]));
+    let ivy = user(&acc, json!({}), user_limits(json!({})));
+    let mut client = raw_login(&broker, &ivy);
+    assert_eq!(
+        client.read_line_answering_pings(),
+        "-ERR 'Account Authentication Expired'\r\n"
+    );
+    client.expect_closed_after(b"");
+}

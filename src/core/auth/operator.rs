@@ -69,6 +69,11 @@ pub struct JwtInfo {
     /// The user token's `name`.
     pub name_tag: String,
     pub tags: Vec<String>,
+    /// A bearer token (an account update may disallow them).
+    pub bearer: bool,
+    /// Signed by a signing key of the account (not the account's own
+    /// key): an update that drops or changes that key cuts the user.
+    pub signing_key: Option<String>,
 }
 
 /// A successful JWT login.
@@ -82,6 +87,9 @@ pub struct JwtLogin {
     /// The token's `iat`, for revocations that come later.
     pub issued_at: i64,
     pub info: Arc<JwtInfo>,
+    /// The account's JWT expires in this long: its users then go with
+    /// `-ERR 'Account Authentication Expired'`.
+    pub account_valid_for: Option<Duration>,
 }
 
 /// A claim limit: `-1` (or any negative) is none.
@@ -146,9 +154,14 @@ impl OperatorMode {
             issued_at: grant.issued_at,
             info: Arc::new(JwtInfo {
                 jwt: request.jwt.clone(),
+                signing_key: (grant.issuer_key != grant.account).then(|| grant.issuer_key.clone()),
                 issuer_key: grant.issuer_key,
                 name_tag: grant.name,
                 tags: grant.tags,
+                bearer: grant.grants.bearer_token,
+            }),
+            account_valid_for: (account.claims.data.expires > 0).then(|| {
+                Duration::from_secs(u64::try_from(account.claims.data.expires - now).unwrap_or(0))
             }),
         })
     }

@@ -153,6 +153,9 @@ pub struct Connection<E> {
     pub jwt_issued_at: i64,
     /// A JWT user's token and names, for `/connz?auth=1`.
     pub jwt_info: Option<std::sync::Arc<crate::auth::JwtInfo>>,
+    /// Its account's JWT expires at this moment (`-ERR 'Account
+    /// Authentication Expired'`).
+    pub account_expires: Option<Instant>,
     pub endpoint: E,
     pub ip: String,
     pub port: u16,

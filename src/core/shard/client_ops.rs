@@ -327,6 +327,7 @@ impl<I: ShardIo> ShardBroker<I> {
         conn.auth_expires = login.valid_for.map(|d| now + d);
         conn.jwt_issued_at = login.issued_at;
         conn.jwt_info = Some(login.info);
+        conn.account_expires = login.account_valid_for.map(|d| now + d);
         if self.authenticated(key, login.identity) == Next::Close {
             return Next::Close;
         }

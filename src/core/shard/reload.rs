@@ -38,14 +38,18 @@ impl<I: ShardIo> ShardBroker<I> {
         }
         if *old_auth != *self.limits.auth {
             self.reauthorize_all(&old_auth);
-            self.cut_revoked_jwt_users();
+            self.recheck_jwt_users(&old_auth);
         }
     }
 
-    /// After an account JWT update: JWT users whose account now revokes
-    /// them (by key or `"*"`, at or after their `iat`) are cut with
-    /// nats-server's text and reason.
-    fn cut_revoked_jwt_users(&mut self) {
+    /// After an account JWT update, nats-server's checks of the account's
+    /// connected JWT users: a deleted account's users go as expired; a
+    /// revoked user (by key or `"*"`, at or after its `iat`) with `-ERR
+    /// 'User Authentication Revoked'`; a bearer user of an account that
+    /// now disallows bearer tokens with the Authorization Violation; a
+    /// user whose signing key was removed or whose scope changed is closed
+    /// without a word.
+    fn recheck_jwt_users(&mut self, old: &crate::auth::AuthPolicy) {
         let Some(mode) = self.limits.auth.operator.clone() else {
             return;
         };
@@ -59,22 +63,44 @@ impl<I: ShardIo> ShardBroker<I> {
                 continue;
             };
             let Some(account) = mode.accounts.get(accounts.name(conn.account)) else {
+                self.account_auth_expired(key);
                 continue;
             };
-            if !crate::jwt::validity::is_revoked(
-                &account.claims.nats.revocations,
-                user,
-                conn.jwt_issued_at,
-            ) {
+            let nats = &account.claims.nats;
+            if crate::jwt::validity::is_revoked(&nats.revocations, user, conn.jwt_issued_at) {
+                crate::debug!(
+                    "{} - cid:{} - User Authentication Revoked",
+                    conn.ip,
+                    conn.client_id
+                );
+                self.queue_err(key, "User Authentication Revoked");
+                self.begin_close(key, CloseReason::Revocation);
                 continue;
             }
-            crate::debug!(
-                "{} - cid:{} - User Authentication Revoked",
-                conn.ip,
-                conn.client_id
-            );
-            self.queue_err(key, "User Authentication Revoked");
-            self.begin_close(key, CloseReason::Revocation);
+            let Some(info) = conn.jwt_info.clone() else {
+                continue;
+            };
+            if info.bearer && nats.limits.disallow_bearer {
+                crate::debug!(
+                    "{} - cid:{} - Bearer User JWT not allowed",
+                    conn.ip,
+                    conn.client_id
+                );
+                self.queue_err(key, "Authorization Violation");
+                self.begin_close(key, CloseReason::AuthenticationFailure);
+                continue;
+            }
+            if let Some(signing_key) = &info.signing_key {
+                let before = old
+                    .operator
+                    .as_ref()
+                    .and_then(|m| m.accounts.get(&account.claims.data.subject))
+                    .and_then(|a| a.claims.nats.signing_keys.get(signing_key));
+                let now = nats.signing_keys.get(signing_key);
+                if now.is_none() || (before.is_some() && before != now) {
+                    self.begin_close(key, CloseReason::AuthenticationFailure);
+                }
+            }
         }
     }
 

@@ -181,6 +181,7 @@ impl<I: ShardIo> ShardBroker<I> {
             auth_expires: None,
             jwt_issued_at: 0,
             jwt_info: None,
+            account_expires: None,
             tls: None,
             endpoint,
             ip,

@@ -1,7 +1,8 @@
 //! Requests to the server on the system account, answered by the runtime:
 //! in operator mode with a `full` resolver, account JWT updates
 //! (`$SYS.REQ.CLAIMS.UPDATE`, `$SYS.REQ.ACCOUNT.<id>.CLAIMS.UPDATE`), as
-//! `nsc push` sends them.
+//! `nsc push` sends them, and the lookups, list and deletes `nsc pull` and
+//! `nsc delete` use.
 //!
 //! Like import subscriptions, every shard installs its own and fires them
 //! only for messages published on it: a request is handled once, by the
@@ -17,9 +18,15 @@ use crate::protocol::Publish;
 
 use super::ShardBroker;
 
-/// The subjects of account JWT updates.
-pub const CLAIMS_UPDATE_SUBJECTS: [&str; 2] =
-    ["$SYS.REQ.CLAIMS.UPDATE", "$SYS.REQ.ACCOUNT.*.CLAIMS.UPDATE"];
+/// The subjects of the `full` resolver's requests: updates, lookups,
+/// the list and deletes of account JWTs.
+pub const CLAIMS_UPDATE_SUBJECTS: [&str; 5] = [
+    "$SYS.REQ.CLAIMS.UPDATE",
+    "$SYS.REQ.ACCOUNT.*.CLAIMS.UPDATE",
+    "$SYS.REQ.ACCOUNT.*.CLAIMS.LOOKUP",
+    "$SYS.REQ.CLAIMS.LIST",
+    "$SYS.REQ.CLAIMS.DELETE",
+];
 
 /// One request published on the system account.
 #[derive(Debug, Clone, PartialEq, Eq)]
