@@ -911,3 +911,103 @@ fn users_of_an_account_that_expires_are_cut() {
     );
     client.expect_closed_after(b"");
 }
+
+#[test]
+fn updates_cut_bearers_dropped_signers_and_connections_over_a_lowered_limit() {
+    let op = operator();
+    let sys = account(&op, json!({"limits": unlimited()}));
+    let signer = KeyPair::new_account();
+    let acc = account(
+        &op,
+        json!({"limits": unlimited(), "signing_keys": [signer.public_key()]}),
+    );
+    let (broker, dir) = full_resolver(&op, &sys, &[&acc]);
+    let admin = user(&sys, json!({}), user_limits(json!({})));
+    let mut system = raw_login(&broker, &admin);
+    let bearer = user(&acc, json!({}), user_limits(json!({"bearer_token": true})));
+    let mut bearers: Vec<RawClient> = (0..SHARDS)
+        .map(|_| {
+            let mut client = broker.raw();
+            client.send(
+                format!(
+                    "CONNECT {{\"verbose\":false,\"jwt\":\"{}\"}}\r\nPING\r\n",
+                    bearer.jwt
+                )
+                .as_bytes(),
+            );
+            client.expect(b"PONG\r\n");
+            client
+        })
+        .collect();
+    let key = KeyPair::new_user();
+    let jwt = mint(
+        "user",
+        &key.public_key(),
+        &signer,
+        json!({}),
+        user_limits(json!({"issuer_account": acc.key.public_key()})),
+    );
+    let signed = User { key, jwt };
+    let mut signed_clients: Vec<RawClient> =
+        (0..SHARDS).map(|_| raw_login(&broker, &signed)).collect();
+    let plain = user(&acc, json!({}), user_limits(json!({})));
+    let mut plain_clients: Vec<RawClient> = (0..4).map(|_| raw_login(&broker, &plain)).collect();
+
+    // Bearer tokens disallowed and the signing key dropped: the bearer
+    // and signed users go.
+    let mut limits = unlimited();
+    limits["disallow_bearer"] = json!(true);
+    let subject = format!("$SYS.REQ.ACCOUNT.{}.CLAIMS.UPDATE", acc.key.public_key());
+    let update = |limits: &Value| {
+        mint(
+            "account",
+            &acc.key.public_key(),
+            &op.key,
+            json!({"iat": now()}),
+            json!({ "limits": limits }),
+        )
+    };
+    assert_eq!(
+        push(&mut system, &subject, &update(&limits))["data"]["code"],
+        json!(200)
+    );
+    for client in &mut bearers {
+        client.expect_closed_after(b"-ERR 'Authorization Violation'\r\n");
+    }
+    for client in &mut signed_clients {
+        client.expect_closed_after(b"");
+    }
+    // At most 2 connections: plain users are cut, oldest first, until two
+    // remain.
+    limits["conn"] = json!(2);
+    assert_eq!(
+        push(&mut system, &subject, &update(&limits))["data"]["code"],
+        json!(200)
+    );
+    // The shards take the update at their next housekeeping tick: ping
+    // each plain user until two are cut (or the deadline passes).
+    let deadline = Instant::now() + WAIT;
+    let mut open: Vec<bool> = vec![true; plain_clients.len()];
+    while open.iter().filter(|&&o| o).count() > 2 && Instant::now() < deadline {
+        for (client, open) in plain_clients.iter_mut().zip(open.iter_mut()) {
+            if !*open {
+                continue;
+            }
+            client.send(b"PING\r\n");
+            let line = client.read_line();
+            if line != "PONG\r\n" {
+                assert_eq!(
+                    line,
+                    "-ERR 'maximum account active connections exceeded'\r\n"
+                );
+                client.expect_closed_after(b"");
+                *open = false;
+            }
+        }
+    }
+    let stayed = open.iter().filter(|&&o| o).count();
+    let cut = open.len() - stayed;
+    assert_eq!((stayed, cut), (2, 2));
+    drop(broker);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -38,7 +38,45 @@ impl<I: ShardIo> ShardBroker<I> {
         }
         if *old_auth != *self.limits.auth {
             self.reauthorize_all(&old_auth);
+            self.enforce_account_connection_limits();
             self.recheck_jwt_users(&old_auth);
+        }
+    }
+
+    /// An account update lowered `conn` below the account's connections:
+    /// nats-server cuts the oldest with `-ERR 'maximum account active
+    /// connections exceeded'`. The count is server-wide, the connections
+    /// are per shard: the shard that applies the update first cuts its
+    /// oldest until the count fits (so the ones cut are the oldest of that
+    /// shard, not necessarily of the server).
+    fn enforce_account_connection_limits(&mut self) {
+        if self.limits.auth.operator.is_none() {
+            return;
+        }
+        let accounts = self.limits.accounts.clone();
+        let mut keys: Vec<ConnKey> = self
+            .conns
+            .keys()
+            .into_iter()
+            .filter(|&k| self.conns[k].counted_in_account && self.conns[k].closing.is_none())
+            .collect();
+        keys.sort_by_key(|&k| self.conns[k].started);
+        for key in keys {
+            let account = self.conns[key].account;
+            let Some(max) = accounts.get(account).and_then(|a| a.limits.max_connections) else {
+                continue;
+            };
+            if self.limits.active_connections.count(account) <= max {
+                continue;
+            }
+            let conn = &self.conns[key];
+            crate::error!(
+                "{} - cid:{} - maximum account active connections exceeded",
+                conn.ip,
+                conn.client_id
+            );
+            self.queue_err(key, "maximum account active connections exceeded");
+            self.begin_close(key, CloseReason::MaxAccountConnectionsExceeded);
         }
     }
 
