@@ -522,3 +522,36 @@ fn check_server_version(operator: &Claims<Operator>) -> Result<(), ConfigError> 
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decorated_jwt_files() {
+        let file = "-----BEGIN NATS OPERATOR JWT-----\neyJhbGciOi.abc.def\n------END NATS OPERATOR JWT------\n\n\
+                    ************************* IMPORTANT *************************\n";
+        assert_eq!(parse_decorated(file), "eyJhbGciOi.abc.def");
+        assert_eq!(parse_decorated("  eyJx.y.z\n"), "eyJx.y.z");
+    }
+
+    #[test]
+    fn server_version_assertions() {
+        let operator = |version: &str| {
+            let mut claims = Claims::<Operator>::default();
+            claims.data.subject = "OTEST".into();
+            claims.nats.assert_server_version = version.into();
+            claims
+        };
+        assert!(check_server_version(&operator("")).is_ok());
+        assert!(check_server_version(&operator("2.9.10")).is_ok());
+        assert!(check_server_version(&operator("2.8.99")).is_ok());
+        let err = check_server_version(&operator("2.10.0")).expect_err("newer");
+        assert_eq!(
+            err.to_string(),
+            "operator OTEST expected minor version 10 > server minor version 9"
+        );
+        assert!(check_server_version(&operator("3.0.0")).is_err());
+        assert!(check_server_version(&operator("x")).is_err());
+    }
+}

@@ -168,7 +168,10 @@ pub fn login(
     let user: Claims<User> = decode(input.jwt, ClaimType::User, verifier)
         .map_err(|e| debug(format!("User JWT not valid: {e}")))?;
     if let Some(issue) = validation_issue(&user, input.now) {
-        return Err(debug(format!("User JWT no longer valid: {issue}")));
+        // Go prints the validation results with `%+v`.
+        return Err(debug(format!(
+            "User JWT no longer valid: &{{Issues:[{issue}]}}"
+        )));
     }
     let types = &user.nats.grants.allowed_connection_types;
     if !types.is_empty() {

@@ -227,7 +227,7 @@ fn expiry_revocation_src_and_times() {
     let expired = user_token(&s, &s.account_key, json!({"exp": NOW - 1}), json!({}));
     assert_eq!(
         refusal(try_login(&s, &expired, sign_nonce(&s.user), "")),
-        "User JWT no longer valid: claim is expired"
+        "User JWT no longer valid: &{Issues:[claim is expired]}"
     );
     let later = user_token(&s, &s.account_key, json!({"nbf": NOW + 60}), json!({}));
     assert!(try_login(&s, &later, sign_nonce(&s.user), "").is_err());
