@@ -1011,3 +1011,66 @@ fn updates_cut_bearers_dropped_signers_and_connections_over_a_lowered_limit() {
     drop(broker);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn an_update_that_sets_an_expiry_cuts_users_then() {
+    let op = operator();
+    let sys = account(&op, json!({"limits": unlimited()}));
+    let acc = account(&op, json!({"limits": unlimited()}));
+    let (broker, dir) = full_resolver(&op, &sys, &[&acc]);
+    let admin = user(&sys, json!({}), user_limits(json!({})));
+    let mut system = raw_login(&broker, &admin);
+    let jack = user(&acc, json!({}), user_limits(json!({})));
+    let mut clients: Vec<RawClient> = (0..SHARDS).map(|_| raw_login(&broker, &jack)).collect();
+    let updated = mint(
+        "account",
+        &acc.key.public_key(),
+        &op.key,
+        json!({"iat": now(), "exp": now() + 2}),
+        json!({"limits": unlimited()}),
+    );
+    let subject = format!("$SYS.REQ.ACCOUNT.{}.CLAIMS.UPDATE", acc.key.public_key());
+    assert_eq!(
+        push(&mut system, &subject, &updated)["data"]["code"],
+        json!(200)
+    );
+    for client in &mut clients {
+        assert_eq!(
+            client.read_line_answering_pings(),
+            "-ERR 'Account Authentication Expired'\r\n"
+        );
+        client.expect_closed_after(b"");
+    }
+    drop(broker);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn accounts_that_break_the_operators_limits_are_not_loaded() {
+    let op = operator();
+    let exporter = account(
+        &op,
+        json!({"limits": unlimited(), "exports": [{"subject": "s", "type": "stream"}]}),
+    );
+    let mut limits = unlimited();
+    limits["imports"] = json!(0);
+    let acc = account(
+        &op,
+        json!({"limits": limits, "imports": [{"subject": "s", "type": "stream",
+                                               "account": exporter.key.public_key()}]}),
+    );
+    let broker = Broker::with_config(&memory_config(&op, &[&exporter, &acc]));
+    let kim = user(&acc, json!({}), user_limits(json!({})));
+    let mut client = broker.raw();
+    let line = connect_line(&client, &kim);
+    client.send(&line);
+    expect_auth_violation(&mut client);
+    assert!(
+        broker
+            .startup_log
+            .iter()
+            .chain(std::iter::once(&String::new()))
+            .any(|l| l.contains("more imports than allowed"))
+            || broker.wait_log("more imports than allowed", WAIT).is_some()
+    );
+}

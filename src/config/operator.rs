@@ -61,6 +61,9 @@ pub struct OperatorOptions {
     /// The operators' own keys (a strict operator's accounts must be
     /// issued by its signing keys).
     pub operator_keys: Vec<String>,
+    /// Account tokens that could not be used, and why: logged at start
+    /// and after each update (their users cannot log in).
+    pub skipped: Vec<String>,
 }
 
 /// The operator keys met in the file, applied by [`apply`].
@@ -181,6 +184,7 @@ pub fn apply(
         strict,
         preload,
         system_account: system,
+        skipped: Vec::new(),
     };
     install(opts, operator)?;
     Ok(())
@@ -215,12 +219,12 @@ pub fn install(opts: &mut Options, operator: OperatorOptions) -> Result<(), Conf
         now,
         full,
     );
-    for skipped in &built.skipped {
-        opts.config_warnings.push(format!(
-            "Account [{}] not loaded: {}",
-            skipped.account, skipped.reason
-        ));
-    }
+    let mut operator = operator;
+    operator.skipped = built
+        .skipped
+        .iter()
+        .map(|s| format!("Account [{}] not loaded: {}", s.account, s.reason))
+        .collect();
     opts.accounts = built.table;
     opts.auth.operator = Some(std::sync::Arc::new(built.mode));
     opts.operator = Some(operator);

@@ -21,6 +21,7 @@ use percore_core::auth::operator::claim_limit;
 use percore_core::auth::{JwtAccount, OperatorMode};
 use percore_core::ids::AccountId;
 use percore_core::jwt::account::{Account as AccountClaims, ExportType};
+use percore_core::jwt::account_validation::account_issue;
 use percore_core::jwt::activation_check::activation_valid;
 use percore_core::jwt::{decode_account, Claims, TrustedKeys};
 use percore_core::subject::is_subset;
@@ -58,7 +59,13 @@ pub fn build(
     let mut decoded: Vec<(String, Claims<AccountClaims>)> = Vec::new();
     for (key, token) in tokens {
         match decode_account(token.trim(), trusted, &NkeyVerifier) {
-            Ok(claims) if &claims.data.subject == key => decoded.push((token.clone(), claims)),
+            Ok(claims) if &claims.data.subject == key => match account_issue(&claims) {
+                None => decoded.push((token.clone(), claims)),
+                Some(issue) => skipped.push(Skipped {
+                    account: key.clone(),
+                    reason: format!("account validation failed: {issue}"),
+                }),
+            },
             Ok(_) => skipped.push(Skipped {
                 account: key.clone(),
                 reason: "account validation failed".into(),
@@ -214,6 +221,10 @@ pub fn build(
             continue;
         };
         let default_permissions = from_jwt(&claims.nats.default_permissions).map(Arc::new);
+        let expires_at = (claims.data.expires > 0).then(|| {
+            std::time::Instant::now()
+                + Duration::from_secs(u64::try_from(claims.data.expires - now).unwrap_or(0))
+        });
         mode_accounts.insert(
             claims.data.subject.clone(),
             Arc::new(JwtAccount {
@@ -221,6 +232,7 @@ pub fn build(
                 token,
                 claims,
                 default_permissions,
+                expires_at,
             }),
         );
     }

@@ -27,6 +27,9 @@ pub struct JwtAccount {
     pub claims: Claims<AccountClaims>,
     /// `default_permissions` of the claims, for users without their own.
     pub default_permissions: Option<Arc<Permissions>>,
+    /// When the account's JWT expires (its `exp`, on the runtime's clock
+    /// when the account was loaded): connected users go then.
+    pub expires_at: Option<std::time::Instant>,
 }
 
 /// The accounts and trust of operator mode.

@@ -12,6 +12,7 @@
 //! `nkeys` crate, off the shards).
 
 pub mod account;
+pub mod account_validation;
 pub mod activation;
 pub mod activation_check;
 pub mod claims;

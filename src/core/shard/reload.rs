@@ -97,11 +97,17 @@ impl<I: ShardIo> ShardBroker<I> {
             if conn.closing.is_some() {
                 continue;
             }
-            let crate::auth::AuthMethod::Jwt(user) = &conn.auth_method else {
+            if !matches!(conn.auth_method, crate::auth::AuthMethod::Jwt(_)) {
+                continue;
+            }
+            let Some(account) = mode.accounts.get(accounts.name(conn.account)).cloned() else {
+                self.account_auth_expired(key);
                 continue;
             };
-            let Some(account) = mode.accounts.get(accounts.name(conn.account)) else {
-                self.account_auth_expired(key);
+            // The update may move the account's expiry, or lift it.
+            self.conns[key].account_expires = account.expires_at;
+            let conn = &self.conns[key];
+            let crate::auth::AuthMethod::Jwt(user) = &conn.auth_method else {
                 continue;
             };
             let nats = &account.claims.nats;
