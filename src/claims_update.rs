@@ -128,7 +128,7 @@ fn list(dir: &Path, me: &Responder) -> Handled {
             false,
             format!("list request responded with {} account ids", ids.len()),
         )),
-        answer: Some(json!({"server": server_info(me), "data": ids}).to_string()),
+        answer: Some(answer(me, "data", &json!(ids))),
         stored: false,
     }
 }
@@ -237,7 +237,7 @@ fn succeeded(me: &Responder, account: Option<&str>, message: &str, stored: bool)
         data["account"] = json!(account);
     }
     Handled {
-        answer: Some(json!({"server": server_info(me), "data": data}).to_string()),
+        answer: Some(answer(me, "data", &data)),
         stored,
         log: Some((
             false,
@@ -258,7 +258,7 @@ fn failed(me: &Responder, account: &str, message: &str, error: &str) -> Handled 
         description["account"] = json!(account);
     }
     Handled {
-        answer: Some(json!({"server": server_info(me), "error": description}).to_string()),
+        answer: Some(answer(me, "error", &description)),
         stored: false,
         log: Some((
             true,
@@ -271,14 +271,37 @@ fn failed(me: &Responder, account: &str, message: &str, error: &str) -> Handled 
     }
 }
 
-fn server_info(me: &Responder) -> Value {
-    json!({
-        "name": me.name,
-        "host": me.host,
-        "id": me.id,
-        "ver": ADVERTISED_VERSION,
-        "seq": 0,
-        "jetstream": false,
-        "time": crate::monitor::format::rfc3339_nano(std::time::SystemTime::now()),
-    })
+/// nats-server's `ServerInfo` of system answers, fields in its order.
+#[derive(serde::Serialize)]
+struct ServerInfo<'a> {
+    name: &'a str,
+    host: &'a str,
+    id: &'a str,
+    ver: &'a str,
+    /// nats-server numbers the messages it sends on the system account;
+    /// these answers are the only ones percore sends.
+    seq: u64,
+    jetstream: bool,
+    time: String,
+}
+
+static SEQUENCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// `{"<kind>":<body>,"server":<ServerInfo>}`: nats-server marshals a Go
+/// map (sorted keys) holding the struct (its field order).
+fn answer(me: &Responder, kind: &str, body: &Value) -> String {
+    format!("{{\"{kind}\":{body},\"server\":{}}}", server_info(me))
+}
+
+fn server_info(me: &Responder) -> String {
+    let info = ServerInfo {
+        name: &me.name,
+        host: &me.host,
+        id: &me.id,
+        ver: ADVERTISED_VERSION,
+        seq: SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
+        jetstream: false,
+        time: crate::monitor::format::rfc3339_nano(std::time::SystemTime::now()),
+    };
+    serde_json::to_string(&info).unwrap_or_default()
 }

@@ -187,6 +187,9 @@ pub fn start(options: Options) -> Result<RunningServer, String> {
     // Certificate files are read before the port is taken: a bad one stops
     // the start with its path in the message.
     let tls = crate::tls::TlsAcceptor::new(&options)?;
+    if let Some(operator) = &options.operator {
+        crate::config::operator::store_preloads(operator)?;
+    }
     let route_tls = crate::tls::RouteTls::new(&options)?;
     let listener =
         BoundListener::bind(&options.host, options.port, LISTEN_BACKLOG).map_err(|e| {

@@ -231,6 +231,27 @@ pub fn install(opts: &mut Options, operator: OperatorOptions) -> Result<(), Conf
     Ok(())
 }
 
+/// At start, the `full` resolver's directory takes the preloads that are
+/// newer than what it holds (nats-server stores them in the resolver), so
+/// lookups, the list and later updates see them.
+pub fn store_preloads(operator: &OperatorOptions) -> Result<(), String> {
+    let Some(ResolverConfig::Full { dir, .. }) = &operator.resolver else {
+        return Ok(());
+    };
+    for (key, token) in &operator.preload {
+        let path = dir.join(format!("{key}.jwt"));
+        let newer = match std::fs::read_to_string(&path) {
+            Ok(stored) => issued_at(token) > issued_at(stored.trim()),
+            Err(_) => true,
+        };
+        if newer {
+            std::fs::write(&path, token)
+                .map_err(|e| io_error_text("open", &path.display().to_string(), &e))?;
+        }
+    }
+    Ok(())
+}
+
 /// A token's `iat`, 0 when it has none or does not decode.
 fn issued_at(token: &str) -> i64 {
     percore_core::jwt::encoding::split(token)
