@@ -1074,3 +1074,30 @@ fn accounts_that_break_the_operators_limits_are_not_loaded() {
             || broker.wait_log("more imports than allowed", WAIT).is_some()
     );
 }
+
+#[test]
+fn only_users_of_pinned_accounts_log_in() {
+    let op = operator();
+    let pinned = account(&op, json!({"limits": unlimited()}));
+    let other = account(&op, json!({"limits": unlimited()}));
+    let broker = Broker::with_config(&format!(
+        "{}resolver_pinned_accounts: [{}]\n",
+        memory_config(&op, &[&pinned, &other]),
+        pinned.key.public_key()
+    ));
+    raw_login(&broker, &user(&pinned, json!({}), user_limits(json!({}))));
+    let outsider = user(&other, json!({}), user_limits(json!({})));
+    let mut client = broker.raw();
+    let line = connect_line(&client, &outsider);
+    client.send(&line);
+    expect_auth_violation(&mut client);
+    let (code, stderr) = check_config(&format!(
+        "{}resolver_pinned_accounts: [\"ABAD\"]\n",
+        memory_config(&op, &[])
+    ));
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("pinned account key \"ABAD\" is not a valid public account nkey"),
+        "{stderr}"
+    );
+}

@@ -6,7 +6,7 @@
 //! ([`super::operator_accounts`]).
 //!
 //! Not supported yet (refused at load): `resolver: URL(...)`, the `cache`
-//! resolver, `resolver_tls`, `resolver_pinned_accounts`.
+//! resolver, `resolver_tls`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -64,6 +64,9 @@ pub struct OperatorOptions {
     /// Account tokens that could not be used, and why: logged at start
     /// and after each update (their users cannot log in).
     pub skipped: Vec<String>,
+    /// `resolver_pinned_accounts`: only users of these accounts may log in
+    /// (the system account is always added).
+    pub pinned: Option<std::collections::BTreeSet<String>>,
 }
 
 /// The operator keys met in the file, applied by [`apply`].
@@ -73,6 +76,7 @@ pub struct OperatorKeys<'a> {
     pub trusted: Option<&'a Entry>,
     pub resolver: Option<&'a Entry>,
     pub preload: Option<&'a Entry>,
+    pub pinned: Option<&'a Entry>,
 }
 
 impl OperatorKeys<'_> {
@@ -89,6 +93,7 @@ pub fn apply(
 ) -> Result<(), ConfigError> {
     let resolver = keys.resolver.map(resolver).transpose()?;
     let preload = keys.preload.map(preload).transpose()?.unwrap_or_default();
+    let mut pinned = keys.pinned.map(pinned_accounts).transpose()?;
     if !keys.any() {
         return accounts::apply(account_keys, opts);
     }
@@ -155,6 +160,15 @@ pub fn apply(
             check_server_version(c)?;
         }
     }
+    if let Some(pinned) = &mut pinned {
+        if !claims.is_empty() {
+            if let Some(key) = pinned.iter().find(|k| !is_public_key(k, KeyKind::Account)) {
+                return Err(ConfigError::new(format!(
+                    "pinned account key \"{key}\" is not a valid public account nkey"
+                )));
+            }
+        }
+    }
     let trusted = match configured_keys {
         Some(keys) => TrustedKeys(keys),
         None => TrustedKeys::from_operators(&claims),
@@ -183,8 +197,15 @@ pub fn apply(
         trusted,
         strict,
         preload,
-        system_account: system,
         skipped: Vec::new(),
+        pinned: pinned.map(|mut set| {
+            // The operator's own system account can always connect.
+            if !claims.is_empty() {
+                set.extend(system.clone());
+            }
+            set
+        }),
+        system_account: system,
     };
     install(opts, operator)?;
     Ok(())
@@ -226,7 +247,9 @@ pub fn install(opts: &mut Options, operator: OperatorOptions) -> Result<(), Conf
         .map(|s| format!("Account [{}] not loaded: {}", s.account, s.reason))
         .collect();
     opts.accounts = built.table;
-    opts.auth.operator = Some(std::sync::Arc::new(built.mode));
+    let mut mode = built.mode;
+    mode.pinned = operator.pinned.clone();
+    opts.auth.operator = Some(std::sync::Arc::new(mode));
     opts.operator = Some(operator);
     Ok(())
 }
@@ -349,6 +372,38 @@ pub fn parse_decorated(contents: &str) -> String {
         }
     }
     contents.trim().to_string()
+}
+
+/// `resolver_pinned_accounts`: an account key or a list of them.
+fn pinned_accounts(entry: &Entry) -> Result<std::collections::BTreeSet<String>, ConfigError> {
+    match &entry.node.value {
+        Value::String(key) => Ok([key.clone()].into()),
+        Value::Array(items) => {
+            let mut keys = std::collections::BTreeSet::new();
+            for item in items {
+                match &item.value {
+                    Value::String(key) => {
+                        keys.insert(key.clone());
+                    }
+                    other => return Err(ConfigError::at(
+                        &item.pos,
+                        format!(
+                            "error parsing resolver_pinned_accounts: unsupported type in array {}",
+                            go_type(other)
+                        ),
+                    )),
+                }
+            }
+            Ok(keys)
+        }
+        other => Err(ConfigError::at(
+            &entry.key_pos,
+            format!(
+                "error parsing resolver_pinned_accounts: unsupported type {}",
+                go_type(other)
+            ),
+        )),
+    }
 }
 
 /// `trusted_keys`: a key or a list of keys, each a public operator key.

@@ -44,6 +44,8 @@ pub struct OperatorMode {
     /// A `full` resolver: account JWTs may be updated over the system
     /// account ([`crate::shard::SystemRequest`]).
     pub accepts_updates: bool,
+    /// `resolver_pinned_accounts`: only these accounts' users may log in.
+    pub pinned: Option<std::collections::BTreeSet<String>>,
 }
 
 /// What a CONNECT brought for a JWT login.
@@ -124,6 +126,7 @@ impl OperatorMode {
             trusted: &self.trusted,
             strict: self.strict,
             account: &lookup,
+            pinned: self.pinned.as_ref(),
         };
         let grant = login(&input, &trust, verifier)?;
         let Some(account) = self.accounts.get(&grant.account) else {

@@ -53,6 +53,8 @@ pub struct LoginTrust<'a> {
     /// do not sign users.
     pub strict: bool,
     pub account: &'a dyn Fn(&str) -> Option<&'a Claims<Account>>,
+    /// `resolver_pinned_accounts`, when configured.
+    pub pinned: Option<&'a std::collections::BTreeSet<String>>,
 }
 
 /// A successful login.
@@ -188,6 +190,11 @@ pub fn login(
     } else {
         user.nats.issuer_account.as_str()
     };
+    if trust.pinned.is_some_and(|p| !p.contains(account_key)) {
+        return Err(debug(format!(
+            "Account {account_key} not listed as operator pinned account"
+        )));
+    }
     let Some(account) = (trust.account)(account_key) else {
         return Err(debug(format!(
             "Account JWT lookup error: account {account_key} not found"

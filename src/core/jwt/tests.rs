@@ -73,6 +73,7 @@ fn try_login(s: &Setup, jwt: &str, sig: Option<String>, ip: &str) -> Result<Gran
         trusted: &s.trusted,
         strict: false,
         account: &lookup,
+        pinned: None,
     };
     login(&input, &trust, &NkeyVerifier)
 }
