@@ -5,12 +5,77 @@
 //! thread while the shard serves its other connections.
 
 use data_encoding::{BASE64, BASE64URL_NOPAD, BASE64_NOPAD};
-use percore_core::auth::SlowCheck;
+use percore_core::auth::{SlowCheck, SlowOutcome};
+use percore_core::jwt::SignatureVerifier;
+
+/// Ed25519 checks of JWT signatures and nonce signatures, with `nkeys`.
+pub struct NkeyVerifier;
+
+impl SignatureVerifier for NkeyVerifier {
+    fn verify(&self, public_key: &str, message: &[u8], signature: &[u8]) -> bool {
+        nkeys::KeyPair::from_public_key(public_key)
+            .and_then(|key| key.verify(message, signature))
+            .is_ok()
+    }
+}
+
+/// Runs the check: bcrypt and Ed25519 pass or fail; a JWT login runs the
+/// whole operator-mode check with the wall clock.
+pub fn run(check: &SlowCheck) -> SlowOutcome {
+    match check {
+        SlowCheck::UserJwt { request, mode } => {
+            let now = unix_now();
+            SlowOutcome::Jwt(mode.login(
+                request,
+                now,
+                &|zone| time_of_day(zone, now),
+                &NkeyVerifier,
+            ))
+        }
+        other => SlowOutcome::Checked(passes(other)),
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Milliseconds since midnight in `zone` for a JWT's time windows: `""`
+/// is the server's local time (as Go's `time.Local`), `UTC` is UTC.
+/// Other IANA zones are not known here (no zone database is read), so a
+/// user restricted to one cannot log in (nats-server refuses when it
+/// cannot load the zone, too).
+fn time_of_day(zone: &str, now: i64) -> Option<u64> {
+    let seconds = match zone {
+        "" | "Local" => local_seconds_of_day(now)?,
+        "UTC" | "Etc/UTC" => now.rem_euclid(86_400),
+        _ => return None,
+    };
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::from(d.subsec_millis()));
+    Some(seconds as u64 * 1000 + millis)
+}
+
+fn local_seconds_of_day(now: i64) -> Option<i64> {
+    let t: libc::time_t = now;
+    // SAFETY: `localtime_r` writes only into `tm`, which lives on this
+    // stack frame; `t` is a valid time_t.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    let result = unsafe { libc::localtime_r(&t, &mut tm) };
+    if result.is_null() {
+        return None;
+    }
+    Some(i64::from(tm.tm_hour) * 3600 + i64::from(tm.tm_min) * 60 + i64::from(tm.tm_sec))
+}
 
 /// Whether the check passes. Malformed input (a bad hash, key or
 /// signature) fails it.
 pub fn passes(check: &SlowCheck) -> bool {
     match check {
+        SlowCheck::UserJwt { .. } => matches!(run(check), SlowOutcome::Jwt(Ok(_))),
         SlowCheck::Bcrypt { hash, password } => bcrypt::verify(password, hash).unwrap_or(false),
         SlowCheck::Ed25519 {
             public_key,

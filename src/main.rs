@@ -57,6 +57,9 @@ fn run(mut options: Options, args: Vec<String>) -> ExitCode {
     for warning in &options.config_warnings {
         warn!("{warning}");
     }
+    for skipped in options.operator.iter().flat_map(|o| &o.skipped) {
+        error!("{skipped}");
+    }
     info!(
         "Starting percore (NATS protocol, nats-server {} compatible)",
         percore::info::ADVERTISED_VERSION
@@ -148,6 +151,26 @@ fn run(mut options: Options, args: Vec<String>) -> ExitCode {
                         Err(e) => error!("Failed to reload server configuration: {e}"),
                     },
                     _ => {}
+                }
+            }
+            recv(running.claims_changed()) -> _ => {
+                // An account JWT was stored: every shard takes the accounts
+                // as the resolver's directory now has them.
+                let mut new = options.clone();
+                if let Some(operator) = new.operator.clone() {
+                    match percore::config::operator::install(&mut new, operator) {
+                        Ok(()) => {
+                            for skipped in new.operator.iter().flat_map(|o| &o.skipped) {
+                                error!("{skipped}");
+                            }
+                            percore::config::accounts::keep_account_ids(&mut new, &options.accounts);
+                            match running.reload(&new) {
+                                Ok(()) => options = new,
+                                Err(e) => error!("account update not applied: {e}"),
+                            }
+                        }
+                        Err(e) => error!("account update not applied: {e}"),
+                    }
                 }
             }
             recv(ticker) -> _ => {

@@ -24,6 +24,7 @@ use crate::ids::ShardId;
 
 use crate::account::ActiveConnections;
 pub use crate::admin::AdminCommand;
+use crate::auth::SlowOutcome;
 use crate::config::Options;
 use crate::connection::CloseReason;
 use crate::ids::{ClientId, ConnKey};
@@ -88,9 +89,16 @@ pub struct RunningServer {
     admin: Vec<Sender<AdminCommand>>,
     shared: Arc<BrokerShared>,
     monitor: Option<MonitorServer>,
+    claims_changed: Receiver<()>,
 }
 
 impl RunningServer {
+    /// Fires when an account JWT was stored over the system account: the
+    /// caller rebuilds the accounts and [`RunningServer::reload`]s.
+    pub fn claims_changed(&self) -> &Receiver<()> {
+        &self.claims_changed
+    }
+
     /// The cluster's name, when clustered.
     pub fn cluster_name(&self) -> Option<&str> {
         self.shared.cluster.as_ref().map(|c| c.name.as_str())
@@ -180,6 +188,9 @@ pub fn start(options: Options) -> Result<RunningServer, String> {
     // Certificate files are read before the port is taken: a bad one stops
     // the start with its path in the message.
     let tls = crate::tls::TlsAcceptor::new(&options)?;
+    if let Some(operator) = &options.operator {
+        crate::config::operator::store_preloads(operator)?;
+    }
     let route_tls = crate::tls::RouteTls::new(&options)?;
     let listener =
         BoundListener::bind(&options.host, options.port, LISTEN_BACKLOG).map_err(|e| {
@@ -216,7 +227,9 @@ pub fn start(options: Options) -> Result<RunningServer, String> {
         max_payload: options.max_payload,
         tls: tls_advertised(&options),
     };
+    let (claims_changed_tx, claims_changed) = crossbeam_channel::unbounded();
     let shared = Arc::new(BrokerShared {
+        claims_changed: claims_changed_tx,
         options: options.clone(),
         identity: Arc::new(identity),
         shard_count,
@@ -296,6 +309,7 @@ pub fn start(options: Options) -> Result<RunningServer, String> {
         admin: admin_tx,
         shared: shared_for_main,
         monitor,
+        claims_changed,
     })
 }
 
@@ -762,16 +776,16 @@ async fn serve_client(ctx: Rc<ShardContext>, socket: HandOff, client_id: ClientI
                     // the blocking thread; the shard serves others meanwhile.
                     ctx.end_of_work();
                     let check = ctx.broker.borrow_mut().take_slow_check(key);
-                    let passed = match check {
+                    let outcome = match check {
                         Some(check) => {
-                            task::spawn_blocking(move || crate::auth_checks::passes(&check)).await
+                            task::spawn_blocking(move || crate::auth_checks::run(&check)).await
                         }
-                        None => false,
+                        None => SlowOutcome::Checked(false),
                     };
-                    let next =
-                        ctx.broker
-                            .borrow_mut()
-                            .verification_done(key, passed, Instant::now());
+                    let next = ctx
+                        .broker
+                        .borrow_mut()
+                        .check_done(key, outcome, Instant::now());
                     if next == Next::Close {
                         ctx.end_of_work();
                         break 'reading;
@@ -782,6 +796,10 @@ async fn serve_client(ctx: Rc<ShardContext>, socket: HandOff, client_id: ClientI
                     break 'reading;
                 }
             }
+        }
+        let requests = ctx.broker.borrow_mut().take_system_requests();
+        if !requests.is_empty() {
+            task::spawn(answer_system_requests(ctx.clone(), requests)).detach();
         }
         ctx.finish_unit(&mut units_this_turn).await;
         if last_read {
@@ -794,6 +812,44 @@ async fn serve_client(ctx: Rc<ShardContext>, socket: HandOff, client_id: ClientI
         ctx.shared.live_connections.fetch_sub(1, Ordering::Relaxed);
     }
     ctx.end_of_work();
+}
+
+/// Account JWT updates a client published on the system account: checked
+/// and stored on the blocking thread, answered from this shard; a stored
+/// one has the main thread give every shard the new accounts.
+async fn answer_system_requests(
+    ctx: Rc<ShardContext>,
+    requests: Vec<percore_core::shard::SystemRequest>,
+) {
+    let Some(operator) = ctx.shared.options.operator.clone() else {
+        return;
+    };
+    let me = crate::claims_update::Responder {
+        name: ctx.shared.identity.server_name.clone(),
+        host: ctx.shared.identity.host.clone(),
+        id: ctx.shared.identity.server_id.clone(),
+    };
+    for request in requests {
+        let reply = request.reply.clone();
+        let (operator, me) = (operator.clone(), me.clone());
+        let handled =
+            task::spawn_blocking(move || crate::claims_update::handle(&request, &operator, &me))
+                .await;
+        match &handled.log {
+            Some((true, text)) => crate::error!("{text}"),
+            Some((false, text)) => crate::debug!("{text}"),
+            None => {}
+        }
+        if let (Some(reply), Some(answer)) = (reply, &handled.answer) {
+            ctx.broker
+                .borrow_mut()
+                .publish_system(&reply, answer.as_bytes());
+            ctx.end_of_work();
+        }
+        if handled.stored {
+            let _ = ctx.shared.claims_changed.send(());
+        }
+    }
 }
 
 /// One read from a plaintext socket into `buffer`: the bytes read (0: EOF).

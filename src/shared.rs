@@ -33,4 +33,7 @@ pub struct BrokerShared {
     pub cluster: Option<Arc<ClusterSettings>>,
     /// Where the route listener is bound.
     pub route_addr: Option<SocketAddr>,
+    /// A shard stored an account JWT (operator mode, `full` resolver): the
+    /// main thread rebuilds the accounts and reloads every shard.
+    pub claims_changed: crossbeam_channel::Sender<()>,
 }

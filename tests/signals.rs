@@ -429,13 +429,16 @@ fn config_syntax_error_exits_one_with_position() {
 }
 
 #[test]
-fn operator_blocks_are_rejected_until_they_are_supported() {
+fn a_bad_operator_jwt_stops_the_start() {
     let text = "port: -1\noperator: \"eyJ0eXAiOiJKV1QifQ\"\n";
     let config = ConfigFile::new("operator", text);
     let output = run_percore(&["-a", "127.0.0.1", "-p", "-1", "-c", &config.path()]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("not supported yet"), "{stderr}");
+    assert!(
+        stderr.contains("error parsing operator JWT: expected 3 chunks"),
+        "{stderr}"
+    );
     assert!(
         !stderr.contains("Listening for client connections"),
         "must fail before listening: {stderr}"

@@ -134,6 +134,12 @@ pub fn keep_account_ids(opts: &mut Options, running: &AccountTable) {
     if let Some(user) = &mut opts.auth.single_user {
         user.account = remap(user.account);
     }
+    if let Some(mode) = &mut opts.auth.operator {
+        let mode = std::sync::Arc::make_mut(mode);
+        for account in mode.accounts.values_mut() {
+            std::sync::Arc::make_mut(account).id = remap(account.id);
+        }
+    }
     opts.accounts = kept;
 }
 

@@ -8,12 +8,13 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::accounts::{self, AccountKeys};
+use super::accounts::AccountKeys;
 use super::auth;
 use super::conf::{Entry, Map, Value};
 use super::duration::{format_go_duration, parse_go_duration};
 use super::entry::{boolean, integer, non_empty, string, wrong_type};
 use super::error::ConfigError;
+use super::operator::{self, OperatorKeys};
 use super::options::{self, Options};
 use super::tls;
 
@@ -40,20 +41,7 @@ const NOT_SUPPORTED_YET: &[&str] = &[
     "max_sub_tokens",
     "max_subscription_tokens",
     "ocsp",
-    "operator",
-    "operators",
-    "roots",
-    "root",
-    "root_operators",
-    "root_operator",
-    "resolver",
-    "account_resolver",
-    "accounts_resolver",
     "resolver_tls",
-    "resolver_preload",
-    "resolver_pinned_accounts",
-    "trusted",
-    "trusted_keys",
     "connect_error_reports",
     "reconnect_error_reports",
     "websocket",
@@ -75,10 +63,17 @@ const MIN_LAME_DUCK_DURATION: Duration = Duration::from_secs(30);
 pub fn apply_config(config: &Map, opts: &mut Options) -> Result<Vec<String>, ConfigError> {
     let mut warnings = Vec::new();
     let mut account_keys = AccountKeys::default();
+    let mut operator_keys = OperatorKeys::default();
     for entry in config.entries() {
-        apply_entry(entry, opts, &mut warnings, &mut account_keys)?;
+        apply_entry(
+            entry,
+            opts,
+            &mut warnings,
+            &mut account_keys,
+            &mut operator_keys,
+        )?;
     }
-    accounts::apply(account_keys, opts)?;
+    operator::apply(operator_keys, account_keys, opts)?;
     Ok(warnings)
 }
 
@@ -87,6 +82,7 @@ fn apply_entry<'a>(
     opts: &mut Options,
     warnings: &mut Vec<String>,
     account_keys: &mut AccountKeys<'a>,
+    operator_keys: &mut OperatorKeys<'a>,
 ) -> Result<(), ConfigError> {
     let key = entry.key.to_ascii_lowercase();
     match key.as_str() {
@@ -155,6 +151,15 @@ fn apply_entry<'a>(
         "no_system_account" | "no_system" | "no_sys_acc" => {
             account_keys.no_system_account = boolean(entry)?;
         }
+        "operator" | "operators" | "roots" | "root" | "root_operators" | "root_operator" => {
+            operator_keys.operator = Some(entry);
+        }
+        "trusted" | "trusted_keys" => operator_keys.trusted = Some(entry),
+        "resolver" | "account_resolver" | "accounts_resolver" => {
+            operator_keys.resolver = Some(entry);
+        }
+        "resolver_preload" => operator_keys.preload = Some(entry),
+        "resolver_pinned_accounts" => operator_keys.pinned = Some(entry),
         "tls" => opts.tls = Some(tls::apply_tls(entry)?),
         "allow_non_tls" => opts.allow_non_tls = boolean(entry)?,
         _ if NOT_SUPPORTED_YET.contains(&key.as_str()) => {

@@ -15,6 +15,8 @@ pub mod duration;
 mod entry;
 pub mod error;
 pub mod load;
+pub mod operator;
+pub mod operator_accounts;
 pub mod options;
 pub mod permissions;
 pub mod tls;

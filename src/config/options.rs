@@ -93,6 +93,9 @@ pub struct Options {
     pub auth: AuthPolicy,
     /// `accounts`, `system_account`: `$G` and `$SYS` by default.
     pub accounts: AccountTable,
+    /// Operator mode (`operator`/`trusted_keys`, `resolver`): `None`
+    /// outside it.
+    pub operator: Option<super::operator::OperatorOptions>,
     /// The client port's TLS (`tls {}`, `--tls*`); `None`: plaintext.
     pub tls: Option<TlsOptions>,
     /// `allow_non_tls`: with `tls`, clients may also connect in plaintext
@@ -139,6 +142,7 @@ impl Default for Options {
             tls_offload: false,
             auth: AuthPolicy::default(),
             accounts: AccountTable::default(),
+            operator: None,
             tls: None,
             allow_non_tls: false,
             cluster: None,

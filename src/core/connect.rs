@@ -87,6 +87,8 @@ struct ConnectWire {
     pass: Option<String>,
     nkey: Option<String>,
     sig: Option<String>,
+    /// A user JWT (operator mode; ignored otherwise).
+    jwt: Option<String>,
 }
 
 /// Parses the JSON argument of a connection's first CONNECT: the options the
@@ -131,7 +133,9 @@ pub fn parse_connect_onto(
         auth_token: wire.auth_token,
         nkey: wire.nkey,
         sig: wire.sig,
+        jwt: wire.jwt,
         certificate: None,
+        ip: None,
     };
     Ok((options, credentials))
 }

@@ -28,6 +28,7 @@ pub mod go_quote;
 pub mod ids;
 pub mod info;
 pub mod io;
+pub mod jwt;
 pub mod limits;
 pub mod log;
 pub mod mesh;

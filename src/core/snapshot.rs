@@ -101,6 +101,9 @@ pub struct ConnectionSnapshot {
     pub authorized_user: Option<String>,
     /// The name of its account (`$G` unless its user is in another).
     pub account: String,
+    /// A JWT user's token and names (open connections only, as nats-server
+    /// shows them).
+    pub jwt: Option<std::sync::Arc<crate::auth::JwtInfo>>,
     /// `/connz` `tls_version` and `tls_cipher_suite`, for TLS connections.
     pub tls_version: Option<&'static str>,
     pub tls_cipher_suite: Option<&'static str>,

@@ -196,6 +196,14 @@ struct ConnInfo<'a> {
     authorized_user: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     account: Option<&'a str>,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    jwt: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    issuer_key: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    name_tag: &'a str,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    tags: &'a [String],
     #[serde(skip_serializing_if = "Vec::is_empty")]
     subscriptions_list: Vec<&'a str>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -289,6 +297,7 @@ fn conn_info<'a>(
     subs: SubsMode,
     auth: bool,
 ) -> ConnInfo<'a> {
+    let jwt = connection.jwt.as_deref().filter(|_| auth);
     let subscriptions_list = match subs {
         SubsMode::List => connection
             .subscription_list
@@ -349,6 +358,10 @@ fn conn_info<'a>(
         },
         authorized_user: connection.authorized_user.as_deref().filter(|_| auth),
         account: auth.then_some(connection.account.as_str()),
+        jwt: jwt.map_or("", |j| j.jwt.as_str()),
+        issuer_key: jwt.map_or("", |j| j.issuer_key.as_str()),
+        name_tag: jwt.map_or("", |j| j.name_tag.as_str()),
+        tags: jwt.map_or(&[], |j| j.tags.as_slice()),
         subscriptions_list,
         subscriptions_list_detail,
     }

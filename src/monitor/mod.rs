@@ -16,7 +16,7 @@
 
 mod accountz;
 mod connz;
-mod format;
+pub mod format;
 /// Public for the fuzz targets (`tests/fuzz`).
 pub mod http;
 mod metrics;
@@ -104,6 +104,7 @@ mod test_support {
             version: String::new(),
             authorized_user: None,
             account: "$G".to_string(),
+            jwt: None,
             tls_version: None,
             tls_cipher_suite: None,
             tls_peer_certs: Vec::new(),

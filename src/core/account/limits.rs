@@ -80,6 +80,14 @@ impl ActiveConnections {
     }
 }
 
+/// The smaller of two limits where `None` means none.
+pub fn min_limit(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// The smaller of two limits where 0 or `None` means none.
 pub fn tighter(server: usize, account: Option<u64>) -> Option<u64> {
     let server = (server > 0).then_some(server as u64);

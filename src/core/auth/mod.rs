@@ -10,6 +10,8 @@
 //! checks publishes and subscriptions per connection.
 
 pub mod certificate;
+pub mod jwt_permissions;
+pub mod operator;
 pub mod permissions;
 pub mod policy;
 
@@ -18,6 +20,7 @@ use std::sync::Arc;
 use crate::ids::AccountId;
 
 pub use certificate::CertificateIdentity;
+pub use operator::{JwtAccount, JwtInfo, JwtLogin, JwtRequest, OperatorMode, UserLimits};
 pub use permissions::{PermissionCheck, Permissions, ResponsePermission, Rules, SubscribeRule};
 pub use policy::{AuthPolicy, NkeyUser, PasswordUser, Secret, DEFAULT_AUTH_TIMEOUT};
 
@@ -29,6 +32,10 @@ pub struct Credentials {
     pub auth_token: Option<String>,
     pub nkey: Option<String>,
     pub sig: Option<String>,
+    /// A user JWT (operator mode).
+    pub jwt: Option<String>,
+    /// Not from CONNECT: the client's address, for a JWT's `src` CIDRs.
+    pub ip: Option<std::net::IpAddr>,
     /// Not from CONNECT: the client certificate's names, given to
     /// `verify_and_map` (see [`AuthPolicy::tls_map`]).
     pub certificate: Option<Arc<CertificateIdentity>>,
@@ -67,6 +74,8 @@ pub enum AuthMethod {
     Nkey(String),
     /// Logged in as `no_auth_user` without credentials.
     NoAuthUser(String),
+    /// A user JWT (operator mode): the user's public key.
+    Jwt(String),
 }
 
 impl AuthMethod {
@@ -77,7 +86,8 @@ impl AuthMethod {
             AuthMethod::SingleUser(name)
             | AuthMethod::User(name)
             | AuthMethod::NoAuthUser(name)
-            | AuthMethod::Nkey(name) => Some(name),
+            | AuthMethod::Nkey(name)
+            | AuthMethod::Jwt(name) => Some(name),
         }
     }
 }
@@ -91,7 +101,7 @@ pub struct Identity {
 }
 
 /// A check too slow for the shard, run by the runtime on another thread.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq)]
 pub enum SlowCheck {
     /// bcrypt-verify `password` against `hash`.
     Bcrypt { hash: String, password: String },
@@ -102,6 +112,21 @@ pub enum SlowCheck {
         nonce: String,
         sig: String,
     },
+    /// A JWT login ([`OperatorMode::login`]) against the operator mode in
+    /// force when the CONNECT came.
+    UserJwt {
+        request: Box<JwtRequest>,
+        mode: Arc<OperatorMode>,
+    },
+}
+
+/// What a [`SlowCheck`] came to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SlowOutcome {
+    /// bcrypt or Ed25519: the check passed or not.
+    Checked(bool),
+    /// A JWT login: the identity, or nats-server's log line for the refusal.
+    Jwt(Result<JwtLogin, crate::jwt::Refusal>),
 }
 
 impl std::fmt::Debug for SlowCheck {
@@ -111,6 +136,7 @@ impl std::fmt::Debug for SlowCheck {
             SlowCheck::Ed25519 { public_key, .. } => {
                 write!(f, "SlowCheck::Ed25519({public_key})")
             }
+            SlowCheck::UserJwt { .. } => f.write_str("SlowCheck::UserJwt(<redacted>)"),
         }
     }
 }
@@ -137,6 +163,22 @@ impl AuthPolicy {
     pub fn decide(&self, credentials: &Credentials, nonce: Option<&str>) -> Decision {
         if !self.enabled() {
             return Decision::Accept(Identity::default());
+        }
+        if let Some(mode) = &self.operator {
+            // Only a JWT logs in; the whole check runs off the shard.
+            return Decision::Verify {
+                check: SlowCheck::UserJwt {
+                    request: Box::new(JwtRequest {
+                        jwt: credentials.jwt.clone().unwrap_or_default(),
+                        nonce: nonce.map(str::to_string),
+                        sig: credentials.sig.clone(),
+                        ip: credentials.ip,
+                    }),
+                    mode: mode.clone(),
+                },
+                identity: Identity::default(),
+                log: "authentication error".to_string(),
+            };
         }
         if credentials.is_empty() && !self.tls_map {
             if let Some(identity) = self.no_auth_identity() {
@@ -285,6 +327,9 @@ impl AuthPolicy {
                 let now = self.nkeys.get(key)?;
                 Some(self.identity(method.clone(), now.permissions.as_ref(), now.account))
             }
+            // Kept by the reload itself while operator mode stays (see
+            // `shard/reload.rs`); without it, a JWT user may not stay.
+            AuthMethod::Jwt(_) => None,
             AuthMethod::NoAuthUser(name) => {
                 (self.no_auth_user.as_ref() == Some(name)).then_some(())?;
                 let now = self.users.get(name)?;

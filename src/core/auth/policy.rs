@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::operator::OperatorMode;
 use super::permissions::Permissions;
 use crate::ids::AccountId;
 
@@ -95,6 +96,8 @@ pub struct AuthPolicy {
     /// `tls { verify_and_map }`: a client's user is the one its certificate
     /// names (`Credentials::certificate`), not the one CONNECT names.
     pub tls_map: bool,
+    /// Operator mode: clients log in with user JWTs only.
+    pub operator: Option<Arc<OperatorMode>>,
 }
 
 impl Default for AuthPolicy {
@@ -108,6 +111,7 @@ impl Default for AuthPolicy {
             timeout: DEFAULT_AUTH_TIMEOUT,
             default_permissions: None,
             tls_map: false,
+            operator: None,
         }
     }
 }
@@ -120,6 +124,7 @@ impl AuthPolicy {
             || self.single_user.is_some()
             || !self.users.is_empty()
             || !self.nkeys.is_empty()
+            || self.operator.is_some()
     }
 
     /// INFO `auth_required`: false with a `no_auth_user`.
@@ -127,8 +132,9 @@ impl AuthPolicy {
         self.enabled() && self.no_auth_user.is_none()
     }
 
-    /// INFO carries a `nonce` when nkey users are configured.
+    /// INFO carries a `nonce` when nkey users are configured, and in
+    /// operator mode.
     pub fn wants_nonce(&self) -> bool {
-        !self.nkeys.is_empty()
+        !self.nkeys.is_empty() || self.operator.is_some()
     }
 }

@@ -19,6 +19,10 @@ pub enum CloseReason {
     NoRespondersRequiresHeaders,
     AuthenticationFailure,
     AuthenticationTimeout,
+    /// A JWT user's token (or its time window) expired while connected.
+    AuthenticationExpired,
+    /// A JWT user was revoked while connected.
+    Revocation,
     ServerShutdown,
     /// The TLS handshake failed or timed out (closed without a flush).
     TlsHandshakeFailure,
@@ -51,6 +55,8 @@ impl CloseReason {
             CloseReason::NoRespondersRequiresHeaders => "No Responders Requires Headers",
             CloseReason::AuthenticationFailure => "Authentication Failure",
             CloseReason::AuthenticationTimeout => "Authentication Timeout",
+            CloseReason::AuthenticationExpired => "Authentication Expired",
+            CloseReason::Revocation => "Credentials Revoked",
             CloseReason::ServerShutdown => "Server Shutdown",
             CloseReason::TlsHandshakeFailure => "TLS Handshake Failure",
             CloseReason::DuplicateRoute => "Duplicate Route",

@@ -24,7 +24,7 @@ pub use tls::{PeerCert, TlsState};
 use std::num::NonZeroU64;
 use std::time::Instant;
 
-use crate::auth::{AuthMethod, Identity, PermissionCheck, SlowCheck};
+use crate::auth::{AuthMethod, Identity, PermissionCheck, SlowCheck, UserLimits};
 use crate::connect::ClientOptions;
 use crate::ids::{AccountId, ClientId, ConnKey};
 
@@ -65,6 +65,9 @@ pub enum SubOwner {
     /// in an exporter's account). Replicated like a client's subscription,
     /// so a response published on any shard reaches this one.
     Responses,
+    /// Account JWT updates on the system account (operator mode with a
+    /// `full` resolver): collected for the runtime. Local like imports.
+    ClaimsUpdate,
 }
 
 /// One subscription, owned by the shard of its connection. The owner is the
@@ -186,6 +189,20 @@ pub struct Connection<E> {
     pub counted_in_account: bool,
     /// Its account's `max_payload`, when the account has one.
     pub account_max_payload: Option<u64>,
+    /// A JWT user's own limits (`nats.subs`, `nats.payload`), on top of
+    /// its account's.
+    pub user_limits: UserLimits,
+    /// A JWT user must go at this moment (its `exp` or the end of its time
+    /// window): `-ERR 'User Authentication Expired'`.
+    pub auth_expires: Option<Instant>,
+    /// A JWT user's `iat`: an account update revoking keys issued at or
+    /// before it cuts the connection.
+    pub jwt_issued_at: i64,
+    /// A JWT user's token and names, for `/connz?auth=1`.
+    pub jwt_info: Option<std::sync::Arc<crate::auth::JwtInfo>>,
+    /// Its account's JWT expires at this moment (`-ERR 'Account
+    /// Authentication Expired'`).
+    pub account_expires: Option<Instant>,
     pub endpoint: E,
     pub ip: String,
     pub port: u16,

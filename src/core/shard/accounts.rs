@@ -101,6 +101,7 @@ impl<I: ShardIo> ShardBroker<I> {
                 self.install_import(owner, account.id, import.local.as_bytes());
             }
         }
+        self.install_system_services();
     }
 
     fn install_import(&mut self, owner: SubOwner, account: AccountId, subject: &[u8]) {

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::auth::{Decision, Identity, PermissionCheck, SlowCheck};
+use crate::auth::{Decision, Identity, PermissionCheck, SlowCheck, SlowOutcome};
 use crate::connect::{parse_connect_onto, redacted_connect, ConnectError};
 use crate::connection::{AuthState, CloseReason};
 use crate::go_quote::go_quote;
@@ -279,6 +279,7 @@ impl<I: ShardIo> ShardBroker<I> {
                 conn.liveness.connected(now, accepted, first_ping);
                 if let AuthState::Pending { deadline } = conn.auth {
                     credentials.certificate = conn.tls.as_ref().and_then(|t| t.certificate.clone());
+                    credentials.ip = conn.ip.parse().ok();
                     let policy = self.limits.auth.clone();
                     match policy.decide(&credentials, conn.nonce.as_deref()) {
                         Decision::Accept(identity) => {
@@ -330,6 +331,52 @@ impl<I: ShardIo> ShardBroker<I> {
             AuthState::Verifying { check, .. } => check.take(),
             _ => None,
         }
+    }
+
+    /// A slow check finished with `outcome`: [`ShardBroker::verification_done`]
+    /// for bcrypt and Ed25519; a JWT login brings its own identity, limits
+    /// and expiry.
+    pub fn check_done(&mut self, key: ConnKey, outcome: SlowOutcome, now: Instant) -> Next {
+        let login = match outcome {
+            SlowOutcome::Checked(passed) => return self.verification_done(key, passed, now),
+            SlowOutcome::Jwt(login) => login,
+        };
+        self.set_now(now);
+        let Some(conn) = self.conns.get_mut(key) else {
+            return Next::Close;
+        };
+        if conn.closing.is_some() {
+            return Next::Close;
+        }
+        let state = std::mem::replace(&mut conn.auth, AuthState::Done);
+        let AuthState::Verifying { log, .. } = state else {
+            conn.auth = state;
+            return Next::NeedMore;
+        };
+        let login = match login {
+            Ok(login) => login,
+            Err(refusal) => {
+                if refusal.error_level {
+                    crate::error!("{} - cid:{} - {}", conn.ip, conn.client_id, refusal.text);
+                } else {
+                    crate::debug!("{} - cid:{} - {}", conn.ip, conn.client_id, refusal.text);
+                }
+                return self.reject_auth(key, &log);
+            }
+        };
+        let verbose = conn.options.verbose;
+        conn.user_limits = login.limits;
+        conn.auth_expires = login.valid_for.map(|d| now + d);
+        conn.jwt_issued_at = login.issued_at;
+        conn.jwt_info = Some(login.info);
+        conn.account_expires = login.account_valid_for.map(|d| now + d);
+        if self.authenticated(key, login.identity) == Next::Close {
+            return Next::Close;
+        }
+        if verbose {
+            self.queue_bytes(key, OK);
+        }
+        Next::NeedMore
     }
 
     /// The slow check of a CONNECT finished: accept or reject it. Returns
@@ -395,7 +442,8 @@ impl<I: ShardIo> ShardBroker<I> {
         conn.auth_method = identity.method;
         conn.permissions = identity.permissions.map(PermissionCheck::new);
         conn.account = identity.account;
-        conn.account_max_payload = limits.max_payload;
+        conn.account_max_payload =
+            crate::account::limits::min_limit(limits.max_payload, conn.user_limits.max_payload);
         Next::NeedMore
     }
 
@@ -478,7 +526,7 @@ impl<I: ShardIo> ShardBroker<I> {
                     "{} - cid:{} - Publish Violation - {}, Subject {}",
                     conn.ip,
                     conn.client_id,
-                    who(conn.auth_method.user()),
+                    who(&conn.auth_method),
                     subject
                 );
                 let text = format!("Permissions Violation for Publish to {subject}");
@@ -511,7 +559,7 @@ impl<I: ShardIo> ShardBroker<I> {
                     "{} - cid:{} - Subscription Violation - {}, Subject {}{}, SID {}",
                     conn.ip,
                     conn.client_id,
-                    who(conn.auth_method.user()),
+                    who(&conn.auth_method),
                     subject,
                     queue
                         .as_ref()
@@ -565,8 +613,11 @@ impl<I: ShardIo> ShardBroker<I> {
 }
 
 /// `<who>` in nats-server's violation logs.
-fn who(user: Option<&str>) -> String {
-    format!("User {}", go_quote(user.unwrap_or("N/A")))
+fn who(method: &crate::auth::AuthMethod) -> String {
+    match method {
+        crate::auth::AuthMethod::Jwt(key) => format!("JWT User {}", go_quote(key)),
+        other => format!("User {}", go_quote(other.user().unwrap_or("N/A"))),
+    }
 }
 
 /// nats-server's warning when `verify_and_map` took the user from the

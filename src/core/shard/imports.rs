@@ -144,6 +144,10 @@ impl<I: ShardIo> ShardBroker<I> {
                     self.fire_service_import(importer, import, message, hops)
                 }
                 SubOwner::Responses => self.fire_response(message, hops),
+                SubOwner::ClaimsUpdate if !from_shard && !self.route_publish => {
+                    self.system_request(message);
+                    Reach::Some
+                }
                 _ => Reach::None,
             };
             if !reached.is_none() {

@@ -66,6 +66,11 @@ impl<I: ShardIo> ShardBroker<I> {
                     .accounts
                     .get(conn.account)
                     .and_then(|account| account.limits.max_subscriptions);
+                let own = conn.user_limits.max_subscriptions;
+                let account_max = match (account_max, own) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
                 tighter(self.limits.max_subscriptions, account_max)
             }
             ConnKind::Route => None,

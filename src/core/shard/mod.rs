@@ -43,6 +43,7 @@ pub mod route_delivery;
 pub mod route_handshake;
 pub mod route_interest;
 pub mod route_ops;
+pub mod system_requests;
 pub mod timers;
 pub mod tls;
 
@@ -72,6 +73,7 @@ pub use lifecycle::Accepted;
 pub use monitoring::WallClock;
 pub use peers::BarrierTarget;
 pub use publish::{Origin, Reach};
+pub use system_requests::SystemRequest;
 
 /// Flow control: a subscriber whose backlog passes this (or half of
 /// max_pending, if smaller) holds back the task that fed it until it drains.
@@ -119,8 +121,11 @@ pub struct ShardBroker<I: ShardIo> {
     subs: Slab<Subscription>,
     /// One subscription index per account.
     accounts: AccountIndexes,
-    /// This shard's import subscriptions (see [`accounts`]).
+    /// This shard's import subscriptions (see [`accounts`]) and system
+    /// services ([`system_requests`]).
     import_subs: Vec<SubKey>,
+    /// System requests fired since the runtime last took them.
+    system_requests: Vec<system_requests::SystemRequest>,
     /// Import subscriptions the current publish matched, fired once its
     /// deliveries are done ([`imports`]).
     fired: Vec<SubKey>,
@@ -203,6 +208,7 @@ impl<I: ShardIo> ShardBroker<I> {
             subs: Slab::new(),
             accounts: AccountIndexes::default(),
             import_subs: Vec::new(),
+            system_requests: Vec::new(),
             fired: Vec::new(),
             originator: None,
             renamed_subject: Vec::new(),

@@ -192,6 +192,7 @@ impl<I: ShardIo> ShardBroker<I> {
             version: conn.options.version.clone(),
             authorized_user: conn.auth_method.user().map(str::to_string),
             account: self.limits.accounts.name(conn.account).to_string(),
+            jwt: conn.jwt_info.clone(),
             tls_version: conn.tls.as_ref().map(|t| t.version),
             tls_cipher_suite: conn.tls.as_ref().map(|t| t.cipher_suite),
             tls_peer_certs: conn
@@ -257,6 +258,7 @@ impl<I: ShardIo> ShardBroker<I> {
         };
         let mut closed = self.connection_snapshot(conn, true, clock);
         closed.stop = Some(clock.wall_now);
+        closed.jwt = None;
         closed.reason = Some(
             conn.closing
                 .unwrap_or(CloseReason::ClientClosed)

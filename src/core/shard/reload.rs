@@ -15,6 +15,7 @@ use crate::io::ShardIo;
 use crate::limits::ShardLimits;
 
 use super::{stall_threshold, ShardBroker};
+use crate::account::limits::min_limit;
 
 impl<I: ShardIo> ShardBroker<I> {
     /// A reload's new settings, applied between two units of work.
@@ -29,13 +30,121 @@ impl<I: ShardIo> ShardBroker<I> {
             self.install_imports(&accounts);
             for key in self.conns.keys() {
                 let conn = &mut self.conns[key];
-                conn.account_max_payload = accounts
+                let account_max = accounts
                     .get(conn.account)
                     .and_then(|account| account.limits.max_payload);
+                conn.account_max_payload = min_limit(account_max, conn.user_limits.max_payload);
             }
         }
         if *old_auth != *self.limits.auth {
             self.reauthorize_all(&old_auth);
+            self.enforce_account_connection_limits();
+            self.recheck_jwt_users(&old_auth);
+        }
+    }
+
+    /// An account update lowered `conn` below the account's connections:
+    /// nats-server cuts the oldest with `-ERR 'maximum account active
+    /// connections exceeded'`. The count is server-wide, the connections
+    /// are per shard: the shard that applies the update first cuts its
+    /// oldest until the count fits (so the ones cut are the oldest of that
+    /// shard, not necessarily of the server).
+    fn enforce_account_connection_limits(&mut self) {
+        if self.limits.auth.operator.is_none() {
+            return;
+        }
+        let accounts = self.limits.accounts.clone();
+        let mut keys: Vec<ConnKey> = self
+            .conns
+            .keys()
+            .into_iter()
+            .filter(|&k| self.conns[k].counted_in_account && self.conns[k].closing.is_none())
+            .collect();
+        keys.sort_by_key(|&k| self.conns[k].started);
+        for key in keys {
+            let account = self.conns[key].account;
+            let Some(max) = accounts.get(account).and_then(|a| a.limits.max_connections) else {
+                continue;
+            };
+            if self.limits.active_connections.count(account) <= max {
+                continue;
+            }
+            let conn = &self.conns[key];
+            crate::error!(
+                "{} - cid:{} - maximum account active connections exceeded",
+                conn.ip,
+                conn.client_id
+            );
+            self.queue_err(key, "maximum account active connections exceeded");
+            self.begin_close(key, CloseReason::MaxAccountConnectionsExceeded);
+        }
+    }
+
+    /// After an account JWT update, nats-server's checks of the account's
+    /// connected JWT users: a deleted account's users go as expired; a
+    /// revoked user (by key or `"*"`, at or after its `iat`) with `-ERR
+    /// 'User Authentication Revoked'`; a bearer user of an account that
+    /// now disallows bearer tokens with the Authorization Violation; a
+    /// user whose signing key was removed or whose scope changed is closed
+    /// without a word.
+    fn recheck_jwt_users(&mut self, old: &crate::auth::AuthPolicy) {
+        let Some(mode) = self.limits.auth.operator.clone() else {
+            return;
+        };
+        let accounts = self.limits.accounts.clone();
+        for key in self.conns.keys() {
+            let conn = &self.conns[key];
+            if conn.closing.is_some() {
+                continue;
+            }
+            if !matches!(conn.auth_method, crate::auth::AuthMethod::Jwt(_)) {
+                continue;
+            }
+            let Some(account) = mode.accounts.get(accounts.name(conn.account)).cloned() else {
+                self.account_auth_expired(key);
+                continue;
+            };
+            // The update may move the account's expiry, or lift it.
+            self.conns[key].account_expires = account.expires_at;
+            let conn = &self.conns[key];
+            let crate::auth::AuthMethod::Jwt(user) = &conn.auth_method else {
+                continue;
+            };
+            let nats = &account.claims.nats;
+            if crate::jwt::validity::is_revoked(&nats.revocations, user, conn.jwt_issued_at) {
+                crate::debug!(
+                    "{} - cid:{} - User Authentication Revoked",
+                    conn.ip,
+                    conn.client_id
+                );
+                self.queue_err(key, "User Authentication Revoked");
+                self.begin_close(key, CloseReason::Revocation);
+                continue;
+            }
+            let Some(info) = conn.jwt_info.clone() else {
+                continue;
+            };
+            if info.bearer && nats.limits.disallow_bearer {
+                crate::debug!(
+                    "{} - cid:{} - Bearer User JWT not allowed",
+                    conn.ip,
+                    conn.client_id
+                );
+                self.queue_err(key, "Authorization Violation");
+                self.begin_close(key, CloseReason::AuthenticationFailure);
+                continue;
+            }
+            if let Some(signing_key) = &info.signing_key {
+                let before = old
+                    .operator
+                    .as_ref()
+                    .and_then(|m| m.accounts.get(&account.claims.data.subject))
+                    .and_then(|a| a.claims.nats.signing_keys.get(signing_key));
+                let now = nats.signing_keys.get(signing_key);
+                if now.is_none() || (before.is_some() && before != now) {
+                    self.begin_close(key, CloseReason::AuthenticationFailure);
+                }
+            }
         }
     }
 
@@ -56,6 +165,13 @@ impl<I: ShardIo> ShardBroker<I> {
                 AuthState::Done | AuthState::Open => {}
                 // Not in yet: they authenticate against the new policy.
                 AuthState::Pending { .. } | AuthState::Verifying { .. } => continue,
+            }
+            if matches!(conn.auth_method, crate::auth::AuthMethod::Jwt(_))
+                && policy.operator.is_some()
+            {
+                // JWT users answer to their account tokens, not to the
+                // file: a reload leaves them as they are.
+                continue;
             }
             let account = conn.account;
             // A user moved to another account must log in again: its

@@ -25,12 +25,21 @@ impl<I: ShardIo> ShardBroker<I> {
         );
         let mut to_close = Vec::new();
         let mut to_ping = Vec::new();
+        let mut account_expired = Vec::new();
         for (key, conn) in self.conns.iter_mut() {
             if conn.closing.is_some() {
                 continue;
             }
             if conn.auth.deadline_passed(now) {
                 to_close.push((key, CloseReason::AuthenticationTimeout));
+                continue;
+            }
+            if conn.auth_expires.is_some_and(|at| now >= at) {
+                to_close.push((key, CloseReason::AuthenticationExpired));
+                continue;
+            }
+            if conn.account_expires.is_some_and(|at| now >= at) {
+                account_expired.push(key);
                 continue;
             }
             if conn.output.write_deadline_passed(now, deadline) {
@@ -46,6 +55,9 @@ impl<I: ShardIo> ShardBroker<I> {
         for key in to_ping {
             self.queue_bytes(key, PING);
         }
+        for key in account_expired {
+            self.account_auth_expired(key);
+        }
         for (key, reason) in to_close {
             match reason {
                 CloseReason::StaleConnection => self.queue_err(key, "Stale Connection"),
@@ -57,10 +69,30 @@ impl<I: ShardIo> ShardBroker<I> {
                     );
                     self.queue_err(key, "Authentication Timeout");
                 }
+                CloseReason::AuthenticationExpired => {
+                    crate::debug!(
+                        "{} - cid:{} - User Authentication Expired",
+                        self.conns[key].ip,
+                        self.conns[key].client_id
+                    );
+                    self.queue_err(key, "User Authentication Expired");
+                }
                 _ => {}
             }
             self.begin_close(key, reason);
         }
+    }
+
+    /// nats-server's `accountAuthExpired`: the account's JWT expired (or
+    /// the account was deleted) while the client was connected.
+    pub(super) fn account_auth_expired(&mut self, key: ConnKey) {
+        crate::debug!(
+            "{} - cid:{} - Account Authentication Expired",
+            self.conns[key].ip,
+            self.conns[key].client_id
+        );
+        self.queue_err(key, "Account Authentication Expired");
+        self.begin_close(key, CloseReason::AuthenticationExpired);
     }
 
     /// Lame duck: tells proto-1 clients (after their handshake) with an INFO

@@ -1,0 +1,101 @@
+//! Requests to the server on the system account, answered by the runtime:
+//! in operator mode with a `full` resolver, account JWT updates
+//! (`$SYS.REQ.CLAIMS.UPDATE`, `$SYS.REQ.ACCOUNT.<id>.CLAIMS.UPDATE`), as
+//! `nsc push` sends them, and the lookups, list and deletes `nsc pull` and
+//! `nsc delete` use.
+//!
+//! Like import subscriptions, every shard installs its own and fires them
+//! only for messages published on it: a request is handled once, by the
+//! shard its requester is on. The shard only collects the request
+//! ([`ShardBroker::take_system_requests`]); decoding, checking and storing
+//! the JWT happen off the shard, and the answer comes back through
+//! [`ShardBroker::publish_system`].
+
+use crate::connection::{Sid, SubOwner, Subscription};
+use crate::ids::SubKey;
+use crate::io::ShardIo;
+use crate::protocol::Publish;
+
+use super::ShardBroker;
+
+/// The subjects of the `full` resolver's requests: updates, lookups,
+/// the list and deletes of account JWTs.
+pub const CLAIMS_UPDATE_SUBJECTS: [&str; 5] = [
+    "$SYS.REQ.CLAIMS.UPDATE",
+    "$SYS.REQ.ACCOUNT.*.CLAIMS.UPDATE",
+    "$SYS.REQ.ACCOUNT.*.CLAIMS.LOOKUP",
+    "$SYS.REQ.CLAIMS.LIST",
+    "$SYS.REQ.CLAIMS.DELETE",
+];
+
+/// One request published on the system account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SystemRequest {
+    pub subject: String,
+    pub reply: Option<String>,
+    pub payload: Vec<u8>,
+}
+
+impl<I: ShardIo> ShardBroker<I> {
+    /// Installs the system services the policy asks for (called with the
+    /// import subscriptions, which it shares the bookkeeping of).
+    pub(super) fn install_system_services(&mut self) {
+        let wants_updates = self
+            .limits
+            .auth
+            .operator
+            .as_ref()
+            .is_some_and(|mode| mode.accepts_updates);
+        let Some(system) = self.limits.accounts.system() else {
+            return;
+        };
+        if !wants_updates {
+            return;
+        }
+        for subject in CLAIMS_UPDATE_SUBJECTS {
+            let sk = SubKey::new(self.subs.insert(Subscription::new(
+                SubOwner::ClaimsUpdate,
+                system,
+                Sid::new(b""),
+                subject.as_bytes(),
+                None,
+                1,
+            )));
+            self.accounts
+                .get_mut(system)
+                .insert_local(subject.as_bytes(), None, sk);
+            self.import_subs.push(sk);
+        }
+    }
+
+    /// A claims update subscription fired for `message`.
+    pub(super) fn system_request(&mut self, message: &Publish<'_>) {
+        self.system_requests.push(SystemRequest {
+            subject: String::from_utf8_lossy(message.subject).into_owned(),
+            reply: message
+                .reply
+                .map(|r| String::from_utf8_lossy(r).into_owned()),
+            payload: message.payload[message.header_len.unwrap_or(0)..].to_vec(),
+        });
+    }
+
+    /// The requests collected since the last call, for the runtime.
+    pub fn take_system_requests(&mut self) -> Vec<SystemRequest> {
+        std::mem::take(&mut self.system_requests)
+    }
+
+    /// The server's answer to a system request: `payload` published on
+    /// `subject` in the system account, from this shard.
+    pub fn publish_system(&mut self, subject: &str, payload: &[u8]) {
+        let Some(system) = self.limits.accounts.system() else {
+            return;
+        };
+        let message = Publish {
+            subject: subject.as_bytes(),
+            reply: None,
+            header_len: None,
+            payload,
+        };
+        self.publish_local(system, None, &message, 0);
+    }
+}

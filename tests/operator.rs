@@ -1,0 +1,1103 @@
+//! Operator mode as clients see it: an operator, accounts and users
+//! minted here with `nkeys` (what `nsc` would write), a server trusting the
+//! operator (`resolver: MEMORY` with `resolver_preload`, or the `full`
+//! directory resolver), async-nats logging in with `.creds` on both
+//! shards, and raw sockets for nats-server's exact texts.
+
+mod support;
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use async_nats::client::RequestErrorKind;
+use async_nats::ConnectOptions;
+use data_encoding::BASE64URL_NOPAD;
+use futures::StreamExt;
+use nkeys::KeyPair;
+use serde_json::{json, Value};
+use support::{Broker, RawClient};
+
+const SHARDS: u64 = 2;
+const WAIT: Duration = Duration::from_secs(10);
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64
+}
+
+/// A v2 token of `kind` about `subject`, signed by `issuer`.
+fn mint(kind: &str, subject: &str, issuer: &KeyPair, top: Value, nats: Value) -> String {
+    let mut payload = json!({
+        "jti": format!("T{}", now()),
+        "iat": now() - 5,
+        "iss": issuer.public_key(),
+        "sub": subject,
+    });
+    if let (Some(p), Value::Object(top)) = (payload.as_object_mut(), top) {
+        p.extend(top);
+    }
+    let mut nats = nats;
+    if let Some(n) = nats.as_object_mut() {
+        n.insert("type".into(), json!(kind));
+        n.insert("version".into(), json!(2));
+    }
+    payload["nats"] = nats;
+    let header = BASE64URL_NOPAD.encode(br#"{"typ":"JWT","alg":"ed25519-nkey"}"#);
+    let body = BASE64URL_NOPAD.encode(payload.to_string().as_bytes());
+    let input = format!("{header}.{body}");
+    let sig = issuer.sign(input.as_bytes()).expect("sign");
+    format!("{input}.{}", BASE64URL_NOPAD.encode(&sig))
+}
+
+fn unlimited() -> Value {
+    json!({"subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1,
+           "wildcards": true, "conn": -1, "leaf": -1})
+}
+
+fn user_limits(extra: Value) -> Value {
+    let mut nats = json!({"subs": -1, "data": -1, "payload": -1});
+    if let (Some(n), Value::Object(extra)) = (nats.as_object_mut(), extra) {
+        n.extend(extra);
+    }
+    nats
+}
+
+struct Operator {
+    key: KeyPair,
+    jwt: String,
+}
+
+fn operator() -> Operator {
+    let key = KeyPair::new_operator();
+    let jwt = mint(
+        "operator",
+        &key.public_key(),
+        &key,
+        json!({"name": "O"}),
+        json!({}),
+    );
+    Operator { key, jwt }
+}
+
+struct AccountKeys {
+    key: KeyPair,
+    jwt: String,
+}
+
+fn account(op: &Operator, nats: Value) -> AccountKeys {
+    let key = KeyPair::new_account();
+    let jwt = mint(
+        "account",
+        &key.public_key(),
+        &op.key,
+        json!({"name": "A"}),
+        nats,
+    );
+    AccountKeys { key, jwt }
+}
+
+struct User {
+    key: KeyPair,
+    jwt: String,
+}
+
+fn user(account: &AccountKeys, top: Value, nats: Value) -> User {
+    let key = KeyPair::new_user();
+    let jwt = mint("user", &key.public_key(), &account.key, top, nats);
+    User { key, jwt }
+}
+
+fn creds(user: &User) -> String {
+    format!(
+        "-----BEGIN NATS USER JWT-----\n{}\n------END NATS USER JWT------\n\n\
+         -----BEGIN USER NKEY SEED-----\n{}\n------END USER NKEY SEED------\n",
+        user.jwt,
+        user.key.seed().expect("seed")
+    )
+}
+
+fn memory_config(op: &Operator, accounts: &[&AccountKeys]) -> String {
+    let preload: Vec<String> = accounts
+        .iter()
+        .map(|a| format!("  {}: \"{}\"", a.key.public_key(), a.jwt))
+        .collect();
+    format!(
+        "operator: \"{}\"\nresolver: MEMORY\nresolver_preload: {{\n{}\n}}\n",
+        op.jwt,
+        preload.join("\n")
+    )
+}
+
+/// CONNECT for `user` answering the INFO nonce of `client`.
+fn connect_line(client: &RawClient, user: &User) -> Vec<u8> {
+    let nonce = client.info_json()["nonce"]
+        .as_str()
+        .expect("nonce")
+        .to_string();
+    let sig = BASE64URL_NOPAD.encode(&user.key.sign(nonce.as_bytes()).expect("sign"));
+    format!(
+        "CONNECT {{\"verbose\":false,\"pedantic\":false,\"protocol\":1,\"headers\":true,\"jwt\":\"{}\",\"sig\":\"{}\"}}\r\n",
+        user.jwt, sig
+    )
+    .into_bytes()
+}
+
+fn raw_login(broker: &Broker, user: &User) -> RawClient {
+    let mut client = broker.raw();
+    let line = connect_line(&client, user);
+    client.send(&line);
+    client.send(b"PING\r\n");
+    client.expect(b"PONG\r\n");
+    client
+}
+
+async fn creds_clients(broker: &Broker, user: &User) -> Vec<async_nats::Client> {
+    let mut clients = Vec::new();
+    for _ in 0..SHARDS {
+        let options = ConnectOptions::with_credentials(&creds(user)).expect("creds");
+        let client = tokio::time::timeout(WAIT, options.connect(format!("nats://{}", broker.addr)))
+            .await
+            .expect("connect in time")
+            .expect("login accepted");
+        clients.push(client);
+    }
+    let mut shards: Vec<u64> = clients
+        .iter()
+        .map(|c| (c.server_info().client_id - 1) % SHARDS)
+        .collect();
+    shards.sort_unstable();
+    assert_eq!(shards, [0, 1], "one client on each shard");
+    clients
+}
+
+/// A request from `from` answered by a subscriber on `to` (retried while
+/// the subscription is not yet known on the requester's shard).
+async fn round_trip(from: &async_nats::Client, to: &async_nats::Client, subject: &str) {
+    let mut sub = to.subscribe(subject.to_string()).await.expect("subscribe");
+    let responder = to.clone();
+    let answering = tokio::spawn(async move {
+        while let Some(msg) = sub.next().await {
+            if let Some(reply) = msg.reply {
+                responder.publish(reply, msg.payload).await.expect("reply");
+                responder.flush().await.expect("flush");
+            }
+        }
+    });
+    let subject = subject.to_string();
+    let answer = tokio::time::timeout(WAIT, async {
+        loop {
+            match from.request(subject.clone(), "hello".into()).await {
+                Ok(answer) => break answer,
+                Err(e) if e.kind() == RequestErrorKind::NoResponders => {
+                    tokio::task::yield_now().await
+                }
+                Err(e) => panic!("request failed: {e}"),
+            }
+        }
+    })
+    .await
+    .expect("answered in time");
+    assert_eq!(&answer.payload[..], b"hello");
+    answering.abort();
+}
+
+fn expect_auth_violation(client: &mut RawClient) {
+    client.expect_closed_after(b"-ERR 'Authorization Violation'\r\n");
+}
+
+#[tokio::test]
+async fn creds_users_log_in_on_both_shards_and_talk() {
+    let op = operator();
+    let acc = account(&op, json!({"limits": unlimited()}));
+    let broker = Broker::with_config(&memory_config(&op, &[&acc]));
+    let alice = user(&acc, json!({"name": "alice"}), user_limits(json!({})));
+    let info = broker.raw().info_json();
+    assert_eq!(info["auth_required"], json!(true));
+    assert_eq!(info["nonce"].as_str().map(str::len), Some(15));
+    let clients = creds_clients(&broker, &alice).await;
+    round_trip(&clients[0], &clients[1], "op.echo").await;
+    round_trip(&clients[1], &clients[0], "op.echo2").await;
+}
+
+#[tokio::test]
+async fn with_jwt_callback_and_reconnect_keep_working() {
+    let op = operator();
+    let acc = account(&op, json!({"limits": unlimited()}));
+    let broker = Broker::with_config(&memory_config(&op, &[&acc]));
+    let bob = user(&acc, json!({}), user_limits(json!({})));
+    let seed = bob.key.seed().expect("seed");
+    let key = std::sync::Arc::new(KeyPair::from_seed(&seed).expect("seed"));
+    let options = ConnectOptions::with_jwt(bob.jwt.clone(), move |nonce| {
+        let key = key.clone();
+        async move { key.sign(&nonce).map_err(async_nats::AuthError::new) }
+    });
+    let a = tokio::time::timeout(WAIT, options.connect(format!("nats://{}", broker.addr)))
+        .await
+        .expect("in time")
+        .expect("accepted");
+    let b = creds_clients(&broker, &bob).await;
+    round_trip(&a, &b[0], "cb.echo").await;
+}
+
+#[test]
+fn missing_jwt_bad_signature_and_unknown_accounts_are_violations() {
+    let op = operator();
+    let acc = account(&op, json!({"limits": unlimited()}));
+    let broker = Broker::with_config(&memory_config(&op, &[&acc]));
+    // No JWT at all.
+    let mut client = broker.raw();
+    client.send(b"CONNECT {\"verbose\":false,\"user\":\"a\",\"pass\":\"b\"}\r\nPING\r\n");
+    expect_auth_violation(&mut client);
+    // The nonce signed by another key.
+    let carol = user(&acc, json!({}), user_limits(json!({})));
+    let impostor = User {
+        key: KeyPair::new_user(),
+        jwt: carol.jwt.clone(),
+    };
+    let mut client = broker.raw();
+    let line = connect_line(&client, &impostor);
+    client.send(&line);
+    expect_auth_violation(&mut client);
+    // A user of an account the server does not know.
+    let other = account(&op, json!({"limits": unlimited()}));
+    let stranger = user(&other, json!({}), user_limits(json!({})));
+    let mut client = broker.raw();
+    let line = connect_line(&client, &stranger);
+    client.send(&line);
+    expect_auth_violation(&mut client);
+    // An account signed by an operator the server does not trust.
+    let rogue = operator();
+    let rogue_acc = account(&rogue, json!({"limits": unlimited()}));
+    let broker = Broker::with_config(&format!(
+        "operator: \"{}\"\nresolver: MEMORY\nresolver_preload: {{ {}: \"{}\" }}\n",
+        op.jwt,
+        rogue_acc.key.public_key(),
+        rogue_acc.jwt
+    ));
+    let rogue_user = user(&rogue_acc, json!({}), user_limits(json!({})));
+    let mut client = broker.raw();
+    let line = connect_line(&client, &rogue_user);
+    client.send(&line);
+    expect_auth_violation(&mut client);
+}
+
+#[test]
+fn bearer_tokens_need_no_signature() {
+    let op = operator();
+    let acc = account(&op, json!({"limits": unlimited()}));
+    let broker = Broker::with_config(&memory_config(&op, &[&acc]));
+    let bearer = user(&acc, json!({}), user_limits(json!({"bearer_token": true})));
+    let mut client = broker.raw();
+    client.send(
+        format!(
+            "CONNECT {{\"verbose\":false,\"jwt\":\"{}\"}}\r\nPING\r\n",
+            bearer.jwt
+        )
+        .as_bytes(),
+    );
+    client.expect(b"PONG\r\n");
+    let plain = user(&acc, json!({}), user_limits(json!({})));
+    let mut client = broker.raw();
+    client.send(
+        format!(
+            "CONNECT {{\"verbose\":false,\"jwt\":\"{}\"}}\r\nPING\r\n",
+            plain.jwt
+        )
+        .as_bytes(),
+    );
+    expect_auth_violation(&mut client);
+}
+
+#[test]
+fn user_permissions_from_the_jwt() {
+    let op = operator();
+    let acc = account(&op, json!({"limits": unlimited()}));
+    let broker = Broker::with_config(&memory_config(&op, &[&acc]));
+    let limited = user(
+        &acc,
+        json!({}),
+        user_limits(json!({
+            "pub": {"allow": ["orders.>"], "deny": ["orders.secret"]},
+            "sub": {"deny": ["private.>"]}
+        })),
+    );
+    for _ in 0..SHARDS {
+        let mut client = raw_login(&broker, &limited);
+        client.send(b"PUB orders.new 1\r\nx\r\nPUB orders.secret 1\r\nx\r\nPUB other 1\r\nx\r\nSUB private.x 1\r\nSUB public.x 2\r\nPING\r\n");
+        let got = String::from_utf8(client.read_until_pong()).expect("utf8");
+        assert_eq!(
+            got,
+            "-ERR 'Permissions Violation for Publish to \"orders.secret\"'\r\n\
+             -ERR 'Permissions Violation for Publish to \"other\"'\r\n\
+             -ERR 'Permissions Violation for Subscription to \"private.x\"'\r\n"
+        );
+    }
+}
+
+#[test]
+fn account_connection_limit_across_shards() {
+    let op = operator();
+    let mut limits = unlimited();
+    limits["conn"] = json!(1);
+    let acc = account(&op, json!({ "limits": limits }));
+    let broker = Broker::with_config(&memory_config(&op, &[&acc]));
+    let dave = user(&acc, json!({}), user_limits(json!({})));
+    let first = raw_login(&broker, &dave);
+    let mut second = broker.raw();
+    assert_ne!(
+        first.shard(2),
+        second.shard(2),
+        "the two are on different shards"
+    );
+    let line = connect_line(&second, &dave);
+    second.send(&line);
+    second.expect_closed_after(b"-ERR 'maximum account active connections exceeded'\r\n");
+}
+
+#[test]
+fn user_payload_and_subscription_limits() {
+    let op = operator();
+    let acc = account(&op, json!({"limits": unlimited()}));
+    let broker = Broker::with_config(&memory_config(&op, &[&acc]));
+    let small = user(
+        &acc,
+        json!({}),
+        json!({"subs": 1, "data": -1, "payload": 4}),
+    );
+    let mut client = raw_login(&broker, &small);
+    client.send(b"SUB a 1\r\nSUB b 2\r\nPING\r\n");
+    let got = String::from_utf8(client.read_until_pong()).expect("utf8");
+    assert_eq!(got, "-ERR 'maximum subscriptions exceeded'\r\n");
+    client.send(b"PUB a 5\r\nhello\r\n");
+    client.expect_closed_after(b"-ERR 'Maximum Payload Violation'\r\n");
+}
+
+#[test]
+fn a_user_whose_jwt_expires_while_connected_is_cut() {
+    let op = operator();
+    let acc = account(&op, json!({"limits": unlimited()}));
+    let broker = Broker::with_config(&memory_config(&op, &[&acc]));
+    let expired = user(&acc, json!({"exp": now() - 1}), user_limits(json!({})));
+    let mut client = broker.raw();
+    let line = connect_line(&client, &expired);
+    client.send(&line);
+    expect_auth_violation(&mut client);
+    let brief = user(&acc, json!({"exp": now() + 2}), user_limits(json!({})));
+    let mut client = raw_login(&broker, &brief);
+    let started = Instant::now();
+    // Reads block until the server speaks: no sleep.
+    let line = client.read_line_answering_pings();
+    assert_eq!(line, "-ERR 'User Authentication Expired'\r\n");
+    client.expect_closed_after(b"");
+    assert!(started.elapsed() < WAIT);
+}
+
+#[test]
+fn revoked_users_and_src_restrictions_are_refused() {
+    let op = operator();
+    let revoked_user = KeyPair::new_user();
+    let acc = account(
+        &op,
+        json!({"limits": unlimited(), "revocations": {revoked_user.public_key(): now()}}),
+    );
+    let broker = Broker::with_config(&memory_config(&op, &[&acc]));
+    let jwt = mint(
+        "user",
+        &revoked_user.public_key(),
+        &acc.key,
+        json!({}),
+        user_limits(json!({})),
+    );
+    let revoked = User {
+        key: revoked_user,
+        jwt,
+    };
+    let mut client = broker.raw();
+    let line = connect_line(&client, &revoked);
+    client.send(&line);
+    expect_auth_violation(&mut client);
+    let elsewhere = user(&acc, json!({}), user_limits(json!({"src": ["10.0.0.0/8"]})));
+    let mut client = broker.raw();
+    let line = connect_line(&client, &elsewhere);
+    client.send(&line);
+    expect_auth_violation(&mut client);
+    assert!(broker.wait_log("Bad src Ip 127.0.0.1", WAIT).is_some());
+    let local = user(&acc, json!({}), user_limits(json!({"src": "127.0.0.0/8"})));
+    raw_login(&broker, &local);
+}
+
+#[test]
+fn scoped_signing_keys_give_their_template() {
+    let op = operator();
+    let scoped = KeyPair::new_account();
+    let acc = account(
+        &op,
+        json!({"limits": unlimited(), "signing_keys": [{
+            "kind": "user_scope", "key": scoped.public_key(), "role": "r",
+            "template": {"pub": {"allow": ["{{name()}}.>"]}, "subs": -1, "payload": -1}
+        }]}),
+    );
+    let broker = Broker::with_config(&memory_config(&op, &[&acc]));
+    let key = KeyPair::new_user();
+    let jwt = mint(
+        "user",
+        &key.public_key(),
+        &scoped,
+        json!({"name": "erin"}),
+        json!({"issuer_account": acc.key.public_key()}),
+    );
+    let erin = User { key, jwt };
+    let mut client = raw_login(&broker, &erin);
+    client.send(b"PUB erin.x 1\r\nx\r\nPUB frank.x 1\r\nx\r\nPING\r\n");
+    let got = String::from_utf8(client.read_until_pong()).expect("utf8");
+    assert_eq!(
+        got,
+        "-ERR 'Permissions Violation for Publish to \"frank.x\"'\r\n"
+    );
+}
+
+#[tokio::test]
+async fn private_service_export_with_an_activation_token() {
+    let op = operator();
+    let exporter_key = KeyPair::new_account();
+    let importer_key = KeyPair::new_account();
+    let exporter = AccountKeys {
+        jwt: mint(
+            "account",
+            &exporter_key.public_key(),
+            &op.key,
+            json!({}),
+            json!({"limits": unlimited(), "exports": [
+                {"subject": "svc.>", "type": "service", "token_req": true}]}),
+        ),
+        key: exporter_key,
+    };
+    let token = mint(
+        "activation",
+        &importer_key.public_key(),
+        &exporter.key,
+        json!({}),
+        json!({"subject": "svc.>", "kind": "service"}),
+    );
+    let importer = AccountKeys {
+        jwt: mint(
+            "account",
+            &importer_key.public_key(),
+            &op.key,
+            json!({}),
+            json!({"limits": unlimited(), "imports": [{
+                "subject": "svc.time", "account": exporter.key.public_key(),
+                "type": "service", "token": token}]}),
+        ),
+        key: importer_key,
+    };
+    let broker = Broker::with_config(&memory_config(&op, &[&exporter, &importer]));
+    let server = user(&exporter, json!({}), user_limits(json!({})));
+    let client = user(&importer, json!({}), user_limits(json!({})));
+    let servers = creds_clients(&broker, &server).await;
+    let clients = creds_clients(&broker, &client).await;
+    round_trip(&clients[0], &servers[1], "svc.time").await;
+}
+
+#[test]
+fn the_full_resolver_reads_account_files() {
+    let op = operator();
+    let acc = account(&op, json!({"limits": unlimited()}));
+    let sys = account(&op, json!({"limits": unlimited()}));
+    let dir = std::env::temp_dir().join(format!("percore-jwt-{}-{}", std::process::id(), now()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    for a in [&acc, &sys] {
+        std::fs::write(dir.join(format!("{}.jwt", a.key.public_key())), &a.jwt).expect("write");
+    }
+    let broker = Broker::with_config(&format!(
+        "operator: \"{}\"\nsystem_account: {}\nresolver: {{ type: full, dir: \"{}\" }}\n",
+        op.jwt,
+        sys.key.public_key(),
+        dir.display()
+    ));
+    let gina = user(&acc, json!({}), user_limits(json!({})));
+    raw_login(&broker, &gina);
+    raw_login(&broker, &gina);
+    drop(broker);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `percore -t -c <config>`: the exit code and stderr.
+fn check_config(text: &str) -> (Option<i32>, String) {
+    let path = std::env::temp_dir().join(format!(
+        "percore-op-check-{}-{}.conf",
+        std::process::id(),
+        text.len()
+    ));
+    std::fs::write(&path, text).expect("config");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_percore"))
+        .args(["-t", "-c"])
+        .arg(&path)
+        .output()
+        .expect("run percore -t");
+    let _ = std::fs::remove_file(&path);
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn config_errors_are_nats_servers() {
+    let op = operator();
+    let cases: Vec<(String, &str)> = vec![
+        (
+            "operator: [\"eyJx\", \"eyJy\"]\n".into(),
+            "error parsing operators: unsupported type []interface {}",
+        ),
+        (
+            "operator: \"eyJx\"\n".into(),
+            "error parsing operator JWT: expected 3 chunks",
+        ),
+        (
+            "operator: \"/nonexistent.jwt\"\n".into(),
+            "error parsing operator JWT: open /nonexistent.jwt: no such file or directory",
+        ),
+        (
+            "trusted_keys: [\"OBAD\"]\n".into(),
+            "trust key \"OBAD\" required to be a valid public operator nkey",
+        ),
+        (
+            "resolver: BOGUS\n".into(),
+            "error parsing account resolver, should be MEM or  URL(\"url\") or a map containing dir and type state=[FULL|CACHE])",
+        ),
+        (
+            "resolver: {type: full}\n".into(),
+            "dir has no value and needs to point to a directory",
+        ),
+        (
+            "resolver: MEMORY\nresolver_preload: { ABC: \"xx\" }\n".into(),
+            "invalid account JWT",
+        ),
+        (
+            format!("operator: \"{}\"\n", op.jwt),
+            "operators require an account resolver to be configured",
+        ),
+        (
+            format!("operator: \"{}\"\nresolver: MEMORY\naccounts: {{ A: {{}} }}\n", op.jwt),
+            "operators do not allow Accounts to be configured directly",
+        ),
+        (
+            format!(
+                "operator: \"{}\"\nresolver: {{type: full, dir: \"/tmp\"}}\n",
+                op.jwt
+            ),
+            "using nats based account resolver - the system account needs to be specified in configuration or the operator jwt",
+        ),
+        (
+            format!(
+                "operator: \"{}\"\nresolver: MEMORY\nno_auth_user: a\n",
+                op.jwt
+            ),
+            "no_auth_user not compatible with Trusted Operator",
+        ),
+    ];
+    for (config, expected) in cases {
+        let (code, stderr) = check_config(&config);
+        assert_eq!(code, Some(1), "{config}: {stderr}");
+        assert!(stderr.contains(expected), "{config}: {stderr}");
+    }
+    let (code, stderr) = check_config(&memory_config(&op, &[]));
+    assert_eq!(code, Some(0), "{stderr}");
+}
+
+/// A broker with a `full` resolver in `dir` holding `accounts`, with `sys`
+/// as the system account.
+fn full_resolver(
+    op: &Operator,
+    sys: &AccountKeys,
+    accounts: &[&AccountKeys],
+) -> (Broker, std::path::PathBuf) {
+    static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("percore-jwt-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    for a in accounts.iter().chain([&sys]) {
+        std::fs::write(dir.join(format!("{}.jwt", a.key.public_key())), &a.jwt).expect("write");
+    }
+    let broker = Broker::with_config(&format!(
+        "operator: \"{}\"\nsystem_account: {}\nresolver: {{ type: full, dir: \"{}\" }}\n",
+        op.jwt,
+        sys.key.public_key(),
+        dir.display()
+    ));
+    (broker, dir)
+}
+
+/// Pushes `jwt` on `subject` as `nsc push` does; the server's answer.
+fn push(system: &mut RawClient, subject: &str, jwt: &str) -> Value {
+    system.send(b"SUB _INBOX.push 99\r\n");
+    system.send(format!("PUB {subject} _INBOX.push {}\r\n{jwt}\r\n", jwt.len()).as_bytes());
+    let header = system.read_line_answering_pings();
+    assert!(header.starts_with("MSG _INBOX.push 99 "), "{header}");
+    let body = system.read_line_answering_pings();
+    system.send(b"UNSUB 99\r\n");
+    serde_json::from_str(body.trim_end()).expect("json answer")
+}
+
+#[test]
+fn claims_updates_apply_at_once_and_cut_revoked_users() {
+    let op = operator();
+    let sys = account(&op, json!({"limits": unlimited()}));
+    let acc = account(&op, json!({"limits": unlimited()}));
+    let (broker, dir) = full_resolver(&op, &sys, &[&acc]);
+    let admin = user(&sys, json!({}), user_limits(json!({})));
+    let mut system = raw_login(&broker, &admin);
+    let victim = user(&acc, json!({}), user_limits(json!({})));
+    let bystander = user(&acc, json!({}), user_limits(json!({})));
+    let mut victims: Vec<RawClient> = (0..SHARDS).map(|_| raw_login(&broker, &victim)).collect();
+    let mut others: Vec<RawClient> = (0..SHARDS)
+        .map(|_| raw_login(&broker, &bystander))
+        .collect();
+
+    // The victim's key revoked, and a small payload limit, in one update.
+    let mut limits = unlimited();
+    limits["payload"] = json!(8);
+    let updated = mint(
+        "account",
+        &acc.key.public_key(),
+        &op.key,
+        json!({"name": "A", "iat": now()}),
+        json!({"limits": limits, "revocations": {victim.key.public_key(): now()}}),
+    );
+    let subject = format!("$SYS.REQ.ACCOUNT.{}.CLAIMS.UPDATE", acc.key.public_key());
+    let answer = push(&mut system, &subject, &updated);
+    assert_eq!(answer["data"]["code"], json!(200), "{answer}");
+    assert_eq!(answer["data"]["message"], json!("jwt updated"));
+    assert_eq!(answer["data"]["account"], json!(acc.key.public_key()));
+    for client in &mut victims {
+        let line = client.read_line_answering_pings();
+        assert_eq!(line, "-ERR 'User Authentication Revoked'\r\n");
+        client.expect_closed_after(b"");
+    }
+    // The others stay, under the new limit (applied on both shards).
+    for client in &mut others {
+        client.send(b"PUB x 4\r\nokay\r\nPING\r\n");
+        assert!(client.read_until_pong().is_empty());
+        client.send(b"PUB x 9\r\ntoo large\r\n");
+        client.expect_closed_after(b"-ERR 'Maximum Payload Violation'\r\n");
+    }
+    // The new JWT is on disk.
+    let stored =
+        std::fs::read_to_string(dir.join(format!("{}.jwt", acc.key.public_key()))).expect("stored");
+    assert_eq!(stored, updated);
+    // A revoked user cannot come back.
+    let mut again = broker.raw();
+    let line = connect_line(&again, &victim);
+    again.send(&line);
+    expect_auth_violation(&mut again);
+
+    // A new account pushed on the older subject: its users may log in.
+    let fresh = account(&op, json!({"limits": unlimited()}));
+    let answer = push(&mut system, "$SYS.REQ.CLAIMS.UPDATE", &fresh.jwt);
+    assert_eq!(answer["data"]["code"], json!(200), "{answer}");
+    let newcomer = user(&fresh, json!({}), user_limits(json!({})));
+    // The accounts reach the shards at their next housekeeping tick:
+    // poll with a deadline.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let mut client = broker.raw();
+        let line = connect_line(&client, &newcomer);
+        client.send(&line);
+        client.send(b"PING\r\n");
+        if client.read_line() == "PONG\r\n" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "new account never usable");
+    }
+
+    // Errors: a subject naming another account, and garbage.
+    let answer = push(&mut system, &subject, &fresh.jwt);
+    assert_eq!(answer["error"]["code"], json!(500), "{answer}");
+    assert_eq!(
+        answer["error"]["description"],
+        json!("jwt update resulted in error - subject does not match jwt content")
+    );
+    let answer = push(&mut system, "$SYS.REQ.CLAIMS.UPDATE", "not a jwt");
+    assert_eq!(answer["error"]["account"], json!("n/a"), "{answer}");
+    drop(broker);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// One monitoring GET; the body as JSON.
+fn monitor_json(broker: &Broker, path: &str) -> Value {
+    use std::io::{Read, Write};
+    let addr = broker.monitor.expect("monitoring port");
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect to monitor");
+    stream.set_read_timeout(Some(WAIT)).expect("timeout");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .expect("request");
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).expect("response");
+    let body = raw.split_once("\r\n\r\n").expect("body").1;
+    serde_json::from_str(body).expect("json")
+}
+
+#[test]
+fn connz_auth_shows_the_jwt_user() {
+    let op = operator();
+    let signer = KeyPair::new_account();
+    let acc = account(
+        &op,
+        json!({"limits": unlimited(), "signing_keys": [signer.public_key()]}),
+    );
+    let broker = Broker::start_with(&["-m", "-1"], Some(&memory_config(&op, &[&acc])));
+    let key = KeyPair::new_user();
+    let jwt = mint(
+        "user",
+        &key.public_key(),
+        &signer,
+        json!({"name": "hank"}),
+        user_limits(json!({"issuer_account": acc.key.public_key(), "tags": ["team:a"]})),
+    );
+    let hank = User { key, jwt };
+    let client = raw_login(&broker, &hank);
+    let connz = monitor_json(&broker, "/connz?auth=1");
+    let cid = client.client_id();
+    let conn = connz["connections"]
+        .as_array()
+        .expect("connections")
+        .iter()
+        .find(|c| c["cid"].as_u64() == Some(cid))
+        .expect("listed");
+    assert_eq!(conn["authorized_user"], json!(hank.key.public_key()));
+    assert_eq!(conn["account"], json!(acc.key.public_key()));
+    assert_eq!(conn["jwt"], json!(hank.jwt));
+    assert_eq!(conn["issuer_key"], json!(signer.public_key()));
+    assert_eq!(conn["name_tag"], json!("hank"));
+    assert_eq!(conn["tags"], json!(["team:a"]));
+    let plain = monitor_json(&broker, "/connz");
+    assert!(plain["connections"][0].get("jwt").is_none());
+}
+
+/// A request on the system account; the raw answer.
+fn system_request(system: &mut RawClient, subject: &str, payload: &str) -> String {
+    system.send(b"SUB _INBOX.req 98\r\n");
+    system.send(
+        format!(
+            "PUB {subject} _INBOX.req {}\r\n{payload}\r\n",
+            payload.len()
+        )
+        .as_bytes(),
+    );
+    let header = system.read_line_answering_pings();
+    assert!(header.starts_with("MSG _INBOX.req 98 "), "{header}");
+    let body = system.read_line_answering_pings();
+    system.send(b"UNSUB 98\r\n");
+    body.trim_end().to_string()
+}
+
+#[test]
+fn lookup_list_and_delete_of_account_jwts() {
+    let op = operator();
+    let sys = account(&op, json!({"limits": unlimited()}));
+    let acc = account(&op, json!({"limits": unlimited()}));
+    let dir = std::env::temp_dir().join(format!("percore-jwt-del-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    for a in [&acc, &sys] {
+        std::fs::write(dir.join(format!("{}.jwt", a.key.public_key())), &a.jwt).expect("write");
+    }
+    let broker = Broker::with_config(&format!(
+        "operator: \"{}\"\nsystem_account: {}\nresolver: {{ type: full, dir: \"{}\", allow_delete: true }}\n",
+        op.jwt,
+        sys.key.public_key(),
+        dir.display()
+    ));
+    let admin = user(&sys, json!({}), user_limits(json!({})));
+    let mut system = raw_login(&broker, &admin);
+    let lookup = format!("$SYS.REQ.ACCOUNT.{}.CLAIMS.LOOKUP", acc.key.public_key());
+    assert_eq!(system_request(&mut system, &lookup, ""), acc.jwt);
+    let listed: Value =
+        serde_json::from_str(&system_request(&mut system, "$SYS.REQ.CLAIMS.LIST", ""))
+            .expect("json");
+    let mut ids: Vec<String> = serde_json::from_value(listed["data"].clone()).expect("ids");
+    ids.sort();
+    let mut expected = vec![acc.key.public_key(), sys.key.public_key()];
+    expected.sort();
+    assert_eq!(ids, expected);
+
+    let member = user(&acc, json!({}), user_limits(json!({})));
+    let mut members: Vec<RawClient> = (0..SHARDS).map(|_| raw_login(&broker, &member)).collect();
+    // Deleting the system account is refused; an account signed request
+    // (not self-signed by the operator) too.
+    let request = |accounts: Vec<String>, signer: &KeyPair, subject: &str| {
+        mint(
+            "generic",
+            subject,
+            signer,
+            json!({}),
+            json!({ "accounts": accounts }),
+        )
+    };
+    let answer: Value = serde_json::from_str(&system_request(
+        &mut system,
+        "$SYS.REQ.CLAIMS.DELETE",
+        &request(vec![sys.key.public_key()], &op.key, &op.key.public_key()),
+    ))
+    .expect("json");
+    assert_eq!(
+        answer["error"]["description"],
+        json!(format!(
+            "delete accounts request by {} failed - not allowed to delete system account",
+            op.key.public_key()
+        ))
+    );
+    let answer: Value = serde_json::from_str(&system_request(
+        &mut system,
+        "$SYS.REQ.CLAIMS.DELETE",
+        &request(vec![acc.key.public_key()], &acc.key, &op.key.public_key()),
+    ))
+    .expect("json");
+    assert!(answer["error"]["description"]
+        .as_str()
+        .is_some_and(|d| d.ends_with("not self signed")));
+    let answer: Value = serde_json::from_str(&system_request(
+        &mut system,
+        "$SYS.REQ.CLAIMS.DELETE",
+        &request(vec![acc.key.public_key()], &op.key, &op.key.public_key()),
+    ))
+    .expect("json");
+    assert_eq!(
+        answer["data"]["message"],
+        json!("deleted 1 accounts"),
+        "{answer}"
+    );
+    // Its users go as with an expired account, on both shards.
+    for client in &mut members {
+        assert_eq!(
+            client.read_line_answering_pings(),
+            "-ERR 'Account Authentication Expired'\r\n"
+        );
+        client.expect_closed_after(b"");
+    }
+    assert!(dir
+        .join(format!("{}.jwt.deleted", acc.key.public_key()))
+        .exists());
+    drop(broker);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn users_of_an_account_that_expires_are_cut() {
+    let op = operator();
+    let key = KeyPair::new_account();
+    let acc = AccountKeys {
+        jwt: mint(
+            "account",
+            &key.public_key(),
+            &op.key,
+            json!({"exp": now() + 2}),
+            json!({"limits": unlimited()}),
+        ),
+        key,
+    };
+    let broker = Broker::with_config(&memory_config(&op, &[&acc]));
+    let ivy = user(&acc, json!({}), user_limits(json!({})));
+    let mut client = raw_login(&broker, &ivy);
+    assert_eq!(
+        client.read_line_answering_pings(),
+        "-ERR 'Account Authentication Expired'\r\n"
+    );
+    client.expect_closed_after(b"");
+}
+
+#[test]
+fn updates_cut_bearers_dropped_signers_and_connections_over_a_lowered_limit() {
+    let op = operator();
+    let sys = account(&op, json!({"limits": unlimited()}));
+    let signer = KeyPair::new_account();
+    let acc = account(
+        &op,
+        json!({"limits": unlimited(), "signing_keys": [signer.public_key()]}),
+    );
+    let (broker, dir) = full_resolver(&op, &sys, &[&acc]);
+    let admin = user(&sys, json!({}), user_limits(json!({})));
+    let mut system = raw_login(&broker, &admin);
+    let bearer = user(&acc, json!({}), user_limits(json!({"bearer_token": true})));
+    let mut bearers: Vec<RawClient> = (0..SHARDS)
+        .map(|_| {
+            let mut client = broker.raw();
+            client.send(
+                format!(
+                    "CONNECT {{\"verbose\":false,\"jwt\":\"{}\"}}\r\nPING\r\n",
+                    bearer.jwt
+                )
+                .as_bytes(),
+            );
+            client.expect(b"PONG\r\n");
+            client
+        })
+        .collect();
+    let key = KeyPair::new_user();
+    let jwt = mint(
+        "user",
+        &key.public_key(),
+        &signer,
+        json!({}),
+        user_limits(json!({"issuer_account": acc.key.public_key()})),
+    );
+    let signed = User { key, jwt };
+    let mut signed_clients: Vec<RawClient> =
+        (0..SHARDS).map(|_| raw_login(&broker, &signed)).collect();
+    let plain = user(&acc, json!({}), user_limits(json!({})));
+    let mut plain_clients: Vec<RawClient> = (0..4).map(|_| raw_login(&broker, &plain)).collect();
+
+    // Bearer tokens disallowed and the signing key dropped: the bearer
+    // and signed users go.
+    let mut limits = unlimited();
+    limits["disallow_bearer"] = json!(true);
+    let subject = format!("$SYS.REQ.ACCOUNT.{}.CLAIMS.UPDATE", acc.key.public_key());
+    let update = |limits: &Value| {
+        mint(
+            "account",
+            &acc.key.public_key(),
+            &op.key,
+            json!({"iat": now()}),
+            json!({ "limits": limits }),
+        )
+    };
+    assert_eq!(
+        push(&mut system, &subject, &update(&limits))["data"]["code"],
+        json!(200)
+    );
+    for client in &mut bearers {
+        client.expect_closed_after(b"-ERR 'Authorization Violation'\r\n");
+    }
+    for client in &mut signed_clients {
+        client.expect_closed_after(b"");
+    }
+    // At most 2 connections: plain users are cut, oldest first, until two
+    // remain.
+    limits["conn"] = json!(2);
+    assert_eq!(
+        push(&mut system, &subject, &update(&limits))["data"]["code"],
+        json!(200)
+    );
+    // The shards take the update at their next housekeeping tick: ping
+    // each plain user until two are cut (or the deadline passes).
+    let deadline = Instant::now() + WAIT;
+    let mut open: Vec<bool> = vec![true; plain_clients.len()];
+    while open.iter().filter(|&&o| o).count() > 2 && Instant::now() < deadline {
+        for (client, open) in plain_clients.iter_mut().zip(open.iter_mut()) {
+            if !*open {
+                continue;
+            }
+            client.send(b"PING\r\n");
+            let line = client.read_line();
+            if line != "PONG\r\n" {
+                assert_eq!(
+                    line,
+                    "-ERR 'maximum account active connections exceeded'\r\n"
+                );
+                client.expect_closed_after(b"");
+                *open = false;
+            }
+        }
+    }
+    let stayed = open.iter().filter(|&&o| o).count();
+    let cut = open.len() - stayed;
+    assert_eq!((stayed, cut), (2, 2));
+    drop(broker);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_update_that_sets_an_expiry_cuts_users_then() {
+    let op = operator();
+    let sys = account(&op, json!({"limits": unlimited()}));
+    let acc = account(&op, json!({"limits": unlimited()}));
+    let (broker, dir) = full_resolver(&op, &sys, &[&acc]);
+    let admin = user(&sys, json!({}), user_limits(json!({})));
+    let mut system = raw_login(&broker, &admin);
+    let jack = user(&acc, json!({}), user_limits(json!({})));
+    let mut clients: Vec<RawClient> = (0..SHARDS).map(|_| raw_login(&broker, &jack)).collect();
+    let updated = mint(
+        "account",
+        &acc.key.public_key(),
+        &op.key,
+        json!({"iat": now(), "exp": now() + 2}),
+        json!({"limits": unlimited()}),
+    );
+    let subject = format!("$SYS.REQ.ACCOUNT.{}.CLAIMS.UPDATE", acc.key.public_key());
+    assert_eq!(
+        push(&mut system, &subject, &updated)["data"]["code"],
+        json!(200)
+    );
+    for client in &mut clients {
+        assert_eq!(
+            client.read_line_answering_pings(),
+            "-ERR 'Account Authentication Expired'\r\n"
+        );
+        client.expect_closed_after(b"");
+    }
+    drop(broker);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn accounts_that_break_the_operators_limits_are_not_loaded() {
+    let op = operator();
+    let exporter = account(
+        &op,
+        json!({"limits": unlimited(), "exports": [{"subject": "s", "type": "stream"}]}),
+    );
+    let mut limits = unlimited();
+    limits["imports"] = json!(0);
+    let acc = account(
+        &op,
+        json!({"limits": limits, "imports": [{"subject": "s", "type": "stream",
+                                               "account": exporter.key.public_key()}]}),
+    );
+    let broker = Broker::with_config(&memory_config(&op, &[&exporter, &acc]));
+    let kim = user(&acc, json!({}), user_limits(json!({})));
+    let mut client = broker.raw();
+    let line = connect_line(&client, &kim);
+    client.send(&line);
+    expect_auth_violation(&mut client);
+    assert!(
+        broker
+            .startup_log
+            .iter()
+            .chain(std::iter::once(&String::new()))
+            .any(|l| l.contains("more imports than allowed"))
+            || broker.wait_log("more imports than allowed", WAIT).is_some()
+    );
+}
+
+#[test]
+fn only_users_of_pinned_accounts_log_in() {
+    let op = operator();
+    let pinned = account(&op, json!({"limits": unlimited()}));
+    let other = account(&op, json!({"limits": unlimited()}));
+    let broker = Broker::with_config(&format!(
+        "{}resolver_pinned_accounts: [{}]\n",
+        memory_config(&op, &[&pinned, &other]),
+        pinned.key.public_key()
+    ));
+    raw_login(&broker, &user(&pinned, json!({}), user_limits(json!({}))));
+    let outsider = user(&other, json!({}), user_limits(json!({})));
+    let mut client = broker.raw();
+    let line = connect_line(&client, &outsider);
+    client.send(&line);
+    expect_auth_violation(&mut client);
+    let (code, stderr) = check_config(&format!(
+        "{}resolver_pinned_accounts: [\"ABAD\"]\n",
+        memory_config(&op, &[])
+    ));
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("pinned account key \"ABAD\" is not a valid public account nkey"),
+        "{stderr}"
+    );
+}
