@@ -382,6 +382,11 @@ impl ShardContext {
             }
         });
         broker.flush_dirty(Instant::now());
+        // Only a unit that delivered something reads the clock again: the
+        // end of its writes closes its latency sample.
+        if broker.delivery_latency_due() {
+            broker.delivery_written(Instant::now());
+        }
     }
 
     /// Before acting on bytes a client sent, apply every batch that peers
@@ -982,7 +987,13 @@ async fn housekeeping(ctx: Rc<ShardContext>, admin: Receiver<AdminCommand>) {
                     for outbox in ctx.outboxes.iter().flatten() {
                         snapshot.ring_stalls += outbox.stalls();
                         snapshot.ring_dropped += outbox.dropped();
+                        snapshot.ring_batches_sent += outbox.placed();
                     }
+                    snapshot.ring_batches_received =
+                        ctx.inbound.iter().map(|progress| progress.taken()).sum();
+                    let parking = task::park_stats();
+                    snapshot.parks = parking.parks;
+                    snapshot.wakeups = parking.wakeups;
                     let _ = reply.send(snapshot);
                 }
                 AdminCommand::Reload(limits, identity) => {

@@ -505,7 +505,9 @@ fn connz_and_accountz_name_the_accounts_of_connections() {
 /// `/metrics` as a scraper reads it: the text format (checked line by line
 /// here, and by Prometheus's own `promtool check metrics` where it is
 /// installed, as CI does), `/varz`'s numbers under the exporter's names,
-/// and per-shard counters that add up to them.
+/// per-shard counters that add up to them, and after a publish that
+/// crossed from shard 0 to shard 1: ring batches sent and received, the
+/// receiving shard's delivery latency sample, parks and wake-ups.
 #[test]
 fn metrics_expose_varz_and_per_shard_counters_in_prometheus_text() {
     let (broker, monitor) = monitored(&[]);
@@ -531,13 +533,18 @@ fn metrics_expose_varz_and_per_shard_counters_in_prometheus_text() {
         }
         if let Some(rest) = line.strip_prefix("# TYPE ") {
             let (name, kind) = rest.split_once(' ').expect("TYPE name kind");
-            assert!(["gauge", "counter"].contains(&kind), "{line}");
+            assert!(["gauge", "counter", "histogram"].contains(&kind), "{line}");
             assert!(typed.insert(name.to_string()), "TYPE twice: {line}");
             continue;
         }
         let (series, value) = line.rsplit_once(' ').expect("series and value");
         let name = series.split('{').next().expect("name");
-        assert!(typed.contains(name), "sample before its TYPE: {line}");
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|suffix| name.strip_suffix(suffix))
+            .filter(|base| typed.contains(*base))
+            .unwrap_or(name);
+        assert!(typed.contains(family), "sample before its TYPE: {line}");
         let value: f64 = value.parse().expect("numeric value");
         samples.insert(series.to_string(), value);
     }
@@ -553,6 +560,41 @@ fn metrics_expose_varz_and_per_shard_counters_in_prometheus_text() {
     assert_eq!(per_shard("percore_shard_in_msgs_total"), 2.0);
     assert_eq!(per_shard("percore_shard_out_msgs_total"), 2.0);
     assert_eq!(per_shard("percore_shard_subscriptions"), 1.0);
+    let on_shard = |name: &str, shard: usize| -> f64 {
+        samples[&format!("{name}{{server_id=\"{server_id}\",shard=\"{shard}\"}}")]
+    };
+    // The publish crossed in a ring batch from shard 0 to shard 1 (so did
+    // the SUB's interest, the other way).
+    assert!(on_shard("percore_shard_ring_batches_sent_total", 0) > 0.0);
+    assert!(on_shard("percore_shard_ring_batches_received_total", 1) > 0.0);
+    assert!(on_shard("percore_shard_ring_batches_sent_total", 1) > 0.0);
+    assert!(on_shard("percore_shard_ring_batches_received_total", 0) > 0.0);
+    // Shard 1 wrote the two messages in the unit of work of that batch: one
+    // latency sample there (the subscriber's PONG came after it).
+    let latency = "percore_shard_delivery_latency_seconds";
+    let shard1_count = on_shard(&format!("{latency}_count"), 1);
+    assert!(
+        shard1_count >= 1.0,
+        "shard 1 latency samples: {shard1_count}"
+    );
+    let inf_bucket =
+        format!("{latency}_bucket{{server_id=\"{server_id}\",shard=\"1\",le=\"+Inf\"}}");
+    assert_eq!(samples[&inf_bucket], shard1_count);
+    let one_second = format!("{latency}_bucket{{server_id=\"{server_id}\",shard=\"1\",le=\"1\"}}");
+    assert!(
+        samples[&one_second] >= 1.0,
+        "a sample above 1 s on loopback"
+    );
+    assert!(on_shard(&format!("{latency}_sum"), 1) > 0.0);
+    assert_eq!(
+        samples[&format!("percore_delivery_latency_seconds_count{label}")],
+        per_shard(&format!("{latency}_count"))
+    );
+    // Both shards slept between the steps above, and the other shard's
+    // batches (or the accept hand-off) woke one of them at least once.
+    assert!(on_shard("percore_shard_parks_total", 0) > 0.0);
+    assert!(on_shard("percore_shard_parks_total", 1) > 0.0);
+    assert!(per_shard("percore_shard_wakeups_total") > 0.0);
     // /metrics is not one of nats-server's endpoints in /varz's counts.
     let varz: Value = serde_json::from_str(&get(monitor, "/varz").body).expect("json");
     assert!(varz["http_req_stats"].get("/metrics").is_none());
@@ -646,6 +688,14 @@ fn a_real_prometheus_scrapes_metrics() {
         // Prometheus's first scrape is up to one interval away: poll it.
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
+    // The same scrape holds the histograms, parsed as such: Prometheus
+    // answers a quantile over their buckets.
+    let quantile = scraped.as_ref().map(|_| {
+        get(
+            web,
+            "/api/v1/query?query=histogram_quantile(0.5,percore_delivery_latency_seconds_bucket)",
+        )
+    });
     let _ = prometheus.kill();
     let _ = prometheus.wait();
     let _ = std::fs::remove_dir_all(&dir);
@@ -653,5 +703,14 @@ fn a_real_prometheus_scrapes_metrics() {
         scraped.as_deref(),
         Some("1"),
         "Prometheus never scraped in_msgs = 1"
+    );
+    let quantile = quantile.expect("queried");
+    assert_eq!(quantile.status, 200, "{}", quantile.body);
+    let body: Value = serde_json::from_str(&quantile.body).expect("json");
+    assert_eq!(body["status"], "success", "{body}");
+    assert_eq!(
+        body["data"]["result"].as_array().map(Vec::len),
+        Some(1),
+        "one delivery latency histogram scraped: {body}"
     );
 }

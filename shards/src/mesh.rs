@@ -280,6 +280,12 @@ impl<M: Send + 'static> RingOutbox<M> {
         self.inner.stalls.get()
     }
 
+    /// Items placed into the ring so far (staged ones count once they are
+    /// in it). Read by this shard, the only writer: no shared counter added.
+    pub fn placed(&self) -> u64 {
+        self.inner.placed.load(Ordering::Relaxed)
+    }
+
     pub fn dropped(&self) -> u64 {
         self.inner.dropped.get()
     }

@@ -24,6 +24,29 @@ pub async fn yield_now() {
     futures_lite::future::yield_now().await
 }
 
+/// How often the current shard's executor parked and how often another
+/// thread woke it, since it started (glommio patch 8, PATCHES.md). Plain
+/// per-executor counters: reading them is cheap and resets nothing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ParkStats {
+    /// Times the executor went to sleep in `io_uring_enter` (spinning and
+    /// non-blocking polls are not parks).
+    pub parks: u64,
+    /// Times another thread (a peer shard's ring item or waker, the blocking
+    /// thread) woke it through its eventfd; several notifications before it
+    /// ran count once.
+    pub wakeups: u64,
+}
+
+/// The current shard's [`ParkStats`]. Call it from a task on the shard.
+pub fn park_stats() -> ParkStats {
+    let stats = glommio::executor().park_stats();
+    ParkStats {
+        parks: stats.parks(),
+        wakeups: stats.foreign_wakes(),
+    }
+}
+
 /// Runs `work` on the shard's blocking thread and completes with its
 /// result; the shard goes on serving other tasks meanwhile. For anything
 /// that costs more than a few microseconds of CPU (bcrypt, Ed25519).

@@ -17,12 +17,14 @@
 //! - [`io`]: the seam to the runtime; [`limits`]: a shard's own settings;
 //! - [`ids`]: typed ids; [`rng`]: the seeded per-shard generator;
 //!   [`log`]: the log facade; [`snapshot`]: what monitoring reads;
+//!   [`delivery_latency`]: the per-shard ingress-to-write histogram;
 //! - [`route`]: cluster settings and the route handshake lines.
 
 pub mod account;
 pub mod auth;
 pub mod connect;
 pub mod connection;
+pub mod delivery_latency;
 pub mod go_duration;
 pub mod go_quote;
 pub mod ids;

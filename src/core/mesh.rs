@@ -20,6 +20,7 @@
 use bytes::{Bytes, BytesMut};
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::ids::{AccountId, ClientId};
 use crate::info::ClientClusterInfo;
@@ -114,6 +115,11 @@ pub struct ShardBatch<H = ()> {
     pub items: Vec<MeshItem<H>>,
     /// Buffers of batches the receiver sent us earlier, emptied, for reuse.
     pub returned: Vec<BatchBuffers<H>>,
+    /// For a batch that carries messages: the ingress instant of the unit
+    /// of work that made it (see [`crate::delivery_latency`]), so the
+    /// receiver measures delivery latency from the original socket read.
+    /// One per batch, never per message.
+    pub ingress: Option<Instant>,
 }
 
 /// A recycled arena larger than this is dropped instead (a burst of large
@@ -204,6 +210,8 @@ pub struct BatchBuilder<H = ()> {
     items: Vec<MeshItem<H>>,
     /// The destination's buffers, applied here, going back with this batch.
     returns: Vec<BatchBuffers<H>>,
+    /// A message ([`MeshItem::Deliver`]) is among the items.
+    carries_messages: bool,
 }
 
 impl<H> Default for BatchBuilder<H> {
@@ -212,6 +220,7 @@ impl<H> Default for BatchBuilder<H> {
             arena: BytesMut::new(),
             items: Vec::new(),
             returns: Vec::new(),
+            carries_messages: false,
         }
     }
 }
@@ -220,6 +229,11 @@ impl<H> BatchBuilder<H> {
     /// No items to send (buffers to return wait for the next batch).
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
+    }
+
+    /// Whether a message is among the items staged so far.
+    pub fn carries_messages(&self) -> bool {
+        self.carries_messages
     }
 
     /// Sends `buffers` back to the destination with the next batch.
@@ -260,6 +274,7 @@ impl<H> BatchBuilder<H> {
         let reply = reply.map(|r| self.copy_in(r));
         let payload = self.copy_in(payload);
         let queues = self.copy_queue_names(queues);
+        self.carries_messages = true;
         self.items.push(MeshItem::Deliver {
             account,
             subject,
@@ -303,11 +318,13 @@ impl<H> BatchBuilder<H> {
     /// work, in recycled buffers when there are some.
     pub fn take(&mut self, spare: &mut SpareBuffers<H>) -> ShardBatch<H> {
         let next = spare.get();
+        self.carries_messages = false;
         ShardBatch {
             seq: 0,
             arena: std::mem::replace(&mut self.arena, next.arena).freeze(),
             items: std::mem::replace(&mut self.items, next.items),
             returned: std::mem::take(&mut self.returns),
+            ingress: None,
         }
     }
 }

@@ -143,6 +143,17 @@ pub struct ShardSnapshot {
     /// Batches that could not be delivered because the peer was gone
     /// (only while shutting down).
     pub ring_dropped: u64,
+    /// Batches this shard placed into its rings to peer shards, and
+    /// batches it took from the peers' rings to it.
+    pub ring_batches_sent: u64,
+    pub ring_batches_received: u64,
+    /// Times the shard's executor went to sleep, and times another thread
+    /// woke it (a peer shard's ring batch, the blocking thread).
+    pub parks: u64,
+    pub wakeups: u64,
+    /// Ingress to socket write, per unit of work that delivered
+    /// ([`crate::delivery_latency`]).
+    pub delivery_latency: crate::delivery_latency::LatencyHistogram,
     pub index: IndexStats,
     /// Open client connections on this shard.
     pub open_connections: u64,

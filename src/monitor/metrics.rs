@@ -6,17 +6,24 @@
 //!   prometheus-nats-exporter gives them, so its dashboards carry over. They
 //!   are taken from the `/varz` body itself, so the two never disagree.
 //! - What nats-server cannot give, per shard (`percore_shard_*`, label
-//!   `shard`): messages and bytes in and out, slow consumers, ring stalls
-//!   and drops, connections and subscriptions; and per account
+//!   `shard`): messages and bytes in and out, slow consumers, ring batches
+//!   sent and received, ring stalls, parks and wake-ups of the shard's
+//!   executor, connections and subscriptions; and per account
 //!   (`percore_account_*`, label `account`): connections and
 //!   subscriptions.
+//! - The delivery latency, ingress to socket write, as Prometheus
+//!   histograms: per shard (`percore_shard_delivery_latency_seconds`) and
+//!   summed over the shards (`percore_delivery_latency_seconds`). One
+//!   sample per unit of work that delivered, not per message; the exact
+//!   definition is in [`percore_core::delivery_latency`].
 //!
 //! The shards keep plain per-shard counters (no shared atomics on the
-//! message path); this sums nothing itself, it prints each shard's.
+//! message path); sums are made here, on request.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+use percore_core::delivery_latency::LatencyHistogram;
 use serde_json::Value;
 
 use super::snapshot::MonitorSnapshot;
@@ -41,7 +48,7 @@ pub fn render(snapshot: &MonitorSnapshot, http_req_stats: &BTreeMap<String, u64>
         }
     }
     type ShardRead = fn(&super::snapshot::ShardSnapshot) -> u64;
-    let shard_counters: [(&str, &str, &str, ShardRead); 8] = [
+    let shard_counters: [(&str, &str, &str, ShardRead); 12] = [
         (
             "percore_shard_in_msgs_total",
             "counter",
@@ -79,6 +86,30 @@ pub fn render(snapshot: &MonitorSnapshot, http_req_stats: &BTreeMap<String, u64>
             |s| s.ring_stalls,
         ),
         (
+            "percore_shard_ring_batches_sent_total",
+            "counter",
+            "Batches the shard placed into its rings to peer shards",
+            |s| s.ring_batches_sent,
+        ),
+        (
+            "percore_shard_ring_batches_received_total",
+            "counter",
+            "Batches the shard took from peer shards' rings",
+            |s| s.ring_batches_received,
+        ),
+        (
+            "percore_shard_parks_total",
+            "counter",
+            "Times the shard's executor went to sleep waiting for work",
+            |s| s.parks,
+        ),
+        (
+            "percore_shard_wakeups_total",
+            "counter",
+            "Times another thread (a peer shard, the blocking thread) woke the shard's executor",
+            |s| s.wakeups,
+        ),
+        (
             "percore_shard_connections",
             "gauge",
             "Open client connections on the shard",
@@ -103,6 +134,7 @@ pub fn render(snapshot: &MonitorSnapshot, http_req_stats: &BTreeMap<String, u64>
             );
         }
     }
+    render_latency(&mut out, snapshot, &server_id);
     if let Some(first) = snapshot.shards.first() {
         let table = &first.accounts;
         for (name, help, read) in [
@@ -136,6 +168,47 @@ pub fn render(snapshot: &MonitorSnapshot, http_req_stats: &BTreeMap<String, u64>
         }
     }
     out
+}
+
+/// The delivery latency histograms: one series set per shard, then their
+/// sum (see [`percore_core::delivery_latency`] for what a sample is).
+fn render_latency(out: &mut String, snapshot: &MonitorSnapshot, server_id: &str) {
+    let name = "percore_shard_delivery_latency_seconds";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Ingress (the socket read of a publish) to the end of the socket writes delivering it on the shard, one sample per unit of work that delivered"
+    );
+    let _ = writeln!(out, "# TYPE {name} histogram");
+    let mut total = LatencyHistogram::default();
+    for shard in &snapshot.shards {
+        let labels = format!("server_id=\"{server_id}\",shard=\"{}\"", shard.shard);
+        write_histogram(out, name, &labels, &shard.delivery_latency);
+        total.merge(&shard.delivery_latency);
+    }
+    let name = "percore_delivery_latency_seconds";
+    let _ = writeln!(
+        out,
+        "# HELP {name} percore_shard_delivery_latency_seconds summed over the shards"
+    );
+    let _ = writeln!(out, "# TYPE {name} histogram");
+    write_histogram(out, name, &format!("server_id=\"{server_id}\""), &total);
+}
+
+/// One histogram's `_bucket` (cumulative, `+Inf` last), `_sum` and
+/// `_count` lines, in seconds.
+fn write_histogram(out: &mut String, name: &str, labels: &str, histogram: &LatencyHistogram) {
+    for (bound, below) in histogram.cumulative() {
+        let le = bound as f64 / 1e9;
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {below}");
+    }
+    let count = histogram.count();
+    let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {count}");
+    let _ = writeln!(
+        out,
+        "{name}_sum{{{labels}}} {}",
+        histogram.sum().as_secs_f64()
+    );
+    let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
 }
 
 type AccountRead = fn(&percore_core::snapshot::AccountStats) -> u64;
@@ -191,6 +264,31 @@ mod tests {
         assert!(text.contains("percore_shard_in_msgs_total{server_id="));
         assert!(text.contains(",shard=\"1\"} 22\n"));
         assert!(text.contains("percore_account_connections{"));
+        assert!(
+            text.contains("percore_shard_parks_total{server_id=\"NTESTSERVERID\",shard=\"1\"} 9\n")
+        );
+        assert!(text
+            .contains("percore_shard_wakeups_total{server_id=\"NTESTSERVERID\",shard=\"1\"} 8\n"));
+        assert!(text.contains(
+            "percore_shard_ring_batches_sent_total{server_id=\"NTESTSERVERID\",shard=\"1\"} 4\n"
+        ));
+        assert!(text.contains("percore_shard_ring_batches_received_total{server_id=\"NTESTSERVERID\",shard=\"1\"} 3\n"));
+        // The histogram: cumulative buckets in seconds, +Inf, sum, count;
+        // shard 0 recorded nothing, the total is shard 1's.
+        assert!(text.contains("# TYPE percore_shard_delivery_latency_seconds histogram\n"));
+        let series =
+            "percore_shard_delivery_latency_seconds_bucket{server_id=\"NTESTSERVERID\",shard=\"1\"";
+        assert!(text.contains(&format!("{series},le=\"0.00002\"}} 0\n")));
+        assert!(text.contains(&format!("{series},le=\"0.00005\"}} 1\n")));
+        assert!(text.contains(&format!("{series},le=\"0.002\"}} 1\n")));
+        assert!(text.contains(&format!("{series},le=\"0.005\"}} 2\n")));
+        assert!(text.contains(&format!("{series},le=\"1\"}} 2\n")));
+        assert!(text.contains(&format!("{series},le=\"+Inf\"}} 2\n")));
+        assert!(text.contains("percore_shard_delivery_latency_seconds_sum{server_id=\"NTESTSERVERID\",shard=\"1\"} 0.00303\n"));
+        assert!(text.contains("percore_shard_delivery_latency_seconds_count{server_id=\"NTESTSERVERID\",shard=\"0\"} 0\n"));
+        assert!(text
+            .contains("percore_delivery_latency_seconds_count{server_id=\"NTESTSERVERID\"} 2\n"));
+        assert!(text.contains("percore_delivery_latency_seconds_bucket{server_id=\"NTESTSERVERID\",le=\"0.000001\"} 0\n"));
         for line in text.lines() {
             if line.starts_with('#') {
                 assert!(

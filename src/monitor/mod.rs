@@ -217,6 +217,17 @@ mod test_support {
                     open_connections: 1,
                     connections: vec![third],
                     closed: vec![gone],
+                    ring_batches_sent: 4,
+                    ring_batches_received: 3,
+                    parks: 9,
+                    wakeups: 8,
+                    delivery_latency: {
+                        let mut latency =
+                            percore_core::delivery_latency::LatencyHistogram::default();
+                        latency.record(std::time::Duration::from_micros(30));
+                        latency.record(std::time::Duration::from_millis(3));
+                        latency
+                    },
                     ..ShardSnapshot::default()
                 },
             ],

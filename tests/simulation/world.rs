@@ -441,6 +441,9 @@ impl World {
         });
         let now = self.now;
         self.shards[shard].flush_dirty(now);
+        if self.shards[shard].delivery_latency_due() {
+            self.shards[shard].delivery_written(now);
+        }
     }
 
     fn take_stall(&mut self, shard: usize) -> Option<Stall> {

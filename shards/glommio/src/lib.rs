@@ -476,6 +476,38 @@ pub mod prelude {
     };
 }
 
+/// percore: parks and foreign wake-ups of one executor, counted since it
+/// started ([`ExecutorProxy::park_stats`]).
+///
+/// The counters are plain integers of the executor's own thread (no atomics):
+/// counting costs an add on the park path and on the completion of the
+/// eventfd read, nothing elsewhere.
+#[derive(Debug, Copy, Clone, Default, PartialEq, Eq)]
+pub struct ParkStats {
+    pub(crate) parks: u64,
+    pub(crate) foreign_wakes: u64,
+}
+
+impl ParkStats {
+    /// Times the reactor went to sleep: an `io_uring_enter` that waits for
+    /// a completion (`Reactor::sleep_in_one_call`, or the sleep of the path
+    /// kept for kernels older than 5.11). Spinning and non-blocking polls do
+    /// not count. A sleep may return at once when a completion is already
+    /// there; it still counts.
+    pub fn parks(&self) -> u64 {
+        self.parks
+    }
+
+    /// Times another thread woke this executor: completed reads of the
+    /// reactor's eventfd, which `SleepNotifier::notify` writes when the
+    /// executor is asleep or about to sleep (a peer executor's channel item
+    /// or waker, the blocking thread pool). Several writes before one read
+    /// count once. Wake-ups by the executor's own I/O or timers do not count.
+    pub fn foreign_wakes(&self) -> u64 {
+        self.foreign_wakes
+    }
+}
+
 /// An attribute of a [`TaskQueue`], passed during its creation.
 ///
 /// This tells the executor whether tasks in this class are latency

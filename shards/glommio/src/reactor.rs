@@ -200,6 +200,11 @@ impl Reactor {
         self.sys.io_stats()
     }
 
+    /// percore: see [`crate::ParkStats`].
+    pub(crate) fn park_stats(&self) -> crate::ParkStats {
+        self.sys.park_stats()
+    }
+
     pub(crate) fn task_queue_io_stats(&self, handle: &TaskQueueHandle) -> Option<IoStats> {
         self.sys.task_queue_io_stats(handle)
     }

@@ -58,6 +58,7 @@ impl<I: ShardIo> ShardBroker<I> {
         now: Instant,
     ) -> InputOutcome {
         self.set_now(now);
+        self.note_ingress(now);
         if let Some(conn) = self.conns.get_mut(key) {
             conn.last_activity = now;
         }

@@ -75,6 +75,12 @@ impl<I: ShardIo> ShardBroker<I> {
         }
         self.dirty = dirty;
         self.io.wake(Wake::Drained);
+        // The end of a unit of work: one latency sample if it delivered.
+        let ingress = self.unit_ingress.take();
+        if self.stats.out_msgs != self.out_msgs_flushed {
+            self.out_msgs_flushed = self.stats.out_msgs;
+            self.latency_due = ingress;
+        }
     }
 
     /// The writer task has something to do (or must end).

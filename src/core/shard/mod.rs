@@ -54,6 +54,7 @@ use std::time::{Duration, Instant};
 use slab::Slab;
 
 use crate::connection::{ConnTable, Connection, Subscription};
+use crate::delivery_latency::LatencyHistogram;
 use crate::ids::SubKey;
 use crate::ids::{ConnKey, ShardId};
 use crate::info::{ClientClusterInfo, ServerIdentity};
@@ -90,6 +91,9 @@ pub struct ShardStats {
     /// Queue deliveries routed here after the chosen group lost its last
     /// local member (a race with UNSUB): dropped, as nats-server would.
     pub queue_no_member: u64,
+    /// Ingress to socket write, one sample per unit of work that delivered
+    /// (see [`crate::delivery_latency`]).
+    pub delivery_latency: LatencyHistogram,
 }
 
 /// What a shard is built from.
@@ -155,6 +159,17 @@ pub struct ShardBroker<I: ShardIo> {
     outgoing: Vec<BatchBuilder<I::Handoff>>,
     /// Connections with queued output, flushed at the end of the unit of work.
     dirty: Vec<ConnKey>,
+    /// The earliest ingress instant of what this unit of work handles (a
+    /// socket read's, or a ring batch's); cleared by the flush that ends
+    /// it. See [`crate::delivery_latency`].
+    unit_ingress: Option<Instant>,
+    /// `stats.out_msgs` at the last flush: whether a unit delivered
+    /// anything is one comparison at its end, nothing per message.
+    out_msgs_flushed: u64,
+    /// Set by a flush that wrote a unit's deliveries: its ingress instant,
+    /// until the runtime says when the writes ended
+    /// ([`ShardBroker::delivery_written`]).
+    latency_due: Option<Instant>,
     /// Number of the latest batch this shard sent that needs an ack.
     batch_seq: u64,
     /// Per peer: number of the latest batch sent to it that needs an ack.
@@ -223,6 +238,9 @@ impl<I: ShardIo> ShardBroker<I> {
             ),
             outgoing: (0..shard_count).map(|_| BatchBuilder::default()).collect(),
             dirty: Vec::new(),
+            unit_ingress: None,
+            out_msgs_flushed: 0,
+            latency_due: None,
             batch_seq: 0,
             sent: vec![0; shard_count],
             acked: vec![0; shard_count],
@@ -290,6 +308,31 @@ impl<I: ShardIo> ShardBroker<I> {
     /// Every entry point starts here: the time of this unit of work.
     fn set_now(&mut self, now: Instant) {
         self.now = now;
+    }
+
+    /// What this unit of work handles entered the server at `ingress` (a
+    /// socket read, or the read a ring batch's messages came from).
+    fn note_ingress(&mut self, ingress: Instant) {
+        self.unit_ingress = Some(match self.unit_ingress {
+            Some(earlier) => earlier.min(ingress),
+            None => ingress,
+        });
+    }
+
+    /// A flush just wrote deliveries of a unit of work: the runtime should
+    /// read its clock and call [`ShardBroker::delivery_written`].
+    pub fn delivery_latency_due(&self) -> bool {
+        self.latency_due.is_some()
+    }
+
+    /// The writes of the last flush ended at `written`: one delivery
+    /// latency sample (see [`crate::delivery_latency`]).
+    pub fn delivery_written(&mut self, written: Instant) {
+        if let Some(ingress) = self.latency_due.take() {
+            self.stats
+                .delivery_latency
+                .record(written.saturating_duration_since(ingress));
+        }
     }
 }
 

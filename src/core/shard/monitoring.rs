@@ -36,7 +36,8 @@ impl WallClock {
 
 impl<I: ShardIo> ShardBroker<I> {
     /// This shard's part of a monitoring request (`/varz`, `/connz`, ...).
-    /// Ring counters live with the runtime and are added by the caller.
+    /// Ring, park and wake-up counters live with the runtime and are added
+    /// by the caller.
     pub fn snapshot(&self, request: SnapshotRequest, clock: WallClock) -> ShardSnapshot {
         let routes = if request.with_routes {
             self.route_snapshots(request.with_route_subs, &clock)
@@ -66,6 +67,11 @@ impl<I: ShardIo> ShardBroker<I> {
             slow_consumers: self.stats.slow_consumers,
             ring_stalls: 0,
             ring_dropped: 0,
+            ring_batches_sent: 0,
+            ring_batches_received: 0,
+            parks: 0,
+            wakeups: 0,
+            delivery_latency: self.stats.delivery_latency,
             index: IndexStats {
                 num_subscriptions: self.subscription_count(),
                 num_cache: self.accounts.cached_subjects() as u64,

@@ -35,7 +35,11 @@ impl<I: ShardIo> ShardBroker<I> {
             arena: arena_bytes,
             mut items,
             returned,
+            ingress,
         } = batch;
+        if let Some(ingress) = ingress {
+            self.note_ingress(ingress);
+        }
         self.spare_batches.put(returned);
         let arena = &arena_bytes[..];
         for item in items.drain(..) {
@@ -126,6 +130,7 @@ impl<I: ShardIo> ShardBroker<I> {
                 continue;
             }
             let has_work = !self.outgoing[d].is_empty();
+            let carries_messages = self.outgoing[d].carries_messages();
             if ask_for_acks && (has_work || self.acked[d] < self.sent[d]) {
                 self.outgoing[d].push(MeshItem::AckWanted);
             }
@@ -143,6 +148,9 @@ impl<I: ShardIo> ShardBroker<I> {
                     self.batch_seq += 1;
                     self.sent[d] = self.batch_seq;
                     batch.seq = self.batch_seq;
+                }
+                if carries_messages {
+                    batch.ingress = self.unit_ingress;
                 }
                 send(dst, batch);
             }

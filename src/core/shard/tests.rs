@@ -244,6 +244,9 @@ impl Node {
         self.broker
             .drain_batches(|dst, batch| outbox.push_back((dst, batch)));
         self.broker.flush_dirty(self.now);
+        if self.broker.delivery_latency_due() {
+            self.broker.delivery_written(self.now);
+        }
     }
 
     /// Accepts a client and checks the INFO it is greeted with.
@@ -827,6 +830,58 @@ pub(super) fn two_shards(limits: ShardLimits) -> (Node, Node) {
     )
 }
 
+/// The delivery latency histogram (`crate::delivery_latency`): one sample
+/// per unit of work that delivered, from the publisher's read to the end of
+/// the delivering flush, across the ring with the read's instant.
+#[test]
+fn delivery_latency_runs_from_the_publishers_read_to_the_delivering_flush() {
+    let (mut n0, mut n1) = two_shards(ShardLimits::default());
+    let mut sub = n1.connect(2);
+    let mut publisher = n0.connect(1);
+    let mut neighbour = n1.connect(3);
+    n1.input(&mut sub, &(NON_VERBOSE.to_owned() + "SUB foo 1\r\n"));
+    carry(&mut n1, &mut n0);
+    n0.input(&mut publisher, NON_VERBOSE);
+    n1.input(&mut neighbour, NON_VERBOSE);
+    let none = n1.broker.stats.delivery_latency;
+    assert_eq!(
+        none.count(),
+        0,
+        "reads that delivered nothing add no sample"
+    );
+
+    // Two messages in one read on shard 0; shard 1 applies their batch
+    // 300 µs later: one sample of 300 µs, on shard 1 only.
+    let read_at = n0.now;
+    n0.input(&mut publisher, "PUB foo 2\r\nhi\r\nPUB foo 2\r\nho\r\n");
+    n1.now = read_at + Duration::from_micros(300);
+    carry(&mut n0, &mut n1);
+    assert_eq!(sub.read(), "MSG foo 1 2\r\nhi\r\nMSG foo 1 2\r\nho\r\n");
+    let latency = n1.broker.stats.delivery_latency;
+    assert_eq!(latency.count(), 1, "per unit of work, not per message");
+    assert_eq!(latency.sum(), Duration::from_micros(300));
+    assert_eq!(n0.broker.stats.delivery_latency.count(), 0);
+
+    // A publish on the subscriber's own shard: read and flush in the same
+    // unit, no time passed in the fake clock.
+    n1.input(&mut neighbour, "PUB foo 1\r\nx\r\n");
+    assert_eq!(sub.read(), "MSG foo 1 1\r\nx\r\n");
+    let latency = n1.broker.stats.delivery_latency;
+    assert_eq!(latency.count(), 2);
+    assert_eq!(latency.sum(), Duration::from_micros(300));
+
+    // A unit without deliveries after one with: no second sample, and the
+    // next one starts from its own read, not the earlier one's.
+    n1.input(&mut neighbour, "PING\r\n");
+    assert_eq!(neighbour.read(), "PONG\r\n");
+    n1.now += Duration::from_millis(5);
+    n1.input(&mut neighbour, "PUB foo 1\r\ny\r\n");
+    let latency = n1.broker.stats.delivery_latency;
+    assert_eq!(latency.count(), 3);
+    assert_eq!(latency.sum(), Duration::from_micros(300));
+    assert_eq!(n1.snapshot().delivery_latency, latency, "in the snapshot");
+}
+
 #[test]
 fn interest_and_messages_cross_shards_through_batches() {
     let (mut n0, mut n1) = two_shards(ShardLimits::default());
@@ -948,6 +1003,7 @@ fn a_ping_after_sub_waits_until_the_peer_acked_the_interest() {
         arena: bytes::Bytes::new(),
         items: vec![MeshItem::Ack { seq: 1 }],
         returned: Vec::new(),
+        ingress: None,
     };
     n1.broker.apply_batch(ShardId::new(0), stale_ack, n1.now);
     assert_eq!(n1.io().wakes_of(Wake::Barrier), 1);

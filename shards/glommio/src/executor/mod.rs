@@ -2525,6 +2525,26 @@ impl ExecutorProxy {
         });
     }
 
+    /// percore: how often this executor's reactor went to sleep and how
+    /// often another thread woke it, since the executor started (see
+    /// [`ParkStats`]). Unlike [`executor_stats`](Self::executor_stats), it
+    /// does not reset the counts, so several readers can sample it.
+    ///
+    /// [`ParkStats`]: crate::ParkStats
+    pub fn park_stats(&self) -> crate::ParkStats {
+        #[cfg(not(feature = "native-tls"))]
+        return LOCAL_EX.with(|local_ex| local_ex.get_reactor().park_stats());
+
+        #[cfg(feature = "native-tls")]
+        return unsafe {
+            LOCAL_EX
+                .as_ref()
+                .expect("this thread doesn't have a LocalExecutor running")
+                .get_reactor()
+                .park_stats()
+        };
+    }
+
     /// Returns an [`IoStats`] struct with information about IO performed by
     /// this executor's reactor
     ///

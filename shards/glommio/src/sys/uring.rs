@@ -893,6 +893,10 @@ struct SleepableRing {
     task_queue_stats: AHashMap<TaskQueueHandle, RingIoStats>,
     source_map: Rc<RefCell<SourceMap>>,
     in_kernel: usize,
+    /// percore: completed reads of the reactor's eventfd, i.e. wake-ups
+    /// another thread sent this executor (`SleepNotifier::notify`); see
+    /// `ParkStats`.
+    foreign_wakes: u64,
 }
 
 impl SleepableRing {
@@ -913,6 +917,7 @@ impl SleepableRing {
             task_queue_stats: AHashMap::new(),
             source_map,
             in_kernel: 0,
+            foreign_wakes: 0,
         })
     }
 
@@ -1246,6 +1251,10 @@ impl UringCommon for SleepableRing {
                 record_stats(self, &mut src, &res);
                 if let SourceType::ForeignNotifier(_, installed) = &mut src.source_type {
                     *installed = false;
+                    // percore: another thread wrote our eventfd (see `ParkStats`).
+                    if res.is_ok() {
+                        self.foreign_wakes += 1;
+                    }
                 }
                 res
             },
@@ -1315,6 +1324,10 @@ pub(crate) struct Reactor {
     blocking_thread: BlockingThreadPool,
 
     rings_depth: usize,
+
+    /// percore: times this reactor went to sleep (see `ParkStats`). A plain
+    /// cell: only this executor's thread touches it.
+    parks: Cell<u64>,
 }
 
 pub(crate) fn common_flags() -> PollFlags {
@@ -1445,6 +1458,7 @@ impl Reactor {
             eventfd_src,
             source_map,
             rings_depth: ring_depth,
+            parks: Cell::new(0),
         })
     }
 
@@ -2008,6 +2022,8 @@ impl Reactor {
             let events = process_remote_channels() + self.flush_syscall_thread();
             if events == 0 {
                 if self.eventfd_src.is_installed().unwrap() {
+                    // percore: one park (see `ParkStats`).
+                    self.parks.set(self.parks.get() + 1);
                     self.link_rings_and_sleep(&mut main_ring)
                         .expect("some error");
                     // percore: the user timer must not stay in the slot,
@@ -2084,6 +2100,8 @@ impl Reactor {
         std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
         let events = process_remote_channels() + self.flush_syscall_thread();
         let result = if events == 0 && self.eventfd_src.is_installed().unwrap() {
+            // percore: one park (see `ParkStats`).
+            self.parks.set(self.parks.get() + 1);
             main_ring.submit_and_sleep(user_timer).map(|_| ())
         } else {
             Ok(())
@@ -2146,6 +2164,15 @@ impl Reactor {
                 unreachable!("called ring_for_source on invalid source")
             }
             _ => self.main_ring.borrow_mut(),
+        }
+    }
+
+    /// percore: parks and foreign wake-ups so far (see `ParkStats`).
+    pub(crate) fn park_stats(&self) -> crate::ParkStats {
+        crate::ParkStats {
+            parks: self.parks.get(),
+            foreign_wakes: self.latency_ring.borrow().foreign_wakes
+                + self.main_ring.borrow().foreign_wakes,
         }
     }
 
