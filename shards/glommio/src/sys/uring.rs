@@ -1959,13 +1959,20 @@ impl Reactor {
         // three, plus two more for a timeout SQE armed before the sleep and
         // cancelled after it.
         let one_call_sleep = may_sleep && self.timeout_on_enter;
+        // Cancellations on the main ring still go to the kernel before the
+        // sleep, and their completions are consumed here, as upstream does:
+        // submitted by the sleeping call, they would complete at once and
+        // end the sleep they were meant to precede.
+        let main_has_cancellations = !main_ring.submission_queue.borrow().cancellations.is_empty();
 
         // This will only dispatch if we run out of sqes. Which means until
         // flush_rings! nothing is really send to the kernel...
         flush_cancellations!(into &mut woke; lat_ring, poll_ring, main_ring);
         // ... which happens right here. If you ever reorder this code just
         // be careful about this dependency.
-        if one_call_sleep {
+        if one_call_sleep && main_has_cancellations {
+            flush_rings!(lat_ring, poll_ring, main_ring)?;
+        } else if one_call_sleep {
             flush_rings!(lat_ring, poll_ring)?;
             main_ring
                 .prepare_submissions()
