@@ -8,6 +8,9 @@
 //! with a clear message: the result would be a server that lets nobody in,
 //! or everybody.
 
+// The connection types nats-server knows (jwt's `ConnectionType*`): one
+// list for config users and user JWTs.
+use percore_core::jwt::login::CONNECTION_TYPES;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -323,16 +326,6 @@ fn user_entry(item: &Node, map: &Map, users: &mut Users) -> Result<(), ConfigErr
         .push((password_user, user_entry.key_pos.clone()));
     Ok(())
 }
-
-/// The connection types nats-server knows (jwt's `ConnectionType*`).
-const CONNECTION_TYPES: &[&str] = &[
-    "STANDARD",
-    "WEBSOCKET",
-    "LEAFNODE",
-    "LEAFNODE_WS",
-    "MQTT",
-    "MQTT_WS",
-];
 
 /// `allowed_connection_types`: a name or a list of names, checked as
 /// nats-server checks them. percore serves only standard NATS clients, so
