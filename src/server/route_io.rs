@@ -333,7 +333,9 @@ async fn serve_route(
         );
         buffer.consume(outcome.consumed);
         if let Some(needed) = parser.bytes_needed() {
-            buffer.reserve_total(needed);
+            // In proportion to what arrived, not to what the peer announced
+            // (routes have no max_payload): see `ReadBuffer::reserve_toward`.
+            buffer.reserve_toward(needed);
         }
         dial_gossiped_routes(&ctx);
         if outcome.next == Next::Close {
