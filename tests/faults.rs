@@ -242,6 +242,81 @@ fn out_of_descriptors_the_listener_backs_off_and_recovers() {
     assert_eq!(next.ping_pong(), b"");
 }
 
+/// Out of file descriptors, the route listener backs off as the client
+/// listener does ("Temporary Route Accept Error(...), sleeping 10ms", then
+/// 20 ms, ... up to 1 s, as nats-server's acceptError), and the route
+/// waiting in the backlog gets its INFO once descriptors free up. (percore
+/// logged "Error accepting route connection" every 50 ms.)
+#[test]
+fn out_of_descriptors_the_route_listener_backs_off_and_recovers() {
+    let broker = Broker::start_limited(
+        &["--cluster", "nats://127.0.0.1:-1", "--cluster_name", "demo"],
+        None,
+        Some((64, 64)),
+    );
+    let route_port: u16 = broker
+        .wait_log("Listening for route connections on ", IO_TIMEOUT)
+        .and_then(|line| line.rsplit(':').next().and_then(|p| p.trim().parse().ok()))
+        .expect("route listener");
+    let mut held = Vec::new();
+    loop {
+        assert!(held.len() < 200, "never ran out of descriptors");
+        let mut stream = TcpStream::connect(broker.addr).expect("connect (backlog)");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .expect("timeout");
+        let mut first = [0u8; 5];
+        match stream.read_exact(&mut first) {
+            Ok(()) if &first == b"INFO " => held.push(stream),
+            // Not taken from the backlog: out of descriptors.
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            other => panic!(
+                "connection {} closed instead of waiting: {other:?}",
+                held.len()
+            ),
+        }
+    }
+    let mut route = TcpStream::connect(("127.0.0.1", route_port)).expect("connect (route backlog)");
+    // The client listener backs off too (its waiting client): gather the
+    // log until the route listener's wait reaches 1 s.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut lines = Vec::new();
+    while !lines.last().is_some_and(|l: &String| {
+        l.contains("Route Accept Error(") && l.ends_with("sleeping 1000ms")
+    }) {
+        let more = broker
+            .log_until(
+                "Route Accept Error(",
+                deadline.saturating_duration_since(Instant::now()),
+            )
+            .unwrap_or_else(|| panic!("route listener did not back off up to 1 s: {lines:?}"));
+        lines.extend(more);
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("[ERR] Temporary Route Accept Error(Too many open files")),
+        "{lines:?}"
+    );
+    let sleeps: Vec<&str> = lines
+        .iter()
+        .filter(|l| l.contains("Route Accept Error("))
+        .map(|l| l.rsplit("sleeping ").next().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        sleeps,
+        ["10ms", "20ms", "40ms", "80ms", "160ms", "320ms", "640ms", "1000ms"],
+        "{lines:?}"
+    );
+    held.clear();
+    route.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
+    let mut first = [0u8; 5];
+    route
+        .read_exact(&mut first)
+        .expect("INFO for the waiting route");
+    assert_eq!(&first, b"INFO ");
+}
+
 /// Started with a soft open-files limit below the hard one, the server
 /// raises it to the hard one, as nats-server does (Go's runtime does it at
 /// start); percore stayed at the soft limit (typically 1024 clients).

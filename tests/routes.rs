@@ -1491,3 +1491,59 @@ fn a_queue_message_every_member_refuses_does_not_circle() {
         );
     }
 }
+
+/// The server's resident memory, from /proc.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|kib| kib.parse().ok())
+        .expect("VmRSS")
+}
+
+/// A route peer that announces a big RMSG and sends none of it costs the
+/// bytes it sent, not the payload it announced (routes have no max_payload,
+/// so before, one line made the reader zero-fill a buffer of that size:
+/// +8 MiB here); once sent, the payload still arrives whole.
+#[test]
+fn an_announced_route_payload_costs_nothing_until_it_arrives() {
+    const ANNOUNCED: usize = 8 * 1024 * 1024;
+    let (broker, route_port) = percore_node("n1", &[]);
+    // The route reader runs on shard 0: a round trip of a client there
+    // after the peer's PONG means the reader's step that parsed the RMSG
+    // line (and sized the buffer) is over.
+    let mut client = Conn::on_shard(broker.addr, 0);
+    client.send(b"SUB stalled 1\r\n");
+    client.ping();
+    let mut peer = Conn {
+        stream: TcpStream::connect(("127.0.0.1", route_port)).unwrap(),
+        pending: Vec::new(),
+        info: String::new(),
+    };
+    peer.send(b"CONNECT {\"echo\":true,\"verbose\":false,\"pedantic\":false,\"tls_required\":false,\"headers\":true,\"name\":\"NBIG\",\"cluster\":\"demo\"}\r\nINFO {\"server_id\":\"NBIG\",\"server_name\":\"big\",\"proto\":2,\"host\":\"127.0.0.1\",\"port\":1,\"headers\":true,\"cluster\":\"demo\"}\r\n");
+    peer.ping();
+    client.ping();
+    let before = rss_kib(broker.pid());
+    peer.send(format!("PING\r\nRMSG $G stalled {ANNOUNCED}\r\n").as_bytes());
+    let deadline = Instant::now() + WAIT;
+    while find(&peer.pending, b"PONG\r\n").is_none() {
+        assert!(
+            Instant::now() < deadline && peer.fill(deadline - Instant::now()),
+            "no PONG from the route"
+        );
+    }
+    client.ping();
+    let grown = rss_kib(broker.pid()).saturating_sub(before);
+    assert!(
+        grown < 4 * 1024,
+        "{grown} KiB more for a route payload of {ANNOUNCED} bytes announced"
+    );
+    let payload: Vec<u8> = (0..ANNOUNCED).map(|i| b'a' + (i % 26) as u8).collect();
+    peer.send(&payload);
+    peer.send(b"\r\n");
+    let (subject, _, got) = client.msg(WAIT).expect("the big routed message");
+    assert_eq!(subject, "stalled");
+    assert!(got == payload, "payload of {} bytes differs", got.len());
+}

@@ -24,6 +24,7 @@ use crate::shard::route_handshake::RouteDial;
 use crate::shard::{Accepted, Next};
 use crate::shard_io::SocketEndpoint;
 
+use super::accept_backoff::AcceptBackoff;
 use super::tls_tasks::{link_wants_writer, write_client_tls};
 use super::{read_input, wall_clock, write_client, ShardContext, STREAMING_READ_LEN};
 use crate::tls::handshake::{handshake, HandshakeError};
@@ -33,16 +34,21 @@ const ROUTE_DIAL_TIMEOUT: Duration = Duration::from_secs(1);
 /// nats-server's `DEFAULT_ROUTE_CONNECT`: between two failed dials.
 const ROUTE_CONNECT_DELAY: Duration = Duration::from_secs(1);
 
-/// Accepts route connections for as long as the shard runs.
+/// Accepts route connections for as long as the shard runs. A failed
+/// accept (typically out of descriptors) backs off as the client accept
+/// loop does, with nats-server's words for the route listener.
 pub(super) async fn route_accept_loop(ctx: Rc<ShardContext>, listener: ShardListener) {
+    let mut backoff = AcceptBackoff::default();
     loop {
         match listener.accept().await {
             Ok(socket) => {
+                backoff.succeeded();
                 task::spawn(serve_route_then_redial(ctx.clone(), socket, None)).detach();
             }
             Err(e) => {
-                crate::error!("Error accepting route connection: {e}");
-                timer::sleep(Duration::from_millis(50)).await;
+                let (line, delay) = backoff.failed("Route", &e);
+                crate::error!("{line}");
+                timer::sleep(delay).await;
             }
         }
     }
@@ -333,7 +339,9 @@ async fn serve_route(
         );
         buffer.consume(outcome.consumed);
         if let Some(needed) = parser.bytes_needed() {
-            buffer.reserve_total(needed);
+            // In proportion to what arrived, not to what the peer announced
+            // (routes have no max_payload): see `ReadBuffer::reserve_toward`.
+            buffer.reserve_toward(needed);
         }
         dial_gossiped_routes(&ctx);
         if outcome.next == Next::Close {
