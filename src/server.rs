@@ -798,8 +798,10 @@ async fn serve_client(ctx: Rc<ShardContext>, socket: HandOff, client_id: ClientI
                     // login's wait (~600 bytes) is not every client's.
                     let outcome = match check {
                         Some(check) => {
-                            Box::pin(task::spawn_blocking(move || crate::auth_checks::run(&check)))
-                                .await
+                            Box::pin(task::spawn_blocking(move || {
+                                crate::auth_checks::run(&check)
+                            }))
+                            .await
                         }
                         None => SlowOutcome::Checked(false),
                     };
