@@ -502,7 +502,10 @@ impl ParkStats {
     /// reactor's eventfd, which `SleepNotifier::notify` writes when the
     /// executor is asleep or about to sleep (a peer executor's channel item
     /// or waker, the blocking thread pool). Several writes before one read
-    /// count once. Wake-ups by the executor's own I/O or timers do not count.
+    /// count once. Wake-ups by the executor's own I/O or timers do not count,
+    /// except one: the throughput preemption timer (patch 2) also writes
+    /// this eventfd, once per `ring_depth` main-ring completions, so a busy
+    /// executor shows about one such read per `ring_depth` completions.
     pub fn foreign_wakes(&self) -> u64 {
         self.foreign_wakes
     }
