@@ -116,6 +116,36 @@ impl<I: ShardIo> ShardBroker<I> {
         }
     }
 
+    /// One `Deliver` per shard in `targets` that takes `message` (its plain
+    /// subscribers, or the queue groups picked there), into this unit of
+    /// work's batch for that shard; leaves `targets` empty for the next
+    /// message. `one_hop`: the message came from a route, so the receiving
+    /// shard delivers it to local clients only.
+    #[inline]
+    fn push_to_shards(
+        &mut self,
+        targets: &mut [RemoteTarget],
+        account: AccountId,
+        message: &Publish<'_>,
+        one_hop: bool,
+    ) {
+        for (shard, target) in targets.iter_mut().enumerate() {
+            if target.plain || !target.queues.is_empty() {
+                self.outgoing[shard].push_deliver_hop(
+                    account,
+                    message.subject,
+                    message.reply,
+                    message.header_len,
+                    message.payload,
+                    &target.queues,
+                    one_hop,
+                );
+                target.queues.clear();
+                target.plain = false;
+            }
+        }
+    }
+
     /// A message published on this shard (by `publisher`, or by an import
     /// when `None`, after `hops` imports): local subscribers, queue groups
     /// picked across all shards, one copy to each other shard with
@@ -154,21 +184,7 @@ impl<I: ShardIo> ShardBroker<I> {
             if let Some(conn) = self.originator.and_then(|p| self.conns.get_mut(p)) {
                 conn.forwarded = true;
             }
-            for (shard, target) in targets.iter_mut().enumerate() {
-                if target.plain || !target.queues.is_empty() {
-                    self.outgoing[shard].push_deliver_hop(
-                        account,
-                        message.subject,
-                        message.reply,
-                        message.header_len,
-                        message.payload,
-                        &target.queues,
-                        self.one_hop,
-                    );
-                    target.queues.clear();
-                    target.plain = false;
-                }
-            }
+            self.push_to_shards(&mut targets, account, message, self.one_hop);
         }
         self.targets = targets;
         // This message's routes get their one RMSG now, before the imports
@@ -373,21 +389,7 @@ impl<I: ShardIo> ShardBroker<I> {
                 }
             }
         }
-        for (shard, target) in targets.iter_mut().enumerate() {
-            if target.plain || !target.queues.is_empty() {
-                self.outgoing[shard].push_deliver_hop(
-                    account,
-                    message.subject,
-                    message.reply,
-                    message.header_len,
-                    message.payload,
-                    &target.queues,
-                    true,
-                );
-                target.queues.clear();
-                target.plain = false;
-            }
-        }
+        self.push_to_shards(&mut targets, account, message, true);
         self.targets = targets;
         if onward {
             self.flush_route_targets(account, message);
