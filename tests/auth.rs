@@ -10,30 +10,9 @@ use std::time::Duration;
 use async_nats::client::RequestErrorKind;
 use async_nats::ConnectOptions;
 use futures::StreamExt;
-use support::{Broker, RawClient};
+use support::{one_client_per_shard, Broker, RawClient};
 
-const SHARDS: u64 = 2;
 const WAIT: Duration = Duration::from_secs(10);
-
-async fn login(broker: &Broker, options: impl Fn() -> ConnectOptions) -> Vec<async_nats::Client> {
-    // One client per shard: connection k lands on shard (k-1) mod 2.
-    let mut clients = Vec::new();
-    for _ in 0..SHARDS {
-        let client =
-            tokio::time::timeout(WAIT, options().connect(format!("nats://{}", broker.addr)))
-                .await
-                .expect("connect in time")
-                .expect("login accepted");
-        clients.push(client);
-    }
-    let mut shards: Vec<u64> = clients
-        .iter()
-        .map(|c| (c.server_info().client_id - 1) % SHARDS)
-        .collect();
-    shards.sort_unstable();
-    assert_eq!(shards, [0, 1], "one client on each shard");
-    clients
-}
 
 /// A request from one shard is answered by a subscriber on the other.
 /// (async-nats's `flush` sends no PING, so the request is retried while
@@ -86,7 +65,8 @@ async fn a_token_from_the_command_line() {
     let raw = RawClient::connect(broker.addr);
     assert_eq!(raw.info_json()["auth_required"], true);
     assert!(raw.info_json().get("nonce").is_none());
-    let clients = login(&broker, || ConnectOptions::with_token("s3cret".into())).await;
+    let clients =
+        one_client_per_shard(&broker, || ConnectOptions::with_token("s3cret".into())).await;
     round_trip(&clients).await;
     refused(&broker, ConnectOptions::with_token("s3cre".into())).await;
     refused_raw(&broker, r#"{"verbose":false,"auth_token":"wrong"}"#);
@@ -100,14 +80,14 @@ async fn users_with_plain_and_bcrypt_passwords_from_a_config_file() {
         "authorization {{\n  users: [\n    {{user: alice, password: \"plain pw\"}}\n    {{user: bob, password: \"{hash}\"}}\n  ]\n}}\n"
     );
     let broker = Broker::with_config(&config);
-    let alice = login(&broker, || {
+    let alice = one_client_per_shard(&broker, || {
         ConnectOptions::with_user_and_password("alice".into(), "plain pw".into())
     })
     .await;
     eprintln!("alice logged in");
     round_trip(&alice).await;
     eprintln!("alice round trip");
-    let bob = login(&broker, || {
+    let bob = one_client_per_shard(&broker, || {
         ConnectOptions::with_user_and_password("bob".into(), "hashed pw".into())
     })
     .await;
@@ -135,7 +115,7 @@ async fn an_nkey_user_signs_a_fresh_nonce() {
     let nonce = |c: &RawClient| c.info_json()["nonce"].as_str().expect("nonce").to_string();
     assert_eq!(nonce(&first).len(), 15);
     assert_ne!(nonce(&first), nonce(&second));
-    let clients = login(&broker, || ConnectOptions::with_nkey(seed.clone())).await;
+    let clients = one_client_per_shard(&broker, || ConnectOptions::with_nkey(seed.clone())).await;
     round_trip(&clients).await;
     let stranger = nkeys::KeyPair::new_user().seed().expect("seed");
     refused(&broker, ConnectOptions::with_nkey(stranger)).await;

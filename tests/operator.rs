@@ -14,7 +14,7 @@ use data_encoding::BASE64URL_NOPAD;
 use futures::StreamExt;
 use nkeys::KeyPair;
 use serde_json::{json, Value};
-use support::{Broker, RawClient};
+use support::{one_client_per_shard, Broker, RawClient};
 
 const SHARDS: u64 = 2;
 const WAIT: Duration = Duration::from_secs(10);
@@ -153,22 +153,10 @@ fn raw_login(broker: &Broker, user: &User) -> RawClient {
 }
 
 async fn creds_clients(broker: &Broker, user: &User) -> Vec<async_nats::Client> {
-    let mut clients = Vec::new();
-    for _ in 0..SHARDS {
-        let options = ConnectOptions::with_credentials(&creds(user)).expect("creds");
-        let client = tokio::time::timeout(WAIT, options.connect(format!("nats://{}", broker.addr)))
-            .await
-            .expect("connect in time")
-            .expect("login accepted");
-        clients.push(client);
-    }
-    let mut shards: Vec<u64> = clients
-        .iter()
-        .map(|c| (c.server_info().client_id - 1) % SHARDS)
-        .collect();
-    shards.sort_unstable();
-    assert_eq!(shards, [0, 1], "one client on each shard");
-    clients
+    one_client_per_shard(broker, || {
+        ConnectOptions::with_credentials(&creds(user)).expect("creds")
+    })
+    .await
 }
 
 /// A request from `from` answered by a subscriber on `to` (retried while

@@ -18,7 +18,7 @@ use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, SanType,
 };
-use support::{Broker, RawClient};
+use support::{one_client_per_shard, Broker, RawClient};
 
 const SHARDS: u64 = 2;
 const WAIT: Duration = Duration::from_secs(10);
@@ -121,24 +121,6 @@ async fn connect(broker: &Broker, options: ConnectOptions) -> Result<async_nats:
         .map_err(|e| e.to_string())
 }
 
-/// One client per shard (connection k lands on shard (k-1) mod 2).
-async fn on_both_shards(
-    broker: &Broker,
-    options: impl Fn() -> ConnectOptions,
-) -> Vec<async_nats::Client> {
-    let mut clients = Vec::new();
-    for _ in 0..SHARDS {
-        clients.push(connect(broker, options()).await.expect("TLS connection"));
-    }
-    let mut shards: Vec<u64> = clients
-        .iter()
-        .map(|c| (c.server_info().client_id - 1) % SHARDS)
-        .collect();
-    shards.sort_unstable();
-    assert_eq!(shards, [0, 1], "one client on each shard");
-    clients
-}
-
 /// `from` publishes `count` messages of `size` bytes on `subject`; `sub`
 /// must receive them all, in order. A request/reply first makes sure the
 /// subscription is known on the publisher's shard.
@@ -198,7 +180,7 @@ async fn delivered_in_order(
 async fn publish_and_subscribe_over_tls_across_both_shards() {
     let pki = Pki::new("pubsub");
     let broker = Broker::with_config(&pki.tls_block(""));
-    let clients = on_both_shards(&broker, || trusting(&pki)).await;
+    let clients = one_client_per_shard(&broker, || trusting(&pki)).await;
     assert!(clients[0].server_info().tls_required);
     // Small messages both ways, then large ones that outgrow one TLS record
     // and the session's 64 KiB write window (the writer task's path).
@@ -367,7 +349,7 @@ async fn mutual_tls_needs_a_certificate_from_the_configured_ca() {
     ));
     let broker = Broker::with_config(&config);
     let (cert, key) = pki.client("alice", &[(DnType::CommonName, "alice")], vec![]);
-    let clients = on_both_shards(&broker, || {
+    let clients = one_client_per_shard(&broker, || {
         trusting(&pki).add_client_certificate(cert.clone(), key.clone())
     })
     .await;
@@ -567,7 +549,7 @@ async fn allow_non_tls_takes_plaintext_and_tls_clients() {
 async fn handshake_first_sends_info_encrypted() {
     let pki = Pki::new("first");
     let broker = Broker::with_config(&pki.tls_block("handshake_first: true"));
-    let clients = on_both_shards(&broker, || trusting(&pki).tls_first()).await;
+    let clients = one_client_per_shard(&broker, || trusting(&pki).tls_first()).await;
     delivered_in_order(&clients[1], &clients[0], "first", 10, 64).await;
 }
 
@@ -882,7 +864,7 @@ async fn handshakes_on_the_blocking_thread_behave_the_same() {
     ));
     let broker = Broker::start_with(&["--tls_offload"], Some(&config));
     let (cert, key) = pki.client("olga", &[(DnType::CommonName, "olga")], vec![]);
-    let clients = on_both_shards(&broker, || {
+    let clients = one_client_per_shard(&broker, || {
         trusting(&pki).add_client_certificate(cert.clone(), key.clone())
     })
     .await;
@@ -898,7 +880,7 @@ async fn handshakes_on_the_blocking_thread_behave_the_same() {
         &["--tls_offload"],
         Some(&pki.tls_block("handshake_first: true")),
     );
-    let clients = on_both_shards(&first, || trusting(&pki).tls_first()).await;
+    let clients = one_client_per_shard(&first, || trusting(&pki).tls_first()).await;
     delivered_in_order(&clients[1], &clients[0], "offload.first", 5, 100).await;
 }
 

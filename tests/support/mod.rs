@@ -494,3 +494,32 @@ pub fn without_server_pings(bytes: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+/// One async-nats client per shard of `broker` (connection k lands on shard
+/// (k-1) mod shards), each connected with a fresh `options()`. Panics when a
+/// connection is refused or not made within [`IO_TIMEOUT`], or when the
+/// clients did not land one on each shard.
+pub async fn one_client_per_shard(
+    broker: &Broker,
+    options: impl Fn() -> async_nats::ConnectOptions,
+) -> Vec<async_nats::Client> {
+    let mut clients = Vec::new();
+    for _ in 0..broker.shards {
+        let client = tokio::time::timeout(
+            IO_TIMEOUT,
+            options().connect(format!("nats://{}", broker.addr)),
+        )
+        .await
+        .expect("connect in time")
+        .expect("connection accepted");
+        clients.push(client);
+    }
+    let mut shards: Vec<usize> = clients
+        .iter()
+        .map(|c| ((c.server_info().client_id - 1) % broker.shards as u64) as usize)
+        .collect();
+    shards.sort_unstable();
+    let expected: Vec<usize> = (0..broker.shards).collect();
+    assert_eq!(shards, expected, "one client on each shard");
+    clients
+}
