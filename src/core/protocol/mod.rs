@@ -7,6 +7,7 @@
 
 pub mod ops;
 pub mod parser;
+mod pub_line;
 pub mod route_parser;
 
 pub use ops::{ClientOp, Publish};

@@ -40,6 +40,7 @@
 use memchr::memchr;
 
 use super::ops::{ClientOp, Publish};
+use super::pub_line;
 
 /// Why a connection must be closed. The broker sends the `-ERR` given by
 /// `err_text` (if any) and closes.
@@ -133,13 +134,13 @@ impl Op {
 /// A byte range of the buffer. Offsets, not slices, so that the state
 /// survives the caller moving its buffer between calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Span {
-    start: usize,
-    end: usize,
+pub(super) struct Span {
+    pub(super) start: usize,
+    pub(super) end: usize,
 }
 
 impl Span {
-    fn of(self, buf: &[u8]) -> &[u8] {
+    pub(super) fn of(self, buf: &[u8]) -> &[u8] {
         // In bounds by construction; `get` keeps a caller that breaks the
         // resumption contract from turning into a panic.
         buf.get(self.start..self.end).unwrap_or(&[])
@@ -148,12 +149,12 @@ impl Span {
 
 /// A parsed PUB/HPUB control line whose payload has not fully arrived.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct PendingPub {
-    subject: Span,
-    reply: Option<Span>,
-    header_len: Option<usize>,
-    payload_start: usize,
-    size: usize,
+pub(super) struct PendingPub {
+    pub(super) subject: Span,
+    pub(super) reply: Option<Span>,
+    pub(super) header_len: Option<usize>,
+    pub(super) payload_start: usize,
+    pub(super) size: usize,
 }
 
 impl PendingPub {
@@ -195,7 +196,7 @@ fn is_sub_separator(b: u8) -> bool {
 }
 
 /// Sizes are 1 to 9 ASCII digits; anything else is invalid.
-fn parse_size(digits: &[u8]) -> Option<usize> {
+pub(super) fn parse_size(digits: &[u8]) -> Option<usize> {
     if digits.is_empty() || digits.len() > 9 {
         return None;
     }
@@ -316,10 +317,16 @@ impl Parser {
     /// with the same prefix (see the module docs).
     pub fn next<'a>(&mut self, buf: &'a [u8]) -> Result<Option<(ClientOp<'a>, usize)>, ParseError> {
         let result = match self.state {
-            State::Idle => match identify(buf) {
-                Ok(Some(op)) => self.parse_line(buf, op, op.name().len()),
-                Ok(None) => Ok(None),
-                Err(e) => Err(e),
+            // Nearly every op a publisher sends is a plain PUB line; it
+            // gets one pass instead of name, newline, limits and fields in
+            // turn (see `pub_line` for the cost it saves).
+            State::Idle => match pub_line::scan(buf, self.max_control_line, self.max_payload) {
+                Some(pending) => self.finish_payload(buf, pending),
+                None => match identify(buf) {
+                    Ok(Some(op)) => self.parse_line(buf, op, op.name().len()),
+                    Ok(None) => Ok(None),
+                    Err(e) => Err(e),
+                },
             },
             State::Line { op, scanned } => self.parse_line(buf, op, scanned),
             State::Payload(pending) => self.finish_payload(buf, pending),
@@ -1181,6 +1188,90 @@ mod tests {
                 input.escape_ascii()
             );
         }
+    }
+
+    /// The general path alone, without `pub_line`'s fast path.
+    fn general_next<'a>(
+        parser: &mut Parser,
+        buf: &'a [u8],
+    ) -> Result<Option<(ClientOp<'a>, usize)>, ParseError> {
+        match identify(buf) {
+            Ok(Some(op)) => parser.parse_line(buf, op, op.name().len()),
+            Ok(None) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    #[test]
+    fn plain_pub_fast_path_parses_as_the_general_path() {
+        let fragments: &[&[u8]] = &[
+            b" ",
+            b"  ",
+            b"\t",
+            b"\r",
+            b"\n",
+            b"\r\n",
+            b"a",
+            b"foo.bar",
+            b"bench.subject.long",
+            b"_INBOX.abcdefgh",
+            b"0",
+            b"1",
+            b"8",
+            b"16",
+            b"123456789",
+            b"1234567890",
+            b"x",
+            b"\x00",
+            b"\xff",
+            b"\x7f",
+        ];
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut fast = 0;
+        for _ in 0..20_000 {
+            let mut input = b"PUB ".to_vec();
+            if next() % 2 == 0 {
+                // Free-form arguments.
+                for _ in 0..(next() % 8) {
+                    input.extend_from_slice(fragments[(next() % fragments.len() as u64) as usize]);
+                }
+            } else {
+                // A well-formed line (subject, maybe a reply, the size),
+                // then maybe one byte of it changed.
+                let token = |n: u64| &b"abcdefghijklmnopqrstuvwxyz.>*_"[..(n % 30) as usize + 1];
+                input.extend_from_slice(token(next()));
+                if next() % 2 == 0 {
+                    input.push(b' ');
+                    input.extend_from_slice(token(next()));
+                }
+                input.extend_from_slice(format!(" {}\r\n", next() % 20).as_bytes());
+                if next() % 3 == 0 {
+                    let at = 4 + (next() % (input.len() as u64 - 4)) as usize;
+                    input[at] = b" \t\r\n\x00\xffa9"[(next() % 8) as usize];
+                }
+            }
+            input.extend_from_slice(b"0123456789abcdef\r\n");
+            for (mcl, mp) in [(MCL, MP), (16, 8)] {
+                let general = general_next(&mut headered(mcl, mp), &input)
+                    .map(|r| r.map(|(op, used)| (describe(&op), used)));
+                let ours = headered(mcl, mp)
+                    .next(&input)
+                    .map(|r| r.map(|(op, used)| (describe(&op), used)));
+                assert_eq!(ours, general, "{}", input.escape_ascii());
+                if super::pub_line::scan(&input, mcl, mp).is_some() {
+                    fast += 1;
+                }
+            }
+        }
+        // The generator must reach the fast path often enough to mean
+        // something.
+        assert!(fast > 1000, "fast path taken {fast} times");
     }
 
     /// Micro-benchmark: `cargo test --release --lib -- --ignored --nocapture bench_`.

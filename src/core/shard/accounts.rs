@@ -29,10 +29,19 @@ impl AccountIndexes {
     /// another shard may name one before this shard has the new table).
     fn make_room(&mut self, bound: usize) {
         if self.indexes.len() < bound {
-            self.indexes.resize_with(bound, SubscriptionIndex::new);
+            self.grow(bound);
         }
     }
 
+    // Out of line: every publish asks for its account's index, and growing
+    // happens only after a reload added accounts.
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self, bound: usize) {
+        self.indexes.resize_with(bound, SubscriptionIndex::new);
+    }
+
+    #[inline]
     pub fn get_mut(&mut self, account: AccountId) -> &mut SubscriptionIndex {
         let slot = account.0 as usize;
         self.make_room(slot + 1);
