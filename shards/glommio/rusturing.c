@@ -1,3 +1,10 @@
+/* syscall(2) (patch 3's one sleeping io_uring_enter) is declared by
+ * <unistd.h> only for _GNU_SOURCE or _DEFAULT_SOURCE, which must be set
+ * before the first system header (liburing.h pulls them in). Without it
+ * the C compiler assumed an implicit `int syscall()`. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
 #include "liburing.h"
 
 extern inline int rust_io_uring_opcode_supported(struct io_uring_probe *p, int op)
