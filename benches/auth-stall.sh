@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
-# Does password hashing stall the other connections? Fixed-rate latency of a
-# publisher/subscriber pair while other clients log in with a bcrypt
-# password, against the same run without logins; percore and nats-server
-# alternating with one config file.
+# Does login crypto stall the other connections? Fixed-rate latency of a
+# publisher/subscriber pair while other clients log in, against the same
+# run without logins; percore and nats-server alternating with one config
+# file.
 #
 # Usage: benches/auth-stall.sh [--rounds N] [--logins-per-sec R] [--cost C]
-#                              [--rate MSGS] [--duration SECS] [--no-build]
+#                              [--rate MSGS] [--duration SECS]
+#                              [--login bcrypt|jwt] [--no-build]
 # Defaults: 3 rounds, 10 logins/s, bcrypt cost 10, 10000 msgs/s of 128 B for
-# 8 s after 2 s of warm-up. The bench clients log in as `no_auth_user`
-# (plain, fast); the login clients as a bcrypt user. Needs python3 (its
-# crypt module makes the hash).
+# 8 s after 2 s of warm-up, bcrypt logins. With bcrypt the bench clients log
+# in as `no_auth_user` (plain, fast) and the login clients as a bcrypt user
+# (python3's crypt module makes the hash). With jwt the server runs in
+# operator mode (`handshake-rate --operator-setup`: MEMORY resolver), the
+# bench clients and the logins use the same user's `.creds` (a JWT and a
+# nonce signature each: the server verifies two Ed25519 signatures per
+# login), and `handshake-rate --per-sec` paces the logins.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-ROUNDS=3; LOGINS=10; COST=10; RATE=10000; DURATION=8; BUILD=1
+ROUNDS=3; LOGINS=10; COST=10; RATE=10000; DURATION=8; BUILD=1; LOGIN=bcrypt
 NATS_BIN="${NATS_BIN:-/usr/sbin/nats-server}"
 PORT="${AUTH_STALL_PORT:-14622}"
 while [ $# -gt 0 ]; do
@@ -22,19 +27,24 @@ while [ $# -gt 0 ]; do
     --cost) COST="$2"; shift 2 ;;
     --rate) RATE="$2"; shift 2 ;;
     --duration) DURATION="$2"; shift 2 ;;
+    --login) LOGIN="$2"; shift 2 ;;
     --no-build) BUILD=0; shift ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "auth-stall.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 [ "$BUILD" = 1 ] && (cd "$ROOT" && cargo build --release -q -p percore -p percore-benches)
 BENCH="$TARGET/release/percore-bench"
+HANDSHAKES="$TARGET/release/handshake-rate"
 PERCORE="$TARGET/release/percore"
 OUT="$(mktemp -d /tmp/percore-auth-stall.XXXXXX)"
 
-HASH="$(python3 -c "import crypt; print(crypt.crypt('login secret', crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=2**$COST)))" 2>/dev/null)"
-cat > "$OUT/auth.conf" <<CONF
+BENCH_CREDS=()
+case "$LOGIN" in
+  bcrypt)
+    HASH="$(python3 -c "import crypt; print(crypt.crypt('login secret', crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=2**$COST)))" 2>/dev/null)"
+    cat > "$OUT/auth.conf" <<CONF
 authorization {
   users: [
     { user: bench, password: bench }
@@ -43,6 +53,14 @@ authorization {
 }
 no_auth_user: bench
 CONF
+    ;;
+  jwt)
+    "$HANDSHAKES" --operator-setup "$OUT/jwt"
+    cp "$OUT/jwt/server.conf" "$OUT/auth.conf"
+    BENCH_CREDS=(--creds "$OUT/jwt/user.creds")
+    ;;
+  *) echo "auth-stall.sh: --login bcrypt or jwt" >&2; exit 2 ;;
+esac
 
 # Logs in as `login` LOGINS times a second for SECS seconds, each login on
 # its own thread (a slow answer does not slow the pace); prints how many
@@ -80,11 +98,17 @@ run() { # name bin mode round
   local server=$!
   for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.05; done
   local logins=""
-  if [ "$mode" = logins ]; then
+  if [ "$mode" = logins ] && [ "$LOGIN" = bcrypt ]; then
     python3 "$OUT/logins.py" "$PORT" "$LOGINS" "$((DURATION + 2))" >"$OUT/$name-logins-$round.txt" &
     logins=$!
+  elif [ "$mode" = logins ]; then
+    # "ok sent", as logins.py prints it.
+    "$HANDSHAKES" --addr "127.0.0.1:$PORT" --mode jwt --creds "$OUT/jwt/user.creds" \
+      --per-sec "$LOGINS" --workers 8 --seconds "$((DURATION + 2))" \
+      | sed -E 's/.*"handshakes":([0-9]+),"failed":([0-9]+).*/\1 \1+\2/' >"$OUT/$name-logins-$round.txt" &
+    logins=$!
   fi
-  "$BENCH" latency -q --server "127.0.0.1:$PORT" --rate "$RATE" --size 128 \
+  "$BENCH" latency -q --server "127.0.0.1:$PORT" "${BENCH_CREDS[@]}" --rate "$RATE" --size 128 \
     --duration "${DURATION}s" --warmup 2s --json-out "$OUT/$name-$mode-$round.json" >/dev/null || true
   [ -n "$logins" ] && wait "$logins"
   kill "$server"; wait "$server" 2>/dev/null || true

@@ -8,7 +8,7 @@
 #   benches/compare.sh [--a-bin PATH] [--a-args "ARGS"] [--a-name NAME]
 #                      [--b-bin PATH] [--b-args "ARGS"] [--b-name NAME]
 #                      [--rounds N] [--scenarios "pub16 lat10k ..."] [--out DIR]
-#                      [--no-relay] [--no-build]
+#                      [--bench-args "ARGS"] [--no-relay] [--no-build]
 # Defaults: A = /usr/sbin/nats-server, B = target/release/percore with its
 # default shard count (no --shards: one shard on <= 2 CPUs, one per CPU
 # otherwise), 3 rounds, every default scenario (pub16 pub128 pubsub16
@@ -19,6 +19,9 @@
 # about 5 s, which the server may answer by stalling the publisher or by
 # cutting the slow one off; it is not measured and does not fail the run). Servers are started as
 # `BIN -a 127.0.0.1 -p PORT ARGS`. Explicit shard count: --b-args "--shards 2".
+# --bench-args go to every percore-bench run (e.g. "--creds user.creds" for
+# a JWT-authenticated pair against servers started with --a-args/--b-args
+# "-c server.conf" from `handshake-rate --operator-setup DIR`).
 # Example (the BENCHMARKS.md table):
 #   benches/compare.sh --b-bin /path/to/nats-server-2.15 --b-name nats-2.15
 set -euo pipefail
@@ -34,6 +37,7 @@ ROUNDS=3
 OUT=""
 RELAY=1
 BUILD=1
+BENCH_ARGS=""
 PORT=${COMPARE_PORT:-14222}
 ALL_SCENARIOS="pub16 pub128 pubsub16 pubsub128 pubsub8k fanout5 queue4 reqrep lat10k lat50k"
 SCENARIOS="$ALL_SCENARIOS"
@@ -49,9 +53,10 @@ while [ $# -gt 0 ]; do
     --rounds) ROUNDS="$2"; shift 2 ;;
     --scenarios) SCENARIOS="$2"; shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
+    --bench-args) BENCH_ARGS="$2"; shift 2 ;;
     --no-relay) RELAY=0; shift ;;
     --no-build) BUILD=0; shift ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "compare.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -135,7 +140,7 @@ measure() {
     cleanup; SERVER_PID=""; return 1
   fi
   # shellcheck disable=SC2046
-  timeout 120 "$BENCH" $(args_for "$scen") -q --server "127.0.0.1:$PORT" \
+  timeout 120 "$BENCH" $(args_for "$scen") $BENCH_ARGS -q --server "127.0.0.1:$PORT" \
       --json-out "$OUT/$scen.$side.$round.json" > "$OUT/$scen.$side.$round.txt" 2>&1 || rc=$?
   cpu_seconds "$SERVER_PID" > "$OUT/$scen.$side.$round.cpu" || true
   kill "$SERVER_PID" 2>/dev/null || true

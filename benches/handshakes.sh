@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Handshakes per second (connect, INFO, CONNECT with credentials, PING,
-# PONG, close) with a token, a bcrypt password and an NKey signature;
+# PONG, close) with a token, a bcrypt password, an NKey signature and a
+# user JWT (operator mode, MEMORY resolver: `handshake-rate --operator-setup`);
 # percore and nats-server alternating with the same config file, plus the
 # server's CPU per handshake.
 #
@@ -36,6 +37,8 @@ read -r SEED PUBLIC < <("$TOOL" --new-user-nkey)
 echo "authorization { token: \"$TOKEN\" }" > "$OUT/token.conf"
 echo "authorization { users: [{user: bench, password: \"$HASH\"}] }" > "$OUT/password.conf"
 echo "authorization { users: [{nkey: $PUBLIC}] }" > "$OUT/nkey.conf"
+"$TOOL" --operator-setup "$OUT/jwt"
+cp "$OUT/jwt/server.conf" "$OUT/jwt.conf"
 
 # utime + stime of a live process, in seconds.
 cpu_seconds() {
@@ -64,7 +67,7 @@ run_one() {  # server mode round
   before="$(cpu_seconds "$pid")"
   local result
   result="$("$TOOL" --addr "127.0.0.1:$PORT" --mode "$mode" --secret "$( [ "$mode" = token ] && echo "$TOKEN" || echo 'bench secret')" \
-    --seed "$SEED" --workers "$WORKERS" --seconds "$SECONDS_PER_RUN")"
+    --seed "$SEED" --creds "$OUT/jwt/user.creds" --workers "$WORKERS" --seconds "$SECONDS_PER_RUN")"
   after="$(cpu_seconds "$pid")"
   kill "$pid"; wait "$pid" 2>/dev/null || true
   local rate count
@@ -78,7 +81,7 @@ run_one() {  # server mode round
 echo "host: $(nproc) CPUs, kernel $(uname -r); $ROUNDS rounds x ${SECONDS_PER_RUN}s, $WORKERS client threads, bcrypt cost $COST"
 echo "server mode round handshakes/s server-cpu-us/handshake raw"
 for round in $(seq 1 "$ROUNDS"); do
-  for mode in token password nkey; do
+  for mode in token password nkey jwt; do
     if [ $((round % 2)) = 1 ]; then order="percore nats"; else order="nats percore"; fi
     for server in $order; do run_one "$server" "$mode" "$round"; done
   done
@@ -86,7 +89,7 @@ done
 
 echo
 echo "median per mode (handshakes/s, server CPU µs per handshake) and ratio percore/nats:"
-for mode in token password nkey; do
+for mode in token password nkey jwt; do
   p="$(awk -v m="$mode" '$1=="percore" && $2==m { print $4 }' "$OUT/results.txt" | sort -n | awk '{ a[NR]=$1 } END { print a[int((NR+1)/2)] }')"
   n="$(awk -v m="$mode" '$1=="nats" && $2==m { print $4 }' "$OUT/results.txt" | sort -n | awk '{ a[NR]=$1 } END { print a[int((NR+1)/2)] }')"
   pc="$(awk -v m="$mode" '$1=="percore" && $2==m { print $5 }' "$OUT/results.txt" | sort -n | awk '{ a[NR]=$1 } END { print a[int((NR+1)/2)] }')"

@@ -34,6 +34,8 @@ pub struct ServerInfo {
     pub client_id: u64,
     pub max_payload: u64,
     pub headers: bool,
+    /// What a JWT or NKey login signs (operator mode); empty otherwise.
+    pub nonce: String,
 }
 
 impl ServerInfo {
@@ -48,6 +50,7 @@ impl ServerInfo {
             client_id: v.get("client_id").and_then(|x| x.as_u64()).unwrap_or(0),
             max_payload: v.get("max_payload").and_then(|x| x.as_u64()).unwrap_or(0),
             headers: v.get("headers").and_then(|x| x.as_bool()).unwrap_or(false),
+            nonce: s("nonce"),
         })
     }
 }
@@ -436,7 +439,16 @@ impl Conn {
         let wire = Wire::establish(stream, &addr.ip().to_string())?;
         reader.stream = wire.try_clone()?;
         let mut out = OutBuf::new(wire);
-        out.raw(CONNECT_LINE);
+        match crate::creds::enabled() {
+            // With --creds: the same CONNECT, logged in as the file's user.
+            Some(creds) => {
+                let fields = creds.connect_fields(&info.nonce).map_err(bad_data)?;
+                let plain = String::from_utf8_lossy(CONNECT_LINE);
+                let line = plain.replacen("}\r\n", &format!("{fields}}}\r\n"), 1);
+                out.raw(line.as_bytes());
+            }
+            None => out.raw(CONNECT_LINE),
+        }
         out.flush()?;
         let mut conn = Conn { info, reader, out };
         conn.wait_pong(Duration::from_secs(5))?;

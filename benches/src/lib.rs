@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod clock;
+pub mod creds;
 pub mod extra_conns;
 pub mod hgrm;
 pub mod histcmp;

@@ -1,12 +1,18 @@
 //! Handshakes per second: workers that each, in a loop, connect, read INFO,
-//! send CONNECT with credentials (token, user and password, or an NKey
-//! signature over INFO's nonce) and PING, read the PONG, and close. Prints
-//! one JSON line: completed handshakes, failures, elapsed seconds, rate.
+//! send CONNECT with credentials (token, user and password, an NKey
+//! signature over INFO's nonce, or a user JWT with that signature) and
+//! PING, read the PONG, and close. Prints one JSON line: completed
+//! handshakes, failures, elapsed seconds, rate. As fast as the workers go,
+//! or paced at `--per-sec` (logins arriving at a fixed rate, next to a
+//! measured client: benches/auth-stall.sh).
 //!
 //! The same tool runs against percore and nats-server (benches/handshakes.sh).
+//! `--operator-setup DIR` writes the operator-mode config and `.creds`
+//! file the JWT mode uses.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,6 +24,7 @@ enum Mode {
     Token,
     Password,
     Nkey,
+    Jwt,
 }
 
 #[derive(Parser, Debug)]
@@ -42,6 +49,23 @@ struct Args {
     workers: usize,
     #[arg(long, default_value_t = 5.0)]
     seconds: f64,
+    /// The user's `.creds` file, for `--mode jwt`.
+    #[arg(long)]
+    creds: Option<PathBuf>,
+    /// Write `DIR/server.conf` (operator mode, MEMORY resolver) and
+    /// `DIR/user.creds`, and exit.
+    #[arg(long)]
+    operator_setup: Option<PathBuf>,
+    /// Start this many handshakes a second in all (spread over the
+    /// workers) instead of as many as they can.
+    #[arg(long)]
+    per_sec: Option<f64>,
+}
+
+/// The key that signs the nonce, and the JWT that goes with it.
+struct Login {
+    key: nkeys::KeyPair,
+    jwt: Option<String>,
 }
 
 fn main() {
@@ -57,27 +81,42 @@ fn main() {
         }
         return;
     }
-    let key = match args.mode {
-        Mode::Nkey => match nkeys::KeyPair::from_seed(&args.seed) {
-            Ok(key) => Some(Arc::new(key)),
-            Err(e) => {
-                eprintln!("handshake-rate: bad --seed: {e}");
-                std::process::exit(2);
-            }
-        },
-        _ => None,
+    if let Some(dir) = &args.operator_setup {
+        if let Err(e) = percore_benches::creds::write_operator_setup(dir) {
+            eprintln!("handshake-rate: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    let login = match login_of(&args) {
+        Ok(login) => login.map(Arc::new),
+        Err(e) => {
+            eprintln!("handshake-rate: {e}");
+            std::process::exit(2);
+        }
     };
     let done = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let start = Instant::now();
     let workers: Vec<_> = (0..args.workers)
-        .map(|_| {
-            let (args, key) = (args.clone(), key.clone());
+        .map(|worker| {
+            let (args, login) = (args.clone(), login.clone());
             let (done, failed, stop) = (done.clone(), failed.clone(), stop.clone());
             std::thread::spawn(move || {
+                // Paced: this worker's k-th handshake starts at slot
+                // worker + k * workers, one slot every 1/per_sec seconds;
+                // a late one starts at once (no burst to catch up).
+                let slot = args.per_sec.map(|r| Duration::from_secs_f64(1.0 / r));
+                let mut next = start + slot.map_or(Duration::ZERO, |s| s * worker as u32);
                 while !stop.load(Ordering::Relaxed) {
-                    match handshake(&args, key.as_deref()) {
+                    if let Some(slot) = slot {
+                        if let Some(wait) = next.checked_duration_since(Instant::now()) {
+                            std::thread::sleep(wait);
+                        }
+                        next += slot * args.workers as u32;
+                    }
+                    match handshake(&args, login.as_deref()) {
                         Ok(()) => done.fetch_add(1, Ordering::Relaxed),
                         Err(_) => failed.fetch_add(1, Ordering::Relaxed),
                     };
@@ -100,7 +139,26 @@ fn main() {
     );
 }
 
-fn handshake(args: &Args, key: Option<&nkeys::KeyPair>) -> std::io::Result<()> {
+fn login_of(args: &Args) -> Result<Option<Login>, String> {
+    match args.mode {
+        Mode::Nkey => {
+            let key =
+                nkeys::KeyPair::from_seed(&args.seed).map_err(|e| format!("bad --seed: {e}"))?;
+            Ok(Some(Login { key, jwt: None }))
+        }
+        Mode::Jwt => {
+            let path = args.creds.as_ref().ok_or("--mode jwt needs --creds")?;
+            let creds = percore_benches::creds::read(path)?;
+            Ok(Some(Login {
+                key: creds.key,
+                jwt: Some(creds.jwt),
+            }))
+        }
+        Mode::Token | Mode::Password => Ok(None),
+    }
+}
+
+fn handshake(args: &Args, login: Option<&Login>) -> std::io::Result<()> {
     let stream = TcpStream::connect(&args.addr)?;
     stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
@@ -110,17 +168,18 @@ fn handshake(args: &Args, key: Option<&nkeys::KeyPair>) -> std::io::Result<()> {
     let credentials = match args.mode {
         Mode::Token => format!("\"auth_token\":\"{}\"", args.secret),
         Mode::Password => format!("\"user\":\"{}\",\"pass\":\"{}\"", args.user, args.secret),
-        Mode::Nkey => {
-            let key = key.ok_or_else(|| std::io::Error::other("no key"))?;
+        Mode::Nkey | Mode::Jwt => {
+            let login = login.ok_or_else(|| std::io::Error::other("no key"))?;
             let nonce = nonce_of(&info).ok_or_else(|| std::io::Error::other("no nonce"))?;
-            let sig = key
+            let sig = login
+                .key
                 .sign(nonce.as_bytes())
                 .map_err(|e| std::io::Error::other(e.to_string()))?;
-            format!(
-                "\"nkey\":\"{}\",\"sig\":\"{}\"",
-                key.public_key(),
-                data_encoding::BASE64URL_NOPAD.encode(&sig)
-            )
+            let sig = data_encoding::BASE64URL_NOPAD.encode(&sig);
+            match &login.jwt {
+                Some(jwt) => format!("\"jwt\":\"{jwt}\",\"sig\":\"{sig}\""),
+                None => format!("\"nkey\":\"{}\",\"sig\":\"{sig}\"", login.key.public_key()),
+            }
         }
     };
     let mut writer = stream;

@@ -101,6 +101,10 @@ struct Args {
     /// trusting the CA certificate(s) in this PEM file.
     #[arg(long)]
     tls_ca: Option<PathBuf>,
+    /// Log every connection in with this `.creds` file (user JWT and NKey
+    /// seed; operator mode), signing each server's nonce.
+    #[arg(long)]
+    creds: Option<PathBuf>,
 }
 
 fn parse_count(s: &str) -> Result<u64, String> {
@@ -228,6 +232,12 @@ fn main() -> ExitCode {
     let args = Args::parse();
     if let Some(ca) = &args.tls_ca {
         if let Err(e) = percore_benches::tls::enable(ca) {
+            eprintln!("percore-bench: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    if let Some(path) = &args.creds {
+        if let Err(e) = percore_benches::creds::enable(path) {
             eprintln!("percore-bench: {e}");
             return ExitCode::from(2);
         }

@@ -23,9 +23,22 @@ pub const NOW: i64 = 1_800_000_000;
 /// `top` adds registered claims (`exp`, `name`, `iat`...); `nats` is the
 /// kind's payload.
 pub fn mint(kind: &str, subject: &str, issuer: &KeyPair, top: Value, nats: Value) -> String {
+    mint_issued_at(kind, subject, issuer, NOW - 10, top, nats)
+}
+
+/// [`mint`] issued at `iat` (seconds since the epoch), for tokens that a
+/// running server checks against the real clock.
+pub fn mint_issued_at(
+    kind: &str,
+    subject: &str,
+    issuer: &KeyPair,
+    iat: i64,
+    top: Value,
+    nats: Value,
+) -> String {
     let mut payload = json!({
-        "jti": "TESTID",
-        "iat": NOW - 10,
+        "jti": format!("T{iat}{subject}"),
+        "iat": iat,
         "iss": issuer.public_key(),
         "sub": subject,
     });

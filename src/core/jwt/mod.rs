@@ -27,8 +27,8 @@ pub mod user;
 pub mod validity;
 pub mod verify;
 
-#[cfg(test)]
-mod mint;
+#[cfg(any(test, feature = "mint"))]
+pub mod mint;
 #[cfg(test)]
 mod tests;
 
