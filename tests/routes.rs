@@ -1547,3 +1547,107 @@ fn an_announced_route_payload_costs_nothing_until_it_arrives() {
     assert_eq!(subject, "stalled");
     assert!(got == payload, "payload of {} bytes differs", got.len());
 }
+
+/// Drains `conns` until `total` messages came in all (bounded by [`WAIT`]),
+/// then once more after a PING round trip each so that late duplicates
+/// show: the payloads each connection got.
+fn drain_counts(conns: &mut [&mut Conn], total: usize) -> Vec<Vec<String>> {
+    let mut got: Vec<Vec<String>> = conns.iter().map(|_| Vec::new()).collect();
+    let deadline = Instant::now() + WAIT;
+    while got.iter().map(Vec::len).sum::<usize>() < total && Instant::now() < deadline {
+        for (i, conn) in conns.iter_mut().enumerate() {
+            while let Some((_, _, payload)) = conn.msg(Duration::from_millis(20)) {
+                got[i].push(String::from_utf8(payload).unwrap());
+            }
+        }
+    }
+    for (i, conn) in conns.iter_mut().enumerate() {
+        conn.ping();
+        while let Some((_, _, payload)) = conn.msg(Duration::from_millis(100)) {
+            got[i].push(String::from_utf8(payload).unwrap());
+        }
+    }
+    got
+}
+
+fn publish_numbered(publisher: &mut Conn, subject: &str, from: usize, count: usize) {
+    let mut batch = Vec::new();
+    for i in from..from + count {
+        let body = i.to_string();
+        batch.extend_from_slice(format!("PUB {subject} {}\r\n{body}\r\n", body.len()).as_bytes());
+    }
+    publisher.send(&batch);
+    publisher.ping();
+}
+
+/// nats-server 2.9 picks a queue member for a client's message uniformly
+/// over every member of the cluster (client.go `processMsgResults`: a
+/// remote server's members count by the weight of its `RS+`, and a route
+/// member drawn takes the message): it prefers its own members only for a
+/// message that came from a route. Node A has one member (on shard 0, the
+/// publisher on shard 1: a member on another shard is one of A's), B has
+/// three: A's member gets a quarter of N. A pick that preferred A's members
+/// would give it all of them, one uniform over nodes half, one that
+/// counted B's route interest as one member half. Each message once in all;
+/// with A's member gone, all go to B.
+fn queue_pick_is_uniform_over_cluster_members(a: SocketAddr, b: SocketAddr) {
+    let mut a_member = Conn::on_shard(a, 0);
+    let mut publisher = Conn::on_shard(a, 1);
+    let mut b_members = [Conn::connect(b), Conn::connect(b), Conn::connect(b)];
+    a_member.send(b"SUB work q 1\r\n");
+    a_member.ping();
+    wait_interest(&mut a_member, &mut publisher, "probe.uq.a");
+    for (i, m) in b_members.iter_mut().enumerate() {
+        m.send(b"SUB work q 1\r\n");
+        wait_interest(m, &mut publisher, &format!("probe.uq.b{i}"));
+    }
+    const N: usize = 2000;
+    publish_numbered(&mut publisher, "work", 0, N);
+    let [b0, b1, b2] = &mut b_members;
+    let got = drain_counts(&mut [&mut a_member, b0, b1, b2], N);
+    let mut all: Vec<usize> = got.iter().flatten().map(|p| p.parse().unwrap()).collect();
+    all.sort_unstable();
+    assert_eq!(all, (0..N).collect::<Vec<_>>(), "each message exactly once");
+    // A quarter is 500; 5 standard deviations are about 100.
+    let a_share = got[0].len();
+    assert!(
+        (400..=600).contains(&a_share),
+        "A's one member of four got {a_share} of {N}"
+    );
+    for (i, b) in got[1..].iter().enumerate() {
+        assert!(b.len() > 300, "B's member {i} got {} of {N}", b.len());
+    }
+
+    // A's member leaves: every message goes to B.
+    a_member.send(b"UNSUB 1\r\n");
+    a_member.ping();
+    wait_interest(&mut a_member, &mut publisher, "probe.uq.gone");
+    publish_numbered(&mut publisher, "work", N, 300);
+    let [b0, b1, b2] = &mut b_members;
+    let got = drain_counts(&mut [&mut a_member, b0, b1, b2], 300);
+    assert!(
+        got[0].is_empty(),
+        "A's member left but got {}",
+        got[0].len()
+    );
+    let mut all: Vec<usize> = got.iter().flatten().map(|p| p.parse().unwrap()).collect();
+    all.sort_unstable();
+    assert_eq!(all, (N..N + 300).collect::<Vec<_>>(), "B took each once");
+}
+
+#[test]
+fn queue_pick_is_uniform_over_cluster_members_as_nats_server() {
+    let (a, a_route) = percore_node("ua", &[]);
+    let routes = routes_arg(a_route);
+    let (b, _) = percore_node("ub", &["--routes", &routes]);
+    queue_pick_is_uniform_over_cluster_members(a.addr, b.addr);
+}
+
+#[test]
+fn queue_pick_is_uniform_over_cluster_members_mixed() {
+    let (a, a_route) = percore_node("uma", &[]);
+    let Some(b) = nats_server("umb", &[a_route]) else {
+        return;
+    };
+    queue_pick_is_uniform_over_cluster_members(a.addr, b.addr);
+}
