@@ -27,6 +27,7 @@ use crate::mesh::MeshItem;
 use crate::route::{
     route_connect_line, route_info_line, ClusterSettings, PeerConnect, PeerInfo, RouteUrl,
 };
+use crate::route_permissions::{ImportCheck, RoutePermissions};
 
 use super::lifecycle::Accepted;
 use super::route_interest::ServerInterest;
@@ -84,6 +85,9 @@ pub struct ClusterState {
     /// Remote server id → its one registered route.
     pub by_id: HashMap<String, ConnKey>,
     pub interest: ServerInterest,
+    /// `cluster.permissions.import`: which of [`ClusterState::interest`]
+    /// the routes hear of (`None`: all of it).
+    pub import: Option<ImportCheck>,
     /// Gossiped servers to dial (taken by the runtime).
     pub dials: Vec<RouteDial>,
 }
@@ -91,6 +95,10 @@ pub struct ClusterState {
 impl ClusterState {
     pub fn new(settings: Arc<ClusterSettings>) -> ClusterState {
         ClusterState {
+            import: settings
+                .permissions
+                .as_ref()
+                .map(RoutePermissions::import_check),
             settings,
             links: HashMap::new(),
             by_id: HashMap::new(),
