@@ -1651,3 +1651,81 @@ fn queue_pick_is_uniform_over_cluster_members_mixed() {
     };
     queue_pick_is_uniform_over_cluster_members(a.addr, b.addr);
 }
+
+/// Node A's `cluster.permissions`: it wants `in.>` from the cluster and
+/// gives `out.>` but not `out.secret`.
+const ROUTE_PERMISSIONS: &str = "cluster { permissions { import: \"in.>\", \
+     export: { allow: \"out.>\", deny: \"out.secret\" } } }\n";
+
+/// The subjects `conn` receives up to and including `last`.
+fn subjects_until(conn: &mut Conn, last: &str) -> Vec<String> {
+    let mut subjects = Vec::new();
+    loop {
+        let (subject, _, _) = conn
+            .msg(WAIT)
+            .unwrap_or_else(|| panic!("{last} never came; got {subjects:?}"));
+        let done = subject == last;
+        subjects.push(subject);
+        if done {
+            return subjects;
+        }
+    }
+}
+
+/// A (percore, [`ROUTE_PERMISSIONS`]) and B: what A does not export never
+/// reaches B's subscribers (a literal `RS+` outside it is ignored; a
+/// wildcard one that covers the deny rule is checked per message), and
+/// what A does not import is never announced, so B never sends it. Each
+/// side publishes in order, so a message that should not arrive would come
+/// before the last one that must.
+fn route_permissions_hold(a: SocketAddr, b: SocketAddr) {
+    let mut a_pub = Conn::on_shard(a, 1);
+    let mut b_sub = Conn::connect(b);
+    b_sub.send(b"SUB out.a 1\r\nSUB out.secret 2\r\nSUB out.* 3\r\nSUB other.x 4\r\n");
+    wait_interest(&mut b_sub, &mut a_pub, "out.probe");
+    a_pub.send(
+        b"PUB out.secret 0\r\n\r\nPUB other.x 0\r\n\r\nPUB out.a 0\r\n\r\nPUB out.end 0\r\n\r\n",
+    );
+    let got = subjects_until(&mut b_sub, "out.end");
+    assert_eq!(got[..2], ["out.a", "out.a"], "{got:?}");
+    assert_eq!(got.len(), 3, "{got:?}");
+
+    let mut a_sub = Conn::on_shard(a, 1);
+    let mut b_pub = Conn::connect(b);
+    a_sub.send(b"SUB other.y 1\r\nSUB other.* 2\r\nSUB in.a 3\r\nSUB in.end 4\r\n");
+    wait_interest(&mut a_sub, &mut b_pub, "in.probe");
+    b_pub.send(b"PUB other.y 0\r\n\r\nPUB in.a 0\r\n\r\nPUB in.end 0\r\n\r\n");
+    assert_eq!(subjects_until(&mut a_sub, "in.end"), ["in.a", "in.end"]);
+}
+
+#[test]
+fn route_permissions_between_percore_nodes() {
+    let (a, a_route) = percore_node_with("ra", &[], ROUTE_PERMISSIONS);
+    let routes = routes_arg(a_route);
+    let (b, _) = percore_node("rb", &["--routes", &routes]);
+    route_permissions_hold(a.addr, b.addr);
+    // The route INFO says so, as nats-server writes it.
+    let route = TcpStream::connect(("127.0.0.1", a_route)).unwrap();
+    route.set_read_timeout(Some(WAIT)).unwrap();
+    let mut conn = Conn {
+        stream: route,
+        pending: Vec::new(),
+        info: String::new(),
+    };
+    let info = conn.line(WAIT).expect("route INFO");
+    assert!(
+        info.contains(
+            r#""import":{"allow":["in.>"]},"export":{"allow":["out.>"],"deny":["out.secret"]}"#
+        ),
+        "{info}"
+    );
+}
+
+#[test]
+fn route_permissions_against_nats_server() {
+    let (a, a_route) = percore_node_with("rma", &[], ROUTE_PERMISSIONS);
+    let Some(b) = nats_server("rmb", &[a_route]) else {
+        return;
+    };
+    route_permissions_hold(a.addr, b.addr);
+}
