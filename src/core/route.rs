@@ -208,6 +208,9 @@ pub struct PeerInfo {
     pub auth_required: bool,
     pub ldm: bool,
     pub gateway: String,
+    /// The peer's `cluster.permissions.export` (what of our interest it
+    /// accepts); `import` is not needed here.
+    pub export: Option<SubjectPermissionWire>,
 }
 
 /// The fields of a route CONNECT.

@@ -27,14 +27,15 @@
 
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::auth::{PermissionCheck, Permissions, Rules};
+use crate::auth::{PermissionCheck, Permissions, Rules, SubscribeRule};
 use crate::subject::is_subset;
 
 /// A rule set as the route INFO carries it (nats-server's
 /// `SubjectPermission`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SubjectPermissionWire {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub allow: Vec<String>,
@@ -137,6 +138,46 @@ impl ImportCheck {
     }
 }
 
+/// A peer's `export` from its route INFO, to tell which of our interest it
+/// accepts: when a config reload widens it, nats-server's peers send it
+/// the interest it ignored before (route.go `updateRemoteRoutePerms`).
+#[derive(Debug)]
+pub struct PeerExport {
+    check: Option<PermissionCheck>,
+}
+
+impl PeerExport {
+    /// `None`: the peer exports everything.
+    pub fn new(export: Option<&SubjectPermissionWire>) -> PeerExport {
+        let rule = |text: &String| {
+            let mut fields = text.split_whitespace();
+            SubscribeRule {
+                subject: fields.next().unwrap_or_default().as_bytes().into(),
+                queue: fields.next().map(|q| q.as_bytes().into()),
+            }
+        };
+        PeerExport {
+            check: export.map(|export| {
+                PermissionCheck::new(Arc::new(Permissions {
+                    publish: None,
+                    subscribe: Some(Rules {
+                        allow: (!export.allow.is_empty())
+                            .then(|| export.allow.iter().map(rule).collect()),
+                        deny: export.deny.iter().map(rule).collect(),
+                    }),
+                    allow_responses: None,
+                }))
+            }),
+        }
+    }
+
+    pub fn exports(&self, subject: &[u8]) -> bool {
+        self.check
+            .as_ref()
+            .is_none_or(|check| check.can_subscribe(subject, None))
+    }
+}
+
 fn wire<R>(rules: &Rules<R>, text: impl Fn(&R) -> String) -> SubjectPermissionWire {
     let strings = |list: &[R]| list.iter().map(&text).collect();
     SubjectPermissionWire {
@@ -148,7 +189,6 @@ fn wire<R>(rules: &Rules<R>, text: impl Fn(&R) -> String) -> SubjectPermissionWi
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::SubscribeRule;
 
     fn rule(subject: &str) -> SubscribeRule {
         SubscribeRule {
@@ -209,6 +249,12 @@ mod tests {
             serde_json::to_string(&p.export_wire()).unwrap(),
             r#"{"allow":["out.>","both.*"],"deny":["out.secret"]}"#
         );
+        // A peer's, read back.
+        let export: SubjectPermissionWire =
+            serde_json::from_str(r#"{"allow":["out.\u003e"],"deny":["out.secret"]}"#).unwrap();
+        let peer = PeerExport::new(Some(&export));
+        assert!(peer.exports(b"out.a") && !peer.exports(b"out.secret") && !peer.exports(b"x"));
+        assert!(PeerExport::new(None).exports(b"x"));
         let none = RoutePermissions::new(Permissions::default());
         assert!(none.import_wire().is_none() && none.export_wire().is_none());
     }

@@ -27,7 +27,7 @@ use crate::mesh::MeshItem;
 use crate::route::{
     route_connect_line, route_info_line, ClusterSettings, PeerConnect, PeerInfo, RouteUrl,
 };
-use crate::route_permissions::{ImportCheck, RoutePermissions};
+use crate::route_permissions::{ImportCheck, RoutePermissions, SubjectPermissionWire};
 
 use super::lifecycle::Accepted;
 use super::route_interest::ServerInterest;
@@ -65,6 +65,8 @@ pub struct RouteLink {
     pub retry: bool,
     /// The peer's client URLs.
     pub connect_urls: Vec<String>,
+    /// The peer's route `export` as its last INFO said.
+    pub remote_export: Option<SubjectPermissionWire>,
 }
 
 /// Where a route should be dialled.
@@ -356,6 +358,7 @@ impl<I: ShardIo> ShardBroker<I> {
             return Next::Close;
         }
         link.registered = true;
+        link.remote_export = info.export.clone();
         if !cluster.settings.no_advertise {
             link.connect_urls = info.connect_urls.clone();
         }
@@ -545,6 +548,9 @@ impl<I: ShardIo> ShardBroker<I> {
                 link.connect_urls.clear();
             }
             self.announce_connect_urls();
+        } else {
+            // A config reload on the peer, maybe of its permissions.
+            self.peer_export_changed(key, info.export);
         }
         Next::NeedMore
     }
