@@ -1729,3 +1729,72 @@ fn route_permissions_against_nats_server() {
     };
     route_permissions_hold(a.addr, b.addr);
 }
+
+/// A nats-server 2.9 peer whose `cluster.permissions.export` first refuses
+/// `perm.b`, then (config reload) allows it: its updated route INFO says
+/// so, and percore announces its `perm.b` interest again (the first `RS+`
+/// was ignored there), as nats-server's own routes do. Without that, B's
+/// publishes on `perm.b` would never reach A until the route reconnects.
+#[test]
+fn a_peer_that_widens_its_export_hears_our_interest_again() {
+    if !std::path::Path::new(NATS_SERVER).exists() {
+        eprintln!("SKIPPED: {NATS_SERVER} is not installed (apt-get install nats-server)");
+        return;
+    }
+    let (a, a_route) = percore_node("wa", &[]);
+    let dir = std::env::temp_dir().join(format!("percore-widen-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("b.conf");
+    let port = free_port();
+    let cluster_port = free_port();
+    // All in the file: nats-server refuses a reload whose cluster options
+    // differ from the flags'.
+    let export = |subject: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "host: 127.0.0.1\nport: {port}\nserver_name: wb\ncluster {{\n  name: demo\n  \
+                 listen: \"127.0.0.1:{cluster_port}\"\n  routes: [\"{}\"]\n  \
+                 permissions {{ export: \"{subject}\" }}\n}}\n",
+                routes_arg(a_route)
+            ),
+        )
+        .unwrap();
+    };
+    export("perm.a");
+    let child = Command::new(NATS_SERVER)
+        .args(["-c", config.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn nats-server");
+    let b = NatsServer {
+        child,
+        addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        route_port: cluster_port,
+    };
+    let mut a_sub = Conn::on_shard(a.addr, 1);
+    let mut b_pub = Conn::connect(b.addr);
+    a_sub.send(b"SUB perm.b 1\r\nSUB perm.a 2\r\n");
+    wait_interest(&mut a_sub, &mut b_pub, "perm.a");
+    // B exports perm.a only: A's perm.b interest was ignored there.
+    b_pub.send(b"PUB perm.b 0\r\n\r\nPUB perm.a 0\r\n\r\n");
+    let (subject, _, _) = a_sub.msg(WAIT).expect("perm.a");
+    assert_eq!(subject, "perm.a", "B sent perm.b, which it does not export");
+
+    export("perm.>");
+    // SAFETY: a signal to our own child process.
+    unsafe { libc::kill(b.child.id() as i32, libc::SIGHUP) };
+    let deadline = Instant::now() + WAIT;
+    loop {
+        b_pub.send(b"PUB perm.b 0\r\n\r\n");
+        b_pub.ping();
+        if let Some((subject, _, _)) = a_sub.msg(Duration::from_millis(50)) {
+            assert_eq!(subject, "perm.b");
+            break;
+        }
+        assert!(Instant::now() < deadline, "perm.b never reached A");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
