@@ -1162,6 +1162,10 @@ fn cluster_settings(
         client_urls,
         auth_timeout: cluster.auth_timeout,
         connect_retries: cluster.connect_retries,
+        permissions: cluster
+            .permissions
+            .clone()
+            .map(percore_core::route_permissions::RoutePermissions::new),
         explicit: cluster.routes.iter().map(|r| r.host_port()).collect(),
         tls_required: cluster.tls.is_some(),
     }

@@ -1547,3 +1547,254 @@ fn an_announced_route_payload_costs_nothing_until_it_arrives() {
     assert_eq!(subject, "stalled");
     assert!(got == payload, "payload of {} bytes differs", got.len());
 }
+
+/// Drains `conns` until `total` messages came in all (bounded by [`WAIT`]),
+/// then once more after a PING round trip each so that late duplicates
+/// show: the payloads each connection got.
+fn drain_counts(conns: &mut [&mut Conn], total: usize) -> Vec<Vec<String>> {
+    let mut got: Vec<Vec<String>> = conns.iter().map(|_| Vec::new()).collect();
+    let deadline = Instant::now() + WAIT;
+    while got.iter().map(Vec::len).sum::<usize>() < total && Instant::now() < deadline {
+        for (i, conn) in conns.iter_mut().enumerate() {
+            while let Some((_, _, payload)) = conn.msg(Duration::from_millis(20)) {
+                got[i].push(String::from_utf8(payload).unwrap());
+            }
+        }
+    }
+    for (i, conn) in conns.iter_mut().enumerate() {
+        conn.ping();
+        while let Some((_, _, payload)) = conn.msg(Duration::from_millis(100)) {
+            got[i].push(String::from_utf8(payload).unwrap());
+        }
+    }
+    got
+}
+
+fn publish_numbered(publisher: &mut Conn, subject: &str, from: usize, count: usize) {
+    let mut batch = Vec::new();
+    for i in from..from + count {
+        let body = i.to_string();
+        batch.extend_from_slice(format!("PUB {subject} {}\r\n{body}\r\n", body.len()).as_bytes());
+    }
+    publisher.send(&batch);
+    publisher.ping();
+}
+
+/// nats-server 2.9 picks a queue member for a client's message uniformly
+/// over every member of the cluster (client.go `processMsgResults`: a
+/// remote server's members count by the weight of its `RS+`, and a route
+/// member drawn takes the message): it prefers its own members only for a
+/// message that came from a route. Node A has one member (on shard 0, the
+/// publisher on shard 1: a member on another shard is one of A's), B has
+/// three: A's member gets a quarter of N. A pick that preferred A's members
+/// would give it all of them, one uniform over nodes half, one that
+/// counted B's route interest as one member half. Each message once in all;
+/// with A's member gone, all go to B.
+fn queue_pick_is_uniform_over_cluster_members(a: SocketAddr, b: SocketAddr) {
+    let mut a_member = Conn::on_shard(a, 0);
+    let mut publisher = Conn::on_shard(a, 1);
+    let mut b_members = [Conn::connect(b), Conn::connect(b), Conn::connect(b)];
+    a_member.send(b"SUB work q 1\r\n");
+    a_member.ping();
+    wait_interest(&mut a_member, &mut publisher, "probe.uq.a");
+    for (i, m) in b_members.iter_mut().enumerate() {
+        m.send(b"SUB work q 1\r\n");
+        wait_interest(m, &mut publisher, &format!("probe.uq.b{i}"));
+    }
+    const N: usize = 2000;
+    publish_numbered(&mut publisher, "work", 0, N);
+    let [b0, b1, b2] = &mut b_members;
+    let got = drain_counts(&mut [&mut a_member, b0, b1, b2], N);
+    let mut all: Vec<usize> = got.iter().flatten().map(|p| p.parse().unwrap()).collect();
+    all.sort_unstable();
+    assert_eq!(all, (0..N).collect::<Vec<_>>(), "each message exactly once");
+    // A quarter is 500; 5 standard deviations are about 100.
+    let a_share = got[0].len();
+    assert!(
+        (400..=600).contains(&a_share),
+        "A's one member of four got {a_share} of {N}"
+    );
+    for (i, b) in got[1..].iter().enumerate() {
+        assert!(b.len() > 300, "B's member {i} got {} of {N}", b.len());
+    }
+
+    // A's member leaves: every message goes to B.
+    a_member.send(b"UNSUB 1\r\n");
+    a_member.ping();
+    wait_interest(&mut a_member, &mut publisher, "probe.uq.gone");
+    publish_numbered(&mut publisher, "work", N, 300);
+    let [b0, b1, b2] = &mut b_members;
+    let got = drain_counts(&mut [&mut a_member, b0, b1, b2], 300);
+    assert!(
+        got[0].is_empty(),
+        "A's member left but got {}",
+        got[0].len()
+    );
+    let mut all: Vec<usize> = got.iter().flatten().map(|p| p.parse().unwrap()).collect();
+    all.sort_unstable();
+    assert_eq!(all, (N..N + 300).collect::<Vec<_>>(), "B took each once");
+}
+
+#[test]
+fn queue_pick_is_uniform_over_cluster_members_as_nats_server() {
+    let (a, a_route) = percore_node("ua", &[]);
+    let routes = routes_arg(a_route);
+    let (b, _) = percore_node("ub", &["--routes", &routes]);
+    queue_pick_is_uniform_over_cluster_members(a.addr, b.addr);
+}
+
+#[test]
+fn queue_pick_is_uniform_over_cluster_members_mixed() {
+    let (a, a_route) = percore_node("uma", &[]);
+    let Some(b) = nats_server("umb", &[a_route]) else {
+        return;
+    };
+    queue_pick_is_uniform_over_cluster_members(a.addr, b.addr);
+}
+
+/// Node A's `cluster.permissions`: it wants `in.>` from the cluster and
+/// gives `out.>` but not `out.secret`.
+const ROUTE_PERMISSIONS: &str = "cluster { permissions { import: \"in.>\", \
+     export: { allow: \"out.>\", deny: \"out.secret\" } } }\n";
+
+/// The subjects `conn` receives up to and including `last`.
+fn subjects_until(conn: &mut Conn, last: &str) -> Vec<String> {
+    let mut subjects = Vec::new();
+    loop {
+        let (subject, _, _) = conn
+            .msg(WAIT)
+            .unwrap_or_else(|| panic!("{last} never came; got {subjects:?}"));
+        let done = subject == last;
+        subjects.push(subject);
+        if done {
+            return subjects;
+        }
+    }
+}
+
+/// A (percore, [`ROUTE_PERMISSIONS`]) and B: what A does not export never
+/// reaches B's subscribers (a literal `RS+` outside it is ignored; a
+/// wildcard one that covers the deny rule is checked per message), and
+/// what A does not import is never announced, so B never sends it. Each
+/// side publishes in order, so a message that should not arrive would come
+/// before the last one that must.
+fn route_permissions_hold(a: SocketAddr, b: SocketAddr) {
+    let mut a_pub = Conn::on_shard(a, 1);
+    let mut b_sub = Conn::connect(b);
+    b_sub.send(b"SUB out.a 1\r\nSUB out.secret 2\r\nSUB out.* 3\r\nSUB other.x 4\r\n");
+    wait_interest(&mut b_sub, &mut a_pub, "out.probe");
+    a_pub.send(
+        b"PUB out.secret 0\r\n\r\nPUB other.x 0\r\n\r\nPUB out.a 0\r\n\r\nPUB out.end 0\r\n\r\n",
+    );
+    let got = subjects_until(&mut b_sub, "out.end");
+    assert_eq!(got[..2], ["out.a", "out.a"], "{got:?}");
+    assert_eq!(got.len(), 3, "{got:?}");
+
+    let mut a_sub = Conn::on_shard(a, 1);
+    let mut b_pub = Conn::connect(b);
+    a_sub.send(b"SUB other.y 1\r\nSUB other.* 2\r\nSUB in.a 3\r\nSUB in.end 4\r\n");
+    wait_interest(&mut a_sub, &mut b_pub, "in.probe");
+    b_pub.send(b"PUB other.y 0\r\n\r\nPUB in.a 0\r\n\r\nPUB in.end 0\r\n\r\n");
+    assert_eq!(subjects_until(&mut a_sub, "in.end"), ["in.a", "in.end"]);
+}
+
+#[test]
+fn route_permissions_between_percore_nodes() {
+    let (a, a_route) = percore_node_with("ra", &[], ROUTE_PERMISSIONS);
+    let routes = routes_arg(a_route);
+    let (b, _) = percore_node("rb", &["--routes", &routes]);
+    route_permissions_hold(a.addr, b.addr);
+    // The route INFO says so, as nats-server writes it.
+    let route = TcpStream::connect(("127.0.0.1", a_route)).unwrap();
+    route.set_read_timeout(Some(WAIT)).unwrap();
+    let mut conn = Conn {
+        stream: route,
+        pending: Vec::new(),
+        info: String::new(),
+    };
+    let info = conn.line(WAIT).expect("route INFO");
+    assert!(
+        info.contains(
+            r#""import":{"allow":["in.>"]},"export":{"allow":["out.>"],"deny":["out.secret"]}"#
+        ),
+        "{info}"
+    );
+}
+
+#[test]
+fn route_permissions_against_nats_server() {
+    let (a, a_route) = percore_node_with("rma", &[], ROUTE_PERMISSIONS);
+    let Some(b) = nats_server("rmb", &[a_route]) else {
+        return;
+    };
+    route_permissions_hold(a.addr, b.addr);
+}
+
+/// A nats-server 2.9 peer whose `cluster.permissions.export` first refuses
+/// `perm.b`, then (config reload) allows it: its updated route INFO says
+/// so, and percore announces its `perm.b` interest again (the first `RS+`
+/// was ignored there), as nats-server's own routes do. Without that, B's
+/// publishes on `perm.b` would never reach A until the route reconnects.
+#[test]
+fn a_peer_that_widens_its_export_hears_our_interest_again() {
+    if !std::path::Path::new(NATS_SERVER).exists() {
+        eprintln!("SKIPPED: {NATS_SERVER} is not installed (apt-get install nats-server)");
+        return;
+    }
+    let (a, a_route) = percore_node("wa", &[]);
+    let dir = std::env::temp_dir().join(format!("percore-widen-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("b.conf");
+    let port = free_port();
+    let cluster_port = free_port();
+    // All in the file: nats-server refuses a reload whose cluster options
+    // differ from the flags'.
+    let export = |subject: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "host: 127.0.0.1\nport: {port}\nserver_name: wb\ncluster {{\n  name: demo\n  \
+                 listen: \"127.0.0.1:{cluster_port}\"\n  routes: [\"{}\"]\n  \
+                 permissions {{ export: \"{subject}\" }}\n}}\n",
+                routes_arg(a_route)
+            ),
+        )
+        .unwrap();
+    };
+    export("perm.a");
+    let child = Command::new(NATS_SERVER)
+        .args(["-c", config.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn nats-server");
+    let b = NatsServer {
+        child,
+        addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        route_port: cluster_port,
+    };
+    let mut a_sub = Conn::on_shard(a.addr, 1);
+    let mut b_pub = Conn::connect(b.addr);
+    a_sub.send(b"SUB perm.b 1\r\nSUB perm.a 2\r\n");
+    wait_interest(&mut a_sub, &mut b_pub, "perm.a");
+    // B exports perm.a only: A's perm.b interest was ignored there.
+    b_pub.send(b"PUB perm.b 0\r\n\r\nPUB perm.a 0\r\n\r\n");
+    let (subject, _, _) = a_sub.msg(WAIT).expect("perm.a");
+    assert_eq!(subject, "perm.a", "B sent perm.b, which it does not export");
+
+    export("perm.>");
+    // SAFETY: a signal to our own child process.
+    unsafe { libc::kill(b.child.id() as i32, libc::SIGHUP) };
+    let deadline = Instant::now() + WAIT;
+    loop {
+        b_pub.send(b"PUB perm.b 0\r\n\r\n");
+        b_pub.ping();
+        if let Some((subject, _, _)) = a_sub.msg(Duration::from_millis(50)) {
+            assert_eq!(subject, "perm.b");
+            break;
+        }
+        assert!(Instant::now() < deadline, "perm.b never reached A");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -4,12 +4,14 @@
 
 use std::time::Duration;
 
+use percore_core::auth::Permissions;
 use percore_core::route::RouteUrl;
 
 use super::conf::{Entry, Value};
 use super::entry::{boolean, integer, string, unknown_field, wrong_type};
 use super::error::ConfigError;
 use super::load::host_and_port;
+use super::permissions::parse_permissions;
 use super::tls::{apply_tls, validate, TlsOptions};
 
 /// nats-server's default route authorization timeout (2 s, as for clients).
@@ -35,6 +37,10 @@ pub struct ClusterOptions {
     pub routes: Vec<RouteUrl>,
     /// `tls {}`: TLS on every route, the handshake first.
     pub tls: Option<TlsOptions>,
+    /// `permissions { import, export }` (or, deprecated, inside
+    /// `authorization`): import as the publish rules, export as the
+    /// subscribe rules, as nats-server parses them.
+    pub permissions: Option<Permissions>,
 }
 
 impl Default for ClusterOptions {
@@ -51,6 +57,7 @@ impl Default for ClusterOptions {
             auth_timeout: DEFAULT_ROUTE_AUTH_TIMEOUT,
             routes: Vec::new(),
             tls: None,
+            permissions: None,
         }
     }
 }
@@ -82,6 +89,7 @@ pub fn apply_cluster(
         ));
     };
     let mut warnings = Vec::new();
+    let mut top_level_permissions = false;
     for item in map.entries() {
         match item.key.to_ascii_lowercase().as_str() {
             "name" => cluster.name = Some(string(item)?.to_string()).filter(|n| !n.is_empty()),
@@ -94,7 +102,35 @@ pub fn apply_cluster(
             }
             "port" => cluster.port = integer(item)?,
             "host" | "net" => cluster.host = string(item)?.to_string(),
-            "authorization" => apply_authorization(item, cluster)?,
+            "authorization" => {
+                if let Some(permissions) = apply_authorization(item, cluster)? {
+                    warnings.push(
+                        ConfigError::at(
+                            &item.key_pos,
+                            format!(
+                                "invalid use of field \"{}\": setting \"permissions\" within cluster authorization block is deprecated",
+                                item.key
+                            ),
+                        )
+                        .to_string(),
+                    );
+                    // The block's own `permissions` win, wherever they are.
+                    if !top_level_permissions {
+                        cluster.permissions = Some(permissions);
+                    }
+                }
+            }
+            "permissions" => {
+                let permissions = parse_permissions(item)?;
+                if permissions.allow_responses.is_some() {
+                    return Err(ConfigError::at(
+                        &item.key_pos,
+                        "Cluster permissions do not support dynamic responses",
+                    ));
+                }
+                cluster.permissions = Some(permissions);
+                top_level_permissions = true;
+            }
             "routes" => cluster.routes = route_urls(item, &mut warnings)?,
             "cluster_advertise" | "advertise" => {
                 cluster.advertise = Some(string(item)?.to_string()).filter(|a| !a.is_empty())
@@ -123,7 +159,7 @@ pub fn apply_cluster(
                 validate(&tls).map_err(|e| ConfigError::at(&item.key_pos, e.to_string()))?;
                 cluster.tls = Some(tls);
             }
-            "permissions" | "pool_size" | "accounts" | "compression" => {
+            "pool_size" | "accounts" | "compression" => {
                 return Err(ConfigError::at(
                     &item.key_pos,
                     format!("cluster \"{}\" is not supported yet by percore", item.key),
@@ -136,10 +172,16 @@ pub fn apply_cluster(
     Ok(warnings)
 }
 
-fn apply_authorization(entry: &Entry, cluster: &mut ClusterOptions) -> Result<(), ConfigError> {
+/// `authorization { user, password, timeout }`; returns its (deprecated)
+/// `permissions`, which apply unless the block has its own.
+fn apply_authorization(
+    entry: &Entry,
+    cluster: &mut ClusterOptions,
+) -> Result<Option<Permissions>, ConfigError> {
     let Value::Map(map) = &entry.node.value else {
         return Err(wrong_type(entry, "a map"));
     };
+    let mut permissions = None;
     for item in map.entries() {
         match item.key.to_ascii_lowercase().as_str() {
             "user" | "username" => cluster.user = Some(string(item)?.to_string()),
@@ -163,11 +205,12 @@ fn apply_authorization(entry: &Entry, cluster: &mut ClusterOptions) -> Result<()
                     "Cluster authorization does not support tokens",
                 ))
             }
+            "permissions" => permissions = Some(parse_permissions(item)?),
             _ if item.used_as_variable => {}
             _ => return Err(unknown_field(item)),
         }
     }
-    Ok(())
+    Ok(permissions)
 }
 
 /// `routes: [...]`: URLs, a repeated one dropped with nats-server's
@@ -321,6 +364,47 @@ mod tests {
         let tls = c.tls.unwrap();
         assert!(tls.verify && tls.insecure);
         assert_eq!(tls.timeout(), Duration::from_secs(3));
+    }
+
+    #[test]
+    fn cluster_permissions_are_taken_not_ignored() {
+        let (opts, warnings) = load(
+            "cluster {\n  port: 1\n  permissions { import: \"in.>\", export: { allow: [\"out.>\"], deny: \"out.secret\" } }\n}\n",
+        )
+        .unwrap();
+        assert!(warnings.is_empty());
+        let p = opts.cluster.unwrap().permissions.unwrap();
+        assert_eq!(p.publish.unwrap().allow.unwrap().len(), 1);
+        let export = p.subscribe.unwrap();
+        assert_eq!(export.allow.unwrap().len(), 1);
+        assert_eq!(&*export.deny[0].subject, b"out.secret");
+        // Inside `authorization`: taken, with nats-server's deprecation
+        // warning (which `-t` fails on); the block's own win.
+        let (opts, warnings) = load(
+            "cluster {\n  port: 1\n  authorization {\n    user: a\n    password: b\n    permissions { import: \"x.>\" }\n  }\n}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            warnings,
+            ["x.conf:3:3: invalid use of field \"authorization\": setting \"permissions\" within cluster authorization block is deprecated"]
+        );
+        let p = opts.cluster.unwrap().permissions.unwrap();
+        assert_eq!(&*p.publish.unwrap().allow.unwrap()[0], b"x.>");
+        for source in [
+            "cluster { port: 1, permissions { import: a }, authorization { permissions { import: b } } }",
+            "cluster { port: 1, authorization { permissions { import: b } }, permissions { import: a } }",
+        ] {
+            let p = load(source).unwrap().0.cluster.unwrap().permissions.unwrap();
+            assert_eq!(&*p.publish.unwrap().allow.unwrap()[0], b"a", "{source}");
+        }
+        assert_eq!(
+            load("cluster {\n  port: 1\n  permissions { import: a, allow_responses: true }\n}")
+                .unwrap_err(),
+            "x.conf:3:3: Cluster permissions do not support dynamic responses"
+        );
+        assert!(load("cluster { permissions { bogus: a } }")
+            .unwrap_err()
+            .contains("Unknown field \"bogus\" parsing permissions"));
     }
 
     #[test]

@@ -40,6 +40,7 @@ pub mod protocol;
 pub mod read_buffer;
 pub mod rng;
 pub mod route;
+pub mod route_permissions;
 pub mod shard;
 pub mod snapshot;
 pub mod subject;

@@ -17,6 +17,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::info::ADVERTISED_VERSION;
+use crate::route_permissions::{RoutePermissions, SubjectPermissionWire};
 
 /// nats-server's route protocol version in 2.9 (account-aware `RS+`/`RMSG`).
 pub const ROUTE_PROTOCOL_VERSION: u8 = 2;
@@ -54,6 +55,9 @@ pub struct ClusterSettings {
     /// `cluster { tls {} }`: INFO says `tls_required`/`tls_verify` and
     /// CONNECT `tls_required`, as nats-server.
     pub tls_required: bool,
+    /// `cluster.permissions`: what interest is exchanged with the routes
+    /// (see [`crate::route_permissions`]).
+    pub permissions: Option<RoutePermissions>,
 }
 
 #[derive(Serialize)]
@@ -84,6 +88,10 @@ struct RouteInfoWire<'a> {
     connect_urls: &'a [String],
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     ldm: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    import: Option<SubjectPermissionWire>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    export: Option<SubjectPermissionWire>,
 }
 
 /// Our route INFO line (` \r\n` ending, as nats-server). `lnoc` is left
@@ -122,6 +130,14 @@ pub fn route_info_line(
             &settings.client_urls
         },
         ldm: lame_duck,
+        import: settings
+            .permissions
+            .as_ref()
+            .and_then(RoutePermissions::import_wire),
+        export: settings
+            .permissions
+            .as_ref()
+            .and_then(RoutePermissions::export_wire),
     };
     let mut line = b"INFO ".to_vec();
     let _ = serde_json::to_writer(&mut line, &wire);
@@ -192,6 +208,9 @@ pub struct PeerInfo {
     pub auth_required: bool,
     pub ldm: bool,
     pub gateway: String,
+    /// The peer's `cluster.permissions.export` (what of our interest it
+    /// accepts); `import` is not needed here.
+    pub export: Option<SubjectPermissionWire>,
 }
 
 /// The fields of a route CONNECT.

@@ -43,6 +43,7 @@ pub mod route_delivery;
 pub mod route_handshake;
 pub mod route_interest;
 pub mod route_ops;
+pub mod route_permissions;
 pub mod system_requests;
 pub mod timers;
 pub mod tls;

@@ -96,6 +96,14 @@ impl<I: ShardIo> ShardBroker<I> {
             if conn.closing.is_some() {
                 continue;
             }
+            // Only a route whose wildcard interest covers an export deny
+            // rule has a check (see `super::route_permissions`): the one
+            // per-message permission test on the way to a route.
+            if let Some(check) = &mut conn.permissions {
+                if !check.may_receive(message.subject, None) {
+                    continue;
+                }
+            }
             let headers = conn.options.headers;
             let bound = account_name.len()
                 + message.subject.len()

@@ -27,6 +27,7 @@ use crate::mesh::MeshItem;
 use crate::route::{
     route_connect_line, route_info_line, ClusterSettings, PeerConnect, PeerInfo, RouteUrl,
 };
+use crate::route_permissions::{ImportCheck, RoutePermissions, SubjectPermissionWire};
 
 use super::lifecycle::Accepted;
 use super::route_interest::ServerInterest;
@@ -64,6 +65,8 @@ pub struct RouteLink {
     pub retry: bool,
     /// The peer's client URLs.
     pub connect_urls: Vec<String>,
+    /// The peer's route `export` as its last INFO said.
+    pub remote_export: Option<SubjectPermissionWire>,
 }
 
 /// Where a route should be dialled.
@@ -84,6 +87,9 @@ pub struct ClusterState {
     /// Remote server id → its one registered route.
     pub by_id: HashMap<String, ConnKey>,
     pub interest: ServerInterest,
+    /// `cluster.permissions.import`: which of [`ClusterState::interest`]
+    /// the routes hear of (`None`: all of it).
+    pub import: Option<ImportCheck>,
     /// Gossiped servers to dial (taken by the runtime).
     pub dials: Vec<RouteDial>,
 }
@@ -91,6 +97,10 @@ pub struct ClusterState {
 impl ClusterState {
     pub fn new(settings: Arc<ClusterSettings>) -> ClusterState {
         ClusterState {
+            import: settings
+                .permissions
+                .as_ref()
+                .map(RoutePermissions::import_check),
             settings,
             links: HashMap::new(),
             by_id: HashMap::new(),
@@ -348,6 +358,7 @@ impl<I: ShardIo> ShardBroker<I> {
             return Next::Close;
         }
         link.registered = true;
+        link.remote_export = info.export.clone();
         if !cluster.settings.no_advertise {
             link.connect_urls = info.connect_urls.clone();
         }
@@ -537,6 +548,9 @@ impl<I: ShardIo> ShardBroker<I> {
                 link.connect_urls.clear();
             }
             self.announce_connect_urls();
+        } else {
+            // A config reload on the peer, maybe of its permissions.
+            self.peer_export_changed(key, info.export);
         }
         Next::NeedMore
     }

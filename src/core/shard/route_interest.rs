@@ -14,6 +14,9 @@
 //! `RS- <account> <subject> <queue>`. A newly registered route gets the
 //! whole table at once.
 //!
+//! With `cluster.permissions.import`, interest outside it is counted but
+//! never announced (see [`crate::route_permissions`]).
+//!
 //! Counts are the cluster shard's view: a change on another shard reaches
 //! it one ring batch later, which only delays the announcement.
 
@@ -107,6 +110,10 @@ impl<I: ShardIo> ShardBroker<I> {
         let Some(count) = cluster.interest.apply(key.clone(), delta) else {
             return;
         };
+        // Outside `import`: the routes never hear of it (nor of its end).
+        if !cluster.import.as_mut().is_none_or(|i| i.announces(subject)) {
+            return;
+        }
         let routes: Vec<ConnKey> = cluster.registered_routes().collect();
         if routes.is_empty() {
             return;
@@ -122,11 +129,18 @@ impl<I: ShardIo> ShardBroker<I> {
 
     /// A route just registered: it gets all current client interest.
     pub(super) fn send_all_interest(&mut self, route: ConnKey) {
-        let Some(cluster) = self.cluster.as_ref() else {
+        let Some(cluster) = self.cluster.as_mut() else {
             return;
         };
         let mut burst = Vec::new();
         for (key, count) in cluster.interest.iter() {
+            if !cluster
+                .import
+                .as_mut()
+                .is_none_or(|i| i.announces(&key.subject))
+            {
+                continue;
+            }
             encode_interest(
                 &mut burst,
                 self.limits.accounts.name(key.account),

@@ -194,6 +194,9 @@ impl<I: ShardIo> ShardBroker<I> {
         let Some(account) = self.route_account(key, account_name, subject) else {
             return;
         };
+        if !self.route_may_export(key, subject) {
+            return;
+        }
         let sid = Self::route_sid(account_name, subject, queue.map(|(q, _)| q));
         if let Some(sk) = self.conns[key].subs.get(&sid[..], &self.subs) {
             // Known interest: a queue's new weight.

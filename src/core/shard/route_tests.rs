@@ -277,3 +277,75 @@ fn a_duplicate_route_and_a_route_to_ourselves_are_closed() {
     assert_eq!(next, Next::Close);
     assert!(n0.broker.route_reconnect(to_self.key).is_none());
 }
+
+/// `cluster.permissions`: import `in.>`, export `out.>` but not
+/// `out.secret`.
+fn with_route_permissions() -> ShardLimits {
+    use crate::auth::{Permissions, Rules, SubscribeRule};
+    use crate::route_permissions::RoutePermissions;
+    let rule = |s: &str| SubscribeRule {
+        subject: s.as_bytes().into(),
+        queue: None,
+    };
+    let mut limits = clustered();
+    let mut settings = (**limits.cluster.as_ref().unwrap()).clone();
+    settings.permissions = Some(RoutePermissions::new(Permissions {
+        publish: Some(Rules {
+            allow: Some(vec![b"in.>".as_slice().into()]),
+            deny: Vec::new(),
+        }),
+        subscribe: Some(Rules {
+            allow: Some(vec![rule("out.>")]),
+            deny: vec![rule("out.secret")],
+        }),
+        allow_responses: None,
+    }));
+    limits.cluster = Some(Arc::new(settings));
+    limits
+}
+
+#[test]
+fn route_permissions_act_on_interest_and_per_message_only_when_needed() {
+    let (mut n0, mut n1) = two_shards(with_route_permissions());
+    let mut r1 = peer(&mut n0, 1, "NPEER1");
+    let mut client = clustered_client(&mut n1, 2);
+    // Import: only interest inside `in.>` is announced, and withdrawn.
+    n1.input(
+        &mut client,
+        "CONNECT {\"verbose\":false}\r\nSUB in.a 1\r\nSUB other.x 2\r\nSUB in.* 3\r\nUNSUB 2\r\nUNSUB 1\r\n",
+    );
+    settle(&mut n0, &mut n1);
+    assert_eq!(
+        r1.socket.read(),
+        "RS+ $G in.a\r\nRS+ $G in.*\r\nRS- $G in.a\r\n"
+    );
+
+    // Export: literal interest outside it is ignored; what is accepted
+    // needs no per-message check.
+    send(
+        &mut n0,
+        &mut r1,
+        "RS+ $G out.a\r\nRS+ $G out.secret\r\nRS+ $G x\r\n",
+    );
+    settle(&mut n0, &mut n1);
+    assert!(n0.broker.conns[r1.key].permissions.is_none());
+    n1.input(
+        &mut client,
+        "PUB out.secret 0\r\n\r\nPUB x 0\r\n\r\nPUB out.a 0\r\n\r\n",
+    );
+    settle(&mut n0, &mut n1);
+    assert_eq!(r1.socket.read(), "RMSG $G out.a 0\r\n\r\n");
+
+    // A wildcard that covers the deny rule: that route's messages are
+    // checked from now on.
+    send(&mut n0, &mut r1, "RS+ $G out.*\r\n");
+    settle(&mut n0, &mut n1);
+    assert!(n0.broker.conns[r1.key].permissions.is_some());
+    n1.input(&mut client, "PUB out.secret 0\r\n\r\nPUB out.b 0\r\n\r\n");
+    settle(&mut n0, &mut n1);
+    assert_eq!(r1.socket.read(), "RMSG $G out.b 0\r\n\r\n");
+
+    // A second route without such interest has no check.
+    let r2 = peer(&mut n0, 3, "NPEER2");
+    assert!(n0.broker.conns[r2.key].permissions.is_none());
+}
