@@ -112,9 +112,21 @@ fn filtered_out(options: &Value, me: &Responder, facts: &FilterFacts) -> bool {
             .and_then(Value::as_str)
             .is_some_and(|wanted| !wanted.is_empty() && !mine.contains(wanted))
     };
+    // percore has no server tags and no JetStream domain: a request that
+    // asks for any is for other servers.
+    let asks_tags = options
+        .get("tags")
+        .and_then(Value::as_array)
+        .is_some_and(|tags| !tags.is_empty());
+    let asks_domain = options
+        .get("domain")
+        .and_then(Value::as_str)
+        .is_some_and(|domain| !domain.is_empty());
     excludes("server_name", &me.name)
         || excludes("host", &me.host)
         || excludes("cluster", &facts.cluster)
+        || asks_tags
+        || asks_domain
 }
 
 /// `{"server":...,"data":...}` or `{"server":...,"error":{...}}`, the
@@ -183,4 +195,46 @@ fn account_conns(
             server_info(me, now),
         ),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn me() -> Responder {
+        Responder {
+            name: "alpha-1".into(),
+            host: "127.0.0.1".into(),
+            id: "NID".into(),
+        }
+    }
+
+    #[test]
+    fn filters_compare_as_nats_server_does() {
+        let facts = FilterFacts {
+            cluster: "east".into(),
+        };
+        let out = |options: Value| filtered_out(&options, &me(), &facts);
+        assert!(!out(json!({})));
+        assert!(!out(json!({"server_name": "alpha"})), "a substring matches");
+        assert!(out(json!({"server_name": "beta"})));
+        assert!(!out(json!({"cluster": "ea", "host": "127.0"})));
+        assert!(out(json!({"cluster": "west"})));
+        assert!(out(json!({"tags": ["x"]})));
+        assert!(out(json!({"domain": "hub"})));
+        assert!(!out(json!({"tags": [], "domain": ""})));
+    }
+
+    #[test]
+    fn options_that_are_not_json_are_a_400() {
+        assert_eq!(parse_options(b""), Ok(None));
+        assert_eq!(parse_options(b" \r\n"), Ok(None));
+        assert!(parse_options(b"{nope").is_err());
+        let answer = envelope(&me(), None, Some((400, "bad")));
+        let value: Value = serde_json::from_str(&answer).expect("json");
+        assert_eq!(value["error"], json!({"code": 400, "description": "bad"}));
+        assert_eq!(value["server"]["id"], "NID");
+        assert!(answer.starts_with("{\"server\":"), "{answer}");
+    }
 }
