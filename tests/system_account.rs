@@ -249,8 +249,14 @@ async fn another_account_sees_no_system_traffic() {
     let sys = connect(broker.addr, "sys").await;
     let mut events = sys.subscribe("$SYS.ACCOUNT.>").await.expect("subscribe");
     sys.flush().await.expect("flush");
-    // System traffic the app's subscription would match.
+    // System traffic the app's subscription would match. The app (cid 1)
+    // and this client (cid 3) share a shard, where the CONNECT event is
+    // published: a leak would reach the app before its own marker below.
     let other = raw_login(&broker, "app", "other");
+    assert_eq!(
+        other.shard(broker.shards),
+        ((app.server_info().client_id - 1) % broker.shards as u64) as usize
+    );
     let (subject, _) = next_json(&mut events).await;
     assert_eq!(subject, "$SYS.ACCOUNT.APP.CONNECT");
     request(&sys, "$SYS.REQ.SERVER.PING.VARZ", "").await;
