@@ -139,7 +139,7 @@ sample_server() {
     last_ticks="$ticks" last_t="$now"
     k=$((k + 1))
     sleep "$(awk -v t="$t0" -v k="$k" -v s="$sample" -v n="$(date +%s.%N)" \
-      'BEGIN {d = t + k * s - n; printf "%.3f", d > 0 ? d : 0}')"
+      'BEGIN {d = t + k * s - n; printf "%.3f", (d > 0 ? d : 0)}')"
   done
 }
 
