@@ -1,7 +1,9 @@
 //! The soak's SVG: two panels over the same time axis (minutes), the
 //! server's RSS on top and the pair's per-interval p50/p99 below, with the
-//! end of the warm-up marked in both. Rendered with plotters' SVG backend
-//! (already the bench's plotting crate), into a string so it can be tested.
+//! end of the warm-up marked in both. Latency is on a log axis (p50 and p99
+//! are orders of magnitude apart); RSS on a linear one from 0. Rendered with
+//! plotters' SVG backend (already the bench's plotting crate), into a string
+//! so it can be tested.
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -46,16 +48,18 @@ pub fn render(
             minutes,
             warm,
             &[("RSS", BLUE, mib)],
+            false,
         )?;
         let at = |r: &Row| r.t_end_s / 60.0;
         let p50 = rows.iter().map(|r| (at(r), r.p50_us)).collect();
         let p99 = rows.iter().map(|r| (at(r), r.p99_us)).collect();
         panel(
             &bottom,
-            "Pair latency per interval (µs)",
+            "Pair latency per interval (µs, log scale)",
             minutes,
             warm,
             &[("p50", BLUE, p50), ("p99", RED, p99)],
+            true,
         )?;
         root.present().map_err(|e| e.to_string())?;
     }
@@ -70,28 +74,59 @@ fn panel<DB: DrawingBackend>(
     x_max: f64,
     warm: f64,
     series: &[Series],
+    log_y: bool,
 ) -> Result<(), String> {
     let err = |e: &dyn std::fmt::Display| format!("plot: {e}");
-    let y_max = series
-        .iter()
-        .flat_map(|s| s.2.iter().map(|p| p.1))
-        .fold(1.0, f64::max)
-        * 1.1;
+    // Log axis: values are drawn as log10 and labelled back in µs (one
+    // chart type for both panels); 0 (an interval with no message) is
+    // drawn at the bottom.
+    let ys = || series.iter().flat_map(|s| s.2.iter().map(|p| p.1));
+    let (y_min, y_max) = if log_y {
+        let lo = ys().filter(|v| *v > 0.0).fold(f64::INFINITY, f64::min);
+        let hi = ys().fold(1.0, f64::max);
+        let lo = if lo.is_finite() {
+            lo.log10().floor()
+        } else {
+            0.0
+        };
+        (lo, hi.log10().ceil().max(lo + 1.0))
+    } else {
+        (0.0, ys().fold(1.0, f64::max) * 1.1)
+    };
+    let y_of = |v: f64| {
+        if log_y {
+            if v > 0.0 {
+                v.log10().max(y_min)
+            } else {
+                y_min
+            }
+        } else {
+            v
+        }
+    };
     let mut chart = ChartBuilder::on(area)
         .caption(caption, ("sans-serif", 16))
         .margin(12)
         .x_label_area_size(35)
         .y_label_area_size(65)
-        .build_cartesian_2d(0f64..x_max, 0f64..y_max)
+        .build_cartesian_2d(0f64..x_max, y_min..y_max)
         .map_err(|e| err(&e))?;
+    let label = |y: &f64| {
+        if log_y {
+            format!("{:.0}", 10f64.powf(*y))
+        } else {
+            format!("{y:.1}")
+        }
+    };
     chart
         .configure_mesh()
         .x_desc("minutes since start")
+        .y_label_formatter(&label)
         .draw()
         .map_err(|e| err(&e))?;
     chart
         .draw_series(LineSeries::new(
-            vec![(warm, 0.0), (warm, y_max)],
+            vec![(warm, y_min), (warm, y_max)],
             GREY.stroke_width(1),
         ))
         .map_err(|e| err(&e))?
@@ -100,7 +135,10 @@ fn panel<DB: DrawingBackend>(
     for (name, color, pts) in series {
         let color = *color;
         chart
-            .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
+            .draw_series(LineSeries::new(
+                pts.iter().map(|&(x, y)| (x, y_of(y))),
+                color.stroke_width(2),
+            ))
             .map_err(|e| err(&e))?
             .label(*name)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
@@ -178,7 +216,16 @@ mod tests {
         assert!(svg.trim_end().ends_with("</svg>"));
         let n = balanced(&svg).expect("well-formed");
         assert!(n > 20, "{n} elements");
-        for text in ["Server RSS", "Pair latency", "p99", "end of warm-up"] {
+        // The latency axis is logarithmic: 30 µs .. 96 µs spans 10 .. 100
+        // (plotters puts each text on its own line).
+        for text in [
+            "Server RSS",
+            "Pair latency",
+            "p99",
+            "end of warm-up",
+            "\n100\n",
+            "\n10\n",
+        ] {
             assert!(svg.contains(text), "missing {text}");
         }
         // Three data lines and two warm-up markers (polylines).
