@@ -79,7 +79,8 @@ struct Args {
     /// After the final PING/PONG fence, wait up to this long for stragglers.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     settle: Duration,
-    /// Hard limit for the whole run.
+    /// Hard limit for the whole run (not soak: it ends at --duration,
+    /// default 3600s there, and every wait inside it is bounded).
     #[arg(long, default_value = "300s", value_parser = parse_duration)]
     timeout: Duration,
     /// No periodic progress lines.
