@@ -828,10 +828,7 @@ async fn serve_client(ctx: Rc<ShardContext>, socket: HandOff, client_id: ClientI
                 }
             }
         }
-        let requests = ctx.broker.borrow_mut().take_system_requests();
-        if !requests.is_empty() {
-            task::spawn(answer_system_requests(ctx.clone(), requests)).detach();
-        }
+        spawn_system_answers(&ctx);
         publish_system_events(&ctx);
         ctx.finish_unit(&mut units_this_turn).await;
         if last_read {
@@ -873,7 +870,16 @@ fn publish_system_events(ctx: &ShardContext) {
     }
 }
 
-/// Requests a client published on the system account: the server's
+/// Answers, off this task, the system requests the last unit of work
+/// collected (a client's, or one a route brought from another server).
+fn spawn_system_answers(ctx: &Rc<ShardContext>) {
+    let requests = ctx.broker.borrow_mut().take_system_requests();
+    if !requests.is_empty() {
+        task::spawn(answer_system_requests(ctx.clone(), requests)).detach();
+    }
+}
+
+/// Requests published on the system account: the server's
 /// services (rendered from a cross-shard snapshot, see
 /// [`crate::system_services`]) and account JWT updates (checked and stored),
 /// both on the blocking thread, answered from this shard; a stored JWT has

@@ -359,10 +359,15 @@ fn route_handshake_errors_and_route_to_self() {
         pending: Vec::new(),
         info: String::new(),
     };
+    // The system account's services are the server's interest too (as
+    // nats-server's internal subscriptions are), once each.
+    let mut system = Vec::new();
     let mut lines = Vec::new();
     while lines.len() < 4 {
         let line = peer.line(WAIT).expect("route line");
-        if !line.starts_with("PING") {
+        if line.starts_with("RS+ $SYS ") {
+            system.push(line);
+        } else if !line.starts_with("PING") {
             lines.push(line);
         }
     }
@@ -380,6 +385,17 @@ fn route_handshake_errors_and_route_to_self() {
         if line == "PONG\r\n" {
             break;
         }
+        if line.starts_with("RS+ $SYS ") {
+            system.push(line);
+        }
+    }
+    let announced: std::collections::BTreeSet<&String> = system.iter().collect();
+    assert_eq!(announced.len(), system.len(), "twice: {system:?}");
+    for subject in ["$SYS.REQ.SERVER.PING", "$SYS.REQ.SERVER.PING.VARZ"] {
+        assert!(
+            system.contains(&format!("RS+ $SYS {subject}\r\n")),
+            "{subject}: {system:?}"
+        );
     }
     sub.send(b"PUB t r 1\r\nx\r\nPUB u 1\r\ny\r\n");
     sub.ping();

@@ -26,7 +26,9 @@ use crate::shard_io::SocketEndpoint;
 
 use super::accept_backoff::AcceptBackoff;
 use super::tls_tasks::{link_wants_writer, write_client_tls};
-use super::{read_input, wall_clock, write_client, ShardContext, STREAMING_READ_LEN};
+use super::{
+    read_input, spawn_system_answers, wall_clock, write_client, ShardContext, STREAMING_READ_LEN,
+};
 use crate::tls::handshake::{handshake, HandshakeError};
 
 /// nats-server's `DEFAULT_ROUTE_DIAL`.
@@ -344,6 +346,8 @@ async fn serve_route(
             buffer.reserve_toward(needed);
         }
         dial_gossiped_routes(&ctx);
+        // Another server's client asked this server's system services.
+        spawn_system_answers(&ctx);
         if outcome.next == Next::Close {
             ctx.end_of_work();
             break;

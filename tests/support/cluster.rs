@@ -252,8 +252,40 @@ pub fn nats_server(name: &str, routes: &[u16]) -> Option<NatsServer> {
     nats_server_installed().then(|| nats_server_from(NATS_SERVER, name, routes))
 }
 
+/// [`nats_server`] with a config file holding `config` (accounts, a
+/// system account); the cluster still comes from the flags.
+pub fn nats_server_with_config(name: &str, routes: &[u16], config: &str) -> Option<NatsServer> {
+    if !nats_server_installed() {
+        return None;
+    }
+    static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!(
+        "percore-nats-{}-{name}-{n}.conf",
+        std::process::id()
+    ));
+    std::fs::write(&path, config).expect("write nats-server config");
+    Some(nats_server_configured(
+        NATS_SERVER,
+        name,
+        routes,
+        Some(path),
+    ))
+}
+
 /// A nats-server from `binary` (any version that takes these flags).
 pub fn nats_server_from(binary: &str, name: &str, routes: &[u16]) -> NatsServer {
+    nats_server_configured(binary, name, routes, None)
+}
+
+/// A nats-server from `binary`, with the config file `config` (removed
+/// with it) when given.
+fn nats_server_configured(
+    binary: &str,
+    name: &str,
+    routes: &[u16],
+    config: Option<PathBuf>,
+) -> NatsServer {
     let port = free_port();
     let cluster_port = free_port();
     let routes: Vec<String> = routes
@@ -271,11 +303,14 @@ pub fn nats_server_from(binary: &str, name: &str, routes: &[u16]) -> NatsServer 
     if !routes.is_empty() {
         command.args(["--routes", &routes.join(",")]);
     }
+    if let Some(config) = &config {
+        command.arg("-c").arg(config);
+    }
     let child = command.spawn().expect("spawn nats-server");
     NatsServer {
         child,
         addr: SocketAddr::from(([127, 0, 0, 1], port)),
         route_port: cluster_port,
-        config: None,
+        config,
     }
 }

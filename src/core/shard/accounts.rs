@@ -6,7 +6,11 @@
 //! Import subscriptions are the shard's own: every shard installs the same
 //! ones from the shared [`AccountTable`], fires them only for messages
 //! published on it, and never tells the other shards about them (each has
-//! its own). What they do when they fire is in [`super::imports`].
+//! its own). The other servers of a cluster do hear of those that need
+//! their messages (stream imports, the system services): the cluster shard
+//! counts them as this server's interest, once per server, and announces
+//! them to the routes. What they do when they fire is in
+//! [`super::imports`] and [`super::system_requests`].
 
 use std::sync::Arc;
 
@@ -81,13 +85,21 @@ impl<I: ShardIo> ShardBroker<I> {
     pub(super) fn install_imports(&mut self, accounts: &Arc<AccountTable>) {
         self.accounts.make_room(accounts.id_bound());
         let old: Vec<SubKey> = std::mem::take(&mut self.import_subs);
+        // The routes' interest of the old subscriptions is withdrawn after
+        // the new ones are counted: a subject that stays (the system
+        // services, across every reload) is then neither withdrawn nor
+        // announced again.
+        let mut withdrawn: Vec<(AccountId, Box<[u8]>)> = Vec::new();
         for sk in old {
             if let Some(sub) = self.subs.try_remove(sk.index()) {
                 self.accounts
                     .get_mut(sub.account)
                     .remove_local(sub.subject(), None, sk);
-                if matches!(sub.owner, SubOwner::StreamImport { .. }) {
-                    self.cluster_interest_changed(sub.account, sub.subject(), None, -1);
+                if matches!(
+                    sub.owner,
+                    SubOwner::StreamImport { .. } | SubOwner::SystemService
+                ) {
+                    withdrawn.push((sub.account, sub.subject().into()));
                 }
             }
         }
@@ -111,6 +123,9 @@ impl<I: ShardIo> ShardBroker<I> {
             }
         }
         self.install_system_services();
+        for (account, subject) in withdrawn {
+            self.cluster_interest_changed(account, &subject, None, -1);
+        }
     }
 
     fn install_import(&mut self, owner: SubOwner, account: AccountId, subject: &[u8]) {

@@ -144,7 +144,12 @@ impl<I: ShardIo> ShardBroker<I> {
                     self.fire_service_import(importer, import, message, hops)
                 }
                 SubOwner::Responses => self.fire_response(message, hops),
-                SubOwner::SystemService if !from_shard && !self.route_publish => {
+                // A request a route brought fires too: the other
+                // servers' clients ask this server, as they ask
+                // nats-server's internal subscriptions. Once per server:
+                // the cluster shard fires it, the other shards get it
+                // `from_shard`.
+                SubOwner::SystemService if !from_shard => {
                     self.system_request(message);
                     Reach::Some
                 }

@@ -148,8 +148,9 @@ pub struct ShardBroker<I: ShardIo> {
     /// receive it (the one-hop rule).
     one_hop: bool,
     /// The message being routed came from a route to this shard: stream
-    /// imports fire for it (this server has not seen it yet), service
-    /// imports do not (the sending server mapped the request already).
+    /// imports and the system services fire for it (this server has not
+    /// seen it yet), service imports do not (the sending server mapped the
+    /// request already).
     route_publish: bool,
     /// Per route, what the message being routed owes it (see
     /// [`route_delivery`]).

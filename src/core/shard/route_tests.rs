@@ -4,7 +4,8 @@
 
 use std::sync::Arc;
 
-use crate::ids::{ClientId, ConnKey};
+use crate::account::{Account, AccountTable, SYSTEM_ACCOUNT};
+use crate::ids::{AccountId, ClientId, ConnKey};
 use crate::limits::ShardLimits;
 use crate::protocol::RouteParser;
 use crate::route::ClusterSettings;
@@ -33,6 +34,11 @@ struct Route {
 
 /// A peer that dialled the cluster shard and sent its CONNECT and INFO.
 fn peer(node: &mut Node, rid: u64, server_id: &str) -> Route {
+    peer_greeted(node, rid, server_id).0
+}
+
+/// [`peer`], and what it read: the server's INFO and its interest.
+fn peer_greeted(node: &mut Node, rid: u64, server_id: &str) -> (Route, String) {
     let socket = Socket::default();
     let key = node
         .broker
@@ -63,7 +69,7 @@ fn peer(node: &mut Node, rid: u64, server_id: &str) -> Route {
     let greeting = route.socket.read();
     assert!(greeting.starts_with("INFO {\"server_id\":"), "{greeting}");
     assert!(greeting.contains("\"proto\":2"), "{greeting}");
-    route
+    (route, greeting)
 }
 
 /// A client of a clustered server: its INFO names the cluster.
@@ -348,4 +354,74 @@ fn route_permissions_act_on_interest_and_per_message_only_when_needed() {
     // A second route without such interest has no check.
     let r2 = peer(&mut n0, 3, "NPEER2");
     assert!(n0.broker.conns[r2.key].permissions.is_none());
+}
+
+#[test]
+fn system_services_are_one_interest_per_server_and_answer_a_route_once() {
+    let (mut n0, mut n1) = two_shards(clustered());
+    settle(&mut n0, &mut n1);
+    // Both shards installed the services; the routes hear of them once.
+    let (mut r1, greeting) = peer_greeted(&mut n0, 1, "NPEER1");
+    let services: Vec<&str> = greeting
+        .split_inclusive("\r\n")
+        .filter(|line| line.starts_with("RS+ $SYS "))
+        .collect();
+    let distinct: std::collections::BTreeSet<&&str> = services.iter().collect();
+    assert_eq!(distinct.len(), services.len(), "{greeting}");
+    assert!(
+        services.contains(&"RS+ $SYS $SYS.REQ.SERVER.PING\r\n"),
+        "{greeting}"
+    );
+    assert!(
+        services.contains(&"RS+ $SYS $SYS.REQ.ACCOUNT.*.CONNZ\r\n"),
+        "{greeting}"
+    );
+    settle(&mut n0, &mut n1);
+    assert_eq!(r1.socket.read(), "", "shard 1 announces nothing");
+
+    // A second server listens to pings too: a ping from the first is
+    // answered here once (by the cluster shard) and goes no further.
+    let mut r2 = peer(&mut n0, 2, "NPEER2");
+    send(&mut n0, &mut r2, "RS+ $SYS $SYS.REQ.SERVER.PING\r\n");
+    send(
+        &mut n0,
+        &mut r1,
+        "RS+ $SYS _INBOX.r1\r\nRMSG $SYS $SYS.REQ.SERVER.PING _INBOX.r1 0\r\n\r\n",
+    );
+    settle(&mut n0, &mut n1);
+    let requests = n0.broker.take_system_requests();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert_eq!(requests[0].subject, "$SYS.REQ.SERVER.PING");
+    assert_eq!(requests[0].reply.as_deref(), Some("_INBOX.r1"));
+    assert!(n1.broker.take_system_requests().is_empty());
+    let _ = r1.socket.read();
+    assert_eq!(r2.socket.read(), "", "one hop");
+
+    // The answer goes back over the route to the requester's inbox.
+    n0.broker.publish_system("_INBOX.r1", b"stats");
+    n0.end_of_work();
+    assert_eq!(r1.socket.read(), "RMSG $SYS _INBOX.r1 5\r\nstats\r\n");
+    assert_eq!(r2.socket.read(), "");
+
+    // A new account table (an account added, as a reload or a pushed JWT
+    // brings) keeps the services: the routes hear nothing of it.
+    let system = n0.broker.limits.accounts.system().expect("system account");
+    let mut limits = clustered();
+    limits.accounts = Arc::new(AccountTable::build(
+        vec![
+            Account::new(system, SYSTEM_ACCOUNT),
+            Account::new(AccountId(2), "NEW"),
+        ],
+        Some(SYSTEM_ACCOUNT),
+    ));
+    assert_eq!(limits.accounts.system(), Some(system));
+    n0.broker.replace_limits(limits.clone());
+    n1.broker.replace_limits(limits);
+    n0.end_of_work();
+    settle(&mut n0, &mut n1);
+    assert_eq!(
+        r1.socket.read(),
+        "",
+        "no withdrawal, no second announcement"
+    );
 }

@@ -9,8 +9,20 @@
 //! `nsc delete` use.
 //!
 //! Like import subscriptions, every shard installs its own and fires them
-//! only for messages published on it: a request is handled once, by the
-//! shard its requester is on. The shard only collects the request
+//! only for messages published on it: a request is handled once per server,
+//! by the shard its requester is on, or for a request from another server
+//! of the cluster, by the cluster shard its route delivered it to (the
+//! other shards get such a message with the one-hop rule and fire nothing).
+//!
+//! In a cluster they are this server's interest like a client's, as
+//! nats-server's internal subscriptions are: the cluster shard announces
+//! each subject once (`RS+ <system account> <subject>`; the other shards'
+//! copies are not counted, the services being the same on every shard), so
+//! `$SYS.REQ.SERVER.PING` from a client anywhere in the cluster reaches
+//! every server once and each answers once, over the route to the
+//! requester's reply subject.
+//!
+//! The shard only collects the request
 //! ([`ShardBroker::take_system_requests`]); decoding, checking and storing
 //! the JWT happen off the shard, and the answer comes back through
 //! [`ShardBroker::publish_system`].
@@ -100,6 +112,9 @@ impl<I: ShardIo> ShardBroker<I> {
                 .get_mut(system)
                 .insert_local(subject.as_bytes(), None, sk);
             self.import_subs.push(sk);
+            // Other servers of the cluster send us their clients' requests
+            // (a no-op except on the cluster shard: one interest per server).
+            self.cluster_interest_changed(system, subject.as_bytes(), None, 1);
         }
     }
 
