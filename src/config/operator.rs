@@ -1,12 +1,12 @@
 //! Operator mode's top-level keys: `operator` (a JWT file or an inline
-//! JWT), `trusted_keys`, `resolver` (`MEMORY`, or `{type: full, dir}`) and
-//! `resolver_preload`, with nats-server 2.9.10's forms and error texts
-//! (opts.go and `validateTrustedOperators` in jwt.go). Once every key is
-//! read, [`apply`] checks them together and builds the accounts
-//! ([`super::operator_accounts`]).
+//! JWT), `trusted_keys`, `resolver` (`MEMORY`, `URL("http://...")`, or
+//! `{type: full, dir}`) and `resolver_preload`, with nats-server 2.9.10's
+//! forms and error texts (opts.go and `validateTrustedOperators` in
+//! jwt.go). Once every key is read, [`apply`] checks them together and
+//! builds the accounts ([`super::operator_accounts`]).
 //!
-//! Not supported yet (refused at load): `resolver: URL(...)`, the `cache`
-//! resolver, `resolver_tls`.
+//! Not supported yet (refused at load): `https` resolver URLs and
+//! `resolver_tls`, the `cache` resolver.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -24,6 +24,7 @@ use super::error::{go_type, io_error_text, ConfigError};
 use super::operator_accounts;
 use super::options::Options;
 use crate::auth_checks::NkeyVerifier;
+use crate::url_resolver::UrlResolver;
 
 /// What a JWT file starts with (base64 of `{"`).
 const JWT_PREFIX: &str = "eyJ";
@@ -44,6 +45,9 @@ pub enum ResolverConfig {
         limit: i64,
         timeout: Option<Duration>,
     },
+    /// `URL("http://host/path/")`: unknown accounts are fetched over HTTP
+    /// ([`crate::url_resolver`]).
+    Url(UrlResolver),
 }
 
 /// Operator mode as configured.
@@ -96,6 +100,12 @@ pub fn apply(
     let mut pinned = keys.pinned.map(pinned_accounts).transpose()?;
     if !keys.any() {
         return accounts::apply(account_keys, opts);
+    }
+    if matches!(resolver, Some(ResolverConfig::Url(_))) && !preload.is_empty() {
+        // nats-server: only writeable resolvers take preloads.
+        return Err(ConfigError::new(
+            "resolver preloads only available for writeable resolver types MEM/DIR/CACHE_DIR",
+        ));
     }
     let operators = match keys.operator {
         Some(entry) => operators(entry)?,
@@ -219,6 +229,9 @@ pub fn install(opts: &mut Options, operator: OperatorOptions) -> Result<(), Conf
     // resolver at start, then updates replace them).
     let mut tokens = operator.preload.clone();
     let full = matches!(operator.resolver, Some(ResolverConfig::Full { .. }));
+    if let Some(ResolverConfig::Url(url)) = &operator.resolver {
+        tokens.extend(url.fetched.all());
+    }
     if let Some(ResolverConfig::Full { dir, .. }) = &operator.resolver {
         for (key, token) in read_dir(dir)? {
             let newer = tokens
@@ -460,8 +473,10 @@ fn resolver(entry: &Entry) -> Result<ResolverConfig, ConfigError> {
             if upper.contains("MEM") {
                 return Ok(ResolverConfig::Memory);
             }
-            if upper.contains("URL") {
-                return Err(at("resolver URL(...) is not supported yet by percore"));
+            if let Some(url) = url_argument(text) {
+                return UrlResolver::new(&url)
+                    .map(ResolverConfig::Url)
+                    .map_err(|e| at(&e));
             }
             Err(at(RESOLVER_ERROR))
         }
@@ -542,6 +557,31 @@ fn resolver(entry: &Entry) -> Result<ResolverConfig, ConfigError> {
     }
 }
 
+/// The `"url"` of `URL("url")` (nats-server's pattern: `URL` anywhere,
+/// case-insensitive, then optionally the parenthesised URL, quotes
+/// optional); `Some("")` for a bare `URL`, `None` without `URL`.
+fn url_argument(text: &str) -> Option<String> {
+    let start = text.to_ascii_uppercase().find("URL")?;
+    let Some(rest) = text[start + 3..].strip_prefix('(') else {
+        return Some(String::new());
+    };
+    let rest = rest.trim_start();
+    let rest = rest.strip_prefix('"').unwrap_or(rest);
+    let end = rest
+        .find(|c: char| c.is_whitespace() || c == '"')
+        .unwrap_or(rest.len());
+    let (url, after) = rest.split_at(end);
+    let after = after.strip_prefix('"').unwrap_or(after).trim_start();
+    // The pattern backtracks: `URL(http://h/)` ends its URL before `)`.
+    Some(if after.starts_with(')') {
+        url.to_string()
+    } else if let Some(url) = url.strip_suffix(')').filter(|_| after.is_empty()) {
+        url.to_string()
+    } else {
+        String::new()
+    })
+}
+
 /// `resolver_preload: { <account key>: <account JWT> }`; each JWT must
 /// decode (and its signature verify), as nats-server checks at load.
 fn preload(entry: &Entry) -> Result<BTreeMap<String, String>, ConfigError> {
@@ -615,6 +655,31 @@ mod tests {
                     ************************* IMPORTANT *************************\n";
         assert_eq!(parse_decorated(file), "eyJhbGciOi.abc.def");
         assert_eq!(parse_decorated("  eyJx.y.z\n"), "eyJx.y.z");
+    }
+
+    #[test]
+    fn resolver_url_forms() {
+        assert_eq!(
+            url_argument("URL(\"http://h:1/jwt/v1/accounts/\")").as_deref(),
+            Some("http://h:1/jwt/v1/accounts/")
+        );
+        assert_eq!(
+            url_argument("url( http://h/a )").as_deref(),
+            Some("http://h/a")
+        );
+        assert_eq!(
+            url_argument("URL(http://h/a)").as_deref(),
+            Some("http://h/a")
+        );
+        assert_eq!(url_argument("URL").as_deref(), Some(""));
+        // The pattern finds `URL` anywhere in the value.
+        assert_eq!(url_argument("CURLY").as_deref(), Some(""));
+        assert_eq!(url_argument("FULL"), None);
+        assert!(UrlResolver::new("http://h:1/jwt/v1/accounts")
+            .expect("url")
+            .base
+            .text
+            .ends_with("/accounts/"));
     }
 
     #[test]
