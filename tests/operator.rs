@@ -1089,3 +1089,314 @@ fn only_users_of_pinned_accounts_log_in() {
         "{stderr}"
     );
 }
+
+/// A tiny account server for `resolver: URL(...)`: `GET /jwt/v1/accounts/`
+/// answers 200 (nats-server's start-up probe), `GET
+/// /jwt/v1/accounts/<key>` the JWT it holds for `key`, 404 for others;
+/// keys in `hang` get a connection that is accepted and never answered.
+/// Every request path is recorded.
+struct AccountServer {
+    url: String,
+    jwts: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
+    hang: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+const ACCOUNTS_PATH: &str = "/jwt/v1/accounts/";
+
+impl AccountServer {
+    fn start(accounts: &[&AccountKeys]) -> AccountServer {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!(
+            "http://{}{ACCOUNTS_PATH}",
+            listener.local_addr().expect("addr")
+        );
+        let server = AccountServer {
+            url,
+            jwts: Default::default(),
+            hang: Default::default(),
+            requests: Default::default(),
+        };
+        for a in accounts {
+            server.add(a);
+        }
+        let (jwts, hang, requests) = (
+            server.jwts.clone(),
+            server.hang.clone(),
+            server.requests.clone(),
+        );
+        let mut hung = Vec::new();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { break };
+                let mut reader = BufReader::new(conn.try_clone().expect("clone"));
+                let mut line = String::new();
+                if reader.read_line(&mut line).is_err() {
+                    continue;
+                }
+                let path = line.split(' ').nth(1).unwrap_or("").to_string();
+                loop {
+                    let mut header = String::new();
+                    match reader.read_line(&mut header) {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) if header == "\r\n" => break,
+                        Ok(_) => {}
+                    }
+                }
+                requests.lock().expect("lock").push(path.clone());
+                let key = path.strip_prefix(ACCOUNTS_PATH).unwrap_or("?");
+                if hang.lock().expect("lock").contains(key) {
+                    // Kept open, never answered.
+                    hung.push(conn);
+                    continue;
+                }
+                let body = if key.is_empty() {
+                    Some(String::new())
+                } else {
+                    jwts.lock().expect("lock").get(key).cloned()
+                };
+                let answer = match body {
+                    Some(body) => format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    ),
+                    None => {
+                        "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                            .to_string()
+                    }
+                };
+                let _ = conn.write_all(answer.as_bytes());
+            }
+        });
+        server
+    }
+
+    fn add(&self, account: &AccountKeys) {
+        self.jwts
+            .lock()
+            .expect("lock")
+            .insert(account.key.public_key(), account.jwt.clone());
+    }
+
+    fn hang(&self, key: &str) {
+        self.hang.lock().expect("lock").insert(key.to_string());
+    }
+
+    /// How many times `key`'s JWT was asked for (`""`: the probe).
+    fn requests_for(&self, key: &str) -> usize {
+        let path = format!("{ACCOUNTS_PATH}{key}");
+        self.requests
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|p| **p == path)
+            .count()
+    }
+
+    fn config(&self, op: &Operator, sys: &AccountKeys) -> String {
+        format!(
+            "operator: \"{}\"\nsystem_account: {}\nresolver: URL(\"{}\")\n",
+            op.jwt,
+            sys.key.public_key(),
+            self.url
+        )
+    }
+}
+
+#[tokio::test]
+async fn the_url_resolver_fetches_an_account_once_for_both_shards() {
+    let op = operator();
+    let sys = account(&op, json!({"limits": unlimited()}));
+    let acc = account(&op, json!({"limits": unlimited()}));
+    let server = AccountServer::start(&[&sys, &acc]);
+    let broker = Broker::with_config(&server.config(&op, &sys));
+    // Start-up: the probe of the base URL and the system account.
+    assert_eq!(server.requests_for(""), 1);
+    assert_eq!(server.requests_for(&sys.key.public_key()), 1);
+    assert_eq!(server.requests_for(&acc.key.public_key()), 0);
+    let hana = user(&acc, json!({}), user_limits(json!({})));
+    let clients = creds_clients(&broker, &hana).await;
+    round_trip(&clients[0], &clients[1], "url.echo").await;
+    // Later logins on either shard use what was fetched.
+    let again = creds_clients(&broker, &hana).await;
+    round_trip(&again[1], &again[0], "url.echo2").await;
+    assert_eq!(server.requests_for(&acc.key.public_key()), 1);
+}
+
+#[test]
+fn the_url_resolver_refuses_unknown_accounts_with_nats_servers_texts() {
+    let op = operator();
+    let sys = account(&op, json!({"limits": unlimited()}));
+    let server = AccountServer::start(&[&sys]);
+    let broker = Broker::with_config(&server.config(&op, &sys));
+    let other = account(&op, json!({"limits": unlimited()}));
+    let stranger = user(&other, json!({}), user_limits(json!({})));
+    for _ in 0..2 {
+        let mut client = broker.raw();
+        let line = connect_line(&client, &stranger);
+        client.send(&line);
+        expect_auth_violation(&mut client);
+        let expected = format!(
+            "[WRN] Account fetch failed: could not fetch <\"{}{}\">: 404 Not Found",
+            server.url,
+            other.key.public_key()
+        );
+        assert!(broker.wait_log(&expected, WAIT).is_some(), "{expected}");
+    }
+    // Nothing is cached for a refused account: each login asks again.
+    assert_eq!(server.requests_for(&other.key.public_key()), 2);
+    // An account JWT the operator did not sign is not used.
+    let rogue = operator();
+    let forged = account(&rogue, json!({"limits": unlimited()}));
+    server.add(&forged);
+    let mut client = broker.raw();
+    let line = connect_line(&client, &user(&forged, json!({}), user_limits(json!({}))));
+    client.send(&line);
+    expect_auth_violation(&mut client);
+}
+
+#[test]
+fn a_hanging_url_resolver_fails_the_login_after_the_timeout_without_stalling_the_shard() {
+    let op = operator();
+    let sys = account(&op, json!({"limits": unlimited()}));
+    let acc = account(&op, json!({"limits": unlimited()}));
+    let slow = account(&op, json!({"limits": unlimited()}));
+    let server = AccountServer::start(&[&sys, &acc]);
+    server.hang(&slow.key.public_key());
+    // The fetch gives up after 1.9 s, as nats-server's, just before the
+    // default 2 s authentication timeout; a debug build's Ed25519 checks
+    // (~100 ms a login here) can push the refusal past it, so the
+    // timeout is longer here to see the refusal the fetch causes.
+    let config = format!(
+        "{}authorization {{ timeout: 5 }}\n",
+        server.config(&op, &sys)
+    );
+    let broker = Broker::with_config(&config);
+    let mut steady = raw_login(&broker, &user(&acc, json!({}), user_limits(json!({}))));
+    let shard = steady.shard(broker.shards);
+    let mut waiting = (0..broker.shards * 2)
+        .map(|_| broker.raw())
+        .find(|c| c.shard(broker.shards) == shard)
+        .expect("a client on the steady client's shard");
+    let slow_user = user(&slow, json!({}), user_limits(json!({})));
+    let line = connect_line(&waiting, &slow_user);
+    let started = Instant::now();
+    waiting.send(&line);
+    waiting.send(b"PING\r\n");
+    // While the fetch hangs, the shard answers its other client at once.
+    let mut round_trips = 0;
+    while started.elapsed() < Duration::from_millis(1500) {
+        let before = Instant::now();
+        steady.send(b"PING\r\n");
+        assert_eq!(steady.read_line_answering_pings(), "PONG\r\n");
+        assert!(
+            before.elapsed() < Duration::from_millis(500),
+            "shard stalled"
+        );
+        round_trips += 1;
+    }
+    assert!(round_trips > 10, "{round_trips} PONGs");
+    // (The server's first keepalive PING may come before.)
+    let refusal = waiting.read_line_answering_pings();
+    assert_eq!(refusal, "-ERR 'Authorization Violation'\r\n");
+    assert!(started.elapsed() >= Duration::from_millis(1900));
+    let expected = format!(
+        "[WRN] Account fetch failed: could not fetch <\"{url}{key}\">: Get \"{url}{key}\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)",
+        url = server.url,
+        key = slow.key.public_key()
+    );
+    assert!(broker.wait_log(&expected, WAIT).is_some(), "{expected}");
+    steady.send(b"PING\r\n");
+    assert_eq!(steady.read_line_answering_pings(), "PONG\r\n");
+}
+
+#[tokio::test]
+async fn the_url_resolver_fetches_the_exporter_of_an_import() {
+    let op = operator();
+    let sys = account(&op, json!({"limits": unlimited()}));
+    let exporter = account(
+        &op,
+        json!({"limits": unlimited(),
+               "exports": [{"subject": "prices.>", "type": "stream"}]}),
+    );
+    let importer = account(
+        &op,
+        json!({"limits": unlimited(),
+               "imports": [{"subject": "prices.>", "type": "stream",
+                            "account": exporter.key.public_key()}]}),
+    );
+    let server = AccountServer::start(&[&sys, &exporter, &importer]);
+    let broker = Broker::with_config(&server.config(&op, &sys));
+    let reader = creds_clients(&broker, &user(&importer, json!({}), user_limits(json!({})))).await;
+    assert_eq!(server.requests_for(&exporter.key.public_key()), 1);
+    let writer = creds_clients(&broker, &user(&exporter, json!({}), user_limits(json!({})))).await;
+    assert_eq!(server.requests_for(&exporter.key.public_key()), 1);
+    let mut sub = reader[0].subscribe("prices.>").await.expect("subscribe");
+    reader[0].flush().await.expect("flush");
+    let got = tokio::time::timeout(WAIT, async {
+        loop {
+            writer[1]
+                .publish("prices.eur", "1.08".into())
+                .await
+                .expect("publish");
+            writer[1].flush().await.expect("flush");
+            if let Ok(Some(msg)) =
+                tokio::time::timeout(Duration::from_millis(100), sub.next()).await
+            {
+                break msg;
+            }
+        }
+    })
+    .await
+    .expect("imported message in time");
+    assert_eq!(&got.payload[..], b"1.08");
+}
+
+#[test]
+fn the_url_resolver_must_answer_at_start_and_takes_no_preloads() {
+    let op = operator();
+    let sys = account(&op, json!({"limits": unlimited()}));
+    let server = AccountServer::start(&[&sys]);
+    // A base URL that answers 404: no start, nats-server's text.
+    let wrong = format!("{}nope/", server.url);
+    let config = format!(
+        "operator: \"{}\"\nsystem_account: {}\nresolver: URL(\"{wrong}\")\n",
+        op.jwt,
+        sys.key.public_key()
+    );
+    let path = std::env::temp_dir().join(format!("percore-url-{}.conf", std::process::id()));
+    std::fs::write(&path, config).expect("config");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_percore"))
+        .args(["-a", "127.0.0.1", "-p", "-1", "-c"])
+        .arg(&path)
+        .output()
+        .expect("run percore");
+    let _ = std::fs::remove_file(&path);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("could not fetch <\"{wrong}\">: 404 Not Found")),
+        "{stderr}"
+    );
+    let (code, stderr) = check_config(&format!(
+        "operator: \"{}\"\nresolver: URL(\"{}\")\nresolver_preload: {{ {}: \"{}\" }}\n",
+        op.jwt,
+        server.url,
+        sys.key.public_key(),
+        sys.jwt
+    ));
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "resolver preloads only available for writeable resolver types MEM/DIR/CACHE_DIR"
+        ),
+        "{stderr}"
+    );
+    let (code, stderr) = check_config(&format!(
+        "operator: \"{}\"\nresolver: URL(\"https://127.0.0.1:1/jwt/v1/accounts/\")\n",
+        op.jwt
+    ));
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("only http"), "{stderr}");
+}
