@@ -1400,3 +1400,186 @@ fn the_url_resolver_must_answer_at_start_and_takes_no_preloads() {
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("only http"), "{stderr}");
 }
+
+/// nats-server 2.9.10 started with `config` (`None` when it is not
+/// installed): its client address and its log lines, for side-by-side
+/// runs of one client sequence.
+struct NatsServer {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+    log: std::sync::mpsc::Receiver<String>,
+    config: std::path::PathBuf,
+}
+
+const NATS_SERVER: &str = "/usr/sbin/nats-server";
+
+impl NatsServer {
+    fn start(config: &str) -> Option<NatsServer> {
+        use std::io::BufRead;
+        if !std::path::Path::new(NATS_SERVER).exists() {
+            eprintln!("SKIPPED: {NATS_SERVER} is not installed");
+            return None;
+        }
+        static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("nats-url-{}-{n}.conf", std::process::id()));
+        std::fs::write(&path, config).expect("config");
+        let mut child = std::process::Command::new(NATS_SERVER)
+            .args(["-a", "127.0.0.1", "-p", "-1", "-c"])
+            .arg(&path)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn nats-server");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, log) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + WAIT;
+        let addr = loop {
+            let line = log
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .expect("nats-server started");
+            if let Some(rest) = line.split("Listening for client connections on ").nth(1) {
+                break rest.trim().parse().expect("address");
+            }
+        };
+        Some(NatsServer {
+            child,
+            addr,
+            log,
+            config: path,
+        })
+    }
+
+    fn wait_log(&self, needle: &str) -> bool {
+        let deadline = Instant::now() + WAIT;
+        while let Ok(line) = self
+            .log
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            if line.contains(needle) {
+                return true;
+            }
+        }
+        false
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.config);
+    }
+}
+
+/// One client sequence against a server using `accounts` (an account
+/// server of its own): a known account's user logs in twice, a stranger
+/// is refused; what the account server was asked and whether the refusal
+/// was logged as nats-server logs it.
+fn url_resolver_sequence(
+    addr: std::net::SocketAddr,
+    accounts: &AccountServer,
+    known: &AccountKeys,
+    stranger: &AccountKeys,
+    wait_log: &dyn Fn(&str) -> bool,
+) -> (Vec<usize>, bool) {
+    let member = user(known, json!({}), user_limits(json!({})));
+    for _ in 0..2 {
+        let mut client = RawClient::connect(addr);
+        let line = connect_line(&client, &member);
+        client.send(&line);
+        client.send(b"PING\r\n");
+        client.expect(b"PONG\r\n");
+    }
+    let mut client = RawClient::connect(addr);
+    let line = connect_line(&client, &user(stranger, json!({}), user_limits(json!({}))));
+    client.send(&line);
+    expect_auth_violation(&mut client);
+    let logged = wait_log(&format!(
+        "[WRN] Account fetch failed: could not fetch <\"{}{}\">: 404 Not Found",
+        accounts.url,
+        stranger.key.public_key()
+    ));
+    let counts = vec![
+        accounts.requests_for(""),
+        accounts.requests_for(&known.key.public_key()),
+        accounts.requests_for(&stranger.key.public_key()),
+    ];
+    (counts, logged)
+}
+
+#[test]
+fn the_url_resolver_side_by_side_with_nats_server() {
+    let op = operator();
+    let sys = account(&op, json!({"limits": unlimited()}));
+    let acc = account(&op, json!({"limits": unlimited()}));
+    let other = account(&op, json!({"limits": unlimited()}));
+    let ours = AccountServer::start(&[&sys, &acc]);
+    let broker = Broker::with_config(&ours.config(&op, &sys));
+    let percore = url_resolver_sequence(broker.addr, &ours, &acc, &other, &|needle| {
+        broker.wait_log(needle, WAIT).is_some()
+    });
+    assert_eq!(percore, (vec![1, 1, 1], true));
+    let theirs = AccountServer::start(&[&sys, &acc]);
+    let Some(nats) = NatsServer::start(&theirs.config(&op, &sys)) else {
+        return;
+    };
+    let reference = url_resolver_sequence(nats.addr, &theirs, &acc, &other, &|needle| {
+        nats.wait_log(needle)
+    });
+    assert_eq!(percore, reference);
+}
+
+#[test]
+fn a_hanging_url_resolver_side_by_side_with_nats_server() {
+    let op = operator();
+    let sys = account(&op, json!({"limits": unlimited()}));
+    let slow = account(&op, json!({"limits": unlimited()}));
+    let sequence = |addr: std::net::SocketAddr,
+                    accounts: &AccountServer,
+                    wait_log: &dyn Fn(&str) -> bool| {
+        let mut client = RawClient::connect(addr);
+        let line = connect_line(&client, &user(&slow, json!({}), user_limits(json!({}))));
+        client.send(&line);
+        let refusal = client.read_line_answering_pings();
+        let url = format!("{}{}", accounts.url, slow.key.public_key());
+        let logged = wait_log(&format!(
+            "[WRN] Account fetch failed: could not fetch <\"{url}\">: Get \"{url}\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)"
+        ));
+        (refusal, logged)
+    };
+    let start = || {
+        let accounts = AccountServer::start(&[&sys]);
+        accounts.hang(&slow.key.public_key());
+        // See the hanging test above for the longer authentication timeout.
+        let config = format!(
+            "{}authorization {{ timeout: 5 }}\n",
+            accounts.config(&op, &sys)
+        );
+        (accounts, config)
+    };
+    let (ours, config) = start();
+    let broker = Broker::with_config(&config);
+    let percore = sequence(broker.addr, &ours, &|needle| {
+        broker.wait_log(needle, WAIT).is_some()
+    });
+    assert_eq!(
+        percore,
+        ("-ERR 'Authorization Violation'\r\n".to_string(), true)
+    );
+    let (theirs, config) = start();
+    let Some(nats) = NatsServer::start(&config) else {
+        return;
+    };
+    let reference = sequence(nats.addr, &theirs, &|needle| nats.wait_log(needle));
+    assert_eq!(percore, reference);
+}
