@@ -560,6 +560,14 @@ fn config_errors_are_nats_servers() {
             "dir has no value and needs to point to a directory",
         ),
         (
+            "resolver: {type: cache, dir: \"/tmp\", allow_delete: true}\n".into(),
+            "CACHE does not accept allow_delete",
+        ),
+        (
+            "resolver: {type: cache, dir: \"/tmp\", ttl: \"1h\"}\n".into(),
+            "resolver type CACHE is not supported by percore",
+        ),
+        (
             "resolver: MEMORY\nresolver_preload: { ABC: \"xx\" }\n".into(),
             "invalid account JWT",
         ),

@@ -463,7 +463,9 @@ fn trusted_keys(entry: &Entry) -> Result<Vec<String>, ConfigError> {
 
 const RESOLVER_ERROR: &str = "error parsing account resolver, should be MEM or  URL(\"url\") or a map containing dir and type state=[FULL|CACHE])";
 
-/// `resolver: MEMORY` or `resolver: {type: full, dir: ...}`.
+const CACHE_REFUSED: &str = "resolver type CACHE is not supported by percore: it looks up accounts it does not hold from other servers ($SYS.REQ.ACCOUNT.<id>.CLAIMS.LOOKUP), which percore does not send; use type: full";
+
+/// `resolver: MEMORY`, `URL("...")` or `{type: full|cache, dir: ...}`.
 fn resolver(entry: &Entry) -> Result<ResolverConfig, ConfigError> {
     let at = |text: &str| ConfigError::at(&entry.key_pos, text);
     match &entry.node.value {
@@ -546,7 +548,20 @@ fn resolver(entry: &Entry) -> Result<ResolverConfig, ConfigError> {
                         timeout,
                     })
                 }
-                "CACHE" => Err(at("resolver type CACHE is not supported yet by percore")),
+                "CACHE" => {
+                    if interval.is_some_and(|i| !i.is_zero()) {
+                        return Err(at("CACHE does not accept sync"));
+                    }
+                    if allow_delete {
+                        return Err(at("CACHE does not accept allow_delete"));
+                    }
+                    // nats-server 2.9's cache resolver finds an account it
+                    // does not hold by asking the other servers over the
+                    // system account and waiting for an answer; percore
+                    // sends no such requests, so it would only be a
+                    // bounded `full` that never finds new accounts.
+                    Err(at(CACHE_REFUSED))
+                }
                 _ => Err(at(RESOLVER_ERROR)),
             }
         }
