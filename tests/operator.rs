@@ -1591,3 +1591,25 @@ fn a_hanging_url_resolver_side_by_side_with_nats_server() {
     let reference = sequence(nats.addr, &theirs, &|needle| nats.wait_log(needle));
     assert_eq!(percore, reference);
 }
+
+#[test]
+fn an_operators_account_server_url_is_its_resolver() {
+    let key = KeyPair::new_operator();
+    let server = AccountServer::start(&[]);
+    // `http://127.0.0.1:<port>/jwt/v1`, as `nsc` writes it.
+    let base = server.url.trim_end_matches("/accounts/").to_string();
+    let jwt = mint(
+        "operator",
+        &key.public_key(),
+        &key,
+        json!({"name": "O"}),
+        json!({"account_server_url": base}),
+    );
+    let op = Operator { key, jwt };
+    let acc = account(&op, json!({"limits": unlimited()}));
+    server.add(&acc);
+    // No `resolver`: nats-server uses `<account_server_url>/accounts`.
+    let broker = Broker::with_config(&format!("operator: \"{}\"\n", op.jwt));
+    raw_login(&broker, &user(&acc, json!({}), user_limits(json!({}))));
+    assert_eq!(server.requests_for(&acc.key.public_key()), 1);
+}

@@ -126,6 +126,19 @@ pub fn apply(
         None => None,
     };
     let claims: Vec<Claims<Operator>> = operators.iter().map(|(_, c)| c.clone()).collect();
+    // nats-server: one operator with an `account_server_url` and no
+    // `resolver` uses that server (`<url>/accounts`, where `nsc push`
+    // sends accounts). (Without the URL nats-server also sets one, which
+    // then fails at start; percore says why at load, below.)
+    let resolver = match resolver {
+        None if claims.len() == 1 && !claims[0].nats.account_server_url.is_empty() => {
+            let url = format!("{}/accounts", claims[0].nats.account_server_url);
+            Some(ResolverConfig::Url(
+                UrlResolver::new(&url).map_err(ConfigError::new)?,
+            ))
+        }
+        resolver => resolver,
+    };
     // validateTrustedOperators, in its order.
     let mut system = configured_system.clone();
     if !claims.is_empty() {
