@@ -30,6 +30,7 @@ pub use percore_core::{
 pub mod admin;
 pub mod auth_checks;
 pub mod calendar;
+pub mod claims_notice;
 pub mod claims_update;
 pub mod config;
 pub mod host_report;

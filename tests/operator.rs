@@ -1613,3 +1613,51 @@ fn an_operators_account_server_url_is_its_resolver() {
     raw_login(&broker, &user(&acc, json!({}), user_limits(json!({}))));
     assert_eq!(server.requests_for(&acc.key.public_key()), 1);
 }
+
+#[test]
+fn the_url_resolver_follows_update_notices_of_loaded_accounts() {
+    let op = operator();
+    let sys = account(&op, json!({"limits": unlimited()}));
+    let acc = account(&op, json!({"limits": unlimited()}));
+    let server = AccountServer::start(&[&sys, &acc]);
+    let broker = Broker::with_config(&server.config(&op, &sys));
+    let mut system = raw_login(&broker, &user(&sys, json!({}), user_limits(json!({}))));
+    let victim = user(&acc, json!({}), user_limits(json!({})));
+    let mut victims: Vec<RawClient> = (0..SHARDS).map(|_| raw_login(&broker, &victim)).collect();
+    let bystander = raw_login(&broker, &user(&acc, json!({}), user_limits(json!({}))));
+    // What an account server publishes when it takes a new JWT.
+    let updated = mint(
+        "account",
+        &acc.key.public_key(),
+        &op.key,
+        json!({"name": "A", "iat": now()}),
+        json!({"limits": unlimited(), "revocations": {victim.key.public_key(): now()}}),
+    );
+    let subject = format!("$SYS.ACCOUNT.{}.CLAIMS.UPDATE", acc.key.public_key());
+    let answer = push(&mut system, &subject, &updated);
+    assert_eq!(answer["data"]["message"], json!("jwt updated"), "{answer}");
+    for client in &mut victims {
+        let line = client.read_line_answering_pings();
+        assert_eq!(line, "-ERR 'User Authentication Revoked'\r\n");
+        client.expect_closed_after(b"");
+    }
+    drop(bystander);
+    // An account this server never loaded is skipped, not fetched.
+    let other = account(&op, json!({"limits": unlimited()}));
+    let subject = format!("$SYS.REQ.ACCOUNT.{}.CLAIMS.UPDATE", other.key.public_key());
+    let answer = push(&mut system, &subject, &other.jwt);
+    assert_eq!(
+        answer["data"]["message"],
+        json!("jwt update skipped"),
+        "{answer}"
+    );
+    assert_eq!(answer["data"]["code"], json!(200));
+    let answer = push(&mut system, &subject, &acc.jwt);
+    assert_eq!(
+        answer["error"]["description"],
+        json!("jwt update resulted in error - subject does not match jwt content"),
+        "{answer}"
+    );
+    assert_eq!(server.requests_for(&acc.key.public_key()), 1);
+    assert_eq!(server.requests_for(&other.key.public_key()), 0);
+}

@@ -275,6 +275,7 @@ pub fn install(opts: &mut Options, operator: OperatorOptions) -> Result<(), Conf
     opts.accounts = built.table;
     let mut mode = built.mode;
     mode.pinned = operator.pinned.clone();
+    mode.update_notices = matches!(operator.resolver, Some(ResolverConfig::Url(_)));
     opts.auth.operator = Some(std::sync::Arc::new(mode));
     opts.operator = Some(operator);
     Ok(())

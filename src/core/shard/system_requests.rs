@@ -28,6 +28,13 @@ pub const CLAIMS_UPDATE_SUBJECTS: [&str; 5] = [
     "$SYS.REQ.CLAIMS.DELETE",
 ];
 
+/// The subjects of account JWT update notices, which nats-server's
+/// resolvers without a store of their own (URL) follow.
+pub const UPDATE_NOTICE_SUBJECTS: [&str; 2] = [
+    "$SYS.ACCOUNT.*.CLAIMS.UPDATE",
+    "$SYS.REQ.ACCOUNT.*.CLAIMS.UPDATE",
+];
+
 /// One request published on the system account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SystemRequest {
@@ -40,19 +47,15 @@ impl<I: ShardIo> ShardBroker<I> {
     /// Installs the system services the policy asks for (called with the
     /// import subscriptions, which it shares the bookkeeping of).
     pub(super) fn install_system_services(&mut self) {
-        let wants_updates = self
-            .limits
-            .auth
-            .operator
-            .as_ref()
-            .is_some_and(|mode| mode.accepts_updates);
+        let subjects: &[&str] = match self.limits.auth.operator.as_deref() {
+            Some(mode) if mode.accepts_updates => &CLAIMS_UPDATE_SUBJECTS,
+            Some(mode) if mode.update_notices => &UPDATE_NOTICE_SUBJECTS,
+            _ => return,
+        };
         let Some(system) = self.limits.accounts.system() else {
             return;
         };
-        if !wants_updates {
-            return;
-        }
-        for subject in CLAIMS_UPDATE_SUBJECTS {
+        for subject in subjects {
             let sk = SubKey::new(self.subs.insert(Subscription::new(
                 SubOwner::ClaimsUpdate,
                 system,
