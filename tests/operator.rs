@@ -1292,7 +1292,21 @@ fn a_hanging_url_resolver_fails_the_login_after_the_timeout_without_stalling_the
     let started = Instant::now();
     waiting.send(&line);
     waiting.send(b"PING\r\n");
-    // While the fetch hangs, the shard answers its other client at once.
+    // While the fetch hangs, another login on that shard goes through at
+    // once (the fetch does not hold the shard's blocking thread)...
+    let mut other = (0..broker.shards * 2)
+        .map(|_| broker.raw())
+        .find(|c| c.shard(broker.shards) == shard)
+        .expect("another client on that shard");
+    let line = connect_line(&other, &user(&acc, json!({}), user_limits(json!({}))));
+    other.send(&line);
+    other.send(b"PING\r\n");
+    assert_eq!(other.read_line_answering_pings(), "PONG\r\n");
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "a login waited for the hanging fetch"
+    );
+    // ...and the shard answers its other client at once.
     let mut round_trips = 0;
     while started.elapsed() < Duration::from_millis(1500) {
         let before = Instant::now();

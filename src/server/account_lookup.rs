@@ -2,12 +2,16 @@
 //! server does not know yet (nats-server's `LookupAccount` during
 //! authentication): the check runs on the blocking thread; when it is a
 //! JWT login refused only because its account is unknown and a URL
-//! resolver is configured, the account is fetched on the blocking thread
-//! too ([`crate::url_resolver`]), the main thread rebuilds the accounts
+//! resolver is configured, the account is fetched on a thread of its own
+//! ([`crate::url_resolver`]; not the shard's one blocking thread, which a
+//! silent account server would hold for 1.9 s, delaying every other
+//! login of the shard), the main thread rebuilds the accounts
 //! and hands them to every shard, this login waits (without blocking the
 //! shard) until its own shard has taken them, and the check runs again
 //! against them. Other connections of the shard are served throughout.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::TryRecvError;
 use std::time::{Duration, Instant};
 
 use shards::{task, timer};
@@ -24,6 +28,43 @@ use percore_core::jwt::Refusal;
 const APPLY_WAIT: Duration = Duration::from_secs(2);
 /// How often the waiting login looks at its shard's accounts.
 const APPLY_POLL: Duration = Duration::from_millis(5);
+
+/// At most this many fetch threads at once (server-wide): a flood of
+/// logins naming unknown accounts against a silent account server must
+/// not grow threads without bound.
+const MAX_FETCH_THREADS: usize = 64;
+
+static FETCH_THREADS: AtomicUsize = AtomicUsize::new(0);
+
+/// Runs `work` on a new thread and waits for it without blocking the
+/// shard (the answer is polled, as the accounts are below).
+async fn on_own_thread(
+    work: impl FnOnce() -> Result<bool, String> + Send + 'static,
+) -> Result<bool, String> {
+    let busy = || Err("too many account fetches in progress".to_string());
+    if FETCH_THREADS.fetch_add(1, Ordering::AcqRel) >= MAX_FETCH_THREADS {
+        FETCH_THREADS.fetch_sub(1, Ordering::AcqRel);
+        return busy();
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("account-fetch".into())
+        .spawn(move || {
+            let _ = tx.send(work());
+            FETCH_THREADS.fetch_sub(1, Ordering::AcqRel);
+        });
+    if spawned.is_err() {
+        FETCH_THREADS.fetch_sub(1, Ordering::AcqRel);
+        return busy();
+    }
+    loop {
+        match rx.try_recv() {
+            Ok(result) => return result,
+            Err(TryRecvError::Disconnected) => return Err("account fetch failed".into()),
+            Err(TryRecvError::Empty) => timer::sleep(APPLY_POLL).await,
+        }
+    }
+}
 
 /// Runs `check` off the shard, with the URL resolver's lookup.
 pub(super) async fn run_slow_check(ctx: &ShardContext, check: SlowCheck) -> SlowOutcome {
@@ -50,7 +91,7 @@ pub(super) async fn run_slow_check(ctx: &ShardContext, check: SlowCheck) -> Slow
     };
     let (key, trusted) = (account.clone(), mode.trusted.clone());
     let known = mode.clone();
-    let resolved = task::spawn_blocking(move || {
+    let resolved = on_own_thread(move || {
         resolver.resolve(&key, &trusted, &|k| known.accounts.contains_key(k))
     })
     .await;
