@@ -1675,3 +1675,28 @@ fn the_url_resolver_follows_update_notices_of_loaded_accounts() {
     assert_eq!(server.requests_for(&acc.key.public_key()), 1);
     assert_eq!(server.requests_for(&other.key.public_key()), 0);
 }
+
+#[test]
+fn a_reload_keeps_the_accounts_the_url_resolver_fetched() {
+    let op = operator();
+    let sys = account(&op, json!({"limits": unlimited()}));
+    let acc = account(&op, json!({"limits": unlimited()}));
+    let server = AccountServer::start(&[&sys, &acc]);
+    let broker = Broker::with_config(&server.config(&op, &sys));
+    let member = user(&acc, json!({}), user_limits(json!({})));
+    let mut members: Vec<RawClient> = (0..SHARDS).map(|_| raw_login(&broker, &member)).collect();
+    broker.signal(libc::SIGHUP);
+    broker
+        .wait_log("Reloaded server configuration", WAIT)
+        .expect("reload logged");
+    // Shards take the reload at their next housekeeping tick (100 ms):
+    // the members stay connected past several.
+    let until = Instant::now() + Duration::from_millis(600);
+    while Instant::now() < until {
+        for client in &mut members {
+            assert_eq!(support::without_server_pings(&client.ping_pong()), b"");
+        }
+    }
+    raw_login(&broker, &member);
+    assert_eq!(server.requests_for(&acc.key.public_key()), 1);
+}
