@@ -1,4 +1,5 @@
-//! A small blocking HTTP/1.1 GET client on `std::net::TcpStream`, for the
+//! A small blocking HTTP/1.1 GET client on `std::net::TcpStream` (with
+//! rustls for `https`), for the
 //! URL account resolver ([`crate::url_resolver`]). It only needs to fetch
 //! small documents (account JWTs) from one configured base URL, so it does
 //! one request per connection (`Connection: close`), follows no
@@ -12,18 +13,23 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use rustls::{ClientConfig, ClientConnection, StreamOwned};
 
 /// The largest body accepted: account JWTs are a few KiB.
 pub const MAX_BODY: usize = 1024 * 1024;
 /// The largest status line plus headers accepted.
 const MAX_HEAD: usize = 64 * 1024;
 
-/// An `http://host[:port]/path` URL.
+/// An `http://host[:port]/path` or `https://...` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpUrl {
     /// As configured (for error texts; see [`HttpUrl::redacted`]).
     pub text: String,
+    /// `https`: the exchange runs over TLS.
+    pub secure: bool,
     host: String,
     port: u16,
     /// Path and query, at least `/`.
@@ -31,16 +37,16 @@ pub struct HttpUrl {
 }
 
 impl HttpUrl {
-    /// Parses a plain `http` URL. `https` is refused: percore's resolver
-    /// client does not speak TLS.
+    /// Parses an `http` or `https` URL.
     pub fn parse(text: &str) -> Result<HttpUrl, String> {
         let text = text.trim();
         let Some((scheme, rest)) = text.split_once("://") else {
             return Err(format!("account resolver url [{text:?}] has no scheme"));
         };
-        if !scheme.eq_ignore_ascii_case("http") {
+        let secure = scheme.eq_ignore_ascii_case("https");
+        if !secure && !scheme.eq_ignore_ascii_case("http") {
             return Err(format!(
-                "account resolver url [{text:?}]: scheme {scheme:?} is not supported by percore (only http)"
+                "account resolver url [{text:?}]: scheme {scheme:?} is not supported (http or https)"
             ));
         }
         let (authority, path) = match rest.find(['/', '?']) {
@@ -49,7 +55,8 @@ impl HttpUrl {
         };
         // Credentials in the URL are not sent (no basic auth here).
         let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
-        let (host, port) = split_host_port(host_port)
+        let default_port = if secure { 443 } else { 80 };
+        let (host, port) = split_host_port(host_port, default_port)
             .ok_or_else(|| format!("account resolver url [{text:?}] has an invalid host"))?;
         let path = if path.starts_with('?') {
             format!("/{path}")
@@ -58,6 +65,7 @@ impl HttpUrl {
         };
         Ok(HttpUrl {
             text: text.to_string(),
+            secure,
             host,
             port,
             path,
@@ -68,6 +76,7 @@ impl HttpUrl {
     pub fn join(&self, suffix: &str) -> HttpUrl {
         HttpUrl {
             text: format!("{}{suffix}", self.text),
+            secure: self.secure,
             host: self.host.clone(),
             port: self.port,
             path: format!("{}{suffix}", self.path),
@@ -90,7 +99,7 @@ impl HttpUrl {
     }
 }
 
-fn split_host_port(text: &str) -> Option<(String, u16)> {
+fn split_host_port(text: &str, default_port: u16) -> Option<(String, u16)> {
     if text.is_empty() {
         return None;
     }
@@ -98,7 +107,7 @@ fn split_host_port(text: &str) -> Option<(String, u16)> {
         let (host, after) = rest.split_once(']')?;
         let port = match after.strip_prefix(':') {
             Some(p) => p.parse().ok()?,
-            None if after.is_empty() => 80,
+            None if after.is_empty() => default_port,
             None => return None,
         };
         return Some((host.to_string(), port));
@@ -106,7 +115,7 @@ fn split_host_port(text: &str) -> Option<(String, u16)> {
     match text.rsplit_once(':') {
         Some((host, port)) if !host.is_empty() => Some((host.to_string(), port.parse().ok()?)),
         Some(_) => None,
-        None => Some((text.to_string(), 80)),
+        None => Some((text.to_string(), default_port)),
     }
 }
 
@@ -119,9 +128,13 @@ pub struct Response {
     pub body: Vec<u8>,
 }
 
-/// GETs `url`; everything must be done by `deadline`. The error is Go's
-/// text for the failed `Get`.
-pub fn get(url: &HttpUrl, timeout: Duration) -> Result<Response, String> {
+/// GETs `url` (over TLS with `tls` for `https`); everything must be done
+/// within `timeout`. The error is Go's text for the failed `Get`.
+pub fn get(
+    url: &HttpUrl,
+    timeout: Duration,
+    tls: Option<&Arc<ClientConfig>>,
+) -> Result<Response, String> {
     let deadline = Instant::now() + timeout;
     let quoted = format!("Get {:?}", url.redacted());
     let timed_out = |stage: &str| {
@@ -153,11 +166,21 @@ pub fn get(url: &HttpUrl, timeout: Duration) -> Result<Response, String> {
             }
         }
     }
-    let Some(mut stream) = stream else {
+    let Some(stream) = stream else {
         return Err(last_error
             .unwrap_or_else(|| format!("{quoted}: dial tcp: lookup {}: no such host", url.host)));
     };
-    let host = if url.port == 80 {
+    let mut stream = if url.secure {
+        let config = tls.ok_or_else(|| format!("{quoted}: no TLS configuration"))?;
+        let name =
+            crate::tls::client::server_name(&url.host).map_err(|e| format!("{quoted}: {e}"))?;
+        let session =
+            ClientConnection::new(config.clone(), name).map_err(|e| format!("{quoted}: {e}"))?;
+        Transport::Tls(Box::new(StreamOwned::new(session, stream)))
+    } else {
+        Transport::Plain(stream)
+    };
+    let host = if url.port == if url.secure { 443 } else { 80 } {
         url.host.clone()
     } else if url.host.contains(':') {
         format!("[{}]:{}", url.host, url.port)
@@ -169,9 +192,13 @@ pub fn get(url: &HttpUrl, timeout: Duration) -> Result<Response, String> {
         url.path
     );
     let left = remaining(deadline).ok_or_else(|| timed_out("awaiting headers"))?;
+    // The TLS handshake reads and writes here too.
     stream
+        .tcp()
         .set_write_timeout(Some(left))
+        .and_then(|()| stream.tcp().set_read_timeout(Some(left)))
         .and_then(|()| stream.write_all(request.as_bytes()))
+        .and_then(|()| stream.flush())
         .map_err(|e| io_failure(&quoted, &e, || timed_out("awaiting headers")))?;
     let mut reader = DeadlineReader {
         stream,
@@ -282,9 +309,55 @@ impl From<std::io::Error> for BodyError {
     }
 }
 
+/// The connection, plain or through TLS.
+enum Transport {
+    Plain(TcpStream),
+    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
+}
+
+impl Transport {
+    /// The socket, for its timeouts.
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Transport::Plain(s) => s,
+            Transport::Tls(s) => &s.sock,
+        }
+    }
+}
+
+impl Read for Transport {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Transport::Plain(s) => s.read(buf),
+            // A server that closes without close_notify ends the body
+            // (Go reads such a body to the end too).
+            Transport::Tls(s) => match s.read(buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(0),
+                other => other,
+            },
+        }
+    }
+}
+
+impl Write for Transport {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Transport::Plain(s) => s.write(buf),
+            Transport::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Transport::Plain(s) => s.flush(),
+            Transport::Tls(s) => s.flush(),
+        }
+    }
+}
+
 /// Reads with the time left before the deadline as each read's timeout.
 struct DeadlineReader {
-    stream: TcpStream,
+    stream: Transport,
     deadline: Instant,
     /// Bytes read and not yet consumed start at `start`.
     buffer: Vec<u8>,
@@ -299,7 +372,7 @@ impl DeadlineReader {
             return Ok(false);
         }
         let left = remaining(self.deadline).ok_or(std::io::ErrorKind::TimedOut)?;
-        self.stream.set_read_timeout(Some(left))?;
+        self.stream.tcp().set_read_timeout(Some(left))?;
         let mut chunk = [0u8; 8192];
         let n = self.stream.read(&mut chunk)?;
         if n == 0 {
@@ -432,9 +505,9 @@ mod tests {
         assert_eq!((bare.port, bare.path.as_str()), (80, "/"));
         let creds = HttpUrl::parse("http://me:secret@h:1/x").expect("url");
         assert_eq!(creds.redacted(), "http://me:xxxxx@h:1/x");
-        assert!(HttpUrl::parse("https://h/x")
-            .expect_err("https")
-            .contains("only http"));
+        let secure = HttpUrl::parse("https://h/x").expect("https");
+        assert!(secure.secure && secure.port == 443);
+        assert!(HttpUrl::parse("ftp://h/x").is_err());
         assert!(HttpUrl::parse("h:1/x").is_err());
         let v6 = HttpUrl::parse("http://[::1]:81/a").expect("v6");
         assert_eq!((v6.host.as_str(), v6.port), ("::1", 81));
@@ -444,7 +517,7 @@ mod tests {
     fn content_length_and_request_line() {
         let (base, server) = serve_once(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloEXTRA");
         let url = HttpUrl::parse(&format!("{base}/jwt/v1/accounts/")).expect("url");
-        let response = get(&url.join("AKEY"), Duration::from_secs(5)).expect("get");
+        let response = get(&url.join("AKEY"), Duration::from_secs(5), None).expect("get");
         assert_eq!(
             (response.code, response.body.as_slice()),
             (200, &b"hello"[..])
@@ -458,8 +531,12 @@ mod tests {
         let (base, _server) = serve_once(
             b"HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
         );
-        let response =
-            get(&HttpUrl::parse(&base).expect("url"), Duration::from_secs(5)).expect("get");
+        let response = get(
+            &HttpUrl::parse(&base).expect("url"),
+            Duration::from_secs(5),
+            None,
+        )
+        .expect("get");
         assert_eq!(response.status, "404 Not Found");
         assert_eq!(response.body, b"abcde");
     }
@@ -467,12 +544,20 @@ mod tests {
     #[test]
     fn body_until_close_is_bounded() {
         let (base, _server) = serve_once(b"HTTP/1.0 200 OK\r\n\r\nuntil close");
-        let response =
-            get(&HttpUrl::parse(&base).expect("url"), Duration::from_secs(5)).expect("get");
+        let response = get(
+            &HttpUrl::parse(&base).expect("url"),
+            Duration::from_secs(5),
+            None,
+        )
+        .expect("get");
         assert_eq!(response.body, b"until close");
         let (base, _server) = serve_once(b"HTTP/1.1 200 OK\r\nContent-Length: 2000000\r\n\r\n");
-        let err = get(&HttpUrl::parse(&base).expect("url"), Duration::from_secs(5))
-            .expect_err("too large");
+        let err = get(
+            &HttpUrl::parse(&base).expect("url"),
+            Duration::from_secs(5),
+            None,
+        )
+        .expect_err("too large");
         assert!(err.contains("larger than 1048576 bytes"), "{err}");
     }
 
@@ -485,7 +570,7 @@ mod tests {
         ))
         .expect("url");
         let started = Instant::now();
-        let err = get(&url, Duration::from_millis(200)).expect_err("timeout");
+        let err = get(&url, Duration::from_millis(200), None).expect_err("timeout");
         assert!(started.elapsed() >= Duration::from_millis(200));
         assert_eq!(
             err,
@@ -504,7 +589,7 @@ mod tests {
             listener.local_addr().expect("addr").port()
         };
         let url = HttpUrl::parse(&format!("http://127.0.0.1:{port}/")).expect("url");
-        let err = get(&url, Duration::from_secs(1)).expect_err("refused");
+        let err = get(&url, Duration::from_secs(1), None).expect_err("refused");
         assert_eq!(
             err,
             format!("Get \"http://127.0.0.1:{port}/\": dial tcp 127.0.0.1:{port}: connect: connection refused")

@@ -25,6 +25,7 @@ use percore_core::jwt::{decode, ClaimType, Claims, TrustedKeys};
 
 use crate::auth_checks::NkeyVerifier;
 use crate::config::operator::{install, OperatorOptions, ResolverConfig};
+use crate::config::tls::TlsOptions;
 use crate::config::Options;
 use crate::http_get::{get, HttpUrl};
 
@@ -82,12 +83,25 @@ impl std::fmt::Debug for FetchedAccounts {
 }
 
 /// A configured URL resolver: the base URL (ending in `/`, as nats-server
-/// makes it) and what it fetched.
+/// makes it), its TLS client for `https`, and what it fetched.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UrlResolver {
     pub base: HttpUrl,
+    pub tls: Option<ResolverTls>,
     pub fetched: FetchedAccounts,
 }
+
+/// The TLS client configuration of an `https` resolver (`resolver_tls`).
+#[derive(Debug, Clone)]
+pub struct ResolverTls(pub Arc<rustls::ClientConfig>);
+
+impl PartialEq for ResolverTls {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for ResolverTls {}
 
 impl UrlResolver {
     /// `url` as configured; nats-server appends a `/` when it lacks one.
@@ -98,8 +112,19 @@ impl UrlResolver {
         }
         Ok(UrlResolver {
             base: HttpUrl::parse(&text)?,
+            tls: None,
             fetched: FetchedAccounts::default(),
         })
+    }
+
+    /// An `https` resolver's TLS client: `resolver_tls` when configured,
+    /// else the system roots. A plain `http` resolver ignores it, as
+    /// nats-server's transport does.
+    pub fn with_tls(mut self, opts: Option<&TlsOptions>) -> Result<UrlResolver, String> {
+        if self.base.secure {
+            self.tls = Some(ResolverTls(crate::tls::resolver_client::build(opts)?));
+        }
+        Ok(self)
     }
 
     /// nats-server's `URLAccResolver.Fetch`: the body of a 200 answer to
@@ -107,7 +132,8 @@ impl UrlResolver {
     pub fn fetch_raw(&self, name: &str) -> Result<String, String> {
         let url = self.base.join(name);
         let failed = |why: &str| format!("could not fetch <{:?}>: {why}", url.redacted());
-        let response = get(&url, FETCH_TIMEOUT).map_err(|e| failed(&e))?;
+        let tls = self.tls.as_ref().map(|t| &t.0);
+        let response = get(&url, FETCH_TIMEOUT, tls).map_err(|e| failed(&e))?;
         if response.code != 200 {
             return Err(failed(&response.status));
         }

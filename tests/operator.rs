@@ -1114,10 +1114,19 @@ const ACCOUNTS_PATH: &str = "/jwt/v1/accounts/";
 
 impl AccountServer {
     fn start(accounts: &[&AccountKeys]) -> AccountServer {
-        use std::io::{BufRead, BufReader, Write};
+        AccountServer::start_with(accounts, None)
+    }
+
+    /// Over TLS with `tls` (an `https` URL) when given.
+    fn start_with(
+        accounts: &[&AccountKeys],
+        tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    ) -> AccountServer {
+        use std::io::Write;
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let url = format!(
-            "http://{}{ACCOUNTS_PATH}",
+            "{}://{}{ACCOUNTS_PATH}",
+            if tls.is_some() { "https" } else { "http" },
             listener.local_addr().expect("addr")
         );
         let server = AccountServer {
@@ -1134,29 +1143,26 @@ impl AccountServer {
             server.hang.clone(),
             server.requests.clone(),
         );
-        let mut hung = Vec::new();
         std::thread::spawn(move || {
+            // Connections kept open, never answered.
+            let mut hung: Vec<Box<dyn Duplex>> = Vec::new();
             for conn in listener.incoming() {
-                let Ok(mut conn) = conn else { break };
-                let mut reader = BufReader::new(conn.try_clone().expect("clone"));
-                let mut line = String::new();
-                if reader.read_line(&mut line).is_err() {
+                let Ok(conn) = conn else { break };
+                let _ = conn.set_read_timeout(Some(WAIT));
+                let mut stream: Box<dyn Duplex> = match &tls {
+                    Some(config) => Box::new(rustls::StreamOwned::new(
+                        rustls::ServerConnection::new(config.clone()).expect("tls session"),
+                        conn,
+                    )),
+                    None => Box::new(conn),
+                };
+                let Some(path) = read_request_path(&mut *stream) else {
                     continue;
-                }
-                let path = line.split(' ').nth(1).unwrap_or("").to_string();
-                loop {
-                    let mut header = String::new();
-                    match reader.read_line(&mut header) {
-                        Ok(0) | Err(_) => break,
-                        Ok(_) if header == "\r\n" => break,
-                        Ok(_) => {}
-                    }
-                }
+                };
                 requests.lock().expect("lock").push(path.clone());
                 let key = path.strip_prefix(ACCOUNTS_PATH).unwrap_or("?");
                 if hang.lock().expect("lock").contains(key) {
-                    // Kept open, never answered.
-                    hung.push(conn);
+                    hung.push(stream);
                     continue;
                 }
                 let body = if key.is_empty() {
@@ -1174,7 +1180,8 @@ impl AccountServer {
                             .to_string()
                     }
                 };
-                let _ = conn.write_all(answer.as_bytes());
+                let _ = stream.write_all(answer.as_bytes());
+                let _ = stream.flush();
             }
         });
         server
@@ -1210,6 +1217,25 @@ impl AccountServer {
             self.url
         )
     }
+}
+
+/// A connection the account server answers on, plain or TLS.
+trait Duplex: std::io::Read + std::io::Write + Send {}
+
+impl<T: std::io::Read + std::io::Write + Send> Duplex for T {}
+
+/// The path of an HTTP request's first line, once its head is read.
+fn read_request_path(stream: &mut dyn Duplex) -> Option<String> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if stream.read(&mut byte).ok()? == 0 {
+            return None;
+        }
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    head.split(' ').nth(1).map(str::to_string)
 }
 
 #[tokio::test]
@@ -1376,7 +1402,7 @@ async fn the_url_resolver_fetches_the_exporter_of_an_import() {
 }
 
 #[test]
-fn the_url_resolver_must_answer_at_start_and_takes_no_preloads() {
+fn the_url_resolver_must_answer_at_start_and_takes_no_preloads_nor_ftp() {
     let op = operator();
     let sys = account(&op, json!({"limits": unlimited()}));
     let server = AccountServer::start(&[&sys]);
@@ -1416,11 +1442,14 @@ fn the_url_resolver_must_answer_at_start_and_takes_no_preloads() {
         "{stderr}"
     );
     let (code, stderr) = check_config(&format!(
-        "operator: \"{}\"\nresolver: URL(\"https://127.0.0.1:1/jwt/v1/accounts/\")\n",
+        "operator: \"{}\"\nresolver: URL(\"ftp://127.0.0.1:1/jwt/v1/accounts/\")\n",
         op.jwt
     ));
     assert_eq!(code, Some(1), "{stderr}");
-    assert!(stderr.contains("only http"), "{stderr}");
+    assert!(
+        stderr.contains("is not supported (http or https)"),
+        "{stderr}"
+    );
 }
 
 /// nats-server 2.9.10 started with `config` (`None` when it is not
@@ -1699,4 +1728,64 @@ fn a_reload_keeps_the_accounts_the_url_resolver_fetched() {
     }
     raw_login(&broker, &member);
     assert_eq!(server.requests_for(&acc.key.public_key()), 1);
+}
+
+/// A CA (its PEM file at the path returned) and a TLS server
+/// configuration for 127.0.0.1 that it signed.
+fn account_server_tls(name: &str) -> (std::path::PathBuf, std::sync::Arc<rustls::ServerConfig>) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer};
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = rcgen::KeyPair::generate().expect("ca key");
+    let ca = params.self_signed(&ca_key).expect("ca");
+    let path =
+        std::env::temp_dir().join(format!("percore-url-ca-{}-{name}.pem", std::process::id()));
+    std::fs::write(&path, ca.pem()).expect("ca file");
+    let issuer = Issuer::new(params, ca_key);
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .expect("params")
+        .signed_by(&key, &issuer)
+        .expect("cert");
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).expect("key der"),
+        )
+        .expect("server config");
+    (path, std::sync::Arc::new(config))
+}
+
+#[test]
+fn an_https_url_resolver_with_resolver_tls() {
+    let op = operator();
+    let sys = account(&op, json!({"limits": unlimited()}));
+    let acc = account(&op, json!({"limits": unlimited()}));
+    let (ca, tls) = account_server_tls("ok");
+    let server = AccountServer::start_with(&[&sys, &acc], Some(tls));
+    let config = format!(
+        "{}resolver_tls {{ ca_file: \"{}\" }}\n",
+        server.config(&op, &sys),
+        ca.display()
+    );
+    let broker = Broker::with_config(&config);
+    raw_login(&broker, &user(&acc, json!({}), user_limits(json!({}))));
+    assert_eq!(server.requests_for(&acc.key.public_key()), 1);
+    // Without the CA the server's certificate is not trusted: no start.
+    let path = std::env::temp_dir().join(format!("percore-url-tls-{}.conf", std::process::id()));
+    std::fs::write(&path, server.config(&op, &sys)).expect("config");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_percore"))
+        .args(["-a", "127.0.0.1", "-p", "-1", "-c"])
+        .arg(&path)
+        .output()
+        .expect("run percore");
+    let _ = std::fs::remove_file(&path);
+    let _ = std::fs::remove_file(&ca);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("could not fetch <\"{}\">: Get", server.url)),
+        "{stderr}"
+    );
 }

@@ -5,8 +5,7 @@
 //! jwt.go). Once every key is read, [`apply`] checks them together and
 //! builds the accounts ([`super::operator_accounts`]).
 //!
-//! Not supported yet (refused at load): `https` resolver URLs and
-//! `resolver_tls`, the `cache` resolver.
+//! Not supported (refused at load, saying why): the `cache` resolver.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -81,6 +80,8 @@ pub struct OperatorKeys<'a> {
     pub resolver: Option<&'a Entry>,
     pub preload: Option<&'a Entry>,
     pub pinned: Option<&'a Entry>,
+    /// `resolver_tls`: the TLS client of an `https` URL resolver.
+    pub tls: Option<&'a Entry>,
 }
 
 impl OperatorKeys<'_> {
@@ -98,6 +99,7 @@ pub fn apply(
     let resolver = keys.resolver.map(resolver).transpose()?;
     let preload = keys.preload.map(preload).transpose()?.unwrap_or_default();
     let mut pinned = keys.pinned.map(pinned_accounts).transpose()?;
+    let resolver_tls = keys.tls.map(super::tls::apply_tls).transpose()?;
     if !keys.any() {
         return accounts::apply(account_keys, opts);
     }
@@ -137,6 +139,16 @@ pub fn apply(
                 UrlResolver::new(&url).map_err(ConfigError::new)?,
             ))
         }
+        resolver => resolver,
+    };
+    let resolver = match resolver {
+        Some(ResolverConfig::Url(url)) => Some(ResolverConfig::Url(
+            url.with_tls(resolver_tls.as_ref())
+                .map_err(|e| match keys.tls {
+                    Some(entry) => ConfigError::at(&entry.key_pos, e),
+                    None => ConfigError::new(e),
+                })?,
+        )),
         resolver => resolver,
     };
     // validateTrustedOperators, in its order.
