@@ -10,7 +10,6 @@
 
 use std::path::Path;
 
-use percore_core::info::ADVERTISED_VERSION;
 use percore_core::jwt::account::Account;
 use percore_core::jwt::nkey::{is_public_key, KeyKind};
 use percore_core::jwt::{decode, ClaimType};
@@ -20,13 +19,7 @@ use serde_json::{json, Value};
 use crate::auth_checks::NkeyVerifier;
 use crate::config::operator::{read_dir, OperatorOptions, ResolverConfig};
 
-/// Who answers: nats-server's `ServerInfo` of the answer.
-#[derive(Debug, Clone)]
-pub struct Responder {
-    pub name: String,
-    pub host: String,
-    pub id: String,
-}
+pub use crate::system_envelope::Responder;
 
 /// What a request came to.
 #[derive(Debug, Clone, PartialEq)]
@@ -279,22 +272,6 @@ pub(crate) fn failed(me: &Responder, account: &str, message: &str, error: &str) 
     }
 }
 
-/// nats-server's `ServerInfo` of system answers, fields in its order.
-#[derive(serde::Serialize)]
-struct ServerInfo<'a> {
-    name: &'a str,
-    host: &'a str,
-    id: &'a str,
-    ver: &'a str,
-    /// nats-server numbers the messages it sends on the system account;
-    /// these answers are the only ones percore sends.
-    seq: u64,
-    jetstream: bool,
-    time: String,
-}
-
-static SEQUENCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
 /// `{"<kind>":<body>,"server":<ServerInfo>}`: nats-server marshals a Go
 /// map (sorted keys) holding the struct (its field order).
 fn answer(me: &Responder, kind: &str, body: &Value) -> String {
@@ -302,14 +279,5 @@ fn answer(me: &Responder, kind: &str, body: &Value) -> String {
 }
 
 fn server_info(me: &Responder) -> String {
-    let info = ServerInfo {
-        name: &me.name,
-        host: &me.host,
-        id: &me.id,
-        ver: ADVERTISED_VERSION,
-        seq: SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
-        jetstream: false,
-        time: crate::monitor::format::rfc3339_nano(std::time::SystemTime::now()),
-    };
-    serde_json::to_string(&info).unwrap_or_default()
+    crate::system_envelope::server_info(me, std::time::SystemTime::now())
 }

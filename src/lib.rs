@@ -42,5 +42,8 @@ pub mod server_id;
 pub mod shard_io;
 pub mod shared;
 pub mod signal_command;
+pub mod system_envelope;
+pub mod system_events;
+pub mod system_services;
 pub mod tls;
 pub mod url_resolver;

@@ -271,6 +271,9 @@ pub fn start(options: Options) -> Result<RunningServer, String> {
         preempt_timer: Duration::from_millis(100),
     };
     let shared_for_main = shared.clone();
+    // Every shard answers the system account's server services by asking
+    // all shards, as the HTTP monitor does.
+    let admin_for_services = admin_tx.clone();
     let pool = ShardPool::start(&pool_config, move |shard| {
         let ports = lock(&ports)[shard].take();
         let (listener, route_listener) = if shard == 0 {
@@ -286,6 +289,7 @@ pub fn start(options: Options) -> Result<RunningServer, String> {
             listener,
             route_listener,
             admin,
+            crate::monitor::shard_source::system_api(&shared, &admin_for_services),
         )
     })
     .map_err(|e| e.to_string())?;
@@ -365,6 +369,8 @@ struct ShardContext {
     accept_task: RefCell<Option<task::Task<()>>>,
     /// The next route id (`/routez` `rid`), on the cluster shard.
     next_route_id: Cell<u64>,
+    /// The monitoring endpoints for the system account's services.
+    system_api: Arc<crate::monitor::system_api::SystemApi>,
 }
 
 impl ShardContext {
@@ -475,6 +481,7 @@ async fn run_shard(
     listener: Option<BoundListener>,
     route_listener: Option<BoundListener>,
     admin: Option<Receiver<AdminCommand>>,
+    system_api: Arc<crate::monitor::system_api::SystemApi>,
 ) {
     let pressure = Rc::new(WaitList::new());
     let Some(ports) = ports else {
@@ -518,6 +525,7 @@ async fn run_shard(
         stop: WaitList::new(),
         accept_task: RefCell::new(None),
         next_route_id: Cell::new(1),
+        system_api,
     });
     for (src, receiver) in mesh.inbound.into_iter().enumerate() {
         if let Some(receiver) = receiver {
@@ -820,6 +828,7 @@ async fn serve_client(ctx: Rc<ShardContext>, socket: HandOff, client_id: ClientI
         if !requests.is_empty() {
             task::spawn(answer_system_requests(ctx.clone(), requests)).detach();
         }
+        publish_system_events(&ctx);
         ctx.finish_unit(&mut units_this_turn).await;
         if last_read {
             break;
@@ -830,44 +839,98 @@ async fn serve_client(ctx: Rc<ShardContext>, socket: HandOff, client_id: ClientI
     if ctx.broker.borrow_mut().remove_connection(key, wall_clock()) {
         ctx.shared.live_connections.fetch_sub(1, Ordering::Relaxed);
     }
+    publish_system_events(&ctx);
     ctx.end_of_work();
 }
 
-/// Account JWT updates a client published on the system account: checked
-/// and stored on the blocking thread, answered from this shard; a stored
-/// one has the main thread give every shard the new accounts.
+/// This shard's identity as system messages name it.
+fn responder(ctx: &ShardContext) -> crate::system_envelope::Responder {
+    crate::system_envelope::Responder {
+        name: ctx.shared.identity.server_name.clone(),
+        host: ctx.shared.identity.host.clone(),
+        id: ctx.shared.identity.server_id.clone(),
+    }
+}
+
+/// Publishes the account connection events this shard collected (only
+/// those someone listens to are collected); the caller ends the unit.
+fn publish_system_events(ctx: &ShardContext) {
+    if !ctx.broker.borrow().has_system_events() {
+        return;
+    }
+    let clock = wall_clock();
+    let events = ctx.broker.borrow_mut().take_system_events(&clock);
+    let me = responder(ctx);
+    for event in events {
+        let payload = crate::system_events::render(&event, &me, clock.wall_now);
+        ctx.broker
+            .borrow_mut()
+            .publish_system(&event.subject, payload.as_bytes());
+    }
+}
+
+/// Requests a client published on the system account: the server's
+/// services (rendered from a cross-shard snapshot, see
+/// [`crate::system_services`]) and account JWT updates (checked and stored),
+/// both on the blocking thread, answered from this shard; a stored JWT has
+/// the main thread give every shard the new accounts.
 async fn answer_system_requests(
     ctx: Rc<ShardContext>,
     requests: Vec<percore_core::shard::SystemRequest>,
 ) {
+    let me = responder(&ctx);
+    for request in requests {
+        if percore_core::shard::system_requests::is_claims_request(&request.subject) {
+            answer_claims_request(&ctx, request, &me).await;
+            continue;
+        }
+        let (api, me) = (ctx.system_api.clone(), me.clone());
+        let facts = crate::system_services::FilterFacts {
+            cluster: ctx
+                .shared
+                .cluster
+                .as_ref()
+                .map(|c| c.name.clone())
+                .unwrap_or_default(),
+        };
+        let answer = task::spawn_blocking(move || {
+            crate::system_services::handle(&request, &api, &me, &facts)
+        })
+        .await;
+        if let Some(answer) = answer {
+            ctx.broker
+                .borrow_mut()
+                .publish_system(&answer.subject, answer.payload.as_bytes());
+            ctx.end_of_work();
+        }
+    }
+}
+
+async fn answer_claims_request(
+    ctx: &ShardContext,
+    request: percore_core::shard::SystemRequest,
+    me: &crate::system_envelope::Responder,
+) {
     let Some(operator) = ctx.shared.options.operator.clone() else {
         return;
     };
-    let me = crate::claims_update::Responder {
-        name: ctx.shared.identity.server_name.clone(),
-        host: ctx.shared.identity.host.clone(),
-        id: ctx.shared.identity.server_id.clone(),
-    };
-    for request in requests {
-        let reply = request.reply.clone();
-        let (operator, me) = (operator.clone(), me.clone());
-        let handled =
-            task::spawn_blocking(move || crate::claims_update::handle(&request, &operator, &me))
-                .await;
-        match &handled.log {
-            Some((true, text)) => crate::error!("{text}"),
-            Some((false, text)) => crate::debug!("{text}"),
-            None => {}
-        }
-        if let (Some(reply), Some(answer)) = (reply, &handled.answer) {
-            ctx.broker
-                .borrow_mut()
-                .publish_system(&reply, answer.as_bytes());
-            ctx.end_of_work();
-        }
-        if handled.stored {
-            let _ = ctx.shared.claims_changed.send(());
-        }
+    let reply = request.reply.clone();
+    let me = me.clone();
+    let handled =
+        task::spawn_blocking(move || crate::claims_update::handle(&request, &operator, &me)).await;
+    match &handled.log {
+        Some((true, text)) => crate::error!("{text}"),
+        Some((false, text)) => crate::debug!("{text}"),
+        None => {}
+    }
+    if let (Some(reply), Some(answer)) = (reply, &handled.answer) {
+        ctx.broker
+            .borrow_mut()
+            .publish_system(&reply, answer.as_bytes());
+        ctx.end_of_work();
+    }
+    if handled.stored {
+        let _ = ctx.shared.claims_changed.send(());
     }
 }
 

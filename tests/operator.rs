@@ -1789,3 +1789,52 @@ fn an_https_url_resolver_with_resolver_tls() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn system_services_and_events_in_operator_mode() {
+    let op = operator();
+    let sys = account(&op, json!({"limits": unlimited()}));
+    let acc = account(&op, json!({"limits": unlimited()}));
+    let (broker, dir) = full_resolver(&op, &sys, &[&acc]);
+    let admin = user(&sys, json!({}), user_limits(json!({})));
+    let system = ConnectOptions::with_credentials(&creds(&admin))
+        .expect("creds")
+        .connect(format!("nats://{}", broker.addr))
+        .await
+        .expect("system user connects");
+    let id = system.server_info().server_id.clone();
+    let mut events = system
+        .subscribe(format!("$SYS.ACCOUNT.{}.*", acc.key.public_key()))
+        .await
+        .expect("subscribe");
+    system.flush().await.expect("flush");
+    // A client of the account on each shard: two connects.
+    let member = user(&acc, json!({}), user_limits(json!({})));
+    let clients: Vec<RawClient> = (0..SHARDS).map(|_| raw_login(&broker, &member)).collect();
+    for _ in 0..SHARDS {
+        let event = tokio::time::timeout(WAIT, events.next())
+            .await
+            .expect("event in time")
+            .expect("open");
+        let event: Value = serde_json::from_slice(&event.payload).expect("json");
+        assert_eq!(event["type"], "io.nats.server.advisory.v1.client_connect");
+        assert_eq!(event["client"]["acc"], acc.key.public_key(), "{event}");
+    }
+    let ping = system
+        .request("$SYS.REQ.SERVER.PING", "".into())
+        .await
+        .expect("ping answered");
+    let ping: Value = serde_json::from_slice(&ping.payload).expect("json");
+    assert_eq!(ping["server"]["id"], id, "{ping}");
+    let connz = system
+        .request(
+            format!("$SYS.REQ.ACCOUNT.{}.CONNZ", acc.key.public_key()),
+            "".into(),
+        )
+        .await
+        .expect("connz answered");
+    let connz: Value = serde_json::from_slice(&connz.payload).expect("json");
+    assert_eq!(connz["data"]["num_connections"], SHARDS, "{connz}");
+    drop(clients);
+    let _ = std::fs::remove_dir_all(&dir);
+}

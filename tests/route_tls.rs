@@ -10,19 +10,20 @@
 
 mod support;
 
-use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
 };
+use support::cluster::{
+    free_port, http_get, nats_server_installed, wait_interest, ClusterClient, NatsServer,
+    NATS_SERVER, WAIT,
+};
 use support::Broker;
-
-const WAIT: Duration = Duration::from_secs(15);
-const NATS_SERVER: &str = "/usr/sbin/nats-server";
 
 /// A CA and the route certificate it signed, as PEM files.
 struct Pki {
@@ -122,162 +123,24 @@ fn percore_node_with(name: &str, config: &str, extra: &[&str]) -> (Broker, u16) 
     (broker, port)
 }
 
-/// A raw client with a short-poll read.
-struct Conn {
-    stream: TcpStream,
-    pending: Vec<u8>,
-}
-
-impl Conn {
-    fn connect(addr: SocketAddr) -> Conn {
-        let deadline = Instant::now() + WAIT;
-        let stream = loop {
-            match TcpStream::connect(addr) {
-                Ok(stream) => break stream,
-                Err(e) if Instant::now() < deadline => {
-                    let _ = e;
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                Err(e) => panic!("connect {addr}: {e}"),
-            }
-        };
-        stream.set_nodelay(true).expect("nodelay");
-        let mut conn = Conn {
-            stream,
-            pending: Vec::new(),
-        };
-        let info = conn.line(WAIT).expect("INFO");
-        assert!(info.starts_with("INFO "), "{info}");
-        conn.send(
-            b"CONNECT {\"verbose\":false,\"pedantic\":false,\"headers\":true,\"protocol\":1}\r\n",
-        );
-        conn.ping();
-        conn
-    }
-
-    fn send(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).expect("send");
-    }
-
-    fn fill(&mut self, timeout: Duration) -> bool {
-        self.stream
-            .set_read_timeout(Some(timeout.max(Duration::from_millis(1))))
-            .expect("timeout");
-        let mut buf = [0u8; 65536];
-        match self.stream.read(&mut buf) {
-            Ok(0) => false,
-            Ok(n) => {
-                self.pending.extend_from_slice(&buf[..n]);
-                true
-            }
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => false,
-            Err(e) => panic!("read: {e}"),
-        }
-    }
-
-    fn line(&mut self, timeout: Duration) -> Option<String> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(pos) = self.pending.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = self.pending.drain(..=pos).collect();
-                return Some(String::from_utf8_lossy(&line).into_owned());
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() || !self.fill(left) {
-                return None;
-            }
-        }
-    }
-
-    /// The next message (subject, payload), answering server PINGs.
-    fn msg(&mut self, timeout: Duration) -> Option<(String, Vec<u8>)> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let line = self.line(deadline.saturating_duration_since(Instant::now()))?;
-            if line == "PING\r\n" {
-                self.send(b"PONG\r\n");
-                continue;
-            }
-            if line == "PONG\r\n" || line.starts_with("INFO ") {
-                continue;
-            }
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let (subject, size) = match fields.as_slice() {
-                ["MSG", s, _sid, n] | ["MSG", s, _sid, _, n] => {
-                    (s.to_string(), n.parse::<usize>().expect("size"))
-                }
-                _ => panic!("unexpected line {line:?}"),
-            };
-            while self.pending.len() < size + 2 {
-                assert!(self.fill(WAIT), "payload of {subject}");
-            }
-            let payload: Vec<u8> = self.pending.drain(..size + 2).take(size).collect();
-            return Some((subject, payload));
-        }
-    }
-
-    fn ping(&mut self) {
-        self.send(b"PING\r\n");
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(pos) = self.pending.windows(6).position(|w| w == b"PONG\r\n") {
-                self.pending.drain(pos..pos + 6);
-                return;
-            }
-            assert!(
-                Instant::now() < deadline && self.fill(deadline - Instant::now()),
-                "no PONG"
-            );
-        }
-    }
-}
-
-/// Waits until `subscriber`'s interest is known where `publisher` is: a
-/// probe subject published until it comes back.
-fn wait_interest(subscriber: &mut Conn, publisher: &mut Conn, probe: &str) {
-    subscriber.send(format!("SUB {probe} 999999\r\n").as_bytes());
-    subscriber.ping();
-    let deadline = Instant::now() + WAIT;
-    while Instant::now() < deadline {
-        publisher.send(format!("PUB {probe} 0\r\n\r\n").as_bytes());
-        publisher.ping();
-        if let Some((subject, _)) = subscriber.msg(Duration::from_millis(50)) {
-            assert_eq!(subject, probe);
-            subscriber.send(b"UNSUB 999999\r\n");
-            subscriber.ping();
-            while subscriber.msg(Duration::from_millis(100)).is_some() {}
-            return;
-        }
-    }
-    panic!("interest on {probe} never reached the publisher's node");
-}
-
 /// `subscriber` gets `payload` on `subject` from `publisher`, over the
 /// route(s) between them.
-fn passes(subscriber: &mut Conn, publisher: &mut Conn, subject: &str, payload: &str) {
+fn passes(
+    subscriber: &mut ClusterClient,
+    publisher: &mut ClusterClient,
+    subject: &str,
+    payload: &str,
+) {
     // The subject as the sid: unique on each connection.
     subscriber.send(format!("SUB {subject} {subject}\r\n").as_bytes());
     wait_interest(subscriber, publisher, &format!("probe.{subject}"));
     publisher.send(format!("PUB {subject} {}\r\n{payload}\r\n", payload.len()).as_bytes());
     publisher.ping();
-    let (got, body) = subscriber.msg(WAIT).expect("message over the route");
+    let (got, _, body) = subscriber.msg(WAIT).expect("message over the route");
     assert_eq!(
         (got.as_str(), body.as_slice()),
         (subject, payload.as_bytes())
     );
-}
-
-fn http_get(addr: SocketAddr, path: &str) -> serde_json::Value {
-    let mut stream = TcpStream::connect(addr).expect("monitor");
-    stream
-        .write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
-        )
-        .expect("request");
-    let mut text = String::new();
-    stream.read_to_string(&mut text).expect("response");
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {text}"))
 }
 
 #[test]
@@ -285,8 +148,8 @@ fn two_percore_nodes_with_route_tls_pass_messages_both_ways() {
     let pki = Pki::new("two");
     let (a, a_route) = percore_node("a", &pki, &[], &["-m", "-1"]);
     let (b, _) = percore_node("b", &pki, &[a_route], &[]);
-    let mut on_a = Conn::connect(a.addr);
-    let mut on_b = Conn::connect(b.addr);
+    let mut on_a = ClusterClient::connect(a.addr);
+    let mut on_b = ClusterClient::connect(b.addr);
     passes(&mut on_a, &mut on_b, "b.to.a", "hello a");
     passes(&mut on_b, &mut on_a, "a.to.b", "hello b");
     let monitor = a.monitor.expect("monitor address");
@@ -328,8 +191,8 @@ fn a_node_with_a_certificate_from_another_ca_is_refused() {
     let routez = http_get(a.monitor.expect("monitor"), "/routez");
     assert_eq!(routez["num_routes"], 0, "{routez}");
     // No message crosses.
-    let mut on_a = Conn::connect(a.addr);
-    let mut on_c = Conn::connect(c.addr);
+    let mut on_a = ClusterClient::connect(a.addr);
+    let mut on_c = ClusterClient::connect(c.addr);
     on_a.send(b"SUB x 1\r\n");
     on_a.ping();
     on_c.send(b"PUB x 2\r\nhi\r\n");
@@ -345,8 +208,8 @@ fn insecure_dials_a_peer_from_another_ca_that_does_not_verify() {
     let (a, a_route) = percore_node_with("a", &pki.cluster_with(-1, &[], "verify: false"), &[]);
     let config = other.cluster_with(-1, &[a_route], "insecure: true");
     let (c, _) = percore_node_with("c", &config, &[]);
-    let mut on_a = Conn::connect(a.addr);
-    let mut on_c = Conn::connect(c.addr);
+    let mut on_a = ClusterClient::connect(a.addr);
+    let mut on_c = ClusterClient::connect(c.addr);
     passes(&mut on_a, &mut on_c, "c.to.a", "insecure");
     passes(&mut on_c, &mut on_a, "a.to.c", "both ways");
     drop(c);
@@ -361,8 +224,8 @@ fn many_large_messages_cross_a_tls_route_in_order() {
     let pki = Pki::new("bulk");
     let (a, a_route) = percore_node("a", &pki, &[], &[]);
     let (b, _) = percore_node("b", &pki, &[a_route], &[]);
-    let mut on_a = Conn::connect(a.addr);
-    let mut on_b = Conn::connect(b.addr);
+    let mut on_a = ClusterClient::connect(a.addr);
+    let mut on_b = ClusterClient::connect(b.addr);
     on_a.send(b"SUB bulk bulk\r\n");
     wait_interest(&mut on_a, &mut on_b, "probe.bulk");
     const COUNT: usize = 2000;
@@ -379,7 +242,7 @@ fn many_large_messages_cross_a_tls_route_in_order() {
     on_b.send(&batch);
     on_b.ping();
     for i in 0..COUNT {
-        let (_, payload) = on_a.msg(WAIT).unwrap_or_else(|| panic!("message {i}"));
+        let (_, _, payload) = on_a.msg(WAIT).unwrap_or_else(|| panic!("message {i}"));
         assert_eq!(payload.len(), 6 + body.len());
         assert_eq!(&payload[..6], format!("{i:06}").as_bytes(), "order");
     }
@@ -405,38 +268,14 @@ fn routes_gossiped_by_address_are_checked_against_the_configured_route_name() {
         assert!(Instant::now() < deadline, "B never routed to C: {routez}");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let mut on_b = Conn::connect(b.addr);
-    let mut on_c = Conn::connect(c.addr);
+    let mut on_b = ClusterClient::connect(b.addr);
+    let mut on_c = ClusterClient::connect(c.addr);
     passes(&mut on_b, &mut on_c, "c.to.b", "by name");
     drop(a);
 }
 
-/// A free port on 127.0.0.1 (bound and released).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-struct NatsServer {
-    child: Child,
-    addr: SocketAddr,
-    _config: PathBuf,
-}
-
-impl Drop for NatsServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self._config);
-    }
-}
-
 fn nats_server(name: &str, pki: &Pki, cluster_port: u16, routes: &[u16]) -> Option<NatsServer> {
-    if !std::path::Path::new(NATS_SERVER).exists() {
-        eprintln!("SKIPPED: {NATS_SERVER} is not installed (apt-get install nats-server)");
+    if !nats_server_installed() {
         return None;
     }
     let port = free_port();
@@ -453,7 +292,8 @@ fn nats_server(name: &str, pki: &Pki, cluster_port: u16, routes: &[u16]) -> Opti
     Some(NatsServer {
         child,
         addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        _config: config,
+        route_port: cluster_port,
+        config: Some(config),
     })
 }
 
@@ -468,9 +308,9 @@ fn mixed_cluster_with_nats_server_over_route_tls() {
         return;
     };
     let (b, _) = percore_node("b", &pki, &[n_route], &[]);
-    let mut on_a = Conn::connect(a.addr);
-    let mut on_n = Conn::connect(n.addr);
-    let mut on_b = Conn::connect(b.addr);
+    let mut on_a = ClusterClient::connect(a.addr);
+    let mut on_n = ClusterClient::connect(n.addr);
+    let mut on_b = ClusterClient::connect(b.addr);
     passes(&mut on_a, &mut on_n, "n.to.a", "from n");
     passes(&mut on_n, &mut on_a, "a.to.n", "from a");
     passes(&mut on_n, &mut on_b, "b.to.n", "from b");

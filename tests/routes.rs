@@ -11,196 +11,16 @@
 
 mod support;
 
-use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::io::Write;
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::Broker;
-
-const WAIT: Duration = Duration::from_secs(15);
-const NATS_SERVER: &str = "/usr/sbin/nats-server";
-
-/// A raw client with a short-poll read.
-struct Conn {
-    stream: TcpStream,
-    pending: Vec<u8>,
-    info: String,
-}
-
-impl Conn {
-    fn connect(addr: SocketAddr) -> Conn {
-        Conn::connect_as(addr, "")
-    }
-
-    /// Connects with `creds` (`,"user":..,"pass":..` or empty) in CONNECT.
-    fn connect_as(addr: SocketAddr, creds: &str) -> Conn {
-        let deadline = Instant::now() + WAIT;
-        let stream = loop {
-            match TcpStream::connect(addr) {
-                Ok(stream) => break stream,
-                Err(e) if Instant::now() < deadline => {
-                    let _ = e;
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                Err(e) => panic!("connect {addr}: {e}"),
-            }
-        };
-        stream.set_nodelay(true).unwrap();
-        let mut conn = Conn {
-            stream,
-            pending: Vec::new(),
-            info: String::new(),
-        };
-        conn.info = conn.line(WAIT).expect("INFO");
-        conn.send(
-            format!("CONNECT {{\"verbose\":false,\"pedantic\":false,\"headers\":true,\"no_responders\":true,\"protocol\":1{creds}}}\r\n")
-                .as_bytes(),
-        );
-        conn.ping();
-        conn
-    }
-
-    fn client_id(&self) -> u64 {
-        let json: serde_json::Value =
-            serde_json::from_str(self.info.trim_start_matches("INFO ").trim()).unwrap();
-        json["client_id"].as_u64().unwrap()
-    }
-
-    /// Connects until the connection lands on `shard` of a 2-shard percore.
-    fn on_shard(addr: SocketAddr, shard: u64) -> Conn {
-        Conn::on_shard_as(addr, shard, "")
-    }
-
-    fn on_shard_as(addr: SocketAddr, shard: u64, creds: &str) -> Conn {
-        for _ in 0..4 {
-            let conn = Conn::connect_as(addr, creds);
-            if (conn.client_id() - 1) % 2 == shard {
-                return conn;
-            }
-        }
-        panic!("no connection landed on shard {shard}");
-    }
-
-    fn send(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).expect("send");
-    }
-
-    /// Reads more within `timeout`; false if nothing came.
-    fn fill(&mut self, timeout: Duration) -> bool {
-        self.stream
-            .set_read_timeout(Some(timeout.max(Duration::from_millis(1))))
-            .unwrap();
-        let mut buf = [0u8; 65536];
-        match self.stream.read(&mut buf) {
-            Ok(0) => false,
-            Ok(n) => {
-                self.pending.extend_from_slice(&buf[..n]);
-                true
-            }
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => false,
-            Err(e) => panic!("read: {e}"),
-        }
-    }
-
-    fn line(&mut self, timeout: Duration) -> Option<String> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(pos) = self.pending.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = self.pending.drain(..=pos).collect();
-                return Some(String::from_utf8_lossy(&line).into_owned());
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() || !self.fill(left) {
-                return None;
-            }
-        }
-    }
-
-    /// The next message (subject, reply, payload), answering server PINGs.
-    fn msg(&mut self, timeout: Duration) -> Option<(String, Option<String>, Vec<u8>)> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let line = self.line(deadline.saturating_duration_since(Instant::now()))?;
-            if line == "PING\r\n" {
-                self.send(b"PONG\r\n");
-                continue;
-            }
-            // PONGs of earlier PINGs, and the async INFO a cluster change
-            // brings (nats-server's connect_urls).
-            if line == "PONG\r\n" || line.starts_with("INFO ") {
-                continue;
-            }
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let (subject, reply, size) = match fields.as_slice() {
-                ["MSG", s, _sid, n] => (s.to_string(), None, n.parse::<usize>().unwrap()),
-                ["MSG", s, _sid, r, n] => (s.to_string(), Some(r.to_string()), n.parse().unwrap()),
-                ["HMSG", s, _sid, _h, n] => (s.to_string(), None, n.parse().unwrap()),
-                ["HMSG", s, _sid, r, _h, n] => {
-                    (s.to_string(), Some(r.to_string()), n.parse().unwrap())
-                }
-                _ => panic!("unexpected line {line:?}"),
-            };
-            while self.pending.len() < size + 2 {
-                assert!(self.fill(WAIT), "payload of {subject}");
-            }
-            let payload: Vec<u8> = self.pending.drain(..size + 2).take(size).collect();
-            return Some((subject, reply, payload));
-        }
-    }
-
-    /// PING and wait for its PONG, answering server PINGs; messages that
-    /// arrive first are kept for `msg`.
-    fn ping(&mut self) {
-        self.send(b"PING\r\n");
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(pos) = find(&self.pending, b"PONG\r\n") {
-                self.pending.drain(pos..pos + 6);
-                return;
-            }
-            assert!(
-                Instant::now() < deadline && self.fill(deadline - Instant::now()),
-                "no PONG"
-            );
-        }
-    }
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-/// Waits until a subscription `subscriber` made is known where `publisher`
-/// is: the subscriber subscribes to a fresh probe subject, and the
-/// publisher publishes on it until one comes back.
-fn wait_interest(subscriber: &mut Conn, publisher: &mut Conn, probe: &str) {
-    subscriber.send(format!("SUB {probe} 999999\r\n").as_bytes());
-    subscriber.ping();
-    let deadline = Instant::now() + WAIT;
-    while Instant::now() < deadline {
-        publisher.send(format!("PUB {probe} 0\r\n\r\n").as_bytes());
-        publisher.ping();
-        if let Some((subject, _, _)) = subscriber.msg(Duration::from_millis(50)) {
-            assert_eq!(subject, probe);
-            subscriber.send(b"UNSUB 999999\r\n");
-            subscriber.ping();
-            // Late probes may still be on their way; drain them.
-            while subscriber.msg(Duration::from_millis(100)).is_some() {}
-            return;
-        }
-    }
-    panic!("interest on {probe} never reached the publisher's node");
-}
-
-/// A free port on 127.0.0.1 (bound and released).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use support::cluster::{
+    free_port, http_get, nats_server, nats_server_from, nats_server_installed, read_to_close,
+    wait_interest, ClusterClient, NatsServer, NATS_SERVER, WAIT,
+};
+use support::{find, Broker};
 
 /// A percore node with a route listener on a free port.
 fn percore_node(name: &str, extra: &[&str]) -> (Broker, u16) {
@@ -225,57 +45,7 @@ fn percore_node(name: &str, extra: &[&str]) -> (Broker, u16) {
     (broker, port)
 }
 
-/// A reference nats-server, killed on drop.
-struct NatsServer {
-    child: Child,
-    addr: SocketAddr,
-    /// Its route listener's port.
-    route_port: u16,
-}
-
-impl Drop for NatsServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn nats_server(name: &str, routes: &[u16]) -> Option<NatsServer> {
-    if !std::path::Path::new(NATS_SERVER).exists() {
-        eprintln!("SKIPPED: {NATS_SERVER} is not installed (apt-get install nats-server)");
-        return None;
-    }
-    Some(nats_server_from(NATS_SERVER, name, routes))
-}
-
-/// A nats-server from `binary` (any version that takes these flags).
-fn nats_server_from(binary: &str, name: &str, routes: &[u16]) -> NatsServer {
-    let port = free_port();
-    let cluster_port = free_port();
-    let routes: Vec<String> = routes
-        .iter()
-        .map(|p| format!("nats-route://127.0.0.1:{p}"))
-        .collect();
-    let mut command = Command::new(binary);
-    command
-        .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-n", name])
-        .args(["--cluster", &format!("nats://127.0.0.1:{cluster_port}")])
-        .args(["--cluster_name", "demo"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    if !routes.is_empty() {
-        command.args(["--routes", &routes.join(",")]);
-    }
-    let child = command.spawn().expect("spawn nats-server");
-    NatsServer {
-        child,
-        addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        route_port: cluster_port,
-    }
-}
-
-fn payloads(conn: &mut Conn, count: usize) -> Vec<String> {
+fn payloads(conn: &mut ClusterClient, count: usize) -> Vec<String> {
     (0..count)
         .map(|i| {
             let (_, _, payload) = conn
@@ -295,10 +65,10 @@ fn two_percore_nodes_pub_sub_request_reply_one_hop() {
     let (a, a_route) = percore_node("a", &[]);
     let routes = routes_arg(a_route);
     let (b, _) = percore_node("b", &["--routes", &routes]);
-    let mut a0 = Conn::on_shard(a.addr, 0);
-    let mut a1 = Conn::on_shard(a.addr, 1);
-    let mut b0 = Conn::on_shard(b.addr, 0);
-    let mut b1 = Conn::on_shard(b.addr, 1);
+    let mut a0 = ClusterClient::on_shard(a.addr, 0);
+    let mut a1 = ClusterClient::on_shard(a.addr, 1);
+    let mut b0 = ClusterClient::on_shard(b.addr, 0);
+    let mut b1 = ClusterClient::on_shard(b.addr, 1);
 
     // Subscribers on both shards of A; a publisher on shard 1 of B.
     a0.send(b"SUB foo 1\r\n");
@@ -354,12 +124,15 @@ fn queue_groups_across_percore_nodes_deliver_each_message_once() {
     let routes = routes_arg(a_route);
     let (b, _) = percore_node("qb", &["--routes", &routes]);
     let mut members = [
-        Conn::on_shard(a.addr, 0),
-        Conn::on_shard(a.addr, 1),
-        Conn::on_shard(b.addr, 0),
-        Conn::on_shard(b.addr, 1),
+        ClusterClient::on_shard(a.addr, 0),
+        ClusterClient::on_shard(a.addr, 1),
+        ClusterClient::on_shard(b.addr, 0),
+        ClusterClient::on_shard(b.addr, 1),
     ];
-    let mut publishers = [Conn::on_shard(a.addr, 1), Conn::on_shard(b.addr, 0)];
+    let mut publishers = [
+        ClusterClient::on_shard(a.addr, 1),
+        ClusterClient::on_shard(b.addr, 0),
+    ];
     for (i, m) in members.iter_mut().enumerate() {
         m.send(format!("SUB work.* workers {i}\r\n").as_bytes());
         m.ping();
@@ -412,10 +185,10 @@ fn mixed_cluster_with_nats_server() {
     let Some(n) = nats_server("n", &[p_route]) else {
         return;
     };
-    let mut p0 = Conn::on_shard(p.addr, 0);
-    let mut p1 = Conn::on_shard(p.addr, 1);
-    let mut n0 = Conn::connect(n.addr);
-    let mut n1 = Conn::connect(n.addr);
+    let mut p0 = ClusterClient::on_shard(p.addr, 0);
+    let mut p1 = ClusterClient::on_shard(p.addr, 1);
+    let mut n0 = ClusterClient::connect(n.addr);
+    let mut n1 = ClusterClient::connect(n.addr);
 
     // nats-server → percore, both shards, with headers and a reply.
     p0.send(b"SUB m.> 1\r\n");
@@ -506,9 +279,9 @@ fn gossip_forms_the_mesh_from_one_seed() {
     let Some(c) = nats_server("gc", &[a_route]) else {
         return;
     };
-    let mut b0 = Conn::on_shard(b.addr, 0);
-    let mut b1 = Conn::on_shard(b.addr, 1);
-    let mut c0 = Conn::connect(c.addr);
+    let mut b0 = ClusterClient::on_shard(b.addr, 0);
+    let mut b1 = ClusterClient::on_shard(b.addr, 1);
+    let mut c0 = ClusterClient::connect(c.addr);
     b1.send(b"SUB g 1\r\n");
     wait_interest(&mut b1, &mut c0, "probe.g");
     c0.send(b"SUB h 2\r\n");
@@ -521,13 +294,6 @@ fn gossip_forms_the_mesh_from_one_seed() {
 }
 
 /// Reads everything the peer sends until it closes.
-fn read_to_close(stream: &mut TcpStream) -> String {
-    stream.set_read_timeout(Some(WAIT)).unwrap();
-    let mut out = Vec::new();
-    let _ = stream.read_to_end(&mut out);
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 #[test]
 fn route_handshake_errors_and_route_to_self() {
     // Its own address among its seeds: dropped, not retried.
@@ -582,13 +348,13 @@ fn route_handshake_errors_and_route_to_self() {
 
     // A fake peer: after CONNECT and INFO it gets PONGs, the interest of the
     // server's clients and their messages as RMSG.
-    let mut sub = Conn::connect(broker.addr);
+    let mut sub = ClusterClient::connect(broker.addr);
     sub.send(b"SUB s.* 1\r\nSUB w q 2\r\n");
     sub.ping();
     let mut peer = TcpStream::connect(route_addr).unwrap();
     peer.write_all(b"CONNECT {\"echo\":true,\"verbose\":false,\"pedantic\":false,\"tls_required\":false,\"headers\":true,\"name\":\"NFAKE\",\"cluster\":\"demo\"}\r\nINFO {\"server_id\":\"NFAKE\",\"server_name\":\"fake\",\"proto\":2,\"host\":\"127.0.0.1\",\"port\":1,\"headers\":true,\"cluster\":\"demo\"}\r\nPING\r\nRS+ $G t\r\nRS+ $G u grp 3\r\n")
         .unwrap();
-    let mut peer = Conn {
+    let mut peer = ClusterClient {
         stream: peer,
         pending: Vec::new(),
         info: String::new(),
@@ -635,7 +401,10 @@ fn route_handshake_errors_and_route_to_self() {
 }
 
 /// Reads lines until one starts with `INFO ` and satisfies `want`.
-fn wait_info(conn: &mut Conn, want: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+fn wait_info(
+    conn: &mut ClusterClient,
+    want: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
     let deadline = Instant::now() + WAIT;
     while let Some(line) = conn.line(deadline.saturating_duration_since(Instant::now())) {
         if line == "PING\r\n" {
@@ -664,8 +433,8 @@ fn clients_learn_the_cluster_urls() {
     let (p, p_route) = percore_node("u", &[]);
     let own = p.addr.to_string();
     // Clients on both shards, past their first PONG: they take async INFO.
-    let mut c0 = Conn::on_shard(p.addr, 0);
-    let mut c1 = Conn::on_shard(p.addr, 1);
+    let mut c0 = ClusterClient::on_shard(p.addr, 0);
+    let mut c1 = ClusterClient::on_shard(p.addr, 1);
     let first: serde_json::Value =
         serde_json::from_str(c0.info.trim_start_matches("INFO ").trim()).unwrap();
     assert_eq!(first["cluster"], "demo");
@@ -687,17 +456,6 @@ fn clients_learn_the_cluster_urls() {
 }
 
 /// A GET on the monitoring port; the body.
-fn http_get(addr: SocketAddr, path: &str) -> serde_json::Value {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
-        )
-        .unwrap();
-    let text = read_to_close(&mut stream);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {text}"))
-}
 
 #[test]
 fn routez_and_varz_show_the_cluster() {
@@ -705,8 +463,8 @@ fn routez_and_varz_show_the_cluster() {
     let routes = routes_arg(a_route);
     let (b, _) = percore_node("mb", &["--routes", &routes]);
     let monitor = a.monitor.expect("monitor address");
-    let mut sub = Conn::on_shard(b.addr, 1);
-    let mut publisher = Conn::on_shard(a.addr, 0);
+    let mut sub = ClusterClient::on_shard(b.addr, 1);
+    let mut publisher = ClusterClient::on_shard(a.addr, 0);
     sub.send(b"SUB watched.> 1\r\n");
     wait_interest(&mut sub, &mut publisher, "probe.m");
     let routez = http_get(monitor, "/routez?subs=1");
@@ -739,8 +497,8 @@ fn cluster_authorization() {
     assert_eq!(a_route, port);
     let good = format!("nats-route://ru:rp@127.0.0.1:{port}");
     let (b, _) = percore_node("ab", &["--routes", &good]);
-    let mut a0 = Conn::on_shard(a.addr, 0);
-    let mut b1 = Conn::on_shard(b.addr, 1);
+    let mut a0 = ClusterClient::on_shard(a.addr, 0);
+    let mut b1 = ClusterClient::on_shard(b.addr, 1);
     a0.send(b"SUB auth 1\r\n");
     wait_interest(&mut a0, &mut b1, "probe.auth");
     b1.send(b"PUB auth 2\r\nok\r\n");
@@ -760,7 +518,7 @@ fn cluster_authorization() {
     let Some(n) = nats_server_with_route_url("an", &good) else {
         return;
     };
-    let mut n0 = Conn::connect(n.addr);
+    let mut n0 = ClusterClient::connect(n.addr);
     a0.send(b"SUB auth.n 2\r\n");
     wait_interest(&mut a0, &mut n0, "probe.auth.n");
     n0.send(b"PUB auth.n 2\r\nnn\r\n");
@@ -768,8 +526,7 @@ fn cluster_authorization() {
 }
 
 fn nats_server_with_route_url(name: &str, route: &str) -> Option<NatsServer> {
-    if !std::path::Path::new(NATS_SERVER).exists() {
-        eprintln!("SKIPPED: {NATS_SERVER} is not installed (apt-get install nats-server)");
+    if !nats_server_installed() {
         return None;
     }
     let port = free_port();
@@ -787,6 +544,7 @@ fn nats_server_with_route_url(name: &str, route: &str) -> Option<NatsServer> {
         child,
         addr: SocketAddr::from(([127, 0, 0, 1], port)),
         route_port: cluster_port,
+        config: None,
     })
 }
 
@@ -799,11 +557,11 @@ fn a_node_killed_and_restarted_rejoins_the_mesh() {
     };
     let routes = routes_arg(seed);
     let (p2, _) = percore_node("r2", &["--routes", &routes]);
-    let mut s1 = Conn::on_shard(p1.addr, 1);
-    let mut sn = Conn::connect(n.addr);
+    let mut s1 = ClusterClient::on_shard(p1.addr, 1);
+    let mut sn = ClusterClient::connect(n.addr);
     s1.send(b"SUB life 1\r\n");
     sn.send(b"SUB life 1\r\n");
-    let mut pub2 = Conn::on_shard(p2.addr, 0);
+    let mut pub2 = ClusterClient::on_shard(p2.addr, 0);
     wait_interest(&mut s1, &mut pub2, "probe.r1");
     wait_interest(&mut sn, &mut pub2, "probe.rn");
     pub2.send(b"PUB life 6\r\nbefore\r\n");
@@ -814,7 +572,7 @@ fn a_node_killed_and_restarted_rejoins_the_mesh() {
     drop(pub2);
     drop(p2);
     let (p2, _) = percore_node("r2", &["--routes", &routes]);
-    let mut pub2 = Conn::on_shard(p2.addr, 1);
+    let mut pub2 = ClusterClient::on_shard(p2.addr, 1);
     wait_interest(&mut s1, &mut pub2, "probe.r1.again");
     wait_interest(&mut sn, &mut pub2, "probe.rn.again");
     for i in 0..20 {
@@ -838,7 +596,7 @@ fn lame_duck_takes_our_url_off_the_peers_clients() {
         return;
     };
     let ours = p.addr.to_string();
-    let mut watcher = Conn::connect(n.addr);
+    let mut watcher = ClusterClient::connect(n.addr);
     if !urls(&serde_json::from_str(watcher.info.trim_start_matches("INFO ").trim()).unwrap())
         .contains(&ours)
     {
@@ -857,16 +615,16 @@ fn three_node_mixed_cluster_queue_group_and_fan_out_exactly_once() {
     let routes = routes_arg(seed);
     let (p2, _) = percore_node("t2", &["--routes", &routes]);
     let mut members = [
-        Conn::on_shard(p1.addr, 0),
-        Conn::on_shard(p1.addr, 1),
-        Conn::connect(n.addr),
-        Conn::on_shard(p2.addr, 0),
-        Conn::on_shard(p2.addr, 1),
+        ClusterClient::on_shard(p1.addr, 0),
+        ClusterClient::on_shard(p1.addr, 1),
+        ClusterClient::connect(n.addr),
+        ClusterClient::on_shard(p2.addr, 0),
+        ClusterClient::on_shard(p2.addr, 1),
     ];
     let mut publishers = [
-        Conn::on_shard(p1.addr, 1),
-        Conn::connect(n.addr),
-        Conn::on_shard(p2.addr, 0),
+        ClusterClient::on_shard(p1.addr, 1),
+        ClusterClient::connect(n.addr),
+        ClusterClient::on_shard(p2.addr, 0),
     ];
     // Every member: one queue subscription and one plain wildcard one.
     for (i, m) in members.iter_mut().enumerate() {
@@ -933,14 +691,14 @@ fn a_generated_cluster_name_gives_way_to_a_configured_one() {
     let Some(n) = nats_server("dyn", &[port]) else {
         return;
     };
-    let mut ours = Conn::on_shard(broker.addr, 1);
-    let mut theirs = Conn::connect(n.addr);
+    let mut ours = ClusterClient::on_shard(broker.addr, 1);
+    let mut theirs = ClusterClient::connect(n.addr);
     ours.send(b"SUB d 1\r\n");
     wait_interest(&mut ours, &mut theirs, "probe.dyn");
     theirs.send(b"PUB d 1\r\nx\r\n");
     assert_eq!(payloads(&mut ours, 1), ["x"]);
     // Our clients now see the configured name.
-    let fresh = Conn::connect(broker.addr);
+    let fresh = ClusterClient::connect(broker.addr);
     assert!(
         fresh.info.contains("\"cluster\":\"demo\""),
         "{}",
@@ -962,7 +720,7 @@ fn a_reload_keeps_the_cluster_as_started() {
         line.contains("config reload not supported for cluster"),
         "{line}"
     );
-    let client = Conn::connect(broker.addr);
+    let client = ClusterClient::connect(broker.addr);
     assert!(
         client.info.contains("\"cluster\":\"demo\""),
         "{}",
@@ -992,8 +750,8 @@ fn two_servers_that_dial_each_other_keep_one_route() {
     };
     let a = start("xa", pa, pb);
     let b = start("xb", pb, pa);
-    let mut sub = Conn::on_shard(a.addr, 1);
-    let mut publisher = Conn::on_shard(b.addr, 0);
+    let mut sub = ClusterClient::on_shard(a.addr, 1);
+    let mut publisher = ClusterClient::on_shard(b.addr, 0);
     sub.send(b"SUB x 1\r\n");
     wait_interest(&mut sub, &mut publisher, "probe.x");
     publisher.send(b"PUB x 1\r\n1\r\n");
@@ -1058,10 +816,10 @@ fn accounts_and_stream_imports_across_the_cluster() {
         ",\"user\":\"a\",\"pass\":\"pa\"",
         ",\"user\":\"b\",\"pass\":\"pb\"",
     );
-    let mut publisher = Conn::on_shard_as(x.addr, 1, a);
-    let mut a_there = Conn::on_shard_as(y.addr, 0, a);
-    let mut b_there = Conn::on_shard_as(y.addr, 1, b);
-    let mut b_here = Conn::on_shard_as(x.addr, 0, b);
+    let mut publisher = ClusterClient::on_shard_as(x.addr, 1, a);
+    let mut a_there = ClusterClient::on_shard_as(y.addr, 0, a);
+    let mut b_there = ClusterClient::on_shard_as(y.addr, 1, b);
+    let mut b_here = ClusterClient::on_shard_as(x.addr, 0, b);
     a_there.send(b"SUB events.> 1\r\n");
     b_there.send(b"SUB imp.events.> 2\r\nSUB events.> 3\r\n");
     b_here.send(b"SUB imp.events.> 4\r\n");
@@ -1117,11 +875,11 @@ fn service_imports_across_the_cluster() {
     );
     // The service (account A) on Y, both shards tried; the requester (B) on X.
     for (shard, requester_shard) in [(0, 1), (1, 0)] {
-        let mut service = Conn::on_shard_as(y.addr, shard, a);
-        let mut probe_pub = Conn::on_shard_as(x.addr, requester_shard, a);
+        let mut service = ClusterClient::on_shard_as(y.addr, shard, a);
+        let mut probe_pub = ClusterClient::on_shard_as(x.addr, requester_shard, a);
         service.send(b"SUB svc.time 1\r\n");
         wait_interest(&mut service, &mut probe_pub, &format!("probe.svc{shard}"));
-        let mut requester = Conn::on_shard_as(x.addr, requester_shard, b);
+        let mut requester = ClusterClient::on_shard_as(x.addr, requester_shard, b);
         requester.send(b"SUB _INBOX.req.* 9\r\nPUB time _INBOX.req.1 1\r\n?\r\n");
         let (subject, reply, _) = service.msg(WAIT).expect("request in A");
         assert_eq!(subject, "svc.time");
@@ -1174,11 +932,11 @@ const AS_D: &str = ",\"user\":\"d\",\"pass\":\"d\"";
 /// back) instead of dropping it.
 fn refused_queue_message_goes_on_to_another_route(
     a: SocketAddr,
-    b_member: &mut Conn,
+    b_member: &mut ClusterClient,
     c: SocketAddr,
 ) {
-    let mut publisher = Conn::connect(a);
-    let mut c_member = Conn::connect(c);
+    let mut publisher = ClusterClient::connect(a);
+    let mut c_member = ClusterClient::connect(c);
     b_member.send(b"SUB job.* q 1\r\n");
     c_member.send(b"SUB job.* q 1\r\n");
     wait_interest(b_member, &mut publisher, "probe.fb");
@@ -1216,7 +974,7 @@ fn a_queue_message_no_local_member_can_take_goes_on_to_another_route_mixed() {
     let Some(c) = nats_server("fc", &[b_route]) else {
         return;
     };
-    let mut b_member = Conn::on_shard_as(b.addr, 0, AS_D);
+    let mut b_member = ClusterClient::on_shard_as(b.addr, 0, AS_D);
     refused_queue_message_goes_on_to_another_route(a.addr, &mut b_member, c.addr);
 }
 
@@ -1226,7 +984,7 @@ fn a_queue_message_no_local_member_can_take_goes_on_to_another_route() {
     let routes = routes_arg(b_route);
     let (a, _) = percore_node("pa", &["--routes", &routes]);
     let (c, _) = percore_node("pc", &["--routes", &routes]);
-    let mut b_member = Conn::on_shard_as(b.addr, 0, AS_D);
+    let mut b_member = ClusterClient::on_shard_as(b.addr, 0, AS_D);
     refused_queue_message_goes_on_to_another_route(a.addr, &mut b_member, c.addr);
 }
 
@@ -1310,10 +1068,16 @@ fn mesh_with_nats_server_2_15(p: &Broker, new: &NatsServer, old: Option<&NatsSer
     let mut addrs = vec![p.addr, p.addr, new.addr];
     addrs.extend(old.map(|n| n.addr));
     // Clients: percore shard 0 and shard 1, then one per nats-server.
-    let mut subs: Vec<Conn> = vec![Conn::on_shard(p.addr, 0), Conn::on_shard(p.addr, 1)];
-    subs.extend(addrs[2..].iter().map(|&a| Conn::connect(a)));
-    let mut pubs: Vec<Conn> = vec![Conn::on_shard(p.addr, 1), Conn::on_shard(p.addr, 0)];
-    pubs.extend(addrs[2..].iter().map(|&a| Conn::connect(a)));
+    let mut subs: Vec<ClusterClient> = vec![
+        ClusterClient::on_shard(p.addr, 0),
+        ClusterClient::on_shard(p.addr, 1),
+    ];
+    subs.extend(addrs[2..].iter().map(|&a| ClusterClient::connect(a)));
+    let mut pubs: Vec<ClusterClient> = vec![
+        ClusterClient::on_shard(p.addr, 1),
+        ClusterClient::on_shard(p.addr, 0),
+    ];
+    pubs.extend(addrs[2..].iter().map(|&a| ClusterClient::connect(a)));
     let nodes = subs.len();
 
     // Every subscriber: a plain wildcard and a queue subscription.
@@ -1444,11 +1208,11 @@ fn a_queue_message_every_member_refuses_does_not_circle() {
     let (b, _) = percore_node_with("cb", &["-m", "-1", "--routes", &routes], DENY_SECRET);
     let (c, _) = percore_node_with("cc", &["-m", "-1", "--routes", &routes], DENY_SECRET);
     let nodes = [&a, &b, &c];
-    let mut members: Vec<Conn> = nodes
+    let mut members: Vec<ClusterClient> = nodes
         .iter()
-        .map(|n| Conn::on_shard_as(n.addr, 0, AS_D))
+        .map(|n| ClusterClient::on_shard_as(n.addr, 0, AS_D))
         .collect();
-    let mut publisher = Conn::connect_as(a.addr, AS_D);
+    let mut publisher = ClusterClient::connect_as(a.addr, AS_D);
     for m in members.iter_mut() {
         m.send(b"SUB job.* q 1\r\n");
     }
@@ -1514,10 +1278,10 @@ fn an_announced_route_payload_costs_nothing_until_it_arrives() {
     // The route reader runs on shard 0: a round trip of a client there
     // after the peer's PONG means the reader's step that parsed the RMSG
     // line (and sized the buffer) is over.
-    let mut client = Conn::on_shard(broker.addr, 0);
+    let mut client = ClusterClient::on_shard(broker.addr, 0);
     client.send(b"SUB stalled 1\r\n");
     client.ping();
-    let mut peer = Conn {
+    let mut peer = ClusterClient {
         stream: TcpStream::connect(("127.0.0.1", route_port)).unwrap(),
         pending: Vec::new(),
         info: String::new(),
@@ -1551,7 +1315,7 @@ fn an_announced_route_payload_costs_nothing_until_it_arrives() {
 /// Drains `conns` until `total` messages came in all (bounded by [`WAIT`]),
 /// then once more after a PING round trip each so that late duplicates
 /// show: the payloads each connection got.
-fn drain_counts(conns: &mut [&mut Conn], total: usize) -> Vec<Vec<String>> {
+fn drain_counts(conns: &mut [&mut ClusterClient], total: usize) -> Vec<Vec<String>> {
     let mut got: Vec<Vec<String>> = conns.iter().map(|_| Vec::new()).collect();
     let deadline = Instant::now() + WAIT;
     while got.iter().map(Vec::len).sum::<usize>() < total && Instant::now() < deadline {
@@ -1570,7 +1334,7 @@ fn drain_counts(conns: &mut [&mut Conn], total: usize) -> Vec<Vec<String>> {
     got
 }
 
-fn publish_numbered(publisher: &mut Conn, subject: &str, from: usize, count: usize) {
+fn publish_numbered(publisher: &mut ClusterClient, subject: &str, from: usize, count: usize) {
     let mut batch = Vec::new();
     for i in from..from + count {
         let body = i.to_string();
@@ -1591,9 +1355,13 @@ fn publish_numbered(publisher: &mut Conn, subject: &str, from: usize, count: usi
 /// counted B's route interest as one member half. Each message once in all;
 /// with A's member gone, all go to B.
 fn queue_pick_is_uniform_over_cluster_members(a: SocketAddr, b: SocketAddr) {
-    let mut a_member = Conn::on_shard(a, 0);
-    let mut publisher = Conn::on_shard(a, 1);
-    let mut b_members = [Conn::connect(b), Conn::connect(b), Conn::connect(b)];
+    let mut a_member = ClusterClient::on_shard(a, 0);
+    let mut publisher = ClusterClient::on_shard(a, 1);
+    let mut b_members = [
+        ClusterClient::connect(b),
+        ClusterClient::connect(b),
+        ClusterClient::connect(b),
+    ];
     a_member.send(b"SUB work q 1\r\n");
     a_member.ping();
     wait_interest(&mut a_member, &mut publisher, "probe.uq.a");
@@ -1658,7 +1426,7 @@ const ROUTE_PERMISSIONS: &str = "cluster { permissions { import: \"in.>\", \
      export: { allow: \"out.>\", deny: \"out.secret\" } } }\n";
 
 /// The subjects `conn` receives up to and including `last`.
-fn subjects_until(conn: &mut Conn, last: &str) -> Vec<String> {
+fn subjects_until(conn: &mut ClusterClient, last: &str) -> Vec<String> {
     let mut subjects = Vec::new();
     loop {
         let (subject, _, _) = conn
@@ -1679,8 +1447,8 @@ fn subjects_until(conn: &mut Conn, last: &str) -> Vec<String> {
 /// side publishes in order, so a message that should not arrive would come
 /// before the last one that must.
 fn route_permissions_hold(a: SocketAddr, b: SocketAddr) {
-    let mut a_pub = Conn::on_shard(a, 1);
-    let mut b_sub = Conn::connect(b);
+    let mut a_pub = ClusterClient::on_shard(a, 1);
+    let mut b_sub = ClusterClient::connect(b);
     b_sub.send(b"SUB out.a 1\r\nSUB out.secret 2\r\nSUB out.* 3\r\nSUB other.x 4\r\n");
     wait_interest(&mut b_sub, &mut a_pub, "out.probe");
     a_pub.send(
@@ -1690,8 +1458,8 @@ fn route_permissions_hold(a: SocketAddr, b: SocketAddr) {
     assert_eq!(got[..2], ["out.a", "out.a"], "{got:?}");
     assert_eq!(got.len(), 3, "{got:?}");
 
-    let mut a_sub = Conn::on_shard(a, 1);
-    let mut b_pub = Conn::connect(b);
+    let mut a_sub = ClusterClient::on_shard(a, 1);
+    let mut b_pub = ClusterClient::connect(b);
     a_sub.send(b"SUB other.y 1\r\nSUB other.* 2\r\nSUB in.a 3\r\nSUB in.end 4\r\n");
     wait_interest(&mut a_sub, &mut b_pub, "in.probe");
     b_pub.send(b"PUB other.y 0\r\n\r\nPUB in.a 0\r\n\r\nPUB in.end 0\r\n\r\n");
@@ -1707,7 +1475,7 @@ fn route_permissions_between_percore_nodes() {
     // The route INFO says so, as nats-server writes it.
     let route = TcpStream::connect(("127.0.0.1", a_route)).unwrap();
     route.set_read_timeout(Some(WAIT)).unwrap();
-    let mut conn = Conn {
+    let mut conn = ClusterClient {
         stream: route,
         pending: Vec::new(),
         info: String::new(),
@@ -1773,9 +1541,10 @@ fn a_peer_that_widens_its_export_hears_our_interest_again() {
         child,
         addr: SocketAddr::from(([127, 0, 0, 1], port)),
         route_port: cluster_port,
+        config: None,
     };
-    let mut a_sub = Conn::on_shard(a.addr, 1);
-    let mut b_pub = Conn::connect(b.addr);
+    let mut a_sub = ClusterClient::on_shard(a.addr, 1);
+    let mut b_pub = ClusterClient::connect(b.addr);
     a_sub.send(b"SUB perm.b 1\r\nSUB perm.a 2\r\n");
     wait_interest(&mut a_sub, &mut b_pub, "perm.a");
     // B exports perm.a only: A's perm.b interest was ignored there.

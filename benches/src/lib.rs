@@ -13,5 +13,6 @@ pub mod latency;
 pub mod plot;
 pub mod report;
 pub mod scenario;
+pub mod soak;
 pub mod stats;
 pub mod tls;

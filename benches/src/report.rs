@@ -120,6 +120,7 @@ pub fn mode_name(m: Mode) -> &'static str {
         Mode::Queue => "queue",
         Mode::Reqrep => "reqrep",
         Mode::Latency => "latency",
+        Mode::Soak => "soak",
     }
 }
 

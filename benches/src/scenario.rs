@@ -39,6 +39,9 @@ pub enum Mode {
     Reqrep,
     /// Fixed-rate publisher, subscribers record end-to-end latency.
     Latency,
+    /// Long run: fixed-rate pair plus connection churn, one row per
+    /// --interval (issue 15; benches/soak.sh drives it).
+    Soak,
 }
 
 /// Everything a run needs, resolved from the command line.
@@ -1076,6 +1079,9 @@ fn split(total: u64, n: usize, i: usize) -> u64 {
 }
 
 fn validate(cfg: &Config) -> Result<(), String> {
+    if cfg.mode == Mode::Soak {
+        return Err("soak mode runs through soak::run::run, not scenario::run".into());
+    }
     if cfg.stamped() && cfg.size < STAMP_LEN {
         return Err(format!(
             "--size must be at least {STAMP_LEN} bytes when latency is measured (the payload carries two timestamps)"

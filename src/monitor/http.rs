@@ -253,6 +253,12 @@ impl Query {
         Query { pairs }
     }
 
+    /// A query from decoded pairs (the system account's requests carry
+    /// their options as JSON, turned into the HTTP parameters).
+    pub fn from_pairs(pairs: Vec<(String, String)>) -> Query {
+        Query { pairs }
+    }
+
     /// The first value of `key`, `None` when absent or empty (nats-server
     /// treats `?limit=` like no `limit`).
     pub fn get(&self, key: &str) -> Option<&str> {

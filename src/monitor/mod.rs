@@ -10,6 +10,7 @@
 //! - `routes`: base path, endpoint table, `http_req_stats`, JSONP;
 //! - `varz`, `connz`, `subsz`, `accountz`, `unclustered`: one module per body;
 //! - `metrics`: `/metrics`, the Prometheus text exposition;
+//! - [`system_api`]: the same endpoints as the system account's services;
 //! - `params`: query parameters with nats-server's 400 texts;
 //! - `format`: Go's time, duration and float forms;
 //! - `process`: RSS and CPU of this process from `/proc`.
@@ -26,6 +27,8 @@ mod routes;
 mod routez;
 mod server;
 pub mod shard_source;
+pub mod statsz;
+pub mod system_api;
 pub use percore_core::snapshot;
 mod subsz;
 mod unclustered;

@@ -123,6 +123,17 @@ impl Router {
         stats.clone()
     }
 
+    /// `endpoint`'s body for `query`, as the HTTP endpoint serves it (the
+    /// system account's requests); not counted in `http_req_stats`.
+    pub(super) fn render_for_system(
+        &self,
+        endpoint: Endpoint,
+        query: &http::Query,
+    ) -> Result<Option<String>, String> {
+        let stats = self.counts();
+        self.render(endpoint, query, &stats, "")
+    }
+
     /// Any method is served like GET, as nats-server's handlers do; the
     /// caller leaves the body out for HEAD.
     pub fn handle(&self, request: &Request) -> Response {
@@ -136,7 +147,7 @@ impl Router {
         } else {
             self.count(endpoint)
         };
-        let body = match self.render(endpoint, request, &stats, base) {
+        let body = match self.render(endpoint, &request.query, &stats, base) {
             Ok(Some(body)) => body,
             Ok(None) => return Response::text(503, NOT_ANSWERED),
             Err(message) => return Response::text(400, message),
@@ -157,11 +168,10 @@ impl Router {
     fn render(
         &self,
         endpoint: Endpoint,
-        request: &Request,
+        query: &http::Query,
         stats: &BTreeMap<String, u64>,
         base: &str,
     ) -> Result<Option<String>, String> {
-        let query = &request.query;
         Ok(match endpoint {
             Endpoint::Root => Some(unclustered::index_page(base)),
             Endpoint::Healthz => Some("{\"status\":\"ok\"}".to_string()),

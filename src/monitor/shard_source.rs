@@ -70,6 +70,22 @@ pub fn start_monitor(
         .map_err(|e| format!("Can't start monitoring: {e}"))
 }
 
+/// The system account's view of the monitoring endpoints, asking the
+/// shards as the HTTP monitor does. The ports are the configured ones.
+pub fn system_api(
+    shared: &Arc<BrokerShared>,
+    admin: &[Sender<AdminCommand>],
+) -> Arc<super::system_api::SystemApi> {
+    let options = &shared.options;
+    let source = Arc::new(ShardSnapshots {
+        shared: shared.clone(),
+        admin: admin.to_vec(),
+        http_port: options.http_port.unwrap_or(0),
+        https_port: options.https_port.unwrap_or(0),
+    });
+    Arc::new(super::system_api::SystemApi::new(source))
+}
+
 fn display_host_port(host: &str, port: u16) -> String {
     if host.contains(':') {
         format!("[{host}]:{port}")

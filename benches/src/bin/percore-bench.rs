@@ -12,12 +12,13 @@ use clap::Parser;
 use percore_benches::latency;
 use percore_benches::report;
 use percore_benches::scenario::{self, Config, Mode};
+use percore_benches::soak::{self, run::SoakConfig};
 
 #[derive(Parser, Debug)]
 #[command(
     name = "percore-bench",
-    about = "NATS load generator: throughput, fan-out, queue groups, request/reply and fixed-rate latency",
-    after_help = "Examples:\n  percore-bench pubsub --size 16 --msgs 2000000\n  percore-bench fanout --sub 5\n  percore-bench latency --rate 20000 --duration 20s --warmup 5s --hist-out lat.hgrm --json-out lat.json\n  percore-bench reqrep --msgs 50000\n  percore-bench latency --rate 10000 --idle-conns 1000\n  percore-bench latency --rate 10000 --slow-subs 1 --slow-rate 256KiB"
+    about = "NATS load generator: throughput, fan-out, queue groups, request/reply, fixed-rate latency and soak",
+    after_help = "Examples:\n  percore-bench pubsub --size 16 --msgs 2000000\n  percore-bench fanout --sub 5\n  percore-bench latency --rate 20000 --duration 20s --warmup 5s --hist-out lat.hgrm --json-out lat.json\n  percore-bench reqrep --msgs 50000\n  percore-bench latency --rate 10000 --idle-conns 1000\n  percore-bench latency --rate 10000 --slow-subs 1 --slow-rate 256KiB\n  percore-bench soak --rate 20000 --duration 180s --interval 20s --churn 10 --csv-out latency.csv"
 )]
 struct Args {
     /// What to measure.
@@ -78,7 +79,8 @@ struct Args {
     /// After the final PING/PONG fence, wait up to this long for stragglers.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     settle: Duration,
-    /// Hard limit for the whole run.
+    /// Hard limit for the whole run (not soak: it ends at --duration,
+    /// default 3600s there, and every wait inside it is bounded).
     #[arg(long, default_value = "300s", value_parser = parse_duration)]
     timeout: Duration,
     /// No periodic progress lines.
@@ -105,6 +107,19 @@ struct Args {
     /// seed; operator mode), signing each server's nonce.
     #[arg(long)]
     creds: Option<PathBuf>,
+    /// Soak: churn clients started per second (connect, subscribe, publish,
+    /// unsubscribe, disconnect); 0 = none.
+    #[arg(long, default_value_t = 10.0)]
+    churn: f64,
+    /// Soak: churn cycles in flight at most.
+    #[arg(long, default_value_t = 4)]
+    churn_concurrency: usize,
+    /// Soak: one row (and CSV line) per interval.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    interval: Duration,
+    /// Soak: append each interval's row to this CSV file.
+    #[arg(long)]
+    csv_out: Option<PathBuf>,
 }
 
 fn parse_count(s: &str) -> Result<u64, String> {
@@ -228,6 +243,35 @@ fn sibling(p: &Path, suffix: &str) -> PathBuf {
     p.with_file_name(format!("{stem}{suffix}"))
 }
 
+/// `soak`: its own runner and report (rows as it goes, totals at the end).
+fn soak(a: &Args) -> ExitCode {
+    let cfg = SoakConfig {
+        server: a.server.clone(),
+        subject: a.subject.clone(),
+        size: a.size,
+        rate: a.rate.unwrap_or(0.0),
+        duration: a.duration.unwrap_or(Duration::from_secs(3600)),
+        interval: a.interval,
+        churn: a.churn,
+        churn_concurrency: a.churn_concurrency,
+        csv_out: a.csv_out.clone(),
+    };
+    match soak::run::run(&cfg) {
+        Ok(o) => {
+            print!("{}", o.text());
+            if o.ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("percore-bench: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     if let Some(ca) = &args.tls_ca {
@@ -241,6 +285,9 @@ fn main() -> ExitCode {
             eprintln!("percore-bench: {e}");
             return ExitCode::from(2);
         }
+    }
+    if args.mode == Mode::Soak {
+        return soak(&args);
     }
     let cfg = config(&args);
     let outcome = match scenario::run(&cfg) {

@@ -73,6 +73,22 @@ impl ActiveConnections {
         }
     }
 
+    /// Gives up one place in `account` if it holds more than `max`; true
+    /// if it did. A compare-and-swap, so shards cutting connections over a
+    /// lowered limit at the same moment cut exactly the excess between
+    /// them (checking [`ActiveConnections::count`] and then leaving let
+    /// two shards both see one too many and both cut).
+    pub fn try_leave_over(&self, account: AccountId, max: u64) -> bool {
+        let Some(count) = self.counts.get(account.0 as usize) else {
+            return false;
+        };
+        count
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |now| {
+                (u64::from(now) > max).then(|| now - 1)
+            })
+            .is_ok()
+    }
+
     pub fn count(&self, account: AccountId) -> u64 {
         self.counts
             .get(account.0 as usize)
@@ -113,6 +129,29 @@ mod tests {
         assert!(active.try_join(a, Some(2)));
         assert!(active.try_join(AccountId(4), None));
         assert!(active.try_join(AccountId(u32::MAX), Some(0)), "not counted");
+    }
+
+    #[test]
+    fn threads_cutting_over_a_lowered_limit_cut_exactly_the_excess() {
+        let active = std::sync::Arc::new(ActiveConnections::default());
+        let a = AccountId(5);
+        for _ in 0..1000 {
+            assert!(active.try_join(a, None));
+        }
+        let cut: usize = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..4)
+                .map(|_| {
+                    let active = &active;
+                    scope.spawn(move || (0..1000).filter(|_| active.try_leave_over(a, 600)).count())
+                })
+                .collect();
+            workers.into_iter().map(|w| w.join().unwrap_or(0)).sum()
+        });
+        assert_eq!((cut, active.count(a)), (400, 600));
+        assert!(
+            !active.try_leave_over(AccountId(u32::MAX), 0),
+            "not counted"
+        );
     }
 
     #[test]

@@ -65,9 +65,10 @@ pub enum SubOwner {
     /// in an exporter's account). Replicated like a client's subscription,
     /// so a response published on any shard reaches this one.
     Responses,
-    /// Account JWT updates on the system account (operator mode with a
-    /// `full` resolver): collected for the runtime. Local like imports.
-    ClaimsUpdate,
+    /// Requests to the server on the system account (account JWT updates,
+    /// `$SYS.REQ.SERVER.PING`, `...VARZ`): collected for the runtime.
+    /// Local like imports.
+    SystemService,
 }
 
 /// One subscription, owned by the shard of its connection. The owner is the

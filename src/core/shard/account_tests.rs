@@ -257,3 +257,72 @@ fn a_stream_streamed_response_route_stays_open_until_its_threshold() {
     assert_eq!(requester.read(), "PING\r\n");
     settle(&mut n0, &mut n1);
 }
+
+/// [`limits`] plus user `s1` in the system account.
+fn with_system_user() -> ShardLimits {
+    let mut limits = limits(|_, _| {});
+    let system = limits.accounts.system().expect("system account");
+    let mut auth = (*limits.auth).clone();
+    auth.users.insert(
+        "s1".into(),
+        PasswordUser {
+            name: "s1".into(),
+            password: Secret::Plain("pw".into()),
+            permissions: None,
+            account: system,
+        },
+    );
+    limits.auth = Arc::new(auth);
+    limits
+}
+
+#[test]
+fn connection_events_are_collected_only_for_subjects_someone_listens_to() {
+    let (mut n0, mut n1) = two_shards(with_system_user());
+    let early = login(&mut n0, 1, "a1");
+    let clock = n0.clock();
+    assert!(
+        n0.broker.take_system_events(&clock).is_empty(),
+        "nobody listens yet"
+    );
+    // A system user on the other shard listens to connects only.
+    let mut listener = login(&mut n1, 2, "s1");
+    n1.input(&mut listener, "SUB $SYS.ACCOUNT.*.CONNECT 1\r\n");
+    settle(&mut n0, &mut n1);
+    let late = login(&mut n0, 3, "a2");
+    let clock = n0.clock();
+    let events = n0.broker.take_system_events(&clock);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].kind, super::SystemEventKind::Connect);
+    assert_eq!(events[0].subject, "$SYS.ACCOUNT.A.CONNECT");
+    assert_eq!(events[0].connection.cid, 3);
+    assert_eq!(events[0].connection.account, "A");
+    assert_eq!(events[0].connection.authorized_user.as_deref(), Some("a2"));
+    // Nobody listens to disconnects.
+    n0.remove(&late);
+    n0.remove(&early);
+    let clock = n0.clock();
+    assert!(n0.broker.take_system_events(&clock).is_empty());
+    // Now someone does.
+    n1.input(&mut listener, "SUB $SYS.ACCOUNT.A.DISCONNECT 2\r\n");
+    settle(&mut n0, &mut n1);
+    let gone = login(&mut n0, 5, "b1");
+    let gone_a = login(&mut n0, 7, "a1");
+    n0.remove(&gone);
+    n0.remove(&gone_a);
+    let clock = n0.clock();
+    let events = n0.broker.take_system_events(&clock);
+    let subjects: Vec<&str> = events.iter().map(|e| e.subject.as_str()).collect();
+    assert_eq!(
+        subjects,
+        [
+            "$SYS.ACCOUNT.B.CONNECT",
+            "$SYS.ACCOUNT.A.CONNECT",
+            "$SYS.ACCOUNT.A.DISCONNECT"
+        ]
+    );
+    assert_eq!(
+        events[2].connection.reason.as_deref(),
+        Some("Client Closed")
+    );
+}

@@ -420,6 +420,9 @@ impl<I: ShardIo> ShardBroker<I> {
             .map(|account| account.limits.clone())
             .unwrap_or_default();
         let conn = &mut self.conns[key];
+        // A reload re-authenticates connections that are already counted:
+        // only a first login is a connect event.
+        let first_login = !conn.counted_in_account;
         if !conn.counted_in_account {
             if !self
                 .limits
@@ -445,6 +448,9 @@ impl<I: ShardIo> ShardBroker<I> {
         conn.account = identity.account;
         conn.account_max_payload =
             crate::account::limits::min_limit(limits.max_payload, conn.user_limits.max_payload);
+        if first_login {
+            self.note_connect(key);
+        }
         Next::NeedMore
     }
 

@@ -144,7 +144,7 @@ impl<I: ShardIo> ShardBroker<I> {
                     self.fire_service_import(importer, import, message, hops)
                 }
                 SubOwner::Responses => self.fire_response(message, hops),
-                SubOwner::ClaimsUpdate if !from_shard && !self.route_publish => {
+                SubOwner::SystemService if !from_shard && !self.route_publish => {
                     self.system_request(message);
                     Reach::Some
                 }

@@ -173,6 +173,7 @@ impl<I: ShardIo> ShardBroker<I> {
     pub fn remove_connection(&mut self, key: ConnKey, clock: WallClock) -> bool {
         self.set_now(clock.now);
         self.remember_closed(key, &clock);
+        self.note_disconnect(key, &clock);
         let Some(conn) = self.conns.get(key) else {
             return false;
         };

@@ -44,6 +44,7 @@ pub mod route_handshake;
 pub mod route_interest;
 pub mod route_ops;
 pub mod route_permissions;
+pub mod system_events;
 pub mod system_requests;
 pub mod timers;
 pub mod tls;
@@ -75,6 +76,7 @@ pub use lifecycle::Accepted;
 pub use monitoring::WallClock;
 pub use peers::BarrierTarget;
 pub use publish::{Origin, Reach};
+pub use system_events::{SystemEvent, SystemEventKind};
 pub use system_requests::SystemRequest;
 
 /// Flow control: a subscriber whose backlog passes this (or half of
@@ -131,6 +133,8 @@ pub struct ShardBroker<I: ShardIo> {
     import_subs: Vec<SubKey>,
     /// System requests fired since the runtime last took them.
     system_requests: Vec<system_requests::SystemRequest>,
+    /// Account connection events waiting for the runtime ([`system_events`]).
+    system_events: Vec<system_events::PendingEvent>,
     /// Import subscriptions the current publish matched, fired once its
     /// deliveries are done ([`imports`]).
     fired: Vec<SubKey>,
@@ -225,6 +229,7 @@ impl<I: ShardIo> ShardBroker<I> {
             accounts: AccountIndexes::default(),
             import_subs: Vec::new(),
             system_requests: Vec::new(),
+            system_events: Vec::new(),
             fired: Vec::new(),
             originator: None,
             renamed_subject: Vec::new(),

@@ -6,8 +6,8 @@ use std::num::NonZeroU64;
 
 use std::time::{Instant, SystemTime};
 
-use crate::connection::{CloseReason, ConnKind, Connection, Traffic};
-use crate::ids::ConnKey;
+use crate::connection::{CloseReason, ConnKind, Connection, SubOwner, Traffic};
+use crate::ids::{ConnKey, SubKey};
 use crate::io::ShardIo;
 use crate::snapshot::{
     AccountStats, ConnectionSnapshot, IndexStats, RouteSnapshot, ShardSnapshot, SnapshotRequest,
@@ -97,11 +97,22 @@ impl<I: ShardIo> ShardBroker<I> {
     fn subscription_count(&self) -> u64 {
         let own = self.import_subs.len() + self.responses.installed_count();
         let imports = if self.id.index() == 0 {
-            self.import_subs.len()
+            self.counted_import_subs().count()
         } else {
             0
         };
         (self.subs.len() - own + imports) as u64
+    }
+
+    /// The import subscriptions the statistics count (once, on shard 0):
+    /// not the system services, which are the server's own (percore counts
+    /// none of them, whether a system account exists or not).
+    fn counted_import_subs(&self) -> impl Iterator<Item = SubKey> + '_ {
+        self.import_subs.iter().copied().filter(|sk| {
+            self.subs
+                .get(sk.index())
+                .is_some_and(|sub| sub.owner != SubOwner::SystemService)
+        })
     }
 
     fn account_stats(&self) -> Vec<AccountStats> {
@@ -137,7 +148,7 @@ impl<I: ShardIo> ShardBroker<I> {
             }
         }
         if self.id.index() == 0 {
-            for &sk in &self.import_subs {
+            for sk in self.counted_import_subs() {
                 if let Some(sub) = self.subs.get(sk.index()) {
                     if let Some(entry) = stats.get_mut(sub.account.0 as usize) {
                         entry.subscriptions += 1;
@@ -151,7 +162,7 @@ impl<I: ShardIo> ShardBroker<I> {
         stats
     }
 
-    fn connection_snapshot(
+    pub(super) fn connection_snapshot(
         &self,
         conn: &Connection<I::Endpoint>,
         with_subscriptions: bool,

@@ -46,9 +46,12 @@ impl<I: ShardIo> ShardBroker<I> {
     /// An account update lowered `conn` below the account's connections:
     /// nats-server cuts the oldest with `-ERR 'maximum account active
     /// connections exceeded'`. The count is server-wide, the connections
-    /// are per shard: the shard that applies the update first cuts its
-    /// oldest until the count fits (so the ones cut are the oldest of that
-    /// shard, not necessarily of the server).
+    /// are per shard: each shard cuts its oldest while the count is over,
+    /// giving up each place with one compare-and-swap
+    /// ([`crate::account::limits::ActiveConnections::try_leave_over`]), so
+    /// shards applying the update at the same moment cut exactly the excess
+    /// between them (the ones cut are the oldest of their shards, not
+    /// necessarily of the server).
     fn enforce_account_connection_limits(&mut self) {
         if self.limits.auth.operator.is_none() {
             return;
@@ -66,10 +69,12 @@ impl<I: ShardIo> ShardBroker<I> {
             let Some(max) = accounts.get(account).and_then(|a| a.limits.max_connections) else {
                 continue;
             };
-            if self.limits.active_connections.count(account) <= max {
+            if !self.limits.active_connections.try_leave_over(account, max) {
                 continue;
             }
-            let conn = &self.conns[key];
+            // Its place is given up above; `begin_close` must not again.
+            let conn = &mut self.conns[key];
+            conn.counted_in_account = false;
             crate::error!(
                 "{} - cid:{} - maximum account active connections exceeded",
                 conn.ip,

@@ -1,5 +1,9 @@
 //! Requests to the server on the system account, answered by the runtime:
-//! in operator mode with a `full` resolver, account JWT updates
+//! the server's monitoring services (`$SYS.REQ.SERVER.PING`,
+//! `$SYS.REQ.SERVER.PING.<VARZ|CONNZ|...>`, `$SYS.REQ.SERVER.<id>.<...>`,
+//! `$SYS.REQ.ACCOUNT.<account>.<CONNZ|CONNS>`) whenever a system
+//! account exists, and in operator mode with a `full` resolver, account JWT
+//! updates
 //! (`$SYS.REQ.CLAIMS.UPDATE`, `$SYS.REQ.ACCOUNT.<id>.CLAIMS.UPDATE`), as
 //! `nsc push` sends them, and the lookups, list and deletes `nsc pull` and
 //! `nsc delete` use.
@@ -35,6 +39,26 @@ pub const UPDATE_NOTICE_SUBJECTS: [&str; 2] = [
     "$SYS.REQ.ACCOUNT.*.CLAIMS.UPDATE",
 ];
 
+/// The monitoring services every server answers (`$SYS.REQ.SERVER.PING.<name>`
+/// and `$SYS.REQ.SERVER.<id>.<name>`). nats-server also has `JSZ`; percore
+/// has no JetStream, so nobody answers it.
+pub const SERVER_SERVICES: [&str; 9] = [
+    "STATSZ", "VARZ", "SUBSZ", "CONNZ", "ROUTEZ", "GATEWAYZ", "LEAFZ", "ACCOUNTZ", "HEALTHZ",
+];
+
+/// The per-account services (`$SYS.REQ.ACCOUNT.<account>.<name>`).
+pub const ACCOUNT_SERVICES: [&str; 2] = ["CONNZ", "CONNS"];
+
+/// The legacy statsz ping every server answers.
+pub const SERVER_PING: &str = "$SYS.REQ.SERVER.PING";
+
+/// Whether `subject` is one of the `full` resolver's requests.
+pub fn is_claims_request(subject: &str) -> bool {
+    subject.starts_with("$SYS.REQ.CLAIMS.")
+        || subject.ends_with(".CLAIMS.UPDATE")
+        || subject.ends_with(".CLAIMS.LOOKUP")
+}
+
 /// One request published on the system account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SystemRequest {
@@ -47,17 +71,31 @@ impl<I: ShardIo> ShardBroker<I> {
     /// Installs the system services the policy asks for (called with the
     /// import subscriptions, which it shares the bookkeeping of).
     pub(super) fn install_system_services(&mut self) {
-        let subjects: &[&str] = match self.limits.auth.operator.as_deref() {
-            Some(mode) if mode.accepts_updates => &CLAIMS_UPDATE_SUBJECTS,
-            Some(mode) if mode.update_notices => &UPDATE_NOTICE_SUBJECTS,
-            _ => return,
-        };
         let Some(system) = self.limits.accounts.system() else {
             return;
         };
+        let mut subjects: Vec<String> = vec![SERVER_PING.to_string()];
+        for name in SERVER_SERVICES {
+            subjects.push(format!("{SERVER_PING}.{name}"));
+            subjects.push(format!(
+                "$SYS.REQ.SERVER.{}.{name}",
+                self.identity.server_id
+            ));
+        }
+        for name in ACCOUNT_SERVICES {
+            subjects.push(format!("$SYS.REQ.ACCOUNT.*.{name}"));
+        }
+        // A `full` resolver answers its requests; a URL resolver follows
+        // update notices.
+        let claims: &[&str] = match self.limits.auth.operator.as_deref() {
+            Some(mode) if mode.accepts_updates => &CLAIMS_UPDATE_SUBJECTS,
+            Some(mode) if mode.update_notices => &UPDATE_NOTICE_SUBJECTS,
+            _ => &[],
+        };
+        subjects.extend(claims.iter().map(|s| s.to_string()));
         for subject in subjects {
             let sk = SubKey::new(self.subs.insert(Subscription::new(
-                SubOwner::ClaimsUpdate,
+                SubOwner::SystemService,
                 system,
                 Sid::new(b""),
                 subject.as_bytes(),
@@ -71,7 +109,7 @@ impl<I: ShardIo> ShardBroker<I> {
         }
     }
 
-    /// A claims update subscription fired for `message`.
+    /// A system service subscription fired for `message`.
     pub(super) fn system_request(&mut self, message: &Publish<'_>) {
         self.system_requests.push(SystemRequest {
             subject: String::from_utf8_lossy(message.subject).into_owned(),

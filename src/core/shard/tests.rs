@@ -309,7 +309,7 @@ impl Node {
         self.end_of_work();
     }
 
-    fn clock(&self) -> WallClock {
+    pub(super) fn clock(&self) -> WallClock {
         WallClock {
             now: self.now,
             wall_now: wall_now(),
