@@ -34,6 +34,9 @@ pub struct Handled {
 
 /// Answers one request.
 pub fn handle(request: &SystemRequest, operator: &OperatorOptions, me: &Responder) -> Handled {
+    if let Some(ResolverConfig::Url(resolver)) = &operator.resolver {
+        return crate::claims_notice::handle(request, operator, resolver, me);
+    }
     let Some(ResolverConfig::Full {
         dir, allow_delete, ..
     }) = &operator.resolver
@@ -224,7 +227,12 @@ fn store(dir: &Path, key: &str, token: &str) -> std::io::Result<()> {
     std::fs::rename(&temporary, &path)
 }
 
-fn succeeded(me: &Responder, account: Option<&str>, message: &str, stored: bool) -> Handled {
+pub(crate) fn succeeded(
+    me: &Responder,
+    account: Option<&str>,
+    message: &str,
+    stored: bool,
+) -> Handled {
     let mut data = json!({"code": 200, "message": message});
     if let Some(account) = account {
         data["account"] = json!(account);
@@ -242,7 +250,7 @@ fn succeeded(me: &Responder, account: Option<&str>, message: &str, stored: bool)
     }
 }
 
-fn failed(me: &Responder, account: &str, message: &str, error: &str) -> Handled {
+pub(crate) fn failed(me: &Responder, account: &str, message: &str, error: &str) -> Handled {
     let mut description = json!({
         "code": 500,
         "description": format!("{message} - {error}"),

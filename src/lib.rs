@@ -30,9 +30,11 @@ pub use percore_core::{
 pub mod admin;
 pub mod auth_checks;
 pub mod calendar;
+pub mod claims_notice;
 pub mod claims_update;
 pub mod config;
 pub mod host_report;
+pub mod http_get;
 pub mod logging;
 pub mod monitor;
 pub mod server;
@@ -44,3 +46,4 @@ pub mod system_envelope;
 pub mod system_events;
 pub mod system_services;
 pub mod tls;
+pub mod url_resolver;

@@ -44,6 +44,7 @@ use crate::shared::BrokerShared;
 use crate::tls::session::{Phase, TlsLink, TlsRead};
 
 mod accept_backoff;
+mod account_lookup;
 mod tls_tasks;
 use tls_tasks::{link_wants_writer, start_tls, write_client_tls};
 
@@ -805,12 +806,7 @@ async fn serve_client(ctx: Rc<ShardContext>, socket: HandOff, client_id: ClientI
                     // Boxed for the same reason as the TLS handshake: a
                     // login's wait (~600 bytes) is not every client's.
                     let outcome = match check {
-                        Some(check) => {
-                            Box::pin(task::spawn_blocking(move || {
-                                crate::auth_checks::run(&check)
-                            }))
-                            .await
-                        }
+                        Some(check) => Box::pin(account_lookup::run_slow_check(&ctx, check)).await,
                         None => SlowOutcome::Checked(false),
                     };
                     let next = ctx

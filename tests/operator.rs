@@ -560,6 +560,14 @@ fn config_errors_are_nats_servers() {
             "dir has no value and needs to point to a directory",
         ),
         (
+            "resolver: {type: cache, dir: \"/tmp\", allow_delete: true}\n".into(),
+            "CACHE does not accept allow_delete",
+        ),
+        (
+            "resolver: {type: cache, dir: \"/tmp\", ttl: \"1h\"}\n".into(),
+            "resolver type CACHE is not supported by percore",
+        ),
+        (
             "resolver: MEMORY\nresolver_preload: { ABC: \"xx\" }\n".into(),
             "invalid account JWT",
         ),
@@ -1086,6 +1094,698 @@ fn only_users_of_pinned_accounts_log_in() {
     assert_eq!(code, Some(1));
     assert!(
         stderr.contains("pinned account key \"ABAD\" is not a valid public account nkey"),
+        "{stderr}"
+    );
+}
+
+/// A tiny account server for `resolver: URL(...)`: `GET /jwt/v1/accounts/`
+/// answers 200 (nats-server's start-up probe), `GET
+/// /jwt/v1/accounts/<key>` the JWT it holds for `key`, 404 for others;
+/// keys in `hang` get a connection that is accepted and never answered.
+/// Every request path is recorded.
+struct AccountServer {
+    url: String,
+    jwts: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
+    hang: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+const ACCOUNTS_PATH: &str = "/jwt/v1/accounts/";
+
+impl AccountServer {
+    fn start(accounts: &[&AccountKeys]) -> AccountServer {
+        AccountServer::start_with(accounts, None)
+    }
+
+    /// Over TLS with `tls` (an `https` URL) when given.
+    fn start_with(
+        accounts: &[&AccountKeys],
+        tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    ) -> AccountServer {
+        use std::io::Write;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!(
+            "{}://{}{ACCOUNTS_PATH}",
+            if tls.is_some() { "https" } else { "http" },
+            listener.local_addr().expect("addr")
+        );
+        let server = AccountServer {
+            url,
+            jwts: Default::default(),
+            hang: Default::default(),
+            requests: Default::default(),
+        };
+        for a in accounts {
+            server.add(a);
+        }
+        let (jwts, hang, requests) = (
+            server.jwts.clone(),
+            server.hang.clone(),
+            server.requests.clone(),
+        );
+        std::thread::spawn(move || {
+            // Connections kept open, never answered.
+            let mut hung: Vec<Box<dyn Duplex>> = Vec::new();
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { break };
+                let _ = conn.set_read_timeout(Some(WAIT));
+                let mut stream: Box<dyn Duplex> = match &tls {
+                    Some(config) => Box::new(rustls::StreamOwned::new(
+                        rustls::ServerConnection::new(config.clone()).expect("tls session"),
+                        conn,
+                    )),
+                    None => Box::new(conn),
+                };
+                let Some(path) = read_request_path(&mut *stream) else {
+                    continue;
+                };
+                requests.lock().expect("lock").push(path.clone());
+                let key = path.strip_prefix(ACCOUNTS_PATH).unwrap_or("?");
+                if hang.lock().expect("lock").contains(key) {
+                    hung.push(stream);
+                    continue;
+                }
+                let body = if key.is_empty() {
+                    Some(String::new())
+                } else {
+                    jwts.lock().expect("lock").get(key).cloned()
+                };
+                let answer = match body {
+                    Some(body) => format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    ),
+                    None => {
+                        "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                            .to_string()
+                    }
+                };
+                let _ = stream.write_all(answer.as_bytes());
+                let _ = stream.flush();
+            }
+        });
+        server
+    }
+
+    fn add(&self, account: &AccountKeys) {
+        self.jwts
+            .lock()
+            .expect("lock")
+            .insert(account.key.public_key(), account.jwt.clone());
+    }
+
+    fn hang(&self, key: &str) {
+        self.hang.lock().expect("lock").insert(key.to_string());
+    }
+
+    /// How many times `key`'s JWT was asked for (`""`: the probe).
+    fn requests_for(&self, key: &str) -> usize {
+        let path = format!("{ACCOUNTS_PATH}{key}");
+        self.requests
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|p| **p == path)
+            .count()
+    }
+
+    fn config(&self, op: &Operator, sys: &AccountKeys) -> String {
+        format!(
+            "operator: \"{}\"\nsystem_account: {}\nresolver: URL(\"{}\")\n",
+            op.jwt,
+            sys.key.public_key(),
+            self.url
+        )
+    }
+}
+
+/// A connection the account server answers on, plain or TLS.
+trait Duplex: std::io::Read + std::io::Write + Send {}
+
+impl<T: std::io::Read + std::io::Write + Send> Duplex for T {}
+
+/// The path of an HTTP request's first line, once its head is read.
+fn read_request_path(stream: &mut dyn Duplex) -> Option<String> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if stream.read(&mut byte).ok()? == 0 {
+            return None;
+        }
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    head.split(' ').nth(1).map(str::to_string)
+}
+
+#[tokio::test]
+async fn the_url_resolver_fetches_an_account_once_for_both_shards() {
+    let op = operator();
+    let sys = account(&op, json!({"limits": unlimited()}));
+    let acc = account(&op, json!({"limits": unlimited()}));
+    let server = AccountServer::start(&[&sys, &acc]);
+    let broker = Broker::with_config(&server.config(&op, &sys));
+    // Start-up: the probe of the base URL and the system account.
+    assert_eq!(server.requests_for(""), 1);
+    assert_eq!(server.requests_for(&sys.key.public_key()), 1);
+    assert_eq!(server.requests_for(&acc.key.public_key()), 0);
+    let hana = user(&acc, json!({}), user_limits(json!({})));
+    let clients = creds_clients(&broker, &hana).await;
+    round_trip(&clients[0], &clients[1], "url.echo").await;
+    // Later logins on either shard use what was fetched.
+    let again = creds_clients(&broker, &hana).await;
+    round_trip(&again[1], &again[0], "url.echo2").await;
+    assert_eq!(server.requests_for(&acc.key.public_key()), 1);
+}
+
+#[test]
+fn the_url_resolver_refuses_unknown_accounts_with_nats_servers_texts() {
+    let op = operator();
+    let sys = account(&op, json!({"limits": unlimited()}));
+    let server = AccountServer::start(&[&sys]);
+    let broker = Broker::with_config(&server.config(&op, &sys));
+    let other = account(&op, json!({"limits": unlimited()}));
+    let stranger = user(&other, json!({}), user_limits(json!({})));
+    for _ in 0..2 {
+        let mut client = broker.raw();
+        let line = connect_line(&client, &stranger);
+        client.send(&line);
+        expect_auth_violation(&mut client);
+        let expected = format!(
+            "[WRN] Account fetch failed: could not fetch <\"{}{}\">: 404 Not Found",
+            server.url,
+            other.key.public_key()
+        );
+        assert!(broker.wait_log(&expected, WAIT).is_some(), "{expected}");
+    }
+    // Nothing is cached for a refused account: each login asks again.
+    assert_eq!(server.requests_for(&other.key.public_key()), 2);
+    // An account JWT the operator did not sign is not used.
+    let rogue = operator();
+    let forged = account(&rogue, json!({"limits": unlimited()}));
+    server.add(&forged);
+    let mut client = broker.raw();
+    let line = connect_line(&client, &user(&forged, json!({}), user_limits(json!({}))));
+    client.send(&line);
+    expect_auth_violation(&mut client);
+}
+
+#[test]
+fn a_hanging_url_resolver_fails_the_login_after_the_timeout_without_stalling_the_shard() {
+    let op = operator();
+    let sys = account(&op, json!({"limits": unlimited()}));
+    let acc = account(&op, json!({"limits": unlimited()}));
+    let slow = account(&op, json!({"limits": unlimited()}));
+    let server = AccountServer::start(&[&sys, &acc]);
+    server.hang(&slow.key.public_key());
+    // The fetch gives up after 1.9 s, as nats-server's, just before the
+    // default 2 s authentication timeout; a debug build's Ed25519 checks
+    // (~100 ms a login here) can push the refusal past it, so the
+    // timeout is longer here to see the refusal the fetch causes.
+    let config = format!(
+        "{}authorization {{ timeout: 5 }}\n",
+        server.config(&op, &sys)
+    );
+    let broker = Broker::with_config(&config);
+    let mut steady = raw_login(&broker, &user(&acc, json!({}), user_limits(json!({}))));
+    let shard = steady.shard(broker.shards);
+    let mut waiting = (0..broker.shards * 2)
+        .map(|_| broker.raw())
+        .find(|c| c.shard(broker.shards) == shard)
+        .expect("a client on the steady client's shard");
+    let slow_user = user(&slow, json!({}), user_limits(json!({})));
+    let line = connect_line(&waiting, &slow_user);
+    let started = Instant::now();
+    waiting.send(&line);
+    waiting.send(b"PING\r\n");
+    // While the fetch hangs, another login on that shard goes through at
+    // once (the fetch does not hold the shard's blocking thread)...
+    let mut other = (0..broker.shards * 2)
+        .map(|_| broker.raw())
+        .find(|c| c.shard(broker.shards) == shard)
+        .expect("another client on that shard");
+    let line = connect_line(&other, &user(&acc, json!({}), user_limits(json!({}))));
+    other.send(&line);
+    other.send(b"PING\r\n");
+    assert_eq!(other.read_line_answering_pings(), "PONG\r\n");
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "a login waited for the hanging fetch"
+    );
+    // ...and the shard answers its other client at once.
+    let mut round_trips = 0;
+    while started.elapsed() < Duration::from_millis(1500) {
+        let before = Instant::now();
+        steady.send(b"PING\r\n");
+        assert_eq!(steady.read_line_answering_pings(), "PONG\r\n");
+        assert!(
+            before.elapsed() < Duration::from_millis(500),
+            "shard stalled"
+        );
+        round_trips += 1;
+    }
+    assert!(round_trips > 10, "{round_trips} PONGs");
+    // (The server's first keepalive PING may come before.)
+    let refusal = waiting.read_line_answering_pings();
+    assert_eq!(refusal, "-ERR 'Authorization Violation'\r\n");
+    assert!(started.elapsed() >= Duration::from_millis(1900));
+    let expected = format!(
+        "[WRN] Account fetch failed: could not fetch <\"{url}{key}\">: Get \"{url}{key}\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)",
+        url = server.url,
+        key = slow.key.public_key()
+    );
+    assert!(broker.wait_log(&expected, WAIT).is_some(), "{expected}");
+    steady.send(b"PING\r\n");
+    assert_eq!(steady.read_line_answering_pings(), "PONG\r\n");
+}
+
+#[tokio::test]
+async fn the_url_resolver_fetches_the_exporter_of_an_import() {
+    let op = operator();
+    let sys = account(&op, json!({"limits": unlimited()}));
+    let exporter = account(
+        &op,
+        json!({"limits": unlimited(),
+               "exports": [{"subject": "prices.>", "type": "stream"}]}),
+    );
+    let importer = account(
+        &op,
+        json!({"limits": unlimited(),
+               "imports": [{"subject": "prices.>", "type": "stream",
+                            "account": exporter.key.public_key()}]}),
+    );
+    let server = AccountServer::start(&[&sys, &exporter, &importer]);
+    let broker = Broker::with_config(&server.config(&op, &sys));
+    let reader = creds_clients(&broker, &user(&importer, json!({}), user_limits(json!({})))).await;
+    assert_eq!(server.requests_for(&exporter.key.public_key()), 1);
+    let writer = creds_clients(&broker, &user(&exporter, json!({}), user_limits(json!({})))).await;
+    assert_eq!(server.requests_for(&exporter.key.public_key()), 1);
+    let mut sub = reader[0].subscribe("prices.>").await.expect("subscribe");
+    reader[0].flush().await.expect("flush");
+    let got = tokio::time::timeout(WAIT, async {
+        loop {
+            writer[1]
+                .publish("prices.eur", "1.08".into())
+                .await
+                .expect("publish");
+            writer[1].flush().await.expect("flush");
+            if let Ok(Some(msg)) =
+                tokio::time::timeout(Duration::from_millis(100), sub.next()).await
+            {
+                break msg;
+            }
+        }
+    })
+    .await
+    .expect("imported message in time");
+    assert_eq!(&got.payload[..], b"1.08");
+}
+
+#[test]
+fn the_url_resolver_must_answer_at_start_and_takes_no_preloads_nor_ftp() {
+    let op = operator();
+    let sys = account(&op, json!({"limits": unlimited()}));
+    let server = AccountServer::start(&[&sys]);
+    // A base URL that answers 404: no start, nats-server's text.
+    let wrong = format!("{}nope/", server.url);
+    let config = format!(
+        "operator: \"{}\"\nsystem_account: {}\nresolver: URL(\"{wrong}\")\n",
+        op.jwt,
+        sys.key.public_key()
+    );
+    let path = std::env::temp_dir().join(format!("percore-url-{}.conf", std::process::id()));
+    std::fs::write(&path, config).expect("config");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_percore"))
+        .args(["-a", "127.0.0.1", "-p", "-1", "-c"])
+        .arg(&path)
+        .output()
+        .expect("run percore");
+    let _ = std::fs::remove_file(&path);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("could not fetch <\"{wrong}\">: 404 Not Found")),
+        "{stderr}"
+    );
+    let (code, stderr) = check_config(&format!(
+        "operator: \"{}\"\nresolver: URL(\"{}\")\nresolver_preload: {{ {}: \"{}\" }}\n",
+        op.jwt,
+        server.url,
+        sys.key.public_key(),
+        sys.jwt
+    ));
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "resolver preloads only available for writeable resolver types MEM/DIR/CACHE_DIR"
+        ),
+        "{stderr}"
+    );
+    let (code, stderr) = check_config(&format!(
+        "operator: \"{}\"\nresolver: URL(\"ftp://127.0.0.1:1/jwt/v1/accounts/\")\n",
+        op.jwt
+    ));
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("is not supported (http or https)"),
+        "{stderr}"
+    );
+}
+
+/// nats-server 2.9.10 started with `config` (`None` when it is not
+/// installed): its client address and its log lines, for side-by-side
+/// runs of one client sequence.
+struct NatsServer {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+    log: std::sync::mpsc::Receiver<String>,
+    config: std::path::PathBuf,
+}
+
+const NATS_SERVER: &str = "/usr/sbin/nats-server";
+
+impl NatsServer {
+    fn start(config: &str) -> Option<NatsServer> {
+        use std::io::BufRead;
+        if !std::path::Path::new(NATS_SERVER).exists() {
+            eprintln!("SKIPPED: {NATS_SERVER} is not installed");
+            return None;
+        }
+        static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("nats-url-{}-{n}.conf", std::process::id()));
+        std::fs::write(&path, config).expect("config");
+        let mut child = std::process::Command::new(NATS_SERVER)
+            .args(["-a", "127.0.0.1", "-p", "-1", "-c"])
+            .arg(&path)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn nats-server");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, log) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + WAIT;
+        let addr = loop {
+            let line = log
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .expect("nats-server started");
+            if let Some(rest) = line.split("Listening for client connections on ").nth(1) {
+                break rest.trim().parse().expect("address");
+            }
+        };
+        Some(NatsServer {
+            child,
+            addr,
+            log,
+            config: path,
+        })
+    }
+
+    fn wait_log(&self, needle: &str) -> bool {
+        let deadline = Instant::now() + WAIT;
+        while let Ok(line) = self
+            .log
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            if line.contains(needle) {
+                return true;
+            }
+        }
+        false
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.config);
+    }
+}
+
+/// One client sequence against a server using `accounts` (an account
+/// server of its own): a known account's user logs in twice, a stranger
+/// is refused; what the account server was asked and whether the refusal
+/// was logged as nats-server logs it.
+fn url_resolver_sequence(
+    addr: std::net::SocketAddr,
+    accounts: &AccountServer,
+    known: &AccountKeys,
+    stranger: &AccountKeys,
+    wait_log: &dyn Fn(&str) -> bool,
+) -> (Vec<usize>, bool) {
+    let member = user(known, json!({}), user_limits(json!({})));
+    for _ in 0..2 {
+        let mut client = RawClient::connect(addr);
+        let line = connect_line(&client, &member);
+        client.send(&line);
+        client.send(b"PING\r\n");
+        client.expect(b"PONG\r\n");
+    }
+    let mut client = RawClient::connect(addr);
+    let line = connect_line(&client, &user(stranger, json!({}), user_limits(json!({}))));
+    client.send(&line);
+    expect_auth_violation(&mut client);
+    let logged = wait_log(&format!(
+        "[WRN] Account fetch failed: could not fetch <\"{}{}\">: 404 Not Found",
+        accounts.url,
+        stranger.key.public_key()
+    ));
+    let counts = vec![
+        accounts.requests_for(""),
+        accounts.requests_for(&known.key.public_key()),
+        accounts.requests_for(&stranger.key.public_key()),
+    ];
+    (counts, logged)
+}
+
+#[test]
+fn the_url_resolver_side_by_side_with_nats_server() {
+    let op = operator();
+    let sys = account(&op, json!({"limits": unlimited()}));
+    let acc = account(&op, json!({"limits": unlimited()}));
+    let other = account(&op, json!({"limits": unlimited()}));
+    let ours = AccountServer::start(&[&sys, &acc]);
+    let broker = Broker::with_config(&ours.config(&op, &sys));
+    let percore = url_resolver_sequence(broker.addr, &ours, &acc, &other, &|needle| {
+        broker.wait_log(needle, WAIT).is_some()
+    });
+    assert_eq!(percore, (vec![1, 1, 1], true));
+    let theirs = AccountServer::start(&[&sys, &acc]);
+    let Some(nats) = NatsServer::start(&theirs.config(&op, &sys)) else {
+        return;
+    };
+    let reference = url_resolver_sequence(nats.addr, &theirs, &acc, &other, &|needle| {
+        nats.wait_log(needle)
+    });
+    assert_eq!(percore, reference);
+}
+
+#[test]
+fn a_hanging_url_resolver_side_by_side_with_nats_server() {
+    let op = operator();
+    let sys = account(&op, json!({"limits": unlimited()}));
+    let slow = account(&op, json!({"limits": unlimited()}));
+    let sequence = |addr: std::net::SocketAddr,
+                    accounts: &AccountServer,
+                    wait_log: &dyn Fn(&str) -> bool| {
+        let mut client = RawClient::connect(addr);
+        let line = connect_line(&client, &user(&slow, json!({}), user_limits(json!({}))));
+        client.send(&line);
+        let refusal = client.read_line_answering_pings();
+        let url = format!("{}{}", accounts.url, slow.key.public_key());
+        let logged = wait_log(&format!(
+            "[WRN] Account fetch failed: could not fetch <\"{url}\">: Get \"{url}\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)"
+        ));
+        (refusal, logged)
+    };
+    let start = || {
+        let accounts = AccountServer::start(&[&sys]);
+        accounts.hang(&slow.key.public_key());
+        // See the hanging test above for the longer authentication timeout.
+        let config = format!(
+            "{}authorization {{ timeout: 5 }}\n",
+            accounts.config(&op, &sys)
+        );
+        (accounts, config)
+    };
+    let (ours, config) = start();
+    let broker = Broker::with_config(&config);
+    let percore = sequence(broker.addr, &ours, &|needle| {
+        broker.wait_log(needle, WAIT).is_some()
+    });
+    assert_eq!(
+        percore,
+        ("-ERR 'Authorization Violation'\r\n".to_string(), true)
+    );
+    let (theirs, config) = start();
+    let Some(nats) = NatsServer::start(&config) else {
+        return;
+    };
+    let reference = sequence(nats.addr, &theirs, &|needle| nats.wait_log(needle));
+    assert_eq!(percore, reference);
+}
+
+#[test]
+fn an_operators_account_server_url_is_its_resolver() {
+    let key = KeyPair::new_operator();
+    let server = AccountServer::start(&[]);
+    // `http://127.0.0.1:<port>/jwt/v1`, as `nsc` writes it.
+    let base = server.url.trim_end_matches("/accounts/").to_string();
+    let jwt = mint(
+        "operator",
+        &key.public_key(),
+        &key,
+        json!({"name": "O"}),
+        json!({"account_server_url": base}),
+    );
+    let op = Operator { key, jwt };
+    let acc = account(&op, json!({"limits": unlimited()}));
+    server.add(&acc);
+    // No `resolver`: nats-server uses `<account_server_url>/accounts`.
+    let broker = Broker::with_config(&format!("operator: \"{}\"\n", op.jwt));
+    raw_login(&broker, &user(&acc, json!({}), user_limits(json!({}))));
+    assert_eq!(server.requests_for(&acc.key.public_key()), 1);
+}
+
+#[test]
+fn the_url_resolver_follows_update_notices_of_loaded_accounts() {
+    let op = operator();
+    let sys = account(&op, json!({"limits": unlimited()}));
+    let acc = account(&op, json!({"limits": unlimited()}));
+    let server = AccountServer::start(&[&sys, &acc]);
+    let broker = Broker::with_config(&server.config(&op, &sys));
+    let mut system = raw_login(&broker, &user(&sys, json!({}), user_limits(json!({}))));
+    let victim = user(&acc, json!({}), user_limits(json!({})));
+    let mut victims: Vec<RawClient> = (0..SHARDS).map(|_| raw_login(&broker, &victim)).collect();
+    let bystander = raw_login(&broker, &user(&acc, json!({}), user_limits(json!({}))));
+    // What an account server publishes when it takes a new JWT.
+    let updated = mint(
+        "account",
+        &acc.key.public_key(),
+        &op.key,
+        json!({"name": "A", "iat": now()}),
+        json!({"limits": unlimited(), "revocations": {victim.key.public_key(): now()}}),
+    );
+    let subject = format!("$SYS.ACCOUNT.{}.CLAIMS.UPDATE", acc.key.public_key());
+    let answer = push(&mut system, &subject, &updated);
+    assert_eq!(answer["data"]["message"], json!("jwt updated"), "{answer}");
+    for client in &mut victims {
+        let line = client.read_line_answering_pings();
+        assert_eq!(line, "-ERR 'User Authentication Revoked'\r\n");
+        client.expect_closed_after(b"");
+    }
+    drop(bystander);
+    // An account this server never loaded is skipped, not fetched.
+    let other = account(&op, json!({"limits": unlimited()}));
+    let subject = format!("$SYS.REQ.ACCOUNT.{}.CLAIMS.UPDATE", other.key.public_key());
+    let answer = push(&mut system, &subject, &other.jwt);
+    assert_eq!(
+        answer["data"]["message"],
+        json!("jwt update skipped"),
+        "{answer}"
+    );
+    assert_eq!(answer["data"]["code"], json!(200));
+    let answer = push(&mut system, &subject, &acc.jwt);
+    assert_eq!(
+        answer["error"]["description"],
+        json!("jwt update resulted in error - subject does not match jwt content"),
+        "{answer}"
+    );
+    assert_eq!(server.requests_for(&acc.key.public_key()), 1);
+    assert_eq!(server.requests_for(&other.key.public_key()), 0);
+}
+
+#[test]
+fn a_reload_keeps_the_accounts_the_url_resolver_fetched() {
+    let op = operator();
+    let sys = account(&op, json!({"limits": unlimited()}));
+    let acc = account(&op, json!({"limits": unlimited()}));
+    let server = AccountServer::start(&[&sys, &acc]);
+    let broker = Broker::with_config(&server.config(&op, &sys));
+    let member = user(&acc, json!({}), user_limits(json!({})));
+    let mut members: Vec<RawClient> = (0..SHARDS).map(|_| raw_login(&broker, &member)).collect();
+    broker.signal(libc::SIGHUP);
+    broker
+        .wait_log("Reloaded server configuration", WAIT)
+        .expect("reload logged");
+    // Shards take the reload at their next housekeeping tick (100 ms):
+    // the members stay connected past several.
+    let until = Instant::now() + Duration::from_millis(600);
+    while Instant::now() < until {
+        for client in &mut members {
+            assert_eq!(support::without_server_pings(&client.ping_pong()), b"");
+        }
+    }
+    raw_login(&broker, &member);
+    assert_eq!(server.requests_for(&acc.key.public_key()), 1);
+}
+
+/// A CA (its PEM file at the path returned) and a TLS server
+/// configuration for 127.0.0.1 that it signed.
+fn account_server_tls(name: &str) -> (std::path::PathBuf, std::sync::Arc<rustls::ServerConfig>) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer};
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = rcgen::KeyPair::generate().expect("ca key");
+    let ca = params.self_signed(&ca_key).expect("ca");
+    let path =
+        std::env::temp_dir().join(format!("percore-url-ca-{}-{name}.pem", std::process::id()));
+    std::fs::write(&path, ca.pem()).expect("ca file");
+    let issuer = Issuer::new(params, ca_key);
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .expect("params")
+        .signed_by(&key, &issuer)
+        .expect("cert");
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).expect("key der"),
+        )
+        .expect("server config");
+    (path, std::sync::Arc::new(config))
+}
+
+#[test]
+fn an_https_url_resolver_with_resolver_tls() {
+    let op = operator();
+    let sys = account(&op, json!({"limits": unlimited()}));
+    let acc = account(&op, json!({"limits": unlimited()}));
+    let (ca, tls) = account_server_tls("ok");
+    let server = AccountServer::start_with(&[&sys, &acc], Some(tls));
+    let config = format!(
+        "{}resolver_tls {{ ca_file: \"{}\" }}\n",
+        server.config(&op, &sys),
+        ca.display()
+    );
+    let broker = Broker::with_config(&config);
+    raw_login(&broker, &user(&acc, json!({}), user_limits(json!({}))));
+    assert_eq!(server.requests_for(&acc.key.public_key()), 1);
+    // Without the CA the server's certificate is not trusted: no start.
+    let path = std::env::temp_dir().join(format!("percore-url-tls-{}.conf", std::process::id()));
+    std::fs::write(&path, server.config(&op, &sys)).expect("config");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_percore"))
+        .args(["-a", "127.0.0.1", "-p", "-1", "-c"])
+        .arg(&path)
+        .output()
+        .expect("run percore");
+    let _ = std::fs::remove_file(&path);
+    let _ = std::fs::remove_file(&ca);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("could not fetch <\"{}\">: Get", server.url)),
         "{stderr}"
     );
 }

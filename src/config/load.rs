@@ -41,7 +41,6 @@ const NOT_SUPPORTED_YET: &[&str] = &[
     "max_sub_tokens",
     "max_subscription_tokens",
     "ocsp",
-    "resolver_tls",
     "connect_error_reports",
     "reconnect_error_reports",
     "websocket",
@@ -159,6 +158,7 @@ fn apply_entry<'a>(
             operator_keys.resolver = Some(entry);
         }
         "resolver_preload" => operator_keys.preload = Some(entry),
+        "resolver_tls" => operator_keys.tls = Some(entry),
         "resolver_pinned_accounts" => operator_keys.pinned = Some(entry),
         "tls" => opts.tls = Some(tls::apply_tls(entry)?),
         "allow_non_tls" => opts.allow_non_tls = boolean(entry)?,

@@ -1,12 +1,11 @@
 //! Operator mode's top-level keys: `operator` (a JWT file or an inline
-//! JWT), `trusted_keys`, `resolver` (`MEMORY`, or `{type: full, dir}`) and
-//! `resolver_preload`, with nats-server 2.9.10's forms and error texts
-//! (opts.go and `validateTrustedOperators` in jwt.go). Once every key is
-//! read, [`apply`] checks them together and builds the accounts
-//! ([`super::operator_accounts`]).
+//! JWT), `trusted_keys`, `resolver` (`MEMORY`, `URL("http://...")`, or
+//! `{type: full, dir}`) and `resolver_preload`, with nats-server 2.9.10's
+//! forms and error texts (opts.go and `validateTrustedOperators` in
+//! jwt.go). Once every key is read, [`apply`] checks them together and
+//! builds the accounts ([`super::operator_accounts`]).
 //!
-//! Not supported yet (refused at load): `resolver: URL(...)`, the `cache`
-//! resolver, `resolver_tls`.
+//! Not supported (refused at load, saying why): the `cache` resolver.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -24,6 +23,7 @@ use super::error::{go_type, io_error_text, ConfigError};
 use super::operator_accounts;
 use super::options::Options;
 use crate::auth_checks::NkeyVerifier;
+use crate::url_resolver::UrlResolver;
 
 /// What a JWT file starts with (base64 of `{"`).
 const JWT_PREFIX: &str = "eyJ";
@@ -44,6 +44,9 @@ pub enum ResolverConfig {
         limit: i64,
         timeout: Option<Duration>,
     },
+    /// `URL("http://host/path/")`: unknown accounts are fetched over HTTP
+    /// ([`crate::url_resolver`]).
+    Url(UrlResolver),
 }
 
 /// Operator mode as configured.
@@ -77,6 +80,8 @@ pub struct OperatorKeys<'a> {
     pub resolver: Option<&'a Entry>,
     pub preload: Option<&'a Entry>,
     pub pinned: Option<&'a Entry>,
+    /// `resolver_tls`: the TLS client of an `https` URL resolver.
+    pub tls: Option<&'a Entry>,
 }
 
 impl OperatorKeys<'_> {
@@ -94,8 +99,15 @@ pub fn apply(
     let resolver = keys.resolver.map(resolver).transpose()?;
     let preload = keys.preload.map(preload).transpose()?.unwrap_or_default();
     let mut pinned = keys.pinned.map(pinned_accounts).transpose()?;
+    let resolver_tls = keys.tls.map(super::tls::apply_tls).transpose()?;
     if !keys.any() {
         return accounts::apply(account_keys, opts);
+    }
+    if matches!(resolver, Some(ResolverConfig::Url(_))) && !preload.is_empty() {
+        // nats-server: only writeable resolvers take preloads.
+        return Err(ConfigError::new(
+            "resolver preloads only available for writeable resolver types MEM/DIR/CACHE_DIR",
+        ));
     }
     let operators = match keys.operator {
         Some(entry) => operators(entry)?,
@@ -116,6 +128,29 @@ pub fn apply(
         None => None,
     };
     let claims: Vec<Claims<Operator>> = operators.iter().map(|(_, c)| c.clone()).collect();
+    // nats-server: one operator with an `account_server_url` and no
+    // `resolver` uses that server (`<url>/accounts`, where `nsc push`
+    // sends accounts). (Without the URL nats-server also sets one, which
+    // then fails at start; percore says why at load, below.)
+    let resolver = match resolver {
+        None if claims.len() == 1 && !claims[0].nats.account_server_url.is_empty() => {
+            let url = format!("{}/accounts", claims[0].nats.account_server_url);
+            Some(ResolverConfig::Url(
+                UrlResolver::new(&url).map_err(ConfigError::new)?,
+            ))
+        }
+        resolver => resolver,
+    };
+    let resolver = match resolver {
+        Some(ResolverConfig::Url(url)) => Some(ResolverConfig::Url(
+            url.with_tls(resolver_tls.as_ref())
+                .map_err(|e| match keys.tls {
+                    Some(entry) => ConfigError::at(&entry.key_pos, e),
+                    None => ConfigError::new(e),
+                })?,
+        )),
+        resolver => resolver,
+    };
     // validateTrustedOperators, in its order.
     let mut system = configured_system.clone();
     if !claims.is_empty() {
@@ -219,6 +254,9 @@ pub fn install(opts: &mut Options, operator: OperatorOptions) -> Result<(), Conf
     // resolver at start, then updates replace them).
     let mut tokens = operator.preload.clone();
     let full = matches!(operator.resolver, Some(ResolverConfig::Full { .. }));
+    if let Some(ResolverConfig::Url(url)) = &operator.resolver {
+        tokens.extend(url.fetched.all());
+    }
     if let Some(ResolverConfig::Full { dir, .. }) = &operator.resolver {
         for (key, token) in read_dir(dir)? {
             let newer = tokens
@@ -249,6 +287,7 @@ pub fn install(opts: &mut Options, operator: OperatorOptions) -> Result<(), Conf
     opts.accounts = built.table;
     let mut mode = built.mode;
     mode.pinned = operator.pinned.clone();
+    mode.update_notices = matches!(operator.resolver, Some(ResolverConfig::Url(_)));
     opts.auth.operator = Some(std::sync::Arc::new(mode));
     opts.operator = Some(operator);
     Ok(())
@@ -450,7 +489,9 @@ fn trusted_keys(entry: &Entry) -> Result<Vec<String>, ConfigError> {
 
 const RESOLVER_ERROR: &str = "error parsing account resolver, should be MEM or  URL(\"url\") or a map containing dir and type state=[FULL|CACHE])";
 
-/// `resolver: MEMORY` or `resolver: {type: full, dir: ...}`.
+const CACHE_REFUSED: &str = "resolver type CACHE is not supported by percore: it looks up accounts it does not hold from other servers ($SYS.REQ.ACCOUNT.<id>.CLAIMS.LOOKUP), which percore does not send; use type: full";
+
+/// `resolver: MEMORY`, `URL("...")` or `{type: full|cache, dir: ...}`.
 fn resolver(entry: &Entry) -> Result<ResolverConfig, ConfigError> {
     let at = |text: &str| ConfigError::at(&entry.key_pos, text);
     match &entry.node.value {
@@ -460,8 +501,10 @@ fn resolver(entry: &Entry) -> Result<ResolverConfig, ConfigError> {
             if upper.contains("MEM") {
                 return Ok(ResolverConfig::Memory);
             }
-            if upper.contains("URL") {
-                return Err(at("resolver URL(...) is not supported yet by percore"));
+            if let Some(url) = url_argument(text) {
+                return UrlResolver::new(&url)
+                    .map(ResolverConfig::Url)
+                    .map_err(|e| at(&e));
             }
             Err(at(RESOLVER_ERROR))
         }
@@ -531,7 +574,20 @@ fn resolver(entry: &Entry) -> Result<ResolverConfig, ConfigError> {
                         timeout,
                     })
                 }
-                "CACHE" => Err(at("resolver type CACHE is not supported yet by percore")),
+                "CACHE" => {
+                    if interval.is_some_and(|i| !i.is_zero()) {
+                        return Err(at("CACHE does not accept sync"));
+                    }
+                    if allow_delete {
+                        return Err(at("CACHE does not accept allow_delete"));
+                    }
+                    // nats-server 2.9's cache resolver finds an account it
+                    // does not hold by asking the other servers over the
+                    // system account and waiting for an answer; percore
+                    // sends no such requests, so it would only be a
+                    // bounded `full` that never finds new accounts.
+                    Err(at(CACHE_REFUSED))
+                }
                 _ => Err(at(RESOLVER_ERROR)),
             }
         }
@@ -540,6 +596,31 @@ fn resolver(entry: &Entry) -> Result<ResolverConfig, ConfigError> {
             go_type(other)
         ))),
     }
+}
+
+/// The `"url"` of `URL("url")` (nats-server's pattern: `URL` anywhere,
+/// case-insensitive, then optionally the parenthesised URL, quotes
+/// optional); `Some("")` for a bare `URL`, `None` without `URL`.
+fn url_argument(text: &str) -> Option<String> {
+    let start = text.to_ascii_uppercase().find("URL")?;
+    let Some(rest) = text[start + 3..].strip_prefix('(') else {
+        return Some(String::new());
+    };
+    let rest = rest.trim_start();
+    let rest = rest.strip_prefix('"').unwrap_or(rest);
+    let end = rest
+        .find(|c: char| c.is_whitespace() || c == '"')
+        .unwrap_or(rest.len());
+    let (url, after) = rest.split_at(end);
+    let after = after.strip_prefix('"').unwrap_or(after).trim_start();
+    // The pattern backtracks: `URL(http://h/)` ends its URL before `)`.
+    Some(if after.starts_with(')') {
+        url.to_string()
+    } else if let Some(url) = url.strip_suffix(')').filter(|_| after.is_empty()) {
+        url.to_string()
+    } else {
+        String::new()
+    })
 }
 
 /// `resolver_preload: { <account key>: <account JWT> }`; each JWT must
@@ -615,6 +696,31 @@ mod tests {
                     ************************* IMPORTANT *************************\n";
         assert_eq!(parse_decorated(file), "eyJhbGciOi.abc.def");
         assert_eq!(parse_decorated("  eyJx.y.z\n"), "eyJx.y.z");
+    }
+
+    #[test]
+    fn resolver_url_forms() {
+        assert_eq!(
+            url_argument("URL(\"http://h:1/jwt/v1/accounts/\")").as_deref(),
+            Some("http://h:1/jwt/v1/accounts/")
+        );
+        assert_eq!(
+            url_argument("url( http://h/a )").as_deref(),
+            Some("http://h/a")
+        );
+        assert_eq!(
+            url_argument("URL(http://h/a)").as_deref(),
+            Some("http://h/a")
+        );
+        assert_eq!(url_argument("URL").as_deref(), Some(""));
+        // The pattern finds `URL` anywhere in the value.
+        assert_eq!(url_argument("CURLY").as_deref(), Some(""));
+        assert_eq!(url_argument("FULL"), None);
+        assert!(UrlResolver::new("http://h:1/jwt/v1/accounts")
+            .expect("url")
+            .base
+            .text
+            .ends_with("/accounts/"));
     }
 
     #[test]

@@ -243,6 +243,7 @@ pub fn build(
             strict,
             accounts: mode_accounts,
             accepts_updates,
+            update_notices: false,
             pinned: None,
         },
         skipped,

@@ -61,7 +61,7 @@ pub fn server_name(host: &str) -> Result<ServerName<'static>, String> {
 
 /// `insecure`: any certificate chain and name; signatures still checked.
 #[derive(Debug)]
-struct NoPeerCheck(Arc<CryptoProvider>);
+pub(super) struct NoPeerCheck(pub(super) Arc<CryptoProvider>);
 
 impl ServerCertVerifier for NoPeerCheck {
     fn verify_server_cert(

@@ -19,6 +19,7 @@ pub mod config;
 pub mod handshake;
 pub mod identity;
 pub mod rate;
+pub mod resolver_client;
 pub mod session;
 
 use std::sync::{Arc, RwLock};

@@ -44,6 +44,10 @@ pub struct OperatorMode {
     /// A `full` resolver: account JWTs may be updated over the system
     /// account ([`crate::shard::SystemRequest`]).
     pub accepts_updates: bool,
+    /// A URL resolver: notices of updated account JWTs
+    /// (`$SYS.ACCOUNT.<id>.CLAIMS.UPDATE`, as an account server sends
+    /// them) apply to the accounts already loaded.
+    pub update_notices: bool,
     /// `resolver_pinned_accounts`: only these accounts' users may log in.
     pub pinned: Option<std::collections::BTreeSet<String>>,
 }

@@ -88,6 +88,19 @@ pub struct Refusal {
     pub text: String,
 }
 
+/// The account a refusal says is not known (the lookup before a URL
+/// resolver fetches it), if that is why the login was refused.
+pub fn missing_account(refusal: &Refusal) -> Option<&str> {
+    refusal
+        .text
+        .strip_prefix(LOOKUP_ERROR)?
+        .strip_prefix("account ")?
+        .strip_suffix(" not found")
+}
+
+/// nats-server's debug line for an account it could not look up.
+pub const LOOKUP_ERROR: &str = "Account JWT lookup error: ";
+
 fn debug(text: impl Into<String>) -> Refusal {
     Refusal {
         error_level: false,
@@ -197,7 +210,7 @@ pub fn login(
     }
     let Some(account) = (trust.account)(account_key) else {
         return Err(debug(format!(
-            "Account JWT lookup error: account {account_key} not found"
+            "{LOOKUP_ERROR}account {account_key} not found"
         )));
     };
     if !trust.trusted.trusts(&account.data.issuer) {

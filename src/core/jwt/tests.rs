@@ -162,8 +162,13 @@ fn unknown_issuers_and_untrusted_accounts() {
     let s = setup();
     let stranger = KeyPair::new_account();
     let jwt = user_token(&s, &stranger, json!({}), json!({}));
-    assert!(refusal(try_login(&s, &jwt, sign_nonce(&s.user), ""))
-        .starts_with("Account JWT lookup error"));
+    let refused = try_login(&s, &jwt, sign_nonce(&s.user), "").expect_err("refused");
+    assert!(refused.text.starts_with("Account JWT lookup error"));
+    // What a URL resolver fetches before checking again.
+    assert_eq!(
+        crate::jwt::login::missing_account(&refused),
+        Some(stranger.public_key().as_str())
+    );
     // Claims to belong to the account, signed by a key it does not list.
     let jwt = user_token(
         &s,

@@ -44,6 +44,13 @@ pub const CLAIMS_UPDATE_SUBJECTS: [&str; 5] = [
     "$SYS.REQ.CLAIMS.DELETE",
 ];
 
+/// The subjects of account JWT update notices, which nats-server's
+/// resolvers without a store of their own (URL) follow.
+pub const UPDATE_NOTICE_SUBJECTS: [&str; 2] = [
+    "$SYS.ACCOUNT.*.CLAIMS.UPDATE",
+    "$SYS.REQ.ACCOUNT.*.CLAIMS.UPDATE",
+];
+
 /// The monitoring services every server answers (`$SYS.REQ.SERVER.PING.<name>`
 /// and `$SYS.REQ.SERVER.<id>.<name>`). nats-server also has `JSZ`; percore
 /// has no JetStream, so nobody answers it.
@@ -79,12 +86,6 @@ impl<I: ShardIo> ShardBroker<I> {
         let Some(system) = self.limits.accounts.system() else {
             return;
         };
-        let wants_updates = self
-            .limits
-            .auth
-            .operator
-            .as_ref()
-            .is_some_and(|mode| mode.accepts_updates);
         let mut subjects: Vec<String> = vec![SERVER_PING.to_string()];
         for name in SERVER_SERVICES {
             subjects.push(format!("{SERVER_PING}.{name}"));
@@ -96,9 +97,14 @@ impl<I: ShardIo> ShardBroker<I> {
         for name in ACCOUNT_SERVICES {
             subjects.push(format!("$SYS.REQ.ACCOUNT.*.{name}"));
         }
-        if wants_updates {
-            subjects.extend(CLAIMS_UPDATE_SUBJECTS.iter().map(|s| s.to_string()));
-        }
+        // A `full` resolver answers its requests; a URL resolver follows
+        // update notices.
+        let claims: &[&str] = match self.limits.auth.operator.as_deref() {
+            Some(mode) if mode.accepts_updates => &CLAIMS_UPDATE_SUBJECTS,
+            Some(mode) if mode.update_notices => &UPDATE_NOTICE_SUBJECTS,
+            _ => &[],
+        };
+        subjects.extend(claims.iter().map(|s| s.to_string()));
         for subject in subjects {
             let sk = SubKey::new(self.subs.insert(Subscription::new(
                 SubOwner::SystemService,
