@@ -17,7 +17,10 @@
 //!   and monitor threads send a shard; [`auth_checks`]: the slow half of
 //!   authentication (bcrypt, Ed25519, the nonce), run off the shards;
 //!   [`tls`]: client TLS with rustls (the record layer between socket and
-//!   parser, the handshake, certificates).
+//!   parser, the handshake, certificates);
+//! - [`system_account`]: the server's services and events on its system
+//!   account; [`resolver`]: the operator-mode account resolvers that need
+//!   the runtime (the `full` directory's requests, the URL resolver).
 
 #![deny(clippy::await_holding_refcell_ref)]
 
@@ -30,20 +33,15 @@ pub use percore_core::{
 pub mod admin;
 pub mod auth_checks;
 pub mod calendar;
-pub mod claims_notice;
-pub mod claims_update;
 pub mod config;
 pub mod host_report;
-pub mod http_get;
 pub mod logging;
 pub mod monitor;
+pub mod resolver;
 pub mod server;
 pub mod server_id;
 pub mod shard_io;
 pub mod shared;
 pub mod signal_command;
-pub mod system_envelope;
-pub mod system_events;
-pub mod system_services;
+pub mod system_account;
 pub mod tls;
-pub mod url_resolver;

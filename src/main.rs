@@ -82,7 +82,7 @@ fn run(mut options: Options, args: Vec<String>) -> ExitCode {
         }
         Err(e) => warn!("cannot install signal handlers: {e}"),
     }
-    if let Err(e) = percore::url_resolver::start(&mut options) {
+    if let Err(e) = percore::resolver::url::start(&mut options) {
         fatal!("{e}");
         return ExitCode::from(1);
     }
@@ -208,7 +208,7 @@ fn reloaded(args: &[String], current: &Options) -> Result<Options, String> {
         Ok(_) => return Err("the command line no longer starts a server".into()),
         Err(e) => return Err(e.to_string()),
     };
-    percore::url_resolver::carry_over(current, &mut new)?;
+    percore::resolver::url::carry_over(current, &mut new)?;
     // Connections hold account ids: accounts that stay keep theirs.
     percore::config::accounts::keep_account_ids(&mut new, &current.accounts);
     let fixed: [(&str, String, String); 7] = [

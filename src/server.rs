@@ -841,8 +841,8 @@ async fn serve_client(ctx: Rc<ShardContext>, socket: HandOff, client_id: ClientI
 }
 
 /// This shard's identity as system messages name it.
-fn responder(ctx: &ShardContext) -> crate::system_envelope::Responder {
-    crate::system_envelope::Responder {
+fn responder(ctx: &ShardContext) -> crate::system_account::envelope::Responder {
+    crate::system_account::envelope::Responder {
         name: ctx.shared.identity.server_name.clone(),
         host: ctx.shared.identity.host.clone(),
         id: ctx.shared.identity.server_id.clone(),
@@ -859,7 +859,7 @@ fn publish_system_events(ctx: &ShardContext) {
     let events = ctx.broker.borrow_mut().take_system_events(&clock);
     let me = responder(ctx);
     for event in events {
-        let payload = crate::system_events::render(&event, &me, clock.wall_now);
+        let payload = crate::system_account::events::render(&event, &me, clock.wall_now);
         ctx.broker
             .borrow_mut()
             .publish_system(&event.subject, payload.as_bytes());
@@ -877,7 +877,7 @@ fn spawn_system_answers(ctx: &Rc<ShardContext>) {
 
 /// Requests published on the system account: the server's
 /// services (rendered from a cross-shard snapshot, see
-/// [`crate::system_services`]) and account JWT updates (checked and stored),
+/// [`crate::system_account::services`]) and account JWT updates (checked and stored),
 /// both on the blocking thread, answered from this shard; a stored JWT has
 /// the main thread give every shard the new accounts.
 async fn answer_system_requests(
@@ -891,7 +891,7 @@ async fn answer_system_requests(
             continue;
         }
         let (api, me) = (ctx.system_api.clone(), me.clone());
-        let facts = crate::system_services::FilterFacts {
+        let facts = crate::system_account::services::FilterFacts {
             cluster: ctx
                 .shared
                 .cluster
@@ -900,7 +900,7 @@ async fn answer_system_requests(
                 .unwrap_or_default(),
         };
         let answer = task::spawn_blocking(move || {
-            crate::system_services::handle(&request, &api, &me, &facts)
+            crate::system_account::services::handle(&request, &api, &me, &facts)
         })
         .await;
         if let Some(answer) = answer {
@@ -915,15 +915,17 @@ async fn answer_system_requests(
 async fn answer_claims_request(
     ctx: &ShardContext,
     request: percore_core::shard::SystemRequest,
-    me: &crate::system_envelope::Responder,
+    me: &crate::system_account::envelope::Responder,
 ) {
     let Some(operator) = ctx.shared.options.operator.clone() else {
         return;
     };
     let reply = request.reply.clone();
     let me = me.clone();
-    let handled =
-        task::spawn_blocking(move || crate::claims_update::handle(&request, &operator, &me)).await;
+    let handled = task::spawn_blocking(move || {
+        crate::resolver::claims_update::handle(&request, &operator, &me)
+    })
+    .await;
     match &handled.log {
         Some((true, text)) => crate::error!("{text}"),
         Some((false, text)) => crate::debug!("{text}"),

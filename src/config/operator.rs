@@ -23,7 +23,7 @@ use super::error::{go_type, io_error_text, ConfigError};
 use super::operator_accounts;
 use super::options::Options;
 use crate::auth_checks::NkeyVerifier;
-use crate::url_resolver::UrlResolver;
+use crate::resolver::url::UrlResolver;
 
 /// What a JWT file starts with (base64 of `{"`).
 const JWT_PREFIX: &str = "eyJ";
@@ -45,7 +45,7 @@ pub enum ResolverConfig {
         timeout: Option<Duration>,
     },
     /// `URL("http://host/path/")`: unknown accounts are fetched over HTTP
-    /// ([`crate::url_resolver`]).
+    /// ([`crate::resolver::url`]).
     Url(UrlResolver),
 }
 

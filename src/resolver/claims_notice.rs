@@ -5,16 +5,16 @@
 //! and a server that has the account loaded takes it at once; one it has
 //! not loaded is skipped (the next login fetches the current JWT). Runs on
 //! a shard's blocking thread, as the `full` resolver's requests do
-//! ([`crate::claims_update`]), with their answers and log lines.
+//! ([`crate::resolver::claims_update`]), with their answers and log lines.
 
 use percore_core::jwt::account::Account;
 use percore_core::jwt::{decode, ClaimType};
 use percore_core::shard::SystemRequest;
 
 use crate::auth_checks::NkeyVerifier;
-use crate::claims_update::{failed, succeeded, Handled, Responder};
 use crate::config::operator::OperatorOptions;
-use crate::url_resolver::{validate, UrlResolver};
+use crate::resolver::claims_update::{failed, succeeded, Handled, Responder};
+use crate::resolver::url::{validate, UrlResolver};
 
 /// Handles one notice.
 pub fn handle(

@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use crate::auth_checks::NkeyVerifier;
 use crate::config::operator::{read_dir, OperatorOptions, ResolverConfig};
 
-pub use crate::system_envelope::Responder;
+pub use crate::system_account::envelope::Responder;
 
 /// What a request came to.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,7 +35,7 @@ pub struct Handled {
 /// Answers one request.
 pub fn handle(request: &SystemRequest, operator: &OperatorOptions, me: &Responder) -> Handled {
     if let Some(ResolverConfig::Url(resolver)) = &operator.resolver {
-        return crate::claims_notice::handle(request, operator, resolver, me);
+        return crate::resolver::claims_notice::handle(request, operator, resolver, me);
     }
     let Some(ResolverConfig::Full {
         dir, allow_delete, ..
@@ -279,5 +279,5 @@ fn answer(me: &Responder, kind: &str, body: &Value) -> String {
 }
 
 fn server_info(me: &Responder) -> String {
-    crate::system_envelope::server_info(me, std::time::SystemTime::now())
+    crate::system_account::envelope::server_info(me, std::time::SystemTime::now())
 }

@@ -1,6 +1,6 @@
 //! A small blocking HTTP/1.1 GET client on `std::net::TcpStream` (with
 //! rustls for `https`), for the
-//! URL account resolver ([`crate::url_resolver`]). It only needs to fetch
+//! URL account resolver ([`crate::resolver::url`]). It only needs to fetch
 //! small documents (account JWTs) from one configured base URL, so it does
 //! one request per connection (`Connection: close`), follows no
 //! redirects, and reads `Content-Length`, chunked or until-close bodies up

@@ -27,7 +27,7 @@ use crate::auth_checks::NkeyVerifier;
 use crate::config::operator::{install, OperatorOptions, ResolverConfig};
 use crate::config::tls::TlsOptions;
 use crate::config::Options;
-use crate::http_get::{get, HttpUrl};
+use crate::resolver::http_get::{get, HttpUrl};
 
 /// nats-server's `DEFAULT_ACCOUNT_FETCH_TIMEOUT`: the whole HTTP exchange.
 pub const FETCH_TIMEOUT: Duration = Duration::from_millis(1900);

@@ -3,7 +3,7 @@
 //! authentication): the check runs on the blocking thread; when it is a
 //! JWT login refused only because its account is unknown and a URL
 //! resolver is configured, the account is fetched on a thread of its own
-//! ([`crate::url_resolver`]; not the shard's one blocking thread, which a
+//! ([`crate::resolver::url`]; not the shard's one blocking thread, which a
 //! silent account server would hold for 1.9 s, delaying every other
 //! login of the shard), the main thread rebuilds the accounts
 //! and hands them to every shard, this login waits (without blocking the

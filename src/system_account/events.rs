@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::monitor::format::{duration_nanos, rfc3339_nano};
 use crate::monitor::statsz::DataStats;
-use crate::system_envelope::{event_id, server_info, Responder};
+use crate::system_account::envelope::{event_id, server_info, Responder};
 
 const CONNECT_TYPE: &str = "io.nats.server.advisory.v1.client_connect";
 const DISCONNECT_TYPE: &str = "io.nats.server.advisory.v1.client_disconnect";

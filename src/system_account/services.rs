@@ -22,7 +22,7 @@ use percore_core::shard::SystemRequest;
 use serde_json::Value;
 
 use crate::monitor::system_api::{ServiceAnswer, SystemApi};
-use crate::system_envelope::{event_id, server_info, Responder};
+use crate::system_account::envelope::{event_id, server_info, Responder};
 
 /// The server facts event filters compare (`EventFilterOptions`).
 #[derive(Debug, Clone, Default)]
