@@ -57,7 +57,8 @@ pub(super) fn scan(buf: &[u8], max_control_line: usize, max_payload: usize) -> O
     // The line's `\n` must lie inside this window, which is what makes the
     // argument at most `max_control_line` bytes; a longer line goes the
     // general way, which reports the limit.
-    let window = &buf[..buf.len().min(max_control_line.saturating_add(NAME.len() + 2))];
+    let window_end = max_control_line.saturating_add(NAME.len() + 2);
+    let window = &buf[..buf.len().min(window_end)];
 
     let subject_end = first_control_or_space(window, NAME.len())?;
     if subject_end == NAME.len() || window[subject_end] != b' ' {
