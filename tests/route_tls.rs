@@ -20,8 +20,8 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
 };
 use support::cluster::{
-    free_port, http_get, nats_server_installed, wait_interest, ClusterClient, NatsServer,
-    NATS_SERVER, WAIT,
+    free_port, http_get, nats_server_installed, route_port, wait_interest, ClusterClient,
+    NatsServer, NATS_SERVER, WAIT,
 };
 use support::Broker;
 
@@ -112,14 +112,7 @@ fn percore_node_with(name: &str, config: &str, extra: &[&str]) -> (Broker, u16) 
     let mut args = vec!["-n", name];
     args.extend_from_slice(extra);
     let broker = Broker::start_with(&args, Some(config));
-    let line = broker
-        .wait_log("Listening for route connections on ", WAIT)
-        .expect("route listener");
-    let port = line
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.trim().parse().ok())
-        .expect("route port");
+    let port = route_port(&broker);
     (broker, port)
 }
 

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use support::cluster::{
     free_port, http_get, nats_server, nats_server_from, nats_server_installed, read_to_close,
-    wait_interest, ClusterClient, NatsServer, NATS_SERVER, WAIT,
+    route_port, wait_interest, ClusterClient, NatsServer, NATS_SERVER, WAIT,
 };
 use support::{find, Broker};
 
@@ -34,14 +34,7 @@ fn percore_node(name: &str, extra: &[&str]) -> (Broker, u16) {
     ];
     args.extend_from_slice(extra);
     let broker = Broker::start_with(&args, None);
-    let line = broker
-        .wait_log("Listening for route connections on ", WAIT)
-        .expect("route listener");
-    let port = line
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.trim().parse().ok())
-        .expect("route port");
+    let port = route_port(&broker);
     (broker, port)
 }
 
@@ -924,14 +917,7 @@ fn percore_node_with(name: &str, extra: &[&str], config: &str) -> (Broker, u16) 
     ];
     args.extend_from_slice(extra);
     let broker = Broker::start_with(&args, Some(config));
-    let line = broker
-        .wait_log("Listening for route connections on ", WAIT)
-        .expect("route listener");
-    let port = line
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.trim().parse().ok())
-        .expect("route port");
+    let port = route_port(&broker);
     (broker, port)
 }
 

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::cluster::{
-    nats_server_installed, nats_server_with_config, wait_interest, ClusterClient, WAIT,
+    nats_server_installed, nats_server_with_config, route_port, wait_interest, ClusterClient, WAIT,
 };
 use support::Broker;
 
@@ -61,14 +61,7 @@ fn percore_node(name: &str, routes: &[u16]) -> (Broker, u16) {
         args.extend_from_slice(&["--routes", &seeds]);
     }
     let broker = Broker::start_with(&args, Some(CONFIG));
-    let line = broker
-        .wait_log("Listening for route connections on ", WAIT)
-        .expect("route listener");
-    let port = line
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.trim().parse().ok())
-        .expect("route port");
+    let port = route_port(&broker);
     (broker, port)
 }
 

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::find;
+use super::{find, Broker};
 
 /// Every wait on a cluster (routes forming, interest crossing) gives up
 /// after this long.
@@ -185,6 +185,17 @@ pub fn wait_interest(subscriber: &mut ClusterClient, publisher: &mut ClusterClie
         }
     }
     panic!("interest on {probe} never reached the publisher's node");
+}
+
+/// The port of `broker`'s route listener, from its log line.
+pub fn route_port(broker: &Broker) -> u16 {
+    let line = broker
+        .wait_log("Listening for route connections on ", WAIT)
+        .expect("route listener");
+    line.rsplit(':')
+        .next()
+        .and_then(|p| p.trim().parse().ok())
+        .expect("route port")
 }
 
 /// A free port on 127.0.0.1 (bound and released).
