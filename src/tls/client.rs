@@ -19,18 +19,17 @@ use crate::config::tls::TlsOptions;
 /// nats-server's warning for `insecure` in the cluster's `tls` block.
 pub const INSECURE_WARNING: &str = "TLS certificate chain and hostname of solicited routes will not be verified. DO NOT USE IN PRODUCTION!";
 
-/// Builds the dialling side's configuration; the error names the file.
-pub fn build_client(opts: &TlsOptions) -> Result<Arc<ClientConfig>, String> {
-    let provider = Arc::new(crypto_provider(opts));
-    let (Some(cert_file), Some(key_file)) = (&opts.cert_file, &opts.key_file) else {
-        return Err("TLS configuration needs 'cert_file' and 'key_file'".into());
-    };
-    let certs = read_certificates(cert_file)?;
-    let key = read_key(key_file)?;
+/// TLS 1.3 and 1.2 with `provider`, checking the server against the
+/// options' `ca_file` (else the system roots), or not at all with
+/// `insecure`: the part the route client and the resolver client share.
+pub(super) fn verifying_builder(
+    opts: &TlsOptions,
+    provider: Arc<CryptoProvider>,
+) -> Result<rustls::ConfigBuilder<ClientConfig, rustls::client::WantsClientCert>, String> {
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| format!("TLS configuration: {e}"))?;
-    let builder = if opts.insecure {
+    Ok(if opts.insecure {
         builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(NoPeerCheck(provider)))
@@ -40,7 +39,18 @@ pub fn build_client(opts: &TlsOptions) -> Result<Arc<ClientConfig>, String> {
             None => system_roots()?,
         };
         builder.with_root_certificates(roots)
+    })
+}
+
+/// Builds the dialling side's configuration; the error names the file.
+pub fn build_client(opts: &TlsOptions) -> Result<Arc<ClientConfig>, String> {
+    let provider = Arc::new(crypto_provider(opts));
+    let (Some(cert_file), Some(key_file)) = (&opts.cert_file, &opts.key_file) else {
+        return Err("TLS configuration needs 'cert_file' and 'key_file'".into());
     };
+    let certs = read_certificates(cert_file)?;
+    let key = read_key(key_file)?;
+    let builder = verifying_builder(opts, provider)?;
     let config = builder.with_client_auth_cert(certs, key).map_err(|e| {
         format!(
             "error parsing X509 certificate/key pair: {} and {}: {e}",
