@@ -372,9 +372,15 @@ impl ExecutorQueues {
     }
 
     fn reevaluate_preempt_timer(&mut self) {
+        // percore: the queue that is running counts too. It is out of
+        // `active_executors` while it runs, so upstream forgot its latency
+        // whenever one of its tasks woke a task of another queue (which
+        // reevaluates): a `Latency::Matters` queue then ran under the
+        // default timer until it next went idle.
         self.preempt_timer_duration = self
             .active_executors
             .iter()
+            .chain(self.active_executing.iter())
             .map(|tq| match tq.borrow().io_requirements.latency_req {
                 Latency::NotImportant => self.default_preempt_timer_duration,
                 Latency::Matters(d) => d,
