@@ -1303,6 +1303,9 @@ pub(crate) struct Reactor {
     poll_ring: RefCell<PollRing>,
 
     latency_preemption_timeout_src: Cell<Option<Source>>,
+    /// percore: the duration the timer in `latency_preemption_timeout_src`
+    /// was armed with (see `wait`).
+    latency_preemption_armed_for: Cell<Duration>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
 
     link_fd: RawFd,
@@ -1451,6 +1454,7 @@ impl Reactor {
             latency_ring: RefCell::new(latency_ring),
             poll_ring: RefCell::new(poll_ring),
             latency_preemption_timeout_src: Cell::new(None),
+            latency_preemption_armed_for: Cell::new(Duration::ZERO),
             throughput_preemption_timeout_src: Cell::new(None),
             blocking_thread,
             link_fd,
@@ -1922,8 +1926,22 @@ impl Reactor {
         // a task queue's slice may be cut short once; it is armed again only
         // when a task is runnable (see `LocalExecutor::run`), so an idle
         // reactor is not woken by it twice.
+        //
+        // percore: unless a task queue that has become runnable asks for a
+        // shorter one (`Latency::Matters`) than the one armed: then the armed
+        // timer is dropped (which cancels it) and the shorter one armed
+        // below. Kept, a queue created for short turns would wait for the
+        // longer timer to fire before the reactor looked at its sockets
+        // again (percore's 100 ms, where its connection-setup queue asks 1 ms).
+        let asked = preempt_timer();
         let preempt_armed = match self.latency_preemption_timeout_src.take() {
-            Some(armed) if armed.is_in_flight() => {
+            Some(armed)
+                if armed.is_in_flight()
+                    && match asked {
+                        Some(d) => d >= self.latency_preemption_armed_for.get(),
+                        None => true,
+                    } =>
+            {
                 self.latency_preemption_timeout_src.set(Some(armed));
                 true
             }
@@ -2009,6 +2027,7 @@ impl Reactor {
                 // function did.
                 self.latency_preemption_timeout_src
                     .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
+                self.latency_preemption_armed_for.set(dur);
                 flush_cancellations!(into &mut 0; lat_ring);
                 assert!(flush_rings!(lat_ring)? > 0);
             }
@@ -2059,6 +2078,7 @@ impl Reactor {
         if let (false, Some(preempt)) = (preempt_armed, preempt_timer()) {
             self.latency_preemption_timeout_src
                 .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
+            self.latency_preemption_armed_for.set(preempt);
             flush_rings!(lat_ring, main_ring)?;
         }
 
