@@ -46,6 +46,9 @@ pub(super) async fn route_accept_loop(ctx: Rc<ShardContext>, listener: ShardList
             Ok(socket) => {
                 backoff.succeeded();
                 task::spawn(serve_route_then_redial(ctx.clone(), socket, None)).detach();
+                // As the client accept loop: a full backlog must not keep
+                // this task from giving way.
+                task::yield_if_needed().await;
             }
             Err(e) => {
                 let (line, delay) = backoff.failed("Route", &e);

@@ -19,6 +19,8 @@ pub struct Liveness {
     pings_out: u32,
     next_ping: Instant,
     first_ping_done: bool,
+    /// A CONNECT has been read.
+    connect_received: bool,
     /// The client published, (un)subscribed or pinged since the last check.
     active: bool,
     ping_sent_at: Option<Instant>,
@@ -34,6 +36,7 @@ impl Liveness {
             pings_out: 0,
             next_ping: now + ping_interval,
             first_ping_done: false,
+            connect_received: false,
             active: false,
             ping_sent_at: None,
             rtt: None,
@@ -49,9 +52,15 @@ impl Liveness {
     /// PING is answered, and the first PING is due `first_ping` after
     /// CONNECT.
     pub fn connected(&mut self, now: Instant, accepted: Instant, first_ping: Duration) {
+        self.connect_received = true;
         self.active = true;
         self.rtt = Some(now.saturating_duration_since(accepted));
         self.next_ping = now + first_ping;
+    }
+
+    /// Whether the client has sent its CONNECT.
+    pub fn connect_received(&self) -> bool {
+        self.connect_received
     }
 
     pub fn pong(&mut self, now: Instant) {

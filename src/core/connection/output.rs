@@ -147,6 +147,11 @@ impl OutputState {
         self.queue.clear(pool);
     }
 
+    /// Nothing is queued for the writer task nor held by it.
+    pub fn writer_idle(&self) -> bool {
+        !self.writer_busy
+    }
+
     /// The writer task has bytes to write.
     pub fn writer_has_work(&self) -> bool {
         self.writer_busy && !self.queue.is_empty()

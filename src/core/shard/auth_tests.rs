@@ -284,3 +284,36 @@ fn subscribe_allow_with_queues_and_deny_filtering_at_delivery() {
         "MSG bar.open 5 1\r\ny\r\nMSG foo.a 3 1\r\nz\r\n"
     );
 }
+
+/// The runtime serves a connection ahead of newcomers once it is
+/// established: CONNECT read and its credentials accepted.
+#[test]
+fn a_connection_is_established_once_its_connect_is_accepted() {
+    let mut open = Node::single(ShardLimits::default());
+    let mut client = open.connect(1);
+    assert!(!open.broker.is_established(client.key), "before CONNECT");
+    open.input(&mut client, "PING\r\n");
+    assert!(
+        !open.broker.is_established(client.key),
+        "a PING is no CONNECT"
+    );
+    open.input(&mut client, "CONNECT {\"verbose\":false}\r\n");
+    assert!(open.broker.is_established(client.key));
+
+    let mut secured = node(AuthPolicy {
+        token: Some(Secret::Plain("s3cret".into())),
+        ..AuthPolicy::default()
+    });
+    let mut good = secured.connect(1);
+    secured.input(
+        &mut good,
+        "CONNECT {\"verbose\":false,\"auth_token\":\"s3cret\"}\r\n",
+    );
+    assert!(secured.broker.is_established(good.key));
+    let mut bad = secured.connect(2);
+    secured.process(
+        &mut bad,
+        b"CONNECT {\"verbose\":false,\"auth_token\":\"wrong\"}\r\n",
+    );
+    assert!(!secured.broker.is_established(bad.key), "rejected");
+}

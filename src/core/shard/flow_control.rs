@@ -91,6 +91,15 @@ impl<I: ShardIo> ShardBroker<I> {
         }
     }
 
+    /// Whether the connection's writer task holds nothing and has nothing
+    /// to take: it may then be replaced by another (the runtime moves it
+    /// to another task queue).
+    pub fn writer_idle(&self, key: ConnKey) -> bool {
+        self.conns
+            .get(key)
+            .is_some_and(|conn| conn.output.writer_idle())
+    }
+
     /// Gives the writer task the queued bytes; `None` means it should end.
     pub fn take_for_writer(&mut self, key: ConnKey, now: Instant) -> Option<OutboundQueue> {
         self.set_now(now);

@@ -192,6 +192,17 @@ impl<I: ShardIo> ShardBroker<I> {
         true
     }
 
+    /// Whether the connection is past its admission: its CONNECT read and
+    /// its credentials (if any are asked) accepted, and not closing. The
+    /// runtime serves such connections ahead of those still arriving.
+    pub fn is_established(&self, key: ConnKey) -> bool {
+        self.conns.get(key).is_some_and(|c| {
+            c.closing.is_none()
+                && c.liveness.connect_received()
+                && matches!(c.auth, AuthState::Open | AuthState::Done)
+        })
+    }
+
     pub fn is_closing(&self, key: ConnKey) -> bool {
         self.conns.get(key).is_none_or(|c| c.closing.is_some())
     }
