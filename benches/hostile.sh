@@ -12,7 +12,7 @@
 #          [--churn-threads N] [--duration SECS] [--warmup SECS] [--rate R]
 #          [--size BYTES] [--a-bin PATH] [--a-args "ARGS"] [--a-name NAME]
 #          [--b-bin PATH] [--b-args "ARGS"] [--b-name NAME] [--bench-dir DIR]
-#          [--json-out FILE]
+#          [--json-out FILE] [--hostile-nice N]
 # Defaults: every mode, N = 2000 (sub-noread: 100: each gets the pair's whole
 # stream), 8 churn threads, 10 s measured after 2 s warm-up, 2000 msgs/s of
 # 128 B; A = /usr/sbin/nats-server, B = target/release/percore (default shard
@@ -51,6 +51,8 @@ ap.add_argument("--b-args", default="")
 ap.add_argument("--b-name", default="percore")
 ap.add_argument("--bench-dir", default=os.path.join(target, "release"))
 ap.add_argument("--json-out")
+ap.add_argument("--hostile-nice", type=int, default=0,
+                help="run the hostile tool at this nice level (19: it takes only CPU the servers leave)")
 opt = ap.parse_args(sys.argv[2:])
 modes = [m for m in opt.modes.split(",") if m]
 for m in modes:
@@ -83,6 +85,16 @@ def status_kib(pid, key):
     except OSError:
         pass
     return 0
+
+
+def cpu_seconds(pid):
+    """utime + stime of a process, in seconds (0 once it is gone)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def start(binary, args, log):
@@ -123,8 +135,9 @@ def one(name, binary, args, mode):
             conns = {"sub-noread": opt.noread_conns, "churn": opt.churn_threads}.get(mode, opt.conns)
             # Long enough to cover setup, the pair's warm-up and run, and its fence.
             span = opt.warmup + opt.duration + 8
+            nice = ["nice", "-n", str(opt.hostile_nice)] if opt.hostile_nice else []
             hostile = subprocess.Popen(
-                [HOSTILE, mode, "-s", URL, "--conns", str(conns), "--duration", str(span)],
+                nice + [HOSTILE, mode, "-s", URL, "--conns", str(conns), "--duration", str(span)],
                 stdout=subprocess.PIPE, stderr=log, text=True)
             res["hostile_conns"] = conns
             # Let the held connections open before the pair starts.
@@ -134,6 +147,7 @@ def one(name, binary, args, mode):
                     break
                 time.sleep(0.2)
         out = os.path.join(tmp, "%s-%s.json" % (name, mode))
+        cpu_before = cpu_seconds(server.pid)
         pair = subprocess.Popen(
             [BENCH, "latency", "-s", URL, "--rate", str(opt.rate), "--size", str(opt.size),
              "--duration", "%gs" % opt.duration, "--warmup", "%gs" % opt.warmup,
@@ -144,6 +158,9 @@ def one(name, binary, args, mode):
         while pair.poll() is None:
             peak = max(peak, status_kib(server.pid, "VmRSS"))
             time.sleep(0.2)
+        # Server CPU over the pair's whole run (warm-up included), as a
+        # share of one CPU.
+        res["server_cpu"] = (cpu_seconds(server.pid) - cpu_before) / (opt.warmup + opt.duration)
         # The server's own closes, while the hostile connections are still
         # held (their teardown afterwards would add only "Client Closed"
         # and "Read Error").
@@ -189,13 +206,14 @@ def cell(r):
     p99 = "%.0f" % r["p99_us"] if r.get("p99_us") is not None else "?"
     lost = r["lost"] if r.get("lost") is not None else "?"
     alive = "" if r.get("server_alive") else " DIED"
-    return "%7.1f MiB  lost %-4s p99 %7s us%s" % (r["rss_peak_mib"], lost, p99, alive)
+    return "%7.1f MiB  lost %-4s p99 %7s us  cpu %3.0f%%%s" % (
+        r["rss_peak_mib"], lost, p99, 100 * r.get("server_cpu", 0), alive)
 
 
 sides = [(opt.a_name, opt.a_bin, opt.a_args), (opt.b_name, opt.b_bin, opt.b_args)]
 results = {n: {} for n, _, _ in sides}
-print("hostile: modes %s; %d conns (sub-noread %d, churn %d threads); pair %d msgs/s x %d B, %gs + %gs warm-up; port %d; logs in %s"
-      % (",".join(modes), opt.conns, opt.noread_conns, opt.churn_threads, opt.rate, opt.size,
+print("hostile: modes %s; %d conns (sub-noread %d, churn %d threads, nice %d); pair %d msgs/s x %d B, %gs + %gs warm-up; port %d; logs in %s"
+      % (",".join(modes), opt.conns, opt.noread_conns, opt.churn_threads, opt.hostile_nice, opt.rate, opt.size,
          opt.duration, opt.warmup, PORT, tmp), flush=True)
 for mode in modes:
     for name, binary, args in sides:
@@ -207,9 +225,9 @@ for mode in modes:
             "" if r.get("hostile_still_running", True) else " (tool ended before the pair: raise --duration)"), flush=True)
 
 print()
-print("%-16s | %-42s | %-42s" % ("mode", opt.a_name, opt.b_name))
+print("%-16s | %-52s | %-52s" % ("mode", opt.a_name, opt.b_name))
 for mode in modes:
-    print("%-16s | %-42s | %-42s" % (mode, cell(results[opt.a_name][mode]), cell(results[opt.b_name][mode])))
+    print("%-16s | %-52s | %-52s" % (mode, cell(results[opt.a_name][mode]), cell(results[opt.b_name][mode])))
 print()
 print("closed reasons (/connz?state=closed, while the hostile connections were held):")
 for mode in modes:
