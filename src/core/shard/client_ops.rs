@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::auth::{Decision, Identity, PermissionCheck, SlowCheck, SlowOutcome};
 use crate::connect::{parse_connect_onto, redacted_connect, ConnectError};
-use crate::connection::{AuthState, CloseReason};
+use crate::connection::{AuthState, CloseReason, Verification};
 use crate::go_quote::go_quote;
 use crate::ids::ConnKey;
 use crate::io::ShardIo;
@@ -249,7 +249,7 @@ impl<I: ShardIo> ShardBroker<I> {
         let conn = &self.conns[key];
         let identity = match conn.auth {
             AuthState::Open | AuthState::Done => return Ok(()),
-            AuthState::Verifying { .. } => None,
+            AuthState::Verifying(_) => None,
             AuthState::Pending { .. } => self.limits.auth.no_auth_identity(),
         };
         match identity {
@@ -297,12 +297,12 @@ impl<I: ShardIo> ShardBroker<I> {
                             identity,
                             log,
                         } => {
-                            conn.auth = AuthState::Verifying {
+                            conn.auth = AuthState::Verifying(Box::new(Verification {
                                 check: Some(check),
                                 identity,
                                 log,
                                 deadline,
-                            };
+                            }));
                             return Next::Verify;
                         }
                     }
@@ -329,7 +329,7 @@ impl<I: ShardIo> ShardBroker<I> {
     /// The slow check a [`Next::Verify`] asked for.
     pub fn take_slow_check(&mut self, key: ConnKey) -> Option<SlowCheck> {
         match &mut self.conns.get_mut(key)?.auth {
-            AuthState::Verifying { check, .. } => check.take(),
+            AuthState::Verifying(verification) => verification.check.take(),
             _ => None,
         }
     }
@@ -350,10 +350,11 @@ impl<I: ShardIo> ShardBroker<I> {
             return Next::Close;
         }
         let state = std::mem::replace(&mut conn.auth, AuthState::Done);
-        let AuthState::Verifying { log, .. } = state else {
+        let AuthState::Verifying(verification) = state else {
             conn.auth = state;
             return Next::NeedMore;
         };
+        let log = verification.log;
         let login = match login {
             Ok(login) => login,
             Err(refusal) => {
@@ -391,10 +392,11 @@ impl<I: ShardIo> ShardBroker<I> {
             return Next::Close;
         }
         let state = std::mem::replace(&mut conn.auth, AuthState::Done);
-        let AuthState::Verifying { identity, log, .. } = state else {
+        let AuthState::Verifying(verification) = state else {
             conn.auth = state;
             return Next::NeedMore;
         };
+        let Verification { identity, log, .. } = *verification;
         if !passed {
             return self.reject_auth(key, &log);
         }
@@ -444,7 +446,9 @@ impl<I: ShardIo> ShardBroker<I> {
         }
         conn.auth = AuthState::Done;
         conn.auth_method = identity.method;
-        conn.permissions = identity.permissions.map(PermissionCheck::new);
+        conn.permissions = identity
+            .permissions
+            .map(|permissions| Box::new(PermissionCheck::new(permissions)));
         conn.account = identity.account;
         conn.account_max_payload =
             crate::account::limits::min_limit(limits.max_payload, conn.user_limits.max_payload);

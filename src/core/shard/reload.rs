@@ -169,7 +169,7 @@ impl<I: ShardIo> ShardBroker<I> {
             match conn.auth {
                 AuthState::Done | AuthState::Open => {}
                 // Not in yet: they authenticate against the new policy.
-                AuthState::Pending { .. } | AuthState::Verifying { .. } => continue,
+                AuthState::Pending { .. } | AuthState::Verifying(_) => continue,
             }
             if matches!(conn.auth_method, crate::auth::AuthMethod::Jwt(_))
                 && policy.operator.is_some()

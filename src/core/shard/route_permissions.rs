@@ -39,7 +39,7 @@ impl<I: ShardIo> ShardBroker<I> {
         }
         if permissions.needs_message_check(subject) && self.conns[key].permissions.is_none() {
             let check = permissions.message_check();
-            self.conns[key].permissions = Some(check);
+            self.conns[key].permissions = Some(Box::new(check));
         }
         true
     }
