@@ -7,7 +7,11 @@
 //! again after [`SHORT_READS_TO_SHRINK`] reads in a row that used less than
 //! half of it, so a connection that was busy once does not keep 64 KiB.
 
-const INITIAL_CAPACITY: usize = 4 * 1024;
+/// nats-server's `startBufSize`. Every idle connection holds this much;
+/// at 4 KiB it was the largest part of a connection's memory (7.3 KB in
+/// all, `benches/rss.sh`), and a busy connection doubles it back up within
+/// a few reads.
+const INITIAL_CAPACITY: usize = 512;
 /// Reads in a row that used less than half the buffer before it halves.
 const SHORT_READS_TO_SHRINK: u32 = 2;
 /// Largest read we ask the kernel for in one call.
@@ -144,7 +148,7 @@ mod tests {
     }
 
     /// A peer that announces a big payload and sends a few bytes of it gets
-    /// no more than twice what it sent (the buffer's first 4 KiB aside);
+    /// no more than twice what it sent (the buffer's first 512 bytes aside);
     /// sending it all makes it fit in one piece.
     #[test]
     fn an_announced_payload_grows_the_buffer_only_as_bytes_arrive() {
@@ -191,21 +195,27 @@ mod tests {
     fn grows_while_reads_fill_it_and_shrinks_when_they_stop() {
         let mut buffer = ReadBuffer::new();
         let mut offered = Vec::new();
-        for _ in 0..6 {
+        for _ in 0..9 {
             offered.push(full_read(&mut buffer));
         }
-        assert_eq!(offered, [4096, 8192, 16384, 32768, 65536, 65536]);
+        assert_eq!(
+            offered,
+            [512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 65536]
+        );
         // One short read is not a trend.
         short_read(&mut buffer, 100);
         assert_eq!(buffer.bytes.len(), MAX_READ_CHUNK);
         let mut sizes = Vec::new();
-        for _ in 0..10 {
+        for _ in 0..14 {
             short_read(&mut buffer, 100);
             sizes.push(buffer.bytes.len());
         }
         assert_eq!(
             sizes,
-            [32768, 32768, 16384, 16384, 8192, 8192, 4096, 4096, 4096, 4096]
+            [
+                32768, 32768, 16384, 16384, 8192, 8192, 4096, 4096, 2048, 2048, 1024, 1024, 512,
+                512
+            ]
         );
     }
 
