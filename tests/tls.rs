@@ -4,8 +4,9 @@
 //! client on a TLS port (nats-server's exact bytes: INFO, then a close);
 //! the handshake timeout; `allow_non_tls`; `handshake_first`.
 //!
-//! Certificates are made by each test with rcgen (no keys in git) and
-//! written to a directory of its own.
+//! Certificates are made by each test with rcgen and written to a
+//! directory of its own; the keys are generated too, except the one RSA key
+//! (`tests/keys/README.md` says why).
 
 mod support;
 
@@ -53,7 +54,11 @@ impl Pki {
 
     /// Signs a certificate and writes `<name>.pem` and `<name>-key.pem`.
     fn issue(&self, name: &str, params: CertificateParams) -> (PathBuf, PathBuf) {
-        let key = KeyPair::generate().expect("key");
+        self.issue_for(name, params, KeyPair::generate().expect("key"))
+    }
+
+    /// [`Pki::issue`] with a given key.
+    fn issue_for(&self, name: &str, params: CertificateParams, key: KeyPair) -> (PathBuf, PathBuf) {
         let cert = params.signed_by(&key, &self.issuer).expect("sign");
         let (cert_path, key_path) = (
             self.dir.join(format!("{name}.pem")),
@@ -71,6 +76,22 @@ impl Pki {
                 .expect("server params");
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         self.issue("server", params)
+    }
+
+    /// The server's certificate with the RSA-2048 key of `tests/keys`
+    /// (rcgen's ring backend cannot generate RSA keys).
+    fn rsa_server(&self) -> (PathBuf, PathBuf) {
+        let pem = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/keys/rsa-2048-key.pem"
+        ))
+        .expect("tests/keys/rsa-2048-key.pem");
+        let key = KeyPair::from_pem_and_sign_algo(&pem, &rcgen::PKCS_RSA_SHA256).expect("RSA key");
+        let mut params =
+            CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+                .expect("server params");
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        self.issue_for("server-rsa", params, key)
     }
 
     /// A client certificate with this subject and these SANs.
@@ -94,12 +115,17 @@ impl Pki {
     /// A `tls {}` block with the server certificate and `extra` keys.
     fn tls_block(&self, extra: &str) -> String {
         let (cert, key) = self.server();
-        format!(
-            "tls {{\n  cert_file: \"{}\"\n  key_file: \"{}\"\n  {extra}\n}}\n",
-            cert.display(),
-            key.display()
-        )
+        tls_block_with(&cert, &key, extra)
     }
+}
+
+/// A `tls {}` block with this certificate and key and `extra` keys.
+fn tls_block_with(cert: &std::path::Path, key: &std::path::Path, extra: &str) -> String {
+    format!(
+        "tls {{\n  cert_file: \"{}\"\n  key_file: \"{}\"\n  {extra}\n}}\n",
+        cert.display(),
+        key.display()
+    )
 }
 
 impl Drop for Pki {
@@ -882,6 +908,54 @@ async fn handshakes_on_the_blocking_thread_behave_the_same() {
     );
     let clients = one_client_per_shard(&first, || trusting(&pki).tls_first()).await;
     delivered_in_order(&clients[1], &clients[0], "offload.first", 5, 100).await;
+}
+
+/// Without `--tls_offload`, the server key's type decides where handshakes
+/// run: an RSA key's (~1 ms signatures) on the shards' blocking threads,
+/// an ECDSA key's on the shards. The log says which and why, at start and
+/// again at a reload that changes the key; `--tls_offload=false` keeps an
+/// RSA key's on the shards. Clients on both shards are served each way.
+#[tokio::test]
+async fn the_server_keys_type_decides_where_handshakes_run() {
+    let pki = Pki::new("by-key");
+    let (rsa_cert, rsa_key) = pki.rsa_server();
+    let rsa_block = tls_block_with(&rsa_cert, &rsa_key, "");
+    let broker = Broker::with_config(&rsa_block);
+    let logged = |broker: &Broker, line: &str| broker.startup_log.iter().any(|l| l.contains(line));
+    assert!(
+        logged(
+            &broker,
+            "TLS handshakes run on the shards' blocking threads (RSA key)"
+        ),
+        "{:?}",
+        broker.startup_log
+    );
+    let clients = one_client_per_shard(&broker, || trusting(&pki)).await;
+    delivered_in_order(&clients[0], &clients[1], "by-key.rsa", 20, 100).await;
+
+    let path = broker.config_path().expect("config file").to_path_buf();
+    std::fs::write(&path, pki.tls_block("")).expect("rewrite config");
+    broker.signal(libc::SIGHUP);
+    broker
+        .wait_log("TLS handshakes run on the shards (ECDSA key)", WAIT)
+        .expect("the reload re-decides");
+    broker
+        .wait_log("Reloaded server configuration", WAIT)
+        .expect("reload logged");
+    let clients = one_client_per_shard(&broker, || trusting(&pki)).await;
+    delivered_in_order(&clients[1], &clients[0], "by-key.ecdsa", 20, 100).await;
+
+    let forced = Broker::start_with(&["--tls_offload=false"], Some(&rsa_block));
+    assert!(
+        logged(
+            &forced,
+            "TLS handshakes run on the shards (--tls_offload=false)"
+        ),
+        "{:?}",
+        forced.startup_log
+    );
+    let clients = one_client_per_shard(&forced, || trusting(&pki)).await;
+    delivered_in_order(&clients[0], &clients[1], "by-key.forced", 5, 100).await;
 }
 
 /// A broken handshake costs that connection only: garbage behind a TLS

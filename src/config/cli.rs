@@ -150,7 +150,8 @@ pub struct Flags {
     pub version: bool,
     pub shards: Option<i64>,
     pub pin: Option<bool>,
-    /// `--tls_offload`: TLS handshake crypto on the shards' blocking threads.
+    /// `--tls_offload[=bool]`: TLS handshake crypto on the shards' blocking
+    /// threads; not given: decided by the server key's type.
     pub tls_offload: Option<bool>,
     /// `-m`, `--http_port`: monitoring port (nats-server's convention).
     pub http_port: Option<i64>,
@@ -441,7 +442,7 @@ Cluster Options:
 percore Options:
         --shards <n>                 Number of shards, one thread each (default: one per CPU; 1 on <= 2 CPUs)
         --pin                        Pin shard i to CPU i (default: false)
-        --tls_offload                Run TLS handshake crypto on the shards' blocking threads (default: false)
+        --tls_offload[=<bool>]       Run TLS handshake crypto on the shards' blocking threads (default: with an RSA key)
         --check-host                 Check this host for percore (io_uring, limits, THP, ...) and exit (1 on a failure)
 
 Common Options:
@@ -576,6 +577,10 @@ mod tests {
         let f = flags(&["--check-host", "--shards", "2"]);
         assert_eq!((f.check_host, f.shards), (true, Some(2)));
         assert!(!flags(&[]).check_host);
+        assert_eq!(flags(&["--tls_offload"]).tls_offload, Some(true));
+        assert_eq!(flags(&["--tls_offload=false"]).tls_offload, Some(false));
+        assert_eq!(flags(&["-tls_offload=true"]).tls_offload, Some(true));
+        assert_eq!(flags(&[]).tls_offload, None);
     }
 
     #[test]

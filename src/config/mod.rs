@@ -197,7 +197,7 @@ fn apply_flags(flags: &cli::Flags, opts: &mut Options) -> Result<(), ConfigError
         })?;
     }
     if let Some(offload) = flags.tls_offload {
-        opts.tls_offload = offload;
+        opts.tls_offload = Some(offload);
     }
     if let Some(pin) = flags.pin {
         opts.pin = pin;

@@ -81,13 +81,14 @@ pub struct Options {
     pub shards: usize,
     /// Pin shard i to CPU i.
     pub pin: bool,
-    /// `--tls_offload` (percore's own): run each TLS handshake's crypto
-    /// (key exchange, signature, certificate checks) on the shard's blocking
-    /// thread instead of the shard, so a costly handshake (RSA signing is
-    /// ~1 ms) does not delay the shard's other connections, at the cost of
-    /// two thread hops per handshake. Off until a benchmark says otherwise
-    /// (`benches/tls-compare.sh --scenarios lat10k-hs100`).
-    pub tls_offload: bool,
+    /// `--tls_offload[=bool]` (percore's own): run each TLS handshake's
+    /// crypto (key exchange, signature, certificate checks) on the shard's
+    /// blocking thread instead of the shard, so a costly handshake (RSA
+    /// signing is ~1 ms) does not delay the shard's other connections, at
+    /// the cost of two thread hops per handshake. `None`: decided by the
+    /// server key's type, offloaded for RSA only (`tls::offload`, measured
+    /// with `benches/tls-compare.sh --scenarios lat10k-hs100`).
+    pub tls_offload: Option<bool>,
     /// Who may connect (`authorization`, `no_auth_user`, `--user`,
     /// `--pass`, `--auth`); the default requires no authentication.
     pub auth: AuthPolicy,
@@ -139,7 +140,7 @@ impl Default for Options {
             config_file: None,
             shards: 0,
             pin: false,
-            tls_offload: false,
+            tls_offload: None,
             auth: AuthPolicy::default(),
             accounts: AccountTable::default(),
             operator: None,

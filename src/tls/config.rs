@@ -14,7 +14,7 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, ServerConfig, SupportedCipherSuite};
+use rustls::{RootCertStore, ServerConfig, SignatureAlgorithm, SupportedCipherSuite};
 use sha2::{Digest, Sha256};
 
 use crate::config::tls::{CipherSuite, Curve, TlsOptions};
@@ -46,12 +46,16 @@ pub struct TlsServer {
     /// Lower-case hex sha256 of accepted client certificates' SPKI; empty:
     /// any certificate the verifier accepts.
     pub pinned: Arc<[String]>,
+    /// The algorithm of the certificate's private key (RSA signatures cost
+    /// ten times ECDSA's: see `tls::offload`).
+    pub key_algorithm: SignatureAlgorithm,
 }
 
 impl std::fmt::Debug for TlsServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TlsServer")
             .field("pinned", &self.pinned.len())
+            .field("key_algorithm", &self.key_algorithm)
             .finish_non_exhaustive()
     }
 }
@@ -74,6 +78,12 @@ fn build_with(opts: &TlsOptions, verify_clients: bool) -> Result<TlsServer, Stri
     };
     let certs = read_certificates(cert_file)?;
     let key = read_key(key_file)?;
+    // An unusable key is refused below, with the files named.
+    let key_algorithm = provider
+        .key_provider
+        .load_private_key(key.clone_key())
+        .map(|signing| signing.algorithm())
+        .unwrap_or(SignatureAlgorithm::Unknown(0));
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| format!("TLS configuration: {e}"))?;
@@ -100,6 +110,7 @@ fn build_with(opts: &TlsOptions, verify_clients: bool) -> Result<TlsServer, Stri
     Ok(TlsServer {
         config: Arc::new(config),
         pinned: opts.pinned_certs.clone().unwrap_or_default().into(),
+        key_algorithm,
     })
 }
 

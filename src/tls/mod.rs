@@ -8,6 +8,8 @@
 //! - [`handshake`]: one client's handshake on its reader task (timeout,
 //!   `allow_non_tls`, pinned certificates);
 //! - [`identity`]: a client certificate's names for `verify_and_map`;
+//! - [`offload`]: whether handshakes run on the shard or its blocking
+//!   thread (the key's algorithm, or `--tls_offload`);
 //! - [`rate`][]: `connection_rate_limit`.
 //!
 //! Kernel TLS (handing the session's keys to the kernel after the
@@ -18,6 +20,7 @@ pub mod client;
 pub mod config;
 pub mod handshake;
 pub mod identity;
+pub mod offload;
 pub mod rate;
 pub mod resolver_client;
 pub mod session;
@@ -49,15 +52,20 @@ pub struct Accepting {
     /// HTTPS monitoring's configuration (the same certificate, no client
     /// certificates asked for), when monitoring is on HTTPS.
     pub monitoring: Option<Arc<rustls::ServerConfig>>,
-    /// `--tls_offload`: handshake crypto on the blocking thread.
-    pub offload: bool,
+    /// Handshake crypto on the blocking thread or not, and why: decided
+    /// per generation, since a reload may bring a key of another type.
+    pub place: offload::HandshakePlace,
 }
 
 impl TlsAcceptor {
     /// `None` without a `tls {}` block; an error names the file or option.
+    /// Logs where handshakes run.
     pub fn new(options: &Options) -> Result<Option<TlsAcceptor>, String> {
-        Ok(accepting(options)?.map(|a| TlsAcceptor {
-            current: RwLock::new(Arc::new(a)),
+        Ok(accepting(options)?.map(|a| {
+            crate::info!("{}", a.place);
+            TlsAcceptor {
+                current: RwLock::new(Arc::new(a)),
+            }
         }))
     }
 
@@ -69,11 +77,12 @@ impl TlsAcceptor {
     }
 
     /// Builds the new generation (reading the files again) and swaps it in;
-    /// on error the running one stays.
+    /// on error the running one stays. Logs where handshakes run now.
     pub fn reload(&self, options: &Options) -> Result<(), String> {
         let Some(next) = accepting(options)? else {
             return Err("config reload not supported for tls: it cannot be turned off".into());
         };
+        crate::info!("{}", next.place);
         *self
             .current
             .write()
@@ -86,14 +95,15 @@ fn accepting(options: &Options) -> Result<Option<Accepting>, String> {
     let Some(tls) = &options.tls else {
         return Ok(None);
     };
+    let server = config::build(tls)?;
     Ok(Some(Accepting {
-        server: config::build(tls)?,
+        place: offload::decide(options.tls_offload, server.key_algorithm),
+        server,
         timeout: tls.timeout(),
         allow_non_tls: options.allow_non_tls,
         handshake_first: tls.handshake_first,
         map: tls.map,
         rate_limit: (tls.rate_limit > 0).then(|| rate::RateLimit::new(tls.rate_limit)),
-        offload: options.tls_offload,
         monitoring: match (options.http_port, options.https_port) {
             (None, Some(_)) => Some(config::build_for_monitoring(tls)?),
             _ => None,
@@ -118,7 +128,7 @@ impl Accepting {
             timeout: self.timeout,
             pinned: self.server.pinned.clone(),
             map: self.map,
-            offload: self.offload,
+            offload: self.place.offload,
         }
     }
 }
