@@ -1485,9 +1485,67 @@ fn route_permissions_between_percore_nodes() {
     let info = conn.line(WAIT).expect("route INFO");
     assert!(
         info.contains(
-            r#""import":{"allow":["in.>"]},"export":{"allow":["out.>"],"deny":["out.secret"]}"#
+            r#""import":{"allow":["in.\u003e"]},"export":{"allow":["out.\u003e"],"deny":["out.secret"]}"#
         ),
         "{info}"
+    );
+}
+
+/// The first line a route listener sends (its INFO), retrying the connect
+/// until [`WAIT`] passes (nats-server opens its route port after the
+/// client port).
+fn route_info(port: u16) -> String {
+    let deadline = Instant::now() + WAIT;
+    let stream = loop {
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(stream) => break stream,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "route port {port}: {e}");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    };
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    let mut conn = ClusterClient {
+        stream,
+        pending: Vec::new(),
+        info: String::new(),
+    };
+    conn.line(WAIT).expect("route INFO")
+}
+
+/// JSON as Go's encoding/json writes it: `<`, `>` and `&` in the server
+/// name (client and route INFO, `/varz`) and in the route permissions
+/// (route INFO) are `\u003c`, `\u003e`, `\u0026`, byte for byte as
+/// nats-server 2.9 sends them (checked against it when installed).
+#[test]
+fn info_and_monitoring_escape_as_go_does() {
+    const NAME: &str = "a<b>&c";
+    const PERMISSIONS: &str = "cluster { permissions { import: \">\", \
+         export: { allow: \"foo.>\", deny: \"<x>\" } } }\n";
+    const ESCAPED_NAME: &str = r#""server_name":"a\u003cb\u003e\u0026c""#;
+    const ESCAPED_PERMISSIONS: &str = r#""import":{"allow":["\u003e"]},"export":{"allow":["foo.\u003e"],"deny":["\u003cx\u003e"]}"#;
+    let check = |client_info: &str, route_info: &str| {
+        assert!(client_info.contains(ESCAPED_NAME), "{client_info}");
+        assert!(route_info.contains(ESCAPED_NAME), "{route_info}");
+        assert!(route_info.contains(ESCAPED_PERMISSIONS), "{route_info}");
+    };
+    let (p, p_route) = percore_node_with(NAME, &["-m", "-1"], PERMISSIONS);
+    check(&ClusterClient::connect(p.addr).info, &route_info(p_route));
+    let mut varz = TcpStream::connect(p.monitor.expect("monitor")).unwrap();
+    varz.write_all(b"GET /varz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let varz = read_to_close(&mut varz);
+    assert!(
+        varz.contains(r#""server_name": "a\u003cb\u003e\u0026c""#),
+        "{varz}"
+    );
+    let Some(n) = support::cluster::nats_server_with_config(NAME, &[], PERMISSIONS) else {
+        return;
+    };
+    check(
+        &ClusterClient::connect(n.addr).info,
+        &route_info(n.route_port),
     );
 }
 

@@ -120,9 +120,11 @@ impl ServerIdentity {
             connect_urls: cluster.map_or(&[], |c| &c.connect_urls[..]),
             ldm: lame_duck,
         };
-        let mut line = b"INFO ".to_vec();
         // Serialising plain strings and numbers into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut line, &wire);
+        let json = serde_json::to_vec(&wire).unwrap_or_default();
+        let mut line = b"INFO ".to_vec();
+        // As Go's encoding/json writes it (`<`, `>`, `&` escaped, ...).
+        line.extend_from_slice(&crate::go_json::go_json_escape(&json));
         line.extend_from_slice(b" \r\n");
         line
     }

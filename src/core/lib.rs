@@ -18,7 +18,9 @@
 //! - [`ids`]: typed ids; [`rng`]: the seeded per-shard generator;
 //!   [`log`]: the log facade; [`snapshot`]: what monitoring reads;
 //!   [`delivery_latency`]: the per-shard ingress-to-write histogram;
-//! - [`route`]: cluster settings and the route handshake lines.
+//! - [`route`]: cluster settings and the route handshake lines; [`go_json`],
+//!   [`go_quote`], [`go_duration`]: Go's formats where nats-server's output
+//!   shows them.
 
 pub mod account;
 pub mod auth;
@@ -26,6 +28,7 @@ pub mod connect;
 pub mod connection;
 pub mod delivery_latency;
 pub mod go_duration;
+pub mod go_json;
 pub mod go_quote;
 pub mod ids;
 pub mod info;

@@ -139,8 +139,10 @@ pub fn route_info_line(
             .as_ref()
             .and_then(RoutePermissions::export_wire),
     };
+    let json = serde_json::to_vec(&wire).unwrap_or_default();
     let mut line = b"INFO ".to_vec();
-    let _ = serde_json::to_writer(&mut line, &wire);
+    // As Go's encoding/json: the permissions' `>` is `\u003e` on the wire.
+    line.extend_from_slice(&crate::go_json::go_json_escape(&json));
     line.extend_from_slice(b" \r\n");
     line
 }
@@ -185,8 +187,9 @@ pub fn route_connect_line(
         cluster,
         cluster_dynamic: dynamic,
     };
+    let json = serde_json::to_vec(&wire).unwrap_or_default();
     let mut line = b"CONNECT ".to_vec();
-    let _ = serde_json::to_writer(&mut line, &wire);
+    line.extend_from_slice(&crate::go_json::go_json_escape(&json));
     line.extend_from_slice(b"\r\n");
     line
 }

@@ -46,12 +46,14 @@ pub trait SnapshotSource: Send + Sync + 'static {
 }
 
 /// Pretty JSON with two-space indentation, as nats-server's
-/// `json.MarshalIndent(v, "", "  ")`.
+/// `json.MarshalIndent(v, "", "  ")`, with its escapes (`<`, `>`, `&`
+/// as `\u003c`, ...: `crate::go_json`).
 fn to_json<T: serde::Serialize>(value: &T) -> String {
     // Our bodies are plain structs of strings and numbers with string map
     // keys: serialising them cannot fail, but an empty object is a safer
     // answer than a panic if that ever changes.
-    serde_json::to_string_pretty(value).unwrap_or_else(|_| "{}".to_string())
+    let json = serde_json::to_string_pretty(value).unwrap_or_else(|_| "{}".to_string());
+    crate::go_json::go_json_string(json)
 }
 
 #[cfg(test)]

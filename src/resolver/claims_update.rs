@@ -274,8 +274,12 @@ pub(crate) fn failed(me: &Responder, account: &str, message: &str, error: &str) 
 
 /// `{"<kind>":<body>,"server":<ServerInfo>}`: nats-server marshals a Go
 /// map (sorted keys) holding the struct (its field order).
+/// Escaped as Go's encoding/json does (`crate::go_json`).
 fn answer(me: &Responder, kind: &str, body: &Value) -> String {
-    format!("{{\"{kind}\":{body},\"server\":{}}}", server_info(me))
+    crate::go_json::go_json_string(format!(
+        "{{\"{kind}\":{body},\"server\":{}}}",
+        server_info(me)
+    ))
 }
 
 fn server_info(me: &Responder) -> String {

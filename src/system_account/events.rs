@@ -105,5 +105,6 @@ pub fn render(event: &SystemEvent, me: &Responder, now: SystemTime) -> String {
         ));
     }
     out.push('}');
-    out
+    // As Go's encoding/json writes it (`<`, `>`, `&` escaped, ...).
+    crate::go_json::go_json_string(out)
 }

@@ -38,8 +38,21 @@ pub struct Answer {
 }
 
 /// Answers one server or account service request; None: no answer (a
-/// filter excluded this server, no reply subject, nothing to report).
+/// filter excluded this server, no reply subject, nothing to report). The
+/// payload is escaped as Go's encoding/json writes it (`crate::go_json`).
 pub fn handle(
+    request: &SystemRequest,
+    api: &SystemApi,
+    me: &Responder,
+    facts: &FilterFacts,
+) -> Option<Answer> {
+    answer(request, api, me, facts).map(|answer| Answer {
+        payload: crate::go_json::go_json_string(answer.payload),
+        ..answer
+    })
+}
+
+fn answer(
     request: &SystemRequest,
     api: &SystemApi,
     me: &Responder,
