@@ -239,10 +239,15 @@ fn reloaded(args: &[String], current: &Options) -> Result<Options, String> {
             ));
         }
     }
-    // Routes are set up at start; a changed cluster needs a restart. The
+    // Routes are set up at start; a changed cluster needs a restart, except
+    // for its `permissions`, which the routes take at once (as 2.9). The
     // values are not printed: route URLs and the cluster authorization
     // hold credentials.
-    if current.cluster != new.cluster {
+    let mut same_but_permissions = new.cluster.clone();
+    if let (Some(same), Some(current)) = (&mut same_but_permissions, &current.cluster) {
+        same.permissions = current.permissions.clone();
+    }
+    if current.cluster != same_but_permissions {
         return Err("config reload not supported for cluster: it changed".into());
     }
     Ok(new)

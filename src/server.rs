@@ -160,11 +160,18 @@ impl RunningServer {
         identity.auth_required = options.auth.auth_required();
         identity.tls = tls_advertised(options);
         let identity = Arc::new(identity);
-        let limits = shard_limits(
-            options,
-            &self.shared.account_connections,
-            self.shared.cluster.clone(),
-        );
+        // The cluster as started, with the reloaded route permissions
+        // (the only cluster option a reload may change).
+        let cluster = self.shared.cluster.as_ref().map(|started| {
+            let mut settings = (**started).clone();
+            settings.permissions = options
+                .cluster
+                .as_ref()
+                .and_then(|c| c.permissions.clone())
+                .map(percore_core::route_permissions::RoutePermissions::new);
+            Arc::new(settings)
+        });
+        let limits = shard_limits(options, &self.shared.account_connections, cluster);
         self.send_all(AdminCommand::Reload(limits, identity));
         Ok(())
     }

@@ -1627,3 +1627,95 @@ fn a_peer_that_widens_its_export_hears_our_interest_again() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Publishes `candidate` then `marker` from `publisher` until `subscriber`
+/// (subscribed to both) sees `candidate` come, or stop coming, before the
+/// marker: `arrives` says which is awaited. Each round is one ordered pass
+/// through the route, so the first round that shows it proves it.
+fn until_candidate(
+    publisher: &mut ClusterClient,
+    subscriber: &mut ClusterClient,
+    candidate: &str,
+    marker: &str,
+    arrives: bool,
+) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        publisher.send(format!("PUB {candidate} 0\r\n\r\nPUB {marker} 0\r\n\r\n").as_bytes());
+        let got = subjects_until(subscriber, marker);
+        if got.iter().any(|s| s == candidate) == arrives {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{candidate} {} reached the subscriber; last round {got:?}",
+            if arrives { "never" } else { "still" }
+        );
+    }
+}
+
+/// A reload of A's `cluster.permissions` takes effect on the open route,
+/// as nats-server 2.9 applies it: widening `import` announces A's
+/// subscriber on `in.b` (B starts sending), widening `export` makes B
+/// (told by A's new route INFO) announce its `out.b` again; narrowing them
+/// again withdraws A's interest (`RS-`) and drops B's subscription on A.
+/// Two nodes with two shards each, subscribers and publishers on both.
+#[test]
+fn a_reload_of_route_permissions_applies_to_the_open_route() {
+    let (a, a_route) = percore_node_with("pa", &[], &reloadable_permissions("in.a", "out.a"));
+    let routes = routes_arg(a_route);
+    let (b, _) = percore_node("pb", &["--routes", &routes]);
+    route_permissions_reload(&a, b.addr);
+}
+
+/// [`a_reload_of_route_permissions_applies_to_the_open_route`] with a
+/// nats-server 2.9 peer.
+#[test]
+fn a_reload_of_route_permissions_applies_to_a_nats_server_route() {
+    let (a, a_route) = percore_node_with("pna", &[], &reloadable_permissions("in.a", "out.a"));
+    let Some(b) = nats_server("pnb", &[a_route]) else {
+        return;
+    };
+    route_permissions_reload(&a, b.addr);
+}
+
+fn reloadable_permissions(import: &str, export: &str) -> String {
+    format!("cluster {{ permissions {{ import: \"{import}\", export: \"{export}\" }} }}\n")
+}
+
+/// A (started with [`reloadable_permissions`] `in.a`, `out.a`) and its
+/// peer B: the filters hold, then follow two reloads of A's file.
+fn route_permissions_reload(a: &Broker, b: SocketAddr) {
+    let permissions = reloadable_permissions;
+    let mut a_sub = ClusterClient::on_shard(a.addr, 1);
+    let mut b_pub = ClusterClient::connect(b);
+    a_sub.send(b"SUB in.b 1\r\nSUB in.a 2\r\n");
+    wait_interest(&mut a_sub, &mut b_pub, "in.a");
+    let mut b_sub = ClusterClient::connect(b);
+    let mut a_pub = ClusterClient::on_shard(a.addr, 0);
+    b_sub.send(b"SUB out.b 1\r\nSUB out.a 2\r\n");
+    wait_interest(&mut b_sub, &mut a_pub, "out.a");
+    // Filtered as configured.
+    until_candidate(&mut b_pub, &mut a_sub, "in.b", "in.a", false);
+    until_candidate(&mut a_pub, &mut b_sub, "out.b", "out.a", false);
+
+    let config = a.config_path().expect("config file").to_path_buf();
+    std::fs::write(&config, permissions("in.>", "out.>")).unwrap();
+    a.signal(libc::SIGHUP);
+    a.wait_log("Reloaded server configuration", WAIT)
+        .expect("reload accepted");
+    until_candidate(&mut b_pub, &mut a_sub, "in.b", "in.a", true);
+    until_candidate(&mut a_pub, &mut b_sub, "out.b", "out.a", true);
+
+    std::fs::write(&config, permissions("in.a", "out.a")).unwrap();
+    a.signal(libc::SIGHUP);
+    a.wait_log("Reloaded server configuration", WAIT)
+        .expect("second reload accepted");
+    until_candidate(&mut b_pub, &mut a_sub, "in.b", "in.a", false);
+    until_candidate(&mut a_pub, &mut b_sub, "out.b", "out.a", false);
+    // And it stays so.
+    b_pub.send(b"PUB in.b 0\r\n\r\nPUB in.a 0\r\n\r\n");
+    assert_eq!(subjects_until(&mut a_sub, "in.a"), ["in.a"]);
+    a_pub.send(b"PUB out.b 0\r\n\r\nPUB out.a 0\r\n\r\n");
+    assert_eq!(subjects_until(&mut b_sub, "out.a"), ["out.a"]);
+}

@@ -24,7 +24,11 @@ impl<I: ShardIo> ShardBroker<I> {
         let old_accounts = self.limits.accounts.clone();
         self.stall_threshold = stall_threshold(&limits);
         self.auth_enabled = limits.auth.enabled();
+        let route_permissions = limits.cluster.as_ref().map(|c| c.permissions.clone());
         self.limits = limits;
+        if let Some(permissions) = route_permissions {
+            self.reload_route_permissions(permissions);
+        }
         if *old_accounts != *self.limits.accounts {
             let accounts = self.limits.accounts.clone();
             self.install_imports(&accounts);

@@ -4,11 +4,15 @@
 //! one by one from then on (the rules are in [`crate::route_permissions`];
 //! `import` acts where interest is announced, in [`super::route_interest`]),
 //! and a peer whose INFO widens its own `export` hears again of the
-//! interest it ignored.
+//! interest it ignored. A reload that changes our own permissions is
+//! applied as nats-server 2.9's `reloadClusterPermissions` does it.
 
-use crate::ids::ConnKey;
+use std::sync::Arc;
+
+use crate::ids::{ConnKey, SubKey};
 use crate::io::ShardIo;
-use crate::route_permissions::{PeerExport, SubjectPermissionWire};
+use crate::route::route_info_line;
+use crate::route_permissions::{PeerExport, RoutePermissions, SubjectPermissionWire};
 
 use super::route_interest::encode_interest;
 use super::ShardBroker;
@@ -80,6 +84,98 @@ impl<I: ShardIo> ShardBroker<I> {
         }
         if !burst.is_empty() && !self.is_closing(key) {
             self.queue_bytes(key, &burst);
+        }
+    }
+}
+
+impl<I: ShardIo> ShardBroker<I> {
+    /// A reload brought `new` as our `cluster.permissions` (the cluster
+    /// shard acts; the others have no routes). As nats-server 2.9: each
+    /// registered route gets our INFO with the new `import`/`export` (a
+    /// peer re-announces the interest our new export accepts), then `RS+`
+    /// for the interest the new import announces and the old did not, then
+    /// `RS-` for the reverse; the route's subscriptions the new export
+    /// refuses are dropped (without a word to the peer), and its
+    /// per-message check follows the new rules.
+    pub(super) fn reload_route_permissions(&mut self, new: Option<RoutePermissions>) {
+        let Some(cluster) = self.cluster.as_mut() else {
+            return;
+        };
+        if cluster.settings.permissions == new {
+            return;
+        }
+        let mut settings = (*cluster.settings).clone();
+        settings.permissions = new;
+        cluster.settings = Arc::new(settings);
+        let mut old_import = cluster.import.take();
+        cluster.import = cluster
+            .settings
+            .permissions
+            .as_ref()
+            .map(RoutePermissions::import_check);
+        let (mut announce, mut withdraw) = (Vec::new(), Vec::new());
+        for (interest, count) in cluster.interest.iter() {
+            let subject = &interest.subject;
+            let then = old_import.as_mut().is_none_or(|i| i.announces(subject));
+            let now = cluster.import.as_mut().is_none_or(|i| i.announces(subject));
+            let account = self.limits.accounts.name(interest.account);
+            if now && !then {
+                encode_interest(&mut announce, account, interest, count);
+            } else if then && !now {
+                encode_interest(&mut withdraw, account, interest, 0);
+            }
+        }
+        let info = route_info_line(
+            &cluster.settings,
+            &self.identity.server_id,
+            &self.identity.server_name,
+            !self.limits.no_header_support,
+            self.identity.max_payload,
+            None,
+            self.lame_duck,
+        );
+        let routes: Vec<ConnKey> = cluster.registered_routes().collect();
+        for route in routes {
+            if self.is_closing(route) {
+                continue;
+            }
+            self.recheck_route_exports(route);
+            self.queue_bytes(route, &info);
+            if !announce.is_empty() {
+                self.queue_bytes(route, &announce);
+            }
+            if !withdraw.is_empty() {
+                self.queue_bytes(route, &withdraw);
+            }
+        }
+    }
+
+    /// Route `key`'s subscriptions against our (new) export: those it
+    /// refuses are removed; the per-message check is rebuilt from the new
+    /// rules, for the remaining ones that need it.
+    fn recheck_route_exports(&mut self, key: ConnKey) {
+        let permissions = self
+            .cluster
+            .as_ref()
+            .and_then(|c| c.settings.permissions.clone());
+        self.conns[key].permissions = None;
+        let Some(permissions) = permissions else {
+            return;
+        };
+        let keys: Vec<SubKey> = self.conns[key].subs.keys().collect();
+        let mut needs_check = false;
+        for sk in keys {
+            let Some(sub) = self.subs.get(sk.index()) else {
+                continue;
+            };
+            if permissions.exports(sub.subject()) {
+                needs_check |= permissions.needs_message_check(sub.subject());
+            } else {
+                self.remove_subscription(sk);
+            }
+        }
+        if needs_check {
+            self.conns[key].permissions = Some(permissions.message_check());
         }
     }
 }
