@@ -175,7 +175,7 @@ impl<I: ShardIo> ShardBroker<I> {
             }
         }
         if needs_check {
-            self.conns[key].permissions = Some(permissions.message_check());
+            self.conns[key].permissions = Some(Box::new(permissions.message_check()));
         }
     }
 }
