@@ -375,7 +375,7 @@ fn a_user_whose_jwt_expires_while_connected_is_cut() {
     let mut client = raw_login(&broker, &brief);
     let started = Instant::now();
     // Reads block until the server speaks: no sleep.
-    let line = client.read_line_answering_pings();
+    let line = client.read_line();
     assert_eq!(line, "-ERR 'User Authentication Expired'\r\n");
     client.expect_closed_after(b"");
     assert!(started.elapsed() < WAIT);
@@ -631,9 +631,9 @@ fn full_resolver(
 fn push(system: &mut RawClient, subject: &str, jwt: &str) -> Value {
     system.send(b"SUB _INBOX.push 99\r\n");
     system.send(format!("PUB {subject} _INBOX.push {}\r\n{jwt}\r\n", jwt.len()).as_bytes());
-    let header = system.read_line_answering_pings();
+    let header = system.read_line();
     assert!(header.starts_with("MSG _INBOX.push 99 "), "{header}");
-    let body = system.read_line_answering_pings();
+    let body = system.read_line();
     system.send(b"UNSUB 99\r\n");
     serde_json::from_str(body.trim_end()).expect("json answer")
 }
@@ -669,7 +669,7 @@ fn claims_updates_apply_at_once_and_cut_revoked_users() {
     assert_eq!(answer["data"]["message"], json!("jwt updated"));
     assert_eq!(answer["data"]["account"], json!(acc.key.public_key()));
     for client in &mut victims {
-        let line = client.read_line_answering_pings();
+        let line = client.read_line();
         assert_eq!(line, "-ERR 'User Authentication Revoked'\r\n");
         client.expect_closed_after(b"");
     }
@@ -786,9 +786,9 @@ fn system_request(system: &mut RawClient, subject: &str, payload: &str) -> Strin
         )
         .as_bytes(),
     );
-    let header = system.read_line_answering_pings();
+    let header = system.read_line();
     assert!(header.starts_with("MSG _INBOX.req 98 "), "{header}");
-    let body = system.read_line_answering_pings();
+    let body = system.read_line();
     system.send(b"UNSUB 98\r\n");
     body.trim_end().to_string()
 }
@@ -872,7 +872,7 @@ fn lookup_list_and_delete_of_account_jwts() {
     // Its users go as with an expired account, on both shards.
     for client in &mut members {
         assert_eq!(
-            client.read_line_answering_pings(),
+            client.read_line(),
             "-ERR 'Account Authentication Expired'\r\n"
         );
         client.expect_closed_after(b"");
@@ -902,7 +902,7 @@ fn users_of_an_account_that_expires_are_cut() {
     let ivy = user(&acc, json!({}), user_limits(json!({})));
     let mut client = raw_login(&broker, &ivy);
     assert_eq!(
-        client.read_line_answering_pings(),
+        client.read_line(),
         "-ERR 'Account Authentication Expired'\r\n"
     );
     client.expect_closed_after(b"");
@@ -1032,7 +1032,7 @@ fn an_update_that_sets_an_expiry_cuts_users_then() {
     );
     for client in &mut clients {
         assert_eq!(
-            client.read_line_answering_pings(),
+            client.read_line(),
             "-ERR 'Account Authentication Expired'\r\n"
         );
         client.expect_closed_after(b"");
@@ -1327,7 +1327,7 @@ fn a_hanging_url_resolver_fails_the_login_after_the_timeout_without_stalling_the
     let line = connect_line(&other, &user(&acc, json!({}), user_limits(json!({}))));
     other.send(&line);
     other.send(b"PING\r\n");
-    assert_eq!(other.read_line_answering_pings(), "PONG\r\n");
+    assert_eq!(other.read_line(), "PONG\r\n");
     assert!(
         started.elapsed() < Duration::from_millis(1500),
         "a login waited for the hanging fetch"
@@ -1337,7 +1337,7 @@ fn a_hanging_url_resolver_fails_the_login_after_the_timeout_without_stalling_the
     while started.elapsed() < Duration::from_millis(1500) {
         let before = Instant::now();
         steady.send(b"PING\r\n");
-        assert_eq!(steady.read_line_answering_pings(), "PONG\r\n");
+        assert_eq!(steady.read_line(), "PONG\r\n");
         assert!(
             before.elapsed() < Duration::from_millis(500),
             "shard stalled"
@@ -1345,8 +1345,7 @@ fn a_hanging_url_resolver_fails_the_login_after_the_timeout_without_stalling_the
         round_trips += 1;
     }
     assert!(round_trips > 10, "{round_trips} PONGs");
-    // (The server's first keepalive PING may come before.)
-    let refusal = waiting.read_line_answering_pings();
+    let refusal = waiting.read_line();
     assert_eq!(refusal, "-ERR 'Authorization Violation'\r\n");
     assert!(started.elapsed() >= Duration::from_millis(1900));
     let expected = format!(
@@ -1356,7 +1355,7 @@ fn a_hanging_url_resolver_fails_the_login_after_the_timeout_without_stalling_the
     );
     assert!(broker.wait_log(&expected, WAIT).is_some(), "{expected}");
     steady.send(b"PING\r\n");
-    assert_eq!(steady.read_line_answering_pings(), "PONG\r\n");
+    assert_eq!(steady.read_line(), "PONG\r\n");
 }
 
 #[tokio::test]
@@ -1601,7 +1600,7 @@ fn a_hanging_url_resolver_side_by_side_with_nats_server() {
         let mut client = RawClient::connect(addr);
         let line = connect_line(&client, &user(&slow, json!({}), user_limits(json!({}))));
         client.send(&line);
-        let refusal = client.read_line_answering_pings();
+        let refusal = client.read_line();
         let url = format!("{}{}", accounts.url, slow.key.public_key());
         let logged = wait_log(&format!(
             "[WRN] Account fetch failed: could not fetch <\"{url}\">: Get \"{url}\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)"
@@ -1680,7 +1679,7 @@ fn the_url_resolver_follows_update_notices_of_loaded_accounts() {
     let answer = push(&mut system, &subject, &updated);
     assert_eq!(answer["data"]["message"], json!("jwt updated"), "{answer}");
     for client in &mut victims {
-        let line = client.read_line_answering_pings();
+        let line = client.read_line();
         assert_eq!(line, "-ERR 'User Authentication Revoked'\r\n");
         client.expect_closed_after(b"");
     }
@@ -1723,7 +1722,7 @@ fn a_reload_keeps_the_accounts_the_url_resolver_fetched() {
     let until = Instant::now() + Duration::from_millis(600);
     while Instant::now() < until {
         for client in &mut members {
-            assert_eq!(support::without_server_pings(&client.ping_pong()), b"");
+            assert_eq!(client.ping_pong(), b"");
         }
     }
     raw_login(&broker, &member);

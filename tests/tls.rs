@@ -18,6 +18,7 @@ use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, SanType,
 };
+use support::server_pings::ServerPings;
 use support::{one_client_per_shard, Broker, RawClient};
 
 const SHARDS: u64 = 2;
@@ -193,10 +194,12 @@ async fn publish_and_subscribe_over_tls_across_both_shards() {
 }
 
 /// A TLS client on raw sockets (rustls): INFO in plaintext, then the
-/// handshake, then protocol bytes through the session.
+/// handshake, then protocol bytes through the session. Server PINGs are
+/// answered and hidden, as `RawClient`'s.
 struct RawTls {
     stream: rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>,
     pending: Vec<u8>,
+    pings: ServerPings,
 }
 
 impl RawTls {
@@ -224,6 +227,7 @@ impl RawTls {
         RawTls {
             stream: rustls::StreamOwned::new(conn, tcp),
             pending: Vec::new(),
+            pings: ServerPings::default(),
         }
     }
 
@@ -231,6 +235,20 @@ impl RawTls {
         use std::io::Write;
         self.stream.write_all(bytes).expect("send");
         self.stream.flush().expect("flush");
+        self.pings.sent(bytes);
+        self.answer_pings();
+    }
+
+    /// Writes the PONGs owed to server PINGs, if the client may now.
+    fn answer_pings(&mut self) {
+        use std::io::Write;
+        let due = self.pings.pongs_due();
+        if due > 0 {
+            let _ = self
+                .stream
+                .write_all(&ServerPings::pongs(due))
+                .and_then(|()| self.stream.flush());
+        }
     }
 
     /// Reads until `pending` holds `n` bytes.
@@ -240,7 +258,8 @@ impl RawTls {
         while self.pending.len() < n {
             let got = self.stream.read(&mut buf).expect("read");
             assert!(got > 0, "closed early");
-            self.pending.extend_from_slice(&buf[..got]);
+            self.pings.received(&buf[..got], &mut self.pending);
+            self.answer_pings();
         }
     }
 
