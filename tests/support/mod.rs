@@ -8,6 +8,7 @@
 
 pub mod cluster;
 pub mod server_pings;
+pub mod system_accounts;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
