@@ -1238,13 +1238,42 @@ fn read_request_path(stream: &mut dyn Duplex) -> Option<String> {
     head.split(' ').nth(1).map(str::to_string)
 }
 
+/// An operator, its system account and one account `acc`, both served by
+/// an [`AccountServer`], and a broker that resolves accounts from it.
+struct UrlResolved {
+    broker: Broker,
+    server: AccountServer,
+    op: Operator,
+    sys: AccountKeys,
+    acc: AccountKeys,
+}
+
+impl UrlResolved {
+    fn start() -> UrlResolved {
+        let op = operator();
+        let sys = account(&op, json!({"limits": unlimited()}));
+        let acc = account(&op, json!({"limits": unlimited()}));
+        let server = AccountServer::start(&[&sys, &acc]);
+        let broker = Broker::with_config(&server.config(&op, &sys));
+        UrlResolved {
+            broker,
+            server,
+            op,
+            sys,
+            acc,
+        }
+    }
+}
+
 #[tokio::test]
 async fn the_url_resolver_fetches_an_account_once_for_both_shards() {
-    let op = operator();
-    let sys = account(&op, json!({"limits": unlimited()}));
-    let acc = account(&op, json!({"limits": unlimited()}));
-    let server = AccountServer::start(&[&sys, &acc]);
-    let broker = Broker::with_config(&server.config(&op, &sys));
+    let UrlResolved {
+        sys,
+        acc,
+        server,
+        broker,
+        ..
+    } = UrlResolved::start();
     // Start-up: the probe of the base URL and the system account.
     assert_eq!(server.requests_for(""), 1);
     assert_eq!(server.requests_for(&sys.key.public_key()), 1);
@@ -1658,11 +1687,13 @@ fn an_operators_account_server_url_is_its_resolver() {
 
 #[test]
 fn the_url_resolver_follows_update_notices_of_loaded_accounts() {
-    let op = operator();
-    let sys = account(&op, json!({"limits": unlimited()}));
-    let acc = account(&op, json!({"limits": unlimited()}));
-    let server = AccountServer::start(&[&sys, &acc]);
-    let broker = Broker::with_config(&server.config(&op, &sys));
+    let UrlResolved {
+        op,
+        sys,
+        acc,
+        server,
+        broker,
+    } = UrlResolved::start();
     let mut system = raw_login(&broker, &user(&sys, json!({}), user_limits(json!({}))));
     let victim = user(&acc, json!({}), user_limits(json!({})));
     let mut victims: Vec<RawClient> = (0..SHARDS).map(|_| raw_login(&broker, &victim)).collect();
@@ -1706,11 +1737,12 @@ fn the_url_resolver_follows_update_notices_of_loaded_accounts() {
 
 #[test]
 fn a_reload_keeps_the_accounts_the_url_resolver_fetched() {
-    let op = operator();
-    let sys = account(&op, json!({"limits": unlimited()}));
-    let acc = account(&op, json!({"limits": unlimited()}));
-    let server = AccountServer::start(&[&sys, &acc]);
-    let broker = Broker::with_config(&server.config(&op, &sys));
+    let UrlResolved {
+        acc,
+        server,
+        broker,
+        ..
+    } = UrlResolved::start();
     let member = user(&acc, json!({}), user_limits(json!({})));
     let mut members: Vec<RawClient> = (0..SHARDS).map(|_| raw_login(&broker, &member)).collect();
     broker.signal(libc::SIGHUP);
