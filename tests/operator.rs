@@ -13,6 +13,7 @@ use async_nats::ConnectOptions;
 use data_encoding::BASE64URL_NOPAD;
 use futures::StreamExt;
 use nkeys::KeyPair;
+use percore_core::jwt::mint::{mint_issued_at, unlimited};
 use serde_json::{json, Value};
 use support::{one_client_per_shard, Broker, RawClient};
 
@@ -26,33 +27,10 @@ fn now() -> i64 {
         .as_secs() as i64
 }
 
-/// A v2 token of `kind` about `subject`, signed by `issuer`.
+/// A v2 token of `kind` about `subject`, signed by `issuer`, issued a few
+/// seconds ago (the running server checks it against the real clock).
 fn mint(kind: &str, subject: &str, issuer: &KeyPair, top: Value, nats: Value) -> String {
-    let mut payload = json!({
-        "jti": format!("T{}", now()),
-        "iat": now() - 5,
-        "iss": issuer.public_key(),
-        "sub": subject,
-    });
-    if let (Some(p), Value::Object(top)) = (payload.as_object_mut(), top) {
-        p.extend(top);
-    }
-    let mut nats = nats;
-    if let Some(n) = nats.as_object_mut() {
-        n.insert("type".into(), json!(kind));
-        n.insert("version".into(), json!(2));
-    }
-    payload["nats"] = nats;
-    let header = BASE64URL_NOPAD.encode(br#"{"typ":"JWT","alg":"ed25519-nkey"}"#);
-    let body = BASE64URL_NOPAD.encode(payload.to_string().as_bytes());
-    let input = format!("{header}.{body}");
-    let sig = issuer.sign(input.as_bytes()).expect("sign");
-    format!("{input}.{}", BASE64URL_NOPAD.encode(&sig))
-}
-
-fn unlimited() -> Value {
-    json!({"subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1,
-           "wildcards": true, "conn": -1, "leaf": -1})
+    mint_issued_at(kind, subject, issuer, now() - 5, top, nats)
 }
 
 fn user_limits(extra: Value) -> Value {
