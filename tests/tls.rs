@@ -236,19 +236,7 @@ impl RawTls {
         self.stream.write_all(bytes).expect("send");
         self.stream.flush().expect("flush");
         self.pings.sent(bytes);
-        self.answer_pings();
-    }
-
-    /// Writes the PONGs owed to server PINGs, if the client may now.
-    fn answer_pings(&mut self) {
-        use std::io::Write;
-        let due = self.pings.pongs_due();
-        if due > 0 {
-            let _ = self
-                .stream
-                .write_all(&ServerPings::pongs(due))
-                .and_then(|()| self.stream.flush());
-        }
+        self.pings.answer(&mut self.stream);
     }
 
     /// Reads until `pending` holds `n` bytes.
@@ -259,7 +247,7 @@ impl RawTls {
             let got = self.stream.read(&mut buf).expect("read");
             assert!(got > 0, "closed early");
             self.pings.received(&buf[..got], &mut self.pending);
-            self.answer_pings();
+            self.pings.answer(&mut self.stream);
         }
     }
 

@@ -93,15 +93,7 @@ impl ClusterClient {
     pub fn send(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).expect("send");
         self.pings.sent(bytes);
-        self.answer_pings();
-    }
-
-    /// Writes the PONGs owed to server PINGs, if the client may now.
-    fn answer_pings(&mut self) {
-        let due = self.pings.pongs_due();
-        if due > 0 {
-            let _ = self.stream.write_all(&ServerPings::pongs(due));
-        }
+        self.pings.answer(&mut self.stream);
     }
 
     /// Reads more within `timeout`; false if nothing came.
@@ -117,7 +109,7 @@ impl ClusterClient {
             }
             Ok(n) => {
                 self.pings.received(&buf[..n], &mut self.pending);
-                self.answer_pings();
+                self.pings.answer(&mut self.stream);
                 true
             }
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => false,

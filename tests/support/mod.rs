@@ -349,16 +349,7 @@ impl RawClient {
     pub fn send(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).expect("send");
         self.pings.sent(bytes);
-        self.answer_pings();
-    }
-
-    /// Writes the PONGs owed to server PINGs, if the client may now. A
-    /// failed write is left to the test's next read to notice.
-    fn answer_pings(&mut self) {
-        let due = self.pings.pongs_due();
-        if due > 0 {
-            let _ = self.stream.write_all(&ServerPings::pongs(due));
-        }
+        self.pings.answer(&mut self.stream);
     }
 
     /// One read into `pending` (through the PING filter); the number of
@@ -380,7 +371,7 @@ impl RawClient {
             self.pings.closed(&mut self.pending);
         } else {
             self.pings.received(&buf[..n], &mut self.pending);
-            self.answer_pings();
+            self.pings.answer(&mut self.stream);
         }
         Ok(n)
     }

@@ -71,8 +71,8 @@ fn payload_after(line: &[u8]) -> usize {
 
 /// One connection's filter: what the server sent goes in through
 /// [`ServerPings::received`], what the client sends is shown to
-/// [`ServerPings::sent`], and [`ServerPings::pongs_due`] says how many
-/// PONGs to write now.
+/// [`ServerPings::sent`], and [`ServerPings::answer`] writes the PONGs
+/// due.
 #[derive(Default)]
 pub struct ServerPings {
     /// Server PINGs pass through to the test (keepalive tests).
@@ -171,8 +171,14 @@ impl ServerPings {
         }
     }
 
-    /// The bytes of `pongs` PONGs.
-    pub fn pongs(pongs: usize) -> Vec<u8> {
-        PONG.repeat(pongs)
+    /// Writes the PONGs due now (see [`ServerPings::pongs_due`]) to the
+    /// server. A failed write is left to the client's next read to notice.
+    pub fn answer(&mut self, server: &mut impl std::io::Write) {
+        let due = self.pongs_due();
+        if due > 0 {
+            let _ = server
+                .write_all(&PONG.repeat(due))
+                .and_then(|()| server.flush());
+        }
     }
 }
