@@ -13,25 +13,10 @@ mod support;
 use std::io::{ErrorKind, Read, Write};
 use std::time::{Duration, Instant};
 
-use support::{client_on_shard, Broker, RawClient};
+use support::{assert_alive, client_on_shard, session, Broker, RawClient};
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// Sends `bytes` then PING and asserts the output before the PONG is exactly `expected`.
-fn session(client: &mut RawClient, bytes: &[u8], expected: &[u8]) {
-    client.send(bytes);
-    client.send(b"PING\r\n");
-    let got = client.read_until_pong();
-    assert_eq!(text(&got), text(expected), "session {:?}", text(bytes));
-}
-
-/// A quiet client still works: SUB, PUB to itself, PING round trip gets its MSG.
-fn assert_alive(client: &mut RawClient) {
-    client.send(b"SUB alive.check 4242\r\nPUB alive.check 2\r\nok\r\nUNSUB 4242\r\nPING\r\n");
-    let got = client.read_until_pong();
-    assert_eq!(text(&got), "MSG alive.check 4242 2\r\nok\r\n");
 }
 
 /// A quiet client on shard 0 and one on shard 1.

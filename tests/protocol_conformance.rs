@@ -13,7 +13,7 @@ mod support;
 
 use std::collections::BTreeSet;
 
-use support::{client_on_shard, Broker, RawClient};
+use support::{assert_alive, client_on_shard, session, Broker, RawClient};
 
 /// The CONNECT of §15: quiet, not pedantic, headers and no_responders on.
 const C0: &[u8] = b"CONNECT {\"verbose\":false,\"pedantic\":false,\"headers\":true,\"no_responders\":true,\"protocol\":1}\r\n";
@@ -39,20 +39,6 @@ fn pair(broker: &Broker) -> (RawClient, RawClient) {
     let b = client_on_shard(broker, 1);
     assert_ne!(a.shard(broker.shards), b.shard(broker.shards));
     (a, b)
-}
-
-/// Sends `bytes` then PING and asserts the output before the PONG is exactly `expected`.
-fn session(client: &mut RawClient, bytes: &[u8], expected: &[u8]) {
-    client.send(bytes);
-    client.send(b"PING\r\n");
-    let got = client.read_until_pong();
-    assert_eq!(text(&got), text(expected), "session {:?}", text(bytes));
-}
-
-/// A quiet client still works: SUB, PUB to itself, PING round trip gets its MSG.
-fn assert_alive(client: &mut RawClient) {
-    client.send(b"SUB alive.check 4242\r\nPUB alive.check 2\r\nok\r\nUNSUB 4242\r\nPING\r\n");
-    client.expect(b"MSG alive.check 4242 2\r\nok\r\nPONG\r\n");
 }
 
 /// Reads MSG frames (payloads without `\n`) until one arrives on `stop_sid`;

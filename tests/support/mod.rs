@@ -494,6 +494,29 @@ pub fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
+/// Sends `bytes` then PING and asserts the output before the PONG is
+/// exactly `expected`.
+pub fn session(client: &mut RawClient, bytes: &[u8], expected: &[u8]) {
+    client.send(bytes);
+    client.send(b"PING\r\n");
+    let got = client.read_until_pong();
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(expected),
+        "session {:?}",
+        String::from_utf8_lossy(bytes)
+    );
+}
+
+/// A quiet client still works: SUB, PUB to itself, PING round trip gets its MSG.
+pub fn assert_alive(client: &mut RawClient) {
+    session(
+        client,
+        b"SUB alive.check 4242\r\nPUB alive.check 2\r\nok\r\nUNSUB 4242\r\n",
+        b"MSG alive.check 4242 2\r\nok\r\n",
+    );
+}
+
 /// Opens raw clients until one lands on `shard`; the others are dropped.
 pub fn client_on_shard(broker: &Broker, shard: usize) -> RawClient {
     for _ in 0..broker.shards * 2 {
