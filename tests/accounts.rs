@@ -9,7 +9,7 @@ mod support;
 use std::time::Duration;
 
 use async_nats::client::RequestErrorKind;
-use support::{without_server_pings, Broker, RawClient};
+use support::{Broker, RawClient};
 
 const SHARDS: usize = 2;
 
@@ -71,14 +71,8 @@ fn the_same_subject_in_two_accounts_is_two_subjects_on_both_shards() {
     assert_eq!(b_pub.ping_pong(), b"");
     a_pub.send(b"PUB foo 6\r\nfrom-a\r\n");
     assert_eq!(a_pub.ping_pong(), b"");
-    assert_eq!(
-        without_server_pings(&a_sub.ping_pong()),
-        b"MSG foo 1 6\r\nfrom-a\r\n"
-    );
-    assert_eq!(
-        without_server_pings(&b_sub.ping_pong()),
-        b"MSG foo 1 6\r\nfrom-b\r\n"
-    );
+    assert_eq!(a_sub.ping_pong(), b"MSG foo 1 6\r\nfrom-a\r\n");
+    assert_eq!(b_sub.ping_pong(), b"MSG foo 1 6\r\nfrom-b\r\n");
 }
 
 #[test]
@@ -91,7 +85,7 @@ fn a_stream_import_arrives_under_the_importers_prefix() {
     a_pub.send(b"PUB events.login r.1 2\r\nhi\r\n");
     assert_eq!(a_pub.ping_pong(), b"");
     assert_eq!(
-        without_server_pings(&b_sub.ping_pong()),
+        b_sub.ping_pong(),
         b"MSG imp.events.login 7 r.1 2\r\nhi\r\n",
         "once, renamed; B's own events.* is another subject"
     );
@@ -110,7 +104,7 @@ async fn a_service_import_answers_requests_across_accounts_and_shards() {
         .expect("b logs in");
     assert_eq!((requester.server_info().client_id - 1) % SHARDS as u64, 1);
     let answering = std::thread::spawn(move || {
-        let line = responder.read_line_answering_pings();
+        let line = responder.read_line();
         let fields: Vec<String> = line.split_whitespace().map(str::to_string).collect();
         assert_eq!(fields.len(), 5, "{line:?}");
         assert_eq!(&fields[..3], ["MSG", "svc.time", "1"]);
@@ -166,7 +160,7 @@ fn a_reload_moves_users_between_accounts_and_adds_imports() {
     a_pub.send(b"PUB news 5\r\nextra\r\n");
     assert_eq!(a_pub.ping_pong(), b"");
     assert_eq!(
-        without_server_pings(&b_sub.ping_pong()),
+        b_sub.ping_pong(),
         b"MSG news 1 5\r\nextra\r\n",
         "the import added by the reload delivers"
     );
@@ -187,14 +181,11 @@ fn account_limits_bound_connections_subscriptions_and_payloads() {
 
     first.send(b"SUB a 1\r\nSUB b 2\r\n");
     assert_eq!(
-        without_server_pings(&first.ping_pong()),
+        first.ping_pong(),
         b"-ERR 'maximum subscriptions exceeded'\r\n"
     );
     first.send(b"PUB a 4\r\nfour\r\n");
-    assert_eq!(
-        without_server_pings(&first.ping_pong()),
-        b"MSG a 1 4\r\nfour\r\n"
-    );
+    assert_eq!(first.ping_pong(), b"MSG a 1 4\r\nfour\r\n");
     first.send(b"PUB a 5\r\nfive!\r\n");
     first.expect_closed_after(b"-ERR 'Maximum Payload Violation'\r\n");
 

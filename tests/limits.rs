@@ -13,25 +13,10 @@ mod support;
 use std::io::{ErrorKind, Read, Write};
 use std::time::{Duration, Instant};
 
-use support::{client_on_shard, without_server_pings, Broker, RawClient};
+use support::{assert_alive, client_on_shard, session, Broker, RawClient};
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// Sends `bytes` then PING and asserts the output before the PONG is exactly `expected`.
-fn session(client: &mut RawClient, bytes: &[u8], expected: &[u8]) {
-    client.send(bytes);
-    client.send(b"PING\r\n");
-    let got = without_server_pings(&client.read_until_pong());
-    assert_eq!(text(&got), text(expected), "session {:?}", text(bytes));
-}
-
-/// A quiet client still works: SUB, PUB to itself, PING round trip gets its MSG.
-fn assert_alive(client: &mut RawClient) {
-    client.send(b"SUB alive.check 4242\r\nPUB alive.check 2\r\nok\r\nUNSUB 4242\r\nPING\r\n");
-    let got = without_server_pings(&client.read_until_pong());
-    assert_eq!(text(&got), "MSG alive.check 4242 2\r\nok\r\n");
 }
 
 /// A quiet client on shard 0 and one on shard 1.
@@ -272,6 +257,8 @@ fn stale_connection_is_closed_and_live_one_stays() {
     // Row 28.
     let broker = Broker::with_config("ping_interval: \"1s\"\nping_max: 2\n");
     let (mut stale, mut live) = pair(&broker);
+    stale.keep_server_pings();
+    live.keep_server_pings();
     let start = Instant::now();
 
     // The live client answers every PING on its own thread.
@@ -302,10 +289,11 @@ fn stale_connection_is_closed_and_live_one_stays() {
         start.elapsed() >= closed,
         "the live client outlived the stale one"
     );
+    live.answer_server_pings();
     live.send(b"SUB alive 1\r\nPUB alive 2\r\nok\r\nPING\r\n");
-    assert_eq!(live.read_line_answering_pings(), "MSG alive 1 2\r\n");
-    assert_eq!(live.read_line_answering_pings(), "ok\r\n");
-    assert_eq!(live.read_line_answering_pings(), "PONG\r\n");
+    assert_eq!(live.read_line(), "MSG alive 1 2\r\n");
+    assert_eq!(live.read_line(), "ok\r\n");
+    assert_eq!(live.read_line(), "PONG\r\n");
 }
 
 // ---------------------------------------------------------------- slow consumer
@@ -416,24 +404,7 @@ fn slow_consumer_full_speed_reader_receives_everything() {
     }
     expected.extend_from_slice(b"MSG done 2 0\r\n\r\n");
     let healthy_thread = std::thread::spawn(move || {
-        let mut got = Vec::with_capacity(expected.len());
-        let mut buf = vec![0u8; 1 << 20];
-        // The server's first keepalive PING (~2 s after CONNECT) may land
-        // in the stream when the machine is slow: it is not a message.
-        loop {
-            if got.len() >= expected.len() {
-                got = without_server_pings(&got);
-                if got.len() >= expected.len() {
-                    break;
-                }
-            }
-            match healthy.stream.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => got.extend_from_slice(&buf[..n]),
-                Err(e) => panic!("healthy subscriber read: {e} after {} bytes", got.len()),
-            }
-        }
-        assert_eq!(got.len(), expected.len(), "healthy subscriber cut off");
+        let got = healthy.read_exact(expected.len());
         if let Some(at) = got.iter().zip(&expected).position(|(a, b)| a != b) {
             panic!(
                 "healthy subscriber stream differs at byte {at}: {:?}",

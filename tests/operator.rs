@@ -13,6 +13,7 @@ use async_nats::ConnectOptions;
 use data_encoding::BASE64URL_NOPAD;
 use futures::StreamExt;
 use nkeys::KeyPair;
+use percore_core::jwt::mint::{mint_issued_at, unlimited};
 use serde_json::{json, Value};
 use support::{one_client_per_shard, Broker, RawClient};
 
@@ -26,33 +27,10 @@ fn now() -> i64 {
         .as_secs() as i64
 }
 
-/// A v2 token of `kind` about `subject`, signed by `issuer`.
+/// A v2 token of `kind` about `subject`, signed by `issuer`, issued a few
+/// seconds ago (the running server checks it against the real clock).
 fn mint(kind: &str, subject: &str, issuer: &KeyPair, top: Value, nats: Value) -> String {
-    let mut payload = json!({
-        "jti": format!("T{}", now()),
-        "iat": now() - 5,
-        "iss": issuer.public_key(),
-        "sub": subject,
-    });
-    if let (Some(p), Value::Object(top)) = (payload.as_object_mut(), top) {
-        p.extend(top);
-    }
-    let mut nats = nats;
-    if let Some(n) = nats.as_object_mut() {
-        n.insert("type".into(), json!(kind));
-        n.insert("version".into(), json!(2));
-    }
-    payload["nats"] = nats;
-    let header = BASE64URL_NOPAD.encode(br#"{"typ":"JWT","alg":"ed25519-nkey"}"#);
-    let body = BASE64URL_NOPAD.encode(payload.to_string().as_bytes());
-    let input = format!("{header}.{body}");
-    let sig = issuer.sign(input.as_bytes()).expect("sign");
-    format!("{input}.{}", BASE64URL_NOPAD.encode(&sig))
-}
-
-fn unlimited() -> Value {
-    json!({"subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1,
-           "wildcards": true, "conn": -1, "leaf": -1})
+    mint_issued_at(kind, subject, issuer, now() - 5, top, nats)
 }
 
 fn user_limits(extra: Value) -> Value {
@@ -375,7 +353,7 @@ fn a_user_whose_jwt_expires_while_connected_is_cut() {
     let mut client = raw_login(&broker, &brief);
     let started = Instant::now();
     // Reads block until the server speaks: no sleep.
-    let line = client.read_line_answering_pings();
+    let line = client.read_line();
     assert_eq!(line, "-ERR 'User Authentication Expired'\r\n");
     client.expect_closed_after(b"");
     assert!(started.elapsed() < WAIT);
@@ -631,9 +609,9 @@ fn full_resolver(
 fn push(system: &mut RawClient, subject: &str, jwt: &str) -> Value {
     system.send(b"SUB _INBOX.push 99\r\n");
     system.send(format!("PUB {subject} _INBOX.push {}\r\n{jwt}\r\n", jwt.len()).as_bytes());
-    let header = system.read_line_answering_pings();
+    let header = system.read_line();
     assert!(header.starts_with("MSG _INBOX.push 99 "), "{header}");
-    let body = system.read_line_answering_pings();
+    let body = system.read_line();
     system.send(b"UNSUB 99\r\n");
     serde_json::from_str(body.trim_end()).expect("json answer")
 }
@@ -669,7 +647,7 @@ fn claims_updates_apply_at_once_and_cut_revoked_users() {
     assert_eq!(answer["data"]["message"], json!("jwt updated"));
     assert_eq!(answer["data"]["account"], json!(acc.key.public_key()));
     for client in &mut victims {
-        let line = client.read_line_answering_pings();
+        let line = client.read_line();
         assert_eq!(line, "-ERR 'User Authentication Revoked'\r\n");
         client.expect_closed_after(b"");
     }
@@ -786,9 +764,9 @@ fn system_request(system: &mut RawClient, subject: &str, payload: &str) -> Strin
         )
         .as_bytes(),
     );
-    let header = system.read_line_answering_pings();
+    let header = system.read_line();
     assert!(header.starts_with("MSG _INBOX.req 98 "), "{header}");
-    let body = system.read_line_answering_pings();
+    let body = system.read_line();
     system.send(b"UNSUB 98\r\n");
     body.trim_end().to_string()
 }
@@ -872,7 +850,7 @@ fn lookup_list_and_delete_of_account_jwts() {
     // Its users go as with an expired account, on both shards.
     for client in &mut members {
         assert_eq!(
-            client.read_line_answering_pings(),
+            client.read_line(),
             "-ERR 'Account Authentication Expired'\r\n"
         );
         client.expect_closed_after(b"");
@@ -902,7 +880,7 @@ fn users_of_an_account_that_expires_are_cut() {
     let ivy = user(&acc, json!({}), user_limits(json!({})));
     let mut client = raw_login(&broker, &ivy);
     assert_eq!(
-        client.read_line_answering_pings(),
+        client.read_line(),
         "-ERR 'Account Authentication Expired'\r\n"
     );
     client.expect_closed_after(b"");
@@ -1032,7 +1010,7 @@ fn an_update_that_sets_an_expiry_cuts_users_then() {
     );
     for client in &mut clients {
         assert_eq!(
-            client.read_line_answering_pings(),
+            client.read_line(),
             "-ERR 'Account Authentication Expired'\r\n"
         );
         client.expect_closed_after(b"");
@@ -1238,13 +1216,42 @@ fn read_request_path(stream: &mut dyn Duplex) -> Option<String> {
     head.split(' ').nth(1).map(str::to_string)
 }
 
+/// An operator, its system account and one account `acc`, both served by
+/// an [`AccountServer`], and a broker that resolves accounts from it.
+struct UrlResolved {
+    broker: Broker,
+    server: AccountServer,
+    op: Operator,
+    sys: AccountKeys,
+    acc: AccountKeys,
+}
+
+impl UrlResolved {
+    fn start() -> UrlResolved {
+        let op = operator();
+        let sys = account(&op, json!({"limits": unlimited()}));
+        let acc = account(&op, json!({"limits": unlimited()}));
+        let server = AccountServer::start(&[&sys, &acc]);
+        let broker = Broker::with_config(&server.config(&op, &sys));
+        UrlResolved {
+            broker,
+            server,
+            op,
+            sys,
+            acc,
+        }
+    }
+}
+
 #[tokio::test]
 async fn the_url_resolver_fetches_an_account_once_for_both_shards() {
-    let op = operator();
-    let sys = account(&op, json!({"limits": unlimited()}));
-    let acc = account(&op, json!({"limits": unlimited()}));
-    let server = AccountServer::start(&[&sys, &acc]);
-    let broker = Broker::with_config(&server.config(&op, &sys));
+    let UrlResolved {
+        sys,
+        acc,
+        server,
+        broker,
+        ..
+    } = UrlResolved::start();
     // Start-up: the probe of the base URL and the system account.
     assert_eq!(server.requests_for(""), 1);
     assert_eq!(server.requests_for(&sys.key.public_key()), 1);
@@ -1327,7 +1334,7 @@ fn a_hanging_url_resolver_fails_the_login_after_the_timeout_without_stalling_the
     let line = connect_line(&other, &user(&acc, json!({}), user_limits(json!({}))));
     other.send(&line);
     other.send(b"PING\r\n");
-    assert_eq!(other.read_line_answering_pings(), "PONG\r\n");
+    assert_eq!(other.read_line(), "PONG\r\n");
     assert!(
         started.elapsed() < Duration::from_millis(1500),
         "a login waited for the hanging fetch"
@@ -1337,7 +1344,7 @@ fn a_hanging_url_resolver_fails_the_login_after_the_timeout_without_stalling_the
     while started.elapsed() < Duration::from_millis(1500) {
         let before = Instant::now();
         steady.send(b"PING\r\n");
-        assert_eq!(steady.read_line_answering_pings(), "PONG\r\n");
+        assert_eq!(steady.read_line(), "PONG\r\n");
         assert!(
             before.elapsed() < Duration::from_millis(500),
             "shard stalled"
@@ -1345,8 +1352,7 @@ fn a_hanging_url_resolver_fails_the_login_after_the_timeout_without_stalling_the
         round_trips += 1;
     }
     assert!(round_trips > 10, "{round_trips} PONGs");
-    // (The server's first keepalive PING may come before.)
-    let refusal = waiting.read_line_answering_pings();
+    let refusal = waiting.read_line();
     assert_eq!(refusal, "-ERR 'Authorization Violation'\r\n");
     assert!(started.elapsed() >= Duration::from_millis(1900));
     let expected = format!(
@@ -1356,7 +1362,7 @@ fn a_hanging_url_resolver_fails_the_login_after_the_timeout_without_stalling_the
     );
     assert!(broker.wait_log(&expected, WAIT).is_some(), "{expected}");
     steady.send(b"PING\r\n");
-    assert_eq!(steady.read_line_answering_pings(), "PONG\r\n");
+    assert_eq!(steady.read_line(), "PONG\r\n");
 }
 
 #[tokio::test]
@@ -1601,7 +1607,7 @@ fn a_hanging_url_resolver_side_by_side_with_nats_server() {
         let mut client = RawClient::connect(addr);
         let line = connect_line(&client, &user(&slow, json!({}), user_limits(json!({}))));
         client.send(&line);
-        let refusal = client.read_line_answering_pings();
+        let refusal = client.read_line();
         let url = format!("{}{}", accounts.url, slow.key.public_key());
         let logged = wait_log(&format!(
             "[WRN] Account fetch failed: could not fetch <\"{url}\">: Get \"{url}\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)"
@@ -1659,11 +1665,13 @@ fn an_operators_account_server_url_is_its_resolver() {
 
 #[test]
 fn the_url_resolver_follows_update_notices_of_loaded_accounts() {
-    let op = operator();
-    let sys = account(&op, json!({"limits": unlimited()}));
-    let acc = account(&op, json!({"limits": unlimited()}));
-    let server = AccountServer::start(&[&sys, &acc]);
-    let broker = Broker::with_config(&server.config(&op, &sys));
+    let UrlResolved {
+        op,
+        sys,
+        acc,
+        server,
+        broker,
+    } = UrlResolved::start();
     let mut system = raw_login(&broker, &user(&sys, json!({}), user_limits(json!({}))));
     let victim = user(&acc, json!({}), user_limits(json!({})));
     let mut victims: Vec<RawClient> = (0..SHARDS).map(|_| raw_login(&broker, &victim)).collect();
@@ -1680,7 +1688,7 @@ fn the_url_resolver_follows_update_notices_of_loaded_accounts() {
     let answer = push(&mut system, &subject, &updated);
     assert_eq!(answer["data"]["message"], json!("jwt updated"), "{answer}");
     for client in &mut victims {
-        let line = client.read_line_answering_pings();
+        let line = client.read_line();
         assert_eq!(line, "-ERR 'User Authentication Revoked'\r\n");
         client.expect_closed_after(b"");
     }
@@ -1707,11 +1715,12 @@ fn the_url_resolver_follows_update_notices_of_loaded_accounts() {
 
 #[test]
 fn a_reload_keeps_the_accounts_the_url_resolver_fetched() {
-    let op = operator();
-    let sys = account(&op, json!({"limits": unlimited()}));
-    let acc = account(&op, json!({"limits": unlimited()}));
-    let server = AccountServer::start(&[&sys, &acc]);
-    let broker = Broker::with_config(&server.config(&op, &sys));
+    let UrlResolved {
+        acc,
+        server,
+        broker,
+        ..
+    } = UrlResolved::start();
     let member = user(&acc, json!({}), user_limits(json!({})));
     let mut members: Vec<RawClient> = (0..SHARDS).map(|_| raw_login(&broker, &member)).collect();
     broker.signal(libc::SIGHUP);
@@ -1723,7 +1732,7 @@ fn a_reload_keeps_the_accounts_the_url_resolver_fetched() {
     let until = Instant::now() + Duration::from_millis(600);
     while Instant::now() < until {
         for client in &mut members {
-            assert_eq!(support::without_server_pings(&client.ping_pong()), b"");
+            assert_eq!(client.ping_pong(), b"");
         }
     }
     raw_login(&broker, &member);

@@ -17,8 +17,6 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use support::{client_on_shard, Broker, RawClient, IO_TIMEOUT};
@@ -26,30 +24,13 @@ use support::{client_on_shard, Broker, RawClient, IO_TIMEOUT};
 /// One delivered message: subject, sid, payload.
 type Msg = (String, String, Vec<u8>);
 
-/// Reads MSG frames from `stream` until one arrives on `last_subject`
-/// (included), answering server PINGs.
-fn read_until(stream: TcpStream, last_subject: &str) -> Vec<Msg> {
-    let mut writer = stream.try_clone().expect("clone");
-    let mut reader = BufReader::new(stream);
+/// Reads messages until one arrives on `last_subject` (included).
+fn read_until(client: &mut RawClient, last_subject: &str) -> Vec<Msg> {
     let mut messages = Vec::new();
     loop {
-        let mut line = String::new();
-        let n = reader.read_line(&mut line).expect("read line");
-        assert!(n > 0, "closed after {} messages", messages.len());
-        if line == "PING\r\n" {
-            use std::io::Write;
-            writer.write_all(b"PONG\r\n").expect("pong");
-            continue;
-        }
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        assert_eq!(fields.first(), Some(&"MSG"), "{line:?}");
-        let size: usize = fields.last().and_then(|s| s.parse().ok()).expect("size");
-        let mut payload = vec![0u8; size + 2];
-        reader.read_exact(&mut payload).expect("payload");
-        payload.truncate(size);
-        let subject = fields[1].to_string();
-        let done = subject == last_subject;
-        messages.push((subject, fields[2].to_string(), payload));
+        let (fields, payload) = client.read_msg();
+        let done = fields[1] == last_subject;
+        messages.push((fields[1].clone(), fields[2].clone(), payload));
         if done {
             return messages;
         }
@@ -85,8 +66,10 @@ fn a_reader_that_stops_on_the_other_shard_is_cut_the_others_lose_nothing() {
     healthy.send(b"SUB flood 1\r\nSUB end 2\r\n");
     healthy.ping_pong();
     let stopped_cid = stopped.client_id();
-    let stream = healthy.stream.try_clone().expect("clone");
-    let reader = std::thread::spawn(move || read_until(stream, "end"));
+    let reader = std::thread::spawn(move || {
+        let got = read_until(&mut healthy, "end");
+        (healthy, got)
+    });
     let mut burst = Vec::new();
     for i in 0..COUNT {
         burst.extend_from_slice(&pub_frame("flood", &numbered("m", i, SIZE)));
@@ -97,8 +80,8 @@ fn a_reader_that_stops_on_the_other_shard_is_cut_the_others_lose_nothing() {
         .set_write_timeout(Some(IO_TIMEOUT))
         .expect("write timeout");
     publisher.send(&burst);
-    assert_eq!(support::without_server_pings(&publisher.ping_pong()), b"");
-    let got = reader.join().expect("healthy reader");
+    assert_eq!(publisher.ping_pong(), b"");
+    let (mut healthy, got) = reader.join().expect("healthy reader");
     assert_eq!(got.len(), COUNT + 1);
     for (i, (subject, _, payload)) in got.iter().take(COUNT).enumerate() {
         assert_eq!(subject, "flood");
@@ -118,7 +101,7 @@ fn a_reader_that_stops_on_the_other_shard_is_cut_the_others_lose_nothing() {
         )
         .expect("slow consumer logged");
     assert!(line.contains("[INF]"), "{line}");
-    assert_eq!(support::without_server_pings(&healthy.ping_pong()), b"");
+    assert_eq!(healthy.ping_pong(), b"");
 }
 
 /// 1 000 subscribers of one subject, half on each shard: each gets every
@@ -146,7 +129,7 @@ fn a_fan_out_to_a_thousand_subscribers_reaches_each_once_in_order() {
         burst.extend_from_slice(&pub_frame("fan", &numbered("f", i, 64)));
     }
     publisher.send(&burst);
-    assert_eq!(support::without_server_pings(&publisher.ping_pong()), b"");
+    assert_eq!(publisher.ping_pong(), b"");
     let mut expected = Vec::new();
     for i in 0..COUNT {
         expected.extend_from_slice(b"MSG fan 7 64\r\n");
@@ -154,7 +137,7 @@ fn a_fan_out_to_a_thousand_subscribers_reaches_each_once_in_order() {
         expected.extend_from_slice(b"\r\n");
     }
     for (n, client) in subscribers.iter_mut().enumerate() {
-        let got = support::without_server_pings(&client.ping_pong());
+        let got = client.ping_pong();
         assert!(got == expected, "subscriber {n} got {} bytes", got.len());
     }
 }
@@ -180,10 +163,12 @@ fn a_queue_member_that_stops_reading_is_cut_and_the_group_loses_nothing_after() 
     let stopped = members.pop().expect("third member");
     let stopped_cid = stopped.client_id();
     let readers: Vec<_> = members
-        .iter()
-        .map(|member| {
-            let stream = member.stream.try_clone().expect("clone");
-            std::thread::spawn(move || read_until(stream, "end"))
+        .into_iter()
+        .map(|mut member| {
+            std::thread::spawn(move || {
+                let got = read_until(&mut member, "end");
+                (member, got)
+            })
         })
         .collect();
     publisher
@@ -202,7 +187,7 @@ fn a_queue_member_that_stops_reading_is_cut_and_the_group_loses_nothing_after() 
             ));
         }
         publisher.send(&burst);
-        assert_eq!(support::without_server_pings(&publisher.ping_pong()), b"");
+        assert_eq!(publisher.ping_pong(), b"");
         batch += 1;
         let closed = broker.monitor_json("/connz?state=closed");
         if let Some(entry) = closed["connections"]
@@ -224,11 +209,11 @@ fn a_queue_member_that_stops_reading_is_cut_and_the_group_loses_nothing_after() 
     }
     burst.extend_from_slice(b"PUB end 0\r\n\r\n");
     publisher.send(&burst);
-    assert_eq!(support::without_server_pings(&publisher.ping_pong()), b"");
+    assert_eq!(publisher.ping_pong(), b"");
     let mut after: Vec<Vec<u8>> = Vec::new();
     let mut per_member = Vec::new();
     for reader in readers {
-        let got = reader.join().expect("member reader");
+        let (_member, got) = reader.join().expect("member reader");
         let mine: Vec<Vec<u8>> = got
             .into_iter()
             .filter(|(subject, _, payload)| subject == "work" && payload.starts_with(b"after-"))

@@ -13,7 +13,7 @@ mod support;
 
 use std::collections::BTreeSet;
 
-use support::{client_on_shard, Broker, RawClient};
+use support::{assert_alive, client_on_shard, session, Broker, RawClient};
 
 /// The CONNECT of §15: quiet, not pedantic, headers and no_responders on.
 const C0: &[u8] = b"CONNECT {\"verbose\":false,\"pedantic\":false,\"headers\":true,\"no_responders\":true,\"protocol\":1}\r\n";
@@ -39,20 +39,6 @@ fn pair(broker: &Broker) -> (RawClient, RawClient) {
     let b = client_on_shard(broker, 1);
     assert_ne!(a.shard(broker.shards), b.shard(broker.shards));
     (a, b)
-}
-
-/// Sends `bytes` then PING and asserts the output before the PONG is exactly `expected`.
-fn session(client: &mut RawClient, bytes: &[u8], expected: &[u8]) {
-    client.send(bytes);
-    client.send(b"PING\r\n");
-    let got = client.read_until_pong();
-    assert_eq!(text(&got), text(expected), "session {:?}", text(bytes));
-}
-
-/// A quiet client still works: SUB, PUB to itself, PING round trip gets its MSG.
-fn assert_alive(client: &mut RawClient) {
-    client.send(b"SUB alive.check 4242\r\nPUB alive.check 2\r\nok\r\nUNSUB 4242\r\nPING\r\n");
-    client.expect(b"MSG alive.check 4242 2\r\nok\r\nPONG\r\n");
 }
 
 /// Reads MSG frames (payloads without `\n`) until one arrives on `stop_sid`;
@@ -1292,5 +1278,75 @@ fn queue_groups_one_of_n_across_shards() {
     assert_eq!(union, all);
     for m in members.iter_mut() {
         session(m, b"", b"");
+    }
+}
+
+/// The test support's own check: the filter every raw client reads through
+/// (tests/support/server_pings.rs) hides server PINGs, and only those.
+mod server_ping_filter {
+    use super::support::server_pings::ServerPings;
+
+    fn filtered(chunks: &[&[u8]]) -> (Vec<u8>, usize) {
+        let mut pings = ServerPings::default();
+        pings.sent(b"CONNECT {}\r\n");
+        let mut out = Vec::new();
+        for chunk in chunks {
+            pings.received(chunk, &mut out);
+        }
+        pings.closed(&mut out);
+        (out, pings.pongs_due())
+    }
+
+    #[test]
+    fn pings_between_lines_are_taken_out_even_when_split() {
+        let (out, pongs) = filtered(&[b"+OK\r\nPI", b"NG\r", b"\nPONG\r\nPING\r\n"]);
+        assert_eq!(out, b"+OK\r\nPONG\r\n");
+        assert_eq!(pongs, 2);
+    }
+
+    #[test]
+    fn a_payload_that_holds_a_ping_is_left_whole() {
+        let (out, pongs) = filtered(&[
+            b"MSG a 1 6\r\nPI",
+            b"NG\r\n\r\nHMSG a 1 2 8\r\n\r\n",
+            b"PING\r\n\r\n",
+        ]);
+        assert_eq!(
+            out,
+            b"MSG a 1 6\r\nPING\r\n\r\nHMSG a 1 2 8\r\n\r\nPING\r\n\r\n"
+        );
+        assert_eq!(pongs, 0);
+    }
+
+    #[test]
+    fn a_line_that_only_starts_like_a_ping_passes() {
+        let (out, pongs) = filtered(&[b"PIN", b"G x\r\nPI"]);
+        assert_eq!(out, b"PING x\r\nPI");
+        assert_eq!(pongs, 0);
+    }
+
+    #[test]
+    fn pongs_wait_for_connect_and_for_the_clients_frame_to_end() {
+        let mut pings = ServerPings::default();
+        let mut out = Vec::new();
+        pings.received(b"PING\r\n", &mut out);
+        assert_eq!(pings.pongs_due(), 0, "before CONNECT");
+        pings.sent(b"CONNECT {}\r\nPUB a 5\r\nhel");
+        assert_eq!(pings.pongs_due(), 0, "inside a payload");
+        pings.sent(b"lo\r\nSUB");
+        assert_eq!(pings.pongs_due(), 0, "inside a line");
+        pings.sent(b" a 1\r\n");
+        assert_eq!(pings.pongs_due(), 1);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn kept_pings_pass() {
+        let mut pings = ServerPings::default();
+        let mut out = Vec::new();
+        pings.received(b"PI", &mut out);
+        pings.keep(true, &mut out);
+        pings.received(b"NG\r\nPING\r\n", &mut out);
+        assert_eq!(out, b"PING\r\nPING\r\n");
     }
 }

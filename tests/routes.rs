@@ -344,14 +344,8 @@ fn route_handshake_errors_and_route_to_self() {
     let mut sub = ClusterClient::connect(broker.addr);
     sub.send(b"SUB s.* 1\r\nSUB w q 2\r\n");
     sub.ping();
-    let mut peer = TcpStream::connect(route_addr).unwrap();
-    peer.write_all(b"CONNECT {\"echo\":true,\"verbose\":false,\"pedantic\":false,\"tls_required\":false,\"headers\":true,\"name\":\"NFAKE\",\"cluster\":\"demo\"}\r\nINFO {\"server_id\":\"NFAKE\",\"server_name\":\"fake\",\"proto\":2,\"host\":\"127.0.0.1\",\"port\":1,\"headers\":true,\"cluster\":\"demo\"}\r\nPING\r\nRS+ $G t\r\nRS+ $G u grp 3\r\n")
-        .unwrap();
-    let mut peer = ClusterClient {
-        stream: peer,
-        pending: Vec::new(),
-        info: String::new(),
-    };
+    let mut peer = ClusterClient::over(TcpStream::connect(route_addr).unwrap());
+    peer.send(b"CONNECT {\"echo\":true,\"verbose\":false,\"pedantic\":false,\"tls_required\":false,\"headers\":true,\"name\":\"NFAKE\",\"cluster\":\"demo\"}\r\nINFO {\"server_id\":\"NFAKE\",\"server_name\":\"fake\",\"proto\":2,\"host\":\"127.0.0.1\",\"port\":1,\"headers\":true,\"cluster\":\"demo\"}\r\nPING\r\nRS+ $G t\r\nRS+ $G u grp 3\r\n");
     // The system account's services are the server's interest too (as
     // nats-server's internal subscriptions are), once each.
     let mut system = Vec::new();
@@ -360,7 +354,7 @@ fn route_handshake_errors_and_route_to_self() {
         let line = peer.line(WAIT).expect("route line");
         if line.starts_with("RS+ $SYS ") {
             system.push(line);
-        } else if !line.starts_with("PING") {
+        } else {
             lines.push(line);
         }
     }
@@ -416,10 +410,6 @@ fn wait_info(
 ) -> serde_json::Value {
     let deadline = Instant::now() + WAIT;
     while let Some(line) = conn.line(deadline.saturating_duration_since(Instant::now())) {
-        if line == "PING\r\n" {
-            conn.send(b"PONG\r\n");
-            continue;
-        }
         if let Some(json) = line.strip_prefix("INFO ") {
             let info: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
             if want(&info) {
@@ -1283,11 +1273,7 @@ fn an_announced_route_payload_costs_nothing_until_it_arrives() {
     let mut client = ClusterClient::on_shard(broker.addr, 0);
     client.send(b"SUB stalled 1\r\n");
     client.ping();
-    let mut peer = ClusterClient {
-        stream: TcpStream::connect(("127.0.0.1", route_port)).unwrap(),
-        pending: Vec::new(),
-        info: String::new(),
-    };
+    let mut peer = ClusterClient::over(TcpStream::connect(("127.0.0.1", route_port)).unwrap());
     peer.send(b"CONNECT {\"echo\":true,\"verbose\":false,\"pedantic\":false,\"tls_required\":false,\"headers\":true,\"name\":\"NBIG\",\"cluster\":\"demo\"}\r\nINFO {\"server_id\":\"NBIG\",\"server_name\":\"big\",\"proto\":2,\"host\":\"127.0.0.1\",\"port\":1,\"headers\":true,\"cluster\":\"demo\"}\r\n");
     peer.ping();
     client.ping();
@@ -1477,11 +1463,7 @@ fn route_permissions_between_percore_nodes() {
     // The route INFO says so, as nats-server writes it.
     let route = TcpStream::connect(("127.0.0.1", a_route)).unwrap();
     route.set_read_timeout(Some(WAIT)).unwrap();
-    let mut conn = ClusterClient {
-        stream: route,
-        pending: Vec::new(),
-        info: String::new(),
-    };
+    let mut conn = ClusterClient::over(route);
     let info = conn.line(WAIT).expect("route INFO");
     assert!(
         info.contains(

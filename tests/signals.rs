@@ -16,33 +16,14 @@ use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use support::{find, without_server_pings, Broker, RawClient};
+use support::{find, Broker, RawClient};
 
 /// Bound on anything but the lame duck schedule.
 const WAIT: Duration = Duration::from_secs(10);
 
-/// Reads until the server closes the connection (EOF or reset).
-fn read_until_eof(stream: &mut TcpStream) -> Vec<u8> {
-    let mut got = Vec::new();
-    let mut buf = [0u8; 65536];
-    loop {
-        match stream.read(&mut buf) {
-            Ok(0) => return got,
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == ErrorKind::ConnectionReset => return got,
-            Err(e) => panic!(
-                "expected the server to close the connection, got {e} after {:?}",
-                String::from_utf8_lossy(&got)
-            ),
-        }
-    }
-}
-
-/// Splits a stream of `MSG <subject> <sid> <n>\r\n<payload>\r\n` (and server
-/// PINGs) into payloads, failing on anything else.
-fn msg_payloads(bytes: &[u8], subject: &str) -> Vec<Vec<u8>> {
-    let stripped = without_server_pings(bytes);
-    let mut bytes = &stripped[..];
+/// Splits a stream of `MSG <subject> <sid> <n>\r\n<payload>\r\n` into
+/// payloads, failing on anything else.
+fn msg_payloads(mut bytes: &[u8], subject: &str) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     while !bytes.is_empty() {
         let eol = find(bytes, b"\r\n").expect("complete control line");
@@ -118,10 +99,10 @@ fn shutdown_with(signal: i32) -> (Option<i32>, Duration, Broker) {
     let mut client = RawClient::connect_quiet(broker.addr);
     let sent = Instant::now();
     broker.signal(signal);
-    let rest = read_until_eof(&mut client.stream);
+    let rest = client.read_to_close();
     let closed_after = sent.elapsed();
     assert_eq!(
-        String::from_utf8_lossy(&without_server_pings(&rest)),
+        String::from_utf8_lossy(&rest),
         "",
         "nothing but EOF before the close"
     );
@@ -173,7 +154,7 @@ fn sigterm_flushes_pending_messages_before_closing() {
     assert!(publisher.ping_pong().is_empty());
 
     broker.signal(libc::SIGTERM);
-    let bytes = read_until_eof(&mut sub.stream);
+    let bytes = sub.read_to_close();
     let payloads = msg_payloads(&bytes, "flush.test");
     assert_eq!(payloads.len(), COUNT, "messages delivered before the close");
     for (i, got) in payloads.iter().enumerate() {
@@ -268,20 +249,20 @@ fn sigusr2_lame_duck_informs_refuses_closes_and_exits_zero() {
 
     // Existing clients are closed after the 1 s grace period, spread at
     // most 1 s apart; the ones that cannot take async INFO never saw one.
-    let rest_a = read_until_eof(&mut proto1_a.stream);
-    let rest_b = read_until_eof(&mut proto1_b.stream);
-    let silent_got = read_until_eof(&mut silent.stream);
-    let proto0_got = read_until_eof(&mut proto0.stream);
+    let rest_a = proto1_a.read_to_close();
+    let rest_b = proto1_b.read_to_close();
+    let silent_got = silent.read_to_close();
+    let proto0_got = proto0.read_to_close();
     let all_closed_after = signalled.elapsed();
-    assert_eq!(String::from_utf8_lossy(&without_server_pings(&rest_a)), "");
-    assert_eq!(String::from_utf8_lossy(&without_server_pings(&rest_b)), "");
+    assert_eq!(String::from_utf8_lossy(&rest_a), "");
+    assert_eq!(String::from_utf8_lossy(&rest_b), "");
     assert_eq!(
-        String::from_utf8_lossy(&without_server_pings(&silent_got)),
+        String::from_utf8_lossy(&silent_got),
         "",
         "a client that never sent CONNECT gets no async INFO"
     );
     assert_eq!(
-        String::from_utf8_lossy(&without_server_pings(&proto0_got)),
+        String::from_utf8_lossy(&proto0_got),
         "",
         "a protocol 0 client gets no async INFO"
     );
@@ -324,8 +305,8 @@ fn lame_duck_exits_once_the_last_client_is_closed() {
     broker.signal(libc::SIGUSR2);
     assert!(a.read_line().contains("\"ldm\":true"));
     assert!(b.read_line().contains("\"ldm\":true"));
-    read_until_eof(&mut a.stream);
-    read_until_eof(&mut b.stream);
+    a.read_to_close();
+    b.read_to_close();
     let closed_after = signalled.elapsed();
     let code = broker.wait_exit(Duration::from_secs(10).saturating_sub(signalled.elapsed()));
     assert_eq!(
@@ -367,7 +348,7 @@ fn lame_duck_spreads_closes_across_shards() {
     assert!(b.read_line().contains("\"ldm\":true"));
     let closed_at = |mut client: RawClient| {
         std::thread::spawn(move || {
-            read_until_eof(&mut client.stream);
+            client.read_to_close();
             Instant::now()
         })
     };

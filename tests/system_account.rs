@@ -9,25 +9,17 @@ mod support;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use async_nats::client::RequestErrorKind;
 use async_nats::ConnectOptions;
 use futures::StreamExt;
 use serde_json::Value;
+use support::cluster::nats_server_with_config;
+use support::system_accounts::CONFIG;
 use support::{one_client_per_shard, Broker, RawClient};
 
 const WAIT: Duration = Duration::from_secs(10);
-const NATS_SERVER: &str = "/usr/sbin/nats-server";
-
-const CONFIG: &str = r#"
-accounts {
-  SYS { users = [{user: sys, password: sys}] }
-  APP { users = [{user: app, password: app}] }
-}
-system_account: SYS
-"#;
 
 fn as_user(user: &str) -> ConnectOptions {
     ConnectOptions::new().user_and_password(user.into(), user.into())
@@ -277,47 +269,6 @@ async fn another_account_sees_no_system_traffic() {
     );
 }
 
-/// nats-server 2.9.10 with the same accounts, on a free port.
-struct NatsServer {
-    child: Child,
-    addr: SocketAddr,
-    _config: std::path::PathBuf,
-}
-
-impl Drop for NatsServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self._config);
-    }
-}
-
-fn nats_server() -> Option<NatsServer> {
-    if !std::path::Path::new(NATS_SERVER).exists() {
-        eprintln!("SKIPPED: {NATS_SERVER} is absent");
-        return None;
-    }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
-    let config =
-        std::env::temp_dir().join(format!("percore-sysacc-{}-{port}.conf", std::process::id()));
-    std::fs::write(&config, CONFIG).expect("config");
-    let child = Command::new(NATS_SERVER)
-        .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-c"])
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn nats-server");
-    Some(NatsServer {
-        child,
-        addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        _config: config,
-    })
-}
-
 async fn connect_when_up(addr: SocketAddr, user: &str) -> async_nats::Client {
     let deadline = Instant::now() + WAIT;
     loop {
@@ -331,7 +282,9 @@ async fn connect_when_up(addr: SocketAddr, user: &str) -> async_nats::Client {
 
 #[tokio::test]
 async fn answers_have_nats_server_keys() {
-    let Some(reference) = nats_server() else {
+    // A reference nats-server with the same accounts (in a cluster of its
+    // own, which the keys compared below do not show).
+    let Some(reference) = nats_server_with_config("sysacc", &[], CONFIG) else {
         return;
     };
     let broker = Broker::with_config(CONFIG);

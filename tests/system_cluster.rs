@@ -22,19 +22,8 @@ use serde_json::Value;
 use support::cluster::{
     nats_server_installed, nats_server_with_config, route_port, wait_interest, ClusterClient, WAIT,
 };
+use support::system_accounts::{APP, CONFIG, SYS};
 use support::Broker;
-
-const CONFIG: &str = r#"
-accounts {
-  SYS { users = [{user: sys, password: sys}] }
-  APP { users = [{user: app, password: app}] }
-}
-system_account: SYS
-"#;
-
-/// CONNECT credentials of the system user and of an application user.
-const SYS: &str = r#","user":"sys","pass":"sys""#;
-const APP: &str = r#","user":"app","pass":"app""#;
 
 /// How long a request's answers are awaited after the expected count
 /// arrived: an extra answer (a second hop, a second shard) would come

@@ -19,6 +19,7 @@ use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, SanType,
 };
+use support::server_pings::ServerPings;
 use support::{one_client_per_shard, Broker, RawClient};
 
 const SHARDS: u64 = 2;
@@ -219,10 +220,12 @@ async fn publish_and_subscribe_over_tls_across_both_shards() {
 }
 
 /// A TLS client on raw sockets (rustls): INFO in plaintext, then the
-/// handshake, then protocol bytes through the session.
+/// handshake, then protocol bytes through the session. Server PINGs are
+/// answered and hidden, as `RawClient`'s.
 struct RawTls {
     stream: rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>,
     pending: Vec<u8>,
+    pings: ServerPings,
 }
 
 impl RawTls {
@@ -250,6 +253,7 @@ impl RawTls {
         RawTls {
             stream: rustls::StreamOwned::new(conn, tcp),
             pending: Vec::new(),
+            pings: ServerPings::default(),
         }
     }
 
@@ -257,6 +261,8 @@ impl RawTls {
         use std::io::Write;
         self.stream.write_all(bytes).expect("send");
         self.stream.flush().expect("flush");
+        self.pings.sent(bytes);
+        self.pings.answer(&mut self.stream);
     }
 
     /// Reads until `pending` holds `n` bytes.
@@ -266,7 +272,8 @@ impl RawTls {
         while self.pending.len() < n {
             let got = self.stream.read(&mut buf).expect("read");
             assert!(got > 0, "closed early");
-            self.pending.extend_from_slice(&buf[..got]);
+            self.pings.received(&buf[..got], &mut self.pending);
+            self.pings.answer(&mut self.stream);
         }
     }
 

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::server_pings::ServerPings;
 use super::{find, Broker};
 
 /// Every wait on a cluster (routes forming, interest crossing) gives up
@@ -16,13 +17,15 @@ pub const WAIT: Duration = Duration::from_secs(15);
 /// The reference server (Debian's nats-server 2.9.10).
 pub const NATS_SERVER: &str = "/usr/sbin/nats-server";
 
-/// A raw client of a cluster node: reads messages with a short poll,
-/// answers server PINGs, skips the async INFO a cluster change brings.
+/// A raw client of a cluster node (or a fake route peer): reads messages
+/// with a short poll, answers and hides server PINGs (see
+/// [`super::server_pings`]), skips the async INFO a cluster change brings.
 pub struct ClusterClient {
     pub stream: TcpStream,
     /// Read, not yet taken by `line`, `msg` or `ping`.
     pub pending: Vec<u8>,
     pub info: String,
+    pings: ServerPings,
 }
 
 impl ClusterClient {
@@ -43,12 +46,7 @@ impl ClusterClient {
                 Err(e) => panic!("connect {addr}: {e}"),
             }
         };
-        stream.set_nodelay(true).unwrap();
-        let mut conn = ClusterClient {
-            stream,
-            pending: Vec::new(),
-            info: String::new(),
-        };
+        let mut conn = ClusterClient::over(stream);
         conn.info = conn.line(WAIT).expect("INFO");
         assert!(conn.info.starts_with("INFO "), "{}", conn.info);
         conn.send(
@@ -57,6 +55,18 @@ impl ClusterClient {
         );
         conn.ping();
         conn
+    }
+
+    /// Over a connection made already (a route peer's), nothing read or
+    /// sent yet.
+    pub fn over(stream: TcpStream) -> ClusterClient {
+        stream.set_nodelay(true).unwrap();
+        ClusterClient {
+            stream,
+            pending: Vec::new(),
+            info: String::new(),
+            pings: ServerPings::default(),
+        }
     }
 
     pub fn client_id(&self) -> u64 {
@@ -82,6 +92,8 @@ impl ClusterClient {
 
     pub fn send(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).expect("send");
+        self.pings.sent(bytes);
+        self.pings.answer(&mut self.stream);
     }
 
     /// Reads more within `timeout`; false if nothing came.
@@ -91,9 +103,13 @@ impl ClusterClient {
             .unwrap();
         let mut buf = [0u8; 65536];
         match self.stream.read(&mut buf) {
-            Ok(0) => false,
+            Ok(0) => {
+                self.pings.closed(&mut self.pending);
+                false
+            }
             Ok(n) => {
-                self.pending.extend_from_slice(&buf[..n]);
+                self.pings.received(&buf[..n], &mut self.pending);
+                self.pings.answer(&mut self.stream);
                 true
             }
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => false,
@@ -115,15 +131,11 @@ impl ClusterClient {
         }
     }
 
-    /// The next message (subject, reply, payload), answering server PINGs.
+    /// The next message (subject, reply, payload).
     pub fn msg(&mut self, timeout: Duration) -> Option<(String, Option<String>, Vec<u8>)> {
         let deadline = Instant::now() + timeout;
         loop {
             let line = self.line(deadline.saturating_duration_since(Instant::now()))?;
-            if line == "PING\r\n" {
-                self.send(b"PONG\r\n");
-                continue;
-            }
             // PONGs of earlier PINGs, and the async INFO a cluster change
             // brings (nats-server's connect_urls).
             if line == "PONG\r\n" || line.starts_with("INFO ") {
@@ -147,8 +159,8 @@ impl ClusterClient {
         }
     }
 
-    /// PING and wait for its PONG, answering server PINGs; messages that
-    /// arrive first are kept for `msg`.
+    /// PING and wait for its PONG; messages that arrive first are kept for
+    /// `msg`.
     pub fn ping(&mut self) {
         self.send(b"PING\r\n");
         let deadline = Instant::now() + WAIT;

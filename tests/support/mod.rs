@@ -7,6 +7,8 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod server_pings;
+pub mod system_accounts;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -14,6 +16,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+use server_pings::ServerPings;
 
 /// Every read in tests gives up after this long, so a broken server fails
 /// the test instead of hanging it.
@@ -273,12 +277,17 @@ impl Drop for Broker {
 }
 
 /// A client speaking raw protocol bytes.
+///
+/// The server's keepalive PINGs are answered and hidden from the test
+/// (see [`server_pings`]) unless [`RawClient::keep_server_pings`] says
+/// otherwise; bytes read from `stream` directly bypass that.
 pub struct RawClient {
     pub stream: TcpStream,
     /// Bytes read but not yet consumed by an expectation.
     pending: Vec<u8>,
     /// The INFO line the server sent on accept.
     pub info: String,
+    pings: ServerPings,
 }
 
 impl RawClient {
@@ -291,6 +300,7 @@ impl RawClient {
             stream,
             pending: Vec::new(),
             info: String::new(),
+            pings: ServerPings::default(),
         };
         client.info = client.read_line();
         assert!(
@@ -310,6 +320,17 @@ impl RawClient {
         client
     }
 
+    /// From now on the server's keepalive PINGs reach the test, which
+    /// answers them itself (or not): for the tests of keepalive.
+    pub fn keep_server_pings(&mut self) {
+        self.pings.keep(true, &mut self.pending);
+    }
+
+    /// Back to the default: server PINGs are answered and hidden.
+    pub fn answer_server_pings(&mut self) {
+        self.pings.keep(false, &mut self.pending);
+    }
+
     /// The INFO JSON as a value.
     pub fn info_json(&self) -> serde_json::Value {
         let json = self.info.trim_start_matches("INFO ").trim_end();
@@ -327,20 +348,46 @@ impl RawClient {
 
     pub fn send(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).expect("send");
+        self.pings.sent(bytes);
+        self.pings.answer(&mut self.stream);
     }
 
+    /// One read into `pending` (through the PING filter); the number of
+    /// bytes read from the socket, 0 at EOF.
     fn fill(&mut self) -> usize {
-        let mut buf = [0u8; 65536];
-        match self.stream.read(&mut buf) {
-            Ok(n) => {
-                self.pending.extend_from_slice(&buf[..n]);
-                n
-            }
+        match self.read_some() {
+            Ok(n) => n,
             Err(e) => panic!(
                 "read failed (pending {:?}): {e}",
                 String::from_utf8_lossy(&self.pending)
             ),
         }
+    }
+
+    fn read_some(&mut self) -> std::io::Result<usize> {
+        let mut buf = [0u8; 65536];
+        let n = self.stream.read(&mut buf)?;
+        if n == 0 {
+            self.pings.closed(&mut self.pending);
+        } else {
+            self.pings.received(&buf[..n], &mut self.pending);
+            self.pings.answer(&mut self.stream);
+        }
+        Ok(n)
+    }
+
+    /// Reads exactly `n` bytes.
+    pub fn read_exact(&mut self, n: usize) -> Vec<u8> {
+        while self.pending.len() < n {
+            if self.fill() == 0 {
+                panic!(
+                    "closed after {} of {n} bytes: {:?}",
+                    self.pending.len(),
+                    String::from_utf8_lossy(&self.pending)
+                );
+            }
+        }
+        self.pending.drain(..n).collect()
     }
 
     /// Reads exactly `expected.len()` bytes and asserts they equal `expected`.
@@ -374,22 +421,26 @@ impl RawClient {
         }
     }
 
-    /// Reads the next line that is not a server PING, answering each PING
-    /// with a PONG on the way (so a short `ping_interval` cannot close a
-    /// client that is busy reading).
-    pub fn read_line_answering_pings(&mut self) -> String {
-        loop {
-            let line = self.read_line();
-            if line.as_bytes() != SERVER_PING {
-                return line;
-            }
-            self.send(b"PONG\r\n");
-        }
+    /// The next message: its header line's fields (`MSG subject sid
+    /// [reply] size`, or HMSG's) and its payload (without the CRLF).
+    pub fn read_msg(&mut self) -> (Vec<String>, Vec<u8>) {
+        let line = self.read_line();
+        let fields: Vec<String> = line.split_whitespace().map(str::to_string).collect();
+        assert!(
+            matches!(fields.first().map(String::as_str), Some("MSG" | "HMSG")),
+            "a message, got {line:?}"
+        );
+        let size: usize = fields
+            .last()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("a size in {line:?}"));
+        let mut payload = self.read_exact(size + 2);
+        assert_eq!(&payload[size..], b"\r\n", "after the payload of {line:?}");
+        payload.truncate(size);
+        (fields, payload)
     }
 
-    /// Sends PING and returns everything received before the PONG. Server
-    /// PINGs are left in; pass the result through [`without_server_pings`]
-    /// where a test may run long enough to get one.
+    /// Sends PING and returns everything received before the PONG.
     pub fn ping_pong(&mut self) -> Vec<u8> {
         self.send(b"PING\r\n");
         self.read_until_pong()
@@ -412,39 +463,58 @@ impl RawClient {
         }
     }
 
-    /// Asserts the server closes the connection, after sending exactly `last` (if anything).
-    pub fn expect_closed_after(&mut self, last: &[u8]) {
+    /// Everything the server sends until it closes the connection (EOF
+    /// or reset), with what was read before and not yet consumed.
+    pub fn read_to_close(&mut self) -> Vec<u8> {
         loop {
-            let n = self.fill_or_reset();
-            if n == 0 {
-                break;
+            match self.read_some() {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                    self.pings.closed(&mut self.pending);
+                    break;
+                }
+                Err(e) => panic!(
+                    "expected the server to close the connection, got {e} after {:?}",
+                    String::from_utf8_lossy(&self.pending)
+                ),
             }
         }
-        assert_eq!(
-            String::from_utf8_lossy(&self.pending),
-            String::from_utf8_lossy(last)
-        );
-        self.pending.clear();
+        std::mem::take(&mut self.pending)
     }
 
-    fn fill_or_reset(&mut self) -> usize {
-        let mut buf = [0u8; 65536];
-        match self.stream.read(&mut buf) {
-            Ok(n) => {
-                self.pending.extend_from_slice(&buf[..n]);
-                n
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => 0,
-            Err(e) => panic!(
-                "expected close, got error {e} (pending {:?})",
-                String::from_utf8_lossy(&self.pending)
-            ),
-        }
+    /// Asserts the server closes the connection, after sending exactly `last` (if anything).
+    pub fn expect_closed_after(&mut self, last: &[u8]) {
+        let got = self.read_to_close();
+        assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(last));
     }
 }
 
 pub fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Sends `bytes` then PING and asserts the output before the PONG is
+/// exactly `expected`.
+pub fn session(client: &mut RawClient, bytes: &[u8], expected: &[u8]) {
+    client.send(bytes);
+    client.send(b"PING\r\n");
+    let got = client.read_until_pong();
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(expected),
+        "session {:?}",
+        String::from_utf8_lossy(bytes)
+    );
+}
+
+/// A quiet client still works: SUB, PUB to itself, PING round trip gets its MSG.
+pub fn assert_alive(client: &mut RawClient) {
+    session(
+        client,
+        b"SUB alive.check 4242\r\nPUB alive.check 2\r\nok\r\nUNSUB 4242\r\n",
+        b"MSG alive.check 4242 2\r\nok\r\n",
+    );
 }
 
 /// Opens raw clients until one lands on `shard`; the others are dropped.
@@ -456,45 +526,6 @@ pub fn client_on_shard(broker: &Broker, shard: usize) -> RawClient {
         }
     }
     panic!("no client landed on shard {shard}");
-}
-
-/// A server-initiated keepalive PING, as a whole line. The server's first
-/// PING arrives ~2 s after CONNECT, then one every `ping_interval`.
-///
-/// This file is the one place tests skip them: [`without_server_pings`] for
-/// bytes already read, [`RawClient::read_line_answering_pings`] while reading.
-pub const SERVER_PING: &[u8] = b"PING\r\n";
-
-/// Drops server-initiated `PING\r\n` lines from a byte stream the server
-/// sent, walking it frame by frame so that message payloads are never
-/// mistaken for them. Tests that may run long enough to get one compare
-/// what is left.
-pub fn without_server_pings(bytes: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut rest = bytes;
-    while !rest.is_empty() {
-        let Some(end) = rest.iter().position(|&b| b == b'\n') else {
-            out.extend_from_slice(rest);
-            break;
-        };
-        let line = &rest[..=end];
-        rest = &rest[end + 1..];
-        if line == SERVER_PING {
-            continue;
-        }
-        out.extend_from_slice(line);
-        if line.starts_with(b"MSG ") || line.starts_with(b"HMSG ") {
-            let size: usize = std::str::from_utf8(line)
-                .ok()
-                .and_then(|l| l.split_whitespace().last())
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(0);
-            let take = (size + 2).min(rest.len());
-            out.extend_from_slice(&rest[..take]);
-            rest = &rest[take..];
-        }
-    }
-    out
 }
 
 /// One async-nats client per shard of `broker` (connection k lands on shard
