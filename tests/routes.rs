@@ -1488,11 +1488,7 @@ fn route_info(port: u16) -> String {
         }
     };
     stream.set_read_timeout(Some(WAIT)).unwrap();
-    let mut conn = ClusterClient {
-        stream,
-        pending: Vec::new(),
-        info: String::new(),
-    };
+    let mut conn = ClusterClient::over(stream);
     conn.line(WAIT).expect("route INFO")
 }
 
