@@ -73,7 +73,17 @@ impl ReadBuffer {
 
     /// Space for the next read, after compacting or growing as needed.
     pub fn spare_mut(&mut self) -> &mut [u8] {
-        if self.last_read_filled && self.bytes.len() < MAX_READ_CHUNK && self.start == 0 {
+        if self.last_read_filled && self.bytes.len() < MAX_READ_CHUNK {
+            // The part of an op the last read ended in moves to the front
+            // first: growing only from an empty front kept a streaming
+            // publisher, whose reads nearly always end mid-message, at its
+            // first size (at 512 bytes, pubsub with 16-byte messages ran at
+            // 0.74x).
+            if self.start > 0 {
+                self.bytes.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            }
             self.bytes
                 .resize((self.bytes.len() * 2).min(MAX_READ_CHUNK), 0);
         }
