@@ -229,6 +229,27 @@ mod tests {
         );
     }
 
+    /// A streaming publisher's reads fill the buffer and end inside an op:
+    /// the buffer must still grow (it stayed at its first size when growth
+    /// needed an empty front).
+    #[test]
+    fn grows_while_full_reads_end_mid_op() {
+        let mut buffer = ReadBuffer::new();
+        let mut offered = Vec::new();
+        for _ in 0..9 {
+            let spare = buffer.spare_mut().len();
+            offered.push(buffer.bytes.len());
+            buffer.filled_by(spare);
+            // Everything parsed but the first 3 bytes of the next op.
+            let whole = buffer.data().len() - 3;
+            buffer.consume(whole);
+        }
+        assert_eq!(
+            offered,
+            [512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 65536]
+        );
+    }
+
     #[test]
     fn a_big_payload_is_given_back_once_parsed() {
         let mut buffer = ReadBuffer::new();
