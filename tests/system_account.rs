@@ -67,6 +67,64 @@ fn raw_login_at(addr: SocketAddr, user: &str, name: &str) -> RawClient {
     client
 }
 
+/// A system user logged in on each shard, to prove a subscription is in
+/// effect everywhere before a test acts. async-nats' `flush` only writes
+/// its socket (0.38 sends no PING), so a SUB it "flushed" may not have
+/// reached the other shard yet: a client logging in there a moment later
+/// raised no CONNECT event (seen under load, 1 run in 3). Log the probes
+/// in before the subscription exists, so their own CONNECT events reach
+/// no one.
+struct ShardProbes(Vec<RawClient>);
+
+impl ShardProbes {
+    fn log_in(broker: &Broker) -> ShardProbes {
+        let probes = ShardProbes::log_in_at(broker.addr, broker.shards);
+        let shards: BTreeSet<usize> = probes.0.iter().map(|p| p.shard(broker.shards)).collect();
+        assert_eq!(shards.len(), broker.shards, "one probe on each shard");
+        probes
+    }
+
+    /// `count` probes on the server at `addr` (1 for nats-server).
+    fn log_in_at(addr: SocketAddr, count: usize) -> ShardProbes {
+        ShardProbes(
+            (0..count)
+                .map(|i| raw_login_at(addr, "sys", &format!("probe{i}")))
+                .collect(),
+        )
+    }
+
+    /// Waits until `sub` (which must match `$SYS.ACCOUNT.APP.PROBE<i>`) receives
+    /// a probe published on every shard, publishing again the ones not seen
+    /// yet (a publish that came before the interest reached no one).
+    async fn await_interest(&mut self, sub: &mut async_nats::Subscriber) {
+        let deadline = Instant::now() + WAIT;
+        let mut seen = BTreeSet::new();
+        while seen.len() < self.0.len() {
+            assert!(Instant::now() < deadline, "probes seen: {seen:?}");
+            for (i, probe) in self.0.iter_mut().enumerate() {
+                let subject = format!("$SYS.ACCOUNT.APP.PROBE{i}");
+                if !seen.contains(&subject) {
+                    probe.send(format!("PUB {subject} 0\r\n\r\nPING\r\n").as_bytes());
+                    probe.expect(b"PONG\r\n");
+                }
+            }
+            while let Ok(Some(message)) =
+                tokio::time::timeout(Duration::from_millis(200), sub.next()).await
+            {
+                assert!(
+                    message.subject.starts_with("$SYS.ACCOUNT.APP.PROBE"),
+                    "{} before the probes",
+                    message.subject
+                );
+                seen.insert(message.subject.to_string());
+                if seen.len() == self.0.len() {
+                    break;
+                }
+            }
+        }
+    }
+}
+
 /// The next message of `sub`, as JSON.
 async fn next_json(sub: &mut async_nats::Subscriber) -> (String, Value) {
     let message = tokio::time::timeout(WAIT, sub.next())
@@ -182,8 +240,9 @@ async fn connect_and_disconnect_events_for_clients_on_both_shards() {
     let broker = Broker::with_config(CONFIG);
     let sys = connect(broker.addr, "sys").await;
     let id = sys.server_info().server_id.clone();
+    let mut probes = ShardProbes::log_in(&broker);
     let mut events = sys.subscribe("$SYS.ACCOUNT.*.*").await.expect("subscribe");
-    sys.flush().await.expect("flush");
+    probes.await_interest(&mut events).await;
     let first = raw_login(&broker, "app", "first");
     let second = raw_login(&broker, "app", "second");
     let shards: BTreeSet<usize> = [first.shard(broker.shards), second.shard(broker.shards)].into();
@@ -239,10 +298,11 @@ async fn another_account_sees_no_system_traffic() {
     let mut snoop = app.subscribe("$SYS.>").await.expect("subscribe");
     app.flush().await.expect("flush");
     let sys = connect(broker.addr, "sys").await;
+    let mut probes = ShardProbes::log_in(&broker);
     let mut events = sys.subscribe("$SYS.ACCOUNT.>").await.expect("subscribe");
-    sys.flush().await.expect("flush");
+    probes.await_interest(&mut events).await;
     // System traffic the app's subscription would match. The app (cid 1)
-    // and this client (cid 3) share a shard, where the CONNECT event is
+    // and this client (cid 5, after sys and the probes) share a shard, where the CONNECT event is
     // published: a leak would reach the app before its own marker below.
     let other = raw_login(&broker, "app", "other");
     assert_eq!(
@@ -329,6 +389,8 @@ async fn answers_have_nats_server_keys() {
     }
     // The events: the same keys, the client's too (a raw client with
     // name, lang and version, and a user).
+    let mut ours_probes = ShardProbes::log_in(&broker);
+    let mut theirs_probes = ShardProbes::log_in_at(reference.addr, 1);
     let mut ours_events = ours
         .subscribe("$SYS.ACCOUNT.APP.*")
         .await
@@ -337,8 +399,8 @@ async fn answers_have_nats_server_keys() {
         .subscribe("$SYS.ACCOUNT.APP.*")
         .await
         .expect("subscribe");
-    ours.flush().await.expect("flush");
-    theirs.flush().await.expect("flush");
+    ours_probes.await_interest(&mut ours_events).await;
+    theirs_probes.await_interest(&mut theirs_events).await;
     let clients = [
         raw_login_at(broker.addr, "app", "diff"),
         raw_login_at(reference.addr, "app", "diff"),
