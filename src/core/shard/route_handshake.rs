@@ -21,8 +21,9 @@ use crate::connection::{
     AuthState, CloseReason, ConnKind, Connection, Liveness, OutputState, SidMap, Traffic,
 };
 use crate::ids::{AccountId, ConnKey};
-use crate::info::ClientClusterInfo;
+use crate::info::{ClientClusterInfo, ServerIdentity};
 use crate::io::ShardIo;
+use crate::limits::ShardLimits;
 use crate::mesh::MeshItem;
 use crate::route::{
     route_connect_line, route_info_line, ClusterSettings, PeerConnect, PeerInfo, RouteUrl,
@@ -164,12 +165,10 @@ impl<I: ShardIo> ShardBroker<I> {
             );
             output.extend(&mut self.pool, &connect);
         }
-        let info = route_info_line(
+        let info = our_route_info(
+            &self.identity,
+            &self.limits,
             &settings,
-            &self.identity.server_id,
-            &self.identity.server_name,
-            headers,
-            self.identity.max_payload,
             nonce.as_deref(),
             false,
         );
@@ -561,15 +560,7 @@ impl<I: ShardIo> ShardBroker<I> {
         let Some(cluster) = self.cluster.as_ref() else {
             return;
         };
-        let info = route_info_line(
-            &cluster.settings,
-            &self.identity.server_id,
-            &self.identity.server_name,
-            !self.limits.no_header_support,
-            self.identity.max_payload,
-            None,
-            true,
-        );
+        let info = our_route_info(&self.identity, &self.limits, &cluster.settings, None, true);
         let routes: Vec<ConnKey> = cluster.registered_routes().collect();
         for route in routes {
             if !self.is_closing(route) {
@@ -659,4 +650,25 @@ impl<I: ShardIo> ShardBroker<I> {
             .map(|c| c.connect_urls())
             .unwrap_or_default()
     }
+}
+
+/// Our route INFO: this server's identity, header support and cluster
+/// settings (a free function, so that callers holding the cluster state
+/// mutably can still lend the identity and limits).
+pub(super) fn our_route_info(
+    identity: &ServerIdentity,
+    limits: &ShardLimits,
+    settings: &ClusterSettings,
+    nonce: Option<&str>,
+    lame_duck: bool,
+) -> Vec<u8> {
+    route_info_line(
+        settings,
+        &identity.server_id,
+        &identity.server_name,
+        !limits.no_header_support,
+        identity.max_payload,
+        nonce,
+        lame_duck,
+    )
 }

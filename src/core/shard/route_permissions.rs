@@ -9,9 +9,9 @@
 
 use std::sync::Arc;
 
+use super::route_handshake::our_route_info;
 use crate::ids::{ConnKey, SubKey};
 use crate::io::ShardIo;
-use crate::route::route_info_line;
 use crate::route_permissions::{PeerExport, RoutePermissions, SubjectPermissionWire};
 
 use super::route_interest::encode_interest;
@@ -125,12 +125,10 @@ impl<I: ShardIo> ShardBroker<I> {
                 encode_interest(&mut withdraw, account, interest, 0);
             }
         }
-        let info = route_info_line(
+        let info = our_route_info(
+            &self.identity,
+            &self.limits,
             &cluster.settings,
-            &self.identity.server_id,
-            &self.identity.server_name,
-            !self.limits.no_header_support,
-            self.identity.max_payload,
             None,
             self.lame_duck,
         );
