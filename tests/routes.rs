@@ -437,7 +437,8 @@ fn clients_learn_the_cluster_urls() {
     let first: serde_json::Value =
         serde_json::from_str(c0.info.trim_start_matches("INFO ").trim()).unwrap();
     assert_eq!(first["cluster"], "demo");
-    assert_eq!(urls(&first), vec![own.clone()]);
+    // Alone, no list at all (nats-server 2.9.10 leaves the field out).
+    assert!(first.get("connect_urls").is_none(), "{first}");
     let Some(n) = nats_server("un", &[p_route]) else {
         return;
     };
@@ -446,7 +447,7 @@ fn clients_learn_the_cluster_urls() {
         let info = wait_info(conn, |info| urls(info).contains(&theirs));
         assert_eq!(urls(&info), [own.clone(), theirs.clone()]);
     }
-    // The peer leaves: its URL goes.
+    // The peer leaves: its URL goes, ours stays (as nats-server's).
     drop(n);
     for conn in [&mut c0, &mut c1] {
         let info = wait_info(conn, |info| !urls(info).contains(&theirs));
@@ -603,6 +604,32 @@ fn lame_duck_takes_our_url_off_the_peers_clients() {
     }
     p.signal(libc::SIGUSR2);
     wait_info(&mut watcher, |info| !urls(info).contains(&ours));
+}
+
+#[test]
+fn lame_duck_sends_our_clients_to_the_other_nodes_only() {
+    let (p, p_route) = percore_node("le", &[]);
+    let Some(n) = nats_server("len", &[p_route]) else {
+        return;
+    };
+    let (ours, theirs) = (p.addr.to_string(), n.addr.to_string());
+    let mut clients = [
+        ClusterClient::on_shard(p.addr, 0),
+        ClusterClient::on_shard(p.addr, 1),
+    ];
+    for client in clients.iter_mut() {
+        if !urls(&serde_json::from_str(client.info.trim_start_matches("INFO ").trim()).unwrap())
+            .contains(&theirs)
+        {
+            wait_info(client, |info| urls(info).contains(&theirs));
+        }
+    }
+    p.signal(libc::SIGUSR2);
+    // As nats-server 2.9.10: the lame-duck INFO lists the peer, not us.
+    for client in clients.iter_mut() {
+        let info = wait_info(client, |info| info["ldm"] == true);
+        assert_eq!(urls(&info), vec![theirs.clone()], "{info} (ours: {ours})");
+    }
 }
 
 #[test]

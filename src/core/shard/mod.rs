@@ -267,13 +267,10 @@ impl<I: ShardIo> ShardBroker<I> {
             stats: ShardStats::default(),
         };
         if let Some(settings) = broker.limits.cluster.clone() {
+            // No `connect_urls` until a peer sends its own (as nats-server).
             broker.client_cluster = Some(Arc::new(ClientClusterInfo {
                 name: settings.name.clone(),
-                connect_urls: if settings.no_advertise {
-                    Vec::new()
-                } else {
-                    settings.client_urls.clone()
-                },
+                connect_urls: Vec::new(),
             }));
             if id.index() == 0 {
                 broker.cluster = Some(Box::new(route_handshake::ClusterState::new(settings)));

@@ -93,6 +93,11 @@ pub struct ClusterState {
     pub import: Option<ImportCheck>,
     /// Gossiped servers to dial (taken by the runtime).
     pub dials: Vec<RouteDial>,
+    /// A registered peer has told us its client URLs. Until then client
+    /// INFO carries no `connect_urls` at all: nats-server 2.9 adds its own
+    /// URL to the list only when a peer's URLs first arrive, and keeps it
+    /// once the peers are gone.
+    pub peer_urls_heard: bool,
 }
 
 impl ClusterState {
@@ -107,6 +112,7 @@ impl ClusterState {
             by_id: HashMap::new(),
             interest: ServerInterest::default(),
             dials: Vec::new(),
+            peer_urls_heard: false,
         }
     }
 
@@ -118,8 +124,12 @@ impl ClusterState {
             .map(|(&k, _)| k)
     }
 
-    /// Every client URL of the cluster: ours first, then the peers'.
+    /// Every client URL of the cluster: ours first, then the peers'; none
+    /// before any peer has sent its own (see [`ClusterState::peer_urls_heard`]).
     pub fn connect_urls(&self) -> Vec<String> {
+        if !self.peer_urls_heard {
+            return Vec::new();
+        }
         let mut urls = self.settings.client_urls.clone();
         for link in self.links.values().filter(|l| l.registered) {
             for url in &link.connect_urls {
@@ -360,6 +370,7 @@ impl<I: ShardIo> ShardBroker<I> {
         link.remote_export = info.export.clone();
         if !cluster.settings.no_advertise {
             link.connect_urls = info.connect_urls.clone();
+            cluster.peer_urls_heard |= !info.connect_urls.is_empty();
         }
         cluster.by_id.insert(info.server_id.clone(), key);
         let others: Vec<ConnKey> = cluster.registered_routes().filter(|&k| k != key).collect();

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use crate::connection::{CloseReason, ConnKind, PingCheck};
 use crate::ids::ConnKey;
+use crate::info::ClientClusterInfo;
 use crate::io::ShardIo;
 use crate::outbound::PING;
 
@@ -108,6 +109,24 @@ impl<I: ShardIo> ShardBroker<I> {
             .into_iter()
             .filter(|&k| self.conns[k].kind == ConnKind::Client)
             .collect();
+        // The clients are sent on to the other nodes only: nats-server's
+        // lame-duck INFO leaves its own URLs out of `connect_urls`.
+        let elsewhere = self.client_cluster.as_deref().map(|cluster| {
+            let own = self
+                .limits
+                .cluster
+                .as_ref()
+                .map_or(&[][..], |c| &c.client_urls[..]);
+            ClientClusterInfo {
+                name: cluster.name.clone(),
+                connect_urls: cluster
+                    .connect_urls
+                    .iter()
+                    .filter(|url| !own.contains(url))
+                    .cloned()
+                    .collect(),
+            }
+        });
         for &key in &keys {
             let conn = &self.conns[key];
             if conn.options.protocol >= 1 && conn.first_pong_sent && conn.closing.is_none() {
@@ -116,7 +135,7 @@ impl<I: ShardIo> ShardBroker<I> {
                     &conn.ip,
                     true,
                     None,
-                    self.client_cluster.as_deref(),
+                    elsewhere.as_ref(),
                 );
                 self.queue_bytes(key, &info);
             }
