@@ -6,13 +6,16 @@
 # the pair's loss and p99, and the /connz?state=closed reasons counted.
 #
 # Modes: quiet (no hostile clients: the pair's baseline), no-connect,
-# dribble, stalled-payload, random, sub-noread, churn (see hostile-clients).
+# dribble, stalled-payload, random, sub-noread, churn (see hostile-clients);
+# opt-in (only through --modes): cpu-hog, no connections but N spinning
+# threads (N = --hog-threads, default 2, the CPUs of this box) at the same
+# nice, the control for what CPU sharing alone does to the pair.
 #
 # Usage: benches/hostile.sh [--modes m1,m2,...] [--conns N] [--noread-conns N]
-#          [--churn-threads N] [--duration SECS] [--warmup SECS] [--rate R]
+#          [--churn-threads N] [--hog-threads N] [--duration SECS] [--warmup SECS] [--rate R]
 #          [--size BYTES] [--a-bin PATH] [--a-args "ARGS"] [--a-name NAME]
 #          [--b-bin PATH] [--b-args "ARGS"] [--b-name NAME] [--bench-dir DIR]
-#          [--json-out FILE] [--hostile-nice N]
+#          [--json-out FILE] [--hostile-nice N] [--hostile-idle]
 # Defaults: every mode, N = 2000 (sub-noread: 100: each gets the pair's whole
 # stream), 8 churn threads, 10 s measured after 2 s warm-up, 2000 msgs/s of
 # 128 B; A = /usr/sbin/nats-server, B = target/release/percore (default shard
@@ -34,11 +37,13 @@ import argparse, collections, json, os, shlex, signal, subprocess, sys, tempfile
 
 target = sys.argv[1]
 ALL = ["quiet", "no-connect", "dribble", "stalled-payload", "random", "sub-noread", "churn"]
+OPT_IN = ["cpu-hog"]
 ap = argparse.ArgumentParser(prog="benches/hostile.sh")
 ap.add_argument("--modes", default=",".join(ALL))
 ap.add_argument("--conns", type=int, default=2000)
 ap.add_argument("--noread-conns", type=int, default=100)
 ap.add_argument("--churn-threads", type=int, default=8)
+ap.add_argument("--hog-threads", type=int, default=2)
 ap.add_argument("--duration", type=float, default=10.0)
 ap.add_argument("--warmup", type=float, default=2.0)
 ap.add_argument("--rate", type=int, default=2000)
@@ -53,11 +58,14 @@ ap.add_argument("--bench-dir", default=os.path.join(target, "release"))
 ap.add_argument("--json-out")
 ap.add_argument("--hostile-nice", type=int, default=0,
                 help="run the hostile tool at this nice level (19: it takes only CPU the servers leave)")
+ap.add_argument("--hostile-idle", action="store_true",
+                help="run the hostile tool under SCHED_IDLE (chrt --idle 0): a woken server or pair "
+                     "thread preempts it at once, as a remote attacker's CPU would not compete")
 opt = ap.parse_args(sys.argv[2:])
 modes = [m for m in opt.modes.split(",") if m]
 for m in modes:
-    if m not in ALL:
-        sys.exit("unknown mode %s (modes: %s)" % (m, ", ".join(ALL)))
+    if m not in ALL + OPT_IN:
+        sys.exit("unknown mode %s (modes: %s)" % (m, ", ".join(ALL + OPT_IN)))
 PORT = int(os.environ.get("HOSTILE_PORT", "14722"))
 MPORT = PORT + 1
 URL = "nats://127.0.0.1:%d" % PORT
@@ -132,17 +140,20 @@ def one(name, binary, args, mode):
     try:
         idle_kib = status_kib(server.pid, "VmRSS")
         if mode != "quiet":
-            conns = {"sub-noread": opt.noread_conns, "churn": opt.churn_threads}.get(mode, opt.conns)
+            conns = {"sub-noread": opt.noread_conns, "churn": opt.churn_threads,
+                     "cpu-hog": opt.hog_threads}.get(mode, opt.conns)
             # Long enough to cover setup, the pair's warm-up and run, and its fence.
             span = opt.warmup + opt.duration + 8
             nice = ["nice", "-n", str(opt.hostile_nice)] if opt.hostile_nice else []
+            if opt.hostile_idle:
+                nice = ["chrt", "--idle", "0"] + nice
             hostile = subprocess.Popen(
                 nice + [HOSTILE, mode, "-s", URL, "--conns", str(conns), "--duration", str(span)],
                 stdout=subprocess.PIPE, stderr=log, text=True)
             res["hostile_conns"] = conns
             # Let the held connections open before the pair starts.
             t0 = time.time()
-            while mode not in ("churn", "random") and time.time() - t0 < 20 and hostile.poll() is None:
+            while mode not in ("churn", "random", "cpu-hog") and time.time() - t0 < 20 and hostile.poll() is None:
                 if monitor("/varz").get("connections", 0) >= conns * 0.95:
                     break
                 time.sleep(0.2)

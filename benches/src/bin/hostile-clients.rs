@@ -10,7 +10,10 @@
 //! - `random`: random bytes instead of the protocol; a connection the server
 //!   closes is opened again (at most once a second per slot);
 //! - `sub-noread`: CONNECT, `SUB >`, never read again;
-//! - `churn`: connect, CONNECT + PING, wait for PONG, close; in a loop.
+//! - `churn`: connect, CONNECT + PING, wait for PONG, close; in a loop;
+//! - `cpu-hog`: no connections at all, `--conns` threads (at most 16) that
+//!   only spin: the control that shows what sharing the CPUs alone does to
+//!   the pair's latency, apart from any work the hostile connections cause.
 //!
 //! Every mode except `sub-noread` drains what the server sends (without
 //! answering its PINGs) so that a close is seen. Prints one JSON object.
@@ -32,6 +35,7 @@ enum Mode {
     Random,
     SubNoread,
     Churn,
+    CpuHog,
 }
 
 #[derive(Parser, Debug)]
@@ -131,7 +135,7 @@ fn open(
     };
     counts.opened += 1;
     let first: Vec<u8> = match mode {
-        Mode::NoConnect | Mode::Churn => Vec::new(),
+        Mode::NoConnect | Mode::Churn | Mode::CpuHog => Vec::new(),
         Mode::Dribble => CONNECT.to_vec(),
         Mode::StalledPayload => {
             let mut bytes = CONNECT.to_vec();
@@ -294,6 +298,34 @@ fn churn(args: &Args, addr: &str) -> Counts {
     total
 }
 
+/// Spins `--conns` threads (at most 16) until the deadline; touches no
+/// server. `cycles` counts spin rounds of a million iterations.
+fn cpu_hog(args: &Args) -> Counts {
+    let end = Instant::now() + Duration::from_secs_f64(args.duration);
+    let workers: Vec<_> = (0..args.conns.clamp(1, 16))
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut rounds = 0u64;
+                let mut x = 1u64;
+                while Instant::now() < end {
+                    for _ in 0..1_000_000 {
+                        x = std::hint::black_box(
+                            x.wrapping_mul(6364136223846793005).wrapping_add(1),
+                        );
+                    }
+                    rounds += 1;
+                }
+                rounds
+            })
+        })
+        .collect();
+    let mut total = Counts::default();
+    for worker in workers {
+        total.cycles += worker.join().unwrap_or(0);
+    }
+    total
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     let addr = parse_url(&args.server);
@@ -310,6 +342,7 @@ fn main() -> ExitCode {
     };
     let counts = match args.mode {
         Mode::Churn => churn(&args, &addr),
+        Mode::CpuHog => cpu_hog(&args),
         _ => held(&args, &addr, max_payload),
     };
     let mode = Mode::value_variants()
