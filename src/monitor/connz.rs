@@ -11,6 +11,7 @@ use super::http::Query;
 use super::params;
 use super::snapshot::{ConnectionSnapshot, MonitorSnapshot, SnapshotRequest};
 use super::subsz::SubDetail;
+use percore_core::account::GLOBAL_ACCOUNT;
 
 /// `sort=` values. `Start` orders like `Cid` (ids grow with start time),
 /// as nats-server does.
@@ -357,7 +358,9 @@ fn conn_info<'a>(
             Vec::new()
         },
         authorized_user: connection.authorized_user.as_deref().filter(|_| auth),
-        account: auth.then_some(connection.account.as_str()),
+        // nats-server names the account only when it is not the global one.
+        account: Some(connection.account.as_str())
+            .filter(|account| auth && *account != GLOBAL_ACCOUNT),
         jwt: jwt.map_or("", |j| j.jwt.as_str()),
         issuer_key: jwt.map_or("", |j| j.issuer_key.as_str()),
         name_tag: jwt.map_or("", |j| j.name_tag.as_str()),
