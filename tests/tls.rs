@@ -507,8 +507,8 @@ async fn verify_and_map_logs_two_users_in_with_their_permissions() {
     connect(
         &broker,
         trusting(&pki)
-            .add_client_certificate(alice_cert, alice_key)
-            .user_and_password("mallory".into(), "x".into()),
+            .add_client_certificate(alice_cert.clone(), alice_key.clone())
+            .user_and_password("mallory".into(), String::new()),
     )
     .await
     .expect("the certificate decides");
@@ -518,6 +518,19 @@ async fn verify_and_map_logs_two_users_in_with_their_permissions() {
             WAIT,
         )
         .expect("nats-server's warning");
+    // A password, though, is held against the mapped user's (none here):
+    // nats-server 2.9.10 refuses the client and logs the mapped user.
+    let refused = connect(
+        &broker,
+        trusting(&pki)
+            .add_client_certificate(alice_cert, alice_key)
+            .user_and_password("mallory".into(), "x".into()),
+    )
+    .await;
+    assert!(refused.is_err(), "a password the mapped user lacks");
+    broker
+        .wait_log("authentication error - User \"alice@example.com\"", WAIT)
+        .expect("nats-server's log line");
 }
 
 /// nats-server 2.9.10 sends its INFO in plaintext, and when the client

@@ -212,5 +212,21 @@ mod tests {
             policy.decide(&with(None, Some("CN=bob")), None),
             Decision::Reject { .. }
         ));
+        // A password is held against the mapped user's (none): refused, as
+        // by nats-server 2.9.10, with the mapped user in the log line.
+        let alice = CertificateIdentity {
+            san_names: vec!["alice@example.com".into()],
+            ..CertificateIdentity::default()
+        };
+        let with_pass = Credentials {
+            pass: Some("x".into()),
+            ..with(Some(alice), Some("mallory"))
+        };
+        match policy.decide(&with_pass, None) {
+            Decision::Reject { log } => {
+                assert_eq!(log, "authentication error - User \"alice@example.com\"")
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -210,17 +210,25 @@ impl AuthPolicy {
             }
         }
         if self.tls_map && !self.users.is_empty() {
-            // verify_and_map: the certificate names the user; no password.
+            // verify_and_map: the certificate names the user. A password in
+            // CONNECT is still held against the user's (usually none), as
+            // nats-server 2.9.10 does: a client that sends one is refused,
+            // and the log names the mapped user.
             let user = credentials
                 .certificate
                 .as_ref()
                 .and_then(|c| c.find_user(&self.users));
             return match user {
-                Some(entry) => Decision::Accept(self.identity(
-                    AuthMethod::User(entry.name.clone()),
-                    entry.permissions.as_ref(),
-                    entry.account,
-                )),
+                Some(entry) => self.check_secret(
+                    &entry.password,
+                    credentials.pass.as_deref(),
+                    self.identity(
+                        AuthMethod::User(entry.name.clone()),
+                        entry.permissions.as_ref(),
+                        entry.account,
+                    ),
+                    format!("authentication error - User \"{}\"", entry.name),
+                ),
                 None => Decision::Reject { log: reject_log },
             };
         }
