@@ -29,6 +29,20 @@ const DEFAULT_TLS12_SUITES: &[CipherSuite] = &[
     CipherSuite::EcdheRsaAes256GcmSha384,
 ];
 
+/// The order Go's crypto/tls (1.19, the Go of nats-server 2.9.10) picks
+/// TLS 1.2 suites in, whatever order the configuration lists them in and
+/// whatever the client prefers: AES-128-GCM, then AES-256-GCM, then
+/// ChaCha20 (on a machine with AES instructions, for a client that does
+/// not put ChaCha20 first).
+const GO_TLS12_PREFERENCE: &[CipherSuite] = &[
+    CipherSuite::EcdheEcdsaAes128GcmSha256,
+    CipherSuite::EcdheRsaAes128GcmSha256,
+    CipherSuite::EcdheEcdsaAes256GcmSha384,
+    CipherSuite::EcdheRsaAes256GcmSha384,
+    CipherSuite::EcdheEcdsaChacha20Poly1305,
+    CipherSuite::EcdheRsaChacha20Poly1305,
+];
+
 /// nats-server's default curves, without P-521, which rustls does not offer
 /// (a client offering only P-521 fails the handshake, as with any group
 /// mismatch; nothing weaker is used in its place).
@@ -100,13 +114,17 @@ fn build_with(opts: &TlsOptions, verify_clients: bool) -> Result<TlsServer, Stri
     } else {
         builder.with_no_client_auth()
     };
-    let config = builder.with_single_cert(certs, key).map_err(|e| {
+    let mut config = builder.with_single_cert(certs, key).map_err(|e| {
         format!(
             "error parsing X509 certificate/key pair: {} and {}: {e}",
             cert_file.display(),
             key_file.display()
         )
     })?;
+    // The server's order decides, as in Go: an OpenSSL client that lists
+    // AES-256-GCM first still gets AES-128-GCM, and `/connz` names the
+    // suite nats-server would have.
+    config.ignore_client_order = true;
     Ok(TlsServer {
         config: Arc::new(config),
         pinned: opts.pinned_certs.clone().unwrap_or_default().into(),
@@ -115,12 +133,15 @@ fn build_with(opts: &TlsOptions, verify_clients: bool) -> Result<TlsServer, Stri
 }
 
 /// ring with nats-server's suite and curve choices. TLS 1.3 suites are
-/// always on (as in Go, where the list only selects TLS 1.2 suites).
+/// always on (as in Go, where the list only selects TLS 1.2 suites), in
+/// Go's order, as are the TLS 1.2 ones ([`GO_TLS12_PREFERENCE`]).
 pub(super) fn crypto_provider(opts: &TlsOptions) -> CryptoProvider {
-    let tls12 = opts
+    let mut tls12 = opts
         .cipher_suites
         .as_deref()
-        .unwrap_or(DEFAULT_TLS12_SUITES);
+        .unwrap_or(DEFAULT_TLS12_SUITES)
+        .to_vec();
+    tls12.sort_by_key(|suite| GO_TLS12_PREFERENCE.iter().position(|p| p == suite));
     let mut cipher_suites = vec![
         provider::cipher_suite::TLS13_AES_128_GCM_SHA256,
         provider::cipher_suite::TLS13_AES_256_GCM_SHA384,
