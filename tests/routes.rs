@@ -486,6 +486,43 @@ fn routez_and_varz_show_the_cluster() {
 }
 
 #[test]
+fn varz_lists_the_client_urls_clients_are_told() {
+    let (a, a_route) = percore_node("va", &["-m", "-1"]);
+    let monitor = a.monitor.expect("monitor address");
+    // Alone: no list, as in client INFO (nats-server 2.9.10 leaves it out).
+    let varz = http_get(monitor, "/varz");
+    assert!(varz.get("connect_urls").is_none(), "{varz}");
+    let routes = routes_arg(a_route);
+    let (b, _) = percore_node("vb", &["--routes", &routes]);
+    let (ours, theirs) = (a.addr.to_string(), b.addr.to_string());
+    // Clients on both shards, past their first PONG: they take async INFO.
+    let mut clients = [
+        ClusterClient::on_shard(a.addr, 0),
+        ClusterClient::on_shard(a.addr, 1),
+    ];
+    for client in clients.iter_mut() {
+        let info: serde_json::Value =
+            serde_json::from_str(client.info.trim_start_matches("INFO ").trim()).unwrap();
+        if !urls(&info).contains(&theirs) {
+            wait_info(client, |info| urls(info).contains(&theirs));
+        }
+    }
+    let varz = http_get(monitor, "/varz");
+    assert_eq!(
+        varz["connect_urls"],
+        serde_json::json!([ours, theirs]),
+        "{varz}"
+    );
+    // In lame duck, what the clients were told: the other node only.
+    a.signal(libc::SIGUSR2);
+    for client in clients.iter_mut() {
+        wait_info(client, |info| info["ldm"] == true);
+    }
+    let varz = http_get(monitor, "/varz");
+    assert_eq!(varz["connect_urls"], serde_json::json!([theirs]), "{varz}");
+}
+
+#[test]
 fn cluster_authorization() {
     // A requires route credentials; B brings them in its route URL, a
     // nats-server too; a route without them is refused.

@@ -166,6 +166,9 @@ pub struct ShardSnapshot {
     /// The cluster routes on this shard (the cluster shard's), when asked
     /// for.
     pub routes: Vec<RouteSnapshot>,
+    /// The client URLs this shard's clients are told in INFO
+    /// (`connect_urls`; `/varz` shows the same list).
+    pub connect_urls: Vec<String>,
     /// The accounts this shard works with (`/accountz`).
     pub accounts: Arc<AccountTable>,
     /// Per account, by id: this shard's share of its connections and

@@ -112,6 +112,10 @@ struct Varz<'a> {
     tls_required: bool,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     tls_verify: bool,
+    /// The cluster's client URLs, as client INFO has them (left out while
+    /// there are none, as on a lone clustered node).
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    connect_urls: &'a [String],
     max_connections: u64,
     #[serde(skip_serializing_if = "is_zero")]
     max_subscriptions: u64,
@@ -182,6 +186,8 @@ pub fn render(snapshot: &MonitorSnapshot, http_req_stats: &BTreeMap<String, u64>
         auth_required: facts.auth_required,
         tls_required: facts.tls_required,
         tls_verify: facts.tls_verify,
+        // Every shard has the same list; the first is as good as any.
+        connect_urls: shards.first().map_or(&[][..], |s| &s.connect_urls[..]),
         max_connections: facts.max_connections,
         max_subscriptions: facts.max_subscriptions,
         ping_interval: format::duration_nanos(facts.ping_interval),
@@ -302,8 +308,10 @@ mod tests {
             assert!(at > last || last == 0, "{key} out of order");
             last = at;
         }
-        // Unlimited subscriptions: the key is left out.
+        // Unlimited subscriptions: the key is left out, and so are the
+        // client URLs of a server that is not clustered.
         assert!(!body.contains("max_subscriptions"));
+        assert!(!body.contains("connect_urls"));
         assert!(body.contains("\n  \"cluster\": {},\n"));
         assert!(body.contains("\n  \"auth_timeout\": 2,\n"));
         assert_eq!(value["version"], "2.9.10");

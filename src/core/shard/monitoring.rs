@@ -87,6 +87,11 @@ impl<I: ShardIo> ShardBroker<I> {
             } else {
                 Vec::new()
             },
+            connect_urls: self
+                .client_cluster
+                .as_ref()
+                .map(|c| c.connect_urls.clone())
+                .unwrap_or_default(),
             accounts: self.limits.accounts.clone(),
             account_stats: self.account_stats(),
         }

@@ -127,6 +127,10 @@ impl<I: ShardIo> ShardBroker<I> {
                     .collect(),
             }
         });
+        // What clients are told from now on is also what `/varz` shows.
+        if let Some(cluster) = &elsewhere {
+            self.client_cluster = Some(std::sync::Arc::new(cluster.clone()));
+        }
         for &key in &keys {
             let conn = &self.conns[key];
             if conn.options.protocol >= 1 && conn.first_pong_sent && conn.closing.is_none() {
