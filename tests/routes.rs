@@ -482,6 +482,23 @@ fn routez_and_varz_show_the_cluster() {
     assert_eq!(varz["cluster"]["name"], "demo");
     assert_eq!(varz["cluster"]["cluster_port"], a_route);
     assert_eq!(varz["routes"], 1);
+    // subs=detail: nats-server 2.9.10 lists each interest as an object
+    // (sid `<account> <subject> [<queue>]`, the route's cid, no account).
+    sub.send(b"SUB work grp 2\r\n");
+    wait_interest(&mut sub, &mut publisher, "probe.m2");
+    let routez = http_get(monitor, "/routez?subs=detail");
+    let route = &routez["routes"][0];
+    assert!(route.get("subscriptions_list").is_none(), "{route}");
+    let detail = route["subscriptions_list_detail"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no detail list: {routez}"));
+    let rid = route["rid"].clone();
+    for expected in [
+        serde_json::json!({"subject": "watched.>", "sid": "$G watched.>", "msgs": 0, "cid": rid}),
+        serde_json::json!({"subject": "work", "qgroup": "grp", "sid": "$G work grp", "msgs": 0, "cid": rid}),
+    ] {
+        assert!(detail.contains(&expected), "{expected} not in {detail:?}");
+    }
     drop(b);
 }
 

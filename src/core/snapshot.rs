@@ -44,8 +44,9 @@ pub struct RouteSnapshot {
     pub in_bytes: u64,
     pub out_bytes: u64,
     pub num_subs: u64,
-    /// The subjects of the peer's interest (with `with_route_subs`).
-    pub subs: Vec<String>,
+    /// The peer's interest (with `with_route_subs`): subject, queue, and
+    /// the `<account> <subject> [<queue>]` key nats-server uses as sid.
+    pub subs: Vec<SubscriptionSnapshot>,
 }
 
 /// The `cluster` section of `/varz`.

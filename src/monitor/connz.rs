@@ -62,6 +62,20 @@ pub enum SubsMode {
     Detail,
 }
 
+impl SubsMode {
+    /// `subs=detail`, else a boolean (nats-server's decodeSubs, shared by
+    /// `/connz` and `/routez`).
+    pub fn parse(query: &Query) -> Result<SubsMode, String> {
+        Ok(if query.get("subs") == Some("detail") {
+            SubsMode::Detail
+        } else if params::boolean(query, "subs")? {
+            SubsMode::List
+        } else {
+            SubsMode::None
+        })
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
     Open,
@@ -91,13 +105,7 @@ impl ConnzOptions {
     /// cid, state, sort), so the first bad parameter reported is the same.
     pub fn parse(query: &Query) -> Result<ConnzOptions, String> {
         let auth = params::boolean(query, "auth")?;
-        let subs = if query.get("subs") == Some("detail") {
-            SubsMode::Detail
-        } else if params::boolean(query, "subs")? {
-            SubsMode::List
-        } else {
-            SubsMode::None
-        };
+        let subs = SubsMode::parse(query)?;
         let (offset, mut limit) = params::paging(query)?;
         let cid = params::uint(query, "cid")?;
         if cid.is_some() {

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use super::connz::{self, ConnzOptions};
+use super::connz::{self, ConnzOptions, SubsMode};
 use super::http::{self, Request, Response};
 use super::process::{self, CpuSampler};
 use super::snapshot::{MonitorSnapshot, SnapshotRequest};
@@ -204,13 +204,13 @@ impl Router {
                 .map(|snapshot| subsz::render(&snapshot, &options))
             }
             Endpoint::Routez => {
-                let subs = params::boolean(query, "subs")?;
+                let subs = SubsMode::parse(query)?;
                 self.snapshot(SnapshotRequest {
                     with_routes: true,
-                    with_route_subs: subs,
+                    with_route_subs: subs != SubsMode::None,
                     ..SnapshotRequest::default()
                 })
-                .map(|s| routez::render(&s))
+                .map(|s| routez::render(&s, subs))
             }
             Endpoint::Gatewayz => self
                 .snapshot(SnapshotRequest::default())

@@ -1,10 +1,12 @@
-//! `/routez` (with `subs=1`): the cluster routes as nats-server 2.9 lists
-//! them, keys in its order.
+//! `/routez` (with `subs=1` or `subs=detail`): the cluster routes as
+//! nats-server 2.9 lists them, keys in its order.
 
 use serde::Serialize;
 
+use super::connz::SubsMode;
 use super::format;
 use super::snapshot::{MonitorSnapshot, RouteSnapshot};
+use super::subsz::SubDetail;
 
 #[derive(Serialize)]
 struct Routez<'a> {
@@ -34,11 +36,26 @@ struct RouteInfo<'a> {
     in_bytes: u64,
     out_bytes: u64,
     subscriptions: u64,
-    #[serde(skip_serializing_if = "<[String]>::is_empty")]
-    subscriptions_list: &'a [String],
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    subscriptions_list: Vec<&'a str>,
+    /// Without `account` (nats-server names none for a route's interest).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    subscriptions_list_detail: Vec<SubDetail<'a>>,
 }
 
-fn route_info<'a>(route: &'a RouteSnapshot, snapshot: &MonitorSnapshot) -> RouteInfo<'a> {
+fn route_info<'a>(
+    route: &'a RouteSnapshot,
+    snapshot: &MonitorSnapshot,
+    subs: SubsMode,
+) -> RouteInfo<'a> {
+    let subscriptions_list = match subs {
+        SubsMode::List => route.subs.iter().map(|s| s.subject.as_str()).collect(),
+        _ => Vec::new(),
+    };
+    let subscriptions_list_detail = match subs {
+        SubsMode::Detail => route.subs.iter().map(|s| SubDetail::of(s, None)).collect(),
+        _ => Vec::new(),
+    };
     RouteInfo {
         rid: route.rid,
         remote_id: &route.remote_id,
@@ -57,16 +74,17 @@ fn route_info<'a>(route: &'a RouteSnapshot, snapshot: &MonitorSnapshot) -> Route
         in_bytes: route.in_bytes,
         out_bytes: route.out_bytes,
         subscriptions: route.num_subs,
-        subscriptions_list: &route.subs,
+        subscriptions_list,
+        subscriptions_list_detail,
     }
 }
 
-pub fn render(snapshot: &MonitorSnapshot) -> String {
+pub fn render(snapshot: &MonitorSnapshot, subs: SubsMode) -> String {
     let routes: Vec<RouteInfo<'_>> = snapshot
         .shards
         .iter()
         .flat_map(|s| &s.routes)
-        .map(|r| route_info(r, snapshot))
+        .map(|r| route_info(r, snapshot, subs))
         .collect();
     super::to_json(&Routez {
         server_id: &snapshot.server.server_id,
@@ -79,12 +97,13 @@ pub fn render(snapshot: &MonitorSnapshot) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::monitor::snapshot::SubscriptionSnapshot;
     use crate::monitor::test_support::sample_snapshot;
 
     #[test]
     fn shape_without_and_with_routes() {
         let mut snapshot = sample_snapshot();
-        let body = render(&snapshot);
+        let body = render(&snapshot, SubsMode::None);
         assert!(
             body.ends_with("\"num_routes\": 0,\n  \"routes\": []\n}"),
             "{body}"
@@ -105,9 +124,17 @@ mod tests {
             in_bytes: 3,
             out_bytes: 4,
             num_subs: 1,
-            subs: vec!["foo".into()],
+            subs: vec![SubscriptionSnapshot {
+                subject: "foo".into(),
+                queue: Some("grp".into()),
+                sid: "$G foo grp".into(),
+                msgs: 0,
+                max: None,
+                cid: 1,
+            }],
         });
-        let json: serde_json::Value = serde_json::from_str(&render(&snapshot)).unwrap();
+        let json: serde_json::Value =
+            serde_json::from_str(&render(&snapshot, SubsMode::List)).unwrap();
         assert_eq!(json["num_routes"], 1);
         let route = &json["routes"][0];
         assert_eq!(route["remote_id"], "NPEER");
@@ -119,5 +146,15 @@ mod tests {
             .map(String::as_str)
             .collect();
         assert!(keys.contains(&"pending_size") && keys.contains(&"idle"));
+        assert!(!keys.contains(&"subscriptions_list_detail"));
+        // subs=detail: objects as nats-server's, with no account.
+        let json: serde_json::Value =
+            serde_json::from_str(&render(&snapshot, SubsMode::Detail)).unwrap();
+        let route = &json["routes"][0];
+        assert!(route.get("subscriptions_list").is_none());
+        assert_eq!(
+            route["subscriptions_list_detail"],
+            serde_json::json!([{"subject": "foo", "qgroup": "grp", "sid": "$G foo grp", "msgs": 0, "cid": 1}])
+        );
     }
 }

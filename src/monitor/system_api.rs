@@ -212,7 +212,7 @@ fn query_pairs(endpoint: Endpoint, options: &Value) -> Result<Vec<(String, Strin
         let text = match (kind, value) {
             (Kind::Bool, Value::Bool(false)) => continue,
             (Kind::Bool, Value::Bool(true)) if key == "subscriptions_detail" => {
-                if endpoint == Endpoint::Connz {
+                if matches!(endpoint, Endpoint::Connz | Endpoint::Routez) {
                     "detail".to_string()
                 } else {
                     "true".to_string()
@@ -293,8 +293,10 @@ mod tests {
                 ("acc".to_string(), "A".to_string()),
             ]
         );
-        let detail = query_pairs(Endpoint::Connz, &json!({"subscriptions_detail": true})).unwrap();
-        assert_eq!(detail, vec![("subs".to_string(), "detail".to_string())]);
+        for endpoint in [Endpoint::Connz, Endpoint::Routez] {
+            let detail = query_pairs(endpoint, &json!({"subscriptions_detail": true})).unwrap();
+            assert_eq!(detail, vec![("subs".to_string(), "detail".to_string())]);
+        }
     }
 
     #[test]

@@ -241,11 +241,19 @@ impl<I: ShardIo> ShardBroker<I> {
             .filter(|(_, link)| link.registered)
             .filter_map(|(&key, link)| {
                 let conn = self.conns.get(key)?;
+                let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
                 let subs = if with_subs {
                     conn.subs
                         .keys()
                         .filter_map(|sk| self.subs.get(sk.index()))
-                        .map(|sub| String::from_utf8_lossy(sub.subject()).into_owned())
+                        .map(|sub| SubscriptionSnapshot {
+                            subject: text(sub.subject()),
+                            queue: sub.queue().map(text),
+                            sid: text(&sub.sid),
+                            msgs: sub.delivered,
+                            max: sub.max.map(NonZeroU64::get),
+                            cid: conn.client_id.0,
+                        })
                         .collect()
                 } else {
                     Vec::new()
