@@ -481,6 +481,10 @@ fn routez_and_varz_show_the_cluster() {
     let varz = http_get(monitor, "/varz");
     assert_eq!(varz["cluster"]["name"], "demo");
     assert_eq!(varz["cluster"]["cluster_port"], a_route);
+    // nats-server 2.9.10 prints the route TLS timeout (2 s by default) for
+    // every cluster, TLS or not; tls_required only with route TLS.
+    assert_eq!(varz["cluster"]["tls_timeout"], 2, "{varz}");
+    assert!(varz["cluster"].get("tls_required").is_none(), "{varz}");
     assert_eq!(varz["routes"], 1);
     // subs=detail: nats-server 2.9.10 lists each interest as an object
     // (sid `<account> <subject> [<queue>]`, the route's cid, no account).

@@ -58,8 +58,11 @@ pub struct ClusterFacts {
     pub auth_timeout: Duration,
     /// The configured routes, `host:port`.
     pub urls: Vec<String>,
-    /// `cluster { tls { timeout } }` when route TLS is on.
-    pub tls_timeout: Option<Duration>,
+    /// `cluster { tls { timeout } }`, 2 s by default: nats-server prints
+    /// it for every cluster, with TLS or without.
+    pub tls_timeout: Duration,
+    /// Route TLS is on (`tls_required` and `tls_verify` in `/varz`).
+    pub tls: bool,
 }
 
 /// One subscription, as `/connz?subs=detail` and `/subsz?subs=1` list it.

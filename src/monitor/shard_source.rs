@@ -167,7 +167,11 @@ impl SnapshotSource for ShardSnapshots {
                     port: self.shared.route_addr.map_or(0, |a| a.port()),
                     auth_timeout: configured.auth_timeout,
                     urls: configured.routes.iter().map(|r| r.host_port()).collect(),
-                    tls_timeout: configured.tls.as_ref().map(|t| t.timeout()),
+                    tls_timeout: configured
+                        .tls
+                        .as_ref()
+                        .map_or(crate::config::tls::DEFAULT_TLS_TIMEOUT, |t| t.timeout()),
+                    tls: configured.tls.is_some(),
                 }
             }),
         };

@@ -54,9 +54,9 @@ impl<'a> ClusterVarz<'a> {
                 cluster_port: c.port,
                 auth_timeout: Some(GoFloat(c.auth_timeout.as_secs_f64())),
                 urls: &c.urls,
-                tls_timeout: c.tls_timeout.map(|t| GoFloat(t.as_secs_f64())),
-                tls_required: c.tls_timeout.is_some(),
-                tls_verify: c.tls_timeout.is_some(),
+                tls_timeout: Some(GoFloat(c.tls_timeout.as_secs_f64())),
+                tls_required: c.tls,
+                tls_verify: c.tls,
             },
             None => ClusterVarz::default(),
         }
