@@ -501,6 +501,35 @@ fn connz_and_accountz_name_the_accounts_of_connections() {
         (unknown.status, unknown.body.as_str()),
         (400, "Account Z does not exist")
     );
+    // `/accstatz` (nats-server 2.9.10; prometheus-nats-exporter
+    // -accstatz): the accounts with connections, all with unused=1.
+    let stat_names = |body: &Value| -> Vec<String> {
+        let mut names: Vec<String> = body["account_statz"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no account_statz: {body}"))
+            .iter()
+            .map(|a| a["acc"].as_str().unwrap().to_string())
+            .collect();
+        names.sort();
+        names
+    };
+    let statz = json("/accstatz");
+    assert_eq!(stat_names(&statz), ["A", "B"], "{statz}");
+    let a_stat = statz["account_statz"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["acc"] == "A")
+        .unwrap();
+    assert_eq!(a_stat["conns"], 1);
+    assert_eq!(a_stat["total_conns"], 1);
+    assert_eq!(a_stat["leafnodes"], 0);
+    assert!(a_stat["sent"]["msgs"].is_u64() && a_stat["received"]["bytes"].is_u64());
+    assert_eq!(
+        stat_names(&json("/accstatz?unused=1")),
+        ["$G", "$SYS", "A", "B"]
+    );
+    assert_eq!(get(monitor, "/accstatz?unused=x").status, 400);
 }
 
 /// `/metrics` as a scraper reads it: the text format (checked line by line

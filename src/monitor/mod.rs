@@ -1,5 +1,5 @@
 //! HTTP monitoring (`-m <port>`): nats-server's `/varz`, `/connz`, `/subsz`,
-//! `/routez`, `/accountz` and `/healthz` (plus the empty `/gatewayz`,
+//! `/routez`, `/accountz`, `/accstatz` and `/healthz` (plus the empty `/gatewayz`,
 //! `/leafz` and the `/` index), served from plain threads off the shards.
 //!
 //! Layout:
@@ -8,7 +8,8 @@
 //! - `server`: listener, accept thread, one thread per connection;
 //! - `http`: request parsing with limits, query decoding, response writing;
 //! - `routes`: base path, endpoint table, `http_req_stats`, JSONP;
-//! - `varz`, `connz`, `subsz`, `accountz`, `unclustered`: one module per body;
+//! - `varz`, `connz`, `subsz`, `accountz`, `accstatz`, `unclustered`: one
+//!   module per body;
 //! - `metrics`: `/metrics`, the Prometheus text exposition;
 //! - [`system_api`]: the same endpoints as the system account's services;
 //! - `params`: query parameters with nats-server's 400 texts;
@@ -16,6 +17,7 @@
 //! - `process`: RSS and CPU of this process from `/proc`.
 
 mod accountz;
+mod accstatz;
 mod connz;
 pub mod format;
 /// Public for the fuzz targets (`tests/fuzz`).

@@ -9,7 +9,7 @@ use super::http::{self, Request, Response};
 use super::process::{self, CpuSampler};
 use super::snapshot::{MonitorSnapshot, SnapshotRequest};
 use super::subsz::{self, SubszOptions};
-use super::{accountz, metrics, params, routez, unclustered, varz, SnapshotSource};
+use super::{accountz, accstatz, metrics, params, routez, unclustered, varz, SnapshotSource};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
@@ -21,6 +21,7 @@ pub enum Endpoint {
     Gatewayz,
     Leafz,
     Accountz,
+    Accstatz,
     Healthz,
     /// Prometheus text (percore's own; nats-server has no such endpoint).
     Metrics,
@@ -39,6 +40,7 @@ impl Endpoint {
             "/gatewayz" => Endpoint::Gatewayz,
             "/leafz" => Endpoint::Leafz,
             "/accountz" => Endpoint::Accountz,
+            "/accstatz" => Endpoint::Accstatz,
             "/healthz" => Endpoint::Healthz,
             "/metrics" => Endpoint::Metrics,
             _ => return None,
@@ -57,6 +59,7 @@ impl Endpoint {
             Endpoint::Gatewayz => "/gatewayz",
             Endpoint::Leafz => "/leafz",
             Endpoint::Accountz => "/accountz",
+            Endpoint::Accstatz => "/accstatz",
             Endpoint::Healthz => "/healthz",
             Endpoint::Metrics => "/metrics",
         }
@@ -224,6 +227,14 @@ impl Router {
                     snapshot.server.mem = process::resident_bytes();
                     metrics::render(&snapshot, stats)
                 }),
+            Endpoint::Accstatz => {
+                let unused = params::boolean(query, "unused")?;
+                self.snapshot(SnapshotRequest {
+                    with_connections: true,
+                    ..SnapshotRequest::default()
+                })
+                .map(|snapshot| accstatz::render(&snapshot, unused))
+            }
             Endpoint::Accountz => match self.snapshot(SnapshotRequest::default()) {
                 Some(snapshot) => Some(accountz::render(&snapshot, query.get("acc"))?),
                 None => None,
