@@ -168,7 +168,7 @@ fn run(mut options: Options, args: Vec<String>) -> ExitCode {
                                 error!("{skipped}");
                             }
                             percore::config::accounts::keep_account_ids(&mut new, &options.accounts);
-                            match running.reload(&new) {
+                            match running.update_accounts(&new) {
                                 Ok(()) => options = new,
                                 Err(e) => error!("account update not applied: {e}"),
                             }

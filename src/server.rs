@@ -145,6 +145,16 @@ impl RunningServer {
     /// changes. New handshakes use the new TLS settings; established
     /// connections keep theirs.
     pub fn reload(&self, options: &Options) -> Result<(), String> {
+        self.apply(options, true)
+    }
+
+    /// Like [`RunningServer::reload`], for accounts a resolver updated: no
+    /// configuration file was loaded, so `config_load_time` stays.
+    pub fn update_accounts(&self, options: &Options) -> Result<(), String> {
+        self.apply(options, false)
+    }
+
+    fn apply(&self, options: &Options, loaded_from_file: bool) -> Result<(), String> {
         match (&self.shared.tls, &options.tls) {
             (None, None) => {}
             (Some(acceptor), Some(_)) => acceptor.reload(options)?,
@@ -159,6 +169,8 @@ impl RunningServer {
         let mut identity = (*self.shared.identity).clone();
         identity.auth_required = options.auth.auth_required();
         identity.tls = tls_advertised(options);
+        // As nats-server: new clients' INFO gives the reloaded limit.
+        identity.max_payload = options.max_payload;
         let identity = Arc::new(identity);
         // The cluster as started, with the reloaded route permissions
         // (the only cluster option a reload may change).
@@ -172,6 +184,9 @@ impl RunningServer {
             Arc::new(settings)
         });
         let limits = shard_limits(options, &self.shared.account_connections, cluster);
+        if loaded_from_file {
+            self.shared.set_loaded(options, identity.clone());
+        }
         self.send_all(AdminCommand::Reload(limits, identity));
         Ok(())
     }
@@ -246,15 +261,22 @@ pub fn start(options: Options) -> Result<RunningServer, String> {
         tls: tls_advertised(&options),
     };
     let (claims_changed_tx, claims_changed) = crossbeam_channel::unbounded();
+    let identity = Arc::new(identity);
+    let started = SystemTime::now();
     let shared = Arc::new(BrokerShared {
         claims_changed: claims_changed_tx,
         options: options.clone(),
-        identity: Arc::new(identity),
+        identity: identity.clone(),
         shard_count,
         live_connections: AtomicUsize::new(0),
         account_connections: Arc::default(),
         total_connections: Default::default(),
-        started: SystemTime::now(),
+        started,
+        loaded: std::sync::RwLock::new(crate::shared::LoadedConfig {
+            options: Arc::new(options.clone()),
+            identity,
+            at: started,
+        }),
         tls,
         route_tls,
         cluster,

@@ -744,3 +744,42 @@ fn a_real_prometheus_scrapes_metrics() {
         "one delivery latency histogram scraped: {body}"
     );
 }
+
+/// A reload shows in `/varz` as in nats-server 2.9.10: `config_load_time`
+/// moves (`start` does not), the reloaded limits are reported, and new
+/// clients on both shards get the new `max_payload` in INFO.
+#[test]
+fn varz_and_info_show_a_reload() {
+    let broker = Broker::start_with(&["-m", "-1"], Some("max_payload: 1048576\n"));
+    let monitor = broker.monitor.expect("monitor address in the log");
+    let before = get(monitor, "/varz").json();
+    assert_eq!(before["config_load_time"], before["start"], "{before}");
+    std::fs::write(
+        broker.config_path().expect("config file"),
+        "max_payload: 2097152\nping_interval: \"30s\"\n",
+    )
+    .expect("rewrite config");
+    broker.signal(libc::SIGHUP);
+    broker
+        .wait_log("Reloaded server configuration", IO_TIMEOUT)
+        .expect("reloaded");
+    let after = get(monitor, "/varz").json();
+    assert_ne!(
+        after["config_load_time"], before["config_load_time"],
+        "{after}"
+    );
+    assert_eq!(after["start"], before["start"]);
+    assert_eq!(after["max_payload"], 2097152, "{after}");
+    assert_eq!(after["ping_interval"], 30_000_000_000u64, "{after}");
+    // Each shard takes the reload at its next housekeeping tick.
+    for shard in 0..broker.shards {
+        let deadline = Instant::now() + IO_TIMEOUT;
+        loop {
+            let client = client_on_shard(&broker, shard);
+            if client.info_json()["max_payload"] == 2097152 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "still {}", client.info);
+        }
+    }
+}

@@ -120,8 +120,10 @@ impl SnapshotSource for ShardSnapshots {
             shards.push(reply_rx.recv_deadline(deadline).ok()?);
         }
         shards.sort_by_key(|s: &ShardSnapshot| s.shard);
-        let options = &self.shared.options;
-        let identity = &self.shared.identity;
+        // The configuration as last loaded (a reload shows in `/varz`).
+        let loaded = self.shared.loaded();
+        let options = &*loaded.options;
+        let identity = &*loaded.identity;
         let server = ServerFacts {
             server_id: identity.server_id.clone(),
             server_name: identity.server_name.clone(),
@@ -151,7 +153,7 @@ impl SnapshotSource for ShardSnapshots {
                 .map_or(crate::config::tls::DEFAULT_TLS_TIMEOUT, |t| t.timeout()),
             write_deadline: options.write_deadline,
             start: self.shared.started,
-            config_load_time: self.shared.started,
+            config_load_time: loaded.at,
             cores: std::thread::available_parallelism()
                 .map(|n| n.get() as u64)
                 .unwrap_or(1),
