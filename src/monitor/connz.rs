@@ -284,13 +284,15 @@ pub fn select<'a>(
         State::Closed => closed.collect(),
         State::Any => open.chain(closed).collect(),
     };
-    if let Some(user) = &options.user {
-        chosen.retain(|connection| connection.authorized_user.as_ref() == Some(user));
-    }
     if let Some(account) = &options.account {
         chosen.retain(|connection| &connection.account == account);
     }
+    // nats-server counts `total` before the user filter (only the
+    // account narrows it), so `user=` pages through a larger total.
     let total = chosen.len();
+    if let Some(user) = &options.user {
+        chosen.retain(|connection| connection.authorized_user.as_ref() == Some(user));
+    }
     if let Some(cid) = options.cid {
         // nats-server reports the total of open connections even here.
         chosen.retain(|connection| connection.cid == cid);
