@@ -72,11 +72,12 @@ fn peer_greeted(node: &mut Node, rid: u64, server_id: &str) -> (Route, String) {
     (route, greeting)
 }
 
-/// A client of a clustered server: its INFO names the cluster.
+/// A client of a clustered server: its INFO names the cluster, and has no
+/// `connect_urls` until a peer sent its own (as nats-server 2.9.10).
 fn clustered_client(node: &mut Node, cid: u64) -> Client {
     let (client, greeting) = node.accept(cid, None);
     assert!(
-        greeting.ends_with(",\"cluster\":\"demo\",\"connect_urls\":[\"127.0.0.1:4222\"]} \r\n"),
+        greeting.ends_with(",\"cluster\":\"demo\"} \r\n"),
         "{greeting}"
     );
     client
