@@ -688,6 +688,13 @@ fn lame_duck_sends_our_clients_to_the_other_nodes_only() {
         let info = wait_info(client, |info| info["ldm"] == true);
         assert_eq!(urls(&info), vec![theirs.clone()], "{info} (ours: {ours})");
     }
+    // The peer leaves: our URL does not come back (nats-server drops its
+    // own URLs at lame duck for good).
+    drop(n);
+    for client in clients.iter_mut() {
+        let info = wait_info(client, |info| !urls(info).contains(&theirs));
+        assert!(urls(&info).is_empty(), "{info} (ours: {ours})");
+    }
 }
 
 #[test]

@@ -414,11 +414,16 @@ impl<I: ShardIo> ShardBroker<I> {
         if cluster.settings.no_advertise && !renamed {
             return;
         }
-        let urls = if cluster.settings.no_advertise {
+        let mut urls = if cluster.settings.no_advertise {
             Vec::new()
         } else {
             cluster.connect_urls()
         };
+        if self.lame_duck {
+            // nats-server drops its own URLs at lame duck for good: a peer
+            // joining or leaving afterwards does not bring them back.
+            urls.retain(|url| !cluster.settings.client_urls.contains(url));
+        }
         if self
             .client_cluster
             .as_ref()
