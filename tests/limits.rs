@@ -44,6 +44,36 @@ fn msg_frame(subject: &str, sid: &str, payload: &[u8]) -> Vec<u8> {
 // ---------------------------------------------------------------- max_payload
 
 #[test]
+fn a_reloaded_max_payload_applies_to_open_clients() {
+    // nats-server's reload sets every client's limit, not only new ones'.
+    let broker = Broker::start_with(&[], Some("max_payload: 4096\n"));
+    let mut open: Vec<_> = (0..broker.shards)
+        .map(|shard| client_on_shard(&broker, shard))
+        .collect();
+    for client in open.iter_mut() {
+        session(client, &pub_frame("fits", &[b'x'; 3000]), b"");
+    }
+    std::fs::write(
+        broker.config_path().expect("config file"),
+        "max_payload: 1024\n",
+    )
+    .expect("rewrite config");
+    broker.signal(libc::SIGHUP);
+    // Each shard takes the reload at its next housekeeping tick: a new
+    // client's INFO on that shard shows when it has.
+    for shard in 0..broker.shards {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while client_on_shard(&broker, shard).info_json()["max_payload"] != 1024 {
+            assert!(Instant::now() < deadline, "shard {shard} never reloaded");
+        }
+    }
+    for client in open.iter_mut() {
+        client.send(b"PUB fits 3000\r\n");
+        client.expect_closed_after(b"-ERR 'Maximum Payload Violation'\r\n");
+    }
+}
+
+#[test]
 fn max_payload_default() {
     // Row 19; exactly max_payload is accepted (and crosses shards intact).
     let broker = Broker::start();

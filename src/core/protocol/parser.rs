@@ -303,6 +303,13 @@ impl Parser {
         }
     }
 
+    /// The server's `max_payload` as last loaded: a reload applies to
+    /// connections already open too, as nats-server's reload sets every
+    /// client's limit. Checked on the next control line.
+    pub fn set_max_payload(&mut self, max_payload: usize) {
+        self.max_payload = max_payload;
+    }
+
     /// Accepts HPUB (`true`) or closes on it with
     /// [`ParseError::HeadersNotNegotiated`]; the broker calls it after each
     /// CONNECT with what that CONNECT negotiated.

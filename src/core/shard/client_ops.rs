@@ -62,6 +62,8 @@ impl<I: ShardIo> ShardBroker<I> {
         if let Some(conn) = self.conns.get_mut(key) {
             conn.last_activity = now;
         }
+        // One store per read: a reloaded max_payload reaches open clients.
+        parser.set_max_payload(self.limits.max_payload);
         let mut consumed = 0;
         loop {
             if self.is_closing(key) {
