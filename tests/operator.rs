@@ -15,6 +15,7 @@ use futures::StreamExt;
 use nkeys::KeyPair;
 use percore_core::jwt::mint::{mint_issued_at, unlimited};
 use serde_json::{json, Value};
+use support::interest::ShardProbes;
 use support::{one_client_per_shard, Broker, RawClient};
 
 const SHARDS: u64 = 2;
@@ -1814,11 +1815,21 @@ async fn system_services_and_events_in_operator_mode() {
         .await
         .expect("system user connects");
     let id = system.server_info().server_id.clone();
+    // System users on each shard prove the subscription below is in effect
+    // everywhere before the logins whose events it waits for (async-nats'
+    // `flush` only writes its socket); logged in first, so that their own
+    // CONNECT events (of the system account anyway) reach no one.
+    let probes = (0..SHARDS).map(|_| raw_login(&broker, &admin)).collect();
+    let mut probes = ShardProbes::on_every_shard(&broker, probes);
     let mut events = system
         .subscribe(format!("$SYS.ACCOUNT.{}.*", acc.key.public_key()))
         .await
         .expect("subscribe");
-    system.flush().await.expect("flush");
+    probes
+        .await_interest(&mut events, |i| {
+            format!("$SYS.ACCOUNT.{}.PROBE{i}", acc.key.public_key())
+        })
+        .await;
     // A client of the account on each shard: two connects.
     let member = user(&acc, json!({}), user_limits(json!({})));
     let clients: Vec<RawClient> = (0..SHARDS).map(|_| raw_login(&broker, &member)).collect();
