@@ -9,10 +9,11 @@
 //!   socket; it sends no PING. It is used to push messages out, never as a
 //!   barrier.
 //! * "this subscription is known on the publisher's shard" is established by
-//!   [`interest_ready`]: the subscriber adds a probe subscription after the
-//!   real ones and the publisher requests on it until it gets an answer.
-//!   Interest changes travel between two shards in one FIFO, so once the probe
-//!   is known there, every earlier SUB/UNSUB of that connection is too.
+//!   `support::interest::interest_ready`: the subscriber adds a probe
+//!   subscription after the real ones and the publisher requests on it until
+//!   it gets an answer. Interest changes travel between two shards in one
+//!   FIFO, so once the probe is known there, every earlier SUB/UNSUB of that
+//!   connection is too.
 //! * "everything before has been delivered" is established by a sentinel
 //!   message published last by the same publisher (per-publisher order).
 //! * Every await that depends on the server is bounded by [`within`].
@@ -28,6 +29,7 @@ use async_nats::client::{PublishErrorKind, RequestErrorKind};
 use async_nats::{Client, ConnectOptions, HeaderMap, Message, Subscriber};
 use bytes::Bytes;
 use futures::{FutureExt, StreamExt};
+use support::interest::interest_ready;
 use support::{Broker, RawClient};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -109,38 +111,6 @@ fn text(msg: &Message) -> String {
 
 fn in_messages(client: &Client) -> u64 {
     client.statistics().in_messages.load(Ordering::Relaxed)
-}
-
-/// Returns once every SUB/UNSUB `subscriber` sent so far is applied on
-/// `publisher`'s shard (see the module comment).
-async fn interest_ready(subscriber: &Client, publisher: &Client) {
-    let subject = format!("ready.{}", subscriber.new_inbox());
-    let mut probe = subscribe(subscriber, &subject).await;
-    let replier = subscriber.clone();
-    let responder = tokio::spawn(async move {
-        while let Some(msg) = probe.next().await {
-            if let Some(reply) = msg.reply {
-                replier.publish(reply, Bytes::new()).await.expect("reply");
-                replier.flush().await.expect("flush reply");
-            }
-        }
-    });
-    within(
-        "the probe subscription to reach the publisher's shard",
-        async {
-            loop {
-                match publisher.request(subject.clone(), Bytes::new()).await {
-                    Ok(_) => break,
-                    Err(e) if e.kind() == RequestErrorKind::NoResponders => {
-                        tokio::task::yield_now().await
-                    }
-                    Err(e) => panic!("probe request failed: {e}"),
-                }
-            }
-        },
-    )
-    .await;
-    responder.abort();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,6 +14,12 @@ use support::{one_client_per_shard, Broker, RawClient};
 
 const WAIT: Duration = Duration::from_secs(10);
 
+/// The authentication timeout (seconds) of the servers whose logins check
+/// a bcrypt hash or an Ed25519 signature: in a debug build on a loaded
+/// machine these can take longer than the default 2 s, which cut the
+/// login with 'Authentication Timeout' in tests that are not about it.
+const LOGIN_TIMEOUT: u32 = 10;
+
 /// A request from one shard is answered by a subscriber on the other.
 /// (async-nats's `flush` sends no PING, so the request is retried while
 /// the server answers "no responders": the subscription is then known on
@@ -77,7 +83,7 @@ async fn a_token_from_the_command_line() {
 async fn users_with_plain_and_bcrypt_passwords_from_a_config_file() {
     let hash = bcrypt::hash("hashed pw", 4).expect("bcrypt");
     let config = format!(
-        "authorization {{\n  users: [\n    {{user: alice, password: \"plain pw\"}}\n    {{user: bob, password: \"{hash}\"}}\n  ]\n}}\n"
+        "authorization {{\n  timeout: {LOGIN_TIMEOUT}\n  users: [\n    {{user: alice, password: \"plain pw\"}}\n    {{user: bob, password: \"{hash}\"}}\n  ]\n}}\n"
     );
     let broker = Broker::with_config(&config);
     let alice = one_client_per_shard(&broker, || {
@@ -106,7 +112,7 @@ async fn an_nkey_user_signs_a_fresh_nonce() {
     let user = nkeys::KeyPair::new_user();
     let seed = user.seed().expect("seed");
     let config = format!(
-        "authorization {{ users: [ {{nkey: {}}} ] }}\n",
+        "authorization {{ timeout: {LOGIN_TIMEOUT}, users: [ {{nkey: {}}} ] }}\n",
         user.public_key()
     );
     let broker = Broker::with_config(&config);

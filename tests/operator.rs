@@ -15,10 +15,19 @@ use futures::StreamExt;
 use nkeys::KeyPair;
 use percore_core::jwt::mint::{mint_issued_at, unlimited};
 use serde_json::{json, Value};
+use support::interest::ShardProbes;
 use support::{one_client_per_shard, Broker, RawClient};
 
 const SHARDS: u64 = 2;
 const WAIT: Duration = Duration::from_secs(10);
+
+/// The servers' authentication timeout. Under a loaded machine a debug
+/// build's Ed25519 checks (a user JWT, the nonce's signature, an account
+/// JWT) can take longer than the default 2 s, which cut such logins with
+/// 'Authentication Timeout' and failed tests that are not about it. In
+/// operator mode nats-server 2.9 takes an `authorization` block that holds
+/// only a timeout.
+const LOGIN_TIMEOUT: &str = "authorization { timeout: 10 }\n";
 
 fn now() -> i64 {
     SystemTime::now()
@@ -101,7 +110,7 @@ fn memory_config(op: &Operator, accounts: &[&AccountKeys]) -> String {
         .map(|a| format!("  {}: \"{}\"", a.key.public_key(), a.jwt))
         .collect();
     format!(
-        "operator: \"{}\"\nresolver: MEMORY\nresolver_preload: {{\n{}\n}}\n",
+        "operator: \"{}\"\nresolver: MEMORY\nresolver_preload: {{\n{}\n}}\n{LOGIN_TIMEOUT}",
         op.jwt,
         preload.join("\n")
     )
@@ -236,7 +245,7 @@ fn missing_jwt_bad_signature_and_unknown_accounts_are_violations() {
     let rogue = operator();
     let rogue_acc = account(&rogue, json!({"limits": unlimited()}));
     let broker = Broker::with_config(&format!(
-        "operator: \"{}\"\nresolver: MEMORY\nresolver_preload: {{ {}: \"{}\" }}\n",
+        "operator: \"{}\"\nresolver: MEMORY\nresolver_preload: {{ {}: \"{}\" }}\n{LOGIN_TIMEOUT}",
         op.jwt,
         rogue_acc.key.public_key(),
         rogue_acc.jwt
@@ -477,7 +486,7 @@ fn the_full_resolver_reads_account_files() {
         std::fs::write(dir.join(format!("{}.jwt", a.key.public_key())), &a.jwt).expect("write");
     }
     let broker = Broker::with_config(&format!(
-        "operator: \"{}\"\nsystem_account: {}\nresolver: {{ type: full, dir: \"{}\" }}\n",
+        "operator: \"{}\"\nsystem_account: {}\nresolver: {{ type: full, dir: \"{}\" }}\n{LOGIN_TIMEOUT}",
         op.jwt,
         sys.key.public_key(),
         dir.display()
@@ -597,7 +606,7 @@ fn full_resolver(
         std::fs::write(dir.join(format!("{}.jwt", a.key.public_key())), &a.jwt).expect("write");
     }
     let broker = Broker::with_config(&format!(
-        "operator: \"{}\"\nsystem_account: {}\nresolver: {{ type: full, dir: \"{}\" }}\n",
+        "operator: \"{}\"\nsystem_account: {}\nresolver: {{ type: full, dir: \"{}\" }}\n{LOGIN_TIMEOUT}",
         op.jwt,
         sys.key.public_key(),
         dir.display()
@@ -783,7 +792,7 @@ fn lookup_list_and_delete_of_account_jwts() {
         std::fs::write(dir.join(format!("{}.jwt", a.key.public_key())), &a.jwt).expect("write");
     }
     let broker = Broker::with_config(&format!(
-        "operator: \"{}\"\nsystem_account: {}\nresolver: {{ type: full, dir: \"{}\", allow_delete: true }}\n",
+        "operator: \"{}\"\nsystem_account: {}\nresolver: {{ type: full, dir: \"{}\", allow_delete: true }}\n{LOGIN_TIMEOUT}",
         op.jwt,
         sys.key.public_key(),
         dir.display()
@@ -1189,7 +1198,7 @@ impl AccountServer {
 
     fn config(&self, op: &Operator, sys: &AccountKeys) -> String {
         format!(
-            "operator: \"{}\"\nsystem_account: {}\nresolver: URL(\"{}\")\n",
+            "operator: \"{}\"\nsystem_account: {}\nresolver: URL(\"{}\")\n{LOGIN_TIMEOUT}",
             op.jwt,
             sys.key.public_key(),
             self.url
@@ -1308,12 +1317,9 @@ fn a_hanging_url_resolver_fails_the_login_after_the_timeout_without_stalling_the
     // The fetch gives up after 1.9 s, as nats-server's, just before the
     // default 2 s authentication timeout; a debug build's Ed25519 checks
     // (~100 ms a login here) can push the refusal past it, so the
-    // timeout is longer here to see the refusal the fetch causes.
-    let config = format!(
-        "{}authorization {{ timeout: 5 }}\n",
-        server.config(&op, &sys)
-    );
-    let broker = Broker::with_config(&config);
+    // config's longer timeout (LOGIN_TIMEOUT) lets the test see the
+    // refusal the fetch causes.
+    let broker = Broker::with_config(&server.config(&op, &sys));
     let mut steady = raw_login(&broker, &user(&acc, json!({}), user_limits(json!({}))));
     let shard = steady.shard(broker.shards);
     let mut waiting = (0..broker.shards * 2)
@@ -1617,11 +1623,8 @@ fn a_hanging_url_resolver_side_by_side_with_nats_server() {
     let start = || {
         let accounts = AccountServer::start(&[&sys]);
         accounts.hang(&slow.key.public_key());
-        // See the hanging test above for the longer authentication timeout.
-        let config = format!(
-            "{}authorization {{ timeout: 5 }}\n",
-            accounts.config(&op, &sys)
-        );
+        // Its LOGIN_TIMEOUT: see the hanging test above.
+        let config = accounts.config(&op, &sys);
         (accounts, config)
     };
     let (ours, config) = start();
@@ -1658,7 +1661,7 @@ fn an_operators_account_server_url_is_its_resolver() {
     let acc = account(&op, json!({"limits": unlimited()}));
     server.add(&acc);
     // No `resolver`: nats-server uses `<account_server_url>/accounts`.
-    let broker = Broker::with_config(&format!("operator: \"{}\"\n", op.jwt));
+    let broker = Broker::with_config(&format!("operator: \"{}\"\n{LOGIN_TIMEOUT}", op.jwt));
     raw_login(&broker, &user(&acc, json!({}), user_limits(json!({}))));
     assert_eq!(server.requests_for(&acc.key.public_key()), 1);
 }
@@ -1812,11 +1815,21 @@ async fn system_services_and_events_in_operator_mode() {
         .await
         .expect("system user connects");
     let id = system.server_info().server_id.clone();
+    // System users on each shard prove the subscription below is in effect
+    // everywhere before the logins whose events it waits for (async-nats'
+    // `flush` only writes its socket); logged in first, so that their own
+    // CONNECT events (of the system account anyway) reach no one.
+    let probes = (0..SHARDS).map(|_| raw_login(&broker, &admin)).collect();
+    let mut probes = ShardProbes::on_every_shard(&broker, probes);
     let mut events = system
         .subscribe(format!("$SYS.ACCOUNT.{}.*", acc.key.public_key()))
         .await
         .expect("subscribe");
-    system.flush().await.expect("flush");
+    probes
+        .await_interest(&mut events, |i| {
+            format!("$SYS.ACCOUNT.{}.PROBE{i}", acc.key.public_key())
+        })
+        .await;
     // A client of the account on each shard: two connects.
     let member = user(&acc, json!({}), user_limits(json!({})));
     let clients: Vec<RawClient> = (0..SHARDS).map(|_| raw_login(&broker, &member)).collect();

@@ -16,6 +16,7 @@ use async_nats::ConnectOptions;
 use futures::StreamExt;
 use serde_json::Value;
 use support::cluster::nats_server_with_config;
+use support::interest::ShardProbes;
 use support::system_accounts::CONFIG;
 use support::{one_client_per_shard, Broker, RawClient};
 
@@ -67,62 +68,22 @@ fn raw_login_at(addr: SocketAddr, user: &str, name: &str) -> RawClient {
     client
 }
 
-/// A system user logged in on each shard, to prove a subscription is in
-/// effect everywhere before a test acts. async-nats' `flush` only writes
-/// its socket (0.38 sends no PING), so a SUB it "flushed" may not have
-/// reached the other shard yet: a client logging in there a moment later
-/// raised no CONNECT event (seen under load, 1 run in 3). Log the probes
-/// in before the subscription exists, so their own CONNECT events reach
-/// no one.
-struct ShardProbes(Vec<RawClient>);
+/// `count` system users logged in at `addr`, to publish the probes that
+/// prove a subscription is in effect on every shard (see
+/// `support::interest`): async-nats' `flush` only writes its socket, so a
+/// client logging in on the other shard a moment later could raise no
+/// CONNECT event yet (seen under load, 1 run in 3). They log in before the
+/// subscription exists, so that their own CONNECT events reach no one.
+fn sys_probes(addr: SocketAddr, count: usize) -> Vec<RawClient> {
+    (0..count)
+        .map(|i| raw_login_at(addr, "sys", &format!("probe{i}")))
+        .collect()
+}
 
-impl ShardProbes {
-    fn log_in(broker: &Broker) -> ShardProbes {
-        let probes = ShardProbes::log_in_at(broker.addr, broker.shards);
-        let shards: BTreeSet<usize> = probes.0.iter().map(|p| p.shard(broker.shards)).collect();
-        assert_eq!(shards.len(), broker.shards, "one probe on each shard");
-        probes
-    }
-
-    /// `count` probes on the server at `addr` (1 for nats-server).
-    fn log_in_at(addr: SocketAddr, count: usize) -> ShardProbes {
-        ShardProbes(
-            (0..count)
-                .map(|i| raw_login_at(addr, "sys", &format!("probe{i}")))
-                .collect(),
-        )
-    }
-
-    /// Waits until `sub` (which must match `$SYS.ACCOUNT.APP.PROBE<i>`) receives
-    /// a probe published on every shard, publishing again the ones not seen
-    /// yet (a publish that came before the interest reached no one).
-    async fn await_interest(&mut self, sub: &mut async_nats::Subscriber) {
-        let deadline = Instant::now() + WAIT;
-        let mut seen = BTreeSet::new();
-        while seen.len() < self.0.len() {
-            assert!(Instant::now() < deadline, "probes seen: {seen:?}");
-            for (i, probe) in self.0.iter_mut().enumerate() {
-                let subject = format!("$SYS.ACCOUNT.APP.PROBE{i}");
-                if !seen.contains(&subject) {
-                    probe.send(format!("PUB {subject} 0\r\n\r\nPING\r\n").as_bytes());
-                    probe.expect(b"PONG\r\n");
-                }
-            }
-            while let Ok(Some(message)) =
-                tokio::time::timeout(Duration::from_millis(200), sub.next()).await
-            {
-                assert!(
-                    message.subject.starts_with("$SYS.ACCOUNT.APP.PROBE"),
-                    "{} before the probes",
-                    message.subject
-                );
-                seen.insert(message.subject.to_string());
-                if seen.len() == self.0.len() {
-                    break;
-                }
-            }
-        }
-    }
+/// The subject probe `i` publishes: an APP account event subject nothing
+/// in the server serves.
+fn probe_subject(i: usize) -> String {
+    format!("$SYS.ACCOUNT.APP.PROBE{i}")
 }
 
 /// The next message of `sub`, as JSON.
@@ -189,8 +150,18 @@ async fn ping_connz_lists_the_clients_of_both_shards() {
     let mut cids = Vec::new();
     let mut subs = Vec::new();
     for app in &apps {
-        subs.push(app.subscribe("orders.>").await.expect("subscribe"));
-        app.flush().await.expect("flush");
+        let mut sub = app.subscribe("orders.>").await.expect("subscribe");
+        // CONNZ reads each shard's own view: the SUB must have been
+        // processed there (async-nats' `flush` only writes the socket). A
+        // message of the connection's own comes back only after its SUB.
+        app.publish("orders.ready", "".into())
+            .await
+            .expect("publish");
+        tokio::time::timeout(WAIT, sub.next())
+            .await
+            .expect("own message in time")
+            .expect("subscription open");
+        subs.push(sub);
         cids.push(app.server_info().client_id);
     }
     let sys = connect(broker.addr, "sys").await;
@@ -240,9 +211,9 @@ async fn connect_and_disconnect_events_for_clients_on_both_shards() {
     let broker = Broker::with_config(CONFIG);
     let sys = connect(broker.addr, "sys").await;
     let id = sys.server_info().server_id.clone();
-    let mut probes = ShardProbes::log_in(&broker);
+    let mut probes = ShardProbes::on_every_shard(&broker, sys_probes(broker.addr, broker.shards));
     let mut events = sys.subscribe("$SYS.ACCOUNT.*.*").await.expect("subscribe");
-    probes.await_interest(&mut events).await;
+    probes.await_interest(&mut events, probe_subject).await;
     let first = raw_login(&broker, "app", "first");
     let second = raw_login(&broker, "app", "second");
     let shards: BTreeSet<usize> = [first.shard(broker.shards), second.shard(broker.shards)].into();
@@ -296,11 +267,19 @@ async fn another_account_sees_no_system_traffic() {
         .expect_err("no server service in another account");
     assert_eq!(error.kind(), RequestErrorKind::NoResponders);
     let mut snoop = app.subscribe("$SYS.>").await.expect("subscribe");
-    app.flush().await.expect("flush");
+    // The SUB must be in effect on the app's shard before the CONNECT
+    // event below is raised there, or a leak would go unseen; async-nats'
+    // `flush` only writes the socket. The server answers a request nobody
+    // serves itself, after the SUB sent before it.
+    let error = app
+        .request("nobody.serves.this", "".into())
+        .await
+        .expect_err("no responders");
+    assert_eq!(error.kind(), RequestErrorKind::NoResponders);
     let sys = connect(broker.addr, "sys").await;
-    let mut probes = ShardProbes::log_in(&broker);
+    let mut probes = ShardProbes::on_every_shard(&broker, sys_probes(broker.addr, broker.shards));
     let mut events = sys.subscribe("$SYS.ACCOUNT.>").await.expect("subscribe");
-    probes.await_interest(&mut events).await;
+    probes.await_interest(&mut events, probe_subject).await;
     // System traffic the app's subscription would match. The app (cid 1)
     // and this client (cid 5, after sys and the probes) share a shard, where the CONNECT event is
     // published: a leak would reach the app before its own marker below.
@@ -389,8 +368,9 @@ async fn answers_have_nats_server_keys() {
     }
     // The events: the same keys, the client's too (a raw client with
     // name, lang and version, and a user).
-    let mut ours_probes = ShardProbes::log_in(&broker);
-    let mut theirs_probes = ShardProbes::log_in_at(reference.addr, 1);
+    let mut ours_probes =
+        ShardProbes::on_every_shard(&broker, sys_probes(broker.addr, broker.shards));
+    let mut theirs_probes = ShardProbes::new(sys_probes(reference.addr, 1));
     let mut ours_events = ours
         .subscribe("$SYS.ACCOUNT.APP.*")
         .await
@@ -399,8 +379,12 @@ async fn answers_have_nats_server_keys() {
         .subscribe("$SYS.ACCOUNT.APP.*")
         .await
         .expect("subscribe");
-    ours_probes.await_interest(&mut ours_events).await;
-    theirs_probes.await_interest(&mut theirs_events).await;
+    ours_probes
+        .await_interest(&mut ours_events, probe_subject)
+        .await;
+    theirs_probes
+        .await_interest(&mut theirs_events, probe_subject)
+        .await;
     let clients = [
         raw_login_at(broker.addr, "app", "diff"),
         raw_login_at(reference.addr, "app", "diff"),

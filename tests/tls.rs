@@ -11,14 +11,17 @@
 mod support;
 
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use async_nats::client::RequestErrorKind;
 use async_nats::ConnectOptions;
 use futures::StreamExt;
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, SanType,
 };
+use support::interest::interest_ready;
 use support::server_pings::ServerPings;
 use support::{one_client_per_shard, Broker, RawClient};
 
@@ -149,8 +152,9 @@ async fn connect(broker: &Broker, options: ConnectOptions) -> Result<async_nats:
 }
 
 /// `from` publishes `count` messages of `size` bytes on `subject`; `sub`
-/// must receive them all, in order. A request/reply first makes sure the
-/// subscription is known on the publisher's shard.
+/// must receive them all, in order. A request/reply on a probe
+/// subscription made after it first makes sure the subscription is known on
+/// the publisher's shard (async-nats' `flush` is no barrier).
 async fn delivered_in_order(
     from: &async_nats::Client,
     to: &async_nats::Client,
@@ -159,28 +163,7 @@ async fn delivered_in_order(
     size: usize,
 ) {
     let mut sub = to.subscribe(subject.to_string()).await.expect("subscribe");
-    to.flush().await.expect("flush");
-    // The server answers the flush PING only once every shard applied the SUB.
-    let probe = format!("{subject}.probe");
-    let mut probe_sub = to.subscribe(probe.clone()).await.expect("subscribe probe");
-    to.flush().await.expect("flush");
-    let responder = to.clone();
-    let answering = tokio::spawn(async move {
-        while let Some(msg) = probe_sub.next().await {
-            if let Some(reply) = msg.reply {
-                let _ = responder.publish(reply, "ok".into()).await;
-                let _ = responder.flush().await;
-            }
-        }
-    });
-    tokio::time::timeout(WAIT, async {
-        while from.request(probe.clone(), "?".into()).await.is_err() {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await
-    .expect("the subscriber's shard answers");
-    answering.abort();
+    interest_ready(to, from).await;
     for i in 0..count {
         let mut payload = vec![b'x'; size];
         payload[..8].copy_from_slice(&(i as u64).to_be_bytes());
@@ -810,10 +793,20 @@ async fn a_reload_swaps_the_certificate_for_new_handshakes_only() {
     connect(&broker, trusting(&first))
         .await
         .expect_err("the old certificate is gone");
-    established
-        .flush()
+    // The established connection stays: the server itself answers its
+    // request (async-nats' `flush` would only write the socket), and it
+    // is still the first connection (a reconnect would need the old
+    // certificate).
+    let error = tokio::time::timeout(WAIT, established.request("nobody.here", "".into()))
         .await
-        .expect("the established connection stays");
+        .expect("answered in time")
+        .expect_err("nobody serves this");
+    assert_eq!(error.kind(), RequestErrorKind::NoResponders, "{error}");
+    assert_eq!(
+        established.statistics().connects.load(Ordering::Relaxed),
+        1,
+        "the established connection stays"
+    );
 
     std::fs::write(
         &path,

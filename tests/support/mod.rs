@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod interest;
 pub mod server_pings;
 pub mod system_accounts;
 
