@@ -167,6 +167,42 @@ fn a_reload_moves_users_between_accounts_and_adds_imports() {
 }
 
 #[test]
+fn a_protocol_1_client_hears_its_accounts_max_payload_after_its_first_pong() {
+    // nats-server 2.9.10 answers the first PING of a client that takes
+    // asynchronous INFO with PONG, then an INFO whose max_payload is the
+    // connection's own (c.mpay) when that is not the server's.
+    let broker = Broker::with_config(
+        "accounts {\n  L: { users: [{user: l, password: pl}], limits: {max_payload: 4} }\n  F: { users: [{user: f, password: pf}] }\n}\n",
+    );
+    for shard in 0..SHARDS {
+        let mut limited = RawClient::connect(broker.addr);
+        while limited.shard(SHARDS) != shard {
+            limited = RawClient::connect(broker.addr);
+        }
+        limited.send(b"CONNECT {\"verbose\":false,\"protocol\":1,\"user\":\"l\",\"pass\":\"pl\"}\r\nPING\r\n");
+        assert_eq!(limited.read_line(), "PONG\r\n");
+        let info: serde_json::Value = serde_json::from_str(
+            limited
+                .read_line()
+                .strip_prefix("INFO ")
+                .expect("an INFO after the PONG"),
+        )
+        .expect("INFO json");
+        assert_eq!(info["max_payload"], 4, "{info}");
+        assert_eq!(info["client_id"], limited.client_id(), "{info}");
+        // Only the first PONG: the next PING is answered alone.
+        assert_eq!(limited.ping_pong(), b"");
+    }
+    // An account without a limit of its own: no second INFO.
+    let mut free = RawClient::connect(broker.addr);
+    free.send(
+        b"CONNECT {\"verbose\":false,\"protocol\":1,\"user\":\"f\",\"pass\":\"pf\"}\r\nPING\r\n",
+    );
+    assert_eq!(free.read_line(), "PONG\r\n");
+    assert_eq!(free.ping_pong(), b"");
+}
+
+#[test]
 fn account_limits_bound_connections_subscriptions_and_payloads() {
     let broker = Broker::with_config(
         "accounts {\n  L: { users: [{user: l, password: pl}], limits: {max_conn: 1, max_subs: 1, max_payload: 4} }\n  F: { users: [{user: f, password: pf}] }\n}\n",

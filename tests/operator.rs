@@ -341,6 +341,11 @@ fn user_payload_and_subscription_limits() {
         json!({"subs": 1, "data": -1, "payload": 4}),
     );
     let mut client = raw_login(&broker, &small);
+    // After its first PONG a protocol-1 client is told its own limit, as
+    // nats-server sends an INFO whose max_payload is the user's (c.mpay).
+    let info = client.read_line();
+    assert!(info.starts_with("INFO {"), "{info}");
+    assert!(info.contains("\"max_payload\":4,"), "{info}");
     client.send(b"SUB a 1\r\nSUB b 2\r\nPING\r\n");
     let got = String::from_utf8(client.read_until_pong()).expect("utf8");
     assert_eq!(got, "-ERR 'maximum subscriptions exceeded'\r\n");

@@ -665,6 +665,32 @@ fn lame_duck_takes_our_url_off_the_peers_clients() {
 }
 
 #[test]
+fn a_client_whose_info_predates_a_cluster_change_hears_it_after_its_first_pong() {
+    let (a, a_route) = percore_node("fa", &[]);
+    let mut watchers = [
+        ClusterClient::on_shard(a.addr, 0),
+        ClusterClient::on_shard(a.addr, 1),
+    ];
+    // Its INFO now, its CONNECT and first PING only after the change.
+    let mut late = ClusterClient::over(TcpStream::connect(a.addr).expect("connect"));
+    let first = late.line(WAIT).expect("INFO");
+    assert!(!first.contains("connect_urls"), "{first}");
+    let routes = routes_arg(a_route);
+    let (b, _) = percore_node("fb", &["--routes", &routes]);
+    let (ours, theirs) = (a.addr.to_string(), b.addr.to_string());
+    for watcher in watchers.iter_mut() {
+        wait_info(watcher, |info| urls(info).contains(&theirs));
+    }
+    late.send(b"CONNECT {\"verbose\":false,\"protocol\":1}\r\nPING\r\n");
+    // As nats-server 2.9.10: PONG, then the INFO it missed.
+    assert_eq!(late.line(WAIT).as_deref(), Some("PONG\r\n"));
+    let info = late.line(WAIT).expect("INFO after the first PONG");
+    let info: serde_json::Value =
+        serde_json::from_str(info.strip_prefix("INFO ").expect("INFO").trim()).unwrap();
+    assert_eq!(urls(&info), [ours, theirs], "{info}");
+}
+
+#[test]
 fn lame_duck_sends_our_clients_to_the_other_nodes_only() {
     let (p, p_route) = percore_node("le", &[]);
     let Some(n) = nats_server("len", &[p_route]) else {

@@ -99,6 +99,28 @@ impl ServerIdentity {
         nonce: Option<&str>,
         cluster: Option<&ClientClusterInfo>,
     ) -> Vec<u8> {
+        self.info_line_with_payload(
+            client_id,
+            client_ip,
+            lame_duck,
+            nonce,
+            cluster,
+            self.max_payload,
+        )
+    }
+
+    /// [`ServerIdentity::info_line_in_cluster`] with the connection's own
+    /// `max_payload` (nats-server's `c.mpay`: lower when the user's or the
+    /// account's limit is).
+    pub fn info_line_with_payload(
+        &self,
+        client_id: u64,
+        client_ip: &str,
+        lame_duck: bool,
+        nonce: Option<&str>,
+        cluster: Option<&ClientClusterInfo>,
+        max_payload: usize,
+    ) -> Vec<u8> {
         let wire = InfoWire {
             server_id: &self.server_id,
             server_name: &self.server_name,
@@ -112,7 +134,7 @@ impl ServerIdentity {
             tls_required: self.tls.required,
             tls_verify: self.tls.verify,
             tls_available: self.tls.available,
-            max_payload: self.max_payload,
+            max_payload,
             client_id,
             client_ip,
             nonce,

@@ -225,6 +225,12 @@ pub struct Connection<E> {
     /// A PONG has been sent: from now on a proto-1 client may receive an
     /// asynchronous INFO (lame duck) without breaking its handshake.
     pub first_pong_sent: bool,
+    /// Which of the shard's cluster announcements
+    /// ([`crate::shard::ShardBroker`]'s `cluster_generation`) the INFO sent
+    /// at accept showed: an older one gets a fresh INFO before its first
+    /// PONG, as nats-server sends one to a client created before its last
+    /// `connect_urls` change.
+    pub info_cluster_generation: u32,
     pub output: OutputState,
     /// sid → subscription key.
     pub subs: SidMap,

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::auth::{Decision, Identity, PermissionCheck, SlowCheck, SlowOutcome};
 use crate::connect::{parse_connect_onto, redacted_connect, ConnectError};
-use crate::connection::{AuthState, CloseReason, Verification};
+use crate::connection::{AuthState, CloseReason, ConnKind, Verification};
 use crate::go_quote::go_quote;
 use crate::ids::ConnKey;
 use crate::io::ShardIo;
@@ -617,11 +617,48 @@ impl<I: ShardIo> ShardBroker<I> {
 
     /// Answers a PING (after its barrier, if it had one).
     pub fn send_pong(&mut self, key: ConnKey) {
-        if let Some(conn) = self.conns.get_mut(key) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        conn.forwarded = false;
+        // As nats-server: a PING before CONNECT is answered but does not
+        // count as the first PONG.
+        let first = !conn.first_pong_sent && conn.liveness.connect_received();
+        if first {
             conn.first_pong_sent = true;
-            conn.forwarded = false;
-            self.queue_bytes(key, PONG);
         }
+        self.queue_bytes(key, PONG);
+        if first {
+            self.refresh_info_after_first_pong(key);
+        }
+    }
+
+    /// nats-server's first PONG to a client that takes asynchronous INFO:
+    /// if the cluster's URLs changed after its INFO was made, or its
+    /// `max_payload` is not the server's (a user's or an account's lower
+    /// limit), a fresh INFO follows the PONG, with the connection's own
+    /// limit (PONG first, as nats-server 2.9.10 writes them).
+    fn refresh_info_after_first_pong(&mut self, key: ConnKey) {
+        let conn = &self.conns[key];
+        if conn.kind != ConnKind::Client || conn.options.protocol < 1 {
+            return;
+        }
+        let server_max = self.identity.max_payload;
+        let own_max = conn
+            .account_max_payload
+            .map_or(server_max, |max| server_max.min(max as usize));
+        if conn.info_cluster_generation == self.cluster_generation && own_max == server_max {
+            return;
+        }
+        let info = self.identity.info_line_with_payload(
+            conn.client_id.0,
+            &conn.ip,
+            false,
+            None,
+            self.client_cluster.as_deref(),
+            own_max,
+        );
+        self.queue_bytes(key, &info);
     }
 }
 

@@ -78,6 +78,7 @@ impl<I: ShardIo> ShardBroker<I> {
             auth_method: AuthMethod::Open,
             permissions: None,
             first_pong_sent: false,
+            info_cluster_generation: self.cluster_generation,
             output,
             subs: SidMap::default(),
             liveness: Liveness::new(now, self.limits.ping_interval),

@@ -161,6 +161,9 @@ pub struct ShardBroker<I: ShardIo> {
     /// The cluster as this shard's clients see it in INFO (every shard has
     /// its copy; the cluster shard sends changes over the rings).
     client_cluster: Option<Arc<ClientClusterInfo>>,
+    /// Bumped each time `client_cluster` changes (wrapping; compared for
+    /// equality only): see `Connection::info_cluster_generation`.
+    cluster_generation: u32,
     /// Per destination shard: what this unit of work sends it.
     outgoing: Vec<BatchBuilder<I::Handoff>>,
     /// Connections with queued output, flushed at the end of the unit of work.
@@ -239,6 +242,7 @@ impl<I: ShardIo> ShardBroker<I> {
             route_targets: Vec::new(),
             cluster: None,
             client_cluster: None,
+            cluster_generation: 0,
             responses: ResponseRoutes::new(
                 id.index() as u16,
                 seed.rotate_left(17) ^ 0x9e37_79b9_7f4a_7c15,

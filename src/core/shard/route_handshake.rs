@@ -211,6 +211,7 @@ impl<I: ShardIo> ShardBroker<I> {
             auth_method: AuthMethod::Open,
             permissions: None,
             first_pong_sent: false,
+            info_cluster_generation: 0,
             output,
             subs: SidMap::default(),
             liveness: Liveness::new(now, self.limits.ping_interval),
@@ -446,6 +447,7 @@ impl<I: ShardIo> ShardBroker<I> {
     /// first PONG), as nats-server does.
     pub(super) fn cluster_urls_changed(&mut self, info: Arc<ClientClusterInfo>) {
         self.client_cluster = Some(info.clone());
+        self.cluster_generation = self.cluster_generation.wrapping_add(1);
         let keys: Vec<ConnKey> = self.conns.keys();
         for key in keys {
             let conn = &self.conns[key];
