@@ -240,3 +240,98 @@ fn a_reload_applies_new_users_and_permissions_to_live_connections() {
     // The running configuration stays: the new password still works.
     let _still = login("changed", "new");
 }
+
+/// A raw client logged in with `connect` (a CONNECT's JSON, verbose off)
+/// on `shard` of the 2-shard `broker`: connections are opened until one
+/// lands there.
+fn login_on_shard(broker: &Broker, shard: usize, connect: &str) -> RawClient {
+    for _ in 0..broker.shards * 2 {
+        let mut client = RawClient::connect(broker.addr);
+        if client.shard(broker.shards) != shard {
+            continue;
+        }
+        client.send(format!("CONNECT {connect}\r\nPING\r\n").as_bytes());
+        client.expect(b"PONG\r\n");
+        return client;
+    }
+    panic!("no client landed on shard {shard}");
+}
+
+/// nats-server's queue rules: where queue rules match the subject, they
+/// alone decide a queue subscription. Allow `["jobs", "jobs workers"]`
+/// lets a plain subscription in but only queue `workers`; deny `["tasks",
+/// "tasks q1"]` refuses plain and `q1`, yet lets `q2` in. Queue group
+/// `_sys_` is refused to everyone, permissions or not.
+#[test]
+fn queue_rules_decide_queue_subscriptions_as_nats_server_does() {
+    let broker = Broker::with_config(
+        r#"
+authorization {
+  users: [
+    { user: q, password: pw, permissions: {
+        subscribe: { allow: ["jobs", "jobs workers", "tasks"], deny: ["tasks", "tasks q1"] }
+    } }
+    { user: free, password: pw }
+  ]
+}
+"#,
+    );
+    let mut q = login_on_shard(&broker, 0, r#"{"verbose":false,"user":"q","pass":"pw"}"#);
+    support::session(
+        &mut q,
+        b"SUB jobs 1\r\nSUB jobs workers 2\r\nSUB jobs others 3\r\n\
+          SUB tasks 4\r\nSUB tasks q1 5\r\nSUB tasks q2 6\r\n",
+        b"-ERR 'Permissions Violation for Subscription to \"jobs\" using queue \"others\"'\r\n\
+          -ERR 'Permissions Violation for Subscription to \"tasks\"'\r\n\
+          -ERR 'Permissions Violation for Subscription to \"tasks\" using queue \"q1\"'\r\n",
+    );
+    // The allowed ones are live: a publisher on the other shard reaches
+    // sids 1, 2 and 6.
+    let mut free = login_on_shard(&broker, 1, r#"{"verbose":false,"user":"free","pass":"pw"}"#);
+    support::session(
+        &mut free,
+        b"PUB jobs 1\r\nj\r\nPUB tasks 1\r\nt\r\nSUB x _sys_ 9\r\n",
+        b"-ERR 'Permissions Violation for Subscription to \"x\" using queue \"_sys_\"'\r\n",
+    );
+    support::session(
+        &mut q,
+        b"",
+        b"MSG jobs 1 1\r\nj\r\nMSG jobs 2 1\r\nj\r\nMSG tasks 6 1\r\nt\r\n",
+    );
+}
+
+/// Subscribe deny rules filter deliveries once a wildcard subscription
+/// covers one of them (nats-server loads its filter then, for all the
+/// connection's subscriptions); a wildcard that only overlaps a rule
+/// (`*.bar` against `foo.*`) does not turn it on. A rule with a queue
+/// turns it on like any other, but never filters a delivery itself.
+#[test]
+fn deny_rules_filter_deliveries_once_a_wildcard_covers_them() {
+    let broker = Broker::with_config(
+        r#"
+authorization {
+  users: [
+    { user: sub, password: pw, permissions: { subscribe: { deny: ["foo.*", "jobs.x q1"] } } }
+    { user: pub, password: pw }
+  ]
+}
+"#,
+    );
+    let mut sub = login_on_shard(&broker, 0, r#"{"verbose":false,"user":"sub","pass":"pw"}"#);
+    let mut publisher = login_on_shard(&broker, 1, r#"{"verbose":false,"user":"pub","pass":"pw"}"#);
+    support::session(&mut sub, b"SUB *.bar 1\r\n", b"");
+    support::session(&mut publisher, b"PUB foo.bar 1\r\na\r\n", b"");
+    support::session(&mut sub, b"", b"MSG foo.bar 1 1\r\na\r\n");
+    // `jobs.*` covers the rule `jobs.x q1`: the filter is on from now on.
+    support::session(&mut sub, b"SUB jobs.* q1 2\r\n", b"");
+    support::session(
+        &mut publisher,
+        b"PUB foo.bar 1\r\nb\r\nPUB jobs.x 1\r\nj\r\nPUB x.bar 1\r\nc\r\n",
+        b"",
+    );
+    support::session(
+        &mut sub,
+        b"",
+        b"MSG jobs.x 2 1\r\nj\r\nMSG x.bar 1 1\r\nc\r\n",
+    );
+}

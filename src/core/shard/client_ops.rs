@@ -20,6 +20,9 @@ use super::interest::SubscribeError;
 use super::publish::Origin;
 use super::{ShardBroker, FIRST_PING_DELAY, FIRST_PING_JITTER_PERMILLE};
 
+/// The queue group nats-server keeps for its internal subscriptions.
+const SYSTEM_QUEUE_GROUP: &[u8] = b"_sys_";
+
 /// Reply prefixes nats-server reserves for its own routing.
 const RESERVED_REPLY_PREFIXES: [&[u8]; 3] = [b"_R_.", b"$JS.ACK.", b"_GR_."];
 
@@ -562,31 +565,42 @@ impl<I: ShardIo> ShardBroker<I> {
         let conn = &mut self.conns[key];
         conn.liveness.heard_from();
         let verbose = conn.options.verbose;
-        if let Some(check) = &conn.permissions {
-            if !check.can_subscribe(subject, queue) {
-                let subject = go_quote(subject);
-                let queue = queue.map(go_quote);
-                crate::error!(
-                    "{} - cid:{} - Subscription Violation - {}, Subject {}{}, SID {}",
-                    conn.ip,
-                    conn.client_id,
-                    who(&conn.auth_method),
-                    subject,
-                    queue
-                        .as_ref()
-                        .map(|q| format!(", Queue: {q}"))
-                        .unwrap_or_default(),
-                    String::from_utf8_lossy(sid)
-                );
-                let text = match queue {
-                    Some(queue) => format!(
-                        "Permissions Violation for Subscription to {subject} using queue {queue}"
-                    ),
-                    None => format!("Permissions Violation for Subscription to {subject}"),
-                };
-                self.queue_err(key, &text);
-                return;
-            }
+        // Queue group `_sys_` is nats-server's own: no client may join it,
+        // whatever its permissions.
+        let allowed = queue != Some(SYSTEM_QUEUE_GROUP)
+            && match conn.permissions.as_mut() {
+                Some(check) => {
+                    let allowed = check.can_subscribe(subject, queue);
+                    if allowed {
+                        check.subscribed(subject);
+                    }
+                    allowed
+                }
+                None => true,
+            };
+        if !allowed {
+            let subject = go_quote(subject);
+            let queue = queue.map(go_quote);
+            crate::error!(
+                "{} - cid:{} - Subscription Violation - {}, Subject {}{}, SID {}",
+                conn.ip,
+                conn.client_id,
+                who(&conn.auth_method),
+                subject,
+                queue
+                    .as_ref()
+                    .map(|q| format!(", Queue: {q}"))
+                    .unwrap_or_default(),
+                String::from_utf8_lossy(sid)
+            );
+            let text = match queue {
+                Some(queue) => format!(
+                    "Permissions Violation for Subscription to {subject} using queue {queue}"
+                ),
+                None => format!("Permissions Violation for Subscription to {subject}"),
+            };
+            self.queue_err(key, &text);
+            return;
         }
         match self.subscribe(key, subject, queue, sid) {
             Ok(_) | Err(SubscribeError::DuplicateSid) => {
