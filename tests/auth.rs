@@ -335,3 +335,19 @@ authorization {
         b"MSG jobs.x 2 1\r\nj\r\nMSG x.bar 1 1\r\nc\r\n",
     );
 }
+
+/// The publish permissions are checked before the reserved reply prefixes
+/// (nats-server's order), so a denied subject is reported as such.
+#[test]
+fn a_denied_publish_is_reported_before_a_reserved_reply() {
+    let broker = Broker::with_config(
+        "authorization { users: [ { user: u, password: pw, permissions: { publish: { deny: \"no.>\" } } } ] }\n",
+    );
+    let mut client = login_on_shard(&broker, 0, r#"{"verbose":false,"user":"u","pass":"pw"}"#);
+    support::session(
+        &mut client,
+        b"PUB no.x _R_.abc 1\r\nx\r\nPUB ok _R_.abc 1\r\nx\r\n",
+        b"-ERR 'Permissions Violation for Publish to \"no.x\"'\r\n\
+          -ERR 'Permissions Violation for Publish with Reply of \"_R_.abc\"'\r\n",
+    );
+}

@@ -492,30 +492,9 @@ impl<I: ShardIo> ShardBroker<I> {
         self.stats.in_bytes += publish.payload.len() as u64;
         conn.traffic.in_msgs += 1;
         conn.traffic.in_bytes += publish.payload.len() as u64;
-        if pedantic && !is_valid_publish_subject(publish.subject) {
-            // Quirk kept from nats-server: the error is sent, yet the message
-            // is still delivered.
-            self.queue_err(key, "Invalid Publish Subject");
-        }
-        if let Some(reply) = publish.reply {
-            if RESERVED_REPLY_PREFIXES.iter().any(|p| reply.starts_with(p)) {
-                let text = format!(
-                    "Permissions Violation for Publish with Reply of \"{}\"",
-                    String::from_utf8_lossy(reply)
-                );
-                self.queue_err(key, &text);
-                return Next::NeedMore;
-            }
-        }
-        if publish.subject.starts_with(b"_GR_.") {
-            let text = format!(
-                "Permissions Violation for Publish to \"{}\"",
-                String::from_utf8_lossy(publish.subject)
-            );
-            self.queue_err(key, &text);
-            return Next::NeedMore;
-        }
-        let conn = &mut self.conns[key];
+        // nats-server's order: the payload limit (checked on the PUB line),
+        // pedantic's subject check, the gateway prefix, the publish
+        // permissions, then the reserved reply prefixes.
         if let Some(max) = conn.account_max_payload {
             if publish.payload.len() as u64 > max {
                 crate::error!(
@@ -532,18 +511,41 @@ impl<I: ShardIo> ShardBroker<I> {
                 );
             }
         }
+        if pedantic && !is_valid_publish_subject(publish.subject) {
+            // Quirk kept from nats-server: the error is sent, yet the message
+            // is still delivered.
+            self.queue_err(key, "Invalid Publish Subject");
+        }
         let now = self.now;
-        if let Some(check) = conn.permissions.as_mut() {
-            if !check.can_publish(publish.subject) && !check.may_respond(publish.subject, now) {
-                let subject = go_quote(publish.subject);
+        let conn = &mut self.conns[key];
+        let denied = publish.subject.starts_with(b"_GR_.")
+            || conn.permissions.as_mut().is_some_and(|check| {
+                !check.can_publish(publish.subject) && !check.may_respond(publish.subject, now)
+            });
+        if denied {
+            let subject = go_quote(publish.subject);
+            crate::error!(
+                "{} - cid:{} - Publish Violation - {}, Subject {}",
+                conn.ip,
+                conn.client_id,
+                who(&conn.auth_method),
+                subject
+            );
+            let text = format!("Permissions Violation for Publish to {subject}");
+            self.queue_err(key, &text);
+            return Next::NeedMore;
+        }
+        if let Some(reply) = publish.reply {
+            if RESERVED_REPLY_PREFIXES.iter().any(|p| reply.starts_with(p)) {
+                let reply = go_quote(reply);
                 crate::error!(
-                    "{} - cid:{} - Publish Violation - {}, Subject {}",
+                    "{} - cid:{} - Publish Violation - {}, Reply {}",
                     conn.ip,
                     conn.client_id,
                     who(&conn.auth_method),
-                    subject
+                    reply
                 );
-                let text = format!("Permissions Violation for Publish to {subject}");
+                let text = format!("Permissions Violation for Publish with Reply of {reply}");
                 self.queue_err(key, &text);
                 return Next::NeedMore;
             }
@@ -641,6 +643,7 @@ impl<I: ShardIo> ShardBroker<I> {
 fn who(method: &crate::auth::AuthMethod) -> String {
     match method {
         crate::auth::AuthMethod::Jwt(key) => format!("JWT User {}", go_quote(key)),
+        crate::auth::AuthMethod::Nkey(key) => format!("Nkey {}", go_quote(key)),
         other => format!("User {}", go_quote(other.user().unwrap_or("N/A"))),
     }
 }
