@@ -336,6 +336,33 @@ authorization {
     );
 }
 
+/// Every CONNECT is checked, as by nats-server: a later one with a wrong
+/// token closes the connection with the violation; one without
+/// credentials keeps those of the earlier (it is decoded over them).
+#[test]
+fn a_later_connect_is_authenticated_again() {
+    let broker = Broker::with_config("authorization { token: s3cret }\n");
+    let mut client = RawClient::connect(broker.addr);
+    client.send(b"CONNECT {\"verbose\":true,\"auth_token\":\"s3cret\"}\r\n");
+    client.expect(b"+OK\r\n");
+    support::session(&mut client, b"CONNECT {\"verbose\":true}\r\n", b"+OK\r\n");
+    client.send(b"CONNECT {\"auth_token\":\"wrong\"}\r\nPING\r\n");
+    client.expect_closed_after(b"-ERR 'Authorization Violation'\r\n");
+}
+
+/// Before CONNECT, nats-server judges an op by its first byte: anything
+/// but `C`/`c` (an unknown op, a stray CRLF, the start of a PUB) is an
+/// Authorization Violation, not a parse error.
+#[test]
+fn any_first_byte_but_connect_is_an_authorization_violation() {
+    let broker = Broker::with_config("authorization { token: s3cret }\n");
+    for early in [&b"XYZ\r\n"[..], b"\r\n", b"PU"] {
+        let mut client = RawClient::connect(broker.addr);
+        client.send(early);
+        client.expect_closed_after(b"-ERR 'Authorization Violation'\r\n");
+    }
+}
+
 /// The publish permissions are checked before the reserved reply prefixes
 /// (nats-server's order), so a denied subject is reported as such.
 #[test]
@@ -349,5 +376,23 @@ fn a_denied_publish_is_reported_before_a_reserved_reply() {
         b"PUB no.x _R_.abc 1\r\nx\r\nPUB ok _R_.abc 1\r\nx\r\n",
         b"-ERR 'Permissions Violation for Publish to \"no.x\"'\r\n\
           -ERR 'Permissions Violation for Publish with Reply of \"_R_.abc\"'\r\n",
+    );
+}
+
+/// `no_auth_user` takes a client that names no user, password or token,
+/// even if it sends an nkey where no nkeys are configured (nats-server
+/// looks at the nkey only when it has nkey users).
+#[test]
+fn an_nkey_where_none_are_configured_still_gets_the_no_auth_user() {
+    let broker = Broker::with_config(
+        "authorization { users: [ { user: guest, password: pw, permissions: { publish: \"open\" } } ] }\nno_auth_user: guest\n",
+    );
+    let key = nkeys::KeyPair::new_user().public_key();
+    let mut client = RawClient::connect(broker.addr);
+    support::session(
+        &mut client,
+        format!("CONNECT {{\"verbose\":false,\"nkey\":\"{key}\"}}\r\nPUB closed 1\r\nx\r\n")
+            .as_bytes(),
+        b"-ERR 'Permissions Violation for Publish to \"closed\"'\r\n",
     );
 }

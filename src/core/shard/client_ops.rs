@@ -73,6 +73,11 @@ impl<I: ShardIo> ShardBroker<I> {
                     next: Next::Close,
                 };
             }
+            if self.auth_enabled && parser.at_op_start() {
+                if let Err(next) = self.may_start_op(key, buf.get(consumed).copied()) {
+                    return InputOutcome { consumed, next };
+                }
+            }
             match parser.next(&buf[consumed..]) {
                 Ok(None) => {
                     return InputOutcome {
@@ -142,11 +147,6 @@ impl<I: ShardIo> ShardBroker<I> {
     fn handle_op(&mut self, key: ConnKey, op: ClientOp<'_>) -> Next {
         if crate::log::trace_enabled() {
             self.trace_op(key, &op);
-        }
-        if self.auth_enabled && !matches!(op, ClientOp::Connect(_)) {
-            if let Err(next) = self.may_operate(key) {
-                return next;
-            }
         }
         match op {
             ClientOp::Connect(json) => self.handle_connect(key, json),
@@ -245,17 +245,21 @@ impl<I: ShardIo> ShardBroker<I> {
         crate::trace!("{} - cid:{} - <<- [{}]", conn.ip, conn.client_id, text);
     }
 
-    /// Before it authenticated, a connection may only send CONNECT; a
-    /// `no_auth_user` logs a client that skips CONNECT in as that user.
-    /// `Err` carries what the op comes to instead (the connection closes).
-    fn may_operate(&mut self, key: ConnKey) -> Result<(), Next> {
-        let conn = &self.conns[key];
-        let identity = match conn.auth {
-            AuthState::Open | AuthState::Done => return Ok(()),
-            AuthState::Verifying(_) => None,
-            AuthState::Pending { .. } => self.limits.auth.no_auth_identity(),
+    /// Before its first CONNECT, a connection that must authenticate may
+    /// only send CONNECT: nats-server judges the op by its first byte
+    /// (`first`), so anything else, even a partial or unknown op, is an
+    /// Authorization Violation — unless a `no_auth_user` is configured,
+    /// which logs the client in as that user. `Err` carries what the op
+    /// comes to instead (the connection closes).
+    fn may_start_op(&mut self, key: ConnKey, first: Option<u8>) -> Result<(), Next> {
+        let Some(first) = first else {
+            return Ok(());
         };
-        match identity {
+        let conn = &self.conns[key];
+        if first | 0x20 == b'c' || !matches!(conn.auth, AuthState::Pending { .. }) {
+            return Ok(());
+        }
+        match self.limits.auth.no_auth_identity() {
             Some(identity) => match self.authenticated(key, identity) {
                 Next::Close => Err(Next::Close),
                 _ => Ok(()),
@@ -273,7 +277,7 @@ impl<I: ShardIo> ShardBroker<I> {
         // it over the options it already holds).
         let previous = &self.conns[key].options;
         match parse_connect_onto(json, previous) {
-            Ok((options, mut credentials)) => {
+            Ok((options, credentials)) => {
                 let verbose = options.verbose;
                 let first_ping = self.first_ping_delay();
                 let now = self.now;
@@ -281,9 +285,25 @@ impl<I: ShardIo> ShardBroker<I> {
                 conn.options = options;
                 let accepted = conn.started;
                 conn.liveness.connected(now, accepted, first_ping);
-                if let AuthState::Pending { deadline } = conn.auth {
+                // Credentials too are decoded over the earlier ones, and
+                // kept: `/connz` shows the user a client named, and every
+                // CONNECT is checked again, as by nats-server (a later one
+                // with bad credentials closes the connection).
+                let mut credentials = match conn.credentials.take() {
+                    Some(earlier) => credentials.over(&earlier),
+                    None => credentials,
+                };
+                let deadline = match conn.auth {
+                    AuthState::Pending { deadline } => Some(Some(deadline)),
+                    AuthState::Done if self.auth_enabled => Some(None),
+                    _ => None,
+                };
+                if deadline.is_some() {
                     credentials.certificate = conn.tls.as_ref().and_then(|t| t.certificate.clone());
                     credentials.ip = conn.ip.parse().ok();
+                }
+                conn.credentials = (!credentials.is_blank()).then(|| Box::new(credentials.clone()));
+                if let Some(deadline) = deadline {
                     let policy = self.limits.auth.clone();
                     match policy.decide(&credentials, conn.nonce.as_deref()) {
                         Decision::Accept(identity) => {
@@ -425,8 +445,15 @@ impl<I: ShardIo> ShardBroker<I> {
             .map(|account| account.limits.clone())
             .unwrap_or_default();
         let conn = &mut self.conns[key];
-        // A reload re-authenticates connections that are already counted:
-        // only a first login is a connect event.
+        if conn.counted_in_account && conn.account != identity.account {
+            // A later CONNECT as a user of another account: nats-server
+            // would move the connection, leaving its subscriptions behind
+            // in the first account; percore refuses it instead.
+            let log = "authentication error - a later CONNECT may not change the account";
+            return self.reject_auth(key, log);
+        }
+        // A reload or a later CONNECT re-authenticates connections that are
+        // already counted: only a first login is a connect event.
         let first_login = !conn.counted_in_account;
         if !conn.counted_in_account {
             if !self
