@@ -357,7 +357,10 @@ fn conn_info<'a>(
             Vec::new()
         },
         authorized_user: connection.authorized_user.as_deref().filter(|_| auth),
-        account: auth.then_some(connection.account.as_str()),
+        // As nats-server: named only with auth=1, and never the global
+        // account.
+        account: Some(connection.account.as_str())
+            .filter(|account| auth && *account != percore_core::account::GLOBAL_ACCOUNT),
         jwt: jwt.map_or("", |j| j.jwt.as_str()),
         issuer_key: jwt.map_or("", |j| j.issuer_key.as_str()),
         name_tag: jwt.map_or("", |j| j.name_tag.as_str()),

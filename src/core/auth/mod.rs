@@ -14,6 +14,7 @@ pub mod jwt_permissions;
 pub mod operator;
 pub mod permissions;
 pub mod policy;
+pub mod reported_user;
 
 use std::sync::Arc;
 
