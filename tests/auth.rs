@@ -246,3 +246,159 @@ fn a_reload_applies_new_users_and_permissions_to_live_connections() {
     // The running configuration stays: the new password still works.
     let _still = login("changed", "new");
 }
+
+/// A raw client logged in with `connect` (a CONNECT's JSON, verbose off)
+/// on `shard` of the 2-shard `broker`: connections are opened until one
+/// lands there.
+fn login_on_shard(broker: &Broker, shard: usize, connect: &str) -> RawClient {
+    for _ in 0..broker.shards * 2 {
+        let mut client = RawClient::connect(broker.addr);
+        if client.shard(broker.shards) != shard {
+            continue;
+        }
+        client.send(format!("CONNECT {connect}\r\nPING\r\n").as_bytes());
+        client.expect(b"PONG\r\n");
+        return client;
+    }
+    panic!("no client landed on shard {shard}");
+}
+
+/// nats-server's queue rules: where queue rules match the subject, they
+/// alone decide a queue subscription. Allow `["jobs", "jobs workers"]`
+/// lets a plain subscription in but only queue `workers`; deny `["tasks",
+/// "tasks q1"]` refuses plain and `q1`, yet lets `q2` in. Queue group
+/// `_sys_` is refused to everyone, permissions or not.
+#[test]
+fn queue_rules_decide_queue_subscriptions_as_nats_server_does() {
+    let broker = Broker::with_config(
+        r#"
+authorization {
+  users: [
+    { user: q, password: pw, permissions: {
+        subscribe: { allow: ["jobs", "jobs workers", "tasks"], deny: ["tasks", "tasks q1"] }
+    } }
+    { user: free, password: pw }
+  ]
+}
+"#,
+    );
+    let mut q = login_on_shard(&broker, 0, r#"{"verbose":false,"user":"q","pass":"pw"}"#);
+    support::session(
+        &mut q,
+        b"SUB jobs 1\r\nSUB jobs workers 2\r\nSUB jobs others 3\r\n\
+          SUB tasks 4\r\nSUB tasks q1 5\r\nSUB tasks q2 6\r\n",
+        b"-ERR 'Permissions Violation for Subscription to \"jobs\" using queue \"others\"'\r\n\
+          -ERR 'Permissions Violation for Subscription to \"tasks\"'\r\n\
+          -ERR 'Permissions Violation for Subscription to \"tasks\" using queue \"q1\"'\r\n",
+    );
+    // The allowed ones are live: a publisher on the other shard reaches
+    // sids 1, 2 and 6.
+    let mut free = login_on_shard(&broker, 1, r#"{"verbose":false,"user":"free","pass":"pw"}"#);
+    support::session(
+        &mut free,
+        b"PUB jobs 1\r\nj\r\nPUB tasks 1\r\nt\r\nSUB x _sys_ 9\r\n",
+        b"-ERR 'Permissions Violation for Subscription to \"x\" using queue \"_sys_\"'\r\n",
+    );
+    support::session(
+        &mut q,
+        b"",
+        b"MSG jobs 1 1\r\nj\r\nMSG jobs 2 1\r\nj\r\nMSG tasks 6 1\r\nt\r\n",
+    );
+}
+
+/// Subscribe deny rules filter deliveries once a wildcard subscription
+/// covers one of them (nats-server loads its filter then, for all the
+/// connection's subscriptions); a wildcard that only overlaps a rule
+/// (`*.bar` against `foo.*`) does not turn it on. A rule with a queue
+/// turns it on like any other, but never filters a delivery itself.
+#[test]
+fn deny_rules_filter_deliveries_once_a_wildcard_covers_them() {
+    let broker = Broker::with_config(
+        r#"
+authorization {
+  users: [
+    { user: sub, password: pw, permissions: { subscribe: { deny: ["foo.*", "jobs.x q1"] } } }
+    { user: pub, password: pw }
+  ]
+}
+"#,
+    );
+    let mut sub = login_on_shard(&broker, 0, r#"{"verbose":false,"user":"sub","pass":"pw"}"#);
+    let mut publisher = login_on_shard(&broker, 1, r#"{"verbose":false,"user":"pub","pass":"pw"}"#);
+    support::session(&mut sub, b"SUB *.bar 1\r\n", b"");
+    support::session(&mut publisher, b"PUB foo.bar 1\r\na\r\n", b"");
+    support::session(&mut sub, b"", b"MSG foo.bar 1 1\r\na\r\n");
+    // `jobs.*` covers the rule `jobs.x q1`: the filter is on from now on.
+    support::session(&mut sub, b"SUB jobs.* q1 2\r\n", b"");
+    support::session(
+        &mut publisher,
+        b"PUB foo.bar 1\r\nb\r\nPUB jobs.x 1\r\nj\r\nPUB x.bar 1\r\nc\r\n",
+        b"",
+    );
+    support::session(
+        &mut sub,
+        b"",
+        b"MSG jobs.x 2 1\r\nj\r\nMSG x.bar 1 1\r\nc\r\n",
+    );
+}
+
+/// Every CONNECT is checked, as by nats-server: a later one with a wrong
+/// token closes the connection with the violation; one without
+/// credentials keeps those of the earlier (it is decoded over them).
+#[test]
+fn a_later_connect_is_authenticated_again() {
+    let broker = Broker::with_config("authorization { token: s3cret }\n");
+    let mut client = RawClient::connect(broker.addr);
+    client.send(b"CONNECT {\"verbose\":true,\"auth_token\":\"s3cret\"}\r\n");
+    client.expect(b"+OK\r\n");
+    support::session(&mut client, b"CONNECT {\"verbose\":true}\r\n", b"+OK\r\n");
+    client.send(b"CONNECT {\"auth_token\":\"wrong\"}\r\nPING\r\n");
+    client.expect_closed_after(b"-ERR 'Authorization Violation'\r\n");
+}
+
+/// Before CONNECT, nats-server judges an op by its first byte: anything
+/// but `C`/`c` (an unknown op, a stray CRLF, the start of a PUB) is an
+/// Authorization Violation, not a parse error.
+#[test]
+fn any_first_byte_but_connect_is_an_authorization_violation() {
+    let broker = Broker::with_config("authorization { token: s3cret }\n");
+    for early in [&b"XYZ\r\n"[..], b"\r\n", b"PU"] {
+        let mut client = RawClient::connect(broker.addr);
+        client.send(early);
+        client.expect_closed_after(b"-ERR 'Authorization Violation'\r\n");
+    }
+}
+
+/// The publish permissions are checked before the reserved reply prefixes
+/// (nats-server's order), so a denied subject is reported as such.
+#[test]
+fn a_denied_publish_is_reported_before_a_reserved_reply() {
+    let broker = Broker::with_config(
+        "authorization { users: [ { user: u, password: pw, permissions: { publish: { deny: \"no.>\" } } } ] }\n",
+    );
+    let mut client = login_on_shard(&broker, 0, r#"{"verbose":false,"user":"u","pass":"pw"}"#);
+    support::session(
+        &mut client,
+        b"PUB no.x _R_.abc 1\r\nx\r\nPUB ok _R_.abc 1\r\nx\r\n",
+        b"-ERR 'Permissions Violation for Publish to \"no.x\"'\r\n\
+          -ERR 'Permissions Violation for Publish with Reply of \"_R_.abc\"'\r\n",
+    );
+}
+
+/// `no_auth_user` takes a client that names no user, password or token,
+/// even if it sends an nkey where no nkeys are configured (nats-server
+/// looks at the nkey only when it has nkey users).
+#[test]
+fn an_nkey_where_none_are_configured_still_gets_the_no_auth_user() {
+    let broker = Broker::with_config(
+        "authorization { users: [ { user: guest, password: pw, permissions: { publish: \"open\" } } ] }\nno_auth_user: guest\n",
+    );
+    let key = nkeys::KeyPair::new_user().public_key();
+    let mut client = RawClient::connect(broker.addr);
+    support::session(
+        &mut client,
+        format!("CONNECT {{\"verbose\":false,\"nkey\":\"{key}\"}}\r\nPUB closed 1\r\nx\r\n")
+            .as_bytes(),
+        b"-ERR 'Permissions Violation for Publish to \"closed\"'\r\n",
+    );
+}

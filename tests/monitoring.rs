@@ -443,6 +443,31 @@ fn connz_auth_names_users_and_filters_by_user_and_account_varz_shows_auth() {
     assert_eq!(varz["auth_timeout"], 3);
 }
 
+/// `authorized_user` is what the client claimed, as nats-server reports
+/// it: the token a token client sent, and for a closed connection only the
+/// user name its CONNECT named (a failed login included).
+#[test]
+fn connz_auth_reports_the_token_and_the_user_a_failed_login_named() {
+    let broker = Broker::start_with(&["-m", "-1"], Some("authorization { token: s3cret }\n"));
+    let mut client = RawClient::connect(broker.addr);
+    client.send(b"CONNECT {\"verbose\":false,\"auth_token\":\"s3cret\"}\r\n");
+    client.ping_pong();
+    let mut failed = RawClient::connect(broker.addr);
+    failed.send(b"CONNECT {\"user\":\"mallory\",\"auth_token\":\"guess\"}\r\n");
+    failed.expect_closed_after(b"-ERR 'Authorization Violation'\r\n");
+    let open = broker.monitor_json("/connz?auth=1");
+    assert_eq!(
+        connection(&open, client.client_id())["authorized_user"],
+        "s3cret"
+    );
+    broker.wait_closed(failed.client_id());
+    let closed = broker.monitor_json("/connz?auth=1&state=closed");
+    let entry = connection(&closed, failed.client_id());
+    assert_eq!(entry["authorized_user"], "mallory", "{entry}");
+    assert_eq!(entry["reason"], "Authentication Failure");
+    assert!(entry.get("account").is_none(), "{entry}");
+}
+
 #[test]
 fn connz_and_accountz_name_the_accounts_of_connections() {
     let broker = Broker::start_with(

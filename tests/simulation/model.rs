@@ -7,7 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use percore_core::subject::pattern_matches;
+use percore_core::subject::{has_wildcard_token, is_subset, pattern_matches};
 
 pub type Step = u64;
 pub type ClientNo = usize;
@@ -66,8 +66,10 @@ pub struct Model {
     /// Every client's permissions (one user, `no_auth_user`): publishes to
     /// these are refused, and nothing on them is delivered...
     pub publish_deny: Vec<String>,
-    /// ...and subscriptions these cover are refused; a wildcard one they
-    /// do not cover gets nothing on a subject they match.
+    /// ...and subscriptions these cover are refused. Deliveries on a
+    /// subject they match are filtered only once a wildcard subscription
+    /// of the client covers one of them (nats-server's lazily loaded
+    /// filter); before that they may arrive, and are never owed.
     pub subscribe_deny: Vec<String>,
     /// Closed by the server or by itself: nothing is owed to it.
     pub unhealthy: HashSet<ClientNo>,
@@ -199,7 +201,9 @@ impl Model {
                 self.account[client], self.account[publisher]
             ));
         };
-        if self.denied(&self.subscribe_deny, subject) {
+        if self.denied(&self.subscribe_deny, subject)
+            && self.delivery_filter_on_before(client, publish.written_at)
+        {
             return Err(format!(
                 "client {client} sid {sid} got {publisher}:{seq} on {subject}, which its permissions deny"
             ));
@@ -274,6 +278,22 @@ impl Model {
             }
         }
         Ok(())
+    }
+
+    /// A subscription of `client` that turns the delivery filter on (an
+    /// accepted wildcard covering a subscribe deny rule) was acknowledged
+    /// before `at`.
+    fn delivery_filter_on_before(&self, client: ClientNo, at: Step) -> bool {
+        self.subs.iter().any(|sub| {
+            sub.client == client
+                && !sub.refused
+                && sub.acked_at.is_some_and(|acked| acked < at)
+                && has_wildcard_token(sub.subject.as_bytes())
+                && self
+                    .subscribe_deny
+                    .iter()
+                    .any(|deny| is_subset(deny.as_bytes(), sub.subject.as_bytes()))
+        })
     }
 
     fn denied(&self, patterns: &[String], subject: &str) -> bool {

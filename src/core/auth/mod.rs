@@ -14,6 +14,7 @@ pub mod jwt_permissions;
 pub mod operator;
 pub mod permissions;
 pub mod policy;
+pub mod reported_user;
 
 use std::sync::Arc;
 
@@ -42,11 +43,42 @@ pub struct Credentials {
 }
 
 impl Credentials {
-    fn is_empty(&self) -> bool {
-        self.user.is_none()
-            && self.pass.is_none()
-            && self.auth_token.is_none()
-            && self.nkey.is_none()
+    /// No user, password or token (an empty string counts as none):
+    /// `no_auth_user` may log such a client in.
+    fn names_nobody(&self) -> bool {
+        [&self.user, &self.pass, &self.auth_token]
+            .iter()
+            .all(|field| field.as_deref().is_none_or(str::is_empty))
+    }
+
+    /// Nothing to keep: no user, password, token, nkey, signature or JWT.
+    pub fn is_blank(&self) -> bool {
+        [
+            &self.user,
+            &self.pass,
+            &self.auth_token,
+            &self.nkey,
+            &self.sig,
+            &self.jwt,
+        ]
+        .iter()
+        .all(|field| field.is_none())
+    }
+
+    /// The credentials of a later CONNECT: nats-server decodes each CONNECT
+    /// over the options the connection holds, so a key the new one lacks
+    /// keeps its earlier value.
+    pub fn over(self, earlier: &Credentials) -> Credentials {
+        Credentials {
+            user: self.user.or_else(|| earlier.user.clone()),
+            pass: self.pass.or_else(|| earlier.pass.clone()),
+            auth_token: self.auth_token.or_else(|| earlier.auth_token.clone()),
+            nkey: self.nkey.or_else(|| earlier.nkey.clone()),
+            sig: self.sig.or_else(|| earlier.sig.clone()),
+            jwt: self.jwt.or_else(|| earlier.jwt.clone()),
+            ip: self.ip,
+            certificate: self.certificate,
+        }
     }
 }
 
@@ -180,34 +212,38 @@ impl AuthPolicy {
                 log: "authentication error".to_string(),
             };
         }
-        if credentials.is_empty() && !self.tls_map {
+        // An nkey decides only where nkeys are configured; elsewhere it is
+        // ignored, and the client may still be the `no_auth_user`.
+        let nkey = credentials
+            .nkey
+            .as_ref()
+            .filter(|key| !key.is_empty() && !self.nkeys.is_empty());
+        if nkey.is_none() && credentials.names_nobody() && !self.tls_map {
             if let Some(identity) = self.no_auth_identity() {
                 return Decision::Accept(identity);
             }
         }
         let reject_log = self.reject_log(credentials);
-        if !self.nkeys.is_empty() {
-            if let Some(key) = &credentials.nkey {
-                let Some(user) = self.nkeys.get(key) else {
-                    return Decision::Reject { log: reject_log };
-                };
-                let (Some(sig), Some(nonce)) = (&credentials.sig, nonce) else {
-                    return Decision::Reject { log: reject_log };
-                };
-                return Decision::Verify {
-                    check: SlowCheck::Ed25519 {
-                        public_key: key.clone(),
-                        nonce: nonce.to_string(),
-                        sig: sig.clone(),
-                    },
-                    identity: self.identity(
-                        AuthMethod::Nkey(key.clone()),
-                        user.permissions.as_ref(),
-                        user.account,
-                    ),
-                    log: reject_log,
-                };
-            }
+        if let Some(key) = nkey {
+            let Some(user) = self.nkeys.get(key) else {
+                return Decision::Reject { log: reject_log };
+            };
+            let (Some(sig), Some(nonce)) = (&credentials.sig, nonce) else {
+                return Decision::Reject { log: reject_log };
+            };
+            return Decision::Verify {
+                check: SlowCheck::Ed25519 {
+                    public_key: key.clone(),
+                    nonce: nonce.to_string(),
+                    sig: sig.clone(),
+                },
+                identity: self.identity(
+                    AuthMethod::Nkey(key.clone()),
+                    user.permissions.as_ref(),
+                    user.account,
+                ),
+                log: reject_log,
+            };
         }
         if self.tls_map && !self.users.is_empty() {
             // verify_and_map: the certificate names the user. A password in

@@ -4,7 +4,7 @@
 use rustc_hash::FxHashMap;
 use std::time::Instant;
 
-use crate::subject::pattern_matches;
+use crate::subject::{has_wildcard_token, is_subset, pattern_matches};
 
 /// A subscribe rule: a subject pattern, optionally restricted to a queue
 /// group (`"foo.* q1"`; the queue may itself be a pattern).
@@ -87,8 +87,10 @@ pub struct PermissionCheck {
     /// rules without a queue; queue-scoped ones are matched each time).
     deliver_cache: FxHashMap<Box<[u8]>, bool>,
     last_delivery: LastDecision,
-    /// Some subscribe deny rule names a queue.
-    deny_has_queues: bool,
+    /// Deliveries are checked against the subscribe deny rules: armed by
+    /// the first wildcard subscription that covers one of them (see
+    /// [`PermissionCheck::subscribed`]), then for every delivery.
+    filter_deliveries: bool,
     /// `allow_responses`: reply subjects of messages this client received,
     /// with when it received them and how often it answered.
     replies: FxHashMap<Box<[u8]>, (Instant, u32)>,
@@ -100,17 +102,13 @@ const REPLIES_PRUNE_AT: usize = 4096;
 
 impl PermissionCheck {
     pub fn new(permissions: std::sync::Arc<Permissions>) -> PermissionCheck {
-        let deny_has_queues = permissions
-            .subscribe
-            .as_ref()
-            .is_some_and(|rules| rules.deny.iter().any(|rule| rule.queue.is_some()));
         PermissionCheck {
             permissions,
             publish_cache: FxHashMap::default(),
             last_publish: LastDecision::default(),
             deliver_cache: FxHashMap::default(),
             last_delivery: LastDecision::default(),
-            deny_has_queues,
+            filter_deliveries: false,
             replies: FxHashMap::default(),
         }
     }
@@ -190,59 +188,75 @@ impl PermissionCheck {
         });
     }
 
-    /// May the client subscribe to `subject` (in `queue`)? Allow first,
-    /// then deny; a wildcard subscription that no deny rule matches is
-    /// allowed, and what deny covers is filtered at delivery
-    /// ([`PermissionCheck::may_receive`]).
+    /// May the client subscribe to `subject` (in `queue`)? nats-server's
+    /// rule (client.go `canSubscribe`): allow first, then deny, each judged
+    /// on the rules whose subject matches (the subscription's wildcards
+    /// taken as literal tokens). The plain rules decide, except that for a
+    /// queue subscription the matching queue rules, if any, decide alone:
+    ///
+    /// - allow `["foo", "foo v1"]`: `foo`, and queue `v1` only;
+    /// - deny `["foo", "foo v1"]`: queue `v2` is allowed (the queue rules
+    ///   decide, and they do not name it), `v1` and plain `foo` are not.
+    ///
+    /// A wildcard subscription that no deny rule matches is allowed, and
+    /// what deny covers is filtered at delivery ([`PermissionCheck::
+    /// subscribed`], [`PermissionCheck::may_receive`]).
     pub fn can_subscribe(&self, subject: &[u8], queue: Option<&[u8]>) -> bool {
         let Some(rules) = &self.permissions.subscribe else {
             return true;
         };
+        let queue = queue.filter(|q| !q.is_empty());
         if let Some(allow) = rules.allow.as_ref().filter(|a| !a.is_empty()) {
-            if !allow
-                .iter()
-                .any(|rule| subscribe_rule_covers(rule, subject, queue))
-            {
+            if !rules_decide(allow, subject, queue, true) {
                 return false;
             }
         }
-        !rules
-            .deny
-            .iter()
-            .any(|rule| subscribe_rule_covers(rule, subject, queue))
+        rules.deny.is_empty() || rules_decide(&rules.deny, subject, queue, false)
     }
 
-    /// Whether subscribe deny rules exist, so deliveries must be filtered.
+    /// The client subscribed to `subject` (the subscription was allowed):
+    /// a wildcard that covers a deny rule (`foo.*` with deny `foo.bar`)
+    /// turns on the delivery filter for all of the connection's
+    /// subscriptions, as nats-server loads its deny filter on the first
+    /// such subscription (a wildcard that only overlaps a deny rule, `*.bar`
+    /// with deny `foo.*`, does not).
+    pub fn subscribed(&mut self, subject: &[u8]) {
+        if self.filter_deliveries || !has_wildcard_token(subject) {
+            return;
+        }
+        let Some(rules) = &self.permissions.subscribe else {
+            return;
+        };
+        self.filter_deliveries = rules
+            .deny
+            .iter()
+            .any(|rule| is_subset(&rule.subject, subject));
+    }
+
+    /// Whether deliveries must go through [`PermissionCheck::may_receive`].
     pub fn filters_deliveries(&self) -> bool {
-        self.permissions
-            .subscribe
-            .as_ref()
-            .is_some_and(|rules| !rules.deny.is_empty())
+        self.filter_deliveries
     }
 
     /// A message on `subject` may reach this client's (wildcard)
-    /// subscription: no subscribe deny rule matches the subject. Cached per
-    /// subject: a cache hit costs one hash lookup and no allocation.
-    pub fn may_receive(&mut self, subject: &[u8], queue: Option<&[u8]>) -> bool {
+    /// subscription: no subscribe deny rule without a queue matches the
+    /// subject (nats-server's delivery filter never matches its queue
+    /// rules). Cached per subject: a cache hit costs one hash lookup and no
+    /// allocation.
+    pub fn may_receive(&mut self, subject: &[u8]) -> bool {
         let Some(rules) = &self.permissions.subscribe else {
             return true;
         };
-        let denied = |queue| {
-            rules
-                .deny
-                .iter()
-                .any(|rule| subscribe_rule_covers(rule, subject, queue))
-        };
-        if self.deny_has_queues && queue.is_some() {
-            return !denied(queue);
-        }
         if let Some(allowed) = self.last_delivery.get(subject) {
             return allowed;
         }
         let allowed = match self.deliver_cache.get(subject) {
             Some(&allowed) => allowed,
             None => {
-                let allowed = !denied(None);
+                let allowed = !rules
+                    .deny
+                    .iter()
+                    .any(|rule| rule.queue.is_none() && pattern_matches(&rule.subject, subject));
                 if self.deliver_cache.len() >= CACHE_MAX {
                     self.deliver_cache.clear();
                 }
@@ -253,6 +267,42 @@ impl PermissionCheck {
         self.last_delivery.set(subject, allowed);
         allowed
     }
+}
+
+/// One list of subscribe rules judging a subscription: `allow` says whether
+/// the list is an allow list (a match allows) or a deny list (a match
+/// denies). The plain rules whose subject matches decide; for a queue
+/// subscription, the matching rules that name a queue overrule them when
+/// there are any (nats-server's `queueMatches`).
+fn rules_decide(
+    rules: &[SubscribeRule],
+    subject: &[u8],
+    queue: Option<&[u8]>,
+    allow: bool,
+) -> bool {
+    let matching = || {
+        rules
+            .iter()
+            .filter(|rule| pattern_matches(&rule.subject, subject))
+    };
+    let plain = matching().any(|rule| rule.queue.is_none());
+    let mut verdict = plain == allow;
+    if let Some(queue) = queue {
+        let mut queue_rules = matching()
+            .filter_map(|rule| rule.queue.as_deref())
+            .peekable();
+        if queue_rules.peek().is_some() {
+            let named = queue_rules.any(|name| queue_matches(queue, name));
+            verdict = named == allow;
+        }
+    }
+    verdict
+}
+
+/// A queue rule names `queue`: literally, or as a pattern covering it
+/// (`v1.*` covers `v1.a`; a queue name may itself contain `*` and `>`).
+fn queue_matches(queue: &[u8], name: &[u8]) -> bool {
+    queue == name || (has_wildcard_token(name) && is_subset(queue, name))
 }
 
 fn publish_allowed(rules: &Rules<Box<[u8]>>, subject: &[u8]) -> bool {
@@ -268,20 +318,6 @@ fn publish_allowed(rules: &Rules<Box<[u8]>>, subject: &[u8]) -> bool {
         .deny
         .iter()
         .any(|pattern| pattern_matches(pattern, subject))
-}
-
-/// A rule covers a subscription when its subject pattern matches the
-/// subscription's subject (its wildcards taken as literal tokens) and, if
-/// the rule names a queue, the subscription is in a matching queue.
-fn subscribe_rule_covers(rule: &SubscribeRule, subject: &[u8], queue: Option<&[u8]>) -> bool {
-    if !pattern_matches(&rule.subject, subject) {
-        return false;
-    }
-    match (&rule.queue, queue) {
-        (None, _) => true,
-        (Some(_), None) => false,
-        (Some(pattern), Some(queue)) => pattern_matches(pattern, queue),
-    }
 }
 
 #[cfg(test)]

@@ -171,7 +171,9 @@ pub struct Verification {
     pub check: Option<SlowCheck>,
     pub identity: Identity,
     pub log: String,
-    pub deadline: Instant,
+    /// The authorization timeout; `None` for a later CONNECT of a client
+    /// that is already in.
+    pub deadline: Option<Instant>,
 }
 
 impl AuthState {
@@ -179,7 +181,7 @@ impl AuthState {
     pub fn deadline_passed(&self, now: Instant) -> bool {
         match self {
             AuthState::Pending { deadline } => now >= *deadline,
-            AuthState::Verifying(verification) => now >= verification.deadline,
+            AuthState::Verifying(verification) => verification.deadline.is_some_and(|d| now >= d),
             AuthState::Open | AuthState::Done => false,
         }
     }
@@ -216,6 +218,10 @@ pub struct Connection<E> {
     pub auth: AuthState,
     /// The NKey challenge sent in INFO, if any.
     pub nonce: Option<String>,
+    /// What its CONNECTs claimed (each decoded over the one before): checked
+    /// again by a later CONNECT, and shown by `/connz?auth=1`. `None` when
+    /// they named nobody.
+    pub credentials: Option<Box<crate::auth::Credentials>>,
     /// How it authenticated (a reload re-checks that), and as whom
     /// (`/connz` `authorized_user`).
     pub auth_method: AuthMethod,

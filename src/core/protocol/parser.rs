@@ -344,6 +344,12 @@ impl Parser {
         result
     }
 
+    /// Whether the next byte given to [`Parser::next`] starts a new op
+    /// (no op is partly read).
+    pub fn at_op_start(&self) -> bool {
+        matches!(self.state, State::Idle)
+    }
+
     /// Total bytes the op at the start of the buffer needs (control line,
     /// payload and its CRLF), once its control line is known; `None` before
     /// that and for ops without payload.

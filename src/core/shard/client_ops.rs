@@ -20,6 +20,9 @@ use super::interest::SubscribeError;
 use super::publish::Origin;
 use super::{ShardBroker, FIRST_PING_DELAY, FIRST_PING_JITTER_PERMILLE};
 
+/// The queue group nats-server keeps for its internal subscriptions.
+const SYSTEM_QUEUE_GROUP: &[u8] = b"_sys_";
+
 /// Reply prefixes nats-server reserves for its own routing.
 const RESERVED_REPLY_PREFIXES: [&[u8]; 3] = [b"_R_.", b"$JS.ACK.", b"_GR_."];
 
@@ -71,6 +74,11 @@ impl<I: ShardIo> ShardBroker<I> {
                     consumed,
                     next: Next::Close,
                 };
+            }
+            if self.auth_enabled && parser.at_op_start() {
+                if let Err(next) = self.may_start_op(key, buf.get(consumed).copied()) {
+                    return InputOutcome { consumed, next };
+                }
             }
             match parser.next(&buf[consumed..]) {
                 Ok(None) => {
@@ -141,11 +149,6 @@ impl<I: ShardIo> ShardBroker<I> {
     fn handle_op(&mut self, key: ConnKey, op: ClientOp<'_>) -> Next {
         if crate::log::trace_enabled() {
             self.trace_op(key, &op);
-        }
-        if self.auth_enabled && !matches!(op, ClientOp::Connect(_)) {
-            if let Err(next) = self.may_operate(key) {
-                return next;
-            }
         }
         match op {
             ClientOp::Connect(json) => self.handle_connect(key, json),
@@ -244,17 +247,21 @@ impl<I: ShardIo> ShardBroker<I> {
         crate::trace!("{} - cid:{} - <<- [{}]", conn.ip, conn.client_id, text);
     }
 
-    /// Before it authenticated, a connection may only send CONNECT; a
-    /// `no_auth_user` logs a client that skips CONNECT in as that user.
-    /// `Err` carries what the op comes to instead (the connection closes).
-    fn may_operate(&mut self, key: ConnKey) -> Result<(), Next> {
-        let conn = &self.conns[key];
-        let identity = match conn.auth {
-            AuthState::Open | AuthState::Done => return Ok(()),
-            AuthState::Verifying(_) => None,
-            AuthState::Pending { .. } => self.limits.auth.no_auth_identity(),
+    /// Before its first CONNECT, a connection that must authenticate may
+    /// only send CONNECT: nats-server judges the op by its first byte
+    /// (`first`), so anything else, even a partial or unknown op, is an
+    /// Authorization Violation — unless a `no_auth_user` is configured,
+    /// which logs the client in as that user. `Err` carries what the op
+    /// comes to instead (the connection closes).
+    fn may_start_op(&mut self, key: ConnKey, first: Option<u8>) -> Result<(), Next> {
+        let Some(first) = first else {
+            return Ok(());
         };
-        match identity {
+        let conn = &self.conns[key];
+        if first | 0x20 == b'c' || !matches!(conn.auth, AuthState::Pending { .. }) {
+            return Ok(());
+        }
+        match self.limits.auth.no_auth_identity() {
             Some(identity) => match self.authenticated(key, identity) {
                 Next::Close => Err(Next::Close),
                 _ => Ok(()),
@@ -272,7 +279,7 @@ impl<I: ShardIo> ShardBroker<I> {
         // it over the options it already holds).
         let previous = &self.conns[key].options;
         match parse_connect_onto(json, previous) {
-            Ok((options, mut credentials)) => {
+            Ok((options, credentials)) => {
                 let verbose = options.verbose;
                 let first_ping = self.first_ping_delay();
                 let now = self.now;
@@ -280,9 +287,25 @@ impl<I: ShardIo> ShardBroker<I> {
                 conn.options = options;
                 let accepted = conn.started;
                 conn.liveness.connected(now, accepted, first_ping);
-                if let AuthState::Pending { deadline } = conn.auth {
+                // Credentials too are decoded over the earlier ones, and
+                // kept: `/connz` shows the user a client named, and every
+                // CONNECT is checked again, as by nats-server (a later one
+                // with bad credentials closes the connection).
+                let mut credentials = match conn.credentials.take() {
+                    Some(earlier) => credentials.over(&earlier),
+                    None => credentials,
+                };
+                let deadline = match conn.auth {
+                    AuthState::Pending { deadline } => Some(Some(deadline)),
+                    AuthState::Done if self.auth_enabled => Some(None),
+                    _ => None,
+                };
+                if deadline.is_some() {
                     credentials.certificate = conn.tls.as_ref().and_then(|t| t.certificate.clone());
                     credentials.ip = conn.ip.parse().ok();
+                }
+                conn.credentials = (!credentials.is_blank()).then(|| Box::new(credentials.clone()));
+                if let Some(deadline) = deadline {
                     let policy = self.limits.auth.clone();
                     match policy.decide(&credentials, conn.nonce.as_deref()) {
                         Decision::Accept(identity) => {
@@ -424,8 +447,15 @@ impl<I: ShardIo> ShardBroker<I> {
             .map(|account| account.limits.clone())
             .unwrap_or_default();
         let conn = &mut self.conns[key];
-        // A reload re-authenticates connections that are already counted:
-        // only a first login is a connect event.
+        if conn.counted_in_account && conn.account != identity.account {
+            // A later CONNECT as a user of another account: nats-server
+            // would move the connection, leaving its subscriptions behind
+            // in the first account; percore refuses it instead.
+            let log = "authentication error - a later CONNECT may not change the account";
+            return self.reject_auth(key, log);
+        }
+        // A reload or a later CONNECT re-authenticates connections that are
+        // already counted: only a first login is a connect event.
         let first_login = !conn.counted_in_account;
         if !conn.counted_in_account {
             if !self
@@ -491,30 +521,9 @@ impl<I: ShardIo> ShardBroker<I> {
         self.stats.in_bytes += publish.payload.len() as u64;
         conn.traffic.in_msgs += 1;
         conn.traffic.in_bytes += publish.payload.len() as u64;
-        if pedantic && !is_valid_publish_subject(publish.subject) {
-            // Quirk kept from nats-server: the error is sent, yet the message
-            // is still delivered.
-            self.queue_err(key, "Invalid Publish Subject");
-        }
-        if let Some(reply) = publish.reply {
-            if RESERVED_REPLY_PREFIXES.iter().any(|p| reply.starts_with(p)) {
-                let text = format!(
-                    "Permissions Violation for Publish with Reply of \"{}\"",
-                    String::from_utf8_lossy(reply)
-                );
-                self.queue_err(key, &text);
-                return Next::NeedMore;
-            }
-        }
-        if publish.subject.starts_with(b"_GR_.") {
-            let text = format!(
-                "Permissions Violation for Publish to \"{}\"",
-                String::from_utf8_lossy(publish.subject)
-            );
-            self.queue_err(key, &text);
-            return Next::NeedMore;
-        }
-        let conn = &mut self.conns[key];
+        // nats-server's order: the payload limit (checked on the PUB line),
+        // pedantic's subject check, the gateway prefix, the publish
+        // permissions, then the reserved reply prefixes.
         if let Some(max) = conn.account_max_payload {
             if publish.payload.len() as u64 > max {
                 crate::error!(
@@ -531,18 +540,41 @@ impl<I: ShardIo> ShardBroker<I> {
                 );
             }
         }
+        if pedantic && !is_valid_publish_subject(publish.subject) {
+            // Quirk kept from nats-server: the error is sent, yet the message
+            // is still delivered.
+            self.queue_err(key, "Invalid Publish Subject");
+        }
         let now = self.now;
-        if let Some(check) = conn.permissions.as_mut() {
-            if !check.can_publish(publish.subject) && !check.may_respond(publish.subject, now) {
-                let subject = go_quote(publish.subject);
+        let conn = &mut self.conns[key];
+        let denied = publish.subject.starts_with(b"_GR_.")
+            || conn.permissions.as_mut().is_some_and(|check| {
+                !check.can_publish(publish.subject) && !check.may_respond(publish.subject, now)
+            });
+        if denied {
+            let subject = go_quote(publish.subject);
+            crate::error!(
+                "{} - cid:{} - Publish Violation - {}, Subject {}",
+                conn.ip,
+                conn.client_id,
+                who(&conn.auth_method),
+                subject
+            );
+            let text = format!("Permissions Violation for Publish to {subject}");
+            self.queue_err(key, &text);
+            return Next::NeedMore;
+        }
+        if let Some(reply) = publish.reply {
+            if RESERVED_REPLY_PREFIXES.iter().any(|p| reply.starts_with(p)) {
+                let reply = go_quote(reply);
                 crate::error!(
-                    "{} - cid:{} - Publish Violation - {}, Subject {}",
+                    "{} - cid:{} - Publish Violation - {}, Reply {}",
                     conn.ip,
                     conn.client_id,
                     who(&conn.auth_method),
-                    subject
+                    reply
                 );
-                let text = format!("Permissions Violation for Publish to {subject}");
+                let text = format!("Permissions Violation for Publish with Reply of {reply}");
                 self.queue_err(key, &text);
                 return Next::NeedMore;
             }
@@ -564,31 +596,42 @@ impl<I: ShardIo> ShardBroker<I> {
         let conn = &mut self.conns[key];
         conn.liveness.heard_from();
         let verbose = conn.options.verbose;
-        if let Some(check) = &conn.permissions {
-            if !check.can_subscribe(subject, queue) {
-                let subject = go_quote(subject);
-                let queue = queue.map(go_quote);
-                crate::error!(
-                    "{} - cid:{} - Subscription Violation - {}, Subject {}{}, SID {}",
-                    conn.ip,
-                    conn.client_id,
-                    who(&conn.auth_method),
-                    subject,
-                    queue
-                        .as_ref()
-                        .map(|q| format!(", Queue: {q}"))
-                        .unwrap_or_default(),
-                    String::from_utf8_lossy(sid)
-                );
-                let text = match queue {
-                    Some(queue) => format!(
-                        "Permissions Violation for Subscription to {subject} using queue {queue}"
-                    ),
-                    None => format!("Permissions Violation for Subscription to {subject}"),
-                };
-                self.queue_err(key, &text);
-                return;
-            }
+        // Queue group `_sys_` is nats-server's own: no client may join it,
+        // whatever its permissions.
+        let allowed = queue != Some(SYSTEM_QUEUE_GROUP)
+            && match conn.permissions.as_mut() {
+                Some(check) => {
+                    let allowed = check.can_subscribe(subject, queue);
+                    if allowed {
+                        check.subscribed(subject);
+                    }
+                    allowed
+                }
+                None => true,
+            };
+        if !allowed {
+            let subject = go_quote(subject);
+            let queue = queue.map(go_quote);
+            crate::error!(
+                "{} - cid:{} - Subscription Violation - {}, Subject {}{}, SID {}",
+                conn.ip,
+                conn.client_id,
+                who(&conn.auth_method),
+                subject,
+                queue
+                    .as_ref()
+                    .map(|q| format!(", Queue: {q}"))
+                    .unwrap_or_default(),
+                String::from_utf8_lossy(sid)
+            );
+            let text = match queue {
+                Some(queue) => format!(
+                    "Permissions Violation for Subscription to {subject} using queue {queue}"
+                ),
+                None => format!("Permissions Violation for Subscription to {subject}"),
+            };
+            self.queue_err(key, &text);
+            return;
         }
         match self.subscribe(key, subject, queue, sid) {
             Ok(_) | Err(SubscribeError::DuplicateSid) => {
@@ -666,6 +709,7 @@ impl<I: ShardIo> ShardBroker<I> {
 fn who(method: &crate::auth::AuthMethod) -> String {
     match method {
         crate::auth::AuthMethod::Jwt(key) => format!("JWT User {}", go_quote(key)),
+        crate::auth::AuthMethod::Nkey(key) => format!("Nkey {}", go_quote(key)),
         other => format!("User {}", go_quote(other.user().unwrap_or("N/A"))),
     }
 }

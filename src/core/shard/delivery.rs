@@ -50,7 +50,7 @@ impl<I: ShardIo> ShardBroker<I> {
         // not receive what they cover (nats-server skips those silently);
         // with `allow_responses`, the reply subject becomes publishable.
         if let Some(check) = &mut conn.permissions {
-            if check.filters_deliveries() && !check.may_receive(message.subject, sub.queue()) {
+            if check.filters_deliveries() && !check.may_receive(message.subject) {
                 return false;
             }
             if let (true, Some(reply)) = (check.tracks_replies(), message.reply) {

@@ -212,7 +212,11 @@ impl<I: ShardIo> ShardBroker<I> {
             name: conn.options.name.clone(),
             lang: conn.options.lang.clone(),
             version: conn.options.version.clone(),
-            authorized_user: conn.auth_method.user().map(str::to_string),
+            authorized_user: crate::auth::reported_user::raw_auth_user(
+                &conn.auth_method,
+                conn.credentials.as_deref(),
+            )
+            .map(str::to_string),
             account: self.limits.accounts.name(conn.account).to_string(),
             jwt: conn.jwt_info.clone(),
             tls_version: conn.tls.as_ref().map(|t| t.version),
@@ -289,6 +293,10 @@ impl<I: ShardIo> ShardBroker<I> {
         let mut closed = self.connection_snapshot(conn, true, clock);
         closed.stop = Some(clock.wall_now);
         closed.jwt = None;
+        // nats-server keeps only the user name of a closed connection.
+        closed.authorized_user =
+            crate::auth::reported_user::user_name(&conn.auth_method, conn.credentials.as_deref())
+                .map(str::to_string);
         closed.reason = Some(
             conn.closing
                 .unwrap_or(CloseReason::ClientClosed)

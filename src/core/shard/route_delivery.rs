@@ -100,7 +100,7 @@ impl<I: ShardIo> ShardBroker<I> {
             // rule has a check (see `super::route_permissions`): the one
             // per-message permission test on the way to a route.
             if let Some(check) = &mut conn.permissions {
-                if !check.may_receive(message.subject, None) {
+                if !check.may_receive(message.subject) {
                     continue;
                 }
             }

@@ -208,6 +208,7 @@ impl<I: ShardIo> ShardBroker<I> {
             options: ClientOptions::default(),
             auth,
             nonce: None,
+            credentials: None,
             auth_method: AuthMethod::Open,
             permissions: None,
             first_pong_sent: false,
