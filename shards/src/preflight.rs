@@ -34,12 +34,12 @@ pub const PREGROWN_DESCRIPTORS: u64 = 65_536;
 /// when a new descriptor does not fit, and in a process with more than one
 /// thread each doubling waits for an RCU grace period (`expand_fdtable`
 /// calls `synchronize_rcu`). The thread that hits it is a shard's, in its
-/// accept: on this 2-vCPU VM, 2 000 connections of random bytes arriving
-/// at once stalled every client of that shard for 110-130 ms, once per run,
-/// at the 4 096th descriptor (`perf trace`: the accept's dup took 19 ms on
-/// an otherwise idle box). Growing it here, before the shard threads
-/// start, costs one syscall and no wait. The table never shrinks, so the
-/// kernel keeps the memory until exit.
+/// accept, and every client of that shard waits with it: on this 2-vCPU VM,
+/// during a flood of 2 000 connections of random bytes (benches/hostile.sh),
+/// `perf trace` showed the accept's dup at the 4 096th descriptor taking
+/// 19 ms. Growing the table here, before the shard threads start, costs one
+/// syscall and no wait. The table never shrinks, so the kernel keeps the
+/// memory until exit.
 pub fn pregrow_descriptor_table() {
     let Some(limit) = crate::rlimit::current(libc::RLIMIT_NOFILE) else {
         return;
