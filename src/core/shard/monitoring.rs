@@ -167,26 +167,32 @@ impl<I: ShardIo> ShardBroker<I> {
         stats
     }
 
+    /// The subscriptions of one connection (client or route) as `/connz`
+    /// and `/routez` list them.
+    fn subscription_snapshots(&self, conn: &Connection<I::Endpoint>) -> Vec<SubscriptionSnapshot> {
+        let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+        conn.subs
+            .keys()
+            .filter_map(|sk| self.subs.get(sk.index()))
+            .map(|sub| SubscriptionSnapshot {
+                subject: text(sub.subject()),
+                queue: sub.queue().map(text),
+                sid: text(&sub.sid),
+                msgs: sub.delivered,
+                max: sub.max.map(NonZeroU64::get),
+                cid: conn.client_id.0,
+            })
+            .collect()
+    }
+
     pub(super) fn connection_snapshot(
         &self,
         conn: &Connection<I::Endpoint>,
         with_subscriptions: bool,
         clock: &WallClock,
     ) -> ConnectionSnapshot {
-        let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
         let subscription_list = if with_subscriptions {
-            conn.subs
-                .keys()
-                .filter_map(|sk| self.subs.get(sk.index()))
-                .map(|sub| SubscriptionSnapshot {
-                    subject: text(sub.subject()),
-                    queue: sub.queue().map(text),
-                    sid: text(&sub.sid),
-                    msgs: sub.delivered,
-                    max: sub.max.map(NonZeroU64::get),
-                    cid: conn.client_id.0,
-                })
-                .collect()
+            self.subscription_snapshots(conn)
         } else {
             Vec::new()
         };
@@ -245,20 +251,8 @@ impl<I: ShardIo> ShardBroker<I> {
             .filter(|(_, link)| link.registered)
             .filter_map(|(&key, link)| {
                 let conn = self.conns.get(key)?;
-                let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
                 let subs = if with_subs {
-                    conn.subs
-                        .keys()
-                        .filter_map(|sk| self.subs.get(sk.index()))
-                        .map(|sub| SubscriptionSnapshot {
-                            subject: text(sub.subject()),
-                            queue: sub.queue().map(text),
-                            sid: text(&sub.sid),
-                            msgs: sub.delivered,
-                            max: sub.max.map(NonZeroU64::get),
-                            cid: conn.client_id.0,
-                        })
-                        .collect()
+                    self.subscription_snapshots(conn)
                 } else {
                     Vec::new()
                 };
