@@ -211,7 +211,7 @@ fn reloaded(args: &[String], current: &Options) -> Result<Options, String> {
     percore::resolver::url::carry_over(current, &mut new)?;
     // Connections hold account ids: accounts that stay keep theirs.
     percore::config::accounts::keep_account_ids(&mut new, &current.accounts);
-    let fixed: [(&str, String, String); 7] = [
+    let fixed: [(&str, String, String); 8] = [
         ("host", current.host.clone(), new.host.clone()),
         ("port", current.port.to_string(), new.port.to_string()),
         (
@@ -230,6 +230,12 @@ fn reloaded(args: &[String], current: &Options) -> Result<Options, String> {
             "max_connections",
             current.max_connections.to_string(),
             new.max_connections.to_string(),
+        ),
+        // nats-server 2.9 has no reload for it either.
+        (
+            "max_sub_tokens",
+            current.max_sub_tokens.to_string(),
+            new.max_sub_tokens.to_string(),
         ),
     ];
     for (name, old, new) in fixed {

@@ -1143,6 +1143,7 @@ pub fn shard_limits(
         max_control_line: options.max_control_line,
         max_pending: options.max_pending,
         max_subscriptions: options.max_subscriptions,
+        max_sub_tokens: options.max_sub_tokens,
         ping_interval: options.ping_interval,
         ping_max: options.ping_max,
         write_deadline: options.write_deadline,

@@ -44,6 +44,33 @@ fn msg_frame(subject: &str, sid: &str, payload: &[u8]) -> Vec<u8> {
 // ---------------------------------------------------------------- max_payload
 
 #[test]
+fn max_sub_tokens_refuses_longer_subjects_and_keeps_the_client() {
+    // Bytes as nats-server 2.9.10 sends them (`max_sub_tokens: 3`).
+    let broker = Broker::start_with(&[], Some("max_sub_tokens: 3\n"));
+    for shard in 0..broker.shards {
+        let mut client = client_on_shard(&broker, shard);
+        session(
+            &mut client,
+            b"SUB a.b.c 1\r\nSUB a.b.c.d 2\r\nSUB a.*.c.> q 3\r\n",
+            b"-ERR 'Permissions Violation for Subscription to \"a.b.c.d\", too many tokens'\r\n\
+              -ERR 'Permissions Violation for Subscription to \"a.*.c.>\", too many tokens'\r\n",
+        );
+        // The three-token subscription works; the refused ones do not exist.
+        session(
+            &mut client,
+            b"PUB a.b.c 1\r\nx\r\nPUB a.b.c.d 1\r\ny\r\n",
+            b"MSG a.b.c 1 1\r\nx\r\n",
+        );
+    }
+    assert!(broker
+        .wait_log(
+            "Subscription Violation Too Many Tokens - User \"N/A\", Subject \"a.b.c.d\", SID 2",
+            Duration::from_secs(5)
+        )
+        .is_some());
+}
+
+#[test]
 fn a_reloaded_max_payload_applies_to_open_clients() {
     // nats-server's reload sets every client's limit, not only new ones'.
     let broker = Broker::start_with(&[], Some("max_payload: 4096\n"));

@@ -1151,11 +1151,11 @@ no_auth_user: b
     fn account_names() {
         assert_eq!(
             err("accounts: [A, \"$G\"]"),
-            "x.conf:1:15: \"$G\" is a Reserved Account"
+            "x.conf:1:14: \"$G\" is a Reserved Account"
         );
         assert_eq!(
             err("accounts: [A, B, A]"),
-            "x.conf:1:18: Duplicate Account Entry: A"
+            "x.conf:1:17: Duplicate Account Entry: A"
         );
         assert_eq!(
             err("accounts {\n  \"$G\": {}\n}"),
@@ -1163,11 +1163,11 @@ no_auth_user: b
         );
         assert_eq!(
             err("accounts { A: 1 }"),
-            "x.conf:1:12: Expected map entries for accounts"
+            "x.conf:1:11: Expected map entries for accounts"
         );
         assert_eq!(
             err("accounts: [A, 1]"),
-            "x.conf:1:15: Expected an account name, got int64"
+            "x.conf:1:14: Expected an account name, got int64"
         );
     }
 
@@ -1179,7 +1179,7 @@ no_auth_user: b
         );
         assert_eq!(
             err("system_account: \"$SYS\""),
-            "x.conf:1:1: error resolving system account: account missing"
+            "x.conf:1:0: error resolving system account: account missing"
         );
         assert_eq!(
             err("accounts: [A]\nsystem_account: 1"),
@@ -1255,14 +1255,14 @@ no_auth_user: b
             "x.conf:3:16: Duplicate user \"u\" detected"
         );
         // Against the authorization block, whichever comes first.
-        let expected = "x.conf:1:26: Duplicate user \"u\" detected";
+        let expected = "x.conf:1:25: Duplicate user \"u\" detected";
         assert_eq!(
             err("accounts { A: { users: [{user: u}] } }\nauthorization { users: [{user: u}] }"),
             expected
         );
         assert_eq!(
             err("authorization { users: [{user: u}] }\naccounts { A: { users: [{user: u}] } }")
-                .replace("2:26", "1:26"),
+                .replace("2:26", "1:25"),
             expected
         );
         assert_eq!(
@@ -1277,7 +1277,7 @@ no_auth_user: b
         );
         assert_eq!(
             err("accounts { A: { users: [{user: u}] } }\nauthorization { token: t }"),
-            "x.conf:1:17: Can not have a token and accounts"
+            "x.conf:1:16: Can not have a token and accounts"
         );
         // Accounts without users go with a token.
         ok("accounts: [A]\nauthorization { token: t }");
@@ -1331,21 +1331,21 @@ no_auth_user: b
             ]
         );
         let cases = [
-            ("accounts { A: { exports: [{stream: x, response: stream}] } }", "x.conf:1:39: Detected response directive on non-service"),
-            ("accounts { A: { exports: [{stream: x, threshold: \"1s\"}] } }", "x.conf:1:39: Detected response directive on non-service"),
-            ("accounts { A: { exports: [{service: x, response: many}] } }", "x.conf:1:40: Unknown response type: \"many\""),
-            ("accounts { A: { exports: [{service: x, response: single, response_type: stream}] } }", "x.conf:1:58: Duplicate response type definition"),
-            ("accounts { A: { exports: [{service: x, threshold: 5}] } }", "x.conf:1:40: Expected response threshold to be a parseable time duration, got int64"),
-            ("accounts { A: { exports: [{service: x, threshold: \"5 s\"}] } }", "x.conf:1:40: Expected response threshold to be a parseable time duration, got \"5 s\""),
-            ("accounts { A: { exports: [{service: x, threshold: \"1s\", response_time: \"2s\"}] } }", "x.conf:1:57: Duplicate response threshold detected"),
-            ("accounts { A: { exports: [{stream: x, service: y}] } }", "x.conf:1:39: Detected service \"y\" but already saw a stream"),
-            ("accounts { A: { exports: [{service: x, latency: lat}] } }", "x.conf:1:40: \"latency\" is not supported yet by percore (service latency tracking)"),
-            ("accounts { A: { exports: [{stream: x, account_token_position: 2}] } }", "x.conf:1:39: \"account_token_position\" is not supported yet by percore"),
-            ("accounts { A: { exports: [{accounts: [A]}] } }", "x.conf:1:27: export entry needs a \"stream\" or a \"service\" subject"),
-            ("accounts { A: { exports: [{stream: \"a..b\"}] } }", "x.conf:1:27: Error adding stream export \"a..b\": invalid subject"),
-            ("accounts { A: { exports: [{stream: x, foo: 1}] } }", "x.conf:1:39: unknown field \"foo\""),
-            ("accounts { A: { exports: [x] } }", "x.conf:1:27: Export Items should be a map with type entry, got string"),
-            ("accounts { A: { exports: {stream: x} } }", "x.conf:1:17: Exports should be an array, got map[string]interface {}"),
+            ("accounts { A: { exports: [{stream: x, response: stream}] } }", "x.conf:1:38: Detected response directive on non-service"),
+            ("accounts { A: { exports: [{stream: x, threshold: \"1s\"}] } }", "x.conf:1:38: Detected response directive on non-service"),
+            ("accounts { A: { exports: [{service: x, response: many}] } }", "x.conf:1:39: Unknown response type: \"many\""),
+            ("accounts { A: { exports: [{service: x, response: single, response_type: stream}] } }", "x.conf:1:57: Duplicate response type definition"),
+            ("accounts { A: { exports: [{service: x, threshold: 5}] } }", "x.conf:1:39: Expected response threshold to be a parseable time duration, got int64"),
+            ("accounts { A: { exports: [{service: x, threshold: \"5 s\"}] } }", "x.conf:1:39: Expected response threshold to be a parseable time duration, got \"5 s\""),
+            ("accounts { A: { exports: [{service: x, threshold: \"1s\", response_time: \"2s\"}] } }", "x.conf:1:56: Duplicate response threshold detected"),
+            ("accounts { A: { exports: [{stream: x, service: y}] } }", "x.conf:1:38: Detected service \"y\" but already saw a stream"),
+            ("accounts { A: { exports: [{service: x, latency: lat}] } }", "x.conf:1:39: \"latency\" is not supported yet by percore (service latency tracking)"),
+            ("accounts { A: { exports: [{stream: x, account_token_position: 2}] } }", "x.conf:1:38: \"account_token_position\" is not supported yet by percore"),
+            ("accounts { A: { exports: [{accounts: [A]}] } }", "x.conf:1:26: export entry needs a \"stream\" or a \"service\" subject"),
+            ("accounts { A: { exports: [{stream: \"a..b\"}] } }", "x.conf:1:26: Error adding stream export \"a..b\": invalid subject"),
+            ("accounts { A: { exports: [{stream: x, foo: 1}] } }", "x.conf:1:38: unknown field \"foo\""),
+            ("accounts { A: { exports: [x] } }", "x.conf:1:26: Export Items should be a map with type entry, got string"),
+            ("accounts { A: { exports: {stream: x} } }", "x.conf:1:16: Exports should be an array, got map[string]interface {}"),
         ];
         for (source, expected) in cases {
             assert_eq!(err(source), expected, "{source}");
@@ -1390,35 +1390,35 @@ no_auth_user: b
         let cases = [
             (
                 "accounts { A: { jetstream: enabled } }",
-                "x.conf:1:17: \"jetstream\" is not supported yet by percore (JetStream)",
+                "x.conf:1:16: \"jetstream\" is not supported yet by percore (JetStream)",
             ),
             (
                 "accounts { A: { mappings: { a: b } } }",
-                "x.conf:1:17: \"mappings\" is not supported yet by percore",
+                "x.conf:1:16: \"mappings\" is not supported yet by percore",
             ),
             (
                 "accounts { A: { maps: { a: b } } }",
-                "x.conf:1:17: \"maps\" is not supported yet by percore",
+                "x.conf:1:16: \"maps\" is not supported yet by percore",
             ),
             (
                 "accounts { A: { nkey: UABC } }",
-                "x.conf:1:17: Not a valid public nkey for an account: \"UABC\"",
+                "x.conf:1:16: Not a valid public nkey for an account: \"UABC\"",
             ),
             (
                 "accounts { A: { limits: { max_foo: 1 } } }",
-                "x.conf:1:27: Unknown field \"max_foo\" parsing account limits",
+                "x.conf:1:26: Unknown field \"max_foo\" parsing account limits",
             ),
             (
                 "accounts { A: { limits: 1 } }",
-                "x.conf:1:17: Expected account limits to be a map/struct, got 1",
+                "x.conf:1:16: Expected account limits to be a map/struct, got 1",
             ),
             (
                 "accounts { A: { limits: { max_conn: 3000000000 } } }",
-                "x.conf:1:27: max_conn value is too big",
+                "x.conf:1:26: max_conn value is too big",
             ),
             (
                 "accounts { A: { foo: 1 } }",
-                "x.conf:1:17: unknown field \"foo\"",
+                "x.conf:1:16: unknown field \"foo\"",
             ),
         ];
         for (source, expected) in cases {

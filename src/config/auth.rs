@@ -547,11 +547,11 @@ mod tests {
         }
         assert_eq!(
             err("authorization { token: t, timeout: -1 }"),
-            "x.conf:1:27: timeout value can not be negative"
+            "x.conf:1:26: timeout value can not be negative"
         );
         assert_eq!(
             err("authorization { token: t, timeout: 99999999999999999999.0 }"),
-            "x.conf:1:27: timeout value is too big"
+            "x.conf:1:26: timeout value is too big"
         );
     }
 
@@ -636,23 +636,23 @@ mod tests {
         let cases = [
             (
                 "authorization { user: a, token: t }",
-                "x.conf:1:1: Cannot have a user/pass and token",
+                "x.conf:1:0: Cannot have a user/pass and token",
             ),
             (
                 "authorization { password: p, token: t }",
-                "x.conf:1:1: Cannot have a user/pass and token",
+                "x.conf:1:0: Cannot have a user/pass and token",
             ),
             (
                 "authorization { user: a, users: [{user: b}] }",
-                "x.conf:1:1: Can not have a single user/pass and a users array",
+                "x.conf:1:0: Can not have a single user/pass and a users array",
             ),
             (
                 "authorization { token: t, users: [{user: b}] }",
-                "x.conf:1:1: Can not have a token and a users array",
+                "x.conf:1:0: Can not have a token and a users array",
             ),
             (
                 "authorization { users: [] }",
-                "x.conf:1:1: users array is empty (nats-server would then require no authentication)",
+                "x.conf:1:0: users array is empty (nats-server would then require no authentication)",
             ),
         ];
         for (source, expected) in cases {
@@ -681,27 +681,27 @@ mod tests {
         let cases = [
             (
                 format!("{{nkey: {broken}}}"),
-                "x.conf:1:26: Not a valid public nkey for a user",
+                "x.conf:1:25: Not a valid public nkey for a user",
             ),
             (
                 "{nkey: UABC}".to_string(),
-                "x.conf:1:26: Not a valid public nkey for a user",
+                "x.conf:1:25: Not a valid public nkey for a user",
             ),
             (
                 format!("{{nkey: {USER_KEY}, user: a}}"),
-                "x.conf:1:25: Nkey users do not take usernames or passwords",
+                "x.conf:1:24: Nkey users do not take usernames or passwords",
             ),
             (
                 format!("{{nkey: {USER_KEY}, password: p}}"),
-                "x.conf:1:25: Nkey users do not take usernames or passwords",
+                "x.conf:1:24: Nkey users do not take usernames or passwords",
             ),
             (
                 "{nkey: \"\"}".to_string(),
-                "x.conf:1:25: User entry requires a user",
+                "x.conf:1:24: User entry requires a user",
             ),
             (
                 "{password: p}".to_string(),
-                "x.conf:1:25: User entry requires a user",
+                "x.conf:1:24: User entry requires a user",
             ),
         ];
         for (entry, expected) in cases {
@@ -715,39 +715,39 @@ mod tests {
         let cases = [
             (
                 "authorization: 1",
-                "x.conf:1:1: invalid value for \"authorization\": expected a map, got an integer",
+                "x.conf:1:0: invalid value for \"authorization\": expected a map, got an integer",
             ),
             (
                 "authorization { users: {user: a} }",
-                "x.conf:1:17: Expected users field to be an array, got map[user:a]",
+                "x.conf:1:16: Expected users field to be an array, got map[user:a]",
             ),
             (
                 "authorization { users: [a] }",
-                "x.conf:1:25: Expected user entry to be a map/struct, got a",
+                "x.conf:1:24: Expected user entry to be a map/struct, got a",
             ),
             (
                 "authorization { users: [{user: a, foo: 1}] }",
-                "x.conf:1:35: unknown field \"foo\"",
+                "x.conf:1:34: unknown field \"foo\"",
             ),
             (
                 "authorization { token: t, foo: 1 }",
-                "x.conf:1:27: unknown field \"foo\"",
+                "x.conf:1:26: unknown field \"foo\"",
             ),
             (
                 "authorization { user: 1 }",
-                "x.conf:1:17: invalid value for \"user\": expected a string, got an integer",
+                "x.conf:1:16: invalid value for \"user\": expected a string, got an integer",
             ),
             (
                 "authorization { users: [{user: a, password: 2}] }",
-                "x.conf:1:35: invalid value for \"password\": expected a string, got an integer",
+                "x.conf:1:34: invalid value for \"password\": expected a string, got an integer",
             ),
             (
                 "authorization { users: [{user: a, permissions: { foo: x }}] }",
-                "x.conf:1:50: Unknown field \"foo\" parsing permissions",
+                "x.conf:1:49: Unknown field \"foo\" parsing permissions",
             ),
             (
                 "authorization { users: [{user: a, permissions: [x]}] }",
-                "x.conf:1:35: Expected permissions to be a map/struct, got [x]",
+                "x.conf:1:34: Expected permissions to be a map/struct, got [x]",
             ),
         ];
         for (source, expected) in cases {
@@ -766,19 +766,19 @@ mod tests {
         let cases = [
             (
                 format!("authorization {{ users: [{{user: alice, password: \"{short}\"}}] }}"),
-                format!("x.conf:1:39: password of user \"alice\" {shape}"),
+                format!("x.conf:1:38: password of user \"alice\" {shape}"),
             ),
             (
                 format!("authorization {{ user: admin, password: \"{short}\" }}"),
-                format!("x.conf:1:30: password of user \"admin\" {shape}"),
+                format!("x.conf:1:29: password of user \"admin\" {shape}"),
             ),
             (
                 format!("authorization {{ token: \"{short}\" }}"),
-                format!("x.conf:1:17: authorization token {shape}"),
+                format!("x.conf:1:16: authorization token {shape}"),
             ),
             (
                 "authorization { token: \"$2a$03$x\" }".to_string(),
-                format!("x.conf:1:17: authorization token {shape}"),
+                format!("x.conf:1:16: authorization token {shape}"),
             ),
         ];
         for (source, expected) in cases {
@@ -804,10 +804,10 @@ mod tests {
             assert!(ok(&source).users.contains_key("a"), "{source}");
         }
         let cases = [
-            ("[websocket, leafnode]", "x.conf:1:35: \"allowed_connection_types\" without STANDARD is not supported yet by percore (it serves only standard NATS clients)"),
-            ("[standard, foo, Bar]", "x.conf:1:35: invalid connection types [\"FOO\" \"BAR\"]"),
-            ("1", "x.conf:1:35: error parsing allowed connection types: unsupported type int64"),
-            ("[STANDARD, 2]", "x.conf:1:72: error parsing allowed connection types: unsupported type in array int64"),
+            ("[websocket, leafnode]", "x.conf:1:34: \"allowed_connection_types\" without STANDARD is not supported yet by percore (it serves only standard NATS clients)"),
+            ("[standard, foo, Bar]", "x.conf:1:34: invalid connection types [\"FOO\" \"BAR\"]"),
+            ("1", "x.conf:1:34: error parsing allowed connection types: unsupported type int64"),
+            ("[STANDARD, 2]", "x.conf:1:71: error parsing allowed connection types: unsupported type in array int64"),
         ];
         for (value, expected) in cases {
             let source = format!(
@@ -834,7 +834,7 @@ mod tests {
                 "no_auth_user: bob\nauthorization { users: [{user: al}] }",
                 "no_auth_user: \"bob\" not present as user in authorization block or account configuration",
             ),
-            ("no_auth_user: 1", "x.conf:1:1: invalid value for \"no_auth_user\": expected a string, got an integer"),
+            ("no_auth_user: 1", "x.conf:1:0: invalid value for \"no_auth_user\": expected a string, got an integer"),
         ];
         for (source, expected) in cases {
             assert_eq!(err(source), expected, "{source}");

@@ -330,15 +330,15 @@ mod tests {
     fn cluster_block_errors() {
         assert_eq!(
             load("cluster { authorization { users: [] } }").unwrap_err(),
-            "x.conf:1:27: Cluster authorization does not allow multiple users"
+            "x.conf:1:26: Cluster authorization does not allow multiple users"
         );
         assert_eq!(
             load("cluster { authorization { token: t } }").unwrap_err(),
-            "x.conf:1:27: Cluster authorization does not support tokens"
+            "x.conf:1:26: Cluster authorization does not support tokens"
         );
         assert_eq!(
             load("cluster { bogus: 1 }").unwrap_err(),
-            "x.conf:1:11: unknown field \"bogus\""
+            "x.conf:1:10: unknown field \"bogus\""
         );
         assert!(load("cluster: 5")
             .unwrap_err()

@@ -130,6 +130,26 @@ pub fn parse_str(source: &str, file_name: &str, env: EnvLookup<'_>) -> Result<Ma
 }
 
 /// The file's text; on failure Go's wording (`open x: no such file ...`).
+/// `dir` joined with `path` and cleaned lexically (`.` dropped, `..` taking
+/// the previous component off), as Go's `filepath.Join` does: the path
+/// nats-server names when an include cannot be opened.
+fn clean_join(dir: &Path, path: &str) -> PathBuf {
+    use std::path::Component;
+    let mut cleaned = PathBuf::new();
+    for component in dir.join(path).components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !cleaned.pop() {
+                    cleaned.push("..");
+                }
+            }
+            other => cleaned.push(other.as_os_str()),
+        }
+    }
+    cleaned
+}
+
 fn read_source(path: &Path) -> Result<String, String> {
     let bytes =
         std::fs::read(path).map_err(|e| io_error_text("open", &path.display().to_string(), &e))?;
@@ -189,7 +209,10 @@ impl<'a> Parser<'a> {
             chars: source.chars().collect(),
             at: 0,
             line: 1,
-            col: 1,
+            // nats-server's lexer counts the first line's columns from 0
+            // and every later line's from 1 (it measures from the previous
+            // newline); error positions follow it.
+            col: 0,
             file: Arc::from(file_name),
             dir,
             scopes: Vec::new(),
@@ -868,14 +891,12 @@ impl<'a> Parser<'a> {
                 format!("includes are nested more than {MAX_INCLUDE_DEPTH} deep (include cycle?)"),
             ));
         }
-        let full = self.dir.join(&path);
-        // A missing file is reported at the include line; errors inside the
-        // included file name that file themselves.
+        let full = clean_join(&self.dir, &path);
+        // As nats-server: a file that cannot be read is reported without a
+        // position, naming the cleaned path; errors inside the included
+        // file name that file themselves.
         let source = read_source(&full).map_err(|reason| {
-            ConfigError::at(
-                pos,
-                format!("error parsing include file '{path}', {reason}"),
-            )
+            ConfigError::new(format!("error parsing include file '{path}', {reason}"))
         })?;
         let mut parser = Parser::new(&source, &full.display().to_string(), self.env);
         parser.include_depth = self.include_depth + 1;
@@ -1235,7 +1256,7 @@ mod tests {
         assert_eq!(string(&parse_ok("t (\nx\n)"), "t"), "\nx");
         assert_eq!(
             parse_err("t = (\nnever closed) \n"),
-            "t.conf:1:5: parse error: block string is not closed with ')' alone on a line"
+            "t.conf:1:4: parse error: block string is not closed with ')' alone on a line"
         );
     }
 
@@ -1312,15 +1333,15 @@ mod tests {
         );
         assert_eq!(
             parse_err("d = 2020-13-02T03:04:05Z"),
-            "t.conf:1:5: parse error: invalid datetime '2020-13-02T03:04:05Z', the form is YYYY-MM-DDTHH:MM:SSZ"
+            "t.conf:1:4: parse error: invalid datetime '2020-13-02T03:04:05Z', the form is YYYY-MM-DDTHH:MM:SSZ"
         );
         assert_eq!(
             parse_err("d = 2020-01-02"),
-            "t.conf:1:5: parse error: invalid datetime '2020-01-02', the form is YYYY-MM-DDTHH:MM:SSZ"
+            "t.conf:1:4: parse error: invalid datetime '2020-01-02', the form is YYYY-MM-DDTHH:MM:SSZ"
         );
         assert_eq!(
             parse_err("d = 12-3"),
-            "t.conf:1:5: parse error: a datetime must have the form YYYY-MM-DDTHH:MM:SSZ"
+            "t.conf:1:4: parse error: a datetime must have the form YYYY-MM-DDTHH:MM:SSZ"
         );
     }
 
@@ -1328,35 +1349,35 @@ mod tests {
     fn number_errors() {
         assert_eq!(
             parse_err("n = 99999999999999999999"),
-            "t.conf:1:5: parse error: integer '99999999999999999999' is out of range"
+            "t.conf:1:4: parse error: integer '99999999999999999999' is out of range"
         );
         assert_eq!(
             parse_err("n = 8eb"),
-            "t.conf:1:5: parse error: integer '8eb' is out of range"
+            "t.conf:1:4: parse error: integer '8eb' is out of range"
         );
         assert_eq!(
             parse_err("n = 1kbb"),
-            "t.conf:1:5: parse error: unknown size suffix \"kbb\" in '1kbb'"
+            "t.conf:1:4: parse error: unknown size suffix \"kbb\" in '1kbb'"
         );
         assert_eq!(
             parse_err("n = .5"),
-            "t.conf:1:5: parse error: a number must start with a digit, not '.'"
+            "t.conf:1:4: parse error: a number must start with a digit, not '.'"
         );
         assert_eq!(
             parse_err("n = -.5"),
-            "t.conf:1:5: parse error: a number must start with a digit, not '.'"
+            "t.conf:1:4: parse error: a number must start with a digit, not '.'"
         );
         assert_eq!(
             parse_err("n = -x"),
-            "t.conf:1:6: parse error: expected a digit after '-', found 'x'"
+            "t.conf:1:5: parse error: expected a digit after '-', found 'x'"
         );
         assert_eq!(
             parse_err("n = 1.x"),
-            "t.conf:1:7: parse error: expected a digit after '.', found 'x'"
+            "t.conf:1:6: parse error: expected a digit after '.', found 'x'"
         );
         assert_eq!(
             parse_err("n = 1.5x"),
-            "t.conf:1:8: parse error: expected a new line, ';', ',' or a comment after the value, found 'x'"
+            "t.conf:1:7: parse error: expected a new line, ';', ',' or a comment after the value, found 'x'"
         );
     }
 
@@ -1364,8 +1385,9 @@ mod tests {
     fn positions_are_recorded() {
         let map = parse_ok("a = 1\n  m {\n    bb: \"x\"\n  }\n");
         let a = map.get("a").expect("a");
-        assert_eq!((a.key_pos.line, a.key_pos.col), (1, 1));
-        assert_eq!((a.node.pos.line, a.node.pos.col), (1, 5));
+        // Line 1 counts from 0, later lines from 1, as nats-server's lexer.
+        assert_eq!((a.key_pos.line, a.key_pos.col), (1, 0));
+        assert_eq!((a.node.pos.line, a.node.pos.col), (1, 4));
         let m = map.get("m").expect("m");
         assert_eq!((m.key_pos.line, m.key_pos.col), (2, 3));
         assert_eq!((m.node.pos.line, m.node.pos.col), (2, 5));
@@ -1419,8 +1441,8 @@ mod tests {
         assert_eq!(int(&parse_ok("ENV_SIZE = 7\na = $ENV_SIZE"), "a"), 7);
         assert_eq!(
             parse_err("a = $ENV_BROKEN"),
-            "t.conf:1:5: variable reference for 'ENV_BROKEN' on line 1 could not be parsed: \
-             $ENV_BROKEN:1:7: parse error: unterminated string"
+            "t.conf:1:4: variable reference for 'ENV_BROKEN' on line 1 could not be parsed: \
+             $ENV_BROKEN:1:6: parse error: unterminated string"
         );
         assert!(parse_err("a = $ENV_LOOP").contains("refer to each other too deeply"));
     }
@@ -1434,7 +1456,7 @@ mod tests {
         // Only what is defined before the reference is visible.
         assert_eq!(
             parse_err("x { z = $port }\nport = 4222"),
-            "t.conf:1:9: variable reference for 'port' on line 1 can not be found"
+            "t.conf:1:8: variable reference for 'port' on line 1 can not be found"
         );
         // A sibling map's keys are not in scope.
         assert_eq!(
@@ -1443,7 +1465,7 @@ mod tests {
         );
         assert_eq!(
             parse_err("x = $"),
-            "t.conf:1:5: variable reference for '' on line 1 can not be found"
+            "t.conf:1:4: variable reference for '' on line 1 can not be found"
         );
     }
 
@@ -1478,7 +1500,7 @@ mod tests {
         let c = map.get("C").expect("C");
         assert_eq!(
             c.key_pos.to_string(),
-            format!("{}:1:1", dir.join("sub/c.conf").display())
+            format!("{}:1:0", dir.join("sub/c.conf").display())
         );
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -1491,11 +1513,20 @@ mod tests {
             "port = 1\ninclude nothere.conf\n",
         );
         let err = parse_file(&dir.join("missing.conf"), &env).expect_err("missing include");
+        // As nats-server 2.9.10: no position, the cleaned path.
         assert_eq!(
             err.to_string(),
             format!(
-                "{}:2:1: error parsing include file 'nothere.conf', open {}: no such file or directory",
-                dir.join("missing.conf").display(),
+                "error parsing include file 'nothere.conf', open {}: no such file or directory",
+                dir.join("nothere.conf").display()
+            )
+        );
+        write(&dir.join("dotted.conf"), "include ./sub/../nothere.conf\n");
+        let err = parse_file(&dir.join("dotted.conf"), &env).expect_err("missing include");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "error parsing include file './sub/../nothere.conf', open {}: no such file or directory",
                 dir.join("nothere.conf").display()
             )
         );
@@ -1523,45 +1554,45 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         assert_eq!(
             parse_err("include\n"),
-            "t.conf:1:8: parse error: expected a file name after include, found a new line"
+            "t.conf:1:7: parse error: expected a file name after include, found a new line"
         );
         assert_eq!(
             parse_err("include [a]"),
-            "t.conf:1:9: parse error: expected a file name after include, found '['"
+            "t.conf:1:8: parse error: expected a file name after include, found '['"
         );
     }
 
     #[test]
     fn syntax_errors_name_file_line_and_column() {
         let cases: &[(&str, &str)] = &[
-            ("port:\n4222", "t.conf:1:6: parse error: expected a value, found a new line"),
-            ("port", "t.conf:1:1: parse error: key \"port\" has no value"),
+            ("port:\n4222", "t.conf:1:5: parse error: expected a value, found a new line"),
+            ("port", "t.conf:1:0: parse error: key \"port\" has no value"),
             ("a = 1\nport =", "t.conf:2:1: parse error: key \"port\" has no value"),
             (
                 "port = 4222 host = \"h\"",
-                "t.conf:1:13: parse error: expected a new line, ';', ',' or a comment after the value, found 'h'",
+                "t.conf:1:12: parse error: expected a new line, ';', ',' or a comment after the value, found 'h'",
             ),
-            ("s = \"abc", "t.conf:1:5: parse error: unterminated string"),
-            ("s = 'abc", "t.conf:1:5: parse error: unterminated string"),
-            ("\"key = 1", "t.conf:1:1: parse error: unterminated quoted key"),
-            ("m {\n a = 1\n", "t.conf:1:3: parse error: map is not closed with '}'"),
-            ("m { a = 1", "t.conf:1:3: parse error: map is not closed with '}'"),
-            ("a = [1, 2\n", "t.conf:1:5: parse error: array is not closed with ']'"),
-            ("a = [1 2]", "t.conf:1:8: parse error: expected ',', a new line or ']' after the array element, found '2'"),
-            ("a = [,]", "t.conf:1:6: parse error: expected an array element, found ','"),
-            ("m { a }", "t.conf:1:5: parse error: key \"a\" has no value"),
-            ("m { a = 1 b = 2 }", "t.conf:1:11: parse error: expected ',', ';', a new line or '}' after the map value, found 'b'"),
-            ("m { , }", "t.conf:1:5: parse error: unexpected ',' where a key was expected"),
-            (": 1", "t.conf:1:1: parse error: unexpected ':' where a key was expected"),
-            ("] = 1", "t.conf:1:1: parse error: unexpected ']' where a key was expected"),
-            ("a = ,", "t.conf:1:5: parse error: expected a value, found ','"),
+            ("s = \"abc", "t.conf:1:4: parse error: unterminated string"),
+            ("s = 'abc", "t.conf:1:4: parse error: unterminated string"),
+            ("\"key = 1", "t.conf:1:0: parse error: unterminated quoted key"),
+            ("m {\n a = 1\n", "t.conf:1:2: parse error: map is not closed with '}'"),
+            ("m { a = 1", "t.conf:1:2: parse error: map is not closed with '}'"),
+            ("a = [1, 2\n", "t.conf:1:4: parse error: array is not closed with ']'"),
+            ("a = [1 2]", "t.conf:1:7: parse error: expected ',', a new line or ']' after the array element, found '2'"),
+            ("a = [,]", "t.conf:1:5: parse error: expected an array element, found ','"),
+            ("m { a }", "t.conf:1:4: parse error: key \"a\" has no value"),
+            ("m { a = 1 b = 2 }", "t.conf:1:10: parse error: expected ',', ';', a new line or '}' after the map value, found 'b'"),
+            ("m { , }", "t.conf:1:4: parse error: unexpected ',' where a key was expected"),
+            (": 1", "t.conf:1:0: parse error: unexpected ':' where a key was expected"),
+            ("] = 1", "t.conf:1:0: parse error: unexpected ']' where a key was expected"),
+            ("a = ,", "t.conf:1:4: parse error: expected a value, found ','"),
             (
                 "s = \"a\\ub\"",
-                "t.conf:1:8: parse error: invalid escape '\\u'; allowed are \\t \\n \\r \\\" \\\\ and \\xHH",
+                "t.conf:1:7: parse error: invalid escape '\\u'; allowed are \\t \\n \\r \\\" \\\\ and \\xHH",
             ),
-            ("s = \"\\x4\"", "t.conf:1:7: parse error: '\\x' must be followed by two hex digits"),
-            ("s = a'b", "t.conf:1:6: parse error: expected a new line, ';', ',' or a comment after the value, found '\\''"),
-            ("a = 1 / 2", "t.conf:1:7: parse error: expected a new line, ';', ',' or a comment after the value, found '/'"),
+            ("s = \"\\x4\"", "t.conf:1:6: parse error: '\\x' must be followed by two hex digits"),
+            ("s = a'b", "t.conf:1:5: parse error: expected a new line, ';', ',' or a comment after the value, found '\\''"),
+            ("a = 1 / 2", "t.conf:1:6: parse error: expected a new line, ';', ',' or a comment after the value, found '/'"),
         ];
         for (source, expected) in cases {
             assert_eq!(&parse_err(source), expected, "source: {source:?}");

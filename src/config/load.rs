@@ -38,8 +38,6 @@ const NOT_SUPPORTED_YET: &[&str] = &[
     "ports_file_dir",
     "prof_port",
     "max_traced_msg_len",
-    "max_sub_tokens",
-    "max_subscription_tokens",
     "ocsp",
     "connect_error_reports",
     "reconnect_error_reports",
@@ -103,6 +101,9 @@ fn apply_entry<'a>(
         }
         "max_pending" => opts.max_pending = max_pending(entry)?,
         "max_connections" | "max_conn" => opts.max_connections = max_connections(entry)?,
+        "max_sub_tokens" | "max_subscription_tokens" => {
+            opts.max_sub_tokens = max_sub_tokens(entry)?;
+        }
         "max_subscriptions" | "max_subs" => {
             // nats-server treats zero and negative values as "no limit".
             opts.max_subscriptions = usize::try_from(integer(entry)?).unwrap_or(0);
@@ -280,6 +281,22 @@ pub fn split_host_port(text: &str) -> Option<(&str, &str)> {
 
 /// `max_payload`, `max_control_line`: nats-server keeps them in an int32;
 /// zero means the default.
+/// 1 to 255 tokens, as nats-server (which keeps it in a uint8); there is
+/// no "0 means no limit" here, it is an error, as there.
+fn max_sub_tokens(entry: &Entry) -> Result<u8, ConfigError> {
+    let n = integer(entry)?;
+    if n > i64::from(u8::MAX) {
+        return Err(out_of_range(
+            entry,
+            format!("{} value is too big", entry.key),
+        ));
+    }
+    u8::try_from(n)
+        .ok()
+        .filter(|&n| n > 0)
+        .ok_or_else(|| out_of_range(entry, format!("{} value can not be negative", entry.key)))
+}
+
 fn limit_i32(entry: &Entry, default: usize) -> Result<usize, ConfigError> {
     let n = integer(entry)?;
     if n > i64::from(i32::MAX) {
@@ -561,19 +578,19 @@ mod tests {
         assert_eq!((opts.host.as_str(), opts.port), ("1.2.3.4", 6000));
         assert_eq!(
             load_err("listen: \"abc\""),
-            "x.conf:1:1: could not parse address string \"abc\""
+            "x.conf:1:0: could not parse address string \"abc\""
         );
         assert_eq!(
             load_err("listen: \"::1:4222\""),
-            "x.conf:1:1: could not parse address string \"::1:4222\""
+            "x.conf:1:0: could not parse address string \"::1:4222\""
         );
         assert_eq!(
             load_err("listen: \"h:abc\""),
-            "x.conf:1:1: could not parse port \"abc\""
+            "x.conf:1:0: could not parse port \"abc\""
         );
         assert_eq!(
             load_err("listen: true"),
-            "x.conf:1:1: invalid value for \"listen\": expected a port or host:port, got a boolean"
+            "x.conf:1:0: invalid value for \"listen\": expected a port or host:port, got a boolean"
         );
     }
 
@@ -584,11 +601,11 @@ mod tests {
         assert_eq!(load_ok("port: 65535").port, 65535);
         assert_eq!(
             load_err("port: 65536"),
-            "x.conf:1:1: port 65536 is out of range (use 1-65535, or -1 for a random port)"
+            "x.conf:1:0: port 65536 is out of range (use 1-65535, or -1 for a random port)"
         );
         assert_eq!(
             load_err("port: -2"),
-            "x.conf:1:1: port -2 is out of range (use 1-65535, or -1 for a random port)"
+            "x.conf:1:0: port -2 is out of range (use 1-65535, or -1 for a random port)"
         );
     }
 
@@ -602,6 +619,26 @@ mod tests {
     }
 
     #[test]
+    fn max_sub_tokens_is_one_to_255() {
+        assert_eq!(load_ok("max_sub_tokens: 3").max_sub_tokens, 3);
+        assert_eq!(load_ok("max_subscription_tokens: 255").max_sub_tokens, 255);
+        assert_eq!(load_ok("").max_sub_tokens, 0);
+        // nats-server 2.9.10's texts, positions as its lexer counts them.
+        assert_eq!(
+            load_err("max_sub_tokens: 256"),
+            "x.conf:1:0: max_sub_tokens value is too big"
+        );
+        assert_eq!(
+            load_err("max_sub_tokens: 0"),
+            "x.conf:1:0: max_sub_tokens value can not be negative"
+        );
+        assert_eq!(
+            load_err("\nmax_subscription_tokens: -1"),
+            "x.conf:2:1: max_subscription_tokens value can not be negative"
+        );
+    }
+
+    #[test]
     fn limits() {
         assert_eq!(load_ok("max_connections: -1").max_connections, usize::MAX);
         assert_eq!(load_ok("max_subscriptions: -1").max_subscriptions, 0);
@@ -611,31 +648,31 @@ mod tests {
         );
         assert_eq!(
             load_err("max_payload: 2147483648"),
-            "x.conf:1:1: max_payload value is too big"
+            "x.conf:1:0: max_payload value is too big"
         );
         assert_eq!(
             load_err("max_control_line: 4GB"),
-            "x.conf:1:1: max_control_line value is too big"
+            "x.conf:1:0: max_control_line value is too big"
         );
         assert_eq!(
             load_err("max_payload: -5"),
-            "x.conf:1:1: max_payload value can not be negative"
+            "x.conf:1:0: max_payload value can not be negative"
         );
         assert_eq!(
             load_err("max_pending: -1"),
-            "x.conf:1:1: max_pending value can not be negative"
+            "x.conf:1:0: max_pending value can not be negative"
         );
         assert_eq!(
             load_err("ping_max: -1"),
-            "x.conf:1:1: ping_max value can not be negative"
+            "x.conf:1:0: ping_max value can not be negative"
         );
         assert_eq!(
             load_err("ping_max: 5000000000"),
-            "x.conf:1:1: ping_max value is too big"
+            "x.conf:1:0: ping_max value is too big"
         );
         assert_eq!(
             load_err("shards: -1"),
-            "x.conf:1:1: shards value can not be negative"
+            "x.conf:1:0: shards value can not be negative"
         );
     }
 
@@ -648,19 +685,19 @@ mod tests {
         assert_eq!(opts.ping_interval, 5400 * SEC);
         assert_eq!(
             load_err("write_deadline: \"abc\""),
-            "x.conf:1:1: error parsing write_deadline: time: invalid duration \"abc\""
+            "x.conf:1:0: error parsing write_deadline: time: invalid duration \"abc\""
         );
         assert_eq!(
             load_err("ping_interval: \"10\""),
-            "x.conf:1:1: error parsing ping_interval: time: missing unit in duration \"10\""
+            "x.conf:1:0: error parsing ping_interval: time: missing unit in duration \"10\""
         );
         assert_eq!(
             load_err("ping_interval: \"-1s\""),
-            "x.conf:1:1: ping_interval can not be negative"
+            "x.conf:1:0: ping_interval can not be negative"
         );
         assert_eq!(
             load_err("ping_interval: true"),
-            "x.conf:1:1: invalid value for \"ping_interval\": expected a duration such as \"10s\", got a boolean"
+            "x.conf:1:0: invalid value for \"ping_interval\": expected a duration such as \"10s\", got a boolean"
         );
     }
 
@@ -672,7 +709,7 @@ mod tests {
         assert_eq!(
             warnings,
             [
-                "x.conf:1:1: invalid use of field \"ping_interval\": ping_interval should be converted to a duration",
+                "x.conf:1:0: invalid use of field \"ping_interval\": ping_interval should be converted to a duration",
                 "x.conf:2:1: invalid use of field \"write_deadline\": write_deadline should be converted to a duration",
             ]
         );
@@ -686,46 +723,46 @@ mod tests {
         );
         assert_eq!(
             load_err("lame_duck_duration: \"10s\""),
-            "x.conf:1:1: invalid lame_duck_duration of 10s, minimum is 30 seconds"
+            "x.conf:1:0: invalid lame_duck_duration of 10s, minimum is 30 seconds"
         );
         assert_eq!(
             load_err("lame_duck_duration: \"29.5s\""),
-            "x.conf:1:1: invalid lame_duck_duration of 29.5s, minimum is 30 seconds"
+            "x.conf:1:0: invalid lame_duck_duration of 29.5s, minimum is 30 seconds"
         );
         assert_eq!(
             load_err("lame_duck_duration: \"-1m\""),
-            "x.conf:1:1: invalid lame_duck_duration of -1m0s, minimum is 30 seconds"
+            "x.conf:1:0: invalid lame_duck_duration of -1m0s, minimum is 30 seconds"
         );
         assert_eq!(
             load_err("lame_duck_duration: 60"),
-            "x.conf:1:1: invalid value for \"lame_duck_duration\": expected a duration such as \"2m\", got an integer"
+            "x.conf:1:0: invalid value for \"lame_duck_duration\": expected a duration such as \"2m\", got an integer"
         );
         assert_eq!(
             load_err("lame_duck_duration: \"x\""),
-            "x.conf:1:1: error parsing lame_duck_duration: time: invalid duration \"x\""
+            "x.conf:1:0: error parsing lame_duck_duration: time: invalid duration \"x\""
         );
         assert_eq!(
             load_err("lame_duck_grace_period: \"-1s\""),
-            "x.conf:1:1: invalid lame_duck_grace_period, needs to be positive"
+            "x.conf:1:0: invalid lame_duck_grace_period, needs to be positive"
         );
         assert_eq!(
             load_err("lame_duck_grace_period: \"1y\""),
-            "x.conf:1:1: error parsing lame_duck_grace_period: time: unknown unit \"y\" in duration \"1y\""
+            "x.conf:1:0: error parsing lame_duck_grace_period: time: unknown unit \"y\" in duration \"1y\""
         );
     }
 
     #[test]
     fn type_errors_point_at_the_key() {
         let cases: &[(&str, &str)] = &[
-            ("port: \"abc\"", "x.conf:1:1: invalid value for \"port\": expected an integer, got a string"),
+            ("port: \"abc\"", "x.conf:1:0: invalid value for \"port\": expected an integer, got a string"),
             ("port = 1\n  debug: 1", "x.conf:2:3: invalid value for \"debug\": expected a boolean, got an integer"),
-            ("server_name: 5", "x.conf:1:1: invalid value for \"server_name\": expected a string, got an integer"),
-            ("max_connections: 1.5", "x.conf:1:1: invalid value for \"max_connections\": expected an integer, got a float"),
-            ("host: [a]", "x.conf:1:1: invalid value for \"host\": expected a string, got an array"),
-            ("logfile: {}", "x.conf:1:1: invalid value for \"logfile\": expected a string, got a map"),
-            ("pin: \"true\"", "x.conf:1:1: invalid value for \"pin\": expected a boolean, got a string"),
-            ("max_payload: 1x", "x.conf:1:1: invalid value for \"max_payload\": expected an integer, got a string"),
-            ("trace: 2020-01-01T00:00:00Z", "x.conf:1:1: invalid value for \"trace\": expected a boolean, got a datetime"),
+            ("server_name: 5", "x.conf:1:0: invalid value for \"server_name\": expected a string, got an integer"),
+            ("max_connections: 1.5", "x.conf:1:0: invalid value for \"max_connections\": expected an integer, got a float"),
+            ("host: [a]", "x.conf:1:0: invalid value for \"host\": expected a string, got an array"),
+            ("logfile: {}", "x.conf:1:0: invalid value for \"logfile\": expected a string, got a map"),
+            ("pin: \"true\"", "x.conf:1:0: invalid value for \"pin\": expected a boolean, got a string"),
+            ("max_payload: 1x", "x.conf:1:0: invalid value for \"max_payload\": expected an integer, got a string"),
+            ("trace: 2020-01-01T00:00:00Z", "x.conf:1:0: invalid value for \"trace\": expected a boolean, got a datetime"),
         ];
         for (source, expected) in cases {
             assert_eq!(&load_err(source), expected, "source: {source:?}");
@@ -742,11 +779,11 @@ mod tests {
         }
         assert_eq!(
             load_err("accounts { A: { jetstream: enabled } }"),
-            "x.conf:1:17: \"jetstream\" is not supported yet by percore (JetStream)"
+            "x.conf:1:16: \"jetstream\" is not supported yet by percore (JetStream)"
         );
         assert_eq!(
             load_err("OCSP { mode: always }"),
-            "x.conf:1:1: \"OCSP\" is not supported yet by percore"
+            "x.conf:1:0: \"OCSP\" is not supported yet by percore"
         );
     }
 
@@ -758,7 +795,7 @@ mod tests {
         );
         assert_eq!(
             load_err("a { b { c = 1 } }"),
-            "x.conf:1:1: unknown field \"a\""
+            "x.conf:1:0: unknown field \"a\""
         );
         // A definition used as a variable is not an unknown field...
         let opts = load_ok("PORT_VAR = 4333\nsize = 2MB\nport = $PORT_VAR\nmax_payload: $size");

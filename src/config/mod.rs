@@ -547,7 +547,7 @@ mod tests {
         // Deprecation warnings fail -t (as in nats-server) but not a start.
         let path = config_file("warning.conf", "ping_interval: 60\n");
         let warning = format!(
-            "{path}:1:1: invalid use of field \"ping_interval\": ping_interval should be converted to a duration"
+            "{path}:1:0: invalid use of field \"ping_interval\": ping_interval should be converted to a duration"
         );
         assert_eq!(error(&["-c", &path, "-t"]), warning);
         let opts = run(&["-c", &path]);
@@ -573,7 +573,7 @@ mod tests {
         let path = config_file("undefined.conf", "port: $NOPE_NOT_SET\n");
         assert_eq!(
             error(&["-c", &path]),
-            format!("{path}:1:7: variable reference for 'NOPE_NOT_SET' on line 1 can not be found")
+            format!("{path}:1:6: variable reference for 'NOPE_NOT_SET' on line 1 can not be found")
         );
     }
 
@@ -672,18 +672,18 @@ mod tests {
         let path = config_file("accounts-bad.conf", "accounts: [A, A]\n");
         assert_eq!(
             error(&["-c", &path, "-t"]),
-            format!("{path}:1:15: Duplicate Account Entry: A")
+            format!("{path}:1:14: Duplicate Account Entry: A")
         );
     }
 
     #[test]
     fn errors_become_exit_one() {
-        let err = ConfigError::new("x.conf:1:1: unknown field \"a\"");
+        let err = ConfigError::new("x.conf:1:0: unknown field \"a\"");
         assert_eq!(
             err.into_exit(),
             Invocation::Exit {
                 stdout: String::new(),
-                stderr: "percore: x.conf:1:1: unknown field \"a\"\n".to_string(),
+                stderr: "percore: x.conf:1:0: unknown field \"a\"\n".to_string(),
                 code: 1,
             }
         );

@@ -61,6 +61,9 @@ pub struct Options {
     pub max_connections: usize,
     /// Per connection; 0 = unlimited.
     pub max_subscriptions: usize,
+    /// `max_sub_tokens`: most tokens a client's subscription subject may
+    /// have (0: no limit, the default).
+    pub max_sub_tokens: u8,
     pub ping_interval: Duration,
     pub ping_max: u32,
     pub write_deadline: Duration,
@@ -126,6 +129,7 @@ impl Default for Options {
             max_control_line: DEFAULT_MAX_CONTROL_LINE,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_subscriptions: 0,
+            max_sub_tokens: 0,
             ping_interval: DEFAULT_PING_INTERVAL,
             ping_max: DEFAULT_PING_MAX,
             write_deadline: DEFAULT_WRITE_DEADLINE,

@@ -421,15 +421,15 @@ mod tests {
     fn unknown_keys() {
         assert_eq!(
             err("{ publish: a, Foo: 1 }"),
-            "x.conf:1:28: Unknown field \"Foo\" parsing permissions"
+            "x.conf:1:27: Unknown field \"Foo\" parsing permissions"
         );
         assert_eq!(
             err("{ allow_responses: { max: 1, size: 2 } }"),
-            "x.conf:1:43: Unknown field \"size\" parsing permissions"
+            "x.conf:1:42: Unknown field \"size\" parsing permissions"
         );
         assert_eq!(
             err("{ publish: { allow: a, except: b } }"),
-            "x.conf:1:37: Unknown field name \"except\" parsing subject permissions, only 'allow' or 'deny' are permitted"
+            "x.conf:1:36: Unknown field name \"except\" parsing subject permissions, only 'allow' or 'deny' are permitted"
         );
         // A key used as a variable is not unknown.
         let p = ok("{ S: \"a.b\", publish: $S }");
@@ -441,27 +441,27 @@ mod tests {
         let cases = [
             (
                 "{ publish: \"a..b\" }",
-                "x.conf:1:25: subject \"a..b\" is not a valid subject",
+                "x.conf:1:24: subject \"a..b\" is not a valid subject",
             ),
             (
                 "{ publish: [\"ok\", \"a.>.b\"] }",
-                "x.conf:1:32: subject \"a.>.b\" is not a valid subject",
+                "x.conf:1:31: subject \"a.>.b\" is not a valid subject",
             ),
             (
                 "{ subscribe: \"\" }",
-                "x.conf:1:27: subject \"\" is not a valid subject",
+                "x.conf:1:26: subject \"\" is not a valid subject",
             ),
             (
                 "{ subscribe: \"a b c\" }",
-                "x.conf:1:27: subject \"a b c\" is not a valid subject",
+                "x.conf:1:26: subject \"a b c\" is not a valid subject",
             ),
             (
                 "{ subscribe: \"a. q\" }",
-                "x.conf:1:27: subject \"a.\" is not a valid subject",
+                "x.conf:1:26: subject \"a.\" is not a valid subject",
             ),
             (
                 "{ subscribe: { deny: \">.a\" } }",
-                "x.conf:1:35: subject \">.a\" is not a valid subject",
+                "x.conf:1:34: subject \">.a\" is not a valid subject",
             ),
         ];
         for (source, expected) in cases {
@@ -472,16 +472,16 @@ mod tests {
     #[test]
     fn wrong_types() {
         let cases = [
-            ("a.b", "x.conf:1:1: Expected permissions to be a map/struct, got a.b"),
-            ("[a]", "x.conf:1:1: Expected permissions to be a map/struct, got [a]"),
-            ("{ publish: 1 }", "x.conf:1:25: Expected subject permissions to be a subject, or array of subjects, got int64"),
-            ("{ publish: { allow: true } }", "x.conf:1:34: Expected subject permissions to be a subject, or array of subjects, got bool"),
-            ("{ subscribe: { deny: { a: b } } }", "x.conf:1:35: Expected subject permissions to be a subject, or array of subjects, got map[string]interface {}"),
-            ("{ publish: [a, 2] }", "x.conf:1:29: Subject in permissions array cannot be cast to string"),
-            ("{ allow_responses: \"yes\" }", "x.conf:1:16: error parsing response permissions, expected a boolean or a map"),
-            ("{ allow_responses: { max: \"1\" } }", "x.conf:1:35: invalid value for \"max\": expected an integer, got a string"),
-            ("{ allow_responses: { expires: 60 } }", "x.conf:1:35: error parsing expires, not a duration string"),
-            ("{ allow_responses: { ttl: \"1x\" } }", "x.conf:1:35: error parsing expires: time: unknown unit \"x\" in duration \"1x\""),
+            ("a.b", "x.conf:1:0: Expected permissions to be a map/struct, got a.b"),
+            ("[a]", "x.conf:1:0: Expected permissions to be a map/struct, got [a]"),
+            ("{ publish: 1 }", "x.conf:1:24: Expected subject permissions to be a subject, or array of subjects, got int64"),
+            ("{ publish: { allow: true } }", "x.conf:1:33: Expected subject permissions to be a subject, or array of subjects, got bool"),
+            ("{ subscribe: { deny: { a: b } } }", "x.conf:1:34: Expected subject permissions to be a subject, or array of subjects, got map[string]interface {}"),
+            ("{ publish: [a, 2] }", "x.conf:1:28: Subject in permissions array cannot be cast to string"),
+            ("{ allow_responses: \"yes\" }", "x.conf:1:15: error parsing response permissions, expected a boolean or a map"),
+            ("{ allow_responses: { max: \"1\" } }", "x.conf:1:34: invalid value for \"max\": expected an integer, got a string"),
+            ("{ allow_responses: { expires: 60 } }", "x.conf:1:34: error parsing expires, not a duration string"),
+            ("{ allow_responses: { ttl: \"1x\" } }", "x.conf:1:34: error parsing expires: time: unknown unit \"x\" in duration \"1x\""),
         ];
         for (source, expected) in cases {
             assert_eq!(err(source), expected, "{source}");

@@ -429,7 +429,7 @@ mod tests {
     fn errors_are_nats_servers() {
         assert_eq!(
             tls("tls { cert: x }").unwrap_err(),
-            "x.conf:1:7: error parsing tls config, unknown field [\"cert\"]"
+            "x.conf:1:6: error parsing tls config, unknown field [\"cert\"]"
         );
         assert!(tls("tls { cipher_suites: [FOO] }")
             .unwrap_err()

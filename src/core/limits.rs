@@ -20,6 +20,8 @@ pub struct ShardLimits {
     pub max_pending: usize,
     /// Subscriptions per connection; 0 = unlimited.
     pub max_subscriptions: usize,
+    /// Most tokens in a client's subscription subject (0: no limit).
+    pub max_sub_tokens: u8,
     pub ping_interval: Duration,
     pub ping_max: u32,
     pub write_deadline: Duration,
@@ -44,6 +46,7 @@ impl Default for ShardLimits {
             max_control_line: 4096,
             max_pending: 64 * 1024 * 1024,
             max_subscriptions: 0,
+            max_sub_tokens: 0,
             ping_interval: Duration::from_secs(120),
             ping_max: 2,
             write_deadline: Duration::from_secs(10),

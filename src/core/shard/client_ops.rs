@@ -633,6 +633,22 @@ impl<I: ShardIo> ShardBroker<I> {
             self.queue_err(key, &text);
             return;
         }
+        let max_tokens = usize::from(self.limits.max_sub_tokens);
+        if max_tokens > 0 && subject.split(|&b| b == b'.').count() > max_tokens {
+            let subject = go_quote(subject);
+            crate::error!(
+                "{} - cid:{} - Subscription Violation Too Many Tokens - {}, Subject {}, SID {}",
+                conn.ip,
+                conn.client_id,
+                who(&conn.auth_method),
+                subject,
+                String::from_utf8_lossy(sid)
+            );
+            let text =
+                format!("Permissions Violation for Subscription to {subject}, too many tokens");
+            self.queue_err(key, &text);
+            return;
+        }
         match self.subscribe(key, subject, queue, sid) {
             Ok(_) | Err(SubscribeError::DuplicateSid) => {
                 // A reused sid is ignored, as by nats-server: the first
