@@ -242,9 +242,9 @@ fn account_limits_bound_connections_subscriptions_and_payloads() {
 
 /// The requester's RTT in a `Nats-Request-Info` header block that is
 /// otherwise exactly `NATS/1.0\r\n{own}Nats-Request-Info:
-/// {"acc":"B","rtt":N}\r\n\r\n`, as nats-server 2.9.10 writes it (the
-/// account's own headers first, the set header last).
-fn request_info_rtt(header: &[u8], own: &str) -> u64 {
+/// {<who>,"rtt":N}\r\n\r\n`, as nats-server 2.9.10 writes it (the
+/// requester's own headers first, the set header last).
+fn request_info_rtt(header: &[u8], own: &str, who: &str) -> u64 {
     let text = String::from_utf8_lossy(header);
     let rtt: String = text
         .split("\"rtt\":")
@@ -255,14 +255,24 @@ fn request_info_rtt(header: &[u8], own: &str) -> u64 {
         .collect();
     assert_eq!(
         text,
-        format!("NATS/1.0\r\n{own}Nats-Request-Info: {{\"acc\":\"B\",\"rtt\":{rtt}}}\r\n\r\n")
+        format!("NATS/1.0\r\n{own}Nats-Request-Info: {{{who},\"rtt\":{rtt}}}\r\n\r\n")
     );
     rtt.parse().expect("rtt digits")
 }
 
-/// One request as the responder that takes headers sees it: its reply
-/// subject (if any), and the RTT its `Nats-Request-Info` carries.
+/// One request of B's as the responder that takes headers sees it: its
+/// reply subject (if any), and the RTT its `Nats-Request-Info` carries.
 fn read_request(responder: &mut RawClient, own: &str, body: &[u8]) -> (Option<String>, u64) {
+    read_request_of(responder, own, body, "\"acc\":\"B\"")
+}
+
+/// [`read_request`] of the requester `who` (`"acc":"C","svc":"B"`).
+fn read_request_of(
+    responder: &mut RawClient,
+    own: &str,
+    body: &[u8],
+    who: &str,
+) -> (Option<String>, u64) {
     let (fields, payload) = responder.read_msg();
     assert_eq!(&fields[..3], ["HMSG", "svc.time", "1"], "{fields:?}");
     let reply = match fields.len() {
@@ -272,7 +282,7 @@ fn read_request(responder: &mut RawClient, own: &str, body: &[u8]) -> (Option<St
     };
     let header_len: usize = fields[fields.len() - 2].parse().expect("header size");
     assert_eq!(&payload[header_len..], body);
-    (reply, request_info_rtt(&payload[..header_len], own))
+    (reply, request_info_rtt(&payload[..header_len], own, who))
 }
 
 /// A Go duration as `/connz` shows an RTT (`850ns`, `143.704µs`,
@@ -371,5 +381,53 @@ fn a_request_across_a_service_import_tells_the_responder_who_asked() {
         }
         assert_eq!(responder.ping_pong(), b"");
         assert_eq!(plain.ping_pong(), b"");
+    }
+}
+
+#[test]
+fn a_request_across_a_chain_of_service_imports_names_its_requester_and_the_last_importer() {
+    // C imports B's service, which B imports from A: nats-server 2.9.10
+    // keeps the requester's account and RTT and adds `svc`, the account the
+    // request crossed the last import from, replacing the first header.
+    let broker = Broker::with_config(
+        r#"
+accounts {
+  A: { users: [{user: a, password: pa}], exports: [{service: "svc.time"}] }
+  B: {
+    users: [{user: b, password: pb}]
+    imports: [{service: {account: A, subject: "svc.time"}}]
+    exports: [{service: "svc.time"}]
+  }
+  C: { users: [{user: c, password: pc}], imports: [{service: {account: B, subject: "svc.time"}}] }
+}
+"#,
+    );
+    let mut responder = login_on_shard_with(&broker, 0, "a", "pa", true);
+    responder.send(b"SUB svc.time 1\r\n");
+    assert_eq!(responder.ping_pong(), b"");
+    for shard in [1, 0] {
+        let mut requester = login_on_shard_with(&broker, shard, "c", "pc", true);
+        requester.send(b"SUB _INBOX.> 9\r\n");
+        let own = "NATS/1.0\r\nFoo: bar\r\n\r\n";
+        requester.send(
+            format!(
+                "HPUB svc.time _INBOX.1 {} {}\r\n{own}now?\r\n",
+                own.len(),
+                own.len() + 4
+            )
+            .as_bytes(),
+        );
+        assert_eq!(requester.ping_pong(), b"");
+        let (reply, rtt) = read_request_of(
+            &mut responder,
+            "Foo: bar\r\n",
+            b"now?",
+            "\"acc\":\"C\",\"svc\":\"B\"",
+        );
+        assert!(rtt > 0);
+        let reply = reply.expect("a reply subject");
+        responder.send(format!("PUB {reply} 5\r\nnoon!\r\n").as_bytes());
+        assert_eq!(responder.ping_pong(), b"");
+        assert_eq!(requester.ping_pong(), b"MSG _INBOX.1 9 5\r\nnoon!\r\n");
     }
 }
