@@ -34,6 +34,17 @@ accounts {
 
 /// A raw client logged in as `user` on `shard`, its handshake done.
 fn login_on_shard(broker: &Broker, shard: usize, user: &str, password: &str) -> RawClient {
+    login_on_shard_with(broker, shard, user, password, false)
+}
+
+/// [`login_on_shard`], saying in its CONNECT whether it takes headers.
+fn login_on_shard_with(
+    broker: &Broker,
+    shard: usize,
+    user: &str,
+    password: &str,
+    headers: bool,
+) -> RawClient {
     for _ in 0..SHARDS * 2 {
         let mut client = RawClient::connect(broker.addr);
         if client.shard(SHARDS) != shard {
@@ -41,7 +52,7 @@ fn login_on_shard(broker: &Broker, shard: usize, user: &str, password: &str) -> 
         }
         client.send(
             format!(
-                "CONNECT {{\"verbose\":false,\"user\":\"{user}\",\"pass\":\"{password}\"}}\r\nPING\r\n"
+                "CONNECT {{\"verbose\":false,\"user\":\"{user}\",\"pass\":\"{password}\",\"headers\":{headers}}}\r\nPING\r\n"
             )
             .as_bytes(),
         );
@@ -227,4 +238,196 @@ fn account_limits_bound_connections_subscriptions_and_payloads() {
 
     // Its place is free again once it is gone.
     let _again = login_on_shard(&broker, 0, "l", "pl");
+}
+
+/// The requester's RTT in a `Nats-Request-Info` header block that is
+/// otherwise exactly `NATS/1.0\r\n{own}Nats-Request-Info:
+/// {<who>,"rtt":N}\r\n\r\n`, as nats-server 2.9.10 writes it (the
+/// requester's own headers first, the set header last).
+fn request_info_rtt(header: &[u8], own: &str, who: &str) -> u64 {
+    let text = String::from_utf8_lossy(header);
+    let rtt: String = text
+        .split("\"rtt\":")
+        .nth(1)
+        .unwrap_or_else(|| panic!("an rtt in {text:?}"))
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    assert_eq!(
+        text,
+        format!("NATS/1.0\r\n{own}Nats-Request-Info: {{{who},\"rtt\":{rtt}}}\r\n\r\n")
+    );
+    rtt.parse().expect("rtt digits")
+}
+
+/// One request of B's as the responder that takes headers sees it: its
+/// reply subject (if any), and the RTT its `Nats-Request-Info` carries.
+fn read_request(responder: &mut RawClient, own: &str, body: &[u8]) -> (Option<String>, u64) {
+    read_request_of(responder, own, body, "\"acc\":\"B\"")
+}
+
+/// [`read_request`] of the requester `who` (`"acc":"C","svc":"B"`).
+fn read_request_of(
+    responder: &mut RawClient,
+    own: &str,
+    body: &[u8],
+    who: &str,
+) -> (Option<String>, u64) {
+    let (fields, payload) = responder.read_msg();
+    assert_eq!(&fields[..3], ["HMSG", "svc.time", "1"], "{fields:?}");
+    let reply = match fields.len() {
+        6 => Some(fields[3].clone()),
+        5 => None,
+        _ => panic!("{fields:?}"),
+    };
+    let header_len: usize = fields[fields.len() - 2].parse().expect("header size");
+    assert_eq!(&payload[header_len..], body);
+    (reply, request_info_rtt(&payload[..header_len], own, who))
+}
+
+/// A Go duration as `/connz` shows an RTT (`850ns`, `143.704µs`,
+/// `1.2ms`), in nanoseconds.
+fn go_duration_nanos(text: &str) -> u64 {
+    let (number, unit) = match text.find(|c: char| c.is_ascii_alphabetic() || c == 'µ') {
+        Some(at) => text.split_at(at),
+        None => panic!("a unit in {text:?}"),
+    };
+    let scale = match unit {
+        "ns" => 1.0,
+        "µs" => 1e3,
+        "ms" => 1e6,
+        "s" => 1e9,
+        _ => panic!("unit of {text:?}"),
+    };
+    let value: f64 = number.parse().expect("duration number");
+    (value * scale).round() as u64
+}
+
+fn connz_rtt(broker: &Broker, cid: u64) -> u64 {
+    let connz = broker.monitor_json(&format!("/connz?cid={cid}"));
+    let rtt = connz["connections"][0]["rtt"]
+        .as_str()
+        .unwrap_or_else(|| panic!("rtt of {cid} in {connz}"));
+    go_duration_nanos(rtt)
+}
+
+#[test]
+fn a_request_across_a_service_import_tells_the_responder_who_asked() {
+    // nats-server 2.9.10 sets `Nats-Request-Info: {"acc":<requester's
+    // account>,"rtt":<its RTT in ns>}` on every request crossing a service
+    // import: an HMSG for a PUB, the requester's own headers kept (a
+    // forged Nats-Request-Info replaced), requests without a reply too. A
+    // responder that did not ask for headers gets the plain MSG; the
+    // response goes back without the header.
+    let broker = Broker::start_with(&["-m", "-1"], Some(CONFIG));
+    let mut responder = login_on_shard_with(&broker, 0, "a", "pa", true);
+    let mut plain = login_on_shard(&broker, 1, "a", "pa");
+    for client in [&mut responder, &mut plain] {
+        client.send(b"SUB svc.time 1\r\n");
+        assert_eq!(client.ping_pong(), b"");
+    }
+    // The requester on the other shard than the responder, then the same.
+    for shard in [1, 0] {
+        let mut requester = login_on_shard_with(&broker, shard, "b", "pb", true);
+        requester.send(b"SUB _INBOX.> 9\r\n");
+        assert_eq!(requester.ping_pong(), b"");
+        let cid = requester.client_id();
+        let rtt_before = connz_rtt(&broker, cid);
+
+        requester.send(b"PUB time _INBOX.1 4\r\nnow?\r\n");
+        assert_eq!(requester.ping_pong(), b"");
+        let (reply, rtt) = read_request(&mut responder, "", b"now?");
+        let reply = reply.expect("a reply subject");
+        assert!(reply.starts_with("_R_."), "{reply}");
+        // The requester's RTT, as /connz shows it (at µs precision, which
+        // nats-server's /connz keeps), measured before or after.
+        let rtt_after = connz_rtt(&broker, cid);
+        assert!(rtt > 0);
+        assert!(
+            [rtt_before, rtt_after]
+                .iter()
+                .any(|connz| connz / 1_000 == rtt / 1_000),
+            "header {rtt} ns, /connz {rtt_before} then {rtt_after} ns"
+        );
+        let line = plain.read_line();
+        assert!(line.starts_with("MSG svc.time 1 _R_."), "{line:?}");
+        assert!(line.ends_with(" 4\r\n"), "{line:?}");
+        plain.expect(b"now?\r\n");
+
+        responder.send(format!("PUB {reply} 5\r\nnoon!\r\n").as_bytes());
+        assert_eq!(responder.ping_pong(), b"");
+        assert_eq!(requester.ping_pong(), b"MSG _INBOX.1 9 5\r\nnoon!\r\n");
+
+        let own = "NATS/1.0\r\nFoo: bar\r\nNats-Request-Info: {\"acc\":\"X\"}\r\n\r\n";
+        requester.send(
+            format!(
+                "HPUB time _INBOX.2 {} {}\r\n{own}now?\r\n",
+                own.len(),
+                own.len() + 4
+            )
+            .as_bytes(),
+        );
+        requester.send(b"PUB time 4\r\nnow?\r\n");
+        assert_eq!(requester.ping_pong(), b"");
+        let (reply, _) = read_request(&mut responder, "Foo: bar\r\n", b"now?");
+        assert!(reply.is_some());
+        let (reply, _) = read_request(&mut responder, "", b"now?");
+        assert_eq!(reply, None, "a request without a reply has it too");
+        for reply in [true, false] {
+            let line = plain.read_line();
+            assert!(line.starts_with("MSG svc.time 1 "), "{line:?}");
+            assert_eq!(line.starts_with("MSG svc.time 1 _R_."), reply, "{line:?}");
+            plain.expect(b"now?\r\n");
+        }
+        assert_eq!(responder.ping_pong(), b"");
+        assert_eq!(plain.ping_pong(), b"");
+    }
+}
+
+#[test]
+fn a_request_across_a_chain_of_service_imports_names_its_requester_and_the_last_importer() {
+    // C imports B's service, which B imports from A: nats-server 2.9.10
+    // keeps the requester's account and RTT and adds `svc`, the account the
+    // request crossed the last import from, replacing the first header.
+    let broker = Broker::with_config(
+        r#"
+accounts {
+  A: { users: [{user: a, password: pa}], exports: [{service: "svc.time"}] }
+  B: {
+    users: [{user: b, password: pb}]
+    imports: [{service: {account: A, subject: "svc.time"}}]
+    exports: [{service: "svc.time"}]
+  }
+  C: { users: [{user: c, password: pc}], imports: [{service: {account: B, subject: "svc.time"}}] }
+}
+"#,
+    );
+    let mut responder = login_on_shard_with(&broker, 0, "a", "pa", true);
+    responder.send(b"SUB svc.time 1\r\n");
+    assert_eq!(responder.ping_pong(), b"");
+    for shard in [1, 0] {
+        let mut requester = login_on_shard_with(&broker, shard, "c", "pc", true);
+        requester.send(b"SUB _INBOX.> 9\r\n");
+        let own = "NATS/1.0\r\nFoo: bar\r\n\r\n";
+        requester.send(
+            format!(
+                "HPUB svc.time _INBOX.1 {} {}\r\n{own}now?\r\n",
+                own.len(),
+                own.len() + 4
+            )
+            .as_bytes(),
+        );
+        assert_eq!(requester.ping_pong(), b"");
+        let (reply, rtt) = read_request_of(
+            &mut responder,
+            "Foo: bar\r\n",
+            b"now?",
+            "\"acc\":\"C\",\"svc\":\"B\"",
+        );
+        assert!(rtt > 0);
+        let reply = reply.expect("a reply subject");
+        responder.send(format!("PUB {reply} 5\r\nnoon!\r\n").as_bytes());
+        assert_eq!(responder.ping_pong(), b"");
+        assert_eq!(requester.ping_pong(), b"MSG _INBOX.1 9 5\r\nnoon!\r\n");
+    }
 }

@@ -99,6 +99,8 @@ enum ImportKind {
     Service {
         /// The local subject: `to`, else the exporter's subject.
         local: String,
+        /// `share`: the responder learns more about the requester.
+        share: bool,
     },
 }
 
@@ -505,10 +507,10 @@ fn imports(entry: &Entry) -> Result<Vec<ImportEntry>, ConfigError> {
     let mut imports: Vec<ImportEntry> = Vec::new();
     for item in items {
         let import = import_entry(item)?;
-        if let ImportKind::Service { local } = &import.kind {
+        if let ImportKind::Service { local, .. } = &import.kind {
             let earlier = imports
                 .iter()
-                .find(|i| matches!(&i.kind, ImportKind::Service { local: l } if l == local));
+                .find(|i| matches!(&i.kind, ImportKind::Service { local: l, .. } if l == local));
             if let Some(earlier) = earlier {
                 return Err(ConfigError::at(
                     &item.pos,
@@ -542,6 +544,7 @@ fn import_entry(item: &Node) -> Result<ImportEntry, ConfigError> {
     let mut source: Option<(bool, String, String)> = None;
     let mut prefix: Option<&Entry> = None;
     let mut to: Option<&Entry> = None;
+    let mut share = false;
     for e in map.entries() {
         match e.key.to_ascii_lowercase().as_str() {
             kind @ ("stream" | "service") => {
@@ -557,12 +560,10 @@ fn import_entry(item: &Node) -> Result<ImportEntry, ConfigError> {
             }
             "prefix" => prefix = non_empty_string(e)?,
             "to" => to = non_empty_string(e)?,
-            // `share` lets a service's latency reports carry the
-            // requester's details; percore tracks no latency, so it changes
-            // nothing here.
-            "share" => {
-                boolean(e)?;
-            }
+            // `share`: in nats-server the responder's `Nats-Request-Info`
+            // then carries the requester's details (connection, user,
+            // server); kept on the import for that.
+            "share" => share = boolean(e)?,
             _ if e.used_as_variable => {}
             _ => return Err(unknown_field(e)),
         }
@@ -586,7 +587,7 @@ fn import_entry(item: &Node) -> Result<ImportEntry, ConfigError> {
             Some(e) => text(e)?,
             None => subject.clone(),
         };
-        ImportKind::Service { local }
+        ImportKind::Service { local, share }
     } else {
         if let (Some(_), Some(e)) = (prefix, to) {
             return Err(ConfigError::at(
@@ -759,8 +760,8 @@ fn resolve_imports(
                 }
                 streams.push(stream);
             }
-            ImportKind::Service { local } => {
-                services.push(service_import(import, importer, exporter, local)?);
+            ImportKind::Service { local, share } => {
+                services.push(service_import(import, importer, exporter, local, *share)?);
             }
         }
     }
@@ -878,6 +879,7 @@ fn service_import(
     importer: AccountId,
     exporter: &Account,
     local: &str,
+    share: bool,
 ) -> Result<ServiceImport, ConfigError> {
     let valid = |s: &str| is_valid_subscribe_subject(s.as_bytes());
     if !valid(&import.subject) || !valid(local) {
@@ -913,6 +915,7 @@ fn service_import(
         transform,
         response,
         threshold,
+        share,
     })
 }
 
@@ -1093,6 +1096,7 @@ no_auth_user: b
                 }),
                 response: ResponseType::Stream,
                 threshold: Duration::from_secs(5),
+                share: true,
             }]
         );
         assert!(table.has_imports());

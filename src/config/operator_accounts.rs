@@ -171,6 +171,7 @@ pub fn build(
                     transform,
                     response: response_type(&export.response_type),
                     threshold: threshold(export.response_threshold),
+                    share: import.share,
                 });
             } else {
                 let transform = if !import.local_subject.is_empty() {

@@ -212,6 +212,7 @@ fn secured_limits() -> ShardLimits {
         transform: None,
         response: ResponseType::Singleton,
         threshold: DEFAULT_RESPONSE_THRESHOLD,
+        share: false,
     });
     mirror.stream_imports.push(StreamImport {
         exporter: AccountId(1),

@@ -12,6 +12,7 @@
 pub mod export;
 pub mod import;
 pub mod limits;
+pub mod request_info;
 pub mod transform;
 
 use std::collections::HashMap;

@@ -150,6 +150,7 @@ fn a_service_request_and_its_response_cross_accounts_and_shards() {
             transform: Some(SubjectTransform::mapping("ask.>", "svc.>").unwrap()),
             response: ResponseType::Singleton,
             threshold: DEFAULT_RESPONSE_THRESHOLD,
+            share: false,
         });
     }));
     let mut requester = login(&mut n0, 1, "a1");
@@ -204,6 +205,7 @@ fn a_request_no_service_takes_gets_no_responders() {
             transform: None,
             response: ResponseType::Singleton,
             threshold: DEFAULT_RESPONSE_THRESHOLD,
+            share: false,
         });
     }));
     let mut requester = n0.connect(1);
@@ -236,6 +238,7 @@ fn a_stream_streamed_response_route_stays_open_until_its_threshold() {
             transform: None,
             response: ResponseType::Stream,
             threshold,
+            share: false,
         });
     }));
     let mut requester = login(&mut n0, 1, "a1");

@@ -21,6 +21,7 @@ use std::time::Instant;
 
 use rustc_hash::FxHashMap;
 
+use crate::account::request_info::{set_request_info, RequestInfo};
 use crate::account::ResponseType;
 use crate::connection::{Sid, SubOwner, Subscription};
 use crate::ids::{AccountId, SubKey};
@@ -256,12 +257,50 @@ impl<I: ShardIo> ShardBroker<I> {
             }
             None => None,
         };
+        // The responder learns who asked (nats-server sets this header on
+        // every request crossing a service import, replies or not).
+        let mut with_info = Vec::new();
+        let (header_len, payload) = match self.request_info(importer) {
+            Some(value) => {
+                let header_len =
+                    set_request_info(message.header_len, message.payload, &value, &mut with_info);
+                (Some(header_len), &with_info[..])
+            }
+            None => (message.header_len, message.payload),
+        };
         let request = Publish {
             subject,
             reply,
-            ..*message
+            header_len,
+            payload,
         };
-        self.publish_local(import.exporter, None, &request, hops + 1)
+        let chained = std::mem::replace(&mut self.in_service_import, true);
+        let reach = self.publish_local(import.exporter, None, &request, hops + 1);
+        self.in_service_import = chained;
+        reach
+    }
+
+    /// The `Nats-Request-Info` value for a request of the client being
+    /// routed ([`ShardBroker`]'s `originator`), arriving at a service
+    /// import of `importer`. `None` when no client is known (nothing else
+    /// publishes into a service import). A request that already crossed a
+    /// service import keeps its requester's account and names the account
+    /// it is in now as `svc`, as nats-server does on a chain.
+    fn request_info(&self, importer: AccountId) -> Option<Vec<u8>> {
+        let conn = self.conns.get(self.originator?)?;
+        let requester = self.limits.accounts.get(conn.account)?;
+        let service = match self.in_service_import {
+            true => Some(self.limits.accounts.get(importer)?.name.as_str()),
+            false => None,
+        };
+        Some(
+            RequestInfo {
+                account: &requester.name,
+                service,
+                rtt: conn.liveness.rtt(),
+            }
+            .to_json(),
+        )
     }
 
     fn fire_response(&mut self, message: &Publish<'_>, hops: u8) -> Reach {

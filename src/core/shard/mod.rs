@@ -142,6 +142,9 @@ pub struct ShardBroker<I: ShardIo> {
     responses: ResponseRoutes,
     /// The client whose publish is being routed, imports included.
     originator: Option<ConnKey>,
+    /// The message being routed is a request that crossed a service
+    /// import: a further one keeps its `Nats-Request-Info` requester.
+    in_service_import: bool,
     /// Scratch for a subject renamed by a stream import.
     renamed_subject: Vec<u8>,
     /// The message being routed came from a cluster route: routes may not
@@ -236,6 +239,7 @@ impl<I: ShardIo> ShardBroker<I> {
             system_events: Vec::new(),
             fired: Vec::new(),
             originator: None,
+            in_service_import: false,
             renamed_subject: Vec::new(),
             one_hop: false,
             route_publish: false,
