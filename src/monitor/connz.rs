@@ -339,7 +339,7 @@ fn conn_info<'a>(
         stop: connection.stop.map(format::rfc3339_nano),
         reason: connection.reason.as_deref(),
         // Before the first PONG nats-server prints "0s".
-        rtt: format::go_duration(connection.rtt.unwrap_or_default()),
+        rtt: format::go_rtt(connection.rtt.unwrap_or_default()),
         uptime: format::uptime(format::since(until, connection.start)),
         idle: format::uptime(format::since(until, connection.last_activity)),
         pending_bytes: connection.pending_bytes,

@@ -123,6 +123,19 @@ pub fn uptime(elapsed: Duration) -> String {
 /// need it too.
 pub use percore_core::go_duration::go_duration;
 
+/// A connection's RTT as nats-server's monitoring prints it (`getRTT`):
+/// between 1 µs and 1 ms cut to whole microseconds (`410µs`, not
+/// `410.531µs`), otherwise as measured.
+pub fn go_rtt(rtt: Duration) -> String {
+    let micro = Duration::from_micros(1);
+    let shown = if rtt > micro && rtt < Duration::from_millis(1) {
+        Duration::from_micros(rtt.as_micros() as u64)
+    } else {
+        rtt
+    };
+    go_duration(shown)
+}
+
 /// Elapsed time from `earlier` to `later`, zero if the clock went back.
 pub fn since(later: SystemTime, earlier: SystemTime) -> Duration {
     later.duration_since(earlier).unwrap_or(Duration::ZERO)
@@ -224,6 +237,14 @@ mod tests {
             "1y2d3h4m5s"
         );
         assert_eq!(uptime(Duration::from_secs(3_600)), "1h0m0s");
+    }
+
+    #[test]
+    fn rtt_is_cut_to_microseconds_below_a_millisecond() {
+        assert_eq!(go_rtt(Duration::from_nanos(189_972)), "189µs");
+        assert_eq!(go_rtt(Duration::from_nanos(850)), "850ns");
+        assert_eq!(go_rtt(Duration::from_nanos(1_500_123)), "1.500123ms");
+        assert_eq!(go_rtt(Duration::ZERO), "0s");
     }
 
     #[test]

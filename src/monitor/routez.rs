@@ -65,7 +65,7 @@ fn route_info<'a>(
         port: route.port,
         start: format::rfc3339_nano(route.start),
         last_activity: format::rfc3339_nano(route.last_activity),
-        rtt: route.rtt.map(format::go_duration),
+        rtt: route.rtt.map(format::go_rtt),
         uptime: format::uptime(format::since(snapshot.now, route.start)),
         idle: format::uptime(format::since(snapshot.now, route.last_activity)),
         pending_size: route.pending_bytes,
