@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::format;
 use super::snapshot::MonitorSnapshot;
-use super::statsz::{account_stat, AccountStat, DataStats};
+use super::statsz::{account_stat, AccountStat};
 
 #[derive(Serialize)]
 struct AccountStatz<'a> {
@@ -27,15 +27,7 @@ pub fn render(snapshot: &MonitorSnapshot, unused: bool) -> String {
         .iter()
         .filter_map(|account| match account_stat(snapshot, &account.name) {
             Some(stat) => Some(stat),
-            None if unused => Some(AccountStat {
-                acc: account.name.clone(),
-                conns: 0,
-                leafnodes: 0,
-                total_conns: 0,
-                sent: DataStats::default(),
-                received: DataStats::default(),
-                slow_consumers: 0,
-            }),
+            None if unused => Some(AccountStat::idle(&account.name)),
             None => None,
         })
         .collect();

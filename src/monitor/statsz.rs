@@ -78,18 +78,25 @@ pub struct DataStats {
     pub bytes: u64,
 }
 
+impl AccountStat {
+    /// An account with no connection and no traffic here.
+    pub fn idle(account: &str) -> AccountStat {
+        AccountStat {
+            acc: account.to_string(),
+            conns: 0,
+            leafnodes: 0,
+            total_conns: 0,
+            sent: DataStats::default(),
+            received: DataStats::default(),
+            slow_consumers: 0,
+        }
+    }
+}
+
 /// `account`'s statistics on this server; None when it has no open
 /// connection here (nats-server does not answer then).
 pub fn account_stat(snapshot: &MonitorSnapshot, account: &str) -> Option<AccountStat> {
-    let mut stat = AccountStat {
-        acc: account.to_string(),
-        conns: 0,
-        leafnodes: 0,
-        total_conns: 0,
-        sent: DataStats::default(),
-        received: DataStats::default(),
-        slow_consumers: 0,
-    };
+    let mut stat = AccountStat::idle(account);
     for conn in snapshot
         .shards
         .iter()

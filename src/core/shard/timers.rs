@@ -110,27 +110,16 @@ impl<I: ShardIo> ShardBroker<I> {
             .filter(|&k| self.conns[k].kind == ConnKind::Client)
             .collect();
         // The clients are sent on to the other nodes only: nats-server's
-        // lame-duck INFO leaves its own URLs out of `connect_urls`.
-        let elsewhere = self.client_cluster.as_deref().map(|cluster| {
-            let own = self
-                .limits
-                .cluster
-                .as_ref()
-                .map_or(&[][..], |c| &c.client_urls[..]);
-            ClientClusterInfo {
-                name: cluster.name.clone(),
-                connect_urls: cluster
-                    .connect_urls
-                    .iter()
-                    .filter(|url| !own.contains(url))
-                    .cloned()
-                    .collect(),
-            }
-        });
-        // What clients are told from now on is also what `/varz` shows.
-        if let Some(cluster) = &elsewhere {
-            self.client_cluster = Some(std::sync::Arc::new(cluster.clone()));
+        // lame-duck INFO leaves its own URLs out of `connect_urls`. What
+        // clients are told from now on is also what `/varz` shows.
+        if let (Some(current), Some(settings)) = (&self.client_cluster, &self.limits.cluster) {
+            let mut elsewhere = ClientClusterInfo::clone(current);
+            elsewhere
+                .connect_urls
+                .retain(|url| !settings.client_urls.contains(url));
+            self.client_cluster = Some(std::sync::Arc::new(elsewhere));
         }
+        let elsewhere = self.client_cluster.clone();
         for &key in &keys {
             let conn = &self.conns[key];
             if conn.options.protocol >= 1 && conn.first_pong_sent && conn.closing.is_none() {
@@ -139,7 +128,7 @@ impl<I: ShardIo> ShardBroker<I> {
                     &conn.ip,
                     true,
                     None,
-                    elsewhere.as_ref(),
+                    elsewhere.as_deref(),
                 );
                 self.queue_bytes(key, &info);
             }
