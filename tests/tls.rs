@@ -10,7 +10,7 @@
 
 mod support;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -142,6 +142,32 @@ fn trusting(pki: &Pki) -> ConnectOptions {
     ConnectOptions::new()
         .require_tls(true)
         .add_root_certificates(pki.ca())
+}
+
+/// A client that speaks TLS 1.2 only (rustls's own suite order, AES-256-GCM
+/// first) and trusts `pki`'s CA; with `client_cert` (certificate and key
+/// files) it presents that certificate.
+fn tls12_only(pki: &Pki, client_cert: Option<(&Path, &Path)>) -> ConnectOptions {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls::pki_types::CertificateDer::from_pem_file(pki.ca()).expect("ca"))
+        .expect("root");
+    let builder = rustls::ClientConfig::builder_with_protocol_versions(&[&rustls::version::TLS12])
+        .with_root_certificates(roots);
+    let config = match client_cert {
+        Some((cert, key)) => {
+            let chain = vec![rustls::pki_types::CertificateDer::from_pem_file(cert).expect("cert")];
+            let key = rustls::pki_types::PrivateKeyDer::from_pem_file(key).expect("key");
+            builder
+                .with_client_auth_cert(chain, key)
+                .expect("client config")
+        }
+        None => builder.with_no_client_auth(),
+    };
+    ConnectOptions::new()
+        .require_tls(true)
+        .tls_client_config(config)
 }
 
 async fn connect(broker: &Broker, options: ConnectOptions) -> Result<async_nats::Client, String> {
@@ -646,23 +672,9 @@ fn monitor_json(broker: &Broker, path: &str) -> serde_json::Value {
 async fn the_server_order_picks_the_tls12_suite_as_go_does() {
     let pki = Pki::new("order");
     let broker = Broker::start_with(&["-m", "-1"], Some(&pki.tls_block("")));
-    use rustls::pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(rustls::pki_types::CertificateDer::from_pem_file(pki.ca()).expect("ca"))
-        .expect("root");
-    let tls12_config =
-        rustls::ClientConfig::builder_with_protocol_versions(&[&rustls::version::TLS12])
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-    let client = connect(
-        &broker,
-        ConnectOptions::new()
-            .require_tls(true)
-            .tls_client_config(tls12_config),
-    )
-    .await
-    .expect("TLS 1.2 client");
+    let client = connect(&broker, tls12_only(&pki, None))
+        .await
+        .expect("TLS 1.2 client");
     client.flush().await.expect("flush");
     let connz = monitor_json(&broker, "/connz");
     let connection = &connz["connections"][0];
@@ -701,26 +713,9 @@ async fn monitoring_shows_tls_settings_and_each_connections_session() {
     .expect("TLS 1.3 client");
     tls13.flush().await.expect("flush");
     // A TLS 1.2-only client gets the one configured 1.2 suite.
-    use rustls::pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(rustls::pki_types::CertificateDer::from_pem_file(pki.ca()).expect("ca"))
-        .expect("root");
-    let chain = vec![rustls::pki_types::CertificateDer::from_pem_file(&cert).expect("cert")];
-    let client_key = rustls::pki_types::PrivateKeyDer::from_pem_file(&key).expect("key");
-    let tls12_config =
-        rustls::ClientConfig::builder_with_protocol_versions(&[&rustls::version::TLS12])
-            .with_root_certificates(roots)
-            .with_client_auth_cert(chain, client_key)
-            .expect("client config");
-    let tls12 = connect(
-        &broker,
-        ConnectOptions::new()
-            .require_tls(true)
-            .tls_client_config(tls12_config),
-    )
-    .await
-    .expect("TLS 1.2 client");
+    let tls12 = connect(&broker, tls12_only(&pki, Some((&cert, &key))))
+        .await
+        .expect("TLS 1.2 client");
     tls12.flush().await.expect("flush");
     let connz = monitor_json(&broker, "/connz");
     let connections = connz["connections"].as_array().expect("connections");
@@ -755,6 +750,7 @@ async fn monitoring_shows_tls_settings_and_each_connections_session() {
         .iter()
         .all(|c| c.get("tls_peer_certs").is_none()));
     let with_auth = monitor_json(&broker, "/connz?auth=1");
+    use rustls::pki_types::pem::PemObject;
     let der = rustls::pki_types::CertificateDer::from_pem_file(&cert).expect("cert");
     let (_, parsed) = x509_parser::parse_x509_certificate(der.as_ref()).expect("x509");
     let hex = |bytes: &[u8]| -> String { bytes.iter().map(|b| format!("{b:02x}")).collect() };
