@@ -402,3 +402,46 @@ fn an_nkey_where_none_are_configured_still_gets_the_no_auth_user() {
         b"-ERR 'Permissions Violation for Publish to \"closed\"'\r\n",
     );
 }
+
+/// nats-server checks the credentials before anything else a CONNECT
+/// says: a bad token or password with `protocol: 2`, `no_responders`
+/// without headers, or an `account` key is an Authorization Violation;
+/// with good credentials, the CONNECT's own refusal. Both the inline
+/// check (a token) and the one finished off the shard (bcrypt) keep that
+/// order.
+#[test]
+fn credentials_are_checked_before_the_rest_of_connect() {
+    let hash = bcrypt::hash("pw", 4).expect("bcrypt");
+    let broker = Broker::with_config(&format!(
+        "authorization {{ timeout: {LOGIN_TIMEOUT}, users: [ {{user: t, password: plain}}, {{user: b, password: \"{hash}\"}} ] }}\n"
+    ));
+    let refused_with = |connect: &str, err: &[u8]| {
+        let mut client = RawClient::connect(broker.addr);
+        client.send(format!("CONNECT {connect}\r\nPING\r\n").as_bytes());
+        client.expect_closed_after(err);
+    };
+    let protocol = &b"-ERR 'invalid client protocol'\r\n"[..];
+    let violation = &b"-ERR 'Authorization Violation'\r\n"[..];
+    let no_headers = &b"-ERR 'no responders requires headers support'\r\n"[..];
+    refused_with(r#"{"protocol":2,"user":"t","pass":"bad"}"#, violation);
+    refused_with(r#"{"protocol":2,"user":"b","pass":"bad"}"#, violation);
+    refused_with(
+        r#"{"no_responders":true,"user":"b","pass":"bad"}"#,
+        violation,
+    );
+    refused_with(r#"{"protocol":2,"user":"t","pass":"plain"}"#, protocol);
+    refused_with(r#"{"protocol":2,"user":"b","pass":"pw"}"#, protocol);
+    refused_with(
+        r#"{"no_responders":true,"user":"b","pass":"pw"}"#,
+        no_headers,
+    );
+    refused_with(
+        r#"{"account":"A","protocol":2,"user":"b","pass":"pw"}"#,
+        violation,
+    );
+    // Without authentication the CONNECT's own refusal comes at once.
+    let open = Broker::start_with(&[], None);
+    let mut client = RawClient::connect(open.addr);
+    client.send(b"CONNECT {\"protocol\":2}\r\nPING\r\n");
+    client.expect_closed_after(protocol);
+}

@@ -39,6 +39,12 @@ impl Default for ClientOptions {
 }
 
 /// Why a CONNECT was refused, with what the server sends before closing.
+///
+/// Only [`ConnectError::Malformed`] is decided before the credentials:
+/// nats-server 2.9 (`processConnect`) authenticates first, and judges the
+/// account keys, the protocol and `no_responders` only for a client that
+/// passed, so `{"protocol":2,"auth_token":"bad"}` is an Authorization
+/// Violation, not an invalid protocol.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConnectError {
     /// Malformed JSON or a wrong type: close without `-ERR` (as 2.9 does).
@@ -91,10 +97,20 @@ struct ConnectWire {
     jwt: Option<String>,
 }
 
-/// Parses the JSON argument of a connection's first CONNECT: the options the
-/// connection keeps, and the credentials, which are checked once and not
-/// kept.
-pub fn parse_connect(json: &[u8]) -> Result<(ClientOptions, Credentials), ConnectError> {
+/// A CONNECT that parsed: the options the connection keeps, the
+/// credentials to check, and the refusal (if any) that applies once they
+/// passed.
+#[derive(Debug)]
+pub struct ConnectRequest {
+    pub options: ClientOptions,
+    pub credentials: Credentials,
+    /// What closes the connection after a successful authentication (or at
+    /// once where none is required): see [`ConnectError`] for the order.
+    pub refusal_after_auth: Option<ConnectError>,
+}
+
+/// Parses the JSON argument of a connection's first CONNECT.
+pub fn parse_connect(json: &[u8]) -> Result<ConnectRequest, ConnectError> {
     parse_connect_onto(json, &ClientOptions::default())
 }
 
@@ -105,11 +121,10 @@ pub fn parse_connect(json: &[u8]) -> Result<(ClientOptions, Credentials), Connec
 pub fn parse_connect_onto(
     json: &[u8],
     previous: &ClientOptions,
-) -> Result<(ClientOptions, Credentials), ConnectError> {
+) -> Result<ConnectRequest, ConnectError> {
     let wire: ConnectWire = serde_json::from_slice(json).map_err(|_| ConnectError::Malformed)?;
-    if wire.account.as_deref().is_some_and(|a| !a.is_empty()) || wire.new_account == Some(true) {
-        return Err(ConnectError::AuthorizationViolation);
-    }
+    let names_account =
+        wire.account.as_deref().is_some_and(|a| !a.is_empty()) || wire.new_account == Some(true);
     let options = ClientOptions {
         verbose: wire.verbose.unwrap_or(previous.verbose),
         pedantic: wire.pedantic.unwrap_or(previous.pedantic),
@@ -121,12 +136,17 @@ pub fn parse_connect_onto(
         lang: wire.lang.unwrap_or_else(|| previous.lang.clone()),
         version: wire.version.unwrap_or_else(|| previous.version.clone()),
     };
-    if !(0..=1).contains(&options.protocol) {
-        return Err(ConnectError::InvalidProtocol);
-    }
-    if options.no_responders && !options.headers {
-        return Err(ConnectError::NoRespondersWithoutHeaders);
-    }
+    // nats-server's order after authentication: account keys, protocol,
+    // no_responders.
+    let refusal_after_auth = if names_account {
+        Some(ConnectError::AuthorizationViolation)
+    } else if !(0..=1).contains(&options.protocol) {
+        Some(ConnectError::InvalidProtocol)
+    } else if options.no_responders && !options.headers {
+        Some(ConnectError::NoRespondersWithoutHeaders)
+    } else {
+        None
+    };
     let credentials = Credentials {
         user: wire.user,
         pass: wire.pass,
@@ -137,7 +157,11 @@ pub fn parse_connect_onto(
         certificate: None,
         ip: None,
     };
-    Ok((options, credentials))
+    Ok(ConnectRequest {
+        options,
+        credentials,
+        refusal_after_auth,
+    })
 }
 
 /// The CONNECT JSON for a trace line, with `pass`, `auth_token` and `sig`
@@ -163,33 +187,40 @@ mod tests {
 
     #[test]
     fn absent_keys_take_server_defaults() {
-        let (o, _) = parse_connect(b"{}").unwrap();
+        let o = parse_connect(b"{}").unwrap().options;
         assert!(o.verbose && o.pedantic && o.echo && !o.headers);
     }
 
     #[test]
     fn a_later_connect_keeps_what_it_does_not_mention() {
-        let (first, _) =
-            parse_connect(br#"{"verbose":false,"headers":true,"echo":false,"name":"a"}"#).unwrap();
-        let (o, _) = parse_connect_onto(br#"{"pedantic":false}"#, &first).unwrap();
+        let first = parse_connect(br#"{"verbose":false,"headers":true,"echo":false,"name":"a"}"#)
+            .unwrap()
+            .options;
+        let o = parse_connect_onto(br#"{"pedantic":false}"#, &first)
+            .unwrap()
+            .options;
         assert!(!o.verbose && o.headers && !o.echo && !o.pedantic && o.name == "a");
-        let (o, _) = parse_connect_onto(br#"{"headers":false}"#, &first).unwrap();
+        let o = parse_connect_onto(br#"{"headers":false}"#, &first)
+            .unwrap()
+            .options;
         assert!(!o.headers && !o.verbose);
     }
 
     #[test]
     fn typical_client_connect() {
-        let (o, _) = parse_connect(
+        let request = parse_connect(
             br#"{"verbose":false,"pedantic":false,"tls_required":false,"name":"x","lang":"rust","version":"0.38","protocol":1,"echo":true,"headers":true,"no_responders":true,"unknown":[1]}"#,
         )
         .unwrap();
+        assert_eq!(request.refusal_after_auth, None);
+        let o = request.options;
         assert!(!o.verbose && o.headers && o.no_responders && o.protocol == 1 && o.lang == "rust");
     }
 
     #[test]
     fn credentials_are_returned_and_redacted_in_traces() {
         let json = br#"{"user":"u","pass":"p1","auth_token":"t1","nkey":"UABC","sig":"s1"}"#;
-        let (_, c) = parse_connect(json).unwrap();
+        let c = parse_connect(json).unwrap().credentials;
         assert_eq!(c.user.as_deref(), Some("u"));
         assert_eq!(c.pass.as_deref(), Some("p1"));
         assert_eq!(c.auth_token.as_deref(), Some("t1"));
@@ -202,28 +233,35 @@ mod tests {
         assert!(shown.contains("\"user\":\"u\"") && shown.contains("[REDACTED]"));
     }
 
+    fn refusal(json: &[u8]) -> Option<ConnectError> {
+        parse_connect(json).unwrap().refusal_after_auth
+    }
+
     #[test]
     fn refusals() {
-        assert_eq!(parse_connect(b"{bad"), Err(ConnectError::Malformed));
+        assert_eq!(parse_connect(b"{bad").unwrap_err(), ConnectError::Malformed);
         assert_eq!(
-            parse_connect(br#"{"verbose":"yes"}"#),
-            Err(ConnectError::Malformed)
+            parse_connect(br#"{"verbose":"yes"}"#).unwrap_err(),
+            ConnectError::Malformed
         );
         assert_eq!(
-            parse_connect(br#"{"protocol":2}"#),
-            Err(ConnectError::InvalidProtocol)
+            refusal(br#"{"protocol":2}"#),
+            Some(ConnectError::InvalidProtocol)
         );
         assert_eq!(
-            parse_connect(br#"{"protocol":-1}"#),
-            Err(ConnectError::InvalidProtocol)
+            refusal(br#"{"protocol":-1}"#),
+            Some(ConnectError::InvalidProtocol)
         );
         assert_eq!(
-            parse_connect(br#"{"no_responders":true}"#),
-            Err(ConnectError::NoRespondersWithoutHeaders)
+            refusal(br#"{"no_responders":true}"#),
+            Some(ConnectError::NoRespondersWithoutHeaders)
         );
         assert_eq!(
-            parse_connect(br#"{"account":"A"}"#),
-            Err(ConnectError::AuthorizationViolation)
+            refusal(br#"{"account":"A","protocol":2}"#),
+            Some(ConnectError::AuthorizationViolation)
         );
+        // The credentials are still returned, to be checked first.
+        let request = parse_connect(br#"{"protocol":2,"auth_token":"t"}"#).unwrap();
+        assert_eq!(request.credentials.auth_token.as_deref(), Some("t"));
     }
 }

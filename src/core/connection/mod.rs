@@ -174,6 +174,9 @@ pub struct Verification {
     /// The authorization timeout; `None` for a later CONNECT of a client
     /// that is already in.
     pub deadline: Option<Instant>,
+    /// What the CONNECT is refused for once the check passes (nats-server
+    /// authenticates first).
+    pub refusal_after_auth: Option<crate::connect::ConnectError>,
 }
 
 impl AuthState {

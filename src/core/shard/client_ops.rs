@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use crate::auth::{Decision, Identity, PermissionCheck, SlowCheck, SlowOutcome};
-use crate::connect::{parse_connect_onto, redacted_connect, ConnectError};
+use crate::connect::{parse_connect_onto, redacted_connect, ConnectError, ConnectRequest};
 use crate::connection::{AuthState, CloseReason, ConnKind, Verification};
 use crate::go_quote::go_quote;
 use crate::ids::ConnKey;
@@ -279,7 +279,11 @@ impl<I: ShardIo> ShardBroker<I> {
         // it over the options it already holds).
         let previous = &self.conns[key].options;
         match parse_connect_onto(json, previous) {
-            Ok((options, credentials)) => {
+            Ok(ConnectRequest {
+                options,
+                credentials,
+                refusal_after_auth,
+            }) => {
                 let verbose = options.verbose;
                 let first_ping = self.first_ping_delay();
                 let now = self.now;
@@ -327,28 +331,34 @@ impl<I: ShardIo> ShardBroker<I> {
                                 identity,
                                 log,
                                 deadline,
+                                refusal_after_auth,
                             }));
                             return Next::Verify;
                         }
                     }
+                }
+                if let Some(refusal) = refusal_after_auth {
+                    return self.refuse_connect(key, refusal);
                 }
                 if verbose {
                     self.queue_bytes(key, OK);
                 }
                 Next::NeedMore
             }
-            Err(error) => {
-                let reason = match error {
-                    ConnectError::Malformed => CloseReason::ProtocolViolation,
-                    ConnectError::InvalidProtocol => CloseReason::BadClientProtocolVersion,
-                    ConnectError::NoRespondersWithoutHeaders => {
-                        CloseReason::NoRespondersRequiresHeaders
-                    }
-                    ConnectError::AuthorizationViolation => CloseReason::AuthenticationFailure,
-                };
-                self.close_with_error(key, error.err_text(), reason)
-            }
+            Err(error) => self.refuse_connect(key, error),
         }
+    }
+
+    /// Closes a connection whose CONNECT was refused, with nats-server's
+    /// `-ERR` (if any) and closed reason.
+    fn refuse_connect(&mut self, key: ConnKey, error: ConnectError) -> Next {
+        let reason = match error {
+            ConnectError::Malformed => CloseReason::ProtocolViolation,
+            ConnectError::InvalidProtocol => CloseReason::BadClientProtocolVersion,
+            ConnectError::NoRespondersWithoutHeaders => CloseReason::NoRespondersRequiresHeaders,
+            ConnectError::AuthorizationViolation => CloseReason::AuthenticationFailure,
+        };
+        self.close_with_error(key, error.err_text(), reason)
     }
 
     /// The slow check a [`Next::Verify`] asked for.
@@ -379,7 +389,11 @@ impl<I: ShardIo> ShardBroker<I> {
             conn.auth = state;
             return Next::NeedMore;
         };
-        let log = verification.log;
+        let Verification {
+            log,
+            refusal_after_auth,
+            ..
+        } = *verification;
         let login = match login {
             Ok(login) => login,
             Err(refusal) => {
@@ -399,6 +413,9 @@ impl<I: ShardIo> ShardBroker<I> {
         conn.account_expires = login.account_valid_for.map(|d| now + d);
         if self.authenticated(key, login.identity) == Next::Close {
             return Next::Close;
+        }
+        if let Some(refusal) = refusal_after_auth {
+            return self.refuse_connect(key, refusal);
         }
         if verbose {
             self.queue_bytes(key, OK);
@@ -421,13 +438,21 @@ impl<I: ShardIo> ShardBroker<I> {
             conn.auth = state;
             return Next::NeedMore;
         };
-        let Verification { identity, log, .. } = *verification;
+        let Verification {
+            identity,
+            log,
+            refusal_after_auth,
+            ..
+        } = *verification;
         if !passed {
             return self.reject_auth(key, &log);
         }
         let verbose = conn.options.verbose;
         if self.authenticated(key, identity) == Next::Close {
             return Next::Close;
+        }
+        if let Some(refusal) = refusal_after_auth {
+            return self.refuse_connect(key, refusal);
         }
         if verbose {
             self.queue_bytes(key, OK);
