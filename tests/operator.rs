@@ -1311,6 +1311,15 @@ fn the_url_resolver_refuses_unknown_accounts_with_nats_servers_texts() {
     expect_auth_violation(&mut client);
 }
 
+/// Whether nothing at all has arrived on `client`'s socket yet.
+fn nothing_received_yet(client: &RawClient) -> bool {
+    let mut byte = [0u8; 1];
+    client.stream.set_nonblocking(true).expect("nonblocking");
+    let peeked = client.stream.peek(&mut byte);
+    client.stream.set_nonblocking(false).expect("blocking");
+    matches!(peeked, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+}
+
 #[test]
 fn a_hanging_url_resolver_fails_the_login_after_the_timeout_without_stalling_the_shard() {
     let op = operator();
@@ -1346,23 +1355,22 @@ fn a_hanging_url_resolver_fails_the_login_after_the_timeout_without_stalling_the
     other.send(&line);
     other.send(b"PING\r\n");
     assert_eq!(other.read_line(), "PONG\r\n");
+    // Order, not time, shows it (a loaded machine slows everything): the
+    // other login finished while the hanging one still had no answer.
     assert!(
-        started.elapsed() < Duration::from_millis(1500),
+        nothing_received_yet(&waiting),
         "a login waited for the hanging fetch"
     );
-    // ...and the shard answers its other client at once.
+    // ...and the shard answers its other client at once, all the while.
     let mut round_trips = 0;
-    while started.elapsed() < Duration::from_millis(1500) {
+    while nothing_received_yet(&waiting) {
         let before = Instant::now();
         steady.send(b"PING\r\n");
         assert_eq!(steady.read_line(), "PONG\r\n");
-        assert!(
-            before.elapsed() < Duration::from_millis(500),
-            "shard stalled"
-        );
+        assert!(before.elapsed() < Duration::from_secs(1), "shard stalled");
         round_trips += 1;
     }
-    assert!(round_trips > 10, "{round_trips} PONGs");
+    assert!(round_trips > 3, "{round_trips} PONGs");
     let refusal = waiting.read_line();
     assert_eq!(refusal, "-ERR 'Authorization Violation'\r\n");
     assert!(started.elapsed() >= Duration::from_millis(1900));
