@@ -334,8 +334,7 @@ impl<S: AsRawFd> NonBufferedStream<S> {
             // A readiness poll (the one `init` arms) takes no data:
             // dropping it, cancelled if in flight, loses nothing.
             let reactor = self.reactor.upgrade().unwrap();
-            self.source_rx =
-                Some(reactor.recv(self.stream.as_raw_fd(), buf.len().max(1), MsgFlags::empty()));
+            self.source_rx = Some(reactor.stream_recv(self.stream.as_raw_fd(), buf.len().max(1)));
         }
         let source = self.source_rx.as_ref().unwrap();
         let Some(result) = source.result() else {

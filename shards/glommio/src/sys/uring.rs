@@ -1606,6 +1606,20 @@ impl Reactor {
         );
     }
 
+    /// percore patch 11: a stream's `recv` on the main ring, where the
+    /// readiness polls it replaces went. (`recv` sends socket reads to the
+    /// latency ring, whose every completion preempts the running task
+    /// queue: one per read of a busy connection.)
+    pub(crate) fn recv_on_main_ring(&self, source: &Source, len: usize, flags: MsgFlags) {
+        let op = UringOpDescriptor::SockRecv(len, flags.bits());
+        queue_request_into_ring(
+            &mut *self.main_ring.borrow_mut(),
+            source,
+            op,
+            &mut self.source_map.borrow_mut(),
+        );
+    }
+
     pub(crate) fn recvmsg(&self, source: &Source, len: usize, flags: MsgFlags) {
         let op = UringOpDescriptor::SockRecvMsg(len, flags.bits());
         queue_request_into_ring(
