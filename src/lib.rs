@@ -32,7 +32,7 @@ pub use percore_core::{
 
 pub mod admin;
 pub mod auth_checks;
-pub mod calendar;
+pub use percore_core::calendar;
 pub mod config;
 pub mod host_report;
 pub mod logging;

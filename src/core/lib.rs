@@ -24,6 +24,7 @@
 
 pub mod account;
 pub mod auth;
+pub mod calendar;
 pub mod connect;
 pub mod connection;
 pub mod delivery_latency;

@@ -3,79 +3,12 @@
 //! them: Go's RFC 3339 with nanoseconds, nats-server's compact uptime,
 //! Go's `time.Duration.String()`, and Go's float encoding (`2`, not `2.0`).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use serde::{Serialize, Serializer};
 
-use crate::calendar::civil_from_days;
-
-/// Seconds and nanoseconds since the Unix epoch, the seconds signed so that
-/// times before 1970 (Go's zero time) still format.
-fn unix_parts(time: SystemTime) -> (i64, u32) {
-    match time.duration_since(UNIX_EPOCH) {
-        Ok(after) => (
-            i64::try_from(after.as_secs()).unwrap_or(i64::MAX),
-            after.subsec_nanos(),
-        ),
-        Err(before) => {
-            let before = before.duration();
-            let secs = i64::try_from(before.as_secs()).unwrap_or(i64::MAX);
-            if before.subsec_nanos() == 0 {
-                (-secs, 0)
-            } else {
-                (-secs - 1, 1_000_000_000 - before.subsec_nanos())
-            }
-        }
-    }
-}
-
-/// Calendar fields of a UTC time.
-struct Civil {
-    year: i64,
-    month: u32,
-    day: u32,
-    hour: u32,
-    minute: u32,
-    second: u32,
-    nanos: u32,
-    /// 0 = Sunday.
-    weekday: u32,
-}
-
-fn civil(time: SystemTime) -> Civil {
-    let (secs, nanos) = unix_parts(time);
-    let days = secs.div_euclid(86_400);
-    let second_of_day = secs.rem_euclid(86_400) as u32;
-    let (year, month, day) = civil_from_days(days);
-    Civil {
-        year,
-        month,
-        day,
-        hour: second_of_day / 3_600,
-        minute: second_of_day / 60 % 60,
-        second: second_of_day % 60,
-        nanos,
-        // 1970-01-01 was a Thursday (4).
-        weekday: (days + 4).rem_euclid(7) as u32,
-    }
-}
-
-/// Go's `time.RFC3339Nano` in UTC: the fraction loses its trailing zeros,
-/// and its dot too when it is zero (`…:05Z`, `…:05.97051509Z`).
-pub fn rfc3339_nano(time: SystemTime) -> String {
-    let c = civil(time);
-    let mut out = format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-        c.year, c.month, c.day, c.hour, c.minute, c.second
-    );
-    if c.nanos != 0 {
-        let fraction = format!("{:09}", c.nanos);
-        out.push('.');
-        out.push_str(fraction.trim_end_matches('0'));
-    }
-    out.push('Z');
-    out
-}
+use percore_core::calendar::civil;
+pub use percore_core::calendar::rfc3339_nano;
 
 /// The HTTP `Date` header form (IMF-fixdate): `Tue, 24 Nov 2026 06:49:09 GMT`.
 pub fn http_date(time: SystemTime) -> String {
@@ -170,6 +103,7 @@ impl Serialize for GoFloat {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::UNIX_EPOCH;
 
     fn at(secs: u64, nanos: u32) -> SystemTime {
         UNIX_EPOCH + Duration::new(secs, nanos)
