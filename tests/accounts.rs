@@ -431,3 +431,58 @@ accounts {
         assert_eq!(requester.ping_pong(), b"MSG _INBOX.1 9 5\r\nnoon!\r\n");
     }
 }
+
+/// With `share: true` on the import, nats-server 2.9.10 tells the
+/// exporter the requester's connection details too (its `ClientInfo` in
+/// full, checked by hand against 2.9.10 with the same config):
+/// `{"start":…,"host":…,"id":…,"acc":"B","user":"b","name":"req",
+/// "lang":"python","ver":"9.9","rtt":…,"server":"n1","kind":"Client",
+/// "client_type":"nats"}`.
+#[test]
+fn a_shared_service_import_passes_on_the_requester_s_details() {
+    let broker = Broker::with_config(
+        r#"
+server_name: n1
+accounts {
+  A: { users: [{user: a, password: pa}], exports: [{service: "svc.time"}] }
+  B: { users: [{user: b, password: pb}], imports: [{service: {account: A, subject: "svc.time"}, share: true}] }
+}
+"#,
+    );
+    let mut responder = login_on_shard_with(&broker, 0, "a", "pa", true);
+    responder.send(b"SUB svc.time 1\r\n");
+    assert_eq!(responder.ping_pong(), b"");
+    for shard in [1, 0] {
+        let mut requester = RawClient::connect(broker.addr);
+        while requester.shard(SHARDS) != shard {
+            requester = RawClient::connect(broker.addr);
+        }
+        requester.send(b"CONNECT {\"verbose\":false,\"headers\":true,\"protocol\":1,\"user\":\"b\",\"pass\":\"pb\",\"name\":\"req\",\"lang\":\"python\",\"version\":\"9.9\"}\r\nPING\r\n");
+        requester.expect(b"PONG\r\n");
+        requester.send(b"PUB svc.time _INBOX.1 4\r\nnow?\r\n");
+        assert_eq!(requester.ping_pong(), b"");
+        let (fields, payload) = responder.read_msg();
+        assert_eq!(&fields[..2], ["HMSG", "svc.time"], "{fields:?}");
+        let header_len: usize = fields[fields.len() - 2].parse().expect("header size");
+        assert_eq!(&payload[header_len..], b"now?");
+        let header = String::from_utf8_lossy(&payload[..header_len]).into_owned();
+        let json = header
+            .strip_prefix("NATS/1.0\r\nNats-Request-Info: ")
+            .and_then(|rest| rest.strip_suffix("\r\n\r\n"))
+            .unwrap_or_else(|| panic!("one Nats-Request-Info line in {header:?}"));
+        let info: serde_json::Value = serde_json::from_str(json).expect("json");
+        let start = info["start"].as_str().expect("start");
+        assert!(
+            start.len() >= 20 && start.starts_with("20") && start.ends_with('Z'),
+            "{start}"
+        );
+        let rtt = info["rtt"].as_u64().expect("rtt");
+        let cid = requester.client_id();
+        assert_eq!(
+            json,
+            format!(
+                "{{\"start\":\"{start}\",\"host\":\"127.0.0.1\",\"id\":{cid},\"acc\":\"B\",\"user\":\"b\",\"name\":\"req\",\"lang\":\"python\",\"ver\":\"9.9\",\"rtt\":{rtt},\"server\":\"n1\",\"kind\":\"Client\",\"client_type\":\"nats\"}}"
+            )
+        );
+    }
+}

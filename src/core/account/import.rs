@@ -35,10 +35,9 @@ pub struct ServiceImport {
     /// Taken from the matching export.
     pub response: ResponseType,
     pub threshold: Duration,
-    /// `share`: in nats-server the requests' `Nats-Request-Info` then
-    /// carries the requester's connection details too (start, host, id,
-    /// user, name, lang, ver, server, cluster, jwt, kind, client_type).
-    /// Carried from the configuration; [`super::request_info`] does not
-    /// write those details yet.
+    /// `share`: the requests' `Nats-Request-Info` then carries the
+    /// requester's connection details too (start, host, id, user, name,
+    /// lang, ver, server, cluster, jwt, kind, client_type), as
+    /// [`super::request_info`] writes them.
     pub share: bool,
 }

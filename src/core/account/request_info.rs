@@ -9,6 +9,12 @@
 //! line and is followed by `:`, as nats-server's `removeHeaderIfPresent`),
 //! and the new line goes last in the block. Built once per request that
 //! crosses an import, never on the plain publish path.
+//!
+//! An import with `share: true` tells the exporter more (nats-server's
+//! `getClientInfo(detailed)`): the requester's start, host, client id,
+//! user, name, lang and version, its JWT details, the server and cluster
+//! names, `kind` and `client_type`. An import from the system account gets
+//! the server and cluster names even without `share`.
 
 use std::time::Duration;
 
@@ -31,26 +37,108 @@ pub struct RequestInfo<'a> {
     pub service: Option<&'a str>,
     /// The requester's round trip as last measured.
     pub rtt: Option<Duration>,
+    /// The requester's connection details, for an import with `share`.
+    pub details: Option<ClientDetails<'a>>,
+    /// This server (`server`, `cluster`): with `details`, or alone for an
+    /// import from the system account.
+    pub server: Option<ServerNames<'a>>,
+}
+
+/// The connection details a `share: true` import passes on (Go's
+/// `omitempty`: empty strings, a zero id and no tags are left out).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientDetails<'a> {
+    /// When the connection was accepted, as Go's RFC 3339 with nanoseconds.
+    pub start: &'a str,
+    pub host: &'a str,
+    pub id: u64,
+    /// As nats-server's `getRawAuthUser`.
+    pub user: &'a str,
+    pub name: &'a str,
+    pub lang: &'a str,
+    pub version: &'a str,
+    pub jwt: &'a str,
+    pub issuer_key: &'a str,
+    pub name_tag: &'a str,
+    pub tags: &'a [String],
+}
+
+/// This server's name and its cluster's (empty when not clustered).
+#[derive(Debug, Clone, Copy)]
+pub struct ServerNames<'a> {
+    pub server: &'a str,
+    pub cluster: &'a str,
 }
 
 impl RequestInfo<'_> {
     /// The header value: the JSON Go's encoder writes for this
-    /// `ClientInfo` (field order `acc`, `rtt`; Go's string escapes).
+    /// `ClientInfo` (its field order: start, host, id, acc, svc, user,
+    /// name, lang, ver, rtt, server, cluster, jwt, issuer_key, name_tag,
+    /// tags, kind, client_type; Go's string escapes).
     pub fn to_json(&self) -> Vec<u8> {
-        let mut json = b"{\"acc\":".to_vec();
+        let mut json = b"{".to_vec();
+        let details = self.details.as_ref();
+        if let Some(d) = details {
+            push_field(&mut json, "start", d.start);
+            push_field(&mut json, "host", d.host);
+            if d.id != 0 {
+                json.extend_from_slice(format!("\"id\":{},", d.id).as_bytes());
+            }
+        }
+        json.extend_from_slice(b"\"acc\":");
         push_go_string(&mut json, self.account);
-        if let Some(service) = self.service.filter(|s| !s.is_empty()) {
-            json.extend_from_slice(b",\"svc\":");
-            push_go_string(&mut json, service);
+        json.push(b',');
+        push_field(&mut json, "svc", self.service.unwrap_or(""));
+        if let Some(d) = details {
+            push_field(&mut json, "user", d.user);
+            push_field(&mut json, "name", d.name);
+            push_field(&mut json, "lang", d.lang);
+            push_field(&mut json, "ver", d.version);
         }
         let rtt = self.rtt.map_or(0, |d| d.as_nanos());
         if rtt > 0 {
-            json.extend_from_slice(b",\"rtt\":");
-            json.extend_from_slice(rtt.to_string().as_bytes());
+            json.extend_from_slice(format!("\"rtt\":{rtt},").as_bytes());
+        }
+        if let Some(server) = &self.server {
+            push_field(&mut json, "server", server.server);
+            push_field(&mut json, "cluster", server.cluster);
+        }
+        if let Some(d) = details {
+            push_field(&mut json, "jwt", d.jwt);
+            push_field(&mut json, "issuer_key", d.issuer_key);
+            push_field(&mut json, "name_tag", d.name_tag);
+            if !d.tags.is_empty() {
+                json.extend_from_slice(b"\"tags\":[");
+                for (i, tag) in d.tags.iter().enumerate() {
+                    if i > 0 {
+                        json.push(b',');
+                    }
+                    push_go_string(&mut json, tag);
+                }
+                json.extend_from_slice(b"],");
+            }
+            push_field(&mut json, "kind", "Client");
+            push_field(&mut json, "client_type", "nats");
+        }
+        // Every field above ends with a comma; the last one's goes.
+        if json.last() == Some(&b',') {
+            json.pop();
         }
         json.push(b'}');
         json
     }
+}
+
+/// `"key":"value",` unless `value` is empty (Go's `omitempty`).
+fn push_field(out: &mut Vec<u8>, key: &str, value: &str) {
+    if value.is_empty() {
+        return;
+    }
+    out.push(b'"');
+    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(b"\":");
+    push_go_string(out, value);
+    out.push(b',');
 }
 
 /// `s` as a JSON string with Go's escapes.
@@ -140,6 +228,8 @@ mod tests {
             account,
             service: None,
             rtt: Some(Duration::from_nanos(rtt_ns)),
+            details: None,
+            server: None,
         }
         .to_json()
     }
@@ -154,8 +244,56 @@ mod tests {
             account: "C",
             service: Some("B"),
             rtt: Some(Duration::from_nanos(5)),
+            details: None,
+            server: None,
         };
         assert_eq!(chained.to_json(), br#"{"acc":"C","svc":"B","rtt":5}"#);
+    }
+
+    #[test]
+    fn json_with_share_has_go_s_detailed_client_info() {
+        let tags = vec!["a:1".to_string(), "b".to_string()];
+        let shared = RequestInfo {
+            account: "B",
+            service: None,
+            rtt: Some(Duration::from_nanos(42)),
+            details: Some(ClientDetails {
+                start: "2026-12-06T21:00:17.5Z",
+                host: "127.0.0.1",
+                id: 7,
+                user: "bob",
+                name: "app",
+                lang: "rust",
+                version: "0.38.0",
+                jwt: "",
+                issuer_key: "",
+                name_tag: "",
+                tags: &tags,
+            }),
+            server: Some(ServerNames {
+                server: "n1",
+                cluster: "",
+            }),
+        };
+        assert_eq!(
+            String::from_utf8(shared.to_json()).unwrap(),
+            r#"{"start":"2026-12-06T21:00:17.5Z","host":"127.0.0.1","id":7,"acc":"B","user":"bob","name":"app","lang":"rust","ver":"0.38.0","rtt":42,"server":"n1","tags":["a:1","b"],"kind":"Client","client_type":"nats"}"#
+        );
+        // An import from the system account: server and cluster alone.
+        let system = RequestInfo {
+            account: "B",
+            service: Some("S"),
+            rtt: None,
+            details: None,
+            server: Some(ServerNames {
+                server: "n1",
+                cluster: "c",
+            }),
+        };
+        assert_eq!(
+            system.to_json(),
+            br#"{"acc":"B","svc":"S","server":"n1","cluster":"c"}"#
+        );
     }
 
     fn set(header_len: Option<usize>, payload: &[u8]) -> (usize, Vec<u8>) {

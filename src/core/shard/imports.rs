@@ -17,12 +17,15 @@
 //! (A's stream imported by B, B's by C); a chain longer than
 //! [`MAX_IMPORT_HOPS`] is a cycle and stops there.
 
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use rustc_hash::FxHashMap;
 
-use crate::account::request_info::{set_request_info, RequestInfo};
-use crate::account::ResponseType;
+use crate::account::request_info::{set_request_info, ClientDetails, RequestInfo, ServerNames};
+use crate::account::{ResponseType, ServiceImport};
+use crate::auth::reported_user::raw_auth_user;
+use crate::auth::AuthMethod;
+use crate::calendar::rfc3339_nano;
 use crate::connection::{Sid, SubOwner, Subscription};
 use crate::ids::{AccountId, SubKey};
 use crate::io::ShardIo;
@@ -260,7 +263,7 @@ impl<I: ShardIo> ShardBroker<I> {
         // The responder learns who asked (nats-server sets this header on
         // every request crossing a service import, replies or not).
         let mut with_info = Vec::new();
-        let (header_len, payload) = match self.request_info(importer) {
+        let (header_len, payload) = match self.request_info(importer, import) {
             Some(value) => {
                 let header_len =
                     set_request_info(message.header_len, message.payload, &value, &mut with_info);
@@ -275,29 +278,76 @@ impl<I: ShardIo> ShardBroker<I> {
             payload,
         };
         let chained = std::mem::replace(&mut self.in_service_import, true);
+        let shared = std::mem::replace(&mut self.last_import_shared, import.share);
         let reach = self.publish_local(import.exporter, None, &request, hops + 1);
         self.in_service_import = chained;
+        self.last_import_shared = shared;
         reach
     }
 
     /// The `Nats-Request-Info` value for a request of the client being
-    /// routed ([`ShardBroker`]'s `originator`), arriving at a service
-    /// import of `importer`. `None` when no client is known (nothing else
-    /// publishes into a service import). A request that already crossed a
-    /// service import keeps its requester's account and names the account
-    /// it is in now as `svc`, as nats-server does on a chain.
-    fn request_info(&self, importer: AccountId) -> Option<Vec<u8>> {
+    /// routed ([`ShardBroker`]'s `originator`), arriving at `import` of
+    /// `importer`. `None` when no client is known (nothing else publishes
+    /// into a service import). A request that already crossed a service
+    /// import keeps its requester's account and names the account it is in
+    /// now as `svc`, as nats-server does on a chain; there the details
+    /// follow the import crossed before (nats-server re-reads the header
+    /// that import wrote), and server and cluster are added where this one
+    /// shares or comes from the system account.
+    fn request_info(&self, importer: AccountId, import: &ServiceImport) -> Option<Vec<u8>> {
         let conn = self.conns.get(self.originator?)?;
         let requester = self.limits.accounts.get(conn.account)?;
         let service = match self.in_service_import {
             true => Some(self.limits.accounts.get(importer)?.name.as_str()),
             false => None,
         };
+        let from_system = self.limits.accounts.system() == Some(import.exporter);
+        let (detailed, with_server) = match self.in_service_import {
+            true => (
+                self.last_import_shared,
+                self.last_import_shared || import.share || from_system,
+            ),
+            false => (import.share, import.share || from_system),
+        };
+        // Wall-clock time is read only here, for a shared import's `start`.
+        let start = detailed.then(|| {
+            let age = self.now.saturating_duration_since(conn.started);
+            rfc3339_nano(SystemTime::now() - age)
+        });
+        let jwt = conn.jwt_info.as_deref();
+        let issuer_key = match (&conn.auth_method, jwt) {
+            (_, Some(jwt)) => jwt.issuer_key.as_str(),
+            // nats-server: a configured nkey user's issuer is its account.
+            (AuthMethod::Nkey(_), None) => requester.name.as_str(),
+            _ => "",
+        };
+        let details = start.as_deref().map(|start| ClientDetails {
+            start,
+            host: &conn.ip,
+            id: conn.client_id.0,
+            user: raw_auth_user(&conn.auth_method, conn.credentials.as_deref()).unwrap_or(""),
+            name: &conn.options.name,
+            lang: &conn.options.lang,
+            version: &conn.options.version,
+            jwt: jwt.map_or("", |j| j.jwt.as_str()),
+            issuer_key,
+            name_tag: jwt.map_or("", |j| j.name_tag.as_str()),
+            tags: jwt.map_or(&[][..], |j| &j.tags[..]),
+        });
+        let server = with_server.then(|| ServerNames {
+            server: &self.identity.server_name,
+            cluster: self
+                .cluster
+                .as_ref()
+                .map_or("", |c| c.settings.name.as_str()),
+        });
         Some(
             RequestInfo {
                 account: &requester.name,
                 service,
                 rtt: conn.liveness.rtt(),
+                details,
+                server,
             }
             .to_json(),
         )

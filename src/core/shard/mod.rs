@@ -145,6 +145,9 @@ pub struct ShardBroker<I: ShardIo> {
     /// The message being routed is a request that crossed a service
     /// import: a further one keeps its `Nats-Request-Info` requester.
     in_service_import: bool,
+    /// The last service import such a request crossed shares its
+    /// requester's details (`share: true`).
+    last_import_shared: bool,
     /// Scratch for a subject renamed by a stream import.
     renamed_subject: Vec<u8>,
     /// The message being routed came from a cluster route: routes may not
@@ -240,6 +243,7 @@ impl<I: ShardIo> ShardBroker<I> {
             fired: Vec::new(),
             originator: None,
             in_service_import: false,
+            last_import_shared: false,
             renamed_subject: Vec::new(),
             one_hop: false,
             route_publish: false,
