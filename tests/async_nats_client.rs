@@ -792,3 +792,54 @@ async fn fan_in_20_publishers_keep_per_publisher_order() {
     assert_eq!(total, PUBLISHERS * EACH);
     assert_eq!(next_seq.len(), PUBLISHERS);
 }
+
+/// A config file or command line shared with nats-server that switches
+/// JetStream off explicitly (as the nats.rs suite's and many deployments'
+/// files do) starts percore, and a client sees what nats-server 2.9.10 with
+/// JetStream off shows it: a JetStream API request has no responders.
+/// Asking for JetStream is still refused at start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jetstream_switched_off_in_config_or_flags_is_accepted() {
+    let configs = [
+        "jetstream: disabled\n",
+        "jetstream: false\n",
+        "jetstream {\n  enabled: false\n  store_dir: /nonexistent/js\n  max_mem_store: 64MiB\n}\n",
+    ];
+    for config in configs {
+        let broker = Broker::start_with(&["-js=false"], Some(config));
+        let client = client_on(&broker, 0).await;
+        let err = within(
+            "no-responders status",
+            client.request("$JS.API.INFO", "".into()),
+        )
+        .await
+        .expect_err("no JetStream behind $JS.API");
+        assert_eq!(
+            err.kind(),
+            RequestErrorKind::NoResponders,
+            "{config}: {err}"
+        );
+    }
+
+    let refused = |args: &[&str], config: Option<&str>| {
+        let path = std::env::temp_dir().join(format!("percore-js-{}.conf", std::process::id()));
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_percore"));
+        command.args(["-a", "127.0.0.1", "-p", "-1"]).args(args);
+        if let Some(config) = config {
+            std::fs::write(&path, config).expect("write config");
+            command.arg("-c").arg(&path);
+        }
+        let output = command.output().expect("run percore");
+        let _ = std::fs::remove_file(&path);
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert_eq!(output.status.code(), Some(1), "stderr: {stderr}");
+        stderr
+    };
+    assert!(refused(&["-js"], None).contains("flag -js is not supported yet by percore"));
+    assert!(refused(&[], Some("jetstream: enabled\n"))
+        .contains(":1:0: \"jetstream\" is not supported yet by percore"));
+    assert!(
+        refused(&[], Some("jetstream {\n  max_mem_store: 64MiB\n}\n"))
+            .contains(":1:0: \"jetstream\" is not supported yet by percore")
+    );
+}

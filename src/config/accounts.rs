@@ -249,12 +249,10 @@ fn account_nkey(entry: &Entry) -> Result<(), ConfigError> {
 /// JetStream for the account: refused, except a value that turns it off
 /// (`false`, `disabled`), which asks for what percore does anyway.
 fn jetstream(entry: &Entry) -> Result<(), ConfigError> {
-    match &entry.node.value {
-        Value::Bool(false) => Ok(()),
-        Value::String(s) if matches!(s.to_ascii_lowercase().as_str(), "disabled" | "disable") => {
-            Ok(())
-        }
-        _ => Err(not_supported(entry, " (JetStream)")),
+    if super::jetstream::scalar_turns_off(&entry.node.value) {
+        Ok(())
+    } else {
+        Err(not_supported(entry, " (JetStream)"))
     }
 }
 

@@ -263,8 +263,12 @@ fn set_flag(flags: &mut Flags, name: &str, kind: Kind, value: &str) -> Result<()
         .map(|(_, s, _)| *s)
     else {
         // Known to nats-server but not implemented: check its value the way
-        // nats-server would, then remember it for a clear error later.
-        parse_value(name, kind, value)?;
+        // nats-server would, then remember it for a clear error later. Every
+        // such boolean (-js, -syslog, ...) is off by default, so `=false`
+        // asks for what percore does anyway and is accepted.
+        if let Parsed::Bool(false) = parse_value(name, kind, value)? {
+            return Ok(());
+        }
         flags.unsupported.get_or_insert_with(|| format!("-{name}"));
         return Ok(());
     };
@@ -607,6 +611,13 @@ mod tests {
         let f = flags(&["--tls", "--user=a", "-js"]);
         assert_eq!(f.unsupported.as_deref(), Some("-js"));
         assert_eq!(f.tls, Some(true));
+        // Turned off, an unsupported boolean is the default: nothing to refuse.
+        let f = flags(&["-js=false", "--jetstream=0", "-syslog=f", "-p", "1"]);
+        assert_eq!((f.unsupported, f.port), (None, Some(1)));
+        assert_eq!(
+            flag_error(&["-js=maybe"]),
+            "invalid boolean value \"maybe\" for -js: parse error"
+        );
         assert_eq!(
             flag_error(&["--http_port", "x"]),
             "invalid value \"x\" for flag -http_port: parse error"

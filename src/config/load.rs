@@ -14,6 +14,7 @@ use super::conf::{Entry, Map, Value};
 use super::duration::{format_go_duration, parse_go_duration};
 use super::entry::{boolean, integer, non_empty, string, wrong_type};
 use super::error::ConfigError;
+use super::jetstream;
 use super::operator::{self, OperatorKeys};
 use super::options::{self, Options};
 use super::tls;
@@ -30,7 +31,6 @@ const NOT_SUPPORTED_YET: &[&str] = &[
     "gateway",
     "leaf",
     "leafnodes",
-    "jetstream",
     "logfile_size_limit",
     "log_size_limit",
     "syslog",
@@ -162,6 +162,7 @@ fn apply_entry<'a>(
         "resolver_tls" => operator_keys.tls = Some(entry),
         "resolver_pinned_accounts" => operator_keys.pinned = Some(entry),
         "tls" => opts.tls = Some(tls::apply_tls(entry)?),
+        "jetstream" => jetstream::apply(entry)?,
         "allow_non_tls" => opts.allow_non_tls = boolean(entry)?,
         _ if NOT_SUPPORTED_YET.contains(&key.as_str()) => {
             return Err(ConfigError::at(

@@ -14,6 +14,7 @@ pub mod credentials;
 pub mod duration;
 mod entry;
 pub mod error;
+mod jetstream;
 pub mod load;
 pub mod operator;
 pub mod operator_accounts;
