@@ -11,17 +11,17 @@
 mod support;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
 };
 use support::cluster::{
-    free_port, http_get, nats_server_installed, route_port, wait_interest, ClusterClient,
-    NatsServer, NATS_SERVER, WAIT,
+    free_port, http_get, nats_server_installed, route_port, spawn_nats_server, wait_interest,
+    ClusterClient, NatsServer, NATS_SERVER, WAIT,
 };
 use support::Broker;
 
@@ -271,23 +271,13 @@ fn nats_server(name: &str, pki: &Pki, cluster_port: u16, routes: &[u16]) -> Opti
     if !nats_server_installed() {
         return None;
     }
-    let port = free_port();
     let config = pki.dir.join(format!("{name}.conf"));
     std::fs::write(&config, pki.cluster(i64::from(cluster_port), routes)).expect("config");
-    let child = Command::new(NATS_SERVER)
-        .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-n", name])
-        .args(["-c", &config.display().to_string()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn nats-server");
-    Some(NatsServer {
-        child,
-        addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        route_port: cluster_port,
-        config: Some(config),
-    })
+    let mut command = Command::new(NATS_SERVER);
+    command
+        .args(["-a", "127.0.0.1", "-p", "-1", "-n", name])
+        .args(["-c", &config.display().to_string()]);
+    Some(spawn_nats_server(command, Some(config)))
 }
 
 #[test]

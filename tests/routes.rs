@@ -13,12 +13,12 @@ mod support;
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::cluster::{
     free_port, http_get, nats_server, nats_server_from, nats_server_installed, read_to_close,
-    route_port, wait_interest, ClusterClient, NatsServer, NATS_SERVER, WAIT,
+    route_port, spawn_nats_server, wait_interest, ClusterClient, NatsServer, NATS_SERVER, WAIT,
 };
 use support::{find, Broker};
 
@@ -587,23 +587,12 @@ fn nats_server_with_route_url(name: &str, route: &str) -> Option<NatsServer> {
     if !nats_server_installed() {
         return None;
     }
-    let port = free_port();
-    let cluster_port = free_port();
-    let child = Command::new(NATS_SERVER)
-        .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-n", name])
-        .args(["--cluster", &format!("nats://127.0.0.1:{cluster_port}")])
-        .args(["--cluster_name", "demo", "--routes", route])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn nats-server");
-    Some(NatsServer {
-        child,
-        addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        route_port: cluster_port,
-        config: None,
-    })
+    let mut command = Command::new(NATS_SERVER);
+    command
+        .args(["-a", "127.0.0.1", "-p", "-1", "-n", name])
+        .args(["--cluster", "nats://127.0.0.1:-1"])
+        .args(["--cluster_name", "demo", "--routes", route]);
+    Some(spawn_nats_server(command, None))
 }
 
 #[test]
@@ -1686,19 +1675,11 @@ fn a_peer_that_widens_its_export_hears_our_interest_again() {
         .unwrap();
     };
     export("perm.a");
-    let child = Command::new(NATS_SERVER)
-        .args(["-c", config.to_str().unwrap()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn nats-server");
-    let b = NatsServer {
-        child,
-        addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        route_port: cluster_port,
-        config: None,
-    };
+    // Ports fixed in the file: a reload may not change them.
+    let mut command = Command::new(NATS_SERVER);
+    command.args(["-c", config.to_str().unwrap()]);
+    let b = spawn_nats_server(command, None);
+    assert_eq!((b.addr.port(), b.route_port), (port, cluster_port));
     let mut a_sub = ClusterClient::on_shard(a.addr, 1);
     let mut b_pub = ClusterClient::connect(b.addr);
     a_sub.send(b"SUB perm.b 1\r\nSUB perm.a 2\r\n");

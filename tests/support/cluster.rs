@@ -248,6 +248,8 @@ pub struct NatsServer {
     pub route_port: u16,
     /// A config file written for it, removed with it.
     pub config: Option<PathBuf>,
+    /// Its ports file and log ([`spawn_nats_server`]), removed with it.
+    pub dir: Option<PathBuf>,
 }
 
 impl Drop for NatsServer {
@@ -256,6 +258,9 @@ impl Drop for NatsServer {
         let _ = self.child.wait();
         if let Some(config) = &self.config {
             let _ = std::fs::remove_file(config);
+        }
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_dir_all(dir);
         }
     }
 }
@@ -309,31 +314,78 @@ fn nats_server_configured(
     routes: &[u16],
     config: Option<PathBuf>,
 ) -> NatsServer {
-    let port = free_port();
-    let cluster_port = free_port();
     let routes: Vec<String> = routes
         .iter()
         .map(|p| format!("nats-route://127.0.0.1:{p}"))
         .collect();
     let mut command = Command::new(binary);
     command
-        .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-n", name])
-        .args(["--cluster", &format!("nats://127.0.0.1:{cluster_port}")])
-        .args(["--cluster_name", "demo"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .args(["-a", "127.0.0.1", "-p", "-1", "-n", name])
+        .args(["--cluster", "nats://127.0.0.1:-1"])
+        .args(["--cluster_name", "demo"]);
     if !routes.is_empty() {
         command.args(["--routes", &routes.join(",")]);
     }
     if let Some(config) = &config {
         command.arg("-c").arg(config);
     }
-    let child = command.spawn().expect("spawn nats-server");
+    spawn_nats_server(command, config)
+}
+
+/// Starts the reference nats-server `command` sets up: on the ports it
+/// picks itself where the arguments say `-1` (a port chosen here and
+/// released could be taken again before it binds), learnt from its ports
+/// file (`--ports_file_dir`), which it writes once it listens: waiting
+/// for the file is waiting for it to be ready. Its log goes to a file in
+/// the same directory, shown if it never gets there.
+pub fn spawn_nats_server(mut command: Command, config: Option<PathBuf>) -> NatsServer {
+    static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("percore-nats-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("nats-server ports dir");
+    let log = dir.join("log");
+    let log_file = std::fs::File::create(&log).expect("nats-server log");
+    command
+        .arg("--ports_file_dir")
+        .arg(&dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log_file);
+    let mut child = command.spawn().expect("spawn nats-server");
+    let deadline = Instant::now() + WAIT;
+    let ports = loop {
+        let file = std::fs::read_dir(&dir)
+            .ok()
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|entry| entry.path())
+            .find(|path| path.extension().is_some_and(|e| e == "ports"));
+        // It may be read half written: parse until it is whole.
+        let parsed = file
+            .and_then(|f| std::fs::read(f).ok())
+            .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok());
+        if let Some(ports) = parsed {
+            break ports;
+        }
+        let exited = child.try_wait().ok().flatten();
+        if exited.is_some() || Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "nats-server did not start ({exited:?}): {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let port_of =
+        |key: &str| -> Option<u16> { ports[key][0].as_str()?.rsplit(':').next()?.parse().ok() };
     NatsServer {
         child,
-        addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        route_port: cluster_port,
+        addr: SocketAddr::from(([127, 0, 0, 1], port_of("nats").expect("client port"))),
+        route_port: port_of("cluster").unwrap_or(0),
         config,
+        dir: Some(dir),
     }
 }
