@@ -792,8 +792,8 @@ fn three_node_mixed_cluster_queue_group_and_fan_out_exactly_once() {
 
 #[test]
 fn a_generated_cluster_name_gives_way_to_a_configured_one() {
-    let port = free_port();
-    let broker = Broker::start_with(&["--cluster", &format!("nats://127.0.0.1:{port}")], None);
+    let broker = Broker::start_with(&["--cluster", "nats://127.0.0.1:-1"], None);
+    let port = route_port(&broker);
     let Some(n) = nats_server("dyn", &[port]) else {
         return;
     };
