@@ -227,6 +227,10 @@ pub(crate) struct NonBufferedStream<S> {
     /// buffer had no room for (its buffer shrank between two polls): the
     /// data, where the unread part starts, and where it ends.
     rx_leftover: Option<(DmaBuffer, usize, usize)>,
+    /// percore patch 11: `source_rx` is a readiness poll to wait for
+    /// before the next ring `recv` (the kernel answered EAGAIN instead of
+    /// waiting for data, as a kernel without fast poll may).
+    rx_readiness_first: bool,
 }
 
 impl<S: AsRawFd> NonBufferedStream<S> {
@@ -323,34 +327,59 @@ impl<S: AsRawFd> NonBufferedStream<S> {
         cx: &Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
         if let Some(n) = self.take_rx_leftover(buf) {
             return Poll::Ready(Ok(n));
         }
-        let is_recv = self
-            .source_rx
-            .as_ref()
-            .is_some_and(|source| matches!(&*source.source_type_mut(), SourceType::SockRecv(_)));
-        if !is_recv {
-            // A readiness poll (the one `init` arms) takes no data:
-            // dropping it, cancelled if in flight, loses nothing.
-            let reactor = self.reactor.upgrade().unwrap();
-            self.source_rx = Some(reactor.stream_recv(self.stream.as_raw_fd(), buf.len().max(1)));
+        loop {
+            let is_recv = self.source_rx.as_ref().is_some_and(|source| {
+                matches!(&*source.source_type_mut(), SourceType::SockRecv(_))
+            });
+            if !is_recv {
+                match self.source_rx.as_ref() {
+                    // A kernel that answered EAGAIN instead of waiting for
+                    // data (below): wait for readiness, then recv again.
+                    Some(poll) if self.rx_readiness_first => {
+                        if poll.result().is_none() {
+                            poll.add_waiter_single(cx.waker());
+                            return Poll::Pending;
+                        }
+                        self.rx_readiness_first = false;
+                    }
+                    // The readiness poll `init` arms takes no data:
+                    // dropping it, cancelled if in flight, loses nothing.
+                    _ => {}
+                }
+                let reactor = self.reactor.upgrade().unwrap();
+                self.source_rx = Some(reactor.stream_recv(self.stream.as_raw_fd(), buf.len()));
+            }
+            let source = self.source_rx.as_ref().unwrap();
+            let Some(result) = source.result() else {
+                source.add_waiter_single(cx.waker());
+                return Poll::Pending;
+            };
+            let source = self.source_rx.take().unwrap();
+            let n = match result {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let reactor = self.reactor.upgrade().unwrap();
+                    self.source_rx = Some(reactor.poll_read_ready(self.stream.as_raw_fd()));
+                    self.rx_readiness_first = true;
+                    continue;
+                }
+                Err(e) => return Poll::Ready(Err(e)),
+            };
+            if n == 0 {
+                return Poll::Ready(Ok(0));
+            }
+            let SourceType::SockRecv(Some(data)) = source.extract_source_type() else {
+                return Poll::Ready(Err(io::Error::other("recv completed without its buffer")));
+            };
+            self.rx_leftover = Some((data, 0, n));
+            return Poll::Ready(Ok(self.take_rx_leftover(buf).unwrap_or(0)));
         }
-        let source = self.source_rx.as_ref().unwrap();
-        let Some(result) = source.result() else {
-            source.add_waiter_single(cx.waker());
-            return Poll::Pending;
-        };
-        let source = self.source_rx.take().unwrap();
-        let n = poll_err!(result);
-        if n == 0 {
-            return Poll::Ready(Ok(0));
-        }
-        let SourceType::SockRecv(Some(data)) = source.extract_source_type() else {
-            return Poll::Ready(Err(io::Error::other("recv completed without its buffer")));
-        };
-        self.rx_leftover = Some((data, 0, n));
-        Poll::Ready(Ok(self.take_rx_leftover(buf).unwrap_or(0)))
     }
 
     /// percore patch 11: whether a ring `recv` may be taking bytes from the
@@ -445,6 +474,7 @@ where
             write_timeout: Timeout::new(reactor.register_timer()),
             read_timeout: Timeout::new(reactor.register_timer()),
             rx_leftover: None,
+            rx_readiness_first: false,
         };
         stream.init();
         GlommioStream {
