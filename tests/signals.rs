@@ -431,6 +431,12 @@ fn config_syntax_error_exits_one_with_position() {
     assert_eq!(output.status.code(), Some(1), "stderr: {stderr}");
     let position = format!("{}:3:15", config.path());
     assert!(stderr.contains(&position), "want {position} in: {stderr}");
+    // nats-server's frame for syntax errors, which tools look for (nats.py's
+    // nats-server package test checks for "Parse error").
+    assert!(
+        stderr.contains("Parse error on line 3: '"),
+        "want nats-server's frame in: {stderr}"
+    );
 }
 
 #[test]
