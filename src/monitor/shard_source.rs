@@ -22,7 +22,7 @@ pub fn bind_monitor(options: &Options) -> Result<Option<std::net::TcpListener>, 
     };
     let host = options.http_host.as_deref().unwrap_or(&options.host);
     let bare_host = host.trim_start_matches('[').trim_end_matches(']');
-    let listener = std::net::TcpListener::bind((bare_host, port)).map_err(|e| {
+    let listener = shards::net::std_listener(bare_host, port).map_err(|e| {
         format!("Can't start monitoring: can't listen to the monitor port: {host}:{port}, \"{e}\"")
     })?;
     let addr = listener
