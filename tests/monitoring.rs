@@ -8,7 +8,7 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::{client_on_shard, Broker, RawClient, IO_TIMEOUT};
@@ -286,6 +286,26 @@ fn connz_moves_a_closed_connection_to_state_closed() {
     assert_eq!(closed["reason"], "Protocol Violation");
     stays.ping_pong();
     assert_eq!(get(monitor, "/varz").json()["connections"], 1);
+}
+
+/// Monitoring requests are answered at once, as nats-server answers them:
+/// each shard takes the request when the monitor rings its doorbell, not at
+/// its next 100 ms housekeeping tick. Back to back, each request used to
+/// arrive just after the tick that answered the previous one, so ten took
+/// about a second (87 ms each at the median, release build).
+#[test]
+fn monitoring_requests_do_not_wait_for_the_housekeeping_tick() {
+    let (broker, monitor) = monitored(&[]);
+    let _clients = [client_on_shard(&broker, 0), client_on_shard(&broker, 1)];
+    let started = Instant::now();
+    for _ in 0..10 {
+        assert_eq!(get(monitor, "/connz").status, 200);
+    }
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_millis(500),
+        "ten /connz took {took:?}: waiting for ticks"
+    );
 }
 
 #[test]

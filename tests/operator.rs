@@ -13,7 +13,7 @@ use async_nats::ConnectOptions;
 use data_encoding::BASE64URL_NOPAD;
 use futures::StreamExt;
 use nkeys::KeyPair;
-use percore_core::jwt::mint::{mint_issued_at, unlimited};
+use percore_core::jwt::mint::{mint_issued_at, mint_v1_issued_at, unlimited};
 use serde_json::{json, Value};
 use support::interest::ShardProbes;
 use support::{one_client_per_shard, Broker, RawClient};
@@ -193,6 +193,58 @@ async fn creds_users_log_in_on_both_shards_and_talk() {
     let clients = creds_clients(&broker, &alice).await;
     round_trip(&clients[0], &clients[1], "op.echo").await;
     round_trip(&clients[1], &clients[0], "op.echo2").await;
+}
+
+/// Version 1 tokens (the type at the top level, signed over the payload
+/// alone), as nats.py's test suite still ships them in its
+/// `resolver_preload.conf` and `.creds`: nats-server 2.9 reads them, so a
+/// v1 operator, account and user must load and log in, the user without
+/// limits. percore refused the preload ('invalid account JWT') before.
+#[tokio::test]
+async fn version_1_operator_account_and_user_tokens_log_in() {
+    let iat = now() - 5;
+    let op_key = KeyPair::new_operator();
+    let op = Operator {
+        jwt: mint_v1_issued_at("operator", &op_key.public_key(), &op_key, iat, json!(null)),
+        key: op_key,
+    };
+    let acc_key = KeyPair::new_account();
+    let acc = AccountKeys {
+        jwt: mint_v1_issued_at(
+            "account",
+            &acc_key.public_key(),
+            &op.key,
+            iat,
+            json!({"limits": {"subs": -1, "conn": -1, "imports": -1, "exports": -1,
+                              "data": -1, "payload": -1, "wildcards": true}}),
+        ),
+        key: acc_key,
+    };
+    let broker = Broker::with_config(&memory_config(&op, &[&acc]));
+    let user_key = KeyPair::new_user();
+    let carol = User {
+        jwt: mint_v1_issued_at(
+            "user",
+            &user_key.public_key(),
+            &acc.key,
+            iat,
+            json!({"pub": {}, "sub": {}}),
+        ),
+        key: user_key,
+    };
+    let clients = creds_clients(&broker, &carol).await;
+    round_trip(&clients[0], &clients[1], "v1.echo").await;
+    round_trip(&clients[1], &clients[0], "v1.echo2").await;
+    // A v1 user signed by another account's key is still refused.
+    let stranger = KeyPair::new_account();
+    let forged = User {
+        jwt: mint_v1_issued_at("user", &carol.key.public_key(), &stranger, iat, json!({})),
+        key: KeyPair::from_seed(&carol.key.seed().expect("seed")).expect("seed"),
+    };
+    let mut client = broker.raw();
+    let line = connect_line(&client, &forged);
+    client.send(&line);
+    expect_auth_violation(&mut client);
 }
 
 #[tokio::test]

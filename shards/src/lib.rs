@@ -11,14 +11,17 @@
 //! - [`host_check`]: the host checks behind `percore --check-host`;
 //! - [`rlimit`]: raising a soft resource limit within the hard one;
 //! - [`sync`]: a shard-local wait list to park tasks until a condition holds;
+//! - [`doorbell`]: a bell another thread rings to wake one shard task at once;
 //! - [`task`] and [`timer`]: spawning, cooperative yielding, sleeping.
 //!
 //! Everything returned by this crate is shard-local (`!Send`) unless it says
 //! otherwise; the types that cross threads are [`mesh::MeshPorts`] (before
-//! connection) and [`net::HandOff`].
+//! connection), [`net::HandOff`], and [`doorbell::Ringer`] /
+//! [`doorbell::Bell`] (the latter until it reaches its shard).
 
 #![deny(clippy::await_holding_refcell_ref)]
 
+pub mod doorbell;
 pub mod host_check;
 pub mod mesh;
 pub mod net;

@@ -50,24 +50,80 @@ fn bind_retrying_in_use(socket: &Socket, addr: SocketAddr) -> io::Result<()> {
     }
 }
 
+/// A TCP socket for listening on `addr`, and the address to bind it to.
+///
+/// The unspecified address (`0.0.0.0` or `::`, the default host) gets one
+/// IPv6 socket that also takes IPv4 (`IPV6_V6ONLY` off) bound to `[::]`, as
+/// Go's `net.Listen` makes for nats-server: a server on `0.0.0.0` answers
+/// on every address of the host, IPv6 ones included, and its INFO
+/// `connect_urls` list those too. Where the host has no IPv6 this is the
+/// plain IPv4 socket.
+fn listening_socket(addr: SocketAddr) -> io::Result<(Socket, SocketAddr)> {
+    if addr.ip().is_unspecified() {
+        let any = SocketAddr::new(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED), addr.port());
+        let dual_stack = Socket::new(Domain::IPV6, Type::STREAM, Some(Protocol::TCP))
+            .and_then(|socket| socket.set_only_v6(false).map(|()| socket));
+        if let Ok(socket) = dual_stack {
+            return Ok((socket, any));
+        }
+    }
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    Ok((socket, addr))
+}
+
+/// A listening socket on `host:port` (see [`listening_socket`] for the
+/// unspecified address) and the address to report: the requested one with
+/// the port bound, so a server asked for `0.0.0.0` still says `0.0.0.0`.
+fn listen_on(host: &str, port: u16, backlog: i32) -> io::Result<(Socket, SocketAddr)> {
+    let addr = (host, port).to_socket_addrs()?.next().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("cannot resolve {host}"),
+        )
+    })?;
+    let (socket, bind_addr) = listening_socket(addr)?;
+    // SO_REUSEADDR lets a restarted broker bind while old connections sit
+    // in TIME_WAIT; it does not let two live listeners share the port.
+    socket.set_reuse_address(true)?;
+    match bind_retrying_in_use(&socket, bind_addr) {
+        Ok(()) => {}
+        // No IPv6 on this host after all (IPv6 loopback removed, ...): the
+        // plain IPv4 socket, as before.
+        Err(e) if bind_addr != addr && e.kind() == io::ErrorKind::AddrNotAvailable => {
+            let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+            socket.set_reuse_address(true)?;
+            bind_retrying_in_use(&socket, addr)?;
+            return finish_listen(socket, addr, backlog);
+        }
+        Err(e) => return Err(e),
+    }
+    finish_listen(socket, addr, backlog)
+}
+
+fn finish_listen(
+    socket: Socket,
+    addr: SocketAddr,
+    backlog: i32,
+) -> io::Result<(Socket, SocketAddr)> {
+    socket.listen(backlog)?;
+    let bound = socket
+        .local_addr()?
+        .as_socket()
+        .ok_or_else(|| io::Error::other("listener has no inet address"))?;
+    Ok((socket, SocketAddr::new(addr.ip(), bound.port())))
+}
+
+/// A blocking std listener on `host:port`, bound as the broker's own
+/// listeners are (for the monitoring port).
+pub fn std_listener(host: &str, port: u16) -> io::Result<std::net::TcpListener> {
+    // std's own backlog.
+    let (socket, _) = listen_on(host, port, 128)?;
+    Ok(socket.into())
+}
+
 impl BoundListener {
     pub fn bind(host: &str, port: u16, backlog: i32) -> io::Result<BoundListener> {
-        let addr = (host, port).to_socket_addrs()?.next().ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("cannot resolve {host}"),
-            )
-        })?;
-        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-        // SO_REUSEADDR lets a restarted broker bind while old connections sit
-        // in TIME_WAIT; it does not let two live listeners share the port.
-        socket.set_reuse_address(true)?;
-        bind_retrying_in_use(&socket, addr)?;
-        socket.listen(backlog)?;
-        let local_addr = socket
-            .local_addr()?
-            .as_socket()
-            .ok_or_else(|| io::Error::other("listener has no inet address"))?;
+        let (socket, local_addr) = listen_on(host, port, backlog)?;
         Ok(BoundListener { socket, local_addr })
     }
 
@@ -216,7 +272,14 @@ impl HandOff {
         // Batching is the broker's job (one write per connection per loop
         // turn), not Nagle's.
         stream.set_nodelay(true).map_err(io::Error::from)?;
-        let peer = stream.peer_addr().ok();
+        // On a dual-stack listener IPv4 peers show as `::ffff:a.b.c.d`;
+        // nats-server (Go prints such an address in its IPv4 form) shows
+        // them as IPv4 in its logs, `/connz` and `client_ip`, and checks
+        // them against IPv4 `src` ranges.
+        let peer = stream
+            .peer_addr()
+            .ok()
+            .map(|peer| SocketAddr::new(peer.ip().to_canonical(), peer.port()));
         Ok(Connection {
             fd,
             peer,
@@ -378,5 +441,30 @@ pub fn shutdown_fd(fd: RawFd) {
 impl AsRawFd for Connection {
     fn as_raw_fd(&self) -> RawFd {
         self.fd
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_unspecified_address_gets_one_dual_stack_socket() {
+        let v4_any: SocketAddr = "0.0.0.0:4222".parse().expect("addr");
+        let (socket, bind) = listening_socket(v4_any).expect("socket");
+        if socket.domain().expect("domain") == Domain::IPV6 {
+            assert_eq!(bind, "[::]:4222".parse::<SocketAddr>().expect("addr"));
+            assert!(!socket.only_v6().expect("v6only"), "takes IPv4 too");
+        } else {
+            // A host without IPv6: the IPv4 socket, as before.
+            assert_eq!(bind, v4_any);
+        }
+        let v6_any: SocketAddr = "[::]:4222".parse().expect("addr");
+        let (socket, _) = listening_socket(v6_any).expect("socket");
+        assert!(!socket.only_v6().expect("v6only"), "`::` takes IPv4 too");
+        let loopback: SocketAddr = "127.0.0.1:4222".parse().expect("addr");
+        let (socket, bind) = listening_socket(loopback).expect("socket");
+        assert_eq!(socket.domain().expect("domain"), Domain::IPV4);
+        assert_eq!(bind, loopback);
     }
 }

@@ -561,7 +561,7 @@ mod tests {
         let path = config_file("syntax.conf", "port: 4333\nhost:\n");
         assert_eq!(
             error(&["-c", &path]),
-            format!("{path}:2:6: parse error: expected a value, found a new line")
+            format!("{path}:2:6: Parse error on line 2: 'expected a value, found a new line'")
         );
         let path = config_file(
             "unsupported.conf",

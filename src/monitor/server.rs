@@ -2,9 +2,10 @@
 //! (monitoring has few clients), all blocking std I/O, no runtime.
 //!
 //! Stopping: the accept thread waits on a nonblocking listener with
-//! `poll(2)` for at most [`ACCEPT_POLL`] at a time and checks the stop flag
-//! between waits, so `stop` never depends on a client, while a new client
-//! is still accepted at once. Connection threads are not joined (one may be waiting on the
+//! `poll(2)`, and on a socket `stop` writes to, so it sees the stop flag at
+//! once (the server's exit does not wait for it, as nats-server's does not)
+//! and never depends on a client; [`ACCEPT_POLL`] bounds each wait all the
+//! same. A new client is still accepted at once. Connection threads are not joined (one may be waiting on the
 //! shards); `stop` shuts their sockets down so they end on their next read
 //! or write instead of holding a keep-alive connection open.
 
@@ -12,6 +13,7 @@ use std::collections::HashMap;
 use std::io::{self, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
@@ -26,7 +28,8 @@ use super::SnapshotSource;
 /// connection.
 pub type TlsSource = Arc<dyn Fn() -> Option<Arc<rustls::ServerConfig>> + Send + Sync>;
 
-/// How often the accept loop looks at the stop flag when idle.
+/// How often the accept loop looks at the stop flag when idle, should the
+/// stop's wake-up get lost.
 const ACCEPT_POLL: Duration = Duration::from_millis(50);
 /// An idle keep-alive connection (or a stalled peer) is closed after this.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -40,6 +43,8 @@ type OpenConnections = Arc<Mutex<HashMap<u64, TcpStream>>>;
 pub struct MonitorServer {
     local_addr: SocketAddr,
     stop: Arc<AtomicBool>,
+    /// Written by `stop` to wake the accept thread's `poll(2)`.
+    wake: UnixStream,
     accept_thread: JoinHandle<()>,
     open: OpenConnections,
 }
@@ -58,16 +63,19 @@ impl MonitorServer {
         let stop = Arc::new(AtomicBool::new(false));
         let open: OpenConnections = Arc::new(Mutex::new(HashMap::new()));
         let router = Arc::new(Router::new(source, base_path));
+        let (wake, woken) = UnixStream::pair()?;
+        wake.set_nonblocking(true)?;
         let accept_thread = thread::Builder::new()
             .name("monitor-accept".into())
             .spawn({
                 let stop = Arc::clone(&stop);
                 let open = Arc::clone(&open);
-                move || accept_loop(&listener, &stop, &open, &router, tls)
+                move || accept_loop(&listener, &woken, &stop, &open, &router, tls)
             })?;
         Ok(MonitorServer {
             local_addr,
             stop,
+            wake,
             accept_thread,
             open,
         })
@@ -81,6 +89,8 @@ impl MonitorServer {
     /// connection (their threads then exit on their own).
     pub fn stop(self) {
         self.stop.store(true, Ordering::SeqCst);
+        // A full buffer means it is already woken.
+        let _ = (&self.wake).write(&[1]);
         // The accept loop cannot panic on peer input; if it did anyway
         // there is nothing left to stop.
         let _ = self.accept_thread.join();
@@ -98,6 +108,7 @@ fn lock(open: &OpenConnections) -> std::sync::MutexGuard<'_, HashMap<u64, TcpStr
 
 fn accept_loop(
     listener: &TcpListener,
+    woken: &UnixStream,
     stop: &AtomicBool,
     open: &OpenConnections,
     router: &Arc<Router>,
@@ -109,7 +120,7 @@ fn accept_loop(
             Ok((stream, _peer)) => stream,
             Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                wait_readable(listener, ACCEPT_POLL);
+                wait_readable(listener, woken, ACCEPT_POLL);
                 continue;
             }
             // Out of file descriptors, aborted handshake, ...: retry later
@@ -144,18 +155,25 @@ fn accept_loop(
 }
 
 /// Waits until `listener` has a connection to accept or `timeout` passes.
-fn wait_readable(listener: &TcpListener, timeout: Duration) {
-    let mut poll_fd = libc::pollfd {
-        fd: listener.as_raw_fd(),
+/// Until a client is waiting, `stop` wrote to `woken`, or `timeout`.
+fn wait_readable(listener: &TcpListener, woken: &UnixStream, timeout: Duration) {
+    let mut poll_fds = [listener.as_raw_fd(), woken.as_raw_fd()].map(|fd| libc::pollfd {
+        fd,
         events: libc::POLLIN,
         revents: 0,
-    };
+    });
     let millis = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
-    // SAFETY: one valid pollfd for a descriptor the listener keeps open for
-    // the whole call. The result does not matter: the caller retries
-    // accept() either way (EINTR and timeouts included).
+    // SAFETY: two valid pollfds for descriptors the caller keeps open for
+    // the whole call. The result does not matter: the caller checks the
+    // stop flag and retries accept() either way (EINTR and timeouts
+    // included). The wake-up byte is never read: once written, the loop
+    // ends.
     unsafe {
-        libc::poll(&mut poll_fd, 1, millis);
+        libc::poll(
+            poll_fds.as_mut_ptr(),
+            poll_fds.len() as libc::nfds_t,
+            millis,
+        );
     }
 }
 

@@ -6,11 +6,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use crossbeam_channel::Sender;
-
 use super::snapshot::{ClusterFacts, MonitorSnapshot, ServerFacts, ShardSnapshot, SnapshotRequest};
 use super::{MonitorServer, SnapshotSource, TlsSource};
-use crate::admin::AdminCommand;
+use crate::admin::{AdminCommand, AdminSender};
 use crate::config::Options;
 use crate::shared::BrokerShared;
 
@@ -24,7 +22,7 @@ pub fn bind_monitor(options: &Options) -> Result<Option<std::net::TcpListener>, 
     };
     let host = options.http_host.as_deref().unwrap_or(&options.host);
     let bare_host = host.trim_start_matches('[').trim_end_matches(']');
-    let listener = std::net::TcpListener::bind((bare_host, port)).map_err(|e| {
+    let listener = shards::net::std_listener(bare_host, port).map_err(|e| {
         format!("Can't start monitoring: can't listen to the monitor port: {host}:{port}, \"{e}\"")
     })?;
     let addr = listener
@@ -41,7 +39,7 @@ pub fn bind_monitor(options: &Options) -> Result<Option<std::net::TcpListener>, 
 pub fn start_monitor(
     listener: std::net::TcpListener,
     shared: &Arc<BrokerShared>,
-    admin: &[Sender<AdminCommand>],
+    admin: &[AdminSender],
 ) -> Result<MonitorServer, String> {
     let port = listener
         .local_addr()
@@ -74,7 +72,7 @@ pub fn start_monitor(
 /// shards as the HTTP monitor does. The ports are the configured ones.
 pub fn system_api(
     shared: &Arc<BrokerShared>,
-    admin: &[Sender<AdminCommand>],
+    admin: &[AdminSender],
 ) -> Arc<super::system_api::SystemApi> {
     let options = &shared.options;
     let source = Arc::new(ShardSnapshots {
@@ -95,16 +93,17 @@ fn display_host_port(host: &str, port: u16) -> String {
 }
 
 /// Answers monitoring requests by asking every shard over its admin
-/// channel; each shard replies from its housekeeping task, between two
-/// units of work, so its counters are exact (within one tick of the request).
+/// channel; each shard replies between two units of work, as soon as the
+/// channel's doorbell wakes it, so its counters are exact at that moment.
 struct ShardSnapshots {
     shared: Arc<BrokerShared>,
-    admin: Vec<Sender<AdminCommand>>,
+    admin: Vec<AdminSender>,
     http_port: u16,
     https_port: u16,
 }
 
-/// A shard answers within one housekeeping tick; allow for a loaded host.
+/// A shard answers at once (within one housekeeping tick without its
+/// doorbell); allow for a loaded host.
 const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl SnapshotSource for ShardSnapshots {

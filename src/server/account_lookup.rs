@@ -23,7 +23,8 @@ use percore_core::jwt::login::{missing_account, LOOKUP_ERROR};
 use percore_core::jwt::Refusal;
 
 /// How long a login waits for its shard to take a fetched account. Shards
-/// take new accounts at their next housekeeping tick (100 ms apart), so
+/// take new accounts as soon as the main thread hands them over (their
+/// admin doorbell; the housekeeping tick, 100 ms apart, without one), so
 /// this is only reached if the main thread could not rebuild them.
 const APPLY_WAIT: Duration = Duration::from_secs(2);
 /// How often the waiting login looks at its shard's accounts.

@@ -209,6 +209,7 @@ impl ClientReader {
         {
             ctx.shared.live_connections.fetch_sub(1, Ordering::Relaxed);
         }
+        ctx.departures.notify_all();
         publish_system_events(ctx);
         ctx.end_of_work();
     }

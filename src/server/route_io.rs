@@ -364,6 +364,7 @@ async fn serve_route(
     writer.await;
     let again = ctx.broker.borrow_mut().route_reconnect(key);
     ctx.broker.borrow_mut().remove_connection(key, wall_clock());
+    ctx.departures.notify_all();
     ctx.end_of_work();
     again
 }

@@ -1,8 +1,9 @@
 //! The compact form of a NATS JWT: `header.payload.signature`, each part
 //! base64url without padding (Go's `RawURLEncoding`, which refuses
 //! padding). The header must say `"typ":"JWT"` (any case) and
-//! `"alg":"ed25519-nkey"`; the older `"ed25519"` marks a version 1 token,
-//! which percore refuses (see [`JwtError::Version1`]).
+//! `"alg":"ed25519-nkey"` or the older `"ed25519"` of version 1 tokens
+//! (either is accepted whatever the payload's version, as the Go library
+//! does: the payload alone says which version a token is).
 
 use data_encoding::BASE64URL_NOPAD;
 use serde::Deserialize;
@@ -15,11 +16,13 @@ pub const ALGORITHM: &str = "ed25519-nkey";
 pub const ALGORITHM_V1: &str = "ed25519";
 
 /// A token split into its parts, the payload and signature decoded. The
-/// signature covers `signing_input` (header and payload as sent, with the
-/// dot between them).
+/// signature of a v2 token covers `signing_input` (header and payload as
+/// sent, with the dot between them), that of a v1 token `payload_text`
+/// (the payload as sent).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Compact<'a> {
     pub signing_input: &'a str,
+    pub payload_text: &'a str,
     pub payload: Vec<u8>,
     pub signature: Vec<u8>,
 }
@@ -45,6 +48,7 @@ pub fn split(token: &str) -> Result<Compact<'_>, JwtError> {
     let signature = decode(signature)?;
     Ok(Compact {
         signing_input: &token[..header.len() + 1 + payload.len()],
+        payload_text: payload,
         payload: payload_bytes,
         signature,
     })
@@ -72,10 +76,7 @@ fn check_header(bytes: &[u8]) -> Result<(), JwtError> {
         )));
     }
     let alg = header.alg.to_ascii_lowercase();
-    if alg == ALGORITHM_V1 {
-        return Err(JwtError::Version1);
-    }
-    if alg != ALGORITHM {
+    if alg != ALGORITHM && alg != ALGORITHM_V1 {
         return Err(JwtError::Malformed(format!(
             "unexpected {:?} algorithm",
             header.alg
@@ -111,13 +112,16 @@ mod tests {
     }
 
     #[test]
-    fn refuses_v1_bad_headers_and_bad_shapes() {
-        let v1 = token(r#"{"typ":"JWT","alg":"ed25519"}"#, "{}", b"s");
-        assert_eq!(split(&v1), Err(JwtError::Version1));
+    fn accepts_the_v1_header_and_refuses_bad_headers_and_bad_shapes() {
+        let v1 = token(r#"{"typ":"jwt","alg":"ed25519"}"#, "{}", b"s");
+        let compact = split(&v1).expect("v1 header");
+        assert_eq!(compact.payload_text, encode(b"{}"));
         let other = token(r#"{"typ":"JWT","alg":"HS256"}"#, "{}", b"s");
         assert!(matches!(split(&other), Err(JwtError::Malformed(m)) if m.contains("HS256")));
         let typ = token(r#"{"typ":"JWS","alg":"ed25519-nkey"}"#, "{}", b"s");
         assert!(split(&typ).is_err());
+        let longer = token(r#"{"typ":"JWT","alg":"ed25519-nkey2"}"#, "{}", b"s");
+        assert!(split(&longer).is_err());
         assert!(split("a.b").is_err());
         assert!(split("a.b.c.d").is_err());
         let padded = format!(

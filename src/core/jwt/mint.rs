@@ -58,6 +58,30 @@ pub fn mint_issued_at(
     format!("{signing_input}.{}", encode(&signature))
 }
 
+/// A version 1 token, as `nsc` before 2.0 wrote them: the type at the
+/// top level (`nats` holds only the kind's payload), the `"ed25519"`
+/// header, and the signature over the payload part alone.
+pub fn mint_v1_issued_at(
+    kind: &str,
+    subject: &str,
+    issuer: &KeyPair,
+    iat: i64,
+    nats: Value,
+) -> String {
+    let payload = json!({
+        "jti": format!("V1{iat}{subject}"),
+        "iat": iat,
+        "iss": issuer.public_key(),
+        "sub": subject,
+        "type": kind,
+        "nats": nats,
+    });
+    let header = encode(br#"{"typ":"jwt","alg":"ed25519"}"#);
+    let body = encode(payload.to_string().as_bytes());
+    let signature = issuer.sign(body.as_bytes()).expect("sign");
+    format!("{header}.{body}.{}", encode(&signature))
+}
+
 /// Unlimited account limits, as `nsc` writes them.
 pub fn unlimited() -> Value {
     json!({"subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1,

@@ -1,5 +1,6 @@
 //! NATS JWTs (the Go `jwt/v2` library's format and nats-server 2.9's rules
-//! for them), free of any runtime: decoding ([`encoding`], [`claims`]), the
+//! for them), free of any runtime: decoding ([`encoding`], [`claims`],
+//! version 1 tokens read as the library migrates them: [`v1`]), the
 //! claim kinds with their v2 JSON names ([`operator`], [`account`],
 //! [`user`], [`activation`], [`signing_keys`]), the signature and issuer
 //! checks ([`verify`], [`trust`]), times, revocations, `src` and time
@@ -24,6 +25,7 @@ pub mod signing_keys;
 pub mod template;
 pub mod trust;
 pub mod user;
+pub mod v1;
 pub mod validity;
 pub mod verify;
 
@@ -42,11 +44,9 @@ pub use verify::{decode, SignatureVerifier};
 pub enum JwtError {
     /// Not a NATS JWT (shape, base64, header, JSON, kind).
     Malformed(String),
-    /// A version 1 token (`"alg":"ed25519"`, or no `nats.version`):
-    /// percore reads version 2 only.
-    Version1,
-    /// The issuer's signature does not verify.
-    Signature,
+    /// The issuer's signature does not verify (over what the token's
+    /// format `version` signs).
+    Signature { version: i64 },
     /// Expired or not yet valid (the Go library's time checks).
     Time(&'static str),
     /// The claims break a rule of the Go library's `Validate`.
@@ -59,8 +59,11 @@ impl std::fmt::Display for JwtError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             JwtError::Malformed(text) | JwtError::Invalid(text) => f.write_str(text),
-            JwtError::Version1 => f.write_str("JWT version 1 is not supported, use version 2"),
-            JwtError::Signature => f.write_str("claim failed V2 signature verification"),
+            JwtError::Signature { version } => write!(
+                f,
+                "claim failed V{} signature verification",
+                if *version <= 1 { 1 } else { 2 }
+            ),
             JwtError::Time(text) => f.write_str(text),
             JwtError::Untrusted => f.write_str("not signed by a trusted operator"),
         }

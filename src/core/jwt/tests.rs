@@ -414,3 +414,71 @@ fn wrong_kinds_are_refused() {
     let jwt = user_token(&s, &s.operator, json!({}), json!({}));
     assert!(try_login(&s, &jwt, sign_nonce(&s.user), "").is_err());
 }
+
+/// Version 1 tokens (what nats.py's test suite still ships): an operator,
+/// its account and a user all in the v1 layout log in as nats-server 2.9
+/// lets them, the user unlimited; a v1 token signed the v2 way is refused
+/// with the library's V1 text.
+#[test]
+fn version_1_tokens_decode_and_log_in() {
+    use super::mint::mint_v1_issued_at;
+    let operator = KeyPair::new_operator();
+    let op_token = mint_v1_issued_at(
+        "operator",
+        &operator.public_key(),
+        &operator,
+        NOW - 10,
+        json!(null),
+    );
+    let op = decode_operator(&op_token, &NkeyVerifier).expect("v1 operator");
+    assert_eq!(op.nats.generic.version, 1);
+    let trusted = TrustedKeys::from_operators(&[op]);
+    let account_key = KeyPair::new_account();
+    let acc_token = mint_v1_issued_at(
+        "account",
+        &account_key.public_key(),
+        &operator,
+        NOW - 10,
+        json!({"limits": {"subs": -1, "conn": -1, "imports": -1, "exports": -1,
+                          "data": -1, "payload": -1, "wildcards": true}}),
+    );
+    let account = decode_account(&acc_token, &trusted, &NkeyVerifier).expect("v1 account");
+    assert_eq!(account.nats.limits.conn, -1);
+    let user = KeyPair::new_user();
+    let s = Setup {
+        operator,
+        trusted,
+        account_key,
+        account,
+        user,
+    };
+    let jwt = mint_v1_issued_at(
+        "user",
+        &s.user.public_key(),
+        &s.account_key,
+        NOW - 10,
+        json!({"pub": {}, "sub": {}}),
+    );
+    let grant = try_login(&s, &jwt, sign_nonce(&s.user), "").expect("v1 user logs in");
+    assert_eq!(
+        grant.grants.limits.payload, -1,
+        "v1 users default to no limit"
+    );
+    assert_eq!(grant.grants.limits.subs, -1);
+
+    // The same payload signed over header and payload (the v2 way).
+    let parts: Vec<&str> = jwt.split('.').collect();
+    let signing_input = format!("{}.{}", parts[0], parts[1]);
+    let v2_signed = format!(
+        "{signing_input}.{}",
+        encoding::encode(&s.account_key.sign(signing_input.as_bytes()).expect("sign"))
+    );
+    let refused = decode::<user::User>(&v2_signed, ClaimType::User, &NkeyVerifier);
+    assert_eq!(
+        refused.map_err(|e| e.to_string()).err().as_deref(),
+        Some("claim failed V1 signature verification")
+    );
+    let v2 = user_token(&s, &s.account_key, json!({}), json!({}));
+    let tampered = format!("{}x", &v2[..v2.len() - 1]);
+    assert!(decode::<user::User>(&tampered, ClaimType::User, &NkeyVerifier).is_err());
+}
