@@ -19,7 +19,7 @@ use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
-use futures_lite::AsyncWrite;
+use futures_lite::{AsyncRead, AsyncWrite};
 use socket2::{Domain, Protocol, Socket, Type};
 
 /// A bound, listening socket, created before the shards start so that
@@ -313,12 +313,6 @@ impl Connection {
     /// of trying the socket — an extra ring round trip per read on a busy
     /// connection. On a quiet one the poll is what it should wait for.
     pub fn try_recv(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
-        // A ring recv of `read` may be taking the next bytes now (or hold
-        // some): reading the socket beside it could reorder the stream, so
-        // the caller goes to `read`, which finishes that request first.
-        if self.stream.borrow().recv_in_flight() {
-            return Ok(None);
-        }
         // SAFETY: `buf` is a valid, writable slice for the duration of the call.
         let n = unsafe {
             libc::recv(
@@ -339,19 +333,12 @@ impl Connection {
     }
 
     /// Reads what is available into `buf` (waits if nothing is). 0 = EOF.
-    ///
-    /// The read is an io_uring `recv` whose completion brings the bytes
-    /// (patched glommio, patch 11): a quiet connection's wake-up then costs
-    /// the sleeping `io_uring_enter` and the reply's `sendmsg`, where a
-    /// readiness poll followed by a `recv` took one system call more. The
-    /// request outlives a dropped future and is finished by the next call.
     pub async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         poll_fn(|cx| {
             let mut stream = self.stream.borrow_mut();
-            stream.poll_recv_in_ring(cx, buf)
+            Pin::new(&mut *stream).poll_read(cx, buf)
         })
         .await
-        .map_err(io::Error::from)
     }
 
     /// Writes all of `buf`, waiting for the socket to drain as needed.

@@ -531,14 +531,6 @@ impl Reactor {
         Ok(source)
     }
 
-    /// percore patch 11: a stream's `recv`, on the main ring (see
-    /// `sys::uring::Reactor::recv_on_main_ring`).
-    pub(crate) fn stream_recv(&self, fd: RawFd, size: usize) -> Source {
-        let source = self.new_source(fd, SourceType::SockRecv(None), None);
-        self.sys.recv_on_main_ring(&source, size, MsgFlags::empty());
-        source
-    }
-
     pub(crate) fn recv(&self, fd: RawFd, size: usize, flags: MsgFlags) -> Source {
         let source = self.new_source(fd, SourceType::SockRecv(None), None);
         self.sys.recv(&source, size, flags);

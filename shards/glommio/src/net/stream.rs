@@ -5,7 +5,7 @@
 //
 use crate::{
     reactor::Reactor,
-    sys::{self, DmaBuffer, Source, SourceType},
+    sys::{self, Source, SourceType},
 };
 use futures_lite::ready;
 use nix::sys::socket::MsgFlags;
@@ -223,14 +223,6 @@ pub(crate) struct NonBufferedStream<S> {
     source_rx: Option<Source>,
     write_timeout: Timeout,
     read_timeout: Timeout,
-    /// percore patch 11: bytes a ring `recv` brought that the caller's
-    /// buffer had no room for (its buffer shrank between two polls): the
-    /// data, where the unread part starts, and where it ends.
-    rx_leftover: Option<(DmaBuffer, usize, usize)>,
-    /// percore patch 11: `source_rx` is a readiness poll to wait for
-    /// before the next ring `recv` (the kernel answered EAGAIN instead of
-    /// waiting for data, as a kernel without fast poll may).
-    rx_readiness_first: bool,
 }
 
 impl<S: AsRawFd> NonBufferedStream<S> {
@@ -306,103 +298,6 @@ impl<S: AsRawFd> NonBufferedStream<S> {
         Poll::Pending
     }
 
-    /// percore patch 11: reads what the socket has with an `IORING_OP_RECV`
-    /// on the ring, so the data comes with the completion.
-    ///
-    /// `poll_read` waits for a readiness poll and then makes a `recv` system
-    /// call of its own: two steps, and one system call more per wake-up than
-    /// a blocking `read`. Here the kernel does the `recv` itself once data is
-    /// there (it arms its own poll when none is), and the completion carries
-    /// the bytes, copied from the request's buffer into `buf`.
-    ///
-    /// Contract: a stream read this way is read only this way (not through
-    /// `AsyncRead`), and nothing else reads its descriptor while
-    /// [`recv_in_flight`](Self::recv_in_flight) is true: a request in the
-    /// kernel may take the next bytes at any moment. The request is kept
-    /// across dropped futures (never cancelled, which could lose bytes it
-    /// already took) until a poll consumes its result. The read timeout
-    /// does not apply.
-    pub(crate) fn poll_recv_in_ring(
-        &mut self,
-        cx: &Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        if buf.is_empty() {
-            return Poll::Ready(Ok(0));
-        }
-        if let Some(n) = self.take_rx_leftover(buf) {
-            return Poll::Ready(Ok(n));
-        }
-        loop {
-            let is_recv = self.source_rx.as_ref().is_some_and(|source| {
-                matches!(&*source.source_type_mut(), SourceType::SockRecv(_))
-            });
-            if !is_recv {
-                match self.source_rx.as_ref() {
-                    // A kernel that answered EAGAIN instead of waiting for
-                    // data (below): wait for readiness, then recv again.
-                    Some(poll) if self.rx_readiness_first => {
-                        if poll.result().is_none() {
-                            poll.add_waiter_single(cx.waker());
-                            return Poll::Pending;
-                        }
-                        self.rx_readiness_first = false;
-                    }
-                    // The readiness poll `init` arms takes no data:
-                    // dropping it, cancelled if in flight, loses nothing.
-                    _ => {}
-                }
-                let reactor = self.reactor.upgrade().unwrap();
-                self.source_rx = Some(reactor.stream_recv(self.stream.as_raw_fd(), buf.len()));
-            }
-            let source = self.source_rx.as_ref().unwrap();
-            let Some(result) = source.result() else {
-                source.add_waiter_single(cx.waker());
-                return Poll::Pending;
-            };
-            let source = self.source_rx.take().unwrap();
-            let n = match result {
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    let reactor = self.reactor.upgrade().unwrap();
-                    self.source_rx = Some(reactor.poll_read_ready(self.stream.as_raw_fd()));
-                    self.rx_readiness_first = true;
-                    continue;
-                }
-                Err(e) => return Poll::Ready(Err(e)),
-            };
-            if n == 0 {
-                return Poll::Ready(Ok(0));
-            }
-            let SourceType::SockRecv(Some(data)) = source.extract_source_type() else {
-                return Poll::Ready(Err(io::Error::other("recv completed without its buffer")));
-            };
-            self.rx_leftover = Some((data, 0, n));
-            return Poll::Ready(Ok(self.take_rx_leftover(buf).unwrap_or(0)));
-        }
-    }
-
-    /// percore patch 11: whether a ring `recv` may be taking bytes from the
-    /// socket now (or holds some not yet handed out).
-    pub(crate) fn recv_in_flight(&self) -> bool {
-        self.rx_leftover.is_some()
-            || self
-                .source_rx
-                .as_ref()
-                .is_some_and(|source| matches!(&*source.source_type_mut(), SourceType::SockRecv(_)))
-    }
-
-    fn take_rx_leftover(&mut self, buf: &mut [u8]) -> Option<usize> {
-        let (data, start, end) = self.rx_leftover.as_mut()?;
-        let n = (*end - *start).min(buf.len());
-        buf[..n].copy_from_slice(&data.as_bytes()[*start..*start + n]);
-        *start += n;
-        if *start == *end {
-            self.rx_leftover = None;
-        }
-        Some(n)
-    }
-
     pub(crate) fn poll_write(&mut self, cx: &Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         // On the write path, we always start with calling `yolo_send`, because
         // it is very likely to success. It could be a waste if it already timed
@@ -473,8 +368,6 @@ where
             source_rx: None,
             write_timeout: Timeout::new(reactor.register_timer()),
             read_timeout: Timeout::new(reactor.register_timer()),
-            rx_leftover: None,
-            rx_readiness_first: false,
         };
         stream.init();
         GlommioStream {
@@ -498,22 +391,6 @@ where
     unsafe fn from_raw_fd(fd: RawFd) -> Self {
         let socket = socket2::Socket::from_raw_fd(fd);
         GlommioStream::from(socket)
-    }
-}
-
-impl<S: AsRawFd> GlommioStream<S, NonBuffered> {
-    /// percore patch 11: see [`NonBufferedStream::poll_recv_in_ring`].
-    pub(crate) fn poll_recv_in_ring(
-        &mut self,
-        cx: &Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        self.stream.poll_recv_in_ring(cx, buf)
-    }
-
-    /// percore patch 11: see [`NonBufferedStream::recv_in_flight`].
-    pub(crate) fn recv_in_flight(&self) -> bool {
-        self.stream.recv_in_flight()
     }
 }
 

@@ -687,30 +687,6 @@ impl<B: RxBuf> TcpStream<B> {
     }
 }
 
-impl TcpStream<NonBuffered> {
-    /// percore patch 11: reads what the socket has with an io_uring `recv`
-    /// whose completion carries the bytes (one system call fewer per
-    /// wake-up than `AsyncRead`, which waits for readiness and then calls
-    /// `recv` itself). A stream read this way must be read only this way,
-    /// and its descriptor must not be read directly while
-    /// [`recv_in_flight`](Self::recv_in_flight) is true. The read timeout
-    /// does not apply.
-    pub fn poll_recv_in_ring(
-        &mut self,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<Result<usize>> {
-        self.stream.poll_recv_in_ring(cx, buf).map_err(Into::into)
-    }
-
-    /// percore patch 11: whether a ring `recv` of
-    /// [`poll_recv_in_ring`](Self::poll_recv_in_ring) may be taking bytes
-    /// from the socket now, or holds bytes not yet handed out.
-    pub fn recv_in_flight(&self) -> bool {
-        self.stream.recv_in_flight()
-    }
-}
-
 impl<B: Buffered + Unpin> AsyncBufRead for TcpStream<B> {
     fn poll_fill_buf<'a>(
         self: Pin<&'a mut Self>,

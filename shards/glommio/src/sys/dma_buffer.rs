@@ -21,14 +21,10 @@ pub(crate) struct SysAlloc {
 
 impl SysAlloc {
     fn new(size: usize) -> Option<Self> {
-        Self::with_align(size, 4096)
-    }
-
-    fn with_align(size: usize, align: usize) -> Option<Self> {
         if size == 0 {
             None
         } else {
-            let layout = Layout::from_size_align(size, align).unwrap();
+            let layout = Layout::from_size_align(size, 4096).unwrap();
             let data = unsafe { alloc::alloc::alloc(layout) };
             let data = ptr::NonNull::new(data)?;
             Some(SysAlloc { data, layout })
@@ -97,18 +93,6 @@ impl DmaBuffer {
     pub(crate) fn new(size: usize) -> Option<DmaBuffer> {
         Some(DmaBuffer {
             storage: BufferStorage::Sys(SysAlloc::new(size)?),
-            size,
-            trim: 0,
-        })
-    }
-
-    /// percore patch 11: a buffer for a socket `recv`, which needs no
-    /// page alignment. The 4 KiB alignment of [`DmaBuffer::new`] (for
-    /// O_DIRECT) cost an idle connection whose ring `recv` waits with a
-    /// 512-byte buffer 1.4 KB of RSS (benches/rss.sh, 1 000 connections).
-    pub(crate) fn new_for_socket(size: usize) -> Option<DmaBuffer> {
-        Some(DmaBuffer {
-            storage: BufferStorage::Sys(SysAlloc::with_align(size, 16)?),
             size,
             trim: 0,
         })

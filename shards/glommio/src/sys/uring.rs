@@ -389,8 +389,7 @@ fn fill_sqe<F>(
             }
 
             UringOpDescriptor::SockRecv(len, flags) => {
-                // percore patch 11: no page alignment for a socket buffer.
-                let mut buf = DmaBuffer::new_for_socket(len).expect("failed to allocate buffer");
+                let mut buf = DmaBuffer::new(len).expect("failed to allocate buffer");
                 sqe.prep_recv(op.fd, buf.as_bytes_mut(), MsgFlags::from_bits_retain(flags));
 
                 source_map.peek_source_mut(from_user_data(op.user_data), |mut src| {
@@ -1600,20 +1599,6 @@ impl Reactor {
         let op = UringOpDescriptor::SockRecv(len, flags.bits());
         queue_request_into_ring(
             &mut *self.ring_for_source(source),
-            source,
-            op,
-            &mut self.source_map.borrow_mut(),
-        );
-    }
-
-    /// percore patch 11: a stream's `recv` on the main ring, where the
-    /// readiness polls it replaces went. (`recv` sends socket reads to the
-    /// latency ring, whose every completion preempts the running task
-    /// queue: one per read of a busy connection.)
-    pub(crate) fn recv_on_main_ring(&self, source: &Source, len: usize, flags: MsgFlags) {
-        let op = UringOpDescriptor::SockRecv(len, flags.bits());
-        queue_request_into_ring(
-            &mut *self.main_ring.borrow_mut(),
             source,
             op,
             &mut self.source_map.borrow_mut(),
