@@ -45,17 +45,23 @@ fn login_on_shard_with(
     password: &str,
     headers: bool,
 ) -> RawClient {
+    connect_on_shard(
+        broker,
+        shard,
+        &format!(
+            "{{\"verbose\":false,\"user\":\"{user}\",\"pass\":\"{password}\",\"headers\":{headers}}}"
+        ),
+    )
+}
+
+/// A client on `shard` that sent `CONNECT <json>` and got its PONG.
+fn connect_on_shard(broker: &Broker, shard: usize, json: &str) -> RawClient {
     for _ in 0..SHARDS * 2 {
         let mut client = RawClient::connect(broker.addr);
         if client.shard(SHARDS) != shard {
             continue;
         }
-        client.send(
-            format!(
-                "CONNECT {{\"verbose\":false,\"user\":\"{user}\",\"pass\":\"{password}\",\"headers\":{headers}}}\r\nPING\r\n"
-            )
-            .as_bytes(),
-        );
+        client.send(format!("CONNECT {json}\r\nPING\r\n").as_bytes());
         client.expect(b"PONG\r\n");
         return client;
     }
@@ -453,12 +459,11 @@ accounts {
     responder.send(b"SUB svc.time 1\r\n");
     assert_eq!(responder.ping_pong(), b"");
     for shard in [1, 0] {
-        let mut requester = RawClient::connect(broker.addr);
-        while requester.shard(SHARDS) != shard {
-            requester = RawClient::connect(broker.addr);
-        }
-        requester.send(b"CONNECT {\"verbose\":false,\"headers\":true,\"protocol\":1,\"user\":\"b\",\"pass\":\"pb\",\"name\":\"req\",\"lang\":\"python\",\"version\":\"9.9\"}\r\nPING\r\n");
-        requester.expect(b"PONG\r\n");
+        let mut requester = connect_on_shard(
+            &broker,
+            shard,
+            r#"{"verbose":false,"headers":true,"protocol":1,"user":"b","pass":"pb","name":"req","lang":"python","version":"9.9"}"#,
+        );
         requester.send(b"PUB svc.time _INBOX.1 4\r\nnow?\r\n");
         assert_eq!(requester.ping_pong(), b"");
         let (fields, payload) = responder.read_msg();
