@@ -4,7 +4,7 @@
 # which leaves its input under tests/fuzz/artifacts/<target>/ (turn it into
 # a regression test before fixing).
 #
-# Usage: tests/fuzz/run.sh [SECONDS] [TARGET...]
+# Usage: tests/fuzz/run.sh [SECONDS] [TARGET...]  (default: every target)
 #   FUZZ_PARALLEL=1 runs the targets side by side instead of one by one.
 #   FUZZ_GROW=1 adds what the run finds to the committed corpus (then
 #   minimise it with `cargo +nightly fuzz cmin --fuzz-dir tests/fuzz T`);
@@ -15,7 +15,7 @@ ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 SECONDS_EACH="${1:-60}"
 shift || true
 TARGETS=("$@")
-[ ${#TARGETS[@]} -eq 0 ] && TARGETS=(client_protocol connect_json subjects config_file monitor_request)
+[ ${#TARGETS[@]} -eq 0 ] && TARGETS=(client_protocol connect_json subjects config_file monitor_request route_protocol jwt_login tls_records)
 cd "$ROOT"
 command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
 cargo +nightly fuzz build --fuzz-dir tests/fuzz
