@@ -16,6 +16,7 @@
 #          [--size BYTES] [--a-bin PATH] [--a-args "ARGS"] [--a-name NAME]
 #          [--b-bin PATH] [--b-args "ARGS"] [--b-name NAME] [--bench-dir DIR]
 #          [--json-out FILE] [--hostile-nice N] [--hostile-idle]
+#          [--server-cpus LIST] [--load-cpus LIST]
 # Defaults: every mode, N = 2000 (sub-noread: 100: each gets the pair's whole
 # stream), 8 churn threads, 10 s measured after 2 s warm-up, 2000 msgs/s of
 # 128 B; A = /usr/sbin/nats-server, B = target/release/percore (default shard
@@ -61,7 +62,13 @@ ap.add_argument("--hostile-nice", type=int, default=0,
 ap.add_argument("--hostile-idle", action="store_true",
                 help="run the hostile tool under SCHED_IDLE (chrt --idle 0): a woken server or pair "
                      "thread preempts it at once, as a remote attacker's CPU would not compete")
+ap.add_argument("--server-cpus",
+                help="run each server on these CPUs only (taskset -c LIST): with --load-cpus, the "
+                     "servers and the load (tool and pair) stop sharing CPUs")
+ap.add_argument("--load-cpus", help="run the hostile tool and the pair on these CPUs only (taskset -c LIST)")
 opt = ap.parse_args(sys.argv[2:])
+SERVER_PIN = ["taskset", "-c", opt.server_cpus] if opt.server_cpus else []
+LOAD_PIN = ["taskset", "-c", opt.load_cpus] if opt.load_cpus else []
 modes = [m for m in opt.modes.split(",") if m]
 for m in modes:
     if m not in ALL + OPT_IN:
@@ -107,7 +114,7 @@ def cpu_seconds(pid):
 
 def start(binary, args, log):
     cmd = [binary, "-a", "127.0.0.1", "-p", str(PORT), "-m", str(MPORT)] + shlex.split(args)
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log)
+    proc = subprocess.Popen(SERVER_PIN + cmd, stdout=subprocess.DEVNULL, stderr=log)
     t0 = time.time()
     while not (listening(PORT) and listening(MPORT)):
         if proc.poll() is not None or time.time() - t0 > 10:
@@ -148,7 +155,7 @@ def one(name, binary, args, mode):
             if opt.hostile_idle:
                 nice = ["chrt", "--idle", "0"] + nice
             hostile = subprocess.Popen(
-                nice + [HOSTILE, mode, "-s", URL, "--conns", str(conns), "--duration", str(span)],
+                LOAD_PIN + nice + [HOSTILE, mode, "-s", URL, "--conns", str(conns), "--duration", str(span)],
                 stdout=subprocess.PIPE, stderr=log, text=True)
             res["hostile_conns"] = conns
             # Let the held connections open before the pair starts.
@@ -160,7 +167,7 @@ def one(name, binary, args, mode):
         out = os.path.join(tmp, "%s-%s.json" % (name, mode))
         cpu_before = cpu_seconds(server.pid)
         pair = subprocess.Popen(
-            [BENCH, "latency", "-s", URL, "--rate", str(opt.rate), "--size", str(opt.size),
+            LOAD_PIN + [BENCH, "latency", "-s", URL, "--rate", str(opt.rate), "--size", str(opt.size),
              "--duration", "%gs" % opt.duration, "--warmup", "%gs" % opt.warmup,
              "--subject", "healthy.pair", "-q", "--json-out", out,
              "--timeout", "%gs" % (opt.warmup + opt.duration + 60)],
@@ -194,6 +201,7 @@ def one(name, binary, args, mode):
                 s = json.load(f)
             res["sent"], res["lost"] = s["sent"], s["lost"]
             res["p99_us"] = (s.get("latency_us") or {}).get("p99")
+            res["max_us"] = (s.get("latency_us") or {}).get("max")
             res["pair_ok"] = s["ok"]
         except (OSError, ValueError, KeyError):
             res["sent"], res["lost"], res["p99_us"], res["pair_ok"] = 0, None, None, False
@@ -215,10 +223,11 @@ def reasons(d):
 
 def cell(r):
     p99 = "%.0f" % r["p99_us"] if r.get("p99_us") is not None else "?"
+    worst = "%.1f" % (r["max_us"] / 1000) if r.get("max_us") is not None else "?"
     lost = r["lost"] if r.get("lost") is not None else "?"
     alive = "" if r.get("server_alive") else " DIED"
-    return "%7.1f MiB  lost %-4s p99 %7s us  cpu %3.0f%%%s" % (
-        r["rss_peak_mib"], lost, p99, 100 * r.get("server_cpu", 0), alive)
+    return "%7.1f MiB  lost %-4s p99 %7s us  max %5s ms  cpu %3.0f%%%s" % (
+        r["rss_peak_mib"], lost, p99, worst, 100 * r.get("server_cpu", 0), alive)
 
 
 sides = [(opt.a_name, opt.a_bin, opt.a_args), (opt.b_name, opt.b_bin, opt.b_args)]
@@ -236,9 +245,9 @@ for mode in modes:
             "" if r.get("hostile_still_running", True) else " (tool ended before the pair: raise --duration)"), flush=True)
 
 print()
-print("%-16s | %-52s | %-52s" % ("mode", opt.a_name, opt.b_name))
+print("%-16s | %-66s | %-66s" % ("mode", opt.a_name, opt.b_name))
 for mode in modes:
-    print("%-16s | %-52s | %-52s" % (mode, cell(results[opt.a_name][mode]), cell(results[opt.b_name][mode])))
+    print("%-16s | %-66s | %-66s" % (mode, cell(results[opt.a_name][mode]), cell(results[opt.b_name][mode])))
 print()
 print("closed reasons (/connz?state=closed, while the hostile connections were held):")
 for mode in modes:
