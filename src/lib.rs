@@ -17,7 +17,8 @@
 //!   and monitor threads send a shard; [`auth_checks`]: the slow half of
 //!   authentication (bcrypt, Ed25519, the nonce), run off the shards;
 //!   [`tls`]: client TLS with rustls (the record layer between socket and
-//!   parser, the handshake, certificates);
+//!   parser, the handshake, certificates); [`ports_file`]: the listeners'
+//!   URLs for launchers (`ports_file_dir`);
 //! - [`system_account`]: the server's services and events on its system
 //!   account; [`resolver`]: the operator-mode account resolvers that need
 //!   the runtime (the `full` directory's requests, the URL resolver).
@@ -37,6 +38,7 @@ pub mod config;
 pub mod host_report;
 pub mod logging;
 pub mod monitor;
+pub mod ports_file;
 pub mod resolver;
 pub mod server;
 pub mod server_id;

@@ -110,6 +110,9 @@ fn run(mut options: Options, args: Vec<String>) -> ExitCode {
             warn!("{}", percore::tls::client::INSECURE_WARNING);
         }
     }
+    // Launchers wait for this file to learn the ports: written once every
+    // listener is bound, like nats-server's.
+    let mut ports_file = write_ports_file(options.ports_file_dir.as_deref(), &running);
     info!(
         "Server is ready ({} shard{})",
         running.shard_count,
@@ -124,13 +127,13 @@ fn run(mut options: Options, args: Vec<String>) -> ExitCode {
                 match signal {
                     Ok(SIGINT) => {
                         info!("Trapped \"interrupt\" signal");
-                        return shutdown(running, 0);
+                        return shutdown(running, ports_file, 0);
                     }
                     Ok(SIGTERM) if lame_duck.is_none() => {
                         info!("Trapped \"terminated\" signal");
                         // nats-server exits with status 1 on SIGTERM; init
                         // scripts written for it expect that.
-                        return shutdown(running, 1);
+                        return shutdown(running, ports_file, 1);
                     }
                     Ok(SIGUSR2) if lame_duck.is_none() => {
                         info!("Entering lame duck mode, stop accepting new clients");
@@ -149,6 +152,11 @@ fn run(mut options: Options, args: Vec<String>) -> ExitCode {
                     {
                         Ok(new) => {
                             percore::logging::set_levels(new.debug, new.trace);
+                            if new.ports_file_dir != options.ports_file_dir {
+                                // nats-server moves the file on reload.
+                                remove_ports_file(ports_file.take());
+                                ports_file = write_ports_file(new.ports_file_dir.as_deref(), &running);
+                            }
                             options = new;
                             info!("Reloaded server configuration");
                         }
@@ -188,7 +196,7 @@ fn run(mut options: Options, args: Vec<String>) -> ExitCode {
                     let now = Instant::now();
                     let clients_gone = now >= started + options.lame_duck_grace_period && running.live_connections() == 0;
                     if clients_gone || now >= ends {
-                        return shutdown(running, 0);
+                        return shutdown(running, ports_file, 0);
                     }
                 }
             }
@@ -259,9 +267,39 @@ fn reloaded(args: &[String], current: &Options) -> Result<Options, String> {
     Ok(new)
 }
 
-fn shutdown(running: server::RunningServer, code: u8) -> ExitCode {
+/// Writes the ports file into `dir`, if one is configured; its path, to
+/// remove at shutdown.
+fn write_ports_file(
+    dir: Option<&std::path::Path>,
+    running: &server::RunningServer,
+) -> Option<std::path::PathBuf> {
+    let dir = dir?;
+    match percore::ports_file::write(dir, &running.listeners()) {
+        Ok(path) => Some(path),
+        Err(e) => {
+            let path = percore::ports_file::path_in(dir);
+            error!("Error writing ports file ({}): {e}", path.display());
+            None
+        }
+    }
+}
+
+fn remove_ports_file(path: Option<std::path::PathBuf>) {
+    if let Some(path) = path {
+        if let Err(e) = std::fs::remove_file(&path) {
+            error!("Error cleaning up ports file {}: {e}", path.display());
+        }
+    }
+}
+
+fn shutdown(
+    running: server::RunningServer,
+    ports_file: Option<std::path::PathBuf>,
+    code: u8,
+) -> ExitCode {
     info!("Initiating Shutdown...");
     running.shutdown();
+    remove_ports_file(ports_file);
     info!("Server Exiting..");
     ExitCode::from(code)
 }

@@ -119,6 +119,29 @@ impl RunningServer {
         self.shared.cluster.as_ref().map(|c| c.name.as_str())
     }
 
+    /// The listeners' schemes and addresses, for the ports file.
+    pub fn listeners(&self) -> crate::ports_file::Listeners {
+        let options = &self.shared.options;
+        let client = if tls_advertised(options).required {
+            "tls"
+        } else {
+            "nats"
+        };
+        let monitoring = if options.http_port.is_some() {
+            "http"
+        } else {
+            "https"
+        };
+        let cluster_tls = options.cluster.as_ref().is_some_and(|c| c.tls.is_some());
+        crate::ports_file::Listeners {
+            client: Some((client, self.local_addr)),
+            monitoring: self.monitor.as_ref().map(|m| (monitoring, m.local_addr())),
+            cluster: self
+                .route_addr
+                .map(|addr| (if cluster_tls { "tls" } else { "nats" }, addr)),
+        }
+    }
+
     /// Whether the cluster name was generated (none configured).
     pub fn cluster_name_generated(&self) -> bool {
         self.shared

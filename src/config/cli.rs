@@ -23,6 +23,7 @@ enum Setting {
     DebugTrace,
     DebugTraceVerbose,
     Pid,
+    PortsFileDir,
     Help,
     Version,
     Shards,
@@ -82,6 +83,7 @@ const FLAGS: &[(&str, Setting, Kind)] = &[
     ("DVV", Setting::DebugTraceVerbose, Kind::Bool),
     ("P", Setting::Pid, Kind::Text),
     ("pid", Setting::Pid, Kind::Text),
+    ("ports_file_dir", Setting::PortsFileDir, Kind::Text),
     ("h", Setting::Help, Kind::Bool),
     ("help", Setting::Help, Kind::Bool),
     ("v", Setting::Version, Kind::Bool),
@@ -119,7 +121,6 @@ const FLAGS: &[(&str, Setting, Kind)] = &[
 /// value of `-m 8222` is not mistaken for a command) and then refused.
 const NOT_SUPPORTED_YET: &[(&str, Kind)] = &[
     ("client_advertise", Kind::Text),
-    ("ports_file_dir", Kind::Text),
     ("log_size_limit", Kind::Int),
     ("s", Kind::Bool),
     ("syslog", Kind::Bool),
@@ -146,6 +147,8 @@ pub struct Flags {
     pub debug: Option<bool>,
     pub trace: Option<bool>,
     pub pidfile: Option<String>,
+    /// `--ports_file_dir`: where to write the ports file.
+    pub ports_file_dir: Option<String>,
     pub help: bool,
     pub version: bool,
     pub shards: Option<i64>,
@@ -288,6 +291,7 @@ fn set_flag(flags: &mut Flags, name: &str, kind: Kind, value: &str) -> Result<()
             flags.trace = Some(v);
         }
         (Setting::Pid, Parsed::Text(v)) => flags.pidfile = Some(v),
+        (Setting::PortsFileDir, Parsed::Text(v)) => flags.ports_file_dir = Some(v),
         (Setting::Help, Parsed::Bool(v)) => flags.help = v,
         (Setting::Version, Parsed::Bool(v)) => flags.version = v,
         (Setting::Shards, Parsed::Int(v)) => flags.shards = Some(v),
@@ -413,6 +417,7 @@ Server Options:
     -t                               Check the configuration file and exit
     -sl,--signal <signal>[=<pid>]    Send signal to percore process (ldm, stop, quit, term, reopen, reload)
     -sd,--store_dir <dir>            Accepted for nats-server compatibility; unused (no JetStream)
+        --ports_file_dir <dir>       Write <executable_name>_<pid>.ports (the listeners' URLs) there
 
 Logging Options:
     -l, --log <file>                 Log to this file instead of stderr
@@ -457,7 +462,7 @@ Flags are written with one dash or two (-port 4222, --port=4222). Options from
 the command line override those of the configuration file.
 
 Not supported yet (refused with an error):
---client_advertise, --ports_file_dir, --log_size_limit, syslog (-s, -r),
+--client_advertise, --log_size_limit, syslog (-s, -r),
 --max_traced_msg_len, JetStream (-js), --profile, --help_tls.
 "
     .to_string()

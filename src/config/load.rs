@@ -35,7 +35,6 @@ const NOT_SUPPORTED_YET: &[&str] = &[
     "log_size_limit",
     "syslog",
     "remote_syslog",
-    "ports_file_dir",
     "prof_port",
     "max_traced_msg_len",
     "ocsp",
@@ -44,9 +43,39 @@ const NOT_SUPPORTED_YET: &[&str] = &[
     "websocket",
     "ws",
     "mqtt",
-    "server_tags",
     "default_js_domain",
 ];
+
+/// `server_tags`: one string or an array of strings, added to `tags` as
+/// nats-server's tag list adds them (lower case, trimmed, no empty tag, no
+/// repeat). nats-server's errors name Go's types.
+fn server_tags(entry: &Entry, tags: &mut Vec<String>) -> Result<(), ConfigError> {
+    let mut add = |tag: &str| {
+        let tag = tag.trim().to_lowercase();
+        if !tag.is_empty() && !tags.contains(&tag) {
+            tags.push(tag);
+        }
+    };
+    let unsupported = |what: &str| {
+        ConfigError::at(
+            &entry.key_pos,
+            format!("error parsing tags: unsupported type {what}"),
+        )
+    };
+    match &entry.node.value {
+        Value::String(tag) => add(tag),
+        Value::Array(items) => {
+            for item in items {
+                match &item.value {
+                    Value::String(tag) => add(tag),
+                    _ => return Err(unsupported("*conf.token where string is expected")),
+                }
+            }
+        }
+        other => return Err(unsupported(super::error::go_type(other))),
+    }
+    Ok(())
+}
 
 /// nats-server's minimum for `lame_duck_duration`.
 const MIN_LAME_DUCK_DURATION: Duration = Duration::from_secs(30);
@@ -91,8 +120,12 @@ fn apply_entry<'a>(
         "trace" => opts.trace = boolean(entry)?,
         "logtime" => opts.logtime = boolean(entry)?,
         "no_header_support" => opts.no_header_support = boolean(entry)?,
+        "server_tags" => server_tags(entry, &mut opts.server_tags)?,
         "logfile" | "log_file" => opts.logfile = non_empty(string(entry)?).map(PathBuf::from),
         "pidfile" | "pid_file" => opts.pidfile = non_empty(string(entry)?).map(PathBuf::from),
+        "ports_file_dir" => {
+            opts.ports_file_dir = non_empty(string(entry)?).map(PathBuf::from);
+        }
         "max_payload" => {
             opts.max_payload = limit_i32(entry, options::DEFAULT_MAX_PAYLOAD)?;
         }
@@ -501,6 +534,32 @@ mod tests {
     }
 
     const SEC: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn server_tags_take_a_string_or_strings_as_nats_servers_tag_list() {
+        assert_eq!(load_ok("server_tags: \" Az \"").server_tags, ["az"]);
+        assert_eq!(
+            load_ok("server_tags: [a, \"B \", A, \"\", c]").server_tags,
+            ["a", "b", "c"]
+        );
+        assert_eq!(
+            load_err("server_tags: 1"),
+            "x.conf:1:0: error parsing tags: unsupported type int64"
+        );
+        assert_eq!(
+            load_err("server_tags: [a, 1]"),
+            "x.conf:1:0: error parsing tags: unsupported type *conf.token where string is expected"
+        );
+    }
+
+    #[test]
+    fn ports_file_dir_is_a_directory_name() {
+        assert_eq!(
+            load_ok("ports_file_dir: /tmp/p").ports_file_dir,
+            Some(PathBuf::from("/tmp/p"))
+        );
+        assert_eq!(load_ok("ports_file_dir: \"\"").ports_file_dir, None);
+    }
 
     #[test]
     fn empty_file_keeps_the_defaults() {

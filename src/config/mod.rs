@@ -181,6 +181,9 @@ fn apply_flags(flags: &cli::Flags, opts: &mut Options) -> Result<(), ConfigError
     if let Some(pidfile) = &flags.pidfile {
         opts.pidfile = (!pidfile.is_empty()).then(|| PathBuf::from(pidfile));
     }
+    if let Some(dir) = &flags.ports_file_dir {
+        opts.ports_file_dir = (!dir.is_empty()).then(|| PathBuf::from(dir));
+    }
     if let Some(logtime) = flags.logtime {
         opts.logtime = logtime;
     }

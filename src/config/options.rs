@@ -71,12 +71,18 @@ pub struct Options {
     pub lame_duck_grace_period: Duration,
     /// `no_header_support`: INFO advertises `headers:false`.
     pub no_header_support: bool,
+    /// `server_tags`: lower case, trimmed, without repeats (nats-server's
+    /// tag list); `/varz` reports them as `tags`.
+    pub server_tags: Vec<String>,
     pub debug: bool,
     pub trace: bool,
     /// Log lines carry a timestamp (`-T`, `logtime`).
     pub logtime: bool,
     pub logfile: Option<PathBuf>,
     pub pidfile: Option<PathBuf>,
+    /// `ports_file_dir`: where to write the listeners' URLs once bound
+    /// (`ports_file`); `None`: no ports file.
+    pub ports_file_dir: Option<PathBuf>,
     /// The config file this came from, if any (for log lines and reload).
     pub config_file: Option<PathBuf>,
     /// Number of shards (executors); 0 means one per available CPU (one in
@@ -136,11 +142,13 @@ impl Default for Options {
             lame_duck_duration: DEFAULT_LAME_DUCK_DURATION,
             lame_duck_grace_period: DEFAULT_LAME_DUCK_GRACE_PERIOD,
             no_header_support: false,
+            server_tags: Vec::new(),
             debug: false,
             trace: false,
             logtime: true,
             logfile: None,
             pidfile: None,
+            ports_file_dir: None,
             config_file: None,
             shards: 0,
             pin: false,

@@ -219,6 +219,8 @@ pub struct ServerFacts {
     pub tls_timeout: Duration,
     pub start: SystemTime,
     pub config_load_time: SystemTime,
+    /// `server_tags`, as `/varz` `tags` lists them.
+    pub tags: Vec<String>,
     pub cores: u64,
     pub shards: u64,
     /// Connections accepted since start.

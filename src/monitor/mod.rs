@@ -174,6 +174,7 @@ mod test_support {
                 write_deadline: Duration::from_secs(10),
                 start: at(0),
                 config_load_time: at(0),
+                tags: Vec::new(),
                 cores: 2,
                 shards: 2,
                 total_connections: 5,

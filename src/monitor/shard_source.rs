@@ -153,6 +153,7 @@ impl SnapshotSource for ShardSnapshots {
             write_deadline: options.write_deadline,
             start: self.shared.started,
             config_load_time: loaded.at,
+            tags: options.server_tags.clone(),
             cores: std::thread::available_parallelism()
                 .map(|n| n.get() as u64)
                 .unwrap_or(1),

@@ -157,6 +157,8 @@ struct Varz<'a> {
     subscriptions: u64,
     http_req_stats: &'a BTreeMap<String, u64>,
     config_load_time: String,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    tags: &'a [String],
     /// nats-server 2.9 always has a system account and prints it.
     system_account: &'static str,
     // percore's additions, after every nats-server key.
@@ -228,6 +230,7 @@ pub fn render(snapshot: &MonitorSnapshot, http_req_stats: &BTreeMap<String, u64>
         subscriptions: sum(|s| s.index.num_subscriptions),
         http_req_stats,
         config_load_time: format::rfc3339_nano(facts.config_load_time),
+        tags: &facts.tags,
         system_account: "$SYS",
         ring_stalls: sum(|s| s.ring_stalls),
         ring_dropped: sum(|s| s.ring_dropped),
