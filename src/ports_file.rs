@@ -65,9 +65,15 @@ pub fn render(listeners: &Listeners) -> String {
 }
 
 /// Writes the file into `dir`; returns its path, to remove at shutdown.
+/// The text goes to a temporary name first and is renamed into place, so
+/// a launcher that polls for the file never reads it half-written (a plain
+/// write creates it empty before filling it).
 pub fn write(dir: &Path, listeners: &Listeners) -> std::io::Result<PathBuf> {
     let path = path_in(dir);
-    std::fs::write(&path, render(listeners))?;
+    let mut partial = path.clone().into_os_string();
+    partial.push(".partial");
+    std::fs::write(&partial, render(listeners))?;
+    std::fs::rename(&partial, &path)?;
     Ok(path)
 }
 
