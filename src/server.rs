@@ -428,6 +428,9 @@ struct ShardContext {
     departures: WaitList,
     /// Shard 0's accept loop; dropped (closing the listener) in lame duck.
     accept_task: RefCell<Option<task::Task<()>>>,
+    /// The cluster shard's route accept loop; dropped at shutdown so the
+    /// route port closes with the process (see `ShardListener`'s `Drop`).
+    route_accept_task: RefCell<Option<task::Task<()>>>,
     /// The next route id (`/routez` `rid`), on the cluster shard.
     next_route_id: Cell<u64>,
     /// The monitoring endpoints for the system account's services.
@@ -587,6 +590,7 @@ async fn run_shard(
         stop: WaitList::new(),
         departures: WaitList::new(),
         accept_task: RefCell::new(None),
+        route_accept_task: RefCell::new(None),
         next_route_id: Cell::new(1),
         system_api,
     });
@@ -610,11 +614,11 @@ async fn run_shard(
         task::spawn(housekeeping(ctx.clone(), commands)).detach();
     }
     if let Some(listener) = route_listener {
-        task::spawn(route_io::route_accept_loop(
+        let accept = task::spawn(route_io::route_accept_loop(
             ctx.clone(),
             listener.into_shard_listener(),
-        ))
-        .detach();
+        ));
+        *ctx.route_accept_task.borrow_mut() = Some(accept);
         route_io::solicit_configured_routes(&ctx);
     }
     ctx.stop.wait_until(|| ctx.stopping.get()).await;
@@ -1126,6 +1130,7 @@ fn carry_out_admin_commands(ctx: &Rc<ShardContext>, admin: &Receiver<AdminComman
         match command {
             AdminCommand::Shutdown => {
                 ctx.accept_task.borrow_mut().take();
+                ctx.route_accept_task.borrow_mut().take();
                 ctx.stopping.set(true);
                 ctx.stop.notify_all();
                 return false;

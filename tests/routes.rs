@@ -427,6 +427,44 @@ fn urls(info: &serde_json::Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// A node that is stopping (SIGINT) closes its routes along with its
+/// clients; no client may first get an INFO whose `connect_urls` no longer
+/// list the peer. nats-server sends no INFO once shutting down. nats.c
+/// applies such an INFO (it drops the discovered URLs it no longer lists)
+/// and is then left with only the stopped server to reconnect to: its
+/// ReconnectImplicitUserInfo and GetClientID tests never reconnected.
+#[test]
+fn a_stopping_node_sends_its_clients_no_info() {
+    // The race is between the shards: a few rounds make it show.
+    for round in 0..10 {
+        let (a, a_route) = percore_node("a", &[]);
+        let (b, _) = percore_node("b", &["--routes", &routes_arg(a_route)]);
+        let theirs = b.addr.to_string();
+        let mut clients = [
+            ClusterClient::on_shard(a.addr, 0),
+            ClusterClient::on_shard(a.addr, 1),
+        ];
+        for conn in &mut clients {
+            if !urls(&info_json(&conn.info)).contains(&theirs) {
+                wait_info(conn, |info| urls(info).contains(&theirs));
+            }
+        }
+        a.signal(libc::SIGINT);
+        for (shard, conn) in clients.iter_mut().enumerate() {
+            let mut rest = String::from_utf8_lossy(&conn.pending).into_owned();
+            rest.push_str(&read_to_close(&mut conn.stream));
+            assert!(
+                !rest.contains("INFO"),
+                "round {round}, client on shard {shard} got, while the server stopped: {rest}"
+            );
+        }
+    }
+}
+
+fn info_json(line: &str) -> serde_json::Value {
+    serde_json::from_str(line.trim_start_matches("INFO ").trim()).unwrap()
+}
+
 #[test]
 fn clients_learn_the_cluster_urls() {
     let (p, p_route) = percore_node("u", &[]);

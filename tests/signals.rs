@@ -423,6 +423,33 @@ fn restart_on_the_same_port_right_after_sigkill() {
     }
 }
 
+/// Once percore has exited on SIGINT its client and route ports refuse
+/// connections at once, as nats-server's do. nats.c's test suite stops the
+/// server with SIGINT, starts the next one on the same ports and probes the
+/// port until it accepts: percore's listener outlived the process (a pending
+/// io_uring accept kept it open), the probe and the client after it were
+/// queued on it and then reset ("recv error: 104" while reading INFO).
+#[test]
+fn ports_refuse_connections_once_the_process_has_exited() {
+    for round in 0..5 {
+        let mut broker = Broker::start_with(&["--cluster", "nats://127.0.0.1:-1"], None);
+        let route = support::cluster::route_port(&broker);
+        // As nats.c's tests: the client has gone before the server stops.
+        let mut client = broker.raw();
+        assert!(client.ping_pong().is_empty());
+        drop(client);
+        TcpStream::connect(("127.0.0.1", route)).expect("route port accepts while running");
+        broker.signal(libc::SIGINT);
+        assert_eq!(broker.wait_exit_promptly(WAIT), Some(0), "exit status");
+        for (name, port) in [("client", broker.addr.port()), ("route", route)] {
+            match TcpStream::connect(("127.0.0.1", port)) {
+                Err(e) => assert_eq!(e.kind(), ErrorKind::ConnectionRefused, "{name} port"),
+                Ok(_) => panic!("round {round}: {name} port {port} accepts after the exit"),
+            }
+        }
+    }
+}
+
 #[test]
 fn config_syntax_error_exits_one_with_position() {
     let config = ConfigFile::new("syntax", "# comment\nport: 4222\nmax_payload = }\n");

@@ -137,7 +137,11 @@ impl BoundListener {
         // SAFETY: `fd` is a listening socket we own; ownership moves into glommio.
         let listener = unsafe { glommio::net::TcpListener::from_raw_fd(fd) };
         let spare = std::cell::Cell::new(reserve_descriptor());
-        ShardListener { listener, spare }
+        ShardListener {
+            listener,
+            fd,
+            spare,
+        }
     }
 }
 
@@ -145,6 +149,9 @@ impl BoundListener {
 /// (the `Cell` is never touched from anywhere else).
 pub struct ShardListener {
     listener: glommio::net::TcpListener,
+    /// The listening descriptor `listener` owns (glommio gives no way to ask
+    /// for it back), for the shutdown in `Drop`.
+    fd: RawFd,
     /// One descriptor held in reserve. An accepted connection needs a
     /// second descriptor for a moment (the dup below); when the process is
     /// out of them, the accept itself succeeds but the dup fails, and the
@@ -172,6 +179,20 @@ fn duplicate(fd: RawFd) -> io::Result<OwnedFd> {
     }
     // SAFETY: `dup` is a fresh descriptor we own.
     Ok(unsafe { OwnedFd::from_raw_fd(dup) })
+}
+
+/// Stops listening before the descriptor is closed. A pending io_uring
+/// accept holds its own reference to the socket, so a plain close leaves
+/// the port accepting until the kernel tears the ring down, after the
+/// process has exited: a client that connects in that window (a test suite
+/// restarting the server on the same port, a supervisor's probe) is queued
+/// on a dead listener and then reset. `shutdown` takes the socket out of
+/// the listening state at once, as nats-server's port closes with its
+/// process.
+impl Drop for ShardListener {
+    fn drop(&mut self) {
+        shutdown_fd(self.fd);
+    }
 }
 
 impl ShardListener {

@@ -191,6 +191,35 @@ impl Broker {
         None
     }
 
+    /// Like [`Broker::wait_exit`], but returns within microseconds of the
+    /// exit (a blocking `waitpid`, not polling), for tests about what a
+    /// client finds right after the process is gone, as a supervisor or a
+    /// test suite that restarts the server does. Kills the process and
+    /// returns `None` if it has not exited within `within`.
+    pub fn wait_exit_promptly(&mut self, within: Duration) -> Option<i32> {
+        let pid = self.child.id() as i32;
+        let (done, watched) = mpsc::channel::<()>();
+        let watchdog = std::thread::spawn(move || {
+            if watched.recv_timeout(within).is_err() {
+                // SAFETY: kill(2) on our child, which is not reaped yet (the
+                // waiter below reaps it only after this kill has it exit).
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+                return true;
+            }
+            false
+        });
+        let status = self.child.wait().ok();
+        let _ = done.send(());
+        let killed = watchdog.join().unwrap_or(true);
+        if killed {
+            None
+        } else {
+            status.and_then(|s| s.code())
+        }
+    }
+
     /// Waits for a log line containing `needle`.
     pub fn wait_log(&self, needle: &str, within: Duration) -> Option<String> {
         let deadline = Instant::now() + within;

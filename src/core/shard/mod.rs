@@ -206,6 +206,9 @@ pub struct ShardBroker<I: ShardIo> {
     stalled: Vec<ConnKey>,
     rng: FastRng,
     lame_duck: bool,
+    /// Set once the server is stopping (`close_all` for a shutdown): the
+    /// routes it closes then must not tell clients the cluster shrank.
+    shutting_down: bool,
     /// Emptied outbound blocks, shared by this shard's connections.
     pool: BlockPool,
     /// Ring batch buffers the peers sent back, for the next batches.
@@ -273,6 +276,7 @@ impl<I: ShardIo> ShardBroker<I> {
             stalled: Vec::new(),
             rng: FastRng::seeded(seed),
             lame_duck: false,
+            shutting_down: false,
             pool: BlockPool::default(),
             spare_batches: SpareBuffers::default(),
             closed: VecDeque::new(),

@@ -409,7 +409,17 @@ impl<I: ShardIo> ShardBroker<I> {
 
     /// The cluster shard: tells every shard's clients the cluster's name
     /// and client URLs, if they changed (URLs: unless `no_advertise`).
+    ///
+    /// Not while the server is stopping: its routes close along with its
+    /// clients, and a client on another shard could still take an INFO
+    /// without the peers' URLs. nats-server sends no INFO once shutting
+    /// down; a client that applied that one (nats.c drops the discovered
+    /// URLs it no longer lists) would have only this stopped server left
+    /// to reconnect to.
     fn announce_cluster_info(&mut self, renamed: bool) {
+        if self.shutting_down {
+            return;
+        }
         let Some(cluster) = self.cluster.as_ref() else {
             return;
         };

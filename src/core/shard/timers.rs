@@ -142,6 +142,9 @@ impl<I: ShardIo> ShardBroker<I> {
 
     /// Closes every connection, handing queued bytes to the sockets first.
     pub fn close_all(&mut self, reason: CloseReason, now: Instant) {
+        if reason == CloseReason::ServerShutdown {
+            self.shutting_down = true;
+        }
         self.flush_dirty(now);
         for key in self.conns.keys() {
             self.begin_close(key, reason);
