@@ -391,10 +391,15 @@ fn go_int(text: &str) -> Result<i64, &'static str> {
     })
 }
 
-/// `percore: v0.1.0 (nats-server 2.9.10 compatible)`.
+/// `nats-server: v2.9.10 (percore 0.1.0)`: nats-server's line first, with
+/// the version percore speaks, because scripts and client test harnesses
+/// read the server's version from `-v` (nats.c's CI passes it to its suite,
+/// which took `v0.1.0` for an old server and ran the old servers' paths);
+/// percore's own version follows without a `v`, so a pattern looking for
+/// `v<semver>` finds only the first.
 pub fn version_line() -> String {
     format!(
-        "percore: v{} (nats-server 2.9.10 compatible)\n",
+        "nats-server: v2.9.10 (percore {})\n",
         env!("CARGO_PKG_VERSION")
     )
 }
@@ -718,7 +723,7 @@ mod tests {
         assert_eq!(
             version_line(),
             format!(
-                "percore: v{} (nats-server 2.9.10 compatible)\n",
+                "nats-server: v2.9.10 (percore {})\n",
                 env!("CARGO_PKG_VERSION")
             )
         );
