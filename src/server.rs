@@ -750,7 +750,8 @@ async fn serve_client(ctx: Rc<ShardContext>, socket: HandOff, client_id: ClientI
     };
     let writer_wake = Rc::new(WaitList::new());
     let (ip, port) = peer;
-    let log_ip = ip.clone();
+    // Log lines name the client as nats-server's do: `ip:port - cid:N`.
+    let log_ip = percore_core::connection::PeerAddr { ip: &ip, port }.to_string();
     let nonce = if ctx.broker.borrow().limits().auth.wants_nonce() {
         crate::auth_checks::new_nonce()
     } else {

@@ -39,13 +39,16 @@ fn hpub_without_headers_is_closed_at_the_end_of_its_line() {
     let mut watcher = watcher(&broker, 1);
     let mut client = headerless(&broker, 0);
     let cid = client.client_id();
+    // The server sees the client's local address; its log lines name the
+    // client by it, port included, as nats-server's do.
+    let peer = client.stream.local_addr().expect("local address");
     client.send(b"HPUB foo 12 14\r\n");
     client.expect_closed_after(b"");
     assert_eq!(broker.closed_reason(cid), "Protocol Violation");
     assert_eq!(watcher.ping_pong(), b"");
     broker
         .wait_log(
-            &format!("cid:{cid} - message headers not supported"),
+            &format!("{peer} - cid:{cid} - message headers not supported"),
             support::IO_TIMEOUT,
         )
         .expect("the ERR line nats-server logs");

@@ -8,6 +8,7 @@
 mod close_reason;
 mod liveness;
 mod output;
+mod peer_addr;
 mod sid;
 mod sid_map;
 mod table;
@@ -16,6 +17,7 @@ mod tls;
 pub use close_reason::CloseReason;
 pub use liveness::{Liveness, PingCheck};
 pub use output::{Flushed, OutputState, STALL_BUDGET, STALL_PROGRESS_WINDOW};
+pub use peer_addr::PeerAddr;
 pub use sid::Sid;
 pub use sid_map::SidMap;
 pub use table::ConnTable;
@@ -260,6 +262,14 @@ pub struct Connection<E> {
 }
 
 impl<E> Connection<E> {
+    /// The remote address as log lines show it (`ip:port`).
+    pub fn peer(&self) -> PeerAddr<'_> {
+        PeerAddr {
+            ip: &self.ip,
+            port: self.port,
+        }
+    }
+
     pub fn is_open(&self) -> bool {
         self.closing.is_none()
     }

@@ -136,7 +136,7 @@ impl<I: ShardIo> ShardBroker<I> {
     #[cold]
     fn log_client_error(&self, key: ConnKey, text: &str) {
         if let Some(conn) = self.conns.get(key) {
-            crate::error!("{} - cid:{} - {}", conn.ip, conn.client_id, text);
+            crate::error!("{} - cid:{} - {}", conn.peer(), conn.client_id, text);
         }
     }
 
@@ -244,7 +244,7 @@ impl<I: ShardIo> ShardBroker<I> {
             ClientOp::Ok => "+OK".into(),
             ClientOp::Err(text) => format!("-ERR {}", String::from_utf8_lossy(text)),
         };
-        crate::trace!("{} - cid:{} - <<- [{}]", conn.ip, conn.client_id, text);
+        crate::trace!("{} - cid:{} - <<- [{}]", conn.peer(), conn.client_id, text);
     }
 
     /// Before its first CONNECT, a connection that must authenticate may
@@ -398,9 +398,19 @@ impl<I: ShardIo> ShardBroker<I> {
             Ok(login) => login,
             Err(refusal) => {
                 if refusal.error_level {
-                    crate::error!("{} - cid:{} - {}", conn.ip, conn.client_id, refusal.text);
+                    crate::error!(
+                        "{} - cid:{} - {}",
+                        conn.peer(),
+                        conn.client_id,
+                        refusal.text
+                    );
                 } else {
-                    crate::debug!("{} - cid:{} - {}", conn.ip, conn.client_id, refusal.text);
+                    crate::debug!(
+                        "{} - cid:{} - {}",
+                        conn.peer(),
+                        conn.client_id,
+                        refusal.text
+                    );
                 }
                 return self.reject_auth(key, &log);
             }
@@ -490,7 +500,7 @@ impl<I: ShardIo> ShardBroker<I> {
             {
                 crate::error!(
                     "{} - cid:{} - maximum account active connections exceeded",
-                    conn.ip,
+                    conn.peer(),
                     conn.client_id
                 );
                 return self.close_with_error(
@@ -519,7 +529,7 @@ impl<I: ShardIo> ShardBroker<I> {
     /// 'Authorization Violation'` (flushed) and the close.
     fn reject_auth(&mut self, key: ConnKey, log: &str) -> Next {
         let conn = &self.conns[key];
-        crate::error!("{} - cid:{} - {}", conn.ip, conn.client_id, log);
+        crate::error!("{} - cid:{} - {}", conn.peer(), conn.client_id, log);
         self.close_with_error(
             key,
             Some("Authorization Violation"),
@@ -553,7 +563,7 @@ impl<I: ShardIo> ShardBroker<I> {
             if publish.payload.len() as u64 > max {
                 crate::error!(
                     "{} - cid:{} - Maximum Payload Violation: {} vs {}",
-                    conn.ip,
+                    conn.peer(),
                     conn.client_id,
                     publish.payload.len(),
                     max
@@ -580,7 +590,7 @@ impl<I: ShardIo> ShardBroker<I> {
             let subject = go_quote(publish.subject);
             crate::error!(
                 "{} - cid:{} - Publish Violation - {}, Subject {}",
-                conn.ip,
+                conn.peer(),
                 conn.client_id,
                 who(&conn.auth_method),
                 subject
@@ -594,7 +604,7 @@ impl<I: ShardIo> ShardBroker<I> {
                 let reply = go_quote(reply);
                 crate::error!(
                     "{} - cid:{} - Publish Violation - {}, Reply {}",
-                    conn.ip,
+                    conn.peer(),
                     conn.client_id,
                     who(&conn.auth_method),
                     reply
@@ -639,7 +649,7 @@ impl<I: ShardIo> ShardBroker<I> {
             let queue = queue.map(go_quote);
             crate::error!(
                 "{} - cid:{} - Subscription Violation - {}, Subject {}{}, SID {}",
-                conn.ip,
+                conn.peer(),
                 conn.client_id,
                 who(&conn.auth_method),
                 subject,
@@ -663,7 +673,7 @@ impl<I: ShardIo> ShardBroker<I> {
             let subject = go_quote(subject);
             crate::error!(
                 "{} - cid:{} - Subscription Violation Too Many Tokens - {}, Subject {}, SID {}",
-                conn.ip,
+                conn.peer(),
                 conn.client_id,
                 who(&conn.auth_method),
                 subject,

@@ -93,7 +93,7 @@ impl<I: ShardIo> ShardBroker<I> {
         self.mark_dirty(key);
         crate::debug!(
             "{} - cid:{} - Client connection created (shard {})",
-            self.conns[key].ip,
+            self.conns[key].peer(),
             client_id,
             self.id
         );
@@ -138,7 +138,7 @@ impl<I: ShardIo> ShardBroker<I> {
             };
             crate::info!(
                 "{} - cid:{} - Slow Consumer Detected: {detail}",
-                conn.ip,
+                conn.peer(),
                 conn.client_id
             );
             conn.output.discard(&mut self.pool);
@@ -162,7 +162,7 @@ impl<I: ShardIo> ShardBroker<I> {
         } else {
             crate::debug!(
                 "{} - cid:{} - Client connection closed: {}",
-                conn.ip,
+                conn.peer(),
                 conn.client_id,
                 reason.as_str()
             );

@@ -81,7 +81,7 @@ impl<I: ShardIo> ShardBroker<I> {
             conn.counted_in_account = false;
             crate::error!(
                 "{} - cid:{} - maximum account active connections exceeded",
-                conn.ip,
+                conn.peer(),
                 conn.client_id
             );
             self.queue_err(key, "maximum account active connections exceeded");
@@ -123,7 +123,7 @@ impl<I: ShardIo> ShardBroker<I> {
             if crate::jwt::validity::is_revoked(&nats.revocations, user, conn.jwt_issued_at) {
                 crate::debug!(
                     "{} - cid:{} - User Authentication Revoked",
-                    conn.ip,
+                    conn.peer(),
                     conn.client_id
                 );
                 self.queue_err(key, "User Authentication Revoked");
@@ -136,7 +136,7 @@ impl<I: ShardIo> ShardBroker<I> {
             if info.bearer && nats.limits.disallow_bearer {
                 crate::debug!(
                     "{} - cid:{} - Bearer User JWT not allowed",
-                    conn.ip,
+                    conn.peer(),
                     conn.client_id
                 );
                 self.queue_err(key, "Authorization Violation");
@@ -197,7 +197,7 @@ impl<I: ShardIo> ShardBroker<I> {
                     let conn = &self.conns[key];
                     crate::error!(
                         "{} - cid:{} - authentication error after reload",
-                        conn.ip,
+                        conn.peer(),
                         conn.client_id
                     );
                     self.queue_err(key, "Authorization Violation");

@@ -65,7 +65,7 @@ impl<I: ShardIo> ShardBroker<I> {
                 CloseReason::AuthenticationTimeout => {
                     crate::debug!(
                         "{} - cid:{} - Authentication Timeout",
-                        self.conns[key].ip,
+                        self.conns[key].peer(),
                         self.conns[key].client_id
                     );
                     self.queue_err(key, "Authentication Timeout");
@@ -73,7 +73,7 @@ impl<I: ShardIo> ShardBroker<I> {
                 CloseReason::AuthenticationExpired => {
                     crate::debug!(
                         "{} - cid:{} - User Authentication Expired",
-                        self.conns[key].ip,
+                        self.conns[key].peer(),
                         self.conns[key].client_id
                     );
                     self.queue_err(key, "User Authentication Expired");
@@ -89,7 +89,7 @@ impl<I: ShardIo> ShardBroker<I> {
     pub(super) fn account_auth_expired(&mut self, key: ConnKey) {
         crate::debug!(
             "{} - cid:{} - Account Authentication Expired",
-            self.conns[key].ip,
+            self.conns[key].peer(),
             self.conns[key].client_id
         );
         self.queue_err(key, "Account Authentication Expired");
