@@ -191,6 +191,10 @@ pub struct Flags {
     pub connect_retries: Option<i64>,
     /// `--check-host`: report on the host's readiness and exit.
     pub check_host: bool,
+    /// `-js=false` / `--jetstream=false` was given last for JetStream: as
+    /// nats-server's flags win over the file, a config that enables
+    /// JetStream then starts without it instead of being refused.
+    pub jetstream_off: bool,
     /// The first recognised nats-server flag we do not implement, as `-name`.
     pub unsupported: Option<String>,
     /// Arguments after the flags (`version`, `help`, or a mistake).
@@ -269,8 +273,19 @@ fn set_flag(flags: &mut Flags, name: &str, kind: Kind, value: &str) -> Result<()
         // nats-server would, then remember it for a clear error later. Every
         // such boolean (-js, -syslog, ...) is off by default, so `=false`
         // asks for what percore does anyway and is accepted.
+        let jetstream = name == "js" || name == "jetstream";
         if let Parsed::Bool(false) = parse_value(name, kind, value)? {
+            if jetstream {
+                // The last JetStream flag wins, as in Go's flag package.
+                flags.jetstream_off = true;
+                if matches!(flags.unsupported.as_deref(), Some("-js" | "-jetstream")) {
+                    flags.unsupported = None;
+                }
+            }
             return Ok(());
+        }
+        if jetstream {
+            flags.jetstream_off = false;
         }
         flags.unsupported.get_or_insert_with(|| format!("-{name}"));
         return Ok(());

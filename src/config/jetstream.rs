@@ -51,6 +51,28 @@ pub(super) fn apply(entry: &Entry) -> Result<(), ConfigError> {
     }
 }
 
+/// A top-level `jetstream` under `-js=false`: whatever it says, JetStream
+/// stays off (nats-server's flag wins over its file), so only what
+/// nats-server would still refuse is refused: an unknown key in a block, a
+/// string other than enabled/disabled.
+pub(super) fn check_overridden(entry: &Entry) -> Result<(), ConfigError> {
+    match &entry.node.value {
+        Value::Map(block) => block_turns_off(block).map(|_| ()),
+        Value::String(s)
+            if !matches!(
+                s.to_ascii_lowercase().as_str(),
+                "enabled" | "enable" | "disabled" | "disable"
+            ) =>
+        {
+            Err(ConfigError::at(
+                &entry.key_pos,
+                format!("Expected 'enabled' or 'disabled' for string value, got '{s}'"),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// `false`, `"disabled"` or `"disable"` (any case): nats-server's ways of
 /// saying "no JetStream" with a single value, at the top level and in an
 /// account alike.

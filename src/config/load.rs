@@ -195,6 +195,7 @@ fn apply_entry<'a>(
         "resolver_tls" => operator_keys.tls = Some(entry),
         "resolver_pinned_accounts" => operator_keys.pinned = Some(entry),
         "tls" => opts.tls = Some(tls::apply_tls(entry)?),
+        "jetstream" if opts.jetstream_off_by_flag => jetstream::check_overridden(entry)?,
         "jetstream" => jetstream::apply(entry)?,
         "allow_non_tls" => opts.allow_non_tls = boolean(entry)?,
         _ if NOT_SUPPORTED_YET.contains(&key.as_str()) => {

@@ -104,7 +104,10 @@ pub fn parse_invocation_with_env(
         return Ok(Invocation::Signal(signal));
     }
 
-    let mut opts = Options::default();
+    let mut opts = Options {
+        jetstream_off_by_flag: flags.jetstream_off,
+        ..Options::default()
+    };
     let mut warnings = Vec::new();
     match &flags.config {
         Some(path) => {
@@ -321,6 +324,31 @@ mod tests {
     #[test]
     fn no_arguments_runs_with_defaults() {
         assert_eq!(run(&[]), Options::default());
+    }
+
+    /// nats-server's flags win over its file: `-js=false` with a config
+    /// that enables JetStream starts without it. The block's keys and the
+    /// string's form are still checked, and the last JetStream flag wins.
+    #[test]
+    fn js_false_flag_overrides_a_config_that_enables_jetstream() {
+        let enabled = config_file("js-enabled.conf", "port: 4333\njetstream: enabled\n");
+        let block = config_file(
+            "js-block.conf",
+            "jetstream { store_dir: /tmp/js, max_mem: 1G }\n",
+        );
+        let typo = config_file("js-typo.conf", "jetstream {\n  max_memroy: 1G\n}\n");
+        let word = config_file("js-word.conf", "jetstream: maybe\n");
+        assert!(error(&["-c", &enabled]).contains("\"jetstream\" is not supported yet"));
+        for flag in ["-js=false", "--jetstream=false", "-js=0"] {
+            let opts = run(&["-c", &enabled, flag]);
+            assert_eq!(opts.port, 4333, "{flag}");
+            run(&[flag, "-c", &block]);
+        }
+        run(&["-js", "-js=false", "-c", &enabled]);
+        assert!(error(&["-js=false", "-js", "-c", &enabled]).contains("flag -js is not supported"));
+        assert!(error(&["-js=false", "-c", &typo]).contains("unknown field \"max_memroy\""));
+        assert!(error(&["-js=false", "-c", &word])
+            .contains("Expected 'enabled' or 'disabled' for string value, got 'maybe'"));
     }
 
     #[test]

@@ -85,6 +85,10 @@ pub struct Options {
     pub ports_file_dir: Option<PathBuf>,
     /// The config file this came from, if any (for log lines and reload).
     pub config_file: Option<PathBuf>,
+    /// `-js=false` was on the command line: a `jetstream` entry in the file
+    /// that would enable JetStream is overridden (its keys still checked),
+    /// as nats-server's flags override its file.
+    pub jetstream_off_by_flag: bool,
     /// Number of shards (executors); 0 means one per available CPU (one in
     /// all on hosts with two CPUs or fewer: see `server::default_shard_count`).
     pub shards: usize,
@@ -150,6 +154,7 @@ impl Default for Options {
             pidfile: None,
             ports_file_dir: None,
             config_file: None,
+            jetstream_off_by_flag: false,
             shards: 0,
             pin: false,
             tls_offload: None,
