@@ -751,7 +751,7 @@ async fn serve_client(ctx: Rc<ShardContext>, socket: HandOff, client_id: ClientI
     let writer_wake = Rc::new(WaitList::new());
     let (ip, port) = peer;
     // Log lines name the client as nats-server's do: `ip:port - cid:N`.
-    let log_ip = percore_core::connection::PeerAddr { ip: &ip, port }.to_string();
+    let log_peer = percore_core::connection::PeerAddr { ip: &ip, port }.to_string();
     let nonce = if ctx.broker.borrow().limits().auth.wants_nonce() {
         crate::auth_checks::new_nonce()
     } else {
@@ -799,7 +799,7 @@ async fn serve_client(ctx: Rc<ShardContext>, socket: HandOff, client_id: ClientI
     let mut buffer = ReadBuffer::new();
     let mut close_reason = CloseReason::ClientClosed;
     if let (Some(link), Some(accepting)) = (&link, &accepting) {
-        let label = (log_ip.as_str(), client_id);
+        let label = (log_peer.as_str(), client_id);
         // Boxed: the handshake's future is over 1.5 KB and only TLS
         // connections run it; inline, every client's task carried its space
         // for as long as it lived (serve_client's future: 2 720 bytes with
@@ -824,7 +824,7 @@ async fn serve_client(ctx: Rc<ShardContext>, socket: HandOff, client_id: ClientI
     let mut reader = ClientReader {
         key,
         client_id,
-        log_ip,
+        log_peer,
         conn,
         // The record layer to read through, once TLS is up (not when an
         // allow_non_tls client chose plaintext).

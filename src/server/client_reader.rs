@@ -41,7 +41,8 @@ pub(super) enum ReadEnd {
 pub(super) struct ClientReader {
     pub key: ConnKey,
     pub client_id: ClientId,
-    pub log_ip: String,
+    /// The client as log lines name it, `ip:port` (`connection::PeerAddr`).
+    pub log_peer: String,
     pub conn: Rc<shards::net::Connection>,
     /// The record layer to read through, once TLS is up.
     pub tls: Option<Rc<TlsLink>>,
@@ -83,7 +84,7 @@ impl ClientReader {
                     self.tls.as_deref(),
                     &mut self.buffer,
                     self.streaming,
-                    &format_args!("{} - cid:{}", self.log_ip, self.client_id),
+                    &format_args!("{} - cid:{}", self.log_peer, self.client_id),
                 )
                 .await;
                 last_read = peer_closed;
