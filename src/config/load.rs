@@ -560,6 +560,10 @@ mod tests {
             Some(PathBuf::from("/tmp/p"))
         );
         assert_eq!(load_ok("ports_file_dir: \"\"").ports_file_dir, None);
+        assert_eq!(
+            load_err("ports_file_dir: 5"),
+            "x.conf:1:0: invalid value for \"ports_file_dir\": expected a string, got an integer"
+        );
     }
 
     #[test]
