@@ -277,3 +277,56 @@ fn an_announced_payload_costs_nothing_until_it_arrives() {
         "{grown} KiB more for {CONNS} announced payloads"
     );
 }
+
+/// A publisher that turns from large messages to small ones and back (its
+/// reads grow past 64 KiB while its messages are large and come back when
+/// they are small, `read_buffer.rs`): subscribers on its own shard and on
+/// the other get every message, whole and in order.
+#[test]
+fn a_publisher_switching_between_large_and_small_messages_loses_nothing() {
+    // Sizes of the bursts, in turn: 8 KiB, 16 B, 64 KiB, 100 B, 8 KiB.
+    const BURSTS: [(usize, usize); 5] = [
+        (8192, 400),
+        (16, 5000),
+        (65536, 60),
+        (100, 3000),
+        (8192, 400),
+    ];
+    let broker = Broker::start_with(&["-m", "-1"], None);
+    let mut publisher = client_on_shard(&broker, 0);
+    let mut readers = Vec::new();
+    for shard in [0, 1] {
+        let mut subscriber = client_on_shard(&broker, shard);
+        subscriber.send(b"SUB mixed 1\r\nSUB end 2\r\n");
+        subscriber.ping_pong();
+        readers.push(std::thread::spawn(move || {
+            let got = read_until(&mut subscriber, "end");
+            (subscriber, got)
+        }));
+    }
+    let mut stream = Vec::new();
+    let mut expected = Vec::new();
+    for (burst, &(size, count)) in BURSTS.iter().enumerate() {
+        for i in 0..count {
+            let payload = numbered(&format!("b{burst}"), i, size);
+            stream.extend_from_slice(&pub_frame("mixed", &payload));
+            expected.push(payload);
+        }
+    }
+    stream.extend_from_slice(b"PUB end 0\r\n\r\n");
+    publisher
+        .stream
+        .set_write_timeout(Some(IO_TIMEOUT))
+        .expect("write timeout");
+    publisher.send(&stream);
+    assert_eq!(publisher.ping_pong(), b"");
+    for reader in readers {
+        let (mut subscriber, got) = reader.join().expect("subscriber");
+        assert_eq!(got.len(), expected.len() + 1);
+        for (i, ((subject, _, payload), want)) in got.iter().zip(&expected).enumerate() {
+            assert_eq!(subject, "mixed");
+            assert!(payload == want, "message {i} differs");
+        }
+        assert_eq!(subscriber.ping_pong(), b"");
+    }
+}

@@ -6,6 +6,14 @@
 //! the parser can hand it out as one slice. When the load drops it halves
 //! again after [`SHORT_READS_TO_SHRINK`] reads in a row that used less than
 //! half of it, so a connection that was busy once does not keep 64 KiB.
+//!
+//! A connection whose ops are large (an average of [`LARGE_OP_BYTES`] or
+//! more over its last unit of work, say a stream of 8 KiB messages) may grow
+//! on to [`LARGE_OPS_READ_CHUNK`]: the kernel's costs per `recv` and per
+//! `sendmsg` are then spread over as many messages as a 64 KiB read of
+//! small ones holds few, while the work one read brings (ops to route,
+//! bytes to copy) stays within the same bounds. Small ops keep the 64 KiB
+//! cap, which bounds how long one publisher's read holds its shard.
 
 /// nats-server's `startBufSize`. Every idle connection holds this much;
 /// at 4 KiB it was the largest part of a connection's memory (7.3 KB in
@@ -14,8 +22,17 @@
 const INITIAL_CAPACITY: usize = 512;
 /// Reads in a row that used less than half the buffer before it halves.
 const SHORT_READS_TO_SHRINK: u32 = 2;
-/// Largest read we ask the kernel for in one call.
+/// Largest read we ask the kernel for in one call while ops are small.
 pub const MAX_READ_CHUNK: usize = 64 * 1024;
+/// Largest read while ops are large. pubsub 8 KiB, one shard, 2026-12-07:
+/// system calls per message 0.24 with 64 KiB reads, 0.10 with 256 KiB,
+/// 0.07 with 512 KiB; server CPU per message 0.845x of the 64 KiB cap's
+/// (`benches/compare.sh`, 8 rounds). 512 KiB holds 64 such messages,
+/// about 0.3 ms of the shard's time, near what a 64 KiB read of 16-byte
+/// messages takes (~1 800 of them).
+const LARGE_OPS_READ_CHUNK: usize = 512 * 1024;
+/// Average op size from which a connection's ops count as large.
+const LARGE_OP_BYTES: usize = 4096;
 
 pub struct ReadBuffer {
     /// Always fully initialised; `start..end` holds unparsed bytes.
@@ -26,6 +43,10 @@ pub struct ReadBuffer {
     last_read_filled: bool,
     /// Consecutive reads that used less than half the buffer.
     short_reads: u32,
+    /// Bytes parsed since the last [`ReadBuffer::note_ops`].
+    parsed_since_note: usize,
+    /// The last unit of work's ops averaged [`LARGE_OP_BYTES`] or more.
+    large_ops: bool,
 }
 
 impl Default for ReadBuffer {
@@ -42,6 +63,27 @@ impl ReadBuffer {
             end: 0,
             last_read_filled: false,
             short_reads: 0,
+            parsed_since_note: 0,
+            large_ops: false,
+        }
+    }
+
+    /// The most one read may ask for: see the module's notes.
+    fn read_cap(&self) -> usize {
+        if self.large_ops {
+            LARGE_OPS_READ_CHUNK
+        } else {
+            MAX_READ_CHUNK
+        }
+    }
+
+    /// Tells the buffer how many whole ops the bytes consumed since the
+    /// last call held (once per unit of work). With none, a large op is
+    /// still arriving and the verdict stays as it was.
+    pub fn note_ops(&mut self, ops: u32) {
+        let parsed = std::mem::take(&mut self.parsed_since_note);
+        if ops > 0 {
+            self.large_ops = parsed / ops as usize >= LARGE_OP_BYTES;
         }
     }
 
@@ -52,12 +94,14 @@ impl ReadBuffer {
 
     pub fn consume(&mut self, n: usize) {
         self.start += n;
+        self.parsed_since_note += n;
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
             // Give back what a big payload or a busy spell made us grow to.
-            let keep = if self.bytes.len() > MAX_READ_CHUNK {
-                MAX_READ_CHUNK
+            let cap = self.read_cap();
+            let keep = if self.bytes.len() > cap {
+                cap
             } else if self.short_reads >= SHORT_READS_TO_SHRINK {
                 (self.bytes.len() / 2).max(INITIAL_CAPACITY)
             } else {
@@ -73,7 +117,8 @@ impl ReadBuffer {
 
     /// Space for the next read, after compacting or growing as needed.
     pub fn spare_mut(&mut self) -> &mut [u8] {
-        if self.last_read_filled && self.bytes.len() < MAX_READ_CHUNK {
+        let cap = self.read_cap();
+        if self.last_read_filled && self.bytes.len() < cap {
             // The part of an op the last read ended in moves to the front
             // first: growing only from an empty front kept a streaming
             // publisher, whose reads nearly always end mid-message, at its
@@ -84,8 +129,7 @@ impl ReadBuffer {
                 self.end -= self.start;
                 self.start = 0;
             }
-            self.bytes
-                .resize((self.bytes.len() * 2).min(MAX_READ_CHUNK), 0);
+            self.bytes.resize((self.bytes.len() * 2).min(cap), 0);
         }
         if self.end == self.bytes.len() {
             if self.start > 0 {
@@ -248,6 +292,45 @@ mod tests {
             offered,
             [512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 65536]
         );
+    }
+
+    /// Reads of 8 KiB messages grow on to 512 KiB; once the ops turn
+    /// small, the buffer is back at 64 KiB the next time it empties.
+    #[test]
+    fn large_ops_grow_reads_past_64_kib_and_small_ones_bring_them_back() {
+        let mut buffer = ReadBuffer::new();
+        let mut offered = Vec::new();
+        for _ in 0..12 {
+            let n = full_read(&mut buffer);
+            offered.push(n);
+            buffer.note_ops((n / 8192).max(1) as u32);
+        }
+        assert_eq!(
+            offered,
+            [512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072, 262144, 524288, 524288]
+        );
+        // A unit of work with no whole op (a large one still arriving)
+        // changes nothing.
+        buffer.note_ops(0);
+        assert_eq!(full_read(&mut buffer), LARGE_OPS_READ_CHUNK);
+        let mut offered = Vec::new();
+        for _ in 0..3 {
+            let n = full_read(&mut buffer);
+            offered.push(n);
+            buffer.note_ops((n / 100) as u32);
+        }
+        assert_eq!(offered, [524288, 524288, 65536]);
+    }
+
+    /// Small ops keep the 64 KiB cap however long reads keep filling it.
+    #[test]
+    fn small_ops_stay_at_64_kib() {
+        let mut buffer = ReadBuffer::new();
+        for _ in 0..20 {
+            let n = full_read(&mut buffer);
+            buffer.note_ops((n / 4095) as u32 + 1);
+        }
+        assert_eq!(full_read(&mut buffer), MAX_READ_CHUNK);
     }
 
     #[test]

@@ -158,6 +158,7 @@ impl ClientReader {
                     }
                 }
             }
+            self.buffer.note_ops(self.parser.take_ops_parsed());
             spawn_system_answers(ctx);
             publish_system_events(ctx);
             ctx.finish_unit(&mut self.units_this_turn).await;

@@ -343,6 +343,7 @@ async fn serve_route(
             Instant::now(),
         );
         buffer.consume(outcome.consumed);
+        buffer.note_ops(parser.take_ops_parsed());
         if let Some(needed) = parser.bytes_needed() {
             // In proportion to what arrived, not to what the peer announced
             // (routes have no max_payload): see `ReadBuffer::reserve_toward`.

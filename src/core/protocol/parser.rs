@@ -183,6 +183,9 @@ pub struct Parser {
     /// and the server supports them. False until the broker says otherwise.
     headers: bool,
     state: State,
+    /// Whole ops parsed since [`Parser::take_ops_parsed`] (sizes the
+    /// connection's reads: `ReadBuffer::note_ops`).
+    ops_parsed: u32,
 }
 
 /// Separators between fields. `\r` is a separator only in SUB/UNSUB
@@ -300,7 +303,13 @@ impl Parser {
             max_payload,
             headers: false,
             state: State::Idle,
+            ops_parsed: 0,
         }
+    }
+
+    /// Whole ops parsed since the last call.
+    pub fn take_ops_parsed(&mut self) -> u32 {
+        std::mem::take(&mut self.ops_parsed)
     }
 
     /// The server's `max_payload` as last loaded: a reload applies to
@@ -338,8 +347,10 @@ impl Parser {
             State::Line { op, scanned } => self.parse_line(buf, op, scanned),
             State::Payload(pending) => self.finish_payload(buf, pending),
         };
-        if result.is_err() {
-            self.state = State::Idle;
+        match result {
+            Ok(Some(_)) => self.ops_parsed = self.ops_parsed.saturating_add(1),
+            Ok(None) => {}
+            Err(_) => self.state = State::Idle,
         }
         result
     }
@@ -702,6 +713,23 @@ mod tests {
         assert_eq!(err(b"CONNECT\r\n"), ParseError::Malformed);
         assert_eq!(err(b"CONNECT  \t \r\n"), ParseError::Malformed);
         assert_eq!(err(b"INFO\r\n"), ParseError::Malformed);
+    }
+
+    /// Whole ops are counted once each, however the bytes arrive; a
+    /// partial op is not counted until it completes.
+    #[test]
+    fn whole_ops_are_counted() {
+        let mut p = headered(MCL, MP);
+        let input = b"PUB foo 2\r\nhi\r\nPING\r\nSUB a 1\r\nPUB b 3\r\nab";
+        let mut at = 0;
+        while let Ok(Some((_, used))) = p.next(&input[at..]) {
+            at += used;
+        }
+        assert_eq!(p.take_ops_parsed(), 3);
+        assert_eq!(p.take_ops_parsed(), 0, "taking resets the count");
+        // The caller gives the unparsed op again, now whole.
+        assert!(matches!(p.next(b"PUB b 3\r\nabc\r\n"), Ok(Some(_))));
+        assert_eq!(p.take_ops_parsed(), 1);
     }
 
     #[test]

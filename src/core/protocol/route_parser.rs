@@ -179,6 +179,9 @@ pub struct RouteParser {
     /// Total bytes the message at the front of the buffer needs, once its
     /// control line is known.
     needed: Option<usize>,
+    /// Whole ops parsed since [`RouteParser::take_ops_parsed`] (sizes the
+    /// route's reads: `ReadBuffer::note_ops`).
+    ops_parsed: u32,
 }
 
 impl RouteParser {
@@ -192,9 +195,25 @@ impl RouteParser {
         self.needed
     }
 
+    /// Whole ops parsed since the last call.
+    pub fn take_ops_parsed(&mut self) -> u32 {
+        std::mem::take(&mut self.ops_parsed)
+    }
+
     /// Parses one op at the start of `buf`. `Ok(None)`: append more bytes
     /// and call again with a buffer that starts with the same bytes.
     pub fn next<'a>(
+        &mut self,
+        buf: &'a [u8],
+    ) -> Result<Option<(RouteOp<'a>, usize)>, RouteParseError> {
+        let result = self.parse_op(buf);
+        if let Ok(Some(_)) = result {
+            self.ops_parsed = self.ops_parsed.saturating_add(1);
+        }
+        result
+    }
+
+    fn parse_op<'a>(
         &mut self,
         buf: &'a [u8],
     ) -> Result<Option<(RouteOp<'a>, usize)>, RouteParseError> {
@@ -501,6 +520,20 @@ HMSG $G h + r q1 12 13\r\nNATS/1.0\r\n\r\nx\r\nLMSG c1 $G l 0 2\r\nab\r\n-ERR 'x
         for step in 1..40 {
             assert_eq!(run(STREAM, step).unwrap(), whole, "step {step}");
         }
+    }
+
+    #[test]
+    fn whole_ops_are_counted() {
+        let mut parser = RouteParser::new();
+        let mut buf = STREAM.to_vec();
+        let mut ops = 0;
+        while let Ok(Some((_, used))) = parser.next(&buf) {
+            buf.drain(..used);
+            ops += 1;
+        }
+        assert!(buf.is_empty());
+        assert_eq!(parser.take_ops_parsed(), ops);
+        assert_eq!(parser.take_ops_parsed(), 0);
     }
 
     #[test]
