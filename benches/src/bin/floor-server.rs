@@ -13,6 +13,13 @@
 //!
 //! Not a broker: subscriptions match subjects byte for byte, HPUB is refused,
 //! and a slow subscriber blocks the publisher feeding it.
+//!
+//! `--event-loop` serves every connection from one thread instead, waiting
+//! in `epoll_wait` and reading each ready connection once per wake-up (the
+//! shape of one percore shard): the floor of any broker that multiplexes
+//! its connections on an event loop. A wake-up there costs one more system
+//! call than a blocking read (the wait itself), which is what separates
+//! the two floors' CPU per message at fixed rates.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -33,6 +40,10 @@ struct Args {
     addr: String,
     #[arg(short = 'p', long, default_value_t = 4334)]
     port: u16,
+    /// One thread and epoll for all connections instead of a blocking
+    /// thread per connection.
+    #[arg(long)]
+    event_loop: bool,
 }
 
 const INFO: &str = "INFO {\"server_id\":\"FLOORSERVER\",\"server_name\":\"floor-server\",\"version\":\"0.0.0-floor\",\"proto\":1,\"headers\":false,\"max_payload\":1048576,\"client_id\":0}\r\n";
@@ -57,6 +68,9 @@ fn main() -> io::Result<()> {
     let listener = TcpListener::bind((args.addr.as_str(), args.port))?;
     eprintln!("floor-server listening on {}:{}", args.addr, args.port);
     let routes: Arc<Mutex<Routes>> = Arc::default();
+    if args.event_loop {
+        return event_loop::run(listener, &routes);
+    }
     let next_id = AtomicU64::new(1);
     for stream in listener.incoming() {
         let stream = stream?;
@@ -84,29 +98,188 @@ fn main() -> io::Result<()> {
 
 /// Reads, parses and forwards until the client goes away.
 fn serve(mut stream: TcpStream, me: &Arc<Peer>, routes: &Mutex<Routes>) -> io::Result<()> {
-    lock(&me.stream).write_all(INFO.as_bytes())?;
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut filled = 0;
+    write_fully(&lock(&me.stream), INFO.as_bytes())?;
+    let mut input = Input::default();
     // Frames per destination for this read, written once per destination.
     let mut pending: Vec<(Arc<Peer>, Vec<u8>)> = Vec::new();
     loop {
-        if filled == buf.len() {
-            buf.resize(buf.len() * 2, 0);
-        }
-        let n = stream.read(&mut buf[filled..])?;
+        let n = stream.read(input.spare())?;
         if n == 0 {
             return Ok(());
         }
-        filled += n;
-        let consumed = handle_ops(&buf[..filled], me, routes, &mut pending)?;
-        buf.copy_within(consumed..filled, 0);
-        filled -= consumed;
+        input.dispatch(n, me, routes, &mut pending)?;
+    }
+}
+
+/// A connection's unparsed input.
+struct Input {
+    buf: Vec<u8>,
+    filled: usize,
+}
+
+impl Default for Input {
+    fn default() -> Self {
+        Input {
+            buf: vec![0u8; 256 * 1024],
+            filled: 0,
+        }
+    }
+}
+
+impl Input {
+    /// Room for the next read.
+    fn spare(&mut self) -> &mut [u8] {
+        if self.filled == self.buf.len() {
+            self.buf.resize(self.buf.len() * 2, 0);
+        }
+        &mut self.buf[self.filled..]
+    }
+
+    /// Handles the `n` bytes just read into [`Input::spare`]: forwards what
+    /// they complete and writes it out, once per destination.
+    fn dispatch(
+        &mut self,
+        n: usize,
+        me: &Arc<Peer>,
+        routes: &Mutex<Routes>,
+        pending: &mut Vec<(Arc<Peer>, Vec<u8>)>,
+    ) -> io::Result<()> {
+        self.filled += n;
+        let consumed = handle_ops(&self.buf[..self.filled], me, routes, pending)?;
+        self.buf.copy_within(consumed..self.filled, 0);
+        self.filled -= consumed;
         // Other connections first, so a PONG to this one follows the
         // messages it caused (the bench's fences rely on that).
         pending.sort_by_key(|(p, _)| p.id == me.id);
         for (peer, frames) in pending.drain(..) {
             // A subscriber that went away is the subscriber's problem.
-            let _ = lock(&peer.stream).write_all(&frames);
+            let _ = write_fully(&lock(&peer.stream), &frames);
+        }
+        Ok(())
+    }
+}
+
+/// Writes all of `bytes`; on a non-blocking socket that is full, waits
+/// until it drains (the floor has no output buffering policy).
+fn write_fully(mut stream: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
+    while !bytes.is_empty() {
+        match stream.write(bytes) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                let mut poll = libc::pollfd {
+                    fd: std::os::fd::AsRawFd::as_raw_fd(stream),
+                    events: libc::POLLOUT,
+                    revents: 0,
+                };
+                // SAFETY: one valid pollfd for the duration of the call.
+                unsafe { libc::poll(&mut poll, 1, -1) };
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// `--event-loop`: every connection on this thread, one read per ready
+/// connection per wake-up.
+mod event_loop {
+    use std::collections::HashMap;
+    use std::io::{self, Read};
+    use std::net::{TcpListener, TcpStream};
+    use std::os::fd::AsRawFd;
+    use std::sync::{Arc, Mutex};
+
+    use super::{lock, write_fully, Input, Peer, Routes, INFO};
+
+    /// The listener's token; connections count from 1.
+    const LISTENER: u64 = 0;
+
+    struct Conn {
+        stream: TcpStream,
+        peer: Arc<Peer>,
+        input: Input,
+    }
+
+    fn ctl(epoll: i32, op: i32, fd: i32, token: u64) -> io::Result<()> {
+        let mut event = libc::epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: token,
+        };
+        // SAFETY: a valid epoll fd and event for the duration of the call.
+        if unsafe { libc::epoll_ctl(epoll, op, fd, &mut event) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    pub fn run(listener: TcpListener, routes: &Mutex<Routes>) -> io::Result<()> {
+        listener.set_nonblocking(true)?;
+        // SAFETY: plain system call; the result is checked.
+        let epoll = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if epoll < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        ctl(epoll, libc::EPOLL_CTL_ADD, listener.as_raw_fd(), LISTENER)?;
+        let mut conns: HashMap<u64, Conn> = HashMap::new();
+        let mut next_id = 1;
+        let mut pending = Vec::new();
+        let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 64];
+        loop {
+            // SAFETY: `events` outlives the call and holds `len` entries.
+            let ready =
+                unsafe { libc::epoll_wait(epoll, events.as_mut_ptr(), events.len() as i32, -1) };
+            if ready < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            for event in &events[..ready as usize] {
+                let token = event.u64;
+                if token == LISTENER {
+                    while let Ok((stream, _)) = listener.accept() {
+                        stream.set_nodelay(true)?;
+                        stream.set_nonblocking(true)?;
+                        let peer = Arc::new(Peer {
+                            id: next_id,
+                            stream: Mutex::new(stream.try_clone()?),
+                        });
+                        write_fully(&stream, INFO.as_bytes())?;
+                        ctl(epoll, libc::EPOLL_CTL_ADD, stream.as_raw_fd(), next_id)?;
+                        let input = Input::default();
+                        conns.insert(
+                            next_id,
+                            Conn {
+                                stream,
+                                peer,
+                                input,
+                            },
+                        );
+                        next_id += 1;
+                    }
+                    continue;
+                }
+                let Some(conn) = conns.get_mut(&token) else {
+                    continue;
+                };
+                let result = match conn.stream.read(conn.input.spare()) {
+                    Ok(0) => Err(io::ErrorKind::UnexpectedEof.into()),
+                    Ok(n) => conn.input.dispatch(n, &conn.peer, routes, &mut pending),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+                    Err(e) => Err(e),
+                };
+                if result.is_err() {
+                    let _ = ctl(epoll, libc::EPOLL_CTL_DEL, conn.stream.as_raw_fd(), token);
+                    let id = conn.peer.id;
+                    lock(routes).values_mut().for_each(|subs| {
+                        subs.retain(|(p, _)| p.id != id);
+                    });
+                    conns.remove(&token);
+                }
+            }
         }
     }
 }
