@@ -18,6 +18,7 @@ use super::jetstream;
 use super::operator::{self, OperatorKeys};
 use super::options::{self, Options};
 use super::tls;
+use super::unserved_listeners;
 
 /// Keys nats-server 2.9.10 understands at the top level but percore does not
 /// implement yet. Lower case, as nats-server compares keys case-insensitively.
@@ -198,6 +199,7 @@ fn apply_entry<'a>(
         "jetstream" if opts.jetstream_off_by_flag => jetstream::check_overridden(entry)?,
         "jetstream" => jetstream::apply(entry)?,
         "allow_non_tls" => opts.allow_non_tls = boolean(entry)?,
+        "websocket" | "ws" | "mqtt" | "leafnodes" | "leaf" => unserved_listeners::apply(entry)?,
         _ if NOT_SUPPORTED_YET.contains(&key.as_str()) => {
             return Err(ConfigError::at(
                 &entry.key_pos,
@@ -831,6 +833,58 @@ mod tests {
         ];
         for (source, expected) in cases {
             assert_eq!(&load_err(source), expected, "source: {source:?}");
+        }
+    }
+
+    /// Placeholder blocks for listeners percore does not serve start
+    /// nothing in nats-server either and are accepted; a block that would
+    /// start or configure one is refused at the key that does it.
+    #[test]
+    fn listener_blocks_that_start_nothing_are_accepted() {
+        for source in [
+            "websocket {}",
+            "ws { port: 0 }",
+            "mqtt { port: 0, host: \"127.0.0.1\" }",
+            "leafnodes {}",
+            "leaf { port: 0 }\nwebsocket {}\nmqtt {}",
+        ] {
+            assert_eq!(
+                load(source).map(|(_, warnings)| warnings),
+                Ok(vec![]),
+                "{source}"
+            );
+        }
+        for (source, error) in [
+            (
+                "leafnodes { port: 7422 }",
+                "x.conf:1:12: \"port\" is not supported yet by percore",
+            ),
+            (
+                "leafnodes { port: -1 }",
+                "x.conf:1:12: \"port\" is not supported yet by percore",
+            ),
+            (
+                "leafnodes { remotes: [ { url: \"nats://127.0.0.1:7422\" } ] }",
+                "x.conf:1:12: \"remotes\" is not supported yet by percore",
+            ),
+            (
+                "websocket { port: 0, no_tls: true }",
+                "x.conf:1:21: \"no_tls\" is not supported yet by percore",
+            ),
+            (
+                "ws { listen: \"0.0.0.0:8080\" }",
+                "x.conf:1:5: \"listen\" is not supported yet by percore",
+            ),
+            (
+                "mqtt: true",
+                "x.conf:1:0: \"mqtt\" is not supported yet by percore",
+            ),
+            (
+                "mqtt { port: \"1883\" }",
+                "x.conf:1:7: invalid value for \"port\": expected an integer, got a string",
+            ),
+        ] {
+            assert_eq!(load_err(source), error, "{source}");
         }
     }
 

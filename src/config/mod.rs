@@ -21,6 +21,7 @@ pub mod operator_accounts;
 pub mod options;
 pub mod permissions;
 pub mod tls;
+mod unserved_listeners;
 
 use std::path::{Path, PathBuf};
 
