@@ -124,12 +124,20 @@ impl Timers {
     fn process_timers(&mut self) -> (Option<Duration>, usize) {
         let now = Instant::now();
 
-        // Split timers into ready and pending timers.
-        let pending = self.timers.split_off(&(now, 0));
-        let ready = mem::replace(&mut self.timers, pending);
-        let woke = ready.len();
-        for (_, waker) in ready {
+        // percore (patch 12): take the due timers off the front one by one.
+        // Upstream split the map at `now` (`split_off`) on every call, due
+        // timer or not: a new B-tree node allocated and the old one freed,
+        // 5.4 of the 9.4 allocations a request/reply round trip made (the
+        // reactor runs this about three times per wake-up, and percore
+        // always has a timer pending). Same wake order: earliest first.
+        let mut woke = 0;
+        while let Some(first) = self.timers.first_entry() {
+            if *first.key() >= (now, 0) {
+                break;
+            }
+            let waker = first.remove();
             wake!(waker);
+            woke += 1;
         }
 
         // Calculate the duration until the next event.
