@@ -14,6 +14,13 @@
 //! small ones holds few, while the work one read brings (ops to route,
 //! bytes to copy) stays within the same bounds. Small ops keep the 64 KiB
 //! cap, which bounds how long one publisher's read holds its shard.
+//!
+//! One read can add all its bytes to one subscriber's backlog before flow
+//! control looks again (it stalls a publisher at half of max_pending and
+//! cuts the subscriber at max_pending), so a read is also kept to a
+//! sixteenth of max_pending ([`PENDING_PER_READ`]), the margin 64 KiB reads
+//! always had with a 1 MB max_pending: with `max_pending: 1MB` reads stay at
+//! 64 KiB; the default 64 MB allows the full 512 KiB.
 
 /// nats-server's `startBufSize`. Every idle connection holds this much;
 /// at 4 KiB it was the largest part of a connection's memory (7.3 KB in
@@ -33,6 +40,8 @@ pub const MAX_READ_CHUNK: usize = 64 * 1024;
 const LARGE_OPS_READ_CHUNK: usize = 512 * 1024;
 /// Average op size from which a connection's ops count as large.
 const LARGE_OP_BYTES: usize = 4096;
+/// A read holds at most max_pending / this many bytes (module notes).
+const PENDING_PER_READ: usize = 16;
 
 pub struct ReadBuffer {
     /// Always fully initialised; `start..end` holds unparsed bytes.
@@ -47,6 +56,9 @@ pub struct ReadBuffer {
     parsed_since_note: usize,
     /// The last unit of work's ops averaged [`LARGE_OP_BYTES`] or more.
     large_ops: bool,
+    /// The cap while ops are large: [`LARGE_OPS_READ_CHUNK`], or less with
+    /// a small max_pending.
+    large_ops_cap: usize,
 }
 
 impl Default for ReadBuffer {
@@ -65,22 +77,26 @@ impl ReadBuffer {
             short_reads: 0,
             parsed_since_note: 0,
             large_ops: false,
+            large_ops_cap: LARGE_OPS_READ_CHUNK,
         }
     }
 
     /// The most one read may ask for: see the module's notes.
     fn read_cap(&self) -> usize {
         if self.large_ops {
-            LARGE_OPS_READ_CHUNK
+            self.large_ops_cap
         } else {
             MAX_READ_CHUNK
         }
     }
 
     /// Tells the buffer how many whole ops the bytes consumed since the
-    /// last call held (once per unit of work). With none, a large op is
-    /// still arriving and the verdict stays as it was.
-    pub fn note_ops(&mut self, ops: u32) {
+    /// last call held (once per unit of work), and the server's
+    /// max_pending as it is now (a reload may change it). With no whole
+    /// op, a large one is still arriving and the verdict stays as it was.
+    pub fn note_ops(&mut self, ops: u32, max_pending: usize) {
+        self.large_ops_cap =
+            (max_pending / PENDING_PER_READ).clamp(MAX_READ_CHUNK, LARGE_OPS_READ_CHUNK);
         let parsed = std::mem::take(&mut self.parsed_since_note);
         if ops > 0 {
             self.large_ops = parsed / ops as usize >= LARGE_OP_BYTES;
@@ -186,6 +202,9 @@ impl ReadBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// nats-server's default max_pending (64 MB).
+    const DEFAULT_MAX_PENDING: usize = 64 * 1024 * 1024;
 
     #[test]
     fn keeps_unparsed_bytes_across_compaction_and_growth() {
@@ -303,7 +322,7 @@ mod tests {
         for _ in 0..12 {
             let n = full_read(&mut buffer);
             offered.push(n);
-            buffer.note_ops((n / 8192).max(1) as u32);
+            buffer.note_ops((n / 8192).max(1) as u32, DEFAULT_MAX_PENDING);
         }
         assert_eq!(
             offered,
@@ -311,15 +330,35 @@ mod tests {
         );
         // A unit of work with no whole op (a large one still arriving)
         // changes nothing.
-        buffer.note_ops(0);
+        buffer.note_ops(0, DEFAULT_MAX_PENDING);
         assert_eq!(full_read(&mut buffer), LARGE_OPS_READ_CHUNK);
         let mut offered = Vec::new();
         for _ in 0..3 {
             let n = full_read(&mut buffer);
             offered.push(n);
-            buffer.note_ops((n / 100) as u32);
+            buffer.note_ops((n / 100) as u32, DEFAULT_MAX_PENDING);
         }
         assert_eq!(offered, [524288, 524288, 65536]);
+    }
+
+    /// A small max_pending keeps reads of large ops to a sixteenth of it
+    /// (and never under 64 KiB): one read must not carry a subscriber from
+    /// the stall threshold (half of max_pending) past max_pending.
+    #[test]
+    fn a_small_max_pending_keeps_large_reads_small() {
+        for (max_pending, cap) in [
+            (1 << 20, MAX_READ_CHUNK),
+            (4 << 20, 256 * 1024),
+            (512 * 1024, MAX_READ_CHUNK),
+            (DEFAULT_MAX_PENDING, LARGE_OPS_READ_CHUNK),
+        ] {
+            let mut buffer = ReadBuffer::new();
+            for _ in 0..20 {
+                let n = full_read(&mut buffer);
+                buffer.note_ops((n / 8192).max(1) as u32, max_pending);
+            }
+            assert_eq!(full_read(&mut buffer), cap, "max_pending {max_pending}");
+        }
     }
 
     /// Small ops keep the 64 KiB cap however long reads keep filling it.
@@ -328,7 +367,7 @@ mod tests {
         let mut buffer = ReadBuffer::new();
         for _ in 0..20 {
             let n = full_read(&mut buffer);
-            buffer.note_ops((n / 4095) as u32 + 1);
+            buffer.note_ops((n / 4095) as u32 + 1, DEFAULT_MAX_PENDING);
         }
         assert_eq!(full_read(&mut buffer), MAX_READ_CHUNK);
     }

@@ -158,7 +158,9 @@ impl ClientReader {
                     }
                 }
             }
-            self.buffer.note_ops(self.parser.take_ops_parsed());
+            let max_pending = ctx.broker.borrow().limits().max_pending;
+            self.buffer
+                .note_ops(self.parser.take_ops_parsed(), max_pending);
             spawn_system_answers(ctx);
             publish_system_events(ctx);
             ctx.finish_unit(&mut self.units_this_turn).await;

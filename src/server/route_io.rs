@@ -343,7 +343,8 @@ async fn serve_route(
             Instant::now(),
         );
         buffer.consume(outcome.consumed);
-        buffer.note_ops(parser.take_ops_parsed());
+        let max_pending = ctx.broker.borrow().limits().max_pending;
+        buffer.note_ops(parser.take_ops_parsed(), max_pending);
         if let Some(needed) = parser.bytes_needed() {
             // In proportion to what arrived, not to what the peer announced
             // (routes have no max_payload): see `ReadBuffer::reserve_toward`.
