@@ -855,9 +855,15 @@ impl UringCommon for PollRing {
 
     fn submit_one_event(&mut self, queue: &mut VecDeque<UringDescriptor>) -> Option<bool> {
         let source_map = &mut *self.source_map.borrow_mut();
-        let now = Instant::now();
 
         while let Some(chain) = peek_one_chain(queue, self.size) {
+            // percore (patch 13): the clock is read only when there is a
+            // chain to submit (it stamps `submitted_at`). Upstream read it
+            // first, on every call: the reactor calls this until the queue
+            // is empty, for each ring, every turn, so most calls found
+            // nothing; 28 of the 50 clock reads per request/reply round
+            // trip were here.
+            let now = Instant::now();
             return if let Some(sqes) = self.ring.sq().prepare_sqes(chain.len() as u32) {
                 let ops = extract_one_chain(source_map, queue, chain, now);
                 if ops.is_empty() {
@@ -1268,9 +1274,15 @@ impl UringCommon for SleepableRing {
 
     fn submit_one_event(&mut self, queue: &mut VecDeque<UringDescriptor>) -> Option<bool> {
         let source_map = &mut *self.source_map.borrow_mut();
-        let now = Instant::now();
 
         while let Some(chain) = peek_one_chain(queue, self.size) {
+            // percore (patch 13): the clock is read only when there is a
+            // chain to submit (it stamps `submitted_at`). Upstream read it
+            // first, on every call: the reactor calls this until the queue
+            // is empty, for each ring, every turn, so most calls found
+            // nothing; 28 of the 50 clock reads per request/reply round
+            // trip were here.
+            let now = Instant::now();
             return if let Some(sqes) = self.ring.sq().prepare_sqes(chain.len() as u32) {
                 let ops = extract_one_chain(source_map, queue, chain, now);
                 if ops.is_empty() {
