@@ -310,8 +310,22 @@ extern inline int rust_io_uring_wait_cqe_nr(struct io_uring *ring,
     return io_uring_wait_cqe_nr(ring, cqe_ptr, wait_nr);
 }
 
+/*
+ * percore (patch 14): an empty completion ring with no overflow pending
+ * answers -EAGAIN here, as liburing's _io_uring_get_cqe would, without the
+ * call into it. glommio peeks every ring several times per reactor turn and
+ * most peeks find nothing: 38 peeks per request/reply round trip, each a
+ * library call and its loop (callgrind: 1 800 of 17 900 user instructions).
+ * Anything else (a completion, an overflow to flush) takes liburing's path.
+ */
 extern inline int rust_io_uring_peek_cqe(struct io_uring *ring, struct io_uring_cqe **cqe_ptr)
 {
+    unsigned tail = io_uring_smp_load_acquire(ring->cq.ktail);
+    if (tail == *ring->cq.khead &&
+        !(IO_URING_READ_ONCE(*ring->sq.kflags) & IORING_SQ_CQ_OVERFLOW)) {
+        *cqe_ptr = NULL;
+        return -EAGAIN;
+    }
     return io_uring_peek_cqe(ring, cqe_ptr);
 }
 
