@@ -10,9 +10,9 @@
 //! A connection whose ops are large (an average of [`LARGE_OP_BYTES`] or
 //! more over its last unit of work, say a stream of 8 KiB messages) may grow
 //! on to [`LARGE_OPS_READ_CHUNK`]: the kernel's costs per `recv` and per
-//! `sendmsg` are then spread over as many messages as a 64 KiB read of
-//! small ones holds few, while the work one read brings (ops to route,
-//! bytes to copy) stays within the same bounds. Small ops keep the 64 KiB
+//! `sendmsg` are then spread over 64 messages instead of 8, while the work
+//! one read brings (ops to route, bytes to copy) stays near what a 64 KiB
+//! read of small messages brings. Small ops keep the 64 KiB
 //! cap, which bounds how long one publisher's read holds its shard.
 //!
 //! One read can add all its bytes to one subscriber's backlog before flow
