@@ -43,6 +43,15 @@ pub(super) fn non_empty(text: &str) -> Option<String> {
     (!text.is_empty()).then(|| text.to_string())
 }
 
+/// percore's refusal of a key nats-server knows but percore does not
+/// implement yet, pointed at the key.
+pub(super) fn not_supported_yet(entry: &Entry) -> ConfigError {
+    ConfigError::at(
+        &entry.key_pos,
+        format!("\"{}\" is not supported yet by percore", entry.key),
+    )
+}
+
 /// nats-server's error for a key a block does not know.
 pub(super) fn unknown_field(entry: &Entry) -> ConfigError {
     ConfigError::at(&entry.key_pos, format!("unknown field \"{}\"", entry.key))

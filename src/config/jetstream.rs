@@ -6,6 +6,7 @@
 //! switch JetStream off explicitly.
 
 use super::conf::{Entry, Map, Value};
+use super::entry::not_supported_yet;
 use super::error::ConfigError;
 
 /// The keys nats-server 2.9.10 knows inside a top-level `jetstream { }` map
@@ -44,10 +45,7 @@ pub(super) fn apply(entry: &Entry) -> Result<(), ConfigError> {
     if off {
         Ok(())
     } else {
-        Err(ConfigError::at(
-            &entry.key_pos,
-            format!("\"{}\" is not supported yet by percore", entry.key),
-        ))
+        Err(not_supported_yet(entry))
     }
 }
 

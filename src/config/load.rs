@@ -12,7 +12,7 @@ use super::accounts::AccountKeys;
 use super::auth;
 use super::conf::{Entry, Map, Value};
 use super::duration::{format_go_duration, parse_go_duration};
-use super::entry::{boolean, integer, non_empty, string, wrong_type};
+use super::entry::{boolean, integer, non_empty, not_supported_yet, string, wrong_type};
 use super::error::ConfigError;
 use super::jetstream;
 use super::operator::{self, OperatorKeys};
@@ -200,12 +200,7 @@ fn apply_entry<'a>(
         "jetstream" => jetstream::apply(entry)?,
         "allow_non_tls" => opts.allow_non_tls = boolean(entry)?,
         "websocket" | "ws" | "mqtt" | "leafnodes" | "leaf" => unserved_listeners::apply(entry)?,
-        _ if NOT_SUPPORTED_YET.contains(&key.as_str()) => {
-            return Err(ConfigError::at(
-                &entry.key_pos,
-                format!("\"{}\" is not supported yet by percore", entry.key),
-            ));
-        }
+        _ if NOT_SUPPORTED_YET.contains(&key.as_str()) => return Err(not_supported_yet(entry)),
         // A key that only serves as a `$variable` is fine (nats-server too).
         _ if entry.used_as_variable => {}
         _ => {

@@ -8,14 +8,14 @@
 //! (TLS, authorization, ...) is refused as before, never ignored.
 
 use super::conf::{Entry, Value};
-use super::entry::{integer, string};
+use super::entry::{integer, not_supported_yet, string};
 use super::error::ConfigError;
 
 /// Accepts a block that starts nothing; refuses everything else with the
 /// error every unimplemented feature gets.
 pub(super) fn apply(entry: &Entry) -> Result<(), ConfigError> {
     let Value::Map(block) = &entry.node.value else {
-        return Err(not_supported(entry));
+        return Err(not_supported_yet(entry));
     };
     for item in block.entries() {
         match item.key.to_ascii_lowercase().as_str() {
@@ -23,15 +23,8 @@ pub(super) fn apply(entry: &Entry) -> Result<(), ConfigError> {
             "host" | "net" => {
                 string(item)?;
             }
-            _ => return Err(not_supported(item)),
+            _ => return Err(not_supported_yet(item)),
         }
     }
     Ok(())
-}
-
-fn not_supported(entry: &Entry) -> ConfigError {
-    ConfigError::at(
-        &entry.key_pos,
-        format!("\"{}\" is not supported yet by percore", entry.key),
-    )
 }
