@@ -63,6 +63,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Drops every subscription of the connection `id` (it has ended).
+fn forget(routes: &Mutex<Routes>, id: u64) {
+    lock(routes).values_mut().for_each(|subs| {
+        subs.retain(|(p, _)| p.id != id);
+    });
+}
+
 fn main() -> io::Result<()> {
     let args = Args::parse();
     let listener = TcpListener::bind((args.addr.as_str(), args.port))?;
@@ -83,9 +90,7 @@ fn main() -> io::Result<()> {
         std::thread::spawn(move || {
             let result = serve(stream, &peer, &routes);
             // Forget the connection's subscriptions whatever ended it.
-            lock(&routes).values_mut().for_each(|subs| {
-                subs.retain(|(p, _)| p.id != peer.id);
-            });
+            forget(&routes, peer.id);
             if let Err(e) = result {
                 if e.kind() != io::ErrorKind::UnexpectedEof {
                     eprintln!("floor-server: connection ended: {e}");
@@ -191,7 +196,7 @@ mod event_loop {
     use std::os::fd::AsRawFd;
     use std::sync::{Arc, Mutex};
 
-    use super::{lock, write_fully, Input, Peer, Routes, INFO};
+    use super::{forget, write_fully, Input, Peer, Routes, INFO};
 
     /// The listener's token; connections count from 1.
     const LISTENER: u64 = 0;
@@ -273,10 +278,7 @@ mod event_loop {
                 };
                 if result.is_err() {
                     let _ = ctl(epoll, libc::EPOLL_CTL_DEL, conn.stream.as_raw_fd(), token);
-                    let id = conn.peer.id;
-                    lock(routes).values_mut().for_each(|subs| {
-                        subs.retain(|(p, _)| p.id != id);
-                    });
+                    forget(routes, conn.peer.id);
                     conns.remove(&token);
                 }
             }
