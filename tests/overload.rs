@@ -43,6 +43,17 @@ fn numbered(tag: &str, i: usize, size: usize) -> Vec<u8> {
     payload
 }
 
+/// Sends `bytes` (more than the socket buffers hold, so the write waits on
+/// the broker reading) and checks the broker answers the PING behind them.
+fn send_whole(publisher: &mut RawClient, bytes: &[u8]) {
+    publisher
+        .stream
+        .set_write_timeout(Some(IO_TIMEOUT))
+        .expect("write timeout");
+    publisher.send(bytes);
+    assert_eq!(publisher.ping_pong(), b"");
+}
+
 fn pub_frame(subject: &str, payload: &[u8]) -> Vec<u8> {
     let mut frame = format!("PUB {subject} {}\r\n", payload.len()).into_bytes();
     frame.extend_from_slice(payload);
@@ -75,12 +86,7 @@ fn a_reader_that_stops_on_the_other_shard_is_cut_the_others_lose_nothing() {
         burst.extend_from_slice(&pub_frame("flood", &numbered("m", i, SIZE)));
     }
     burst.extend_from_slice(b"PUB end 0\r\n\r\n");
-    publisher
-        .stream
-        .set_write_timeout(Some(IO_TIMEOUT))
-        .expect("write timeout");
-    publisher.send(&burst);
-    assert_eq!(publisher.ping_pong(), b"");
+    send_whole(&mut publisher, &burst);
     let (mut healthy, got) = reader.join().expect("healthy reader");
     assert_eq!(got.len(), COUNT + 1);
     for (i, (subject, _, payload)) in got.iter().take(COUNT).enumerate() {
@@ -314,12 +320,7 @@ fn a_publisher_switching_between_large_and_small_messages_loses_nothing() {
         }
     }
     stream.extend_from_slice(b"PUB end 0\r\n\r\n");
-    publisher
-        .stream
-        .set_write_timeout(Some(IO_TIMEOUT))
-        .expect("write timeout");
-    publisher.send(&stream);
-    assert_eq!(publisher.ping_pong(), b"");
+    send_whole(&mut publisher, &stream);
     for reader in readers {
         let (mut subscriber, got) = reader.join().expect("subscriber");
         assert_eq!(got.len(), expected.len() + 1);
