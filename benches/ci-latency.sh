@@ -2,7 +2,8 @@
 # CI latency smoke: fixed-rate latency of percore against nats-server on this
 # machine, and against the committed baseline, compared with histcmp.
 # Fails only on a regression beyond noise (benches/policy/ci.json: per
-# percentile a ratio AND an absolute floor). Throughput never gates.
+# percentile a ratio AND an absolute floor), found in two measurements in a
+# row (a failing one is measured again once). Throughput never gates.
 #
 # Usage: benches/ci-latency.sh [PERCORE_BIN]
 # Env:   PERCORE_BIN (default target/release/percore), PERCORE_ARGS ("": the
@@ -84,41 +85,69 @@ run() {
   return "$rc"
 }
 
-echo "ci-latency: $ROUNDS rounds of $RATE msgs/s, $SIZE B, $DURATION (+$WARMUP warm-up); results in $OUT"
-failed_runs=0
-for round in $(seq 1 "$ROUNDS"); do
-  # Alternate the order so slow drift of the machine hits both sides alike.
-  if [ -n "$NATS_BIN" ] && [ $((round % 2)) = 0 ]; then
-    run nats "$NATS_BIN" "" "$round" || failed_runs=$((failed_runs + 1))
-  fi
-  run percore "$PERCORE_BIN" "$PERCORE_ARGS" "$round" || failed_runs=$((failed_runs + 1))
-  if [ -n "$NATS_BIN" ] && [ $((round % 2)) = 1 ]; then
-    run nats "$NATS_BIN" "" "$round" || failed_runs=$((failed_runs + 1))
-  fi
-done
+# measure DIR: ROUNDS rounds of fresh servers into DIR, then both histcmp
+# tables. Returns 0 when both pass the policy, 1 on a latency regression,
+# 2 when a run lost messages or had errors.
+measure() {
+  local dir="$1" round failed_runs=0 status=0
+  mkdir -p "$dir"
+  OUT="$dir" # where run() writes
+  echo "ci-latency: $ROUNDS rounds of $RATE msgs/s, $SIZE B, $DURATION (+$WARMUP warm-up); results in $dir"
+  for round in $(seq 1 "$ROUNDS"); do
+    # Alternate the order so slow drift of the machine hits both sides alike.
+    if [ -n "$NATS_BIN" ] && [ $((round % 2)) = 0 ]; then
+      run nats "$NATS_BIN" "" "$round" || failed_runs=$((failed_runs + 1))
+    fi
+    run percore "$PERCORE_BIN" "$PERCORE_ARGS" "$round" || failed_runs=$((failed_runs + 1))
+    if [ -n "$NATS_BIN" ] && [ $((round % 2)) = 1 ]; then
+      run nats "$NATS_BIN" "" "$round" || failed_runs=$((failed_runs + 1))
+    fi
+  done
 
-percore_runs=("$OUT"/percore.*.json)
-status=0
-if [ -n "$NATS_BIN" ]; then
+  local percore_runs=("$dir"/percore.*.json)
+  if [ -n "$NATS_BIN" ]; then
+    echo
+    echo "== percore (B) vs nats-server (A), same machine, median of $ROUNDS =="
+    "$HISTCMP" --a "$dir"/nats.*.json --b "${percore_runs[@]}" --name-a nats-server --name-b percore \
+      --policy "$POLICY" || status=1
+  fi
+  if [ -f "$BASELINE" ]; then
+    echo
+    echo "== percore (B) vs committed baseline (A: $(basename "$BASELINE")) =="
+    "$HISTCMP" --a "$BASELINE" --b "${percore_runs[@]}" --name-a baseline --name-b percore \
+      --policy "$POLICY" || status=1
+  else
+    echo "ci-latency: no baseline at $BASELINE"
+  fi
+  if [ "$failed_runs" -gt 0 ]; then
+    echo "ci-latency: $failed_runs run(s) lost messages or had errors (see $dir/*.txt)"
+    return 2
+  fi
+  return "$status"
+}
+
+# A latency verdict beyond the policy is measured once more, from fresh
+# servers, and fails only if the second measurement fails too. Why: the
+# fresh-clone run of 7e24ef9 failed against the baseline at p50 315 µs
+# (baseline 108 µs) while nats-server's own p50 in the same run was 441 µs,
+# about four times its usual figure: the VM, not the commit, had slowed.
+# A regression in the code is there both times; a noisy minute of a shared
+# VM rarely is. Lost messages or errors are never retried.
+RUN_DIR="$OUT"
+verdict=0
+measure "$RUN_DIR/attempt-1" || verdict=$?
+if [ "$verdict" = 1 ]; then
   echo
-  echo "== percore (B) vs nats-server (A), same machine, median of $ROUNDS =="
-  "$HISTCMP" --a "$OUT"/nats.*.json --b "${percore_runs[@]}" --name-a nats-server --name-b percore \
-    --policy "$POLICY" || status=1
+  echo "ci-latency: beyond the noise policy on the first measurement; measuring once more from fresh servers"
+  verdict=0
+  measure "$RUN_DIR/attempt-2" || verdict=$?
 fi
-if [ -f "$BASELINE" ]; then
-  echo
-  echo "== percore (B) vs committed baseline (A: $(basename "$BASELINE")) =="
-  "$HISTCMP" --a "$BASELINE" --b "${percore_runs[@]}" --name-a baseline --name-b percore \
-    --policy "$POLICY" || status=1
-else
-  echo "ci-latency: no baseline at $BASELINE"
-fi
-if [ "$failed_runs" -gt 0 ]; then
-  echo "ci-latency: FAILED: $failed_runs run(s) lost messages or had errors (see $OUT/*.txt)"
+if [ "$verdict" = 2 ]; then
+  echo "ci-latency: FAILED: run(s) lost messages or had errors (see $RUN_DIR/attempt-*/*.txt)"
   exit 1
 fi
-if [ "$status" != 0 ]; then
-  echo "ci-latency: FAILED: latency regression beyond the noise policy"
+if [ "$verdict" != 0 ]; then
+  echo "ci-latency: FAILED: latency regression beyond the noise policy, measured twice"
   exit 1
 fi
 echo "ci-latency: OK"
