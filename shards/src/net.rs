@@ -411,9 +411,17 @@ pub fn try_send_fd(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
 
 /// [`try_send_fd`] for several buffers in order, with one `sendmsg`.
 /// `Ok(0)` when the socket buffer is full.
+///
+/// One buffer (the common case at low rates: a connection's queued output
+/// fits its first block) goes out with a plain `send`: `sendmsg` also
+/// copies the `msghdr` and the iovec in from user space, about 250 ns more
+/// per call on this VM (a 128-byte send plus its `recv` on a loopback pair,
+/// 200 000 each: 6.8–7.5 µs with `send`, 7.0–8.5 µs with `sendmsg`).
 pub fn try_send_vectored_fd(fd: RawFd, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-    if bufs.is_empty() {
-        return Ok(0);
+    match bufs {
+        [] => return Ok(0),
+        [only] => return try_send_fd(fd, only),
+        _ => {}
     }
     // SAFETY: an all-zero msghdr is valid (no address, no control data).
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
@@ -455,6 +463,26 @@ impl AsRawFd for Connection {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vectored_sends_of_none_one_and_several_buffers_arrive_in_order() {
+        use std::io::Read;
+        let (tx, mut rx) = std::os::unix::net::UnixStream::pair().expect("pair");
+        let fd = tx.as_raw_fd();
+        assert_eq!(try_send_vectored_fd(fd, &[]).expect("none"), 0);
+        let one = [IoSlice::new(b"MSG a 1 2\r\nhi\r\n")];
+        assert_eq!(try_send_vectored_fd(fd, &one).expect("one"), 15);
+        let several = [
+            IoSlice::new(b"MSG b 1 "),
+            IoSlice::new(b""),
+            IoSlice::new(b"0\r\n\r\n"),
+        ];
+        assert_eq!(try_send_vectored_fd(fd, &several).expect("several"), 13);
+        drop(tx);
+        let mut got = Vec::new();
+        rx.read_to_end(&mut got).expect("read");
+        assert_eq!(got, b"MSG a 1 2\r\nhi\r\nMSG b 1 0\r\n\r\n");
+    }
 
     #[test]
     fn the_unspecified_address_gets_one_dual_stack_socket() {
