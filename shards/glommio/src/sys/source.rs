@@ -135,6 +135,15 @@ pub(crate) struct InnerSource {
 }
 
 impl InnerSource {
+    /// percore (patch 15): whether anything will read this source's
+    /// `queued_at` / `submitted_at` / `fulfilled_at` stamps. Only a source
+    /// with a latency collection function does (file I/O on an executor
+    /// built with `record_io_latencies`); the reactor stamps the others no
+    /// more, which was three clock reads per socket readiness poll.
+    pub(crate) fn records_latency(&self) -> bool {
+        matches!(self.stats_collection, Some(StatsCollection { latency: Some(_), .. }))
+    }
+
     pub(crate) fn update_source_type(&mut self, source_type: SourceType) -> SourceType {
         std::mem::replace(&mut self.source_type, source_type)
     }

@@ -457,7 +457,10 @@ fn record_stats<Ring: UringCommon>(
     src: &mut InnerSource,
     res: &io::Result<usize>,
 ) {
-    src.wakers.fulfilled_at = Some(Instant::now());
+    // percore (patch 15): stamped only where it will be read.
+    if src.records_latency() {
+        src.wakers.fulfilled_at = Some(Instant::now());
+    }
     if let Some(fulfilled) = src.stats_collection.and_then(|x| x.fulfilled) {
         fulfilled(res, ring.io_stats_mut(), 1);
         if let Some(handle) = src.task_queue {
@@ -503,15 +506,19 @@ fn extract_one_chain(
     source_map: &mut SourceMap,
     queue: &mut VecDeque<UringDescriptor>,
     chain: Range<usize>,
-    now: Instant,
 ) -> SmallVec<[UringDescriptor; 1]> {
+    // percore (patches 13 and 15): the clock is read once per chain, and
+    // only when one of its sources records its latency.
+    let mut now = None;
     queue
         .drain(chain)
         .filter(move |op| {
             if op.user_data > 0 {
                 let id = from_user_data(op.user_data);
                 let status = source_map.peek_source_mut(from_user_data(op.user_data), |mut x| {
-                    x.wakers.submitted_at = Some(now);
+                    if x.records_latency() {
+                        x.wakers.submitted_at = Some(*now.get_or_insert_with(Instant::now));
+                    }
                     let current = x.enqueued.as_mut().expect("bug");
                     match current.status {
                         EnqueuedStatus::Enqueued => {
@@ -858,14 +865,14 @@ impl UringCommon for PollRing {
 
         while let Some(chain) = peek_one_chain(queue, self.size) {
             // percore (patch 13): the clock is read only when there is a
-            // chain to submit (it stamps `submitted_at`). Upstream read it
-            // first, on every call: the reactor calls this until the queue
-            // is empty, for each ring, every turn, so most calls found
-            // nothing; 28 of the 50 clock reads per request/reply round
-            // trip were here.
-            let now = Instant::now();
+            // chain to submit (`extract_one_chain` stamps `submitted_at`,
+            // since patch 15 only for a source that records latencies).
+            // Upstream read it first, on every call: the reactor calls
+            // this until the queue is empty, for each ring, every turn, so
+            // most calls found nothing; 28 of the 50 clock reads per
+            // request/reply round trip were here.
             return if let Some(sqes) = self.ring.sq().prepare_sqes(chain.len() as u32) {
-                let ops = extract_one_chain(source_map, queue, chain, now);
+                let ops = extract_one_chain(source_map, queue, chain);
                 if ops.is_empty() {
                     // all the sources in the ring were cancelled
                     continue;
@@ -1277,14 +1284,14 @@ impl UringCommon for SleepableRing {
 
         while let Some(chain) = peek_one_chain(queue, self.size) {
             // percore (patch 13): the clock is read only when there is a
-            // chain to submit (it stamps `submitted_at`). Upstream read it
-            // first, on every call: the reactor calls this until the queue
-            // is empty, for each ring, every turn, so most calls found
-            // nothing; 28 of the 50 clock reads per request/reply round
-            // trip were here.
-            let now = Instant::now();
+            // chain to submit (`extract_one_chain` stamps `submitted_at`,
+            // since patch 15 only for a source that records latencies).
+            // Upstream read it first, on every call: the reactor calls
+            // this until the queue is empty, for each ring, every turn, so
+            // most calls found nothing; 28 of the 50 clock reads per
+            // request/reply round trip were here.
             return if let Some(sqes) = self.ring.sq().prepare_sqes(chain.len() as u32) {
-                let ops = extract_one_chain(source_map, queue, chain, now);
+                let ops = extract_one_chain(source_map, queue, chain);
                 if ops.is_empty() {
                     // all the sources in the ring were cancelled
                     continue;
@@ -2261,7 +2268,13 @@ fn queue_request_into_ring(
     descriptor: UringOpDescriptor,
     source_map: &mut SourceMap,
 ) {
-    source.inner.borrow_mut().wakers.queued_at = Some(Instant::now());
+    {
+        // percore (patch 15): stamped only where it will be read.
+        let mut inner = source.inner.borrow_mut();
+        if inner.records_latency() {
+            inner.wakers.queued_at = Some(Instant::now());
+        }
+    }
     let q = ring.submission_queue();
     let id = source_map.add_source(source, Rc::clone(&q));
 
