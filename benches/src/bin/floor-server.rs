@@ -20,6 +20,16 @@
 //! its connections on an event loop. A wake-up there costs one more system
 //! call than a blocking read (the wait itself), which is what separates
 //! the two floors' CPU per message at fixed rates.
+//!
+//! `--io-uring` is that event loop with io_uring readiness instead of
+//! epoll, the mechanism glommio gives percore: a one-shot `POLL_ADD` per
+//! connection, re-armed after each read and submitted by the next waiting
+//! `io_uring_enter`, which returns when a poll completes. It is the floor
+//! of any broker on a readiness-based io_uring runtime; against
+//! `--event-loop` it shows what the runtime's mechanism itself costs in
+//! the kernel, with no runtime in user space. `--io-uring --multishot`
+//! keeps one multishot poll armed per connection instead (Linux 5.13),
+//! reading until a short read: what re-arming costs.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -44,6 +54,12 @@ struct Args {
     /// thread per connection.
     #[arg(long)]
     event_loop: bool,
+    /// One thread and io_uring readiness polls (see the module note).
+    #[arg(long, conflicts_with = "event_loop")]
+    io_uring: bool,
+    /// With --io-uring: one multishot poll per connection, not re-armed.
+    #[arg(long, requires = "io_uring")]
+    multishot: bool,
 }
 
 const INFO: &str = "INFO {\"server_id\":\"FLOORSERVER\",\"server_name\":\"floor-server\",\"version\":\"0.0.0-floor\",\"proto\":1,\"headers\":false,\"max_payload\":1048576,\"client_id\":0}\r\n";
@@ -77,6 +93,9 @@ fn main() -> io::Result<()> {
     let routes: Arc<Mutex<Routes>> = Arc::default();
     if args.event_loop {
         return event_loop::run(listener, &routes);
+    }
+    if args.io_uring {
+        return uring_loop::run(listener, &routes, args.multishot);
     }
     let next_id = AtomicU64::new(1);
     for stream in listener.incoming() {
@@ -280,6 +299,132 @@ mod event_loop {
                     let _ = ctl(epoll, libc::EPOLL_CTL_DEL, conn.stream.as_raw_fd(), token);
                     forget(routes, conn.peer.id);
                     conns.remove(&token);
+                }
+            }
+        }
+    }
+}
+
+mod uring_loop {
+    use std::collections::HashMap;
+    use std::io::{self, Read};
+    use std::net::{TcpListener, TcpStream};
+    use std::os::fd::AsRawFd;
+    use std::sync::{Arc, Mutex};
+
+    use io_uring::{cqueue, opcode, squeue, types, IoUring};
+
+    use super::{forget, write_fully, Input, Peer, Routes, INFO};
+
+    /// The listener's token; connections count from 1.
+    const LISTENER: u64 = 0;
+    /// A `POLL_REMOVE`'s own completion, ignored.
+    const REMOVAL: u64 = u64::MAX;
+
+    struct Conn {
+        stream: TcpStream,
+        peer: Arc<Peer>,
+        input: Input,
+    }
+
+    fn poll(fd: i32, token: u64, multishot: bool) -> squeue::Entry {
+        opcode::PollAdd::new(types::Fd(fd), libc::POLLIN as u32)
+            .multi(multishot)
+            .build()
+            .user_data(token)
+    }
+
+    /// Queues `entry` for the next `submit_and_wait`, submitting what is
+    /// queued first if the submission ring is full.
+    fn queue(ring: &mut IoUring, entry: &squeue::Entry) -> io::Result<()> {
+        // SAFETY: the entry refers to no memory of ours (a poll or its removal).
+        while unsafe { ring.submission().push(entry) }.is_err() {
+            ring.submit()?;
+        }
+        Ok(())
+    }
+
+    pub fn run(listener: TcpListener, routes: &Mutex<Routes>, multishot: bool) -> io::Result<()> {
+        listener.set_nonblocking(true)?;
+        let mut ring = IoUring::new(256)?;
+        queue(&mut ring, &poll(listener.as_raw_fd(), LISTENER, multishot))?;
+        let mut conns: HashMap<u64, Conn> = HashMap::new();
+        let mut next_id = 1;
+        let mut pending = Vec::new();
+        let mut ready: Vec<(u64, bool)> = Vec::with_capacity(64);
+        loop {
+            match ring.submit_and_wait(1) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => other?,
+            };
+            ready.clear();
+            ready.extend(
+                ring.completion()
+                    .map(|cqe| (cqe.user_data(), cqueue::more(cqe.flags()))),
+            );
+            for &(token, still_armed) in &ready {
+                if token == REMOVAL {
+                    continue;
+                }
+                let rearm = !multishot || !still_armed;
+                if token == LISTENER {
+                    while let Ok((stream, _)) = listener.accept() {
+                        stream.set_nodelay(true)?;
+                        stream.set_nonblocking(true)?;
+                        let peer = Arc::new(Peer {
+                            id: next_id,
+                            stream: Mutex::new(stream.try_clone()?),
+                        });
+                        write_fully(&stream, INFO.as_bytes())?;
+                        queue(&mut ring, &poll(stream.as_raw_fd(), next_id, multishot))?;
+                        let input = Input::default();
+                        conns.insert(
+                            next_id,
+                            Conn {
+                                stream,
+                                peer,
+                                input,
+                            },
+                        );
+                        next_id += 1;
+                    }
+                    if rearm {
+                        queue(&mut ring, &poll(listener.as_raw_fd(), LISTENER, multishot))?;
+                    }
+                    continue;
+                }
+                let Some(conn) = conns.get_mut(&token) else {
+                    continue;
+                };
+                // One read per wake-up, as the epoll loop does; a multishot
+                // poll reports new data, not data left behind, so there a
+                // full read is followed by another.
+                let mut result = Ok(());
+                loop {
+                    let spare = conn.input.spare();
+                    let room = spare.len();
+                    match conn.stream.read(spare) {
+                        Ok(0) => result = Err(io::ErrorKind::UnexpectedEof.into()),
+                        Ok(n) => {
+                            result = conn.input.dispatch(n, &conn.peer, routes, &mut pending);
+                            if multishot && n == room && result.is_ok() {
+                                continue;
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        Err(e) => result = Err(e),
+                    }
+                    break;
+                }
+                if result.is_err() {
+                    if multishot && still_armed {
+                        let removal = opcode::PollRemove::new(token).build().user_data(REMOVAL);
+                        queue(&mut ring, &removal)?;
+                    }
+                    forget(routes, conn.peer.id);
+                    conns.remove(&token);
+                } else if rearm {
+                    queue(&mut ring, &poll(conn.stream.as_raw_fd(), token, multishot))?;
                 }
             }
         }
