@@ -86,9 +86,28 @@ fn forget(routes: &Mutex<Routes>, id: u64) {
     });
 }
 
+/// Binds, retrying for up to 500 ms while the port is still in use: an
+/// `--io-uring` floor killed just before gives its listening socket back
+/// only when the kernel tears its ring down, a few milliseconds after the
+/// process is gone (as for percore, see `shards::net`), and compare.sh
+/// starts the next server on the same port at once.
+fn bind_retrying_in_use(addr: &str, port: u16) -> io::Result<TcpListener> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(500);
+    loop {
+        match TcpListener::bind((addr, port)) {
+            Err(e)
+                if e.kind() == io::ErrorKind::AddrInUse && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            result => return result,
+        }
+    }
+}
+
 fn main() -> io::Result<()> {
     let args = Args::parse();
-    let listener = TcpListener::bind((args.addr.as_str(), args.port))?;
+    let listener = bind_retrying_in_use(&args.addr, args.port)?;
     eprintln!("floor-server listening on {}:{}", args.addr, args.port);
     let routes: Arc<Mutex<Routes>> = Arc::default();
     if args.event_loop {
