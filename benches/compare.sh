@@ -106,13 +106,27 @@ trap cleanup EXIT
 # Waits for a listening socket on $PORT by reading /proc/net/tcp rather than
 # connecting: a probe connection would take client id 1 and shift percore's
 # connection-to-shard placement for the measured clients.
-wait_port() {
+port_listening() {
   local hex
   hex="$(printf ':%04X ' "$PORT")"
+  awk -v p="$hex" '$4 == "0A" && index($2 " ", p) { found = 1 } END { exit !found }' /proc/net/tcp
+}
+wait_port() {
   for _ in $(seq 1 200); do
-    if awk -v p="$hex" '$4 == "0A" && index($2 " ", p) { found = 1 } END { exit !found }' /proc/net/tcp; then
-      return 0
-    fi
+    port_listening && return 0
+    sleep 0.05
+  done
+  return 1
+}
+
+# Waits (up to 2 s) until nothing listens on $PORT. An io_uring server
+# (percore, floor-server --io-uring) gives its listening socket back only
+# when the kernel tears its ring down, a few milliseconds after the process
+# is gone: without this wait the next server's wait_port could see the old
+# socket, and the load connect in the gap (1 run in 48 was refused).
+wait_port_free() {
+  for _ in $(seq 1 40); do
+    port_listening || return 0
     sleep 0.05
   done
   return 1
@@ -146,6 +160,7 @@ measure() {
   kill "$SERVER_PID" 2>/dev/null || true
   wait "$SERVER_PID" 2>/dev/null || true
   SERVER_PID=""
+  wait_port_free || echo "compare.sh: port $PORT still listening 2 s after the server ended" >&2
   printf '  %-13s %s round %s: %s\n' "$scen" "$side" "$round" "$(tail -1 "$OUT/$scen.$side.$round.txt")"
   # Idle/slow connections (opt-in scenarios): what happened to them.
   grep -E '^ (Idle connections|Slow subscriber)' "$OUT/$scen.$side.$round.txt" | sed 's/^ /                 /' || true
