@@ -933,8 +933,12 @@ accounts {
 }
 "#;
 
-#[test]
-fn accounts_and_stream_imports_across_the_cluster() {
+/// CONNECT fields of a user of account A and of account B in [`ACCOUNTS`].
+const USER_A: &str = ",\"user\":\"a\",\"pass\":\"pa\"";
+const USER_B: &str = ",\"user\":\"b\",\"pass\":\"pb\"";
+
+/// Two percore nodes of cluster `demo`, both loading [`ACCOUNTS`]; Y dials X.
+fn two_nodes_with_accounts() -> (Broker, Broker) {
     let px = free_port();
     let x = Broker::start_with(
         &[
@@ -956,10 +960,13 @@ fn accounts_and_stream_imports_across_the_cluster() {
         ],
         Some(ACCOUNTS),
     );
-    let (a, b) = (
-        ",\"user\":\"a\",\"pass\":\"pa\"",
-        ",\"user\":\"b\",\"pass\":\"pb\"",
-    );
+    (x, y)
+}
+
+#[test]
+fn accounts_and_stream_imports_across_the_cluster() {
+    let (x, y) = two_nodes_with_accounts();
+    let (a, b) = (USER_A, USER_B);
     let mut publisher = ClusterClient::on_shard_as(x.addr, 1, a);
     let mut a_there = ClusterClient::on_shard_as(y.addr, 0, a);
     let mut b_there = ClusterClient::on_shard_as(y.addr, 1, b);
@@ -992,31 +999,8 @@ fn accounts_and_stream_imports_across_the_cluster() {
 
 #[test]
 fn service_imports_across_the_cluster() {
-    let px = free_port();
-    let x = Broker::start_with(
-        &[
-            "--cluster",
-            &format!("nats://127.0.0.1:{px}"),
-            "--cluster_name",
-            "demo",
-        ],
-        Some(ACCOUNTS),
-    );
-    let y = Broker::start_with(
-        &[
-            "--cluster",
-            "nats://127.0.0.1:-1",
-            "--cluster_name",
-            "demo",
-            "--routes",
-            &routes_arg(px),
-        ],
-        Some(ACCOUNTS),
-    );
-    let (a, b) = (
-        ",\"user\":\"a\",\"pass\":\"pa\"",
-        ",\"user\":\"b\",\"pass\":\"pb\"",
-    );
+    let (x, y) = two_nodes_with_accounts();
+    let (a, b) = (USER_A, USER_B);
     // The service (account A) on Y, both shards tried; the requester (B) on X.
     for (shard, requester_shard) in [(0, 1), (1, 0)] {
         let mut service = ClusterClient::on_shard_as(y.addr, shard, a);
