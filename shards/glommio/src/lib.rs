@@ -486,6 +486,7 @@ pub mod prelude {
 pub struct ParkStats {
     pub(crate) parks: u64,
     pub(crate) foreign_wakes: u64,
+    pub(crate) throughput_signals: u64,
 }
 
 impl ParkStats {
@@ -502,12 +503,20 @@ impl ParkStats {
     /// reactor's eventfd, which `SleepNotifier::notify` writes when the
     /// executor is asleep or about to sleep (a peer executor's channel item
     /// or waker, the blocking thread pool). Several writes before one read
-    /// count once. Wake-ups by the executor's own I/O or timers do not count,
-    /// except one: the throughput preemption timer (patch 2) also writes
-    /// this eventfd, once per `ring_depth` main-ring completions, so a busy
-    /// executor shows about one such read per `ring_depth` completions.
+    /// count once. Wake-ups by the executor's own I/O or timers do not
+    /// count, except on kernels without `MSG_RING` (older than 5.18, or
+    /// `GLOMMIO_NO_MSG_RING` set): there the throughput preemption timer
+    /// also writes this eventfd, once per `ring_depth` main-ring
+    /// completions (patch 16).
     pub fn foreign_wakes(&self) -> u64 {
         self.foreign_wakes
+    }
+
+    /// Times the throughput preemption timer (one per `ring_depth` main-ring
+    /// completions) put its completion on the latency ring with `MSG_RING`
+    /// (patch 16). Always 0 where the eventfd carries that signal instead.
+    pub fn throughput_signals(&self) -> u64 {
+        self.throughput_signals
     }
 }
 

@@ -30,6 +30,12 @@ impl Probe {
     pub fn supports(&self, op: uring_sys::IoRingOp) -> bool {
         unsafe { uring_sys::io_uring_opcode_supported(self.probe.as_ptr(), op as _) != 0 }
     }
+
+    /// percore (patch 16): [`Probe::supports`] for an opcode newer than
+    /// this crate's `IoRingOp` (`uring_sys::IORING_OP_MSG_RING`).
+    pub fn supports_opcode(&self, op: u8) -> bool {
+        unsafe { uring_sys::io_uring_opcode_supported(self.probe.as_ptr(), op as _) != 0 }
+    }
 }
 
 impl Drop for Probe {

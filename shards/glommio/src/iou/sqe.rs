@@ -484,6 +484,21 @@ impl<'a> SQE<'a> {
         uring_sys::io_uring_prep_cancel(self.sqe, user_data as _, flags);
     }
 
+    /// percore (patch 16): `IORING_OP_MSG_RING` with `IORING_MSG_DATA`:
+    /// posts a completion whose user data is `data` and whose result is 0 on
+    /// the ring `target_ring_fd`, from the kernel, with no file I/O.
+    #[inline]
+    pub unsafe fn prep_msg_ring(&mut self, target_ring_fd: RawFd, data: u64) {
+        uring_sys::io_uring_prep_rw(
+            uring_sys::IORING_OP_MSG_RING as _,
+            self.sqe,
+            target_ring_fd,
+            std::ptr::null(),
+            0,
+            data,
+        );
+    }
+
     /// Prepare a no-op event.
     #[inline]
     pub unsafe fn prep_nop(&mut self) {

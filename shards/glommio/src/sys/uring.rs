@@ -78,6 +78,29 @@ enum UringOpDescriptor {
     SockRecv(usize, i32),
     SockRecvMsg(usize, i32),
     Nop,
+    /// percore (patch 16): a completion (user data `THROUGHPUT_SIGNAL`,
+    /// result 0) posted on the ring whose descriptor is the op's `fd`.
+    MsgRing,
+}
+
+/// percore (patch 16): the user data of the completion the throughput
+/// preemption timer posts on the latency ring (`ThroughputSignal::LatencyRing`).
+/// No source has it (sources count up from 1), and the latency ring, which
+/// did not submit anything for it, counts it apart.
+const THROUGHPUT_SIGNAL: u64 = u64::MAX - 1;
+
+/// percore (patch 16): how the throughput preemption timer, once it fires,
+/// makes the latency ring non-empty, which is what `need_preempt` reads.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum ThroughputSignal {
+    /// A completion posted straight onto the latency ring (`MSG_RING`,
+    /// Linux 5.18).
+    LatencyRing(RawFd),
+    /// Upstream's way: a write to the reactor's eventfd, whose pending read
+    /// on the latency ring then completes. The kernel hands an eventfd
+    /// write from a ring to an io-wq worker thread: a thread wake-up each
+    /// time the timer fires.
+    EventFd(RawFd),
 }
 
 #[derive(Debug)]
@@ -430,6 +453,7 @@ fn fill_sqe<F>(
                 });
             }
             UringOpDescriptor::Nop => sqe.prep_nop(),
+            UringOpDescriptor::MsgRing => sqe.prep_msg_ring(op.fd, THROUGHPUT_SIGNAL),
         }
         sqe.set_user_data(user_data);
         sqe.set_flags(op.flags);
@@ -910,6 +934,9 @@ struct SleepableRing {
     /// another thread sent this executor (`SleepNotifier::notify`); see
     /// `ParkStats`.
     foreign_wakes: u64,
+    /// percore (patch 16): completions the throughput preemption timer
+    /// posted on this ring (the latency ring); see `ParkStats`.
+    throughput_signals: u64,
 }
 
 impl SleepableRing {
@@ -931,6 +958,7 @@ impl SleepableRing {
             source_map,
             in_kernel: 0,
             foreign_wakes: 0,
+            throughput_signals: 0,
         })
     }
 
@@ -977,7 +1005,11 @@ impl SleepableRing {
     /// CQEs are available on the main ring. This timer is linked with a write
     /// to the latency ring's event fd such that this timer triggers a
     /// preemption via the latency ring.
-    fn prepare_throughput_preemption_timer(&mut self, min_events: u32, event_fd: RawFd) -> Source {
+    fn prepare_throughput_preemption_timer(
+        &mut self,
+        min_events: u32,
+        signal: ThroughputSignal,
+    ) -> Source {
         assert!(min_events >= 1, "min_events should be at least 1");
         let timer_source = Source::new(
             IoRequirements::default(),
@@ -988,11 +1020,24 @@ impl SleepableRing {
         );
 
         const EVENTFD_WAKEUP: &[u64; 1] = &[1u64; 1];
-        let write_op = UringDescriptor {
-            fd: event_fd,
-            flags: SubmissionFlags::empty(),
-            user_data: 0,
-            args: UringOpDescriptor::Write(EVENTFD_WAKEUP as *const u64 as _, 8, 0),
+        // percore (patch 16): where the kernel can, the linked op posts the
+        // preempting completion on the latency ring itself. Upstream wrote
+        // the eventfd, which io_uring hands to an io-wq worker: at 10 k
+        // msgs/s, 456 worker wake-ups in 60 000 messages, each also
+        // counted as a foreign wake-up (`ParkStats`).
+        let write_op = match signal {
+            ThroughputSignal::LatencyRing(latency_ring_fd) => UringDescriptor {
+                fd: latency_ring_fd,
+                flags: SubmissionFlags::empty(),
+                user_data: 0,
+                args: UringOpDescriptor::MsgRing,
+            },
+            ThroughputSignal::EventFd(event_fd) => UringDescriptor {
+                fd: event_fd,
+                flags: SubmissionFlags::empty(),
+                user_data: 0,
+                args: UringOpDescriptor::Write(EVENTFD_WAKEUP as *const u64 as _, 8, 0),
+            },
         };
 
         let op = match &*timer_source.source_type() {
@@ -1132,6 +1177,14 @@ impl SleepableRing {
         self.ring.raw().features & uring_sys::IORING_FEAT_EXT_ARG != 0
     }
 
+    /// percore (patch 16): whether this kernel has `IORING_OP_MSG_RING`
+    /// (Linux 5.18).
+    fn supports_msg_ring(&mut self) -> bool {
+        self.ring
+            .probe()
+            .is_ok_and(|probe| probe.supports_opcode(uring_sys::IORING_OP_MSG_RING))
+    }
+
     /// percore: whether this ring may sleep once the SQEs already in its
     /// submission ring are submitted by the sleeping call itself.
     fn can_sleep_submitting(&self) -> bool {
@@ -1253,9 +1306,17 @@ impl UringCommon for SleepableRing {
     }
 
     fn consume_one_event(&mut self) -> Option<bool> {
+        let cqe = self.ring.peek_for_cqe();
+        // percore (patch 16): the throughput preemption timer's signal,
+        // posted here by the main ring. It has no source, and this ring
+        // submitted nothing for it (`in_kernel` stays as it is).
+        if cqe.as_ref().map(|cqe| cqe.user_data()) == Some(THROUGHPUT_SIGNAL) {
+            self.throughput_signals += 1;
+            return Some(false);
+        }
         let source_map = self.source_map.clone();
         process_one_event(
-            self.ring.peek_for_cqe(),
+            cqe,
             |source| match source.source_type {
                 SourceType::LinkRings => Some(()),
                 _ => None,
@@ -1326,6 +1387,8 @@ pub(crate) struct Reactor {
     /// was armed with (see `wait`).
     latency_preemption_armed_for: Cell<Duration>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
+    /// percore (patch 16): how that timer signals the latency ring.
+    throughput_signal: ThroughputSignal,
 
     link_fd: RawFd,
     /// percore: the poll that links the rings, kept armed across sleeps
@@ -1418,7 +1481,7 @@ impl Reactor {
         let allocator = Rc::new(UringBufferAllocator::new(io_memory));
         let registry = vec![allocator.as_bytes()];
 
-        let main_ring =
+        let mut main_ring =
             SleepableRing::new(ring_depth, "main", allocator.clone(), source_map.clone())?;
         let poll_ring = PollRing::new(ring_depth, allocator.clone(), source_map.clone())?;
         let mut latency_ring =
@@ -1466,6 +1529,17 @@ impl Reactor {
         let timeout_on_enter = main_ring.supports_timeout_on_enter()
             && std::env::var_os("GLOMMIO_LEGACY_SLEEP").is_none();
 
+        // percore (patch 16): `GLOMMIO_NO_MSG_RING` keeps the eventfd signal
+        // on kernels that have `MSG_RING`, to test the older kernels' path
+        // (shards/tests/throughput_signal_legacy.rs).
+        let msg_ring = main_ring.supports_msg_ring()
+            && std::env::var_os("GLOMMIO_NO_MSG_RING").is_none();
+        let throughput_signal = if msg_ring {
+            ThroughputSignal::LatencyRing(latency_ring.ring_fd())
+        } else {
+            ThroughputSignal::EventFd(eventfd_src.raw())
+        };
+
         Ok(Reactor {
             link_rings_src: Cell::new(None),
             timeout_on_enter,
@@ -1475,6 +1549,7 @@ impl Reactor {
             latency_preemption_timeout_src: Cell::new(None),
             latency_preemption_armed_for: Cell::new(Duration::ZERO),
             throughput_preemption_timeout_src: Cell::new(None),
+            throughput_signal,
             blocking_thread,
             link_fd,
             notifier,
@@ -1983,7 +2058,7 @@ impl Reactor {
             _ => self.throughput_preemption_timeout_src.set(Some(
                 main_ring.prepare_throughput_preemption_timer(
                     self.ring_depth() as u32,
-                    self.eventfd_src.raw(),
+                    self.throughput_signal,
                 ),
             )),
         }
@@ -2219,6 +2294,7 @@ impl Reactor {
             parks: self.parks.get(),
             foreign_wakes: self.latency_ring.borrow().foreign_wakes
                 + self.main_ring.borrow().foreign_wakes,
+            throughput_signals: self.latency_ring.borrow().throughput_signals,
         }
     }
 

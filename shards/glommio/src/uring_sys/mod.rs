@@ -86,6 +86,10 @@ pub const IORING_SQ_CQ_OVERFLOW: libc::c_uint = 1 << 1;
 // cq_ring.kflags
 pub const IORING_CQ_EVENTFD_DISABLED: libc::c_uint = 1 << 0;
 
+// percore (patch 16): posts a completion on another ring (Linux 5.18), newer
+// than the `IoRingOp` list above.
+pub const IORING_OP_MSG_RING: u8 = 40;
+
 // io_uring_enter flags
 pub const IORING_ENTER_GETEVENTS: libc::c_uint = 1 << 0;
 pub const IORING_ENTER_SQ_WAKEUP: libc::c_uint = 1 << 1;
