@@ -1002,9 +1002,11 @@ impl SleepableRing {
     }
 
     /// This function prepares a timer that fires only after a given number of
-    /// CQEs are available on the main ring. This timer is linked with a write
-    /// to the latency ring's event fd such that this timer triggers a
-    /// preemption via the latency ring.
+    /// CQEs are available on the main ring. This timer is linked with an op
+    /// that puts a completion on the latency ring (percore, patch 16: a
+    /// `MSG_RING` where the kernel has it, else upstream's write to the
+    /// latency ring's event fd) such that this timer triggers a preemption
+    /// via the latency ring.
     fn prepare_throughput_preemption_timer(
         &mut self,
         min_events: u32,
