@@ -225,25 +225,45 @@ fn write_fully(mut stream: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// One connection of a single-threaded loop (`--event-loop`, `--io-uring`).
+struct LoopConn {
+    stream: TcpStream,
+    peer: Arc<Peer>,
+    input: Input,
+}
+
+impl LoopConn {
+    /// A socket the loop's listener just accepted, made non-blocking and
+    /// sent the INFO; the caller registers it for readiness.
+    fn accepted(stream: TcpStream, id: u64) -> io::Result<LoopConn> {
+        stream.set_nodelay(true)?;
+        stream.set_nonblocking(true)?;
+        let peer = Arc::new(Peer {
+            id,
+            stream: Mutex::new(stream.try_clone()?),
+        });
+        write_fully(&stream, INFO.as_bytes())?;
+        Ok(LoopConn {
+            stream,
+            peer,
+            input: Input::default(),
+        })
+    }
+}
+
 /// `--event-loop`: every connection on this thread, one read per ready
 /// connection per wake-up.
 mod event_loop {
     use std::collections::HashMap;
     use std::io::{self, Read};
-    use std::net::{TcpListener, TcpStream};
+    use std::net::TcpListener;
     use std::os::fd::AsRawFd;
-    use std::sync::{Arc, Mutex};
+    use std::sync::Mutex;
 
-    use super::{forget, write_fully, Input, Peer, Routes, INFO};
+    use super::{forget, LoopConn, Routes};
 
     /// The listener's token; connections count from 1.
     const LISTENER: u64 = 0;
-
-    struct Conn {
-        stream: TcpStream,
-        peer: Arc<Peer>,
-        input: Input,
-    }
 
     fn ctl(epoll: i32, op: i32, fd: i32, token: u64) -> io::Result<()> {
         let mut event = libc::epoll_event {
@@ -265,7 +285,7 @@ mod event_loop {
             return Err(io::Error::last_os_error());
         }
         ctl(epoll, libc::EPOLL_CTL_ADD, listener.as_raw_fd(), LISTENER)?;
-        let mut conns: HashMap<u64, Conn> = HashMap::new();
+        let mut conns: HashMap<u64, LoopConn> = HashMap::new();
         let mut next_id = 1;
         let mut pending = Vec::new();
         let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 64];
@@ -284,23 +304,9 @@ mod event_loop {
                 let token = event.u64;
                 if token == LISTENER {
                     while let Ok((stream, _)) = listener.accept() {
-                        stream.set_nodelay(true)?;
-                        stream.set_nonblocking(true)?;
-                        let peer = Arc::new(Peer {
-                            id: next_id,
-                            stream: Mutex::new(stream.try_clone()?),
-                        });
-                        write_fully(&stream, INFO.as_bytes())?;
-                        ctl(epoll, libc::EPOLL_CTL_ADD, stream.as_raw_fd(), next_id)?;
-                        let input = Input::default();
-                        conns.insert(
-                            next_id,
-                            Conn {
-                                stream,
-                                peer,
-                                input,
-                            },
-                        );
+                        let conn = LoopConn::accepted(stream, next_id)?;
+                        ctl(epoll, libc::EPOLL_CTL_ADD, conn.stream.as_raw_fd(), next_id)?;
+                        conns.insert(next_id, conn);
                         next_id += 1;
                     }
                     continue;
@@ -327,24 +333,18 @@ mod event_loop {
 mod uring_loop {
     use std::collections::HashMap;
     use std::io::{self, Read};
-    use std::net::{TcpListener, TcpStream};
+    use std::net::TcpListener;
     use std::os::fd::AsRawFd;
-    use std::sync::{Arc, Mutex};
+    use std::sync::Mutex;
 
     use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
-    use super::{forget, write_fully, Input, Peer, Routes, INFO};
+    use super::{forget, LoopConn, Routes};
 
     /// The listener's token; connections count from 1.
     const LISTENER: u64 = 0;
     /// A `POLL_REMOVE`'s own completion, ignored.
     const REMOVAL: u64 = u64::MAX;
-
-    struct Conn {
-        stream: TcpStream,
-        peer: Arc<Peer>,
-        input: Input,
-    }
 
     fn poll(fd: i32, token: u64, multishot: bool) -> squeue::Entry {
         opcode::PollAdd::new(types::Fd(fd), libc::POLLIN as u32)
@@ -367,7 +367,7 @@ mod uring_loop {
         listener.set_nonblocking(true)?;
         let mut ring = IoUring::new(256)?;
         queue(&mut ring, &poll(listener.as_raw_fd(), LISTENER, multishot))?;
-        let mut conns: HashMap<u64, Conn> = HashMap::new();
+        let mut conns: HashMap<u64, LoopConn> = HashMap::new();
         let mut next_id = 1;
         let mut pending = Vec::new();
         let mut ready: Vec<(u64, bool)> = Vec::with_capacity(64);
@@ -388,23 +388,12 @@ mod uring_loop {
                 let rearm = !multishot || !still_armed;
                 if token == LISTENER {
                     while let Ok((stream, _)) = listener.accept() {
-                        stream.set_nodelay(true)?;
-                        stream.set_nonblocking(true)?;
-                        let peer = Arc::new(Peer {
-                            id: next_id,
-                            stream: Mutex::new(stream.try_clone()?),
-                        });
-                        write_fully(&stream, INFO.as_bytes())?;
-                        queue(&mut ring, &poll(stream.as_raw_fd(), next_id, multishot))?;
-                        let input = Input::default();
-                        conns.insert(
-                            next_id,
-                            Conn {
-                                stream,
-                                peer,
-                                input,
-                            },
-                        );
+                        let conn = LoopConn::accepted(stream, next_id)?;
+                        queue(
+                            &mut ring,
+                            &poll(conn.stream.as_raw_fd(), next_id, multishot),
+                        )?;
+                        conns.insert(next_id, conn);
                         next_id += 1;
                     }
                     if rearm {
