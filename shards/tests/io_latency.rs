@@ -4,45 +4,28 @@
 //! buffered file reads still feed the latency sketches, one sample per read
 //! in each, and with the option off nothing is recorded.
 
-use glommio::io::OpenOptions;
+#[path = "common/file_reads.rs"]
+mod file_reads;
+
+use file_reads::after_file_reads;
 use glommio::LocalExecutorBuilder;
 
 /// Reads a 4 KiB file `reads` times and returns how many samples each of
 /// the three latency sketches of the executor's rings holds.
 fn latency_samples(record: bool, reads: usize) -> [usize; 3] {
-    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("io-latency-{}-{record}", std::process::id()));
-    let executor = LocalExecutorBuilder::default()
-        .record_io_latencies(record)
-        .make()
-        .expect("executor");
-    let samples = executor.run(async move {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .buffered_open(&path)
-            .await
-            .expect("create");
-        file.write_at(vec![7u8; 4096], 0).await.expect("write");
-        for _ in 0..reads {
-            let read = file.read_at(0, 4096).await.expect("read");
-            assert_eq!(read.len(), 4096);
-            assert!(read.iter().all(|&b| b == 7));
-        }
-        file.close().await.expect("close");
-        let stats = glommio::executor().io_stats().all_rings();
-        [
-            stats.pre_reactor_io_scheduler_latency_us().count(),
-            stats.io_latency_us().count(),
-            stats.post_reactor_io_scheduler_latency_us().count(),
-        ]
-    });
-    let _ = std::fs::remove_file(
-        std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("io-latency-{}-{record}", std::process::id())),
-    );
-    samples
+    after_file_reads(
+        LocalExecutorBuilder::default().record_io_latencies(record),
+        &format!("io-latency-{record}"),
+        reads,
+        || {
+            let stats = glommio::executor().io_stats().all_rings();
+            [
+                stats.pre_reactor_io_scheduler_latency_us().count(),
+                stats.io_latency_us().count(),
+                stats.post_reactor_io_scheduler_latency_us().count(),
+            ]
+        },
+    )
 }
 
 #[test]

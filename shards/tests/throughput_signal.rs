@@ -5,10 +5,12 @@
 //! completions. (On a kernel older than 5.18 this binary checks the
 //! eventfd path, as `throughput_signal_legacy.rs` does.)
 
-#[path = "throughput_signal/reads.rs"]
-mod reads;
+#[path = "common/file_reads.rs"]
+mod file_reads;
+#[path = "common/throughput_reads.rs"]
+mod throughput_reads;
 
-use reads::{park_stats_after_many_reads, READS};
+use throughput_reads::{park_stats_after_many_reads, READS};
 
 #[test]
 fn the_throughput_timer_reaches_the_latency_ring_without_a_foreign_wake_up() {

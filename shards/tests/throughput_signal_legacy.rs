@@ -3,10 +3,12 @@
 //! reactor's eventfd, and its read on the latency ring completes (counted
 //! as a foreign wake-up, as upstream's signal always was).
 
-#[path = "throughput_signal/reads.rs"]
-mod reads;
+#[path = "common/file_reads.rs"]
+mod file_reads;
+#[path = "common/throughput_reads.rs"]
+mod throughput_reads;
 
-use reads::park_stats_after_many_reads;
+use throughput_reads::park_stats_after_many_reads;
 
 #[test]
 fn without_msg_ring_the_throughput_timer_signals_through_the_eventfd() {
