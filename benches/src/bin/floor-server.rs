@@ -29,7 +29,11 @@
 //! `--event-loop` it shows what the runtime's mechanism itself costs in
 //! the kernel, with no runtime in user space. `--io-uring --multishot`
 //! keeps one multishot poll armed per connection instead (Linux 5.13),
-//! reading until a short read: what re-arming costs.
+//! reading until a short read: what re-arming costs. `--io-uring
+//! --ring-send` writes with `IORING_OP_SEND`s that the next waiting
+//! `io_uring_enter` submits, instead of a `write` call per destination: a
+//! wake-up then costs one system call, not three, which shows what the
+//! system calls themselves cost next to the wake-ups.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -60,6 +64,10 @@ struct Args {
     /// With --io-uring: one multishot poll per connection, not re-armed.
     #[arg(long, requires = "io_uring")]
     multishot: bool,
+    /// With --io-uring: writes go out as `IORING_OP_SEND`s submitted by the
+    /// next waiting `io_uring_enter`, not as `write` calls.
+    #[arg(long, requires = "io_uring")]
+    ring_send: bool,
 }
 
 const INFO: &str = "INFO {\"server_id\":\"FLOORSERVER\",\"server_name\":\"floor-server\",\"version\":\"0.0.0-floor\",\"proto\":1,\"headers\":false,\"max_payload\":1048576,\"client_id\":0}\r\n";
@@ -114,7 +122,7 @@ fn main() -> io::Result<()> {
         return event_loop::run(listener, &routes);
     }
     if args.io_uring {
-        return uring_loop::run(listener, &routes, args.multishot);
+        return uring_loop::run(listener, &routes, args.multishot, args.ring_send);
     }
     let next_id = AtomicU64::new(1);
     for stream in listener.incoming() {
@@ -187,6 +195,24 @@ impl Input {
         routes: &Mutex<Routes>,
         pending: &mut Vec<(Arc<Peer>, Vec<u8>)>,
     ) -> io::Result<()> {
+        self.parse(n, me, routes, pending)?;
+        for (peer, frames) in pending.drain(..) {
+            // A subscriber that went away is the subscriber's problem.
+            let _ = write_fully(&lock(&peer.stream), &frames);
+        }
+        Ok(())
+    }
+
+    /// Handles the `n` bytes just read into [`Input::spare`], leaving what
+    /// they complete in `pending`, once per destination, in the order to
+    /// write it.
+    fn parse(
+        &mut self,
+        n: usize,
+        me: &Arc<Peer>,
+        routes: &Mutex<Routes>,
+        pending: &mut Vec<(Arc<Peer>, Vec<u8>)>,
+    ) -> io::Result<()> {
         self.filled += n;
         let consumed = handle_ops(&self.buf[..self.filled], me, routes, pending)?;
         self.buf.copy_within(consumed..self.filled, 0);
@@ -194,10 +220,6 @@ impl Input {
         // Other connections first, so a PONG to this one follows the
         // messages it caused (the bench's fences rely on that).
         pending.sort_by_key(|(p, _)| p.id == me.id);
-        for (peer, frames) in pending.drain(..) {
-            // A subscriber that went away is the subscriber's problem.
-            let _ = write_fully(&lock(&peer.stream), &frames);
-        }
         Ok(())
     }
 }
@@ -363,14 +385,114 @@ mod uring_loop {
         Ok(())
     }
 
-    pub fn run(listener: TcpListener, routes: &Mutex<Routes>, multishot: bool) -> io::Result<()> {
+    /// A send's token: the destination's id with this bit set.
+    const SEND: u64 = 1 << 62;
+
+    /// `--ring-send`: one destination's output. At most one send is in
+    /// flight per socket (two could complete out of order); what arrives
+    /// meanwhile waits in `queued`.
+    struct RingOut {
+        fd: i32,
+        /// The bytes of the send in flight and how many of them went out.
+        in_flight: Option<(Vec<u8>, usize)>,
+        queued: Vec<u8>,
+    }
+
+    fn send(out: &RingOut, token: u64) -> Option<squeue::Entry> {
+        let (bytes, sent) = out.in_flight.as_ref()?;
+        let rest = &bytes[*sent..];
+        Some(
+            opcode::Send::new(types::Fd(out.fd), rest.as_ptr(), rest.len() as u32)
+                .flags(libc::MSG_NOSIGNAL)
+                .build()
+                .user_data(SEND | token),
+        )
+    }
+
+    /// Hands `frames` for `peer` to the ring, or queues them behind the
+    /// send in flight.
+    fn send_frames(
+        ring: &mut IoUring,
+        outs: &mut HashMap<u64, RingOut>,
+        peer: &super::Peer,
+        frames: Vec<u8>,
+    ) -> io::Result<()> {
+        let out = outs.entry(peer.id).or_insert_with(|| RingOut {
+            fd: super::lock(&peer.stream).as_raw_fd(),
+            in_flight: None,
+            queued: Vec::new(),
+        });
+        if out.in_flight.is_some() {
+            out.queued.extend_from_slice(&frames);
+            return Ok(());
+        }
+        out.in_flight = Some((frames, 0));
+        if let Some(entry) = send(out, peer.id) {
+            // SAFETY: the bytes stay in `outs` until the send completes.
+            while unsafe { ring.submission().push(&entry) }.is_err() {
+                ring.submit()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A send completed with `result`: sends the rest, or what queued up.
+    fn sent(
+        ring: &mut IoUring,
+        outs: &mut HashMap<u64, RingOut>,
+        token: u64,
+        result: i32,
+    ) -> io::Result<()> {
+        let Some(out) = outs.get_mut(&token) else {
+            return Ok(());
+        };
+        let Some((bytes, done)) = out.in_flight.as_mut() else {
+            return Ok(());
+        };
+        if result == -libc::EAGAIN {
+            // A full socket: the floor has no output policy, so wait.
+            // SAFETY: `out.fd` is open while its connection is.
+            let stream = unsafe {
+                std::mem::ManuallyDrop::new(
+                    <std::net::TcpStream as std::os::fd::FromRawFd>::from_raw_fd(out.fd),
+                )
+            };
+            let _ = super::write_fully(&stream, &bytes[*done..]);
+            *done = bytes.len();
+        } else if result < 0 {
+            *done = bytes.len(); // the subscriber's problem
+        } else {
+            *done += result as usize;
+        }
+        if *done == bytes.len() {
+            out.in_flight = None;
+            if !out.queued.is_empty() {
+                out.in_flight = Some((std::mem::take(&mut out.queued), 0));
+            }
+        }
+        if let Some(entry) = send(out, token) {
+            // SAFETY: as in `send_frames`.
+            while unsafe { ring.submission().push(&entry) }.is_err() {
+                ring.submit()?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn run(
+        listener: TcpListener,
+        routes: &Mutex<Routes>,
+        multishot: bool,
+        ring_send: bool,
+    ) -> io::Result<()> {
         listener.set_nonblocking(true)?;
         let mut ring = IoUring::new(256)?;
+        let mut outs: HashMap<u64, RingOut> = HashMap::new();
         queue(&mut ring, &poll(listener.as_raw_fd(), LISTENER, multishot))?;
         let mut conns: HashMap<u64, LoopConn> = HashMap::new();
         let mut next_id = 1;
         let mut pending = Vec::new();
-        let mut ready: Vec<(u64, bool)> = Vec::with_capacity(64);
+        let mut ready: Vec<(u64, bool, i32)> = Vec::with_capacity(64);
         loop {
             match ring.submit_and_wait(1) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -379,10 +501,14 @@ mod uring_loop {
             ready.clear();
             ready.extend(
                 ring.completion()
-                    .map(|cqe| (cqe.user_data(), cqueue::more(cqe.flags()))),
+                    .map(|cqe| (cqe.user_data(), cqueue::more(cqe.flags()), cqe.result())),
             );
-            for &(token, still_armed) in &ready {
+            for &(token, still_armed, result) in &ready {
                 if token == REMOVAL {
+                    continue;
+                }
+                if token & SEND != 0 && token != REMOVAL {
+                    sent(&mut ring, &mut outs, token & !SEND, result)?;
                     continue;
                 }
                 let rearm = !multishot || !still_armed;
@@ -413,6 +539,15 @@ mod uring_loop {
                     let room = spare.len();
                     match conn.stream.read(spare) {
                         Ok(0) => result = Err(io::ErrorKind::UnexpectedEof.into()),
+                        Ok(n) if ring_send => {
+                            result = conn.input.parse(n, &conn.peer, routes, &mut pending);
+                            for (peer, frames) in pending.drain(..) {
+                                send_frames(&mut ring, &mut outs, &peer, frames)?;
+                            }
+                            if multishot && n == room && result.is_ok() {
+                                continue;
+                            }
+                        }
                         Ok(n) => {
                             result = conn.input.dispatch(n, &conn.peer, routes, &mut pending);
                             if multishot && n == room && result.is_ok() {
