@@ -34,6 +34,13 @@
 //! `io_uring_enter` submits, instead of a `write` call per destination: a
 //! wake-up then costs one system call, not three, which shows what the
 //! system calls themselves cost next to the wake-ups.
+//!
+//! `--glommio` runs the same forwarding on one percore shard: glommio's
+//! executor and reactor (the patched copy in `shards/glommio`), percore's
+//! listener and `Connection` reads (`shards::net`), one task per
+//! connection, and the floor's own parsing and `write`s. Against
+//! `--io-uring` it shows what the mandated runtime costs in user space with
+//! no broker in it; against percore, what the broker adds.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -64,6 +71,10 @@ struct Args {
     /// With --io-uring: one multishot poll per connection, not re-armed.
     #[arg(long, requires = "io_uring")]
     multishot: bool,
+    /// One glommio executor (percore's shard runtime and socket layer,
+    /// `shards`) instead; see the module note.
+    #[arg(long, conflicts_with_all = ["event_loop", "io_uring"])]
+    glommio: bool,
     /// With --io-uring: writes go out as `IORING_OP_SEND`s submitted by the
     /// next waiting `io_uring_enter`, not as `write` calls.
     #[arg(long, requires = "io_uring")]
@@ -115,6 +126,9 @@ fn bind_retrying_in_use(addr: &str, port: u16) -> io::Result<TcpListener> {
 
 fn main() -> io::Result<()> {
     let args = Args::parse();
+    if args.glommio {
+        return glommio_loop::run(&args.addr, args.port);
+    }
     let listener = bind_retrying_in_use(&args.addr, args.port)?;
     eprintln!("floor-server listening on {}:{}", args.addr, args.port);
     let routes: Arc<Mutex<Routes>> = Arc::default();
@@ -677,4 +691,95 @@ fn frames_for<'a>(peer: &Arc<Peer>, pending: &'a mut Vec<(Arc<Peer>, Vec<u8>)>) 
 
 fn invalid(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, what.to_string())
+}
+
+/// `--glommio`: the forwarder on one glommio executor started as percore
+/// starts its shards, reading each connection as percore reads a quiet
+/// one (`Connection::read`: a `recv`, then glommio's readiness poll).
+mod glommio_loop {
+    use std::io;
+    use std::net::TcpStream;
+    use std::os::fd::FromRawFd;
+    use std::rc::Rc;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use shards::net::{BoundListener, Connection};
+    use shards::pool::{PoolConfig, ShardPool};
+
+    use super::{forget, write_fully, Input, Peer, Routes, INFO};
+
+    /// percore's own settings for a shard on this box (`src/server.rs`):
+    /// unpinned, no spinning, a 100 ms preemption timer.
+    fn config() -> PoolConfig {
+        PoolConfig {
+            shard_count: 1,
+            pin: false,
+            spin_before_park: None,
+            preempt_timer: Duration::from_millis(100),
+        }
+    }
+
+    pub fn run(addr: &str, port: u16) -> io::Result<()> {
+        let bound = BoundListener::bind(addr, port, 1024)?;
+        let bound = Mutex::new(Some(bound));
+        let pool = ShardPool::start(&config(), move |_shard| {
+            let listener = super::lock(&bound).take();
+            async move {
+                let Some(listener) = listener else {
+                    return;
+                };
+                let listener = listener.into_shard_listener();
+                let routes: Arc<Mutex<Routes>> = Arc::default();
+                let mut next_id = 1;
+                while let Ok(handoff) = listener.accept().await {
+                    let Ok(conn) = handoff.adopt() else {
+                        continue;
+                    };
+                    let routes = routes.clone();
+                    let id = next_id;
+                    next_id += 1;
+                    shards::task::spawn(async move {
+                        let conn = Rc::new(conn);
+                        if let Err(e) = serve(&conn, id, &routes).await {
+                            if e.kind() != io::ErrorKind::UnexpectedEof {
+                                eprintln!("floor-server: connection ended: {e}");
+                            }
+                        }
+                        forget(&routes, id);
+                    })
+                    .detach();
+                }
+            }
+        })
+        .map_err(io::Error::other)?;
+        pool.join();
+        Ok(())
+    }
+
+    /// The floor's connection loop on the shard: the writes other
+    /// connections make to this one go through a duplicate of its socket.
+    async fn serve(conn: &Connection, id: u64, routes: &Mutex<Routes>) -> io::Result<()> {
+        // SAFETY: dup of the connection's open socket; the result is checked.
+        let dup = unsafe { libc::fcntl(conn.raw_fd(), libc::F_DUPFD_CLOEXEC, 0) };
+        if dup < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `dup` is a fresh descriptor we own.
+        let stream = unsafe { TcpStream::from_raw_fd(dup) };
+        write_fully(&stream, INFO.as_bytes())?;
+        let me = Arc::new(Peer {
+            id,
+            stream: Mutex::new(stream),
+        });
+        let mut input = Input::default();
+        let mut pending = Vec::new();
+        loop {
+            let n = conn.read(input.spare()).await?;
+            if n == 0 {
+                return Ok(());
+            }
+            input.dispatch(n, &me, routes, &mut pending)?;
+        }
+    }
 }
