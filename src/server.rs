@@ -182,6 +182,15 @@ impl RunningServer {
     }
 
     fn apply(&self, options: &Options, loaded_from_file: bool) -> Result<(), String> {
+        // As nats-server: new clients' INFO takes a reloaded
+        // `client_advertise`; the URL gossiped to the peers stays. Checked
+        // first, so that a bad value changes nothing.
+        let (host, port) = client_host_port(options, self.local_addr.port()).map_err(|e| {
+            format!(
+                "invalid ClientAdvertise value of {}, err={e}",
+                options.client_advertise.as_deref().unwrap_or_default()
+            )
+        })?;
         match (&self.shared.tls, &options.tls) {
             (None, None) => {}
             (Some(acceptor), Some(_)) => acceptor.reload(options)?,
@@ -196,6 +205,8 @@ impl RunningServer {
         let mut identity = (*self.shared.identity).clone();
         identity.auth_required = options.auth.auth_required();
         identity.tls = tls_advertised(options);
+        identity.host = host;
+        identity.port = port;
         // As nats-server: new clients' INFO gives the reloaded limit.
         identity.max_payload = options.max_payload;
         let identity = Arc::new(identity);
@@ -271,6 +282,14 @@ pub fn start(options: Options) -> Result<RunningServer, String> {
         None => None,
     };
     let route_addr = route_listener.as_ref().map(BoundListener::local_addr);
+    // Checked now that the port is known, as nats-server (its fatal text).
+    let (client_host, client_port) =
+        client_host_port(&options, local_addr.port()).map_err(|e| {
+            format!(
+                "Error setting server INFO with ClientAdvertise value of {}, err={e}",
+                options.client_advertise.as_deref().unwrap_or_default()
+            )
+        })?;
     let server_id = generate_server_id();
     let cluster =
         route_addr.map(|addr| Arc::new(cluster_settings(&options, addr, local_addr, &server_id)));
@@ -280,8 +299,8 @@ pub fn start(options: Options) -> Result<RunningServer, String> {
             .clone()
             .unwrap_or_else(|| server_id.clone()),
         server_id,
-        host: options.host.clone(),
-        port: local_addr.port(),
+        host: client_host,
+        port: client_port,
         headers: !options.no_header_support,
         auth_required: options.auth.auth_required(),
         max_payload: options.max_payload,
@@ -375,6 +394,16 @@ pub fn start(options: Options) -> Result<RunningServer, String> {
         monitor,
         claims_changed,
     })
+}
+
+/// The client INFO's `host` and `port`: `client_advertise`, or the
+/// listener's; `port` is the listener's actual port (the default when the
+/// advertised address has none).
+fn client_host_port(options: &Options, port: u16) -> Result<(String, u16), String> {
+    match &options.client_advertise {
+        Some(advertise) => percore_core::go_host_port::parse_host_port(advertise, port),
+        None => Ok((options.host.clone(), port)),
+    }
 }
 
 /// INFO's TLS flags for these options.
@@ -1270,7 +1299,13 @@ fn cluster_settings(
     // Our client URLs for the peers' clients: the listen address, or for
     // a wildcard one every global unicast address of the host (as
     // nats-server).
-    let client_urls = if client_addr.ip().is_unspecified() {
+    let client_urls = if let Some(advertise) = &options.client_advertise {
+        // Checked by `start` before this is built.
+        match percore_core::go_host_port::parse_host_port(advertise, client_addr.port()) {
+            Ok((host, port)) => vec![percore_core::go_host_port::join_host_port(&host, port)],
+            Err(_) => Vec::new(),
+        }
+    } else if client_addr.ip().is_unspecified() {
         shards::net::interface_addresses()
             .into_iter()
             .filter(|ip| is_global_unicast(*ip))

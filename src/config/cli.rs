@@ -12,6 +12,7 @@
 enum Setting {
     Addr,
     Port,
+    ClientAdvertise,
     Name,
     Config,
     Test,
@@ -64,6 +65,7 @@ const FLAGS: &[(&str, Setting, Kind)] = &[
     ("net", Setting::Addr, Kind::Text),
     ("p", Setting::Port, Kind::Int),
     ("port", Setting::Port, Kind::Int),
+    ("client_advertise", Setting::ClientAdvertise, Kind::Text),
     ("n", Setting::Name, Kind::Text),
     ("name", Setting::Name, Kind::Text),
     ("server_name", Setting::Name, Kind::Text),
@@ -120,7 +122,6 @@ const FLAGS: &[(&str, Setting, Kind)] = &[
 /// nats-server 2.9.10 flags whose feature percore lacks: parsed (so that the
 /// value of `-m 8222` is not mistaken for a command) and then refused.
 const NOT_SUPPORTED_YET: &[(&str, Kind)] = &[
-    ("client_advertise", Kind::Text),
     ("log_size_limit", Kind::Int),
     ("s", Kind::Bool),
     ("syslog", Kind::Bool),
@@ -139,6 +140,8 @@ const NOT_SUPPORTED_YET: &[(&str, Kind)] = &[
 pub struct Flags {
     pub host: Option<String>,
     pub port: Option<i64>,
+    /// `--client_advertise host[:port]`: what clients are told.
+    pub client_advertise: Option<String>,
     pub server_name: Option<String>,
     pub config: Option<String>,
     pub test: bool,
@@ -293,6 +296,7 @@ fn set_flag(flags: &mut Flags, name: &str, kind: Kind, value: &str) -> Result<()
     match (setting, parse_value(name, kind, value)?) {
         (Setting::Addr, Parsed::Text(v)) => flags.host = Some(v),
         (Setting::Port, Parsed::Int(v)) => flags.port = Some(v),
+        (Setting::ClientAdvertise, Parsed::Text(v)) => flags.client_advertise = Some(v),
         (Setting::Name, Parsed::Text(v)) => flags.server_name = Some(v),
         (Setting::Config, Parsed::Text(v)) => flags.config = Some(v),
         (Setting::Test, Parsed::Bool(v)) => flags.test = v,
@@ -428,6 +432,7 @@ Usage: percore [options]
 Server Options:
     -a, --addr, --net <host>         Address to bind client connections to (default: 0.0.0.0)
     -p, --port <port>                Port for client connections (default: 4222, -1 for a random one)
+        --client_advertise <string>  Client URL (host[:port]) to advertise to clients and other servers
     -n, --name
         --server_name <server_name>  Name of this server (default: its generated id)
     -P, --pid <file>                 Write the process id to this file
@@ -482,7 +487,7 @@ Flags are written with one dash or two (-port 4222, --port=4222). Options from
 the command line override those of the configuration file.
 
 Not supported yet (refused with an error):
---client_advertise, --log_size_limit, syslog (-s, -r),
+--log_size_limit, syslog (-s, -r),
 --max_traced_msg_len, JetStream (-js), --profile, --help_tls.
 "
     .to_string()
@@ -547,6 +552,11 @@ mod tests {
         }
         for name in ["-P", "--pid"] {
             assert_eq!(flags(&[name, "p.pid"]).pidfile.as_deref(), Some("p.pid"));
+        }
+        for name in ["-client_advertise", "--client_advertise"] {
+            let f = flags(&[name, "h:5"]);
+            assert_eq!(f.client_advertise.as_deref(), Some("h:5"));
+            assert_eq!(f.unsupported, None);
         }
         // A value may itself start with a dash or contain '='.
         assert_eq!(flags(&["-n", "-odd"]).server_name.as_deref(), Some("-odd"));

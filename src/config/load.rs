@@ -23,7 +23,6 @@ use super::unserved_listeners;
 /// Keys nats-server 2.9.10 understands at the top level but percore does not
 /// implement yet. Lower case, as nats-server compares keys case-insensitively.
 const NOT_SUPPORTED_YET: &[&str] = &[
-    "client_advertise",
     "trace_verbose",
     "mappings",
     "maps",
@@ -166,6 +165,7 @@ fn apply_entry<'a>(
             }
         }
         "http_base_path" => opts.http_base_path = string(entry)?.to_string(),
+        "client_advertise" => opts.client_advertise = non_empty(string(entry)?),
         // JetStream's directory: nats-server accepts it without JetStream
         // enabled, and so do we (JetStream itself is refused).
         "store_dir" | "storedir" => {
@@ -899,6 +899,18 @@ mod tests {
             load_err("OCSP { mode: always }"),
             "x.conf:1:0: \"OCSP\" is not supported yet by percore"
         );
+    }
+
+    #[test]
+    fn client_advertise_key() {
+        let opts = load_ok("client_advertise: \"nats.example.com:4333\"");
+        assert_eq!(
+            opts.client_advertise.as_deref(),
+            Some("nats.example.com:4333")
+        );
+        // As nats-server: empty is unset.
+        assert_eq!(load_ok("client_advertise: \"\"").client_advertise, None);
+        assert_eq!(Options::default().client_advertise, None);
     }
 
     #[test]

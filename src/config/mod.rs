@@ -176,6 +176,10 @@ fn apply_flags(flags: &cli::Flags, opts: &mut Options) -> Result<(), ConfigError
     if let Some(port) = flags.port {
         opts.port = load::port_number(port).map_err(ConfigError::new)?;
     }
+    // As nats-server: an empty flag leaves the file's value.
+    if let Some(advertise) = flags.client_advertise.as_deref().filter(|a| !a.is_empty()) {
+        opts.client_advertise = Some(advertise.to_string());
+    }
     if let Some(name) = &flags.server_name {
         opts.server_name = (!name.is_empty()).then(|| name.clone());
     }

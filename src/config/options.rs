@@ -42,6 +42,11 @@ pub struct Options {
     pub host: String,
     /// Client port; 0 picks a free port (nats-server spells that `-1`).
     pub port: u16,
+    /// `client_advertise`, `--client_advertise`: the `host[:port]` clients
+    /// are told (INFO `host`/`port`) and the peers gossip for this server
+    /// in `connect_urls`; `None`: the listener's. Checked once the port is
+    /// known (`server::start`), as nats-server does.
+    pub client_advertise: Option<String>,
     /// Monitoring listen host (`http: host:port`); `None`: the client host.
     pub http_host: Option<String>,
     /// Monitoring port (`-m`, `http_port`, `http`); `None`: no monitoring,
@@ -129,6 +134,7 @@ impl Default for Options {
         Options {
             host: DEFAULT_HOST.to_string(),
             port: DEFAULT_PORT,
+            client_advertise: None,
             http_host: None,
             http_port: None,
             https_port: None,

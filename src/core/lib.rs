@@ -19,8 +19,8 @@
 //!   [`log`]: the log facade; [`snapshot`]: what monitoring reads;
 //!   [`delivery_latency`]: the per-shard ingress-to-write histogram;
 //! - [`route`]: cluster settings and the route handshake lines; [`go_json`],
-//!   [`go_quote`], [`go_duration`]: Go's formats where nats-server's output
-//!   shows them.
+//!   [`go_quote`], [`go_duration`], [`go_host_port`]: Go's formats where
+//!   nats-server's output or input shows them.
 
 pub mod account;
 pub mod auth;
@@ -29,6 +29,7 @@ pub mod connect;
 pub mod connection;
 pub mod delivery_latency;
 pub mod go_duration;
+pub mod go_host_port;
 pub mod go_json;
 pub mod go_quote;
 pub mod ids;

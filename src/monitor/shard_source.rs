@@ -126,7 +126,8 @@ impl SnapshotSource for ShardSnapshots {
         let server = ServerFacts {
             server_id: identity.server_id.clone(),
             server_name: identity.server_name.clone(),
-            host: options.host.clone(),
+            // As nats-server: what clients are told (`client_advertise`).
+            host: identity.host.clone(),
             port: identity.port,
             http_host: options
                 .http_host
