@@ -219,7 +219,7 @@ fn reloaded(args: &[String], current: &Options) -> Result<Options, String> {
     percore::resolver::url::carry_over(current, &mut new)?;
     // Connections hold account ids: accounts that stay keep theirs.
     percore::config::accounts::keep_account_ids(&mut new, &current.accounts);
-    let fixed: [(&str, String, String); 8] = [
+    let fixed: [(&str, String, String); 9] = [
         ("host", current.host.clone(), new.host.clone()),
         ("port", current.port.to_string(), new.port.to_string()),
         (
@@ -239,7 +239,12 @@ fn reloaded(args: &[String], current: &Options) -> Result<Options, String> {
             current.max_connections.to_string(),
             new.max_connections.to_string(),
         ),
-        // nats-server 2.9 has no reload for it either.
+        // nats-server 2.9 has no reload for these either.
+        (
+            "disable_sublist_cache",
+            current.no_sublist_cache.to_string(),
+            new.no_sublist_cache.to_string(),
+        ),
         (
             "max_sub_tokens",
             current.max_sub_tokens.to_string(),

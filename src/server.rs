@@ -1251,6 +1251,7 @@ pub fn shard_limits(
         accounts: Arc::new(options.accounts.clone()),
         active_connections: account_connections.clone(),
         cluster,
+        no_sublist_cache: options.no_sublist_cache,
     }
 }
 

@@ -26,8 +26,6 @@ const NOT_SUPPORTED_YET: &[&str] = &[
     "trace_verbose",
     "mappings",
     "maps",
-    "disable_sublist_cache",
-    "no_sublist_cache",
     "gateway",
     "leaf",
     "leafnodes",
@@ -166,6 +164,7 @@ fn apply_entry<'a>(
         }
         "http_base_path" => opts.http_base_path = string(entry)?.to_string(),
         "client_advertise" => opts.client_advertise = non_empty(string(entry)?),
+        "disable_sublist_cache" | "no_sublist_cache" => opts.no_sublist_cache = boolean(entry)?,
         // JetStream's directory: nats-server accepts it without JetStream
         // enabled, and so do we (JetStream itself is refused).
         "store_dir" | "storedir" => {
@@ -911,6 +910,14 @@ mod tests {
         // As nats-server: empty is unset.
         assert_eq!(load_ok("client_advertise: \"\"").client_advertise, None);
         assert_eq!(Options::default().client_advertise, None);
+    }
+
+    #[test]
+    fn sublist_cache_keys() {
+        assert!(load_ok("disable_sublist_cache: true").no_sublist_cache);
+        assert!(load_ok("no_sublist_cache: true").no_sublist_cache);
+        assert!(!load_ok("no_sublist_cache: false").no_sublist_cache);
+        assert!(!Options::default().no_sublist_cache);
     }
 
     #[test]

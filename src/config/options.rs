@@ -76,6 +76,10 @@ pub struct Options {
     pub lame_duck_grace_period: Duration,
     /// `no_header_support`: INFO advertises `headers:false`.
     pub no_header_support: bool,
+    /// `disable_sublist_cache`, `no_sublist_cache`: the shards cache no
+    /// subject match results (less memory with many distinct subjects,
+    /// a trie walk per publish); `/subsz` then shows `num_cache` 0.
+    pub no_sublist_cache: bool,
     /// `server_tags`: lower case, trimmed, without repeats (nats-server's
     /// tag list); `/varz` reports them as `tags`.
     pub server_tags: Vec<String>,
@@ -152,6 +156,7 @@ impl Default for Options {
             lame_duck_duration: DEFAULT_LAME_DUCK_DURATION,
             lame_duck_grace_period: DEFAULT_LAME_DUCK_GRACE_PERIOD,
             no_header_support: false,
+            no_sublist_cache: false,
             server_tags: Vec::new(),
             debug: false,
             trace: false,

@@ -36,6 +36,9 @@ pub struct ShardLimits {
     pub active_connections: Arc<ActiveConnections>,
     /// `cluster`: set when this server joins a cluster (routes).
     pub cluster: Option<Arc<ClusterSettings>>,
+    /// `disable_sublist_cache`: no match results are cached (taken at
+    /// start only; a reload cannot change it).
+    pub no_sublist_cache: bool,
 }
 
 impl Default for ShardLimits {
@@ -55,6 +58,7 @@ impl Default for ShardLimits {
             accounts: Arc::new(AccountTable::default()),
             active_connections: Arc::new(ActiveConnections::default()),
             cluster: None,
+            no_sublist_cache: false,
         }
     }
 }

@@ -512,6 +512,11 @@ pub struct SubscriptionIndex {
     /// than hashing it (the buffer keeps its capacity: no allocation).
     last_subject: Vec<u8>,
     last_result: Option<Rc<MatchResult>>,
+    /// `disable_sublist_cache`: every match walks the trie and nothing is
+    /// kept (neither `cache` nor `last_result`), which saves the memory of
+    /// up to `CACHE_MAX` results per account and shard for servers with
+    /// many distinct published subjects.
+    no_cache: bool,
     counters: IndexCounters,
 }
 
@@ -528,6 +533,14 @@ pub struct IndexCounters {
 impl SubscriptionIndex {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An index that caches no match result (`disable_sublist_cache`).
+    pub fn without_cache() -> Self {
+        SubscriptionIndex {
+            no_cache: true,
+            ..Self::default()
+        }
     }
 
     /// Adds a local subscription. The subject is already validated by the
@@ -599,9 +612,11 @@ impl SubscriptionIndex {
             }
             None => self.match_miss(subject),
         };
-        self.last_subject.clear();
-        self.last_subject.extend_from_slice(subject);
-        self.last_result = Some(Rc::clone(&result));
+        if !self.no_cache {
+            self.last_subject.clear();
+            self.last_subject.extend_from_slice(subject);
+            self.last_result = Some(Rc::clone(&result));
+        }
         result
     }
 
@@ -640,6 +655,9 @@ impl SubscriptionIndex {
             q.remote.sort_unstable();
         }
         let result = Rc::new(result);
+        if self.no_cache {
+            return result;
+        }
         if self.cache.len() >= CACHE_MAX {
             // Which entries survive is arbitrary (hash order); hot subjects
             // come back on their next publish.
@@ -912,6 +930,23 @@ mod tests {
         assert!(idx.matches(b"a.*").is_empty());
         idx.insert_local(b"*.*", None, k(5));
         assert_eq!(idx.matches(b"a.*").local_plain, keys(&[5]));
+    }
+
+    #[test]
+    fn without_cache_every_match_walks_the_trie() {
+        let mut idx = SubscriptionIndex::without_cache();
+        idx.insert_local(b"a.*", None, k(1));
+        let first = idx.matches(b"a.b");
+        let second = idx.matches(b"a.b");
+        assert_eq!(first.local_plain, vec![k(1)]);
+        assert_eq!(first, second);
+        assert!(!Rc::ptr_eq(&first, &second), "a result was kept");
+        assert_eq!(idx.cached_subjects(), 0);
+        assert_eq!(idx.counters().cache_hits, 0);
+        assert_eq!(idx.counters().matches, 2);
+        // Changes still show at once.
+        idx.insert_local(b"a.b", None, k(2));
+        assert_eq!(idx.matches(b"a.b").local_plain.len(), 2);
     }
 
     #[test]

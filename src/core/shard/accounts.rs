@@ -26,9 +26,20 @@ use super::ShardBroker;
 #[derive(Debug, Default)]
 pub struct AccountIndexes {
     indexes: Vec<SubscriptionIndex>,
+    /// `disable_sublist_cache`: the indexes cache no match results.
+    no_cache: bool,
 }
 
 impl AccountIndexes {
+    /// `no_cache`: `disable_sublist_cache` (fixed for the server's life,
+    /// as in nats-server, which picks each account's sublist kind once).
+    pub fn new(no_cache: bool) -> Self {
+        AccountIndexes {
+            indexes: Vec::new(),
+            no_cache,
+        }
+    }
+
     /// Every id below `bound` gets an index (a reload may add accounts;
     /// another shard may name one before this shard has the new table).
     fn make_room(&mut self, bound: usize) {
@@ -42,7 +53,12 @@ impl AccountIndexes {
     #[cold]
     #[inline(never)]
     fn grow(&mut self, bound: usize) {
-        self.indexes.resize_with(bound, SubscriptionIndex::new);
+        let make = if self.no_cache {
+            SubscriptionIndex::without_cache
+        } else {
+            SubscriptionIndex::new
+        };
+        self.indexes.resize_with(bound, make);
     }
 
     #[inline]

@@ -228,6 +228,7 @@ impl<I: ShardIo> ShardBroker<I> {
             seed,
             io,
         } = setup;
+        let no_sublist_cache = limits.no_sublist_cache;
         let mut broker = ShardBroker {
             id,
             shard_count,
@@ -239,7 +240,7 @@ impl<I: ShardIo> ShardBroker<I> {
             now,
             conns: ConnTable::default(),
             subs: Slab::new(),
-            accounts: AccountIndexes::default(),
+            accounts: AccountIndexes::new(no_sublist_cache),
             import_subs: Vec::new(),
             system_requests: Vec::new(),
             system_events: Vec::new(),
