@@ -36,8 +36,6 @@ const NOT_SUPPORTED_YET: &[&str] = &[
     "prof_port",
     "max_traced_msg_len",
     "ocsp",
-    "connect_error_reports",
-    "reconnect_error_reports",
     "websocket",
     "ws",
     "mqtt",
@@ -165,6 +163,19 @@ fn apply_entry<'a>(
         "http_base_path" => opts.http_base_path = string(entry)?.to_string(),
         "client_advertise" => opts.client_advertise = non_empty(string(entry)?),
         "disable_sublist_cache" | "no_sublist_cache" => opts.no_sublist_cache = boolean(entry)?,
+        // As nats-server: 0 is the default.
+        "connect_error_reports" => {
+            opts.connect_error_reports = match integer(entry)? {
+                0 => options::DEFAULT_CONNECT_ERROR_REPORTS,
+                n => n,
+            }
+        }
+        "reconnect_error_reports" => {
+            opts.reconnect_error_reports = match integer(entry)? {
+                0 => options::DEFAULT_RECONNECT_ERROR_REPORTS,
+                n => n,
+            }
+        }
         // JetStream's directory: nats-server accepts it without JetStream
         // enabled, and so do we (JetStream itself is refused).
         "store_dir" | "storedir" => {
@@ -918,6 +929,29 @@ mod tests {
         assert!(load_ok("no_sublist_cache: true").no_sublist_cache);
         assert!(!load_ok("no_sublist_cache: false").no_sublist_cache);
         assert!(!Options::default().no_sublist_cache);
+    }
+
+    #[test]
+    fn error_report_keys() {
+        let opts = load_ok("connect_error_reports: 5\nreconnect_error_reports: 7");
+        assert_eq!(
+            (opts.connect_error_reports, opts.reconnect_error_reports),
+            (5, 7)
+        );
+        // As nats-server: 0 is the default.
+        let opts = load_ok("connect_error_reports: 0\nreconnect_error_reports: 0");
+        assert_eq!(
+            (opts.connect_error_reports, opts.reconnect_error_reports),
+            (3600, 1)
+        );
+        let defaults = Options::default();
+        assert_eq!(
+            (
+                defaults.connect_error_reports,
+                defaults.reconnect_error_reports
+            ),
+            (3600, 1)
+        );
     }
 
     #[test]

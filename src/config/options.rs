@@ -31,6 +31,13 @@ pub const DEFAULT_WRITE_DEADLINE: Duration = Duration::from_secs(10);
 pub const DEFAULT_LAME_DUCK_DURATION: Duration = Duration::from_secs(120);
 /// nats-server `DEFAULT_LAME_DUCK_GRACE_PERIOD` (const.go).
 pub const DEFAULT_LAME_DUCK_GRACE_PERIOD: Duration = Duration::from_secs(10);
+/// nats-server `DEFAULT_CONNECT_ERROR_REPORTS` (const.go): a route never
+/// reached yet is reported at its first failed dial, then every 3600th
+/// (about once an hour at one dial a second).
+pub const DEFAULT_CONNECT_ERROR_REPORTS: i64 = 3600;
+/// nats-server `DEFAULT_RECONNECT_ERROR_REPORTS` (const.go): every failed
+/// dial of a lost route is reported.
+pub const DEFAULT_RECONNECT_ERROR_REPORTS: i64 = 1;
 /// nats-server `DEFAULT_PORT`.
 pub const DEFAULT_PORT: u16 = 4222;
 /// nats-server `DEFAULT_HOST`.
@@ -76,6 +83,12 @@ pub struct Options {
     pub lame_duck_grace_period: Duration,
     /// `no_header_support`: INFO advertises `headers:false`.
     pub no_header_support: bool,
+    /// `connect_error_reports`: failed dials of a route never reached yet
+    /// are logged as errors at the first attempt and every Nth (the others
+    /// at debug level); 0 in the file means the default.
+    pub connect_error_reports: i64,
+    /// `reconnect_error_reports`: the same for a route that was lost.
+    pub reconnect_error_reports: i64,
     /// `disable_sublist_cache`, `no_sublist_cache`: the shards cache no
     /// subject match results (less memory with many distinct subjects,
     /// a trie walk per publish); `/subsz` then shows `num_cache` 0.
@@ -157,6 +170,8 @@ impl Default for Options {
             lame_duck_grace_period: DEFAULT_LAME_DUCK_GRACE_PERIOD,
             no_header_support: false,
             no_sublist_cache: false,
+            connect_error_reports: DEFAULT_CONNECT_ERROR_REPORTS,
+            reconnect_error_reports: DEFAULT_RECONNECT_ERROR_REPORTS,
             server_tags: Vec::new(),
             debug: false,
             trace: false,

@@ -20,7 +20,7 @@ use crate::ids::ClientId;
 use crate::protocol::RouteParser;
 use crate::read_buffer::ReadBuffer;
 use crate::route::RouteUrl;
-use crate::shard::route_handshake::RouteDial;
+use crate::shard::route_handshake::{DialErrorReports, RouteDial};
 use crate::shard::{Accepted, Next};
 use crate::shard_io::SocketEndpoint;
 
@@ -75,6 +75,7 @@ pub(super) fn solicit_configured_routes(ctx: &Rc<ShardContext>) {
                 url,
                 explicit: true,
                 delay: Duration::ZERO,
+                reconnect: false,
             },
         );
     }
@@ -131,7 +132,7 @@ async fn solicit(ctx: Rc<ShardContext>, mut dial: RouteDial) {
             .cluster
             .as_ref()
             .map_or(0, |c| c.connect_retries);
-        let mut attempts: u32 = 0;
+        let mut attempts: u64 = 0;
         let socket = loop {
             if ctx.stopping.get() {
                 return;
@@ -150,12 +151,21 @@ async fn solicit(ctx: Rc<ShardContext>, mut dial: RouteDial) {
                 Ok(socket) => break socket,
                 Err(e) => {
                     attempts += 1;
-                    if attempts == 1 {
+                    // The options as last loaded: a reload changes how
+                    // often the next failures are reported (as nats-server).
+                    let reports = {
+                        let loaded = ctx.shared.loaded();
+                        DialErrorReports {
+                            connect: loaded.options.connect_error_reports,
+                            reconnect: loaded.options.reconnect_error_reports,
+                        }
+                    };
+                    if reports.is_error(&dial, attempts) {
                         crate::error!("Error trying to connect to route (attempt {attempts}): {e}");
                     } else {
                         crate::debug!("Error trying to connect to route (attempt {attempts}): {e}");
                     }
-                    if !dial.explicit && attempts > retries {
+                    if !dial.explicit && attempts > u64::from(retries) {
                         return;
                     }
                     timer::sleep(ROUTE_CONNECT_DELAY).await;

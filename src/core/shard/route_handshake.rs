@@ -78,6 +78,33 @@ pub struct RouteDial {
     pub explicit: bool,
     /// Wait this long first.
     pub delay: Duration,
+    /// Dialled again after a route to it was lost: failures are logged as
+    /// `reconnect_error_reports` says, not `connect_error_reports`.
+    pub reconnect: bool,
+}
+
+/// How often failed route dials are logged as errors (the rest at debug
+/// level): `connect_error_reports` for a server never reached yet,
+/// `reconnect_error_reports` after a route to it was lost. nats-server's
+/// rule: the first failure, then every Nth.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DialErrorReports {
+    pub connect: i64,
+    pub reconnect: i64,
+}
+
+impl DialErrorReports {
+    /// Whether failed attempt `attempt` (from 1) of `dial` is an error.
+    pub fn is_error(&self, dial: &RouteDial, attempt: u64) -> bool {
+        let every = if dial.reconnect {
+            self.reconnect
+        } else {
+            self.connect
+        };
+        // As Go's `%`: a negative N counts as its magnitude; 0 never comes
+        // (the options turn it into the default), but must not divide.
+        attempt == 1 || (every != 0 && (attempt as i64) % every == 0)
+    }
 }
 
 /// The cluster shard's routes and the interest it announces to them.
@@ -567,6 +594,7 @@ impl<I: ShardIo> ShardBroker<I> {
                     url,
                     explicit: false,
                     delay: Duration::ZERO,
+                    reconnect: false,
                 });
             }
             return Next::NeedMore;
@@ -652,6 +680,7 @@ impl<I: ShardIo> ShardBroker<I> {
             url,
             explicit: link.explicit,
             delay,
+            reconnect: true,
         })
     }
 

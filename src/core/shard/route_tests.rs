@@ -426,3 +426,37 @@ fn system_services_are_one_interest_per_server_and_answer_a_route_once() {
         "no withdrawal, no second announcement"
     );
 }
+
+/// nats-server's `shouldReportConnectErr`: the first failure, then every
+/// Nth, N by whether the route was ever reached.
+#[test]
+fn failed_dials_reported_first_and_every_nth() {
+    use super::route_handshake::{DialErrorReports, RouteDial};
+    let reports = DialErrorReports {
+        connect: 3,
+        reconnect: 1,
+    };
+    let mut dial = RouteDial {
+        url: crate::route::RouteUrl {
+            host: "127.0.0.1".into(),
+            port: 6222,
+            user: None,
+            pass: None,
+        },
+        explicit: true,
+        delay: std::time::Duration::ZERO,
+        reconnect: false,
+    };
+    let errors = |reports: &DialErrorReports, dial: &RouteDial| -> Vec<u64> {
+        (1..=7).filter(|&a| reports.is_error(dial, a)).collect()
+    };
+    assert_eq!(errors(&reports, &dial), [1, 3, 6]);
+    dial.reconnect = true;
+    assert_eq!(errors(&reports, &dial), [1, 2, 3, 4, 5, 6, 7]);
+    // As Go's `%`: a negative N counts as its magnitude.
+    let negative = DialErrorReports {
+        connect: -2,
+        reconnect: -2,
+    };
+    assert_eq!(errors(&negative, &dial), [1, 2, 4, 6]);
+}
