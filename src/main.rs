@@ -68,6 +68,17 @@ fn run(mut options: Options, args: Vec<String>) -> ExitCode {
     if let Some(file) = &options.config_file {
         info!("Using configuration file: {}", file.display());
     }
+    if options.prof_port != 0 {
+        // nats-server serves Go's pprof there; a Rust binary has no such
+        // thing, and opening a port that answers nothing useful would only
+        // widen what is exposed. One line says so, and where to look.
+        warn!(
+            "Profiling port {} not started: percore has no Go profiler (pprof); \
+             profile it with perf instead (perf record -g -p {})",
+            options.prof_port,
+            std::process::id()
+        );
+    }
     // Signals first, so that a signal during start-up is not lost.
     let (signal_tx, signal_rx) = crossbeam_channel::unbounded();
     match signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGUSR1, SIGUSR2, SIGHUP]) {
@@ -219,7 +230,7 @@ fn reloaded(args: &[String], current: &Options) -> Result<Options, String> {
     percore::resolver::url::carry_over(current, &mut new)?;
     // Connections hold account ids: accounts that stay keep theirs.
     percore::config::accounts::keep_account_ids(&mut new, &current.accounts);
-    let fixed: [(&str, String, String); 9] = [
+    let fixed: [(&str, String, String); 10] = [
         ("host", current.host.clone(), new.host.clone()),
         ("port", current.port.to_string(), new.port.to_string()),
         (
@@ -240,6 +251,11 @@ fn reloaded(args: &[String], current: &Options) -> Result<Options, String> {
             new.max_connections.to_string(),
         ),
         // nats-server 2.9 has no reload for these either.
+        (
+            "prof_port",
+            current.prof_port.to_string(),
+            new.prof_port.to_string(),
+        ),
         (
             "disable_sublist_cache",
             current.no_sublist_cache.to_string(),

@@ -49,6 +49,7 @@ enum Setting {
     NoAdvertise,
     ConnectRetries,
     CheckHost,
+    Profile,
 }
 
 /// How a flag takes its value.
@@ -117,6 +118,7 @@ const FLAGS: &[(&str, Setting, Kind)] = &[
     ("no_advertise", Setting::NoAdvertise, Kind::Bool),
     ("connect_retries", Setting::ConnectRetries, Kind::Int),
     ("check-host", Setting::CheckHost, Kind::Bool),
+    ("profile", Setting::Profile, Kind::Int),
 ];
 
 /// nats-server 2.9.10 flags whose feature percore lacks: parsed (so that the
@@ -130,7 +132,6 @@ const NOT_SUPPORTED_YET: &[(&str, Kind)] = &[
     ("max_traced_msg_len", Kind::Int),
     ("js", Kind::Bool),
     ("jetstream", Kind::Bool),
-    ("profile", Kind::Int),
     ("help_tls", Kind::Bool),
 ];
 
@@ -194,6 +195,8 @@ pub struct Flags {
     pub connect_retries: Option<i64>,
     /// `--check-host`: report on the host's readiness and exit.
     pub check_host: bool,
+    /// `--profile <port>`: nats-server's pprof port (accepted, not served).
+    pub profile: Option<i64>,
     /// `-js=false` / `--jetstream=false` was given last for JetStream: as
     /// nats-server's flags win over the file, a config that enables
     /// JetStream then starts without it instead of being refused.
@@ -335,6 +338,7 @@ fn set_flag(flags: &mut Flags, name: &str, kind: Kind, value: &str) -> Result<()
         (Setting::NoAdvertise, Parsed::Bool(v)) => flags.no_advertise = Some(v),
         (Setting::ConnectRetries, Parsed::Int(v)) => flags.connect_retries = Some(v),
         (Setting::CheckHost, Parsed::Bool(v)) => flags.check_host = v,
+        (Setting::Profile, Parsed::Int(v)) => flags.profile = Some(v),
         // FLAGS pairs every setting with its kind; nothing else can occur.
         (_, other) => return Err(format!("internal error: flag -{name} got {other:?}")),
     }
@@ -442,6 +446,7 @@ Server Options:
     -t                               Check the configuration file and exit
     -sl,--signal <signal>[=<pid>]    Send signal to percore process (ldm, stop, quit, term, reopen, reload)
     -sd,--store_dir <dir>            Accepted for nats-server compatibility; unused (no JetStream)
+        --profile <port>             Accepted for nats-server compatibility; no Go profiler to serve (use perf)
         --ports_file_dir <dir>       Write <executable_name>_<pid>.ports (the listeners' URLs) there
 
 Logging Options:
@@ -488,7 +493,7 @@ the command line override those of the configuration file.
 
 Not supported yet (refused with an error):
 --log_size_limit, syslog (-s, -r),
---max_traced_msg_len, JetStream (-js), --profile, --help_tls.
+--max_traced_msg_len, JetStream (-js), --help_tls.
 "
     .to_string()
 }
@@ -558,6 +563,8 @@ mod tests {
             assert_eq!(f.client_advertise.as_deref(), Some("h:5"));
             assert_eq!(f.unsupported, None);
         }
+        let f = flags(&["--profile", "6060"]);
+        assert_eq!((f.profile, f.unsupported), (Some(6060), None));
         // A value may itself start with a dash or contain '='.
         assert_eq!(flags(&["-n", "-odd"]).server_name.as_deref(), Some("-odd"));
         assert_eq!(flags(&["-n=a=b"]).server_name.as_deref(), Some("a=b"));

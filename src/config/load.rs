@@ -33,7 +33,6 @@ const NOT_SUPPORTED_YET: &[&str] = &[
     "log_size_limit",
     "syslog",
     "remote_syslog",
-    "prof_port",
     "max_traced_msg_len",
     "ocsp",
     "websocket",
@@ -163,6 +162,7 @@ fn apply_entry<'a>(
         "http_base_path" => opts.http_base_path = string(entry)?.to_string(),
         "client_advertise" => opts.client_advertise = non_empty(string(entry)?),
         "disable_sublist_cache" | "no_sublist_cache" => opts.no_sublist_cache = boolean(entry)?,
+        "prof_port" => opts.prof_port = integer(entry)?,
         // As nats-server: 0 is the default.
         "connect_error_reports" => {
             opts.connect_error_reports = match integer(entry)? {
@@ -929,6 +929,12 @@ mod tests {
         assert!(load_ok("no_sublist_cache: true").no_sublist_cache);
         assert!(!load_ok("no_sublist_cache: false").no_sublist_cache);
         assert!(!Options::default().no_sublist_cache);
+    }
+
+    #[test]
+    fn prof_port_key() {
+        assert_eq!(load_ok("prof_port: 6060").prof_port, 6060);
+        assert_eq!(Options::default().prof_port, 0);
     }
 
     #[test]

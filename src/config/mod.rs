@@ -180,6 +180,10 @@ fn apply_flags(flags: &cli::Flags, opts: &mut Options) -> Result<(), ConfigError
     if let Some(advertise) = flags.client_advertise.as_deref().filter(|a| !a.is_empty()) {
         opts.client_advertise = Some(advertise.to_string());
     }
+    // As nats-server: 0 leaves the file's value.
+    if let Some(port) = flags.profile.filter(|&p| p != 0) {
+        opts.prof_port = port;
+    }
     if let Some(name) = &flags.server_name {
         opts.server_name = (!name.is_empty()).then(|| name.clone());
     }

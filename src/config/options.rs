@@ -89,6 +89,10 @@ pub struct Options {
     pub connect_error_reports: i64,
     /// `reconnect_error_reports`: the same for a route that was lost.
     pub reconnect_error_reports: i64,
+    /// `prof_port`, `--profile`: nats-server's Go pprof HTTP port (0: off).
+    /// percore has no such profiler: it starts nothing there and says so
+    /// once at start-up (see `main`).
+    pub prof_port: i64,
     /// `disable_sublist_cache`, `no_sublist_cache`: the shards cache no
     /// subject match results (less memory with many distinct subjects,
     /// a trie walk per publish); `/subsz` then shows `num_cache` 0.
@@ -170,6 +174,7 @@ impl Default for Options {
             lame_duck_grace_period: DEFAULT_LAME_DUCK_GRACE_PERIOD,
             no_header_support: false,
             no_sublist_cache: false,
+            prof_port: 0,
             connect_error_reports: DEFAULT_CONNECT_ERROR_REPORTS,
             reconnect_error_reports: DEFAULT_RECONNECT_ERROR_REPORTS,
             server_tags: Vec::new(),
