@@ -50,6 +50,7 @@ enum Setting {
     ConnectRetries,
     CheckHost,
     Profile,
+    HelpTls,
 }
 
 /// How a flag takes its value.
@@ -119,6 +120,7 @@ const FLAGS: &[(&str, Setting, Kind)] = &[
     ("connect_retries", Setting::ConnectRetries, Kind::Int),
     ("check-host", Setting::CheckHost, Kind::Bool),
     ("profile", Setting::Profile, Kind::Int),
+    ("help_tls", Setting::HelpTls, Kind::Bool),
 ];
 
 /// nats-server 2.9.10 flags whose feature percore lacks: parsed (so that the
@@ -132,7 +134,6 @@ const NOT_SUPPORTED_YET: &[(&str, Kind)] = &[
     ("max_traced_msg_len", Kind::Int),
     ("js", Kind::Bool),
     ("jetstream", Kind::Bool),
-    ("help_tls", Kind::Bool),
 ];
 
 /// Everything the command line said. `None`: not given, keep the file's or
@@ -197,6 +198,8 @@ pub struct Flags {
     pub check_host: bool,
     /// `--profile <port>`: nats-server's pprof port (accepted, not served).
     pub profile: Option<i64>,
+    /// `--help_tls`: print the TLS help (ciphers, curves) and exit.
+    pub help_tls: bool,
     /// `-js=false` / `--jetstream=false` was given last for JetStream: as
     /// nats-server's flags win over the file, a config that enables
     /// JetStream then starts without it instead of being refused.
@@ -339,6 +342,7 @@ fn set_flag(flags: &mut Flags, name: &str, kind: Kind, value: &str) -> Result<()
         (Setting::ConnectRetries, Parsed::Int(v)) => flags.connect_retries = Some(v),
         (Setting::CheckHost, Parsed::Bool(v)) => flags.check_host = v,
         (Setting::Profile, Parsed::Int(v)) => flags.profile = Some(v),
+        (Setting::HelpTls, Parsed::Bool(v)) => flags.help_tls = v,
         // FLAGS pairs every setting with its kind; nothing else can occur.
         (_, other) => return Err(format!("internal error: flag -{name} got {other:?}")),
     }
@@ -469,6 +473,7 @@ TLS Options:
         --tlskey <file>              Private key for server certificate
         --tlsverify                  Enable TLS, verify client certificates
         --tlscacert <file>           Client certificate CA for verification
+        --help_tls                   TLS help: the cipher suites and curves percore takes
 
 Cluster Options:
         --routes <rurl-1, rurl-2>    Routes to solicit and connect
@@ -493,7 +498,7 @@ the command line override those of the configuration file.
 
 Not supported yet (refused with an error):
 --log_size_limit, syslog (-s, -r),
---max_traced_msg_len, JetStream (-js), --help_tls.
+--max_traced_msg_len, JetStream (-js).
 "
     .to_string()
 }

@@ -21,6 +21,7 @@ pub mod operator_accounts;
 pub mod options;
 pub mod permissions;
 pub mod tls;
+mod tls_help;
 mod unserved_listeners;
 
 use std::path::{Path, PathBuf};
@@ -80,6 +81,10 @@ pub fn parse_invocation_with_env(
     }
     if flags.help {
         return Ok(print(cli::usage()));
+    }
+    // After -v and -h, as nats-server checks them.
+    if flags.help_tls {
+        return Ok(print(tls_help::tls_help()));
     }
     if flags.check_host {
         return Ok(Invocation::CheckHost {
