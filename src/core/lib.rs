@@ -16,7 +16,8 @@
 //! - [`mesh`]: what shards send each other over their rings;
 //! - [`io`]: the seam to the runtime; [`limits`]: a shard's own settings;
 //! - [`ids`]: typed ids; [`rng`]: the seeded per-shard generator;
-//!   [`log`]: the log facade; [`snapshot`]: what monitoring reads;
+//!   [`log`]: the log facade, [`payload_trace`]: traced payloads;
+//!   [`snapshot`]: what monitoring reads;
 //!   [`delivery_latency`]: the per-shard ingress-to-write histogram;
 //! - [`route`]: cluster settings and the route handshake lines; [`go_json`],
 //!   [`go_quote`], [`go_duration`], [`go_host_port`]: Go's formats where
@@ -41,6 +42,7 @@ pub mod log;
 pub mod mesh;
 pub mod outbound;
 pub mod outbound_queue;
+pub mod payload_trace;
 pub mod protocol;
 pub mod read_buffer;
 pub mod rng;

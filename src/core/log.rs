@@ -6,11 +6,13 @@
 //! [`trace_enabled`] (a relaxed atomic load) before formatting anything.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 static DEBUG: AtomicBool = AtomicBool::new(false);
 static TRACE: AtomicBool = AtomicBool::new(false);
+static TRACE_VERBOSE: AtomicBool = AtomicBool::new(false);
+static MAX_TRACED_MSG_LEN: AtomicUsize = AtomicUsize::new(0);
 static SINK: OnceLock<fn(Level, fmt::Arguments<'_>)> = OnceLock::new();
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +43,27 @@ impl Level {
 pub fn set_levels(debug: bool, trace: bool) {
     DEBUG.store(debug, Ordering::Relaxed);
     TRACE.store(trace, Ordering::Relaxed);
+}
+
+/// `-VV`, `trace_verbose`: with `-V`, the system account's own traffic
+/// is traced too.
+pub fn set_trace_verbose(verbose: bool) {
+    TRACE_VERBOSE.store(verbose, Ordering::Relaxed);
+}
+
+/// Whether the system account's own traffic is traced (`-VV` and `-V`).
+pub fn trace_system_enabled() -> bool {
+    trace_enabled() && TRACE_VERBOSE.load(Ordering::Relaxed)
+}
+
+/// `max_traced_msg_len`: at most this many payload bytes in a trace line;
+/// 0 for all.
+pub fn set_max_traced_msg_len(len: usize) {
+    MAX_TRACED_MSG_LEN.store(len, Ordering::Relaxed);
+}
+
+pub fn max_traced_msg_len() -> usize {
+    MAX_TRACED_MSG_LEN.load(Ordering::Relaxed)
 }
 
 /// Where lines go; the first sink installed stays. Without one, lines are

@@ -13,6 +13,7 @@ use crate::go_quote::go_quote;
 use crate::ids::ConnKey;
 use crate::io::ShardIo;
 use crate::outbound::{OK, PONG};
+use crate::payload_trace::traced_payload;
 use crate::protocol::{ClientOp, ParseError, Parser, Publish};
 use crate::subject::is_valid_publish_subject;
 
@@ -211,7 +212,7 @@ impl<I: ShardIo> ShardBroker<I> {
             ClientOp::Ping => "PING".into(),
             ClientOp::Pong => "PONG".into(),
             ClientOp::Pub(p) => format!(
-                "{} {}{} {}",
+                "{} {}{}{} {}",
                 if p.header_len.is_some() {
                     "HPUB"
                 } else {
@@ -221,6 +222,7 @@ impl<I: ShardIo> ShardBroker<I> {
                 p.reply
                     .map(|r| format!(" {}", String::from_utf8_lossy(r)))
                     .unwrap_or_default(),
+                p.header_len.map(|h| format!(" {h}")).unwrap_or_default(),
                 p.payload.len()
             ),
             ClientOp::Sub {
@@ -245,6 +247,15 @@ impl<I: ShardIo> ShardBroker<I> {
             ClientOp::Err(text) => format!("-ERR {}", String::from_utf8_lossy(text)),
         };
         crate::trace!("{} - cid:{} - <<- [{}]", conn.peer(), conn.client_id, text);
+        if let ClientOp::Pub(p) = op {
+            // HPUB: the header block and the body, as nats-server shows it.
+            crate::trace!(
+                "{} - cid:{} - <<- MSG_PAYLOAD: {}",
+                conn.peer(),
+                conn.client_id,
+                traced_payload(p.payload, crate::log::max_traced_msg_len())
+            );
+        }
     }
 
     /// Before its first CONNECT, a connection that must authenticate may

@@ -14,6 +14,7 @@ use crate::connection::{AuthState, CloseReason};
 use crate::ids::{AccountId, ConnKey};
 use crate::io::ShardIo;
 use crate::outbound::PONG;
+use crate::payload_trace::traced_payload;
 use crate::protocol::{Publish, RouteOp, RouteParseError, RouteParser, RoutedMsg};
 
 use super::publish::Origin;
@@ -93,6 +94,15 @@ impl<I: ShardIo> ShardBroker<I> {
                 conn.client_id,
                 route_op_text(&op)
             );
+            if let RouteOp::Msg(m) = &op {
+                crate::trace!(
+                    "{}:{} - rid:{} - <<- MSG_PAYLOAD: {}",
+                    conn.ip,
+                    conn.port,
+                    conn.client_id,
+                    traced_payload(m.payload, crate::log::max_traced_msg_len())
+                );
+            }
         }
         let pending_auth = matches!(self.conns[key].auth, AuthState::Pending { .. });
         if pending_auth && !matches!(op, RouteOp::Connect(_)) {

@@ -146,6 +146,16 @@ impl<I: ShardIo> ShardBroker<I> {
         let Some(system) = self.limits.accounts.system() else {
             return;
         };
+        if crate::log::trace_system_enabled() {
+            // nats-server's system client traces its publishes with `-VV`
+            // (`trace_verbose`) only; the reply field is empty (hence the
+            // two spaces), as in its internal PUB.
+            crate::trace!("SYSTEM - <<- [PUB {subject}  {}]", payload.len());
+            crate::trace!(
+                "SYSTEM - <<- MSG_PAYLOAD: {}",
+                crate::payload_trace::traced_payload(payload, crate::log::max_traced_msg_len())
+            );
+        }
         let message = Publish {
             subject: subject.as_bytes(),
             reply: None,
