@@ -41,13 +41,8 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    if let Err(e) = percore::logging::init(
-        options.debug,
-        options.trace,
-        options.logtime,
-        options.logfile.as_deref(),
-    ) {
-        eprintln!("percore: cannot open log file: {e}");
+    if let Err(e) = percore::logging::init(&options) {
+        eprintln!("percore: {e}");
         return ExitCode::from(1);
     }
     run(options, args)
@@ -159,10 +154,21 @@ fn run(mut options: Options, args: Vec<String>) -> ExitCode {
                         Err(e) => error!("Could not re-open the log file: {e}"),
                     },
                     Ok(SIGHUP) => match reloaded(&args, &options)
-                        .and_then(|new| running.reload(&new).map(|()| new))
+                        .and_then(|new| {
+                            // The new log destination is opened first, so
+                            // that one that cannot be opened leaves the
+                            // whole configuration as it was.
+                            let destination = percore::logging::destination_changed(&options, &new)
+                                .then(|| percore::logging::open(&new))
+                                .transpose()?;
+                            running.reload(&new).map(|()| (new, destination))
+                        })
                     {
-                        Ok(new) => {
-                            percore::logging::set_levels(new.debug, new.trace);
+                        Ok((new, destination)) => {
+                            percore::logging::set_levels(&new);
+                            if let Some(destination) = destination {
+                                percore::logging::install(destination, new.logtime);
+                            }
                             if new.ports_file_dir != options.ports_file_dir {
                                 // nats-server moves the file on reload.
                                 remove_ports_file(ports_file.take());
@@ -230,7 +236,7 @@ fn reloaded(args: &[String], current: &Options) -> Result<Options, String> {
     percore::resolver::url::carry_over(current, &mut new)?;
     // Connections hold account ids: accounts that stay keep theirs.
     percore::config::accounts::keep_account_ids(&mut new, &current.accounts);
-    let fixed: [(&str, String, String); 10] = [
+    let fixed: [(&str, String, String); 11] = [
         ("host", current.host.clone(), new.host.clone()),
         ("port", current.port.to_string(), new.port.to_string()),
         (
@@ -260,6 +266,11 @@ fn reloaded(args: &[String], current: &Options) -> Result<Options, String> {
             "disable_sublist_cache",
             current.no_sublist_cache.to_string(),
             new.no_sublist_cache.to_string(),
+        ),
+        (
+            "log_size_limit",
+            current.log_size_limit.to_string(),
+            new.log_size_limit.to_string(),
         ),
         (
             "max_sub_tokens",

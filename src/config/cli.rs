@@ -51,6 +51,10 @@ enum Setting {
     CheckHost,
     Profile,
     HelpTls,
+    LogSizeLimit,
+    Syslog,
+    RemoteSyslog,
+    MaxTracedMsgLen,
 }
 
 /// How a flag takes its value.
@@ -121,17 +125,17 @@ const FLAGS: &[(&str, Setting, Kind)] = &[
     ("check-host", Setting::CheckHost, Kind::Bool),
     ("profile", Setting::Profile, Kind::Int),
     ("help_tls", Setting::HelpTls, Kind::Bool),
+    ("log_size_limit", Setting::LogSizeLimit, Kind::Int),
+    ("s", Setting::Syslog, Kind::Bool),
+    ("syslog", Setting::Syslog, Kind::Bool),
+    ("r", Setting::RemoteSyslog, Kind::Text),
+    ("remote_syslog", Setting::RemoteSyslog, Kind::Text),
+    ("max_traced_msg_len", Setting::MaxTracedMsgLen, Kind::Int),
 ];
 
 /// nats-server 2.9.10 flags whose feature percore lacks: parsed (so that the
 /// value of `-m 8222` is not mistaken for a command) and then refused.
 const NOT_SUPPORTED_YET: &[(&str, Kind)] = &[
-    ("log_size_limit", Kind::Int),
-    ("s", Kind::Bool),
-    ("syslog", Kind::Bool),
-    ("r", Kind::Text),
-    ("remote_syslog", Kind::Text),
-    ("max_traced_msg_len", Kind::Int),
     ("js", Kind::Bool),
     ("jetstream", Kind::Bool),
 ];
@@ -151,6 +155,16 @@ pub struct Flags {
     pub logtime: Option<bool>,
     pub debug: Option<bool>,
     pub trace: Option<bool>,
+    /// `-VV`, `-DVV`: trace the system account's traffic as well.
+    pub trace_verbose: Option<bool>,
+    /// `--log_size_limit <bytes>`: rotate the log file past this size.
+    pub log_size_limit: Option<i64>,
+    /// `-s`, `--syslog`: log to the local syslog.
+    pub syslog: Option<bool>,
+    /// `-r`, `--remote_syslog <url>`: log to a remote syslog.
+    pub remote_syslog: Option<String>,
+    /// `--max_traced_msg_len <n>`: truncate traced payloads.
+    pub max_traced_msg_len: Option<i64>,
     pub pidfile: Option<String>,
     /// `--ports_file_dir`: where to write the ports file.
     pub ports_file_dir: Option<String>,
@@ -309,11 +323,21 @@ fn set_flag(flags: &mut Flags, name: &str, kind: Kind, value: &str) -> Result<()
         (Setting::Log, Parsed::Text(v)) => flags.logfile = Some(v),
         (Setting::Logtime, Parsed::Bool(v)) => flags.logtime = Some(v),
         (Setting::Debug, Parsed::Bool(v)) => flags.debug = Some(v),
-        // percore has no system account, so verbose tracing is plain tracing.
-        (Setting::Trace | Setting::TraceVerbose, Parsed::Bool(v)) => flags.trace = Some(v),
-        (Setting::DebugTrace | Setting::DebugTraceVerbose, Parsed::Bool(v)) => {
+        (Setting::Trace, Parsed::Bool(v)) => flags.trace = Some(v),
+        // As nats-server: -VV and -DVV set verbose tracing and tracing to
+        // the same value (`-VV=false` turns both off).
+        (Setting::TraceVerbose, Parsed::Bool(v)) => {
+            flags.trace = Some(v);
+            flags.trace_verbose = Some(v);
+        }
+        (Setting::DebugTrace, Parsed::Bool(v)) => {
             flags.debug = Some(v);
             flags.trace = Some(v);
+        }
+        (Setting::DebugTraceVerbose, Parsed::Bool(v)) => {
+            flags.debug = Some(v);
+            flags.trace = Some(v);
+            flags.trace_verbose = Some(v);
         }
         (Setting::Pid, Parsed::Text(v)) => flags.pidfile = Some(v),
         (Setting::PortsFileDir, Parsed::Text(v)) => flags.ports_file_dir = Some(v),
@@ -343,6 +367,10 @@ fn set_flag(flags: &mut Flags, name: &str, kind: Kind, value: &str) -> Result<()
         (Setting::CheckHost, Parsed::Bool(v)) => flags.check_host = v,
         (Setting::Profile, Parsed::Int(v)) => flags.profile = Some(v),
         (Setting::HelpTls, Parsed::Bool(v)) => flags.help_tls = v,
+        (Setting::LogSizeLimit, Parsed::Int(v)) => flags.log_size_limit = Some(v),
+        (Setting::Syslog, Parsed::Bool(v)) => flags.syslog = Some(v),
+        (Setting::RemoteSyslog, Parsed::Text(v)) => flags.remote_syslog = Some(v),
+        (Setting::MaxTracedMsgLen, Parsed::Int(v)) => flags.max_traced_msg_len = Some(v),
         // FLAGS pairs every setting with its kind; nothing else can occur.
         (_, other) => return Err(format!("internal error: flag -{name} got {other:?}")),
     }
@@ -455,12 +483,16 @@ Server Options:
 
 Logging Options:
     -l, --log <file>                 Log to this file instead of stderr
+        --log_size_limit <bytes>     Move the log file to a timestamped backup past this size
     -T, --logtime                    Put a timestamp on log lines (default: true; -T=false to drop)
+    -s, --syslog                     Log to the local syslog (/dev/log)
+    -r, --remote_syslog <addr>       Log to this syslog (udp://127.0.0.1:514, tcp://..., unix:///...)
     -D, --debug                      Log debug messages
     -V, --trace                      Log every protocol operation
-    -VV                              Same as -V (there is no system account to trace)
+    -VV                              Same as -V, and trace the system account's traffic as well
     -DV                              Same as -D -V
-    -DVV                             Same as -D -V
+    -DVV                             Same as -D -VV
+        --max_traced_msg_len <len>   At most this many payload bytes in a trace line (0: no limit)
 
 Authorization Options:
         --user <user>                User required for connections
@@ -497,8 +529,7 @@ Flags are written with one dash or two (-port 4222, --port=4222). Options from
 the command line override those of the configuration file.
 
 Not supported yet (refused with an error):
---log_size_limit, syslog (-s, -r),
---max_traced_msg_len, JetStream (-js).
+JetStream (-js).
 "
     .to_string()
 }
@@ -586,6 +617,16 @@ mod tests {
         assert_eq!((f.debug, f.trace), (None, Some(true)));
         let f = flags(&["-VV"]);
         assert_eq!((f.debug, f.trace), (None, Some(true)));
+        assert_eq!(f.trace_verbose, Some(true));
+        assert_eq!(flags(&["-V"]).trace_verbose, None);
+        let f = flags(&["-VV", "-VV=false"]);
+        assert_eq!((f.trace, f.trace_verbose), (Some(false), Some(false)));
+        let f = flags(&["-DVV"]);
+        assert_eq!(
+            (f.debug, f.trace, f.trace_verbose),
+            (Some(true), Some(true), Some(true))
+        );
+        assert_eq!(flags(&["-DV"]).trace_verbose, None);
         let f = flags(&["-DV"]);
         assert_eq!((f.debug, f.trace), (Some(true), Some(true)));
         let f = flags(&["--DVV"]);
@@ -635,6 +676,44 @@ mod tests {
     }
 
     #[test]
+    fn logging_flags() {
+        for args in [
+            &["--log_size_limit", "1024"][..],
+            &["-log_size_limit=1024"],
+            &["--log_size_limit=0x400"],
+        ] {
+            assert_eq!(flags(args).log_size_limit, Some(1024), "{args:?}");
+        }
+        assert_eq!(
+            flag_error(&["--log_size_limit", "1MB"]),
+            "invalid value \"1MB\" for flag -log_size_limit: parse error"
+        );
+        for name in ["-s", "--syslog", "-syslog"] {
+            assert_eq!(flags(&[name]).syslog, Some(true), "{name}");
+        }
+        assert_eq!(flags(&["-s=false"]).syslog, Some(false));
+        for name in ["-r", "--remote_syslog"] {
+            assert_eq!(
+                flags(&[name, "udp://127.0.0.1:514"])
+                    .remote_syslog
+                    .as_deref(),
+                Some("udp://127.0.0.1:514"),
+                "{name}"
+            );
+        }
+        assert_eq!(
+            flags(&["--max_traced_msg_len", "8"]).max_traced_msg_len,
+            Some(8)
+        );
+        assert_eq!(
+            flags(&["-max_traced_msg_len=-1"]).max_traced_msg_len,
+            Some(-1)
+        );
+        let f = flags(&["-s", "-r", "tcp://h:1", "--log_size_limit", "5"]);
+        assert_eq!((f.unsupported, f.positional.len()), (None, 0));
+    }
+
+    #[test]
     fn positional_arguments_end_the_flags() {
         let f = flags(&["-p", "1", "version", "-p", "2"]);
         assert_eq!(f.port, Some(1));
@@ -659,7 +738,7 @@ mod tests {
         assert_eq!(f.unsupported.as_deref(), Some("-js"));
         assert_eq!(f.tls, Some(true));
         // Turned off, an unsupported boolean is the default: nothing to refuse.
-        let f = flags(&["-js=false", "--jetstream=0", "-syslog=f", "-p", "1"]);
+        let f = flags(&["-js=false", "--jetstream=0", "-help_tls=f", "-p", "1"]);
         assert_eq!((f.unsupported, f.port), (None, Some(1)));
         assert_eq!(
             flag_error(&["-js=maybe"]),

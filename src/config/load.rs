@@ -23,17 +23,11 @@ use super::unserved_listeners;
 /// Keys nats-server 2.9.10 understands at the top level but percore does not
 /// implement yet. Lower case, as nats-server compares keys case-insensitively.
 const NOT_SUPPORTED_YET: &[&str] = &[
-    "trace_verbose",
     "mappings",
     "maps",
     "gateway",
     "leaf",
     "leafnodes",
-    "logfile_size_limit",
-    "log_size_limit",
-    "syslog",
-    "remote_syslog",
-    "max_traced_msg_len",
     "ocsp",
     "websocket",
     "ws",
@@ -113,10 +107,22 @@ fn apply_entry<'a>(
         "server_name" => opts.server_name = non_empty(string(entry)?),
         "debug" => opts.debug = boolean(entry)?,
         "trace" => opts.trace = boolean(entry)?,
+        // As nats-server: verbose tracing is tracing too.
+        "trace_verbose" => {
+            opts.trace_verbose = boolean(entry)?;
+            opts.trace = opts.trace_verbose;
+        }
+        "max_traced_msg_len" => opts.max_traced_msg_len = traced_msg_len(integer(entry)?),
         "logtime" => opts.logtime = boolean(entry)?,
         "no_header_support" => opts.no_header_support = boolean(entry)?,
         "server_tags" => server_tags(entry, &mut opts.server_tags)?,
         "logfile" | "log_file" => opts.logfile = non_empty(string(entry)?).map(PathBuf::from),
+        // An integer, sizes such as `10MB` included (the lexer turns them
+        // into one); a quoted "10MB" is a string, refused as nats-server
+        // refuses it.
+        "logfile_size_limit" | "log_size_limit" => opts.log_size_limit = integer(entry)?,
+        "syslog" => opts.syslog = boolean(entry)?,
+        "remote_syslog" => opts.remote_syslog = non_empty(string(entry)?),
         "pidfile" | "pid_file" => opts.pidfile = non_empty(string(entry)?).map(PathBuf::from),
         "ports_file_dir" => {
             opts.ports_file_dir = non_empty(string(entry)?).map(PathBuf::from);
@@ -221,6 +227,12 @@ fn apply_entry<'a>(
         }
     }
     Ok(())
+}
+
+/// `max_traced_msg_len`: nats-server truncates only for a positive
+/// value, so zero and negative values both mean "no limit".
+pub fn traced_msg_len(n: i64) -> usize {
+    usize::try_from(n).unwrap_or(0)
 }
 
 /// An empty host means the default, as in nats-server.
@@ -627,6 +639,47 @@ mod tests {
         let opts = load_ok("PORT: 4333\nMax_Payload: 1KB");
         assert_eq!(opts.port, 4333);
         assert_eq!(opts.max_payload, 1024);
+    }
+
+    #[test]
+    fn logging_keys() {
+        let opts = load_ok("logfile: p.log\nlogfile_size_limit: 1MB");
+        assert_eq!(opts.log_size_limit, 1024 * 1024);
+        assert_eq!(load_ok("log_size_limit: 100").log_size_limit, 100);
+        // nats-server keeps any integer; only a positive one rotates.
+        assert_eq!(load_ok("log_size_limit: -5").log_size_limit, -5);
+        assert_eq!(
+            load_err("log_size_limit: \"1MB\""),
+            "x.conf:1:0: invalid value for \"log_size_limit\": expected an integer, got a string"
+        );
+        let opts = load_ok("syslog: true\nremote_syslog: \"udp://127.0.0.1:514\"");
+        assert!(opts.syslog);
+        assert_eq!(opts.remote_syslog.as_deref(), Some("udp://127.0.0.1:514"));
+        assert_eq!(load_ok("remote_syslog: \"\"").remote_syslog, None);
+        // The URL is checked when the server starts, as nats-server's -t
+        // accepts any string.
+        assert_eq!(
+            load_ok("remote_syslog: \"bogus://x\"")
+                .remote_syslog
+                .as_deref(),
+            Some("bogus://x")
+        );
+        assert_eq!(
+            load_err("syslog: 1"),
+            "x.conf:1:0: invalid value for \"syslog\": expected a boolean, got an integer"
+        );
+        assert_eq!(load_ok("max_traced_msg_len: 16").max_traced_msg_len, 16);
+        assert_eq!(load_ok("max_traced_msg_len: -1").max_traced_msg_len, 0);
+        assert_eq!(
+            load_err("max_traced_msg_len: \"5\""),
+            "x.conf:1:0: invalid value for \"max_traced_msg_len\": expected an integer, got a string"
+        );
+        // trace_verbose sets trace too, both ways, as nats-server.
+        let opts = load_ok("trace_verbose: true");
+        assert!(opts.trace && opts.trace_verbose);
+        let opts = load_ok("trace: true\ntrace_verbose: false");
+        assert!(!opts.trace && !opts.trace_verbose);
+        assert!(load_ok("trace_verbose: false\ntrace: true").trace);
     }
 
     #[test]

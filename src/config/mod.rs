@@ -210,6 +210,21 @@ fn apply_flags(flags: &cli::Flags, opts: &mut Options) -> Result<(), ConfigError
     if let Some(trace) = flags.trace {
         opts.trace = trace;
     }
+    if let Some(verbose) = flags.trace_verbose {
+        opts.trace_verbose = verbose;
+    }
+    if let Some(len) = flags.max_traced_msg_len {
+        opts.max_traced_msg_len = load::traced_msg_len(len);
+    }
+    if let Some(limit) = flags.log_size_limit {
+        opts.log_size_limit = limit;
+    }
+    if let Some(syslog) = flags.syslog {
+        opts.syslog = syslog;
+    }
+    if let Some(url) = &flags.remote_syslog {
+        opts.remote_syslog = (!url.is_empty()).then(|| url.clone());
+    }
     if let Some(shards) = flags.shards {
         opts.shards = usize::try_from(shards).map_err(|_| {
             ConfigError::new(format!(

@@ -102,9 +102,27 @@ pub struct Options {
     pub server_tags: Vec<String>,
     pub debug: bool,
     pub trace: bool,
+    /// `trace_verbose`, `-VV`: `trace`, and the system account's own
+    /// traffic traced as well (nats-server's `TraceVerbose`).
+    pub trace_verbose: bool,
+    /// `max_traced_msg_len`, `--max_traced_msg_len`: at most this many
+    /// payload bytes in a `MSG_PAYLOAD` trace line; 0 (or a negative value
+    /// in the file) for no limit.
+    pub max_traced_msg_len: usize,
     /// Log lines carry a timestamp (`-T`, `logtime`).
     pub logtime: bool,
     pub logfile: Option<PathBuf>,
+    /// `logfile_size_limit`, `log_size_limit`, `--log_size_limit`: once the
+    /// log file passes this many bytes it is moved to a timestamped backup
+    /// and a new one started; 0 or less: never (nats-server's int64).
+    pub log_size_limit: i64,
+    /// `syslog`, `-s`: log to the local syslog (`/dev/log`) instead of
+    /// stderr; a log file wins over it, as in nats-server.
+    pub syslog: bool,
+    /// `remote_syslog`, `-r`: log to the syslog at this URL
+    /// (`udp://host:port`, `tcp://host:port`, `unix:///path`); a log file
+    /// wins over it, and it over `syslog`.
+    pub remote_syslog: Option<String>,
     pub pidfile: Option<PathBuf>,
     /// `ports_file_dir`: where to write the listeners' URLs once bound
     /// (`ports_file`); `None`: no ports file.
@@ -180,8 +198,13 @@ impl Default for Options {
             server_tags: Vec::new(),
             debug: false,
             trace: false,
+            trace_verbose: false,
+            max_traced_msg_len: 0,
             logtime: true,
             logfile: None,
+            log_size_limit: 0,
+            syslog: false,
+            remote_syslog: None,
             pidfile: None,
             ports_file_dir: None,
             config_file: None,
