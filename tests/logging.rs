@@ -353,6 +353,32 @@ fn remote_syslog_over_udp_gets_nats_server_lines() {
     );
 }
 
+/// `remote_syslog` is reloadable (as in nats-server): after SIGHUP the
+/// lines go to the new receiver, starting with the reload's own.
+#[test]
+fn a_reload_moves_the_lines_to_the_new_syslog() {
+    let first = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let second = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    for receiver in [&first, &second] {
+        receiver.set_read_timeout(Some(WAIT)).expect("timeout");
+    }
+    let config = |receiver: &UdpSocket| {
+        format!(
+            "remote_syslog: \"udp://{}\"\n",
+            receiver.local_addr().expect("addr")
+        )
+    };
+    let dir = TempDir::new("syslog-reload");
+    let path = dir.path("percore.conf");
+    std::fs::write(&path, config(&first)).expect("config");
+    let process = Process::spawn(&["-p", "-1", "-c", &path.display().to_string()]);
+    udp_lines_until(&first, "Server is ready");
+    std::fs::write(&path, config(&second)).expect("rewrite");
+    process.signal(libc::SIGHUP);
+    let lines = udp_lines_until(&second, "Reloaded server configuration");
+    assert!(lines[0].starts_with("<5>"), "{lines:?}");
+}
+
 /// `remote_syslog: "unix:///path"` (a stream socket) gets the local form,
 /// without the host: `<PRI>Mmm dd hh:mm:ss percore[PID]: TEXT\n`.
 #[test]

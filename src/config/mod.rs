@@ -737,6 +737,40 @@ mod tests {
         );
     }
 
+    /// The logging flags win over the file's keys, as nats-server's.
+    #[test]
+    fn logging_flags_override_the_file() {
+        let path = config_file(
+            "logging.conf",
+            "logfile: a.log\nlog_size_limit: 1KB\nsyslog: true\n\
+             remote_syslog: \"udp://h:1\"\nmax_traced_msg_len: 4\ntrace: false\n",
+        );
+        let opts = run(&["-c", &path]);
+        assert_eq!(
+            (opts.log_size_limit, opts.syslog, opts.max_traced_msg_len),
+            (1024, true, 4)
+        );
+        let opts = run(&[
+            "-c",
+            &path,
+            "--log_size_limit",
+            "10",
+            "-s=false",
+            "-r",
+            "",
+            "--max_traced_msg_len",
+            "-1",
+            "-VV",
+        ]);
+        assert_eq!(opts.log_size_limit, 10);
+        assert!(!opts.syslog);
+        assert_eq!(opts.remote_syslog, None);
+        assert_eq!(opts.max_traced_msg_len, 0);
+        assert!(opts.trace && opts.trace_verbose);
+        let opts = run(&["-DVV"]);
+        assert!(opts.debug && opts.trace && opts.trace_verbose);
+    }
+
     #[test]
     fn errors_become_exit_one() {
         let err = ConfigError::new("x.conf:1:0: unknown field \"a\"");
