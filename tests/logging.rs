@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use support::cluster::{route_port, wait_interest, ClusterClient};
 use support::system_accounts::{CONFIG as SYSTEM_CONFIG, SYS};
 use support::{Broker, RawClient};
 
@@ -509,6 +510,34 @@ fn traced_payloads_are_cut_at_max_traced_msg_len() {
     publish(broker.addr, "cut", "short");
     let line = broker.wait_log("MSG_PAYLOAD", WAIT).expect("payload trace");
     assert!(line.ends_with(" - <<- MSG_PAYLOAD: [\"short\"]"), "{line}");
+}
+
+/// A message that comes over a route is traced with its payload too
+/// (`rid:` lines), cut the same way.
+#[test]
+fn routed_payloads_are_traced_and_cut() {
+    let cluster = ["--cluster", "nats://127.0.0.1:-1", "--cluster_name", "demo"];
+    let mut a_args = cluster.to_vec();
+    a_args.extend(["-V", "--max_traced_msg_len", "4"]);
+    let a = Broker::start_with(&a_args, None);
+    let routes = format!("nats-route://127.0.0.1:{}", route_port(&a));
+    let mut b_args = cluster.to_vec();
+    b_args.extend(["--routes", &routes]);
+    let b = Broker::start_with(&b_args, None);
+    let mut subscriber = ClusterClient::connect(a.addr);
+    let mut publisher = ClusterClient::connect(b.addr);
+    subscriber.send(b"SUB routed 1\r\n");
+    wait_interest(&mut subscriber, &mut publisher, "probe.routed");
+    publisher.send(b"PUB routed 7\r\nrouted!\r\n");
+    publisher.ping();
+    assert!(
+        subscriber.msg(WAIT).is_some(),
+        "the message crossed the route"
+    );
+    let line = a
+        .wait_log("MSG_PAYLOAD: [\"rout...\"]", WAIT)
+        .expect("routed payload traced");
+    assert!(line.contains(" - rid:"), "{line}");
 }
 
 /// `max_traced_msg_len` in the file, changed by a reload (nats-server
