@@ -12,7 +12,7 @@
 //! whatever the order.
 //!
 //! Where nats-server silently accepts something percore cannot honour
-//! (`jetstream`, `mappings`, `latency`, `account_token_position`), the
+//! (`jetstream`, `latency`, `account_token_position`), the
 //! file is refused with a clear message instead: ignoring it would change
 //! what clients may see.
 
@@ -21,8 +21,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use percore_core::account::{
-    Account, AccountLimits, AccountTable, Export, ExportKind, ResponseType, ServiceImport,
-    StreamImport, SubjectTransform, DEFAULT_RESPONSE_THRESHOLD, GLOBAL_ACCOUNT, SYSTEM_ACCOUNT,
+    Account, AccountLimits, AccountTable, Export, ExportKind, Mappings, ResponseType,
+    ServiceImport, StreamImport, SubjectTransform, DEFAULT_RESPONSE_THRESHOLD, GLOBAL_ACCOUNT,
+    SYSTEM_ACCOUNT,
 };
 use percore_core::auth::{AuthPolicy, Permissions};
 use percore_core::ids::AccountId;
@@ -34,6 +35,7 @@ use super::credentials::is_valid_public_account_key;
 use super::duration::parse_go_duration;
 use super::entry::{boolean, integer, string, unknown_field, wrong_type};
 use super::error::{go_quote, go_type, go_value, ConfigError};
+use super::mappings::parse_mappings;
 use super::options::Options;
 use super::permissions::parse_permissions;
 
@@ -42,6 +44,8 @@ use super::permissions::parse_permissions;
 #[derive(Default)]
 pub struct AccountKeys<'a> {
     pub accounts: Option<&'a Entry>,
+    /// The top-level `mappings` (or `maps`): the global account's.
+    pub mappings: Option<&'a Entry>,
     /// `system_account`; it wins over its alias `system`, as in nats-server.
     pub system_account: Option<&'a Entry>,
     pub system: Option<&'a Entry>,
@@ -59,6 +63,7 @@ struct Configured {
     exports: Vec<ExportEntry>,
     imports: Vec<ImportEntry>,
     limits: AccountLimits,
+    mappings: Mappings,
 }
 
 impl Configured {
@@ -71,6 +76,7 @@ impl Configured {
             exports: Vec::new(),
             imports: Vec::new(),
             limits: AccountLimits::default(),
+            mappings: Mappings::default(),
         }
     }
 }
@@ -113,7 +119,12 @@ pub fn apply(keys: AccountKeys<'_>, opts: &mut Options) -> Result<(), ConfigErro
         None => Vec::new(),
     };
     let system = system_account(&keys, &configured)?;
-    let accounts = resolve(&configured, system.as_deref())?;
+    let mut accounts = resolve(&configured, system.as_deref())?;
+    if let Some(entry) = keys.mappings {
+        let mut global = Account::new(AccountId::GLOBAL, GLOBAL_ACCOUNT);
+        global.mappings = parse_mappings(entry)?;
+        accounts.push(global);
+    }
     let table = AccountTable::build(accounts, system.as_deref());
     add_account_users(configured, &table, &mut opts.auth)?;
     opts.accounts = table;
@@ -215,7 +226,7 @@ fn account_block(entry: &Entry) -> Result<Configured, ConfigError> {
             "imports" => account.imports = imports(e)?,
             "limits" => account.limits = limits(e)?,
             "jetstream" => jetstream(e)?,
-            "mappings" | "maps" => return Err(not_supported(e, "")),
+            "mappings" | "maps" => account.mappings = parse_mappings(e)?,
             _ if e.used_as_variable => {}
             _ => return Err(unknown_field(e)),
         }
@@ -702,6 +713,7 @@ fn resolve(configured: &[Configured], system: Option<&str>) -> Result<Vec<Accoun
     for c in configured {
         let mut account = Account::new(id_of(&c.name), &c.name);
         account.limits = c.limits.clone();
+        account.mappings = c.mappings.clone();
         for export in &c.exports {
             account.exports.push(resolve_export(
                 export,
@@ -1161,7 +1173,7 @@ no_auth_user: b
         );
         assert_eq!(
             err("accounts {\n  \"$G\": {}\n}"),
-            "x.conf:2:3: \"$G\" is a Reserved Account"
+            "x.conf:2:4: \"$G\" is a Reserved Account"
         );
         assert_eq!(
             err("accounts { A: 1 }"),
@@ -1395,12 +1407,12 @@ no_auth_user: b
                 "x.conf:1:16: \"jetstream\" is not supported yet by percore (JetStream)",
             ),
             (
-                "accounts { A: { mappings: { a: b } } }",
-                "x.conf:1:16: \"mappings\" is not supported yet by percore",
+                "accounts { A: { mappings: { \"a.*\": \"b.*\" } } }",
+                "x.conf:1:29: Error adding mapping for \"a.*\" to \"b.*\" : invalid subject",
             ),
             (
-                "accounts { A: { maps: { a: b } } }",
-                "x.conf:1:16: \"maps\" is not supported yet by percore",
+                "accounts { A: { maps: 5 } }",
+                "x.conf:1:16: invalid value for \"maps\": expected a map, got an integer",
             ),
             (
                 "accounts { A: { nkey: UABC } }",

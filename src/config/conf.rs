@@ -344,8 +344,13 @@ impl<'a> Parser<'a> {
     /// `key [=|:] value`, or `include path`; stores the result in the
     /// innermost scope.
     fn parse_entry(&mut self, context: Context) -> Result<(), ConfigError> {
-        let key_pos = self.pos();
+        let mut key_pos = self.pos();
         let (key, quoted) = self.parse_key()?;
+        if quoted {
+            // nats-server's lexer starts a quoted key after its quote, and
+            // its errors point there.
+            key_pos.col += 1;
+        }
         if !quoted
             && key.eq_ignore_ascii_case("include")
             && self.peek().is_some_and(char::is_whitespace)

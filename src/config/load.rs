@@ -23,8 +23,6 @@ use super::unserved_listeners;
 /// Keys nats-server 2.9.10 understands at the top level but percore does not
 /// implement yet. Lower case, as nats-server compares keys case-insensitively.
 const NOT_SUPPORTED_YET: &[&str] = &[
-    "mappings",
-    "maps",
     "gateway",
     "leaf",
     "leafnodes",
@@ -196,6 +194,7 @@ fn apply_entry<'a>(
         }
         "no_auth_user" => opts.auth.no_auth_user = non_empty(string(entry)?),
         "accounts" => account_keys.accounts = Some(entry),
+        "mappings" | "maps" => account_keys.mappings = Some(entry),
         "system_account" => account_keys.system_account = Some(entry),
         "system" => account_keys.system = Some(entry),
         "no_system_account" | "no_system" | "no_sys_acc" => {

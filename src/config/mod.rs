@@ -16,6 +16,7 @@ mod entry;
 pub mod error;
 mod jetstream;
 pub mod load;
+pub mod mappings;
 pub mod operator;
 pub mod operator_accounts;
 pub mod options;

@@ -159,7 +159,9 @@ pub fn apply(
                 "operators require an account resolver to be configured",
             ));
         }
-        if account_keys.accounts.is_some() {
+        // Top-level `mappings` configure the global account (nats-server
+        // adds it to its accounts), so they are refused here too.
+        if account_keys.accounts.is_some() || account_keys.mappings.is_some() {
             return Err(ConfigError::new(
                 "operators do not allow Accounts to be configured directly",
             ));

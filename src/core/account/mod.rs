@@ -2,7 +2,8 @@
 //! `accounts` block defines them. A subject published in one account
 //! reaches subscribers of that account only, unless an account exports it
 //! ([`export`]) and another imports it ([`import`]), possibly under another
-//! name ([`transform`]).
+//! name ([`transform`]). An account may also rename what its clients
+//! publish ([`mapping`]).
 //!
 //! The [`AccountTable`] is built once from the configuration (and again
 //! at each reload) and shared read-only by every shard through its
@@ -12,6 +13,7 @@
 pub mod export;
 pub mod import;
 pub mod limits;
+pub mod mapping;
 pub mod request_info;
 pub mod transform;
 
@@ -20,6 +22,7 @@ use std::collections::HashMap;
 pub use export::{Export, ExportKind, ResponseType, DEFAULT_RESPONSE_THRESHOLD};
 pub use import::{ServiceImport, StreamImport};
 pub use limits::{AccountLimits, ActiveConnections};
+pub use mapping::{MapDestination, Mapped, Mappings};
 pub use transform::SubjectTransform;
 
 pub use crate::ids::AccountId;
@@ -38,6 +41,8 @@ pub struct Account {
     pub stream_imports: Vec<StreamImport>,
     pub service_imports: Vec<ServiceImport>,
     pub limits: AccountLimits,
+    /// `mappings`: subjects its clients publish on, renamed.
+    pub mappings: Mappings,
 }
 
 impl Account {
@@ -49,6 +54,7 @@ impl Account {
             stream_imports: Vec::new(),
             service_imports: Vec::new(),
             limits: AccountLimits::default(),
+            mappings: Mappings::default(),
         }
     }
 
@@ -78,6 +84,9 @@ pub struct AccountTable {
     accounts: Vec<Option<Account>>,
     by_name: HashMap<String, AccountId>,
     system: Option<AccountId>,
+    /// Some account has `mappings`: the publish path looks them up only
+    /// then.
+    has_mappings: bool,
 }
 
 impl Default for AccountTable {
@@ -90,18 +99,27 @@ impl Default for AccountTable {
 impl AccountTable {
     /// The table for `configured` accounts (ids assigned in order after
     /// `$G`; the accounts' own `id` fields are overwritten), with
-    /// `system` as the system account (created if not configured).
+    /// `system` as the system account (created if not configured). A
+    /// configured `$G` gives only its mappings (the top-level `mappings`).
     pub fn build(configured: Vec<Account>, system: Option<&str>) -> AccountTable {
         let mut table = AccountTable {
             accounts: Vec::new(),
             by_name: HashMap::new(),
             system: None,
+            has_mappings: false,
         };
-        table.push(Account::new(AccountId::GLOBAL, GLOBAL_ACCOUNT));
+        let mut global = Account::new(AccountId::GLOBAL, GLOBAL_ACCOUNT);
+        let mut others = Vec::new();
         for account in configured {
-            if account.name != GLOBAL_ACCOUNT {
-                table.push(account);
+            if account.name == GLOBAL_ACCOUNT {
+                global.mappings = account.mappings;
+            } else {
+                others.push(account);
             }
+        }
+        table.push(global);
+        for account in others {
+            table.push(account);
         }
         if let Some(name) = system {
             let id = match table.by_name.get(name) {
@@ -110,6 +128,8 @@ impl AccountTable {
             };
             table.system = Some(id);
         }
+        let has_mappings = table.iter().any(|a| !a.mappings.is_empty());
+        table.has_mappings = has_mappings;
         table
     }
 
@@ -161,6 +181,7 @@ impl AccountTable {
             accounts,
             by_name,
             system: self.system.map(map),
+            has_mappings: self.has_mappings,
         }
     }
 
@@ -191,6 +212,12 @@ impl AccountTable {
     /// The existing accounts, by id.
     pub fn iter(&self) -> impl Iterator<Item = &Account> {
         self.accounts.iter().flatten()
+    }
+
+    /// Whether any account has `mappings` (one load on the publish path).
+    #[inline]
+    pub fn has_mappings(&self) -> bool {
+        self.has_mappings
     }
 
     /// Whether any account imports anything (the publish path skips the

@@ -562,7 +562,7 @@ impl<I: ShardIo> ShardBroker<I> {
         conn.liveness.heard_from();
         // An HPUB without negotiated headers never gets here: the parser
         // refuses it at the end of its line.
-        let (verbose, pedantic) = (conn.options.verbose, conn.options.pedantic);
+        let pedantic = conn.options.pedantic;
         self.stats.in_msgs += 1;
         self.stats.in_bytes += publish.payload.len() as u64;
         conn.traffic.in_msgs += 1;
@@ -591,6 +591,19 @@ impl<I: ShardIo> ShardBroker<I> {
             // is still delivered.
             self.queue_err(key, "Invalid Publish Subject");
         }
+        // The account's mappings rename the subject before the publish
+        // permissions are checked (they apply to the new subject, as in
+        // nats-server); one load when no account has any.
+        if self.limits.accounts.has_mappings() {
+            return self.handle_mapped_pub(key, publish);
+        }
+        self.publish_permitted(key, publish)
+    }
+
+    /// The rest of a client's publish, on its final subject: publish
+    /// permissions, reserved reply prefixes, `+OK`, then the publish.
+    #[inline]
+    pub(super) fn publish_permitted(&mut self, key: ConnKey, publish: Publish<'_>) -> Next {
         let now = self.now;
         let conn = &mut self.conns[key];
         let denied = publish.subject.starts_with(b"_GR_.")
@@ -625,7 +638,7 @@ impl<I: ShardIo> ShardBroker<I> {
                 return Next::NeedMore;
             }
         }
-        if verbose {
+        if self.conns[key].options.verbose {
             self.queue_bytes(key, OK);
         }
         let account = self.conns[key].account;

@@ -16,7 +16,8 @@
 //! exact without locks.
 //!
 //! One concern per file: [`lifecycle`] (connections come and go),
-//! [`client_ops`] (what a client's protocol ops do), [`publish`] and
+//! [`client_ops`] (what a client's protocol ops do), [`subject_mapping`]
+//! (the account's `mappings` applied to a client's publish), [`publish`] and
 //! [`delivery`] (kind-neutral routing of a message, and how each kind of
 //! connection receives it), [`interest`] (subscriptions and their
 //! replication), [`peers`] (batches, acks and the PING barrier),
@@ -44,6 +45,7 @@ pub mod route_handshake;
 pub mod route_interest;
 pub mod route_ops;
 pub mod route_permissions;
+pub mod subject_mapping;
 pub mod system_events;
 pub mod system_requests;
 pub mod timers;
@@ -150,6 +152,8 @@ pub struct ShardBroker<I: ShardIo> {
     last_import_shared: bool,
     /// Scratch for a subject renamed by a stream import.
     renamed_subject: Vec<u8>,
+    /// Scratch for a published subject renamed by the account's mappings.
+    mapped_subject: Vec<u8>,
     /// The message being routed came from a cluster route: routes may not
     /// receive it (the one-hop rule).
     one_hop: bool,
@@ -249,6 +253,7 @@ impl<I: ShardIo> ShardBroker<I> {
             in_service_import: false,
             last_import_shared: false,
             renamed_subject: Vec::new(),
+            mapped_subject: Vec::new(),
             one_hop: false,
             route_publish: false,
             route_targets: Vec::new(),
