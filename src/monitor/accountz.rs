@@ -1,7 +1,10 @@
 //! `/accountz`: the accounts, and with `acc=<name>` one account's details
-//! (connections, subscriptions, exports, imports, index statistics) in
+//! (connections, subscriptions, mappings, exports, imports, index
+//! statistics) in
 //! nats-server 2.9's shape. Counts are summed over the shards; the account
 //! table is the one the shards work with.
+
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 
@@ -34,11 +37,24 @@ struct AccountDetail<'a> {
     leafnode_connections: u64,
     client_connections: u64,
     subscriptions: u64,
+    /// By source (a JSON object, keys sorted as Go prints a map).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    mappings: BTreeMap<&'a str, Vec<MappingInfo<'a>>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     exports: Vec<ExportInfo<'a>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     imports: Vec<ImportInfo<'a>>,
     sublist_stats: Stats,
+}
+
+/// nats-server's `MapDest`, with the weights as the mapping uses them
+/// (running totals, the remainder's destination included).
+#[derive(Serialize)]
+struct MappingInfo<'a> {
+    subject: &'a str,
+    weight: u8,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    cluster: &'a str,
 }
 
 #[derive(Serialize)]
@@ -117,6 +133,7 @@ fn detail<'a>(
         leafnode_connections: 0,
         client_connections: connections,
         subscriptions,
+        mappings: mappings(account),
         exports: account
             .exports
             .iter()
@@ -142,6 +159,29 @@ fn detail<'a>(
         imports: imports(table, account),
         sublist_stats: sum_stats(per_shard.map(|stats| &stats.index)),
     }
+}
+
+fn mappings(account: &Account) -> BTreeMap<&str, Vec<MappingInfo<'_>>> {
+    account
+        .mappings
+        .iter()
+        .map(|m| {
+            let plain = m.destinations.iter().map(|d| (d, ""));
+            let clustered = m
+                .by_cluster
+                .iter()
+                .flat_map(|(name, list)| list.iter().map(move |d| (d, name.as_str())));
+            let list = plain
+                .chain(clustered)
+                .map(|(d, cluster)| MappingInfo {
+                    subject: &d.subject,
+                    weight: d.weight,
+                    cluster,
+                })
+                .collect();
+            (m.source.as_str(), list)
+        })
+        .collect()
 }
 
 /// Streams name the exporter's subject and the local one it becomes;
