@@ -2,7 +2,8 @@
 //! each: a message published on a mapped subject is delivered on its
 //! destination only (plain, wildcards reordered, transform functions,
 //! weighted, cluster-scoped), per account, with publish permissions judged
-//! on the destination and the reply subject untouched; a reload changes
+//! on the destination and the reply subject untouched; a service import's
+//! request takes the exporter's mappings; a reload changes
 //! them; `/accountz` lists them; bad ones stop the server with
 //! nats-server's words. Expected subjects were checked against
 //! nats-server 2.9.10 with the same configuration.
@@ -307,6 +308,30 @@ authorization { users: [
         b"-ERR 'Permissions Violation for Publish to \"bar\"'\r\n"
     );
     assert_eq!(watcher.ping_pong(), b"");
+}
+
+#[test]
+fn a_service_import_request_takes_the_exporters_mapping() {
+    let broker = Broker::with_config(
+        r#"
+accounts {
+  A: { users: [{user: a, password: p}], exports: [{service: "svc.>"}], mappings: { "svc.in": "svc.out" } }
+  B: { users: [{user: b, password: p}], imports: [{service: {account: A, subject: "svc.>"}, to: "ask.>"}] }
+}
+"#,
+    );
+    let mut responder = raw_login(&broker, 0, "a");
+    responder.send(b"SUB svc.> 1\r\n");
+    assert_eq!(responder.ping_pong(), b"");
+    let mut requester = raw_login(&broker, 1, "b");
+    requester.send(b"PUB ask.in r.1 1\r\nx\r\nPUB ask.other r.2 1\r\ny\r\n");
+    assert_eq!(requester.ping_pong(), b"");
+    let (first, _) = responder.read_msg();
+    let (second, _) = responder.read_msg();
+    assert_eq!(
+        (first[1].as_str(), second[1].as_str()),
+        ("svc.out", "svc.other")
+    );
 }
 
 #[test]

@@ -3,7 +3,8 @@
 //!
 //! - a stream import publishes the message again in the importing account,
 //!   renamed by its `prefix` or `to`;
-//! - a service import publishes a request again in the exporting account,
+//! - a service import publishes a request again in the exporting account
+//!   (on the subject the exporter's `mappings` give it, if any),
 //!   with a reply subject of this shard's (`_R_.<prefix>.<token>`) and a
 //!   route that remembers the requester's account and reply subject;
 //! - this shard's response subscription (`_R_.<prefix>.>` in an exporting
@@ -22,7 +23,7 @@ use std::time::{Instant, SystemTime};
 use rustc_hash::FxHashMap;
 
 use crate::account::request_info::{set_request_info, ClientDetails, RequestInfo, ServerNames};
-use crate::account::{ResponseType, ServiceImport};
+use crate::account::{Mapped, ResponseType, ServiceImport};
 use crate::auth::reported_user::raw_auth_user;
 use crate::auth::AuthMethod;
 use crate::calendar::rfc3339_nano;
@@ -239,6 +240,25 @@ impl<I: ShardIo> ShardBroker<I> {
                 &subject[..]
             }
             None => message.subject,
+        };
+        // The exporter's mappings apply to the request, as nats-server maps
+        // a service import's subject in the exporting account.
+        let mut mapped = Vec::new();
+        let exporter_mappings = accounts
+            .get(import.exporter)
+            .map(|a| &a.mappings)
+            .filter(|m| !m.is_empty());
+        let subject = match exporter_mappings {
+            Some(mappings) => {
+                let cluster = self.limits.cluster.as_deref().map(|c| c.name.as_str());
+                let rng = &mut self.rng;
+                match mappings.select(subject, cluster, || rng.below(100) as u8, &mut mapped) {
+                    Mapped::Unchanged => subject,
+                    Mapped::Renamed => &mapped[..],
+                    Mapped::Dropped => return Reach::None,
+                }
+            }
+            None => subject,
         };
         let mut reply = Vec::new();
         let reply = match message.reply {
