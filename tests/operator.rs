@@ -363,6 +363,53 @@ fn user_permissions_from_the_jwt() {
 }
 
 #[test]
+fn the_account_jwts_mappings_rename_what_its_clients_publish() {
+    let op = operator();
+    let acc = account(
+        &op,
+        json!({"limits": unlimited(), "mappings": {
+            "foo": [{"subject": "bar"}],
+            "a.*.*": [{"subject": "b.$2.$1", "weight": 100}],
+            "z": [{"subject": "z1", "weight": 0}]
+        }}),
+    );
+    // nats-server refuses such an account (a wildcard destination): its
+    // users cannot log in.
+    let bad = account(
+        &op,
+        json!({"limits": unlimited(), "mappings": {"x": [{"subject": "y.>"}]}}),
+    );
+    let broker = Broker::with_config(&memory_config(&op, &[&acc, &bad]));
+    let member = user(&acc, json!({}), user_limits(json!({})));
+    // Consecutive connections land on both shards.
+    let mut watcher = raw_login(&broker, &member);
+    watcher.send(b"SUB > 1\r\n");
+    assert_eq!(watcher.ping_pong(), b"");
+    let mut publisher = raw_login(&broker, &member);
+    publisher.send(b"PUB foo 0\r\n\r\nPUB a.x.y 0\r\n\r\nPUB z 0\r\n\r\n");
+    assert_eq!(publisher.ping_pong(), b"");
+    assert_eq!(
+        watcher.ping_pong(),
+        b"MSG bar 1 0\r\n\r\nMSG b.y.x 1 0\r\n\r\nMSG z1 1 0\r\n\r\n",
+        "a weight of 0 in a JWT is 100%"
+    );
+    let mut refused = broker.raw();
+    let line = connect_line(&refused, &user(&bad, json!({}), user_limits(json!({}))));
+    refused.send(&line);
+    expect_auth_violation(&mut refused);
+    // Top-level mappings configure an account: refused in operator mode.
+    let (code, stderr) = check_config(&format!(
+        "{}mappings {{ foo: bar }}\n",
+        memory_config(&op, &[&acc])
+    ));
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("operators do not allow Accounts to be configured directly"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn account_connection_limit_across_shards() {
     let op = operator();
     let mut limits = unlimited();

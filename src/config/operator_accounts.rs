@@ -3,7 +3,8 @@
 //! and mapped onto percore's account machinery: an [`AccountTable`] named
 //! by account public keys, with each account's limits (`conn`, `subs`,
 //! `payload`), exports and imports (activation tokens checked for private
-//! exports), plus the [`OperatorMode`] that logs users in against them.
+//! exports) and subject mappings, plus the [`OperatorMode`] that logs
+//! users in against them.
 //!
 //! Signatures are checked here with `nkeys`: this runs at start-up and on
 //! a claims update, never on a shard.
@@ -13,8 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use percore_core::account::{
-    Account, AccountLimits, AccountTable, Export, ExportKind, ResponseType, ServiceImport,
-    StreamImport, SubjectTransform, DEFAULT_RESPONSE_THRESHOLD,
+    Account, AccountLimits, AccountTable, Export, ExportKind, MapDestination, Mappings,
+    ResponseType, ServiceImport, StreamImport, SubjectTransform, DEFAULT_RESPONSE_THRESHOLD,
 };
 use percore_core::auth::jwt_permissions::from_jwt;
 use percore_core::auth::operator::claim_limit;
@@ -99,6 +100,7 @@ pub fn build(
             max_subscriptions: claim_limit(limits.subs),
             max_payload: claim_limit(limits.payload),
         };
+        account.mappings = mappings(&claims.nats);
         accounts.push(account);
     }
     // Exports, then imports checked against them.
@@ -249,6 +251,24 @@ pub fn build(
         },
         skipped,
     }
+}
+
+/// The account's `mappings`. nats-server adds each and ignores one it
+/// cannot add (the claim's validation already refused the worst).
+fn mappings(claims: &AccountClaims) -> Mappings {
+    let mut mappings = Mappings::default();
+    for (source, destinations) in &claims.mappings {
+        let destinations: Vec<MapDestination> = destinations
+            .iter()
+            .map(|d| MapDestination {
+                subject: d.subject.clone(),
+                weight: d.weight(),
+                cluster: (!d.cluster.is_empty()).then(|| d.cluster.clone()),
+            })
+            .collect();
+        let _ = mappings.add(source, &destinations);
+    }
+    mappings
 }
 
 fn response_type(text: &str) -> ResponseType {

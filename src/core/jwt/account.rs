@@ -1,6 +1,6 @@
 //! Account claims (`nats` of a `"type":"account"` token): limits set by the
-//! operator, exports, imports, signing keys, user revocations and default
-//! permissions, with the Go jwt v2 JSON names.
+//! operator, exports, imports, signing keys, user revocations, default
+//! permissions and subject mappings, with the Go jwt v2 JSON names.
 
 use std::collections::BTreeMap;
 
@@ -74,6 +74,26 @@ pub struct Import {
     pub share: bool,
 }
 
+/// One destination of a subject mapping (`WeightedMapping`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct WeightedMapping {
+    pub subject: String,
+    /// Percent; 0 (absent) means 100, as the Go library's `GetWeight`.
+    pub weight: u8,
+    pub cluster: String,
+}
+
+impl WeightedMapping {
+    pub fn weight(&self) -> u8 {
+        if self.weight == 0 {
+            100
+        } else {
+            self.weight
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(default)]
 pub struct Account {
@@ -89,6 +109,9 @@ pub struct Account {
     pub revocations: BTreeMap<String, i64>,
     #[serde(deserialize_with = "null_as_default")]
     pub default_permissions: Permissions,
+    /// Source subject → its destinations.
+    #[serde(deserialize_with = "null_as_default")]
+    pub mappings: BTreeMap<String, Vec<WeightedMapping>>,
     #[serde(flatten)]
     pub generic: GenericFields,
 }
@@ -110,6 +133,7 @@ mod tests {
             "signing_keys": ["ASK"],
             "revocations": {"UREV": 10, "*": 3},
             "default_permissions": {"pub":{"deny":[">"]}},
+            "mappings": {"a.*": [{"subject":"b.$1","weight":40},{"subject":"c.$1","cluster":"e"}]},
             "type":"account","version":2
         }"#;
         let account: Account = serde_json::from_str(json).expect("parses");
@@ -124,6 +148,15 @@ mod tests {
         assert!(account.signing_keys.contains("ASK"));
         assert_eq!(account.revocations.get("*"), Some(&3));
         assert_eq!(account.default_permissions.publish.deny, vec![">"]);
+        let mapping = &account.mappings["a.*"];
+        assert_eq!(
+            (mapping[0].subject.as_str(), mapping[0].weight()),
+            ("b.$1", 40)
+        );
+        assert_eq!(
+            (mapping[1].cluster.as_str(), mapping[1].weight()),
+            ("e", 100)
+        );
         let bare: Account = serde_json::from_str("{}").expect("parses");
         assert_eq!(bare.limits.conn, 0, "Go's zero value");
     }

@@ -5,6 +5,7 @@
 use super::account::{Account, ExportType};
 use super::claims::Claims;
 use super::user::NO_LIMIT;
+use crate::go_quote::go_quote;
 
 fn subject_issue(subject: &str) -> Option<String> {
     if subject.is_empty() {
@@ -111,6 +112,38 @@ pub fn account_issue(claims: &Claims<Account>) -> Option<String> {
             ));
         }
     }
+    mapping_issue(nats)
+}
+
+/// The Go library's `Mapping.Validate`: subjects as everywhere, no
+/// wildcard in a destination (so not `>` either), and the weights (a
+/// `uint8` sum there, wrapping) at most 100.
+fn mapping_issue(nats: &Account) -> Option<String> {
+    for (source, destinations) in &nats.mappings {
+        if let Some(issue) = subject_issue(source) {
+            return Some(issue);
+        }
+        let mut total: u8 = 0;
+        for d in destinations {
+            if let Some(issue) = subject_issue(&d.subject) {
+                return Some(issue);
+            }
+            if has_wildcards(&d.subject) {
+                return Some(format!(
+                    "Subject {} in weighted mapping {} is not allowed to contains wildcard",
+                    go_quote(&d.subject),
+                    go_quote(source)
+                ));
+            }
+            total = total.wrapping_add(d.weight());
+        }
+        if total > 100 {
+            return Some(format!(
+                "Mapping {} exceeds 100% among all of it's weighted to mappings",
+                go_quote(source)
+            ));
+        }
+    }
     None
 }
 
@@ -146,5 +179,36 @@ mod tests {
         claims.nats.exports[0].account_token_position = 0;
         claims.nats.exports[0].response_type = "Stream".into();
         assert!(account_issue(&claims).is_some_and(|i| i.contains("for stream")));
+    }
+
+    #[test]
+    fn mappings() {
+        use crate::jwt::account::WeightedMapping;
+        let to = |subject: &str, weight: u8| WeightedMapping {
+            subject: subject.into(),
+            weight,
+            cluster: String::new(),
+        };
+        let mut claims = Claims::<Account>::default();
+        claims.nats.limits.imports = NO_LIMIT;
+        claims.nats.limits.exports = NO_LIMIT;
+        claims
+            .nats
+            .mappings
+            .insert("a.*".into(), vec![to("b.$1", 40), to("c.$1", 60)]);
+        assert_eq!(account_issue(&claims), None);
+        claims
+            .nats
+            .mappings
+            .insert("x".into(), vec![to("y", 0), to("z", 50)]);
+        assert_eq!(
+            account_issue(&claims).as_deref(),
+            Some("Mapping \"x\" exceeds 100% among all of it's weighted to mappings")
+        );
+        claims.nats.mappings.insert("x".into(), vec![to("y.>", 10)]);
+        assert_eq!(
+            account_issue(&claims).as_deref(),
+            Some("Subject \"y.>\" in weighted mapping \"x\" is not allowed to contains wildcard")
+        );
     }
 }
