@@ -6,6 +6,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::account::Mapped;
 use crate::auth::{Decision, Identity, PermissionCheck, SlowCheck, SlowOutcome};
 use crate::connect::{parse_connect_onto, redacted_connect, ConnectError, ConnectRequest};
 use crate::connection::{AuthState, CloseReason, ConnKind, Verification};
@@ -562,7 +563,7 @@ impl<I: ShardIo> ShardBroker<I> {
         conn.liveness.heard_from();
         // An HPUB without negotiated headers never gets here: the parser
         // refuses it at the end of its line.
-        let pedantic = conn.options.pedantic;
+        let (verbose, pedantic) = (conn.options.verbose, conn.options.pedantic);
         self.stats.in_msgs += 1;
         self.stats.in_bytes += publish.payload.len() as u64;
         conn.traffic.in_msgs += 1;
@@ -593,17 +594,24 @@ impl<I: ShardIo> ShardBroker<I> {
         }
         // The account's mappings rename the subject before the publish
         // permissions are checked (they apply to the new subject, as in
-        // nats-server); one load when no account has any.
-        if self.limits.accounts.has_mappings() {
-            return self.handle_mapped_pub(key, publish);
-        }
-        self.publish_permitted(key, publish)
-    }
-
-    /// The rest of a client's publish, on its final subject: publish
-    /// permissions, reserved reply prefixes, `+OK`, then the publish.
-    #[inline]
-    pub(super) fn publish_permitted(&mut self, key: ConnKey, publish: Publish<'_>) -> Next {
+        // nats-server). Without mappings: one cached flag; the renaming is
+        // out of line and this stays one straight path. (Callgrind on
+        // `micro` shard_pub16_subs0, instructions per message: 515 before
+        // mappings, 532 this way; 545 with the rest of the publish as a
+        // call of its own, 570-580 with that call forced inline.)
+        let mut renamed = Vec::new();
+        let publish = if self.mappings_configured {
+            match self.map_published(key, publish.subject, &mut renamed) {
+                Mapped::Unchanged => publish,
+                Mapped::Renamed => Publish {
+                    subject: &renamed,
+                    ..publish
+                },
+                Mapped::Dropped => return Next::NeedMore,
+            }
+        } else {
+            publish
+        };
         let now = self.now;
         let conn = &mut self.conns[key];
         let denied = publish.subject.starts_with(b"_GR_.")
@@ -638,7 +646,7 @@ impl<I: ShardIo> ShardBroker<I> {
                 return Next::NeedMore;
             }
         }
-        if self.conns[key].options.verbose {
+        if verbose {
             self.queue_bytes(key, OK);
         }
         let account = self.conns[key].account;
@@ -647,6 +655,9 @@ impl<I: ShardIo> ShardBroker<I> {
             if let Some(reply) = publish.reply {
                 self.send_no_responders(key, reply);
             }
+        }
+        if renamed.capacity() > 0 {
+            self.give_back_mapped(renamed);
         }
         Next::NeedMore
     }

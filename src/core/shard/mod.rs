@@ -123,6 +123,9 @@ pub struct ShardBroker<I: ShardIo> {
     /// `limits.auth.enabled()`, kept at hand: without authentication the
     /// per-op gate costs one branch and no connection lookup.
     auth_enabled: bool,
+    /// `limits.accounts.has_mappings()`, kept at hand: without mappings a
+    /// client's publish costs one branch for them.
+    mappings_configured: bool,
     io: I,
     /// The time of the current unit of work, handed in by the caller.
     now: Instant,
@@ -239,6 +242,7 @@ impl<I: ShardIo> ShardBroker<I> {
             identity,
             stall_threshold: stall_threshold(&limits),
             auth_enabled: limits.auth.enabled(),
+            mappings_configured: limits.accounts.has_mappings(),
             limits,
             io,
             now,

@@ -24,6 +24,7 @@ impl<I: ShardIo> ShardBroker<I> {
         let old_accounts = self.limits.accounts.clone();
         self.stall_threshold = stall_threshold(&limits);
         self.auth_enabled = limits.auth.enabled();
+        self.mappings_configured = limits.accounts.has_mappings();
         let route_permissions = limits.cluster.as_ref().map(|c| c.permissions.clone());
         self.limits = limits;
         if let Some(permissions) = route_permissions {

@@ -5,22 +5,29 @@
 //! published. The reply subject is left alone.
 //!
 //! The mappings are the shard's copy of the account table (no lock); the
-//! weighted pick draws from the shard's generator.
+//! weighted pick draws from the shard's generator. The renamed subject is
+//! written into a buffer the shard keeps for it, handed back after the
+//! publish (a refused publish drops it; the next mapping allocates anew).
 
 use crate::account::Mapped;
 use crate::ids::ConnKey;
 use crate::io::ShardIo;
-use crate::protocol::Publish;
 
-use super::client_ops::Next;
 use super::ShardBroker;
 
 impl<I: ShardIo> ShardBroker<I> {
-    /// Some account has mappings: this publish goes on under its mapped
-    /// subject (or is dropped when the weights say so).
+    /// Some account has mappings: what those of `key`'s account make of
+    /// `subject`; a new subject is written into `renamed` (the shard's
+    /// buffer: give it back with [`ShardBroker::give_back_mapped`]). A
+    /// dropped message still gets a verbose client its +OK.
     #[cold]
     #[inline(never)]
-    pub(super) fn handle_mapped_pub(&mut self, key: ConnKey, publish: Publish<'_>) -> Next {
+    pub(super) fn map_published(
+        &mut self,
+        key: ConnKey,
+        subject: &[u8],
+        renamed: &mut Vec<u8>,
+    ) -> Mapped {
         let account = self.conns[key].account;
         let Some(mappings) = self
             .limits
@@ -29,19 +36,14 @@ impl<I: ShardIo> ShardBroker<I> {
             .map(|a| &a.mappings)
             .filter(|m| !m.is_empty())
         else {
-            return self.publish_permitted(key, publish);
+            return Mapped::Unchanged;
         };
         let cluster = self.limits.cluster.as_deref().map(|c| c.name.as_str());
         let rng = &mut self.rng;
-        let mut subject = std::mem::take(&mut self.mapped_subject);
-        let outcome = mappings.select(
-            publish.subject,
-            cluster,
-            || rng.below(100) as u8,
-            &mut subject,
-        );
-        let next = match outcome {
-            Mapped::Unchanged => self.publish_permitted(key, publish),
+        std::mem::swap(renamed, &mut self.mapped_subject);
+        let outcome = mappings.select(subject, cluster, || rng.below(100) as u8, renamed);
+        match outcome {
+            Mapped::Unchanged => {}
             Mapped::Renamed => {
                 if crate::log::trace_enabled() {
                     let conn = &self.conns[key];
@@ -49,28 +51,24 @@ impl<I: ShardIo> ShardBroker<I> {
                         "{} - cid:{} - <<- [MAPPING {} -> {}]",
                         conn.peer(),
                         conn.client_id,
-                        String::from_utf8_lossy(publish.subject),
-                        String::from_utf8_lossy(&subject)
+                        String::from_utf8_lossy(subject),
+                        String::from_utf8_lossy(renamed)
                     );
                 }
-                self.publish_permitted(
-                    key,
-                    Publish {
-                        subject: &subject,
-                        ..publish
-                    },
-                )
             }
-            // Taken and lost, as the configuration asked; a verbose
-            // client still gets its +OK.
+            // Taken and lost, as the configuration asked.
             Mapped::Dropped => {
                 if self.conns[key].options.verbose {
                     self.queue_bytes(key, crate::outbound::OK);
                 }
-                Next::NeedMore
             }
-        };
-        self.mapped_subject = subject;
-        next
+        }
+        outcome
+    }
+
+    /// The buffer [`ShardBroker::map_published`] wrote into, for the next
+    /// message.
+    pub(super) fn give_back_mapped(&mut self, buffer: Vec<u8>) {
+        self.mapped_subject = buffer;
     }
 }
