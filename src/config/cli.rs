@@ -135,10 +135,7 @@ const FLAGS: &[(&str, Setting, Kind)] = &[
 
 /// nats-server 2.9.10 flags whose feature percore lacks: parsed (so that the
 /// value of `-m 8222` is not mistaken for a command) and then refused.
-const NOT_SUPPORTED_YET: &[(&str, Kind)] = &[
-    ("js", Kind::Bool),
-    ("jetstream", Kind::Bool),
-];
+const NOT_SUPPORTED_YET: &[(&str, Kind)] = &[("js", Kind::Bool), ("jetstream", Kind::Bool)];
 
 /// Everything the command line said. `None`: not given, keep the file's or
 /// the default value.
