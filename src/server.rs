@@ -291,8 +291,9 @@ pub fn start(options: Options) -> Result<RunningServer, String> {
             )
         })?;
     let server_id = generate_server_id();
-    let cluster =
-        route_addr.map(|addr| Arc::new(cluster_settings(&options, addr, local_addr, &server_id)));
+    let cluster = route_addr
+        .map(|addr| cluster_settings(&options, addr, local_addr, &server_id).map(Arc::new))
+        .transpose()?;
     let identity = ServerIdentity {
         server_name: options
             .server_name
@@ -1278,7 +1279,7 @@ fn cluster_settings(
     route_addr: std::net::SocketAddr,
     client_addr: std::net::SocketAddr,
     server_id: &str,
-) -> ClusterSettings {
+) -> Result<ClusterSettings, String> {
     let cluster = options.cluster.clone().unwrap_or_default();
     // As nats-server: without a configured name the cluster gets a random
     // one (22 characters, like a NUID).
@@ -1287,12 +1288,18 @@ fn cluster_settings(
         .clone()
         .unwrap_or_else(|| generate_server_id()[1..23].to_string());
     let (host, port, advertise_ip) = match &cluster.advertise {
+        // Read as `client_advertise` is; a bad value stops the start with
+        // nats-server's fatal text instead of quietly advertising the
+        // listener's port.
         Some(advertise) => {
-            let (h, p) = match advertise.rsplit_once(':') {
-                Some((h, p)) => (h.to_string(), p.parse().unwrap_or(route_addr.port())),
-                None => (advertise.clone(), route_addr.port()),
-            };
-            let ip = format!("nats-route://{h}:{p}/");
+            let (h, p) = percore_core::go_host_port::parse_host_port(advertise, route_addr.port())
+                .map_err(|e| {
+                    format!("Error setting route INFO with Cluster.Advertise value of {advertise}, err={e}")
+                })?;
+            let ip = format!(
+                "nats-route://{}/",
+                percore_core::go_host_port::join_host_port(&h, p)
+            );
             (h, p, Some(ip))
         }
         None => (cluster.host.clone(), route_addr.port(), None),
@@ -1316,7 +1323,7 @@ fn cluster_settings(
         vec![client_addr.to_string()]
     };
     let _ = server_id;
-    ClusterSettings {
+    Ok(ClusterSettings {
         dynamic: cluster.name.is_none(),
         name,
         user: cluster.user.clone(),
@@ -1334,7 +1341,7 @@ fn cluster_settings(
             .map(percore_core::route_permissions::RoutePermissions::new),
         explicit: cluster.routes.iter().map(|r| r.host_port()).collect(),
         tls_required: cluster.tls.is_some(),
-    }
+    })
 }
 
 /// Go's `IP.IsGlobalUnicast`: not unspecified, loopback, multicast or

@@ -41,12 +41,33 @@ fn an_advertised_host_without_a_port_keeps_the_listeners_port() {
 }
 
 /// What percore prints and how it exits for `args` (no server stays up).
+/// A percore that starts after all is killed after 10 s, so that a
+/// regression fails the test (exit code `None`) instead of hanging it.
 fn refused(args: &[&str]) -> (Option<i32>, String) {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_percore"))
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_percore"))
         .args(["-a", "127.0.0.1", "-p", "-1", "--shards", "1"])
         .args(args)
-        .output()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .expect("run percore");
+    let pid = child.id() as i32;
+    let (exited, watched) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if watched
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .is_err()
+        {
+            // SAFETY: kill(2) on our child, not reaped until the wait below
+            // returns, which this kill makes it do.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+    });
+    let output = child.wait_with_output().expect("wait for percore");
+    let _ = exited.send(());
+    let _ = watchdog.join();
     (
         output.status.code(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
@@ -82,6 +103,27 @@ fn a_bad_advertised_address_stops_the_start_in_nats_servers_words() {
     assert_eq!(code, Some(1), "{stderr}");
     assert!(
         stderr.contains("err=port 70000 is out of range"),
+        "{stderr}"
+    );
+}
+
+/// `cluster_advertise` is read the same way, and a bad one stops the start
+/// with nats-server's route text (it used to fall back quietly to the
+/// route listener's port).
+#[test]
+fn a_bad_cluster_advertise_stops_the_start_in_nats_servers_words() {
+    let (code, stderr) = refused(&[
+        "--cluster",
+        "nats://127.0.0.1:-1",
+        "--cluster_advertise",
+        "host:abc",
+    ]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "[FTL] Error setting route INFO with Cluster.Advertise value of host:abc, \
+             err=strconv.Atoi: parsing \"abc\": invalid syntax"
+        ),
         "{stderr}"
     );
 }
