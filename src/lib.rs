@@ -26,9 +26,9 @@
 #![deny(clippy::await_holding_refcell_ref)]
 
 pub use percore_core::{
-    account, auth, connect, connection, debug, error, fatal, go_duration, go_json, go_quote, ids,
-    info, io, limits, mesh, outbound, outbound_queue, protocol, read_buffer, rng, route, shard,
-    subject, sublist, trace, warn,
+    account, auth, connect, connection, debug, error, fatal, go_dial_error, go_duration, go_json,
+    go_quote, ids, info, io, limits, mesh, outbound, outbound_queue, protocol, read_buffer, rng,
+    route, shard, subject, sublist, trace, warn,
 };
 
 pub mod admin;

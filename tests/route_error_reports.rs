@@ -18,6 +18,15 @@ fn attempts_until(broker: &Broker, last: u32) -> Vec<(u32, &'static str)> {
         .unwrap_or_else(|| panic!("no {needle}"));
     lines
         .iter()
+        .filter(|line| line.contains("Error trying to connect to route (attempt "))
+        .inspect(|line| {
+            // The failure in Go's words, as nats-server logs it.
+            assert!(
+                line.contains("): dial tcp 127.0.0.1:")
+                    && line.ends_with(": connect: connection refused"),
+                "{line}"
+            );
+        })
         .filter_map(|line| {
             let attempt = line
                 .split("Error trying to connect to route (attempt ")

@@ -29,6 +29,7 @@ pub mod calendar;
 pub mod connect;
 pub mod connection;
 pub mod delivery_latency;
+pub mod go_dial_error;
 pub mod go_duration;
 pub mod go_host_port;
 pub mod go_json;

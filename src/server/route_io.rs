@@ -143,9 +143,12 @@ async fn solicit(ctx: Rc<ShardContext>, mut dial: RouteDial) {
                 dial.url.host_port(),
                 addr.map(|a| a.to_string()).unwrap_or_default()
             );
+            // Failures in Go's words, as nats-server logs them.
             let result = match addr {
-                Some(addr) => dial_socket(addr).await,
-                None => Err(std::io::Error::other("no such host")),
+                Some(addr) => dial_socket(addr)
+                    .await
+                    .map_err(|e| crate::go_dial_error::dial_error(addr, &e)),
+                None => Err(crate::go_dial_error::lookup_error(&dial.url.host)),
             };
             match result {
                 Ok(socket) => break socket,
