@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{select, tick};
 use percore::config::{parse_invocation, Invocation, Options};
 use percore::server::{self, AdminCommand};
-use percore::{error, fatal, info, warn};
+use percore::{debug, error, fatal, info, warn};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
 
 fn main() -> ExitCode {
@@ -132,11 +132,12 @@ fn run(mut options: Options, args: Vec<String>) -> ExitCode {
             recv(signal_rx) -> signal => {
                 match signal {
                     Ok(SIGINT) => {
-                        info!("Trapped \"interrupt\" signal");
+                        // At debug level, as nats-server logs it.
+                        debug!("Trapped \"interrupt\" signal");
                         return shutdown(running, ports_file, 0);
                     }
                     Ok(SIGTERM) if lame_duck.is_none() => {
-                        info!("Trapped \"terminated\" signal");
+                        debug!("Trapped \"terminated\" signal");
                         // nats-server exits with status 1 on SIGTERM; init
                         // scripts written for it expect that.
                         return shutdown(running, ports_file, 1);
