@@ -16,7 +16,7 @@ use nkeys::KeyPair;
 use percore_core::jwt::mint::{mint_issued_at, mint_v1_issued_at, unlimited};
 use serde_json::{json, Value};
 use support::interest::ShardProbes;
-use support::{one_client_per_shard, Broker, RawClient};
+use support::{check_config, one_client_per_shard, Broker, RawClient};
 
 const SHARDS: u64 = 2;
 const WAIT: Duration = Duration::from_secs(10);
@@ -398,10 +398,10 @@ fn the_account_jwts_mappings_rename_what_its_clients_publish() {
     refused.send(&line);
     expect_auth_violation(&mut refused);
     // Top-level mappings configure an account: refused in operator mode.
-    let (code, stderr) = check_config(&format!(
-        "{}mappings {{ foo: bar }}\n",
-        memory_config(&op, &[&acc])
-    ));
+    let (code, stderr) = check_config(
+        "op",
+        &format!("{}mappings {{ foo: bar }}\n", memory_config(&op, &[&acc])),
+    );
     assert_eq!(code, Some(1));
     assert!(
         stderr.contains("operators do not allow Accounts to be configured directly"),
@@ -602,26 +602,6 @@ fn the_full_resolver_reads_account_files() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// `percore -t -c <config>`: the exit code and stderr.
-fn check_config(text: &str) -> (Option<i32>, String) {
-    let path = std::env::temp_dir().join(format!(
-        "percore-op-check-{}-{}.conf",
-        std::process::id(),
-        text.len()
-    ));
-    std::fs::write(&path, text).expect("config");
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_percore"))
-        .args(["-t", "-c"])
-        .arg(&path)
-        .output()
-        .expect("run percore -t");
-    let _ = std::fs::remove_file(&path);
-    (
-        output.status.code(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn config_errors_are_nats_servers() {
     let op = operator();
@@ -686,11 +666,11 @@ fn config_errors_are_nats_servers() {
         ),
     ];
     for (config, expected) in cases {
-        let (code, stderr) = check_config(&config);
+        let (code, stderr) = check_config("op", &config);
         assert_eq!(code, Some(1), "{config}: {stderr}");
         assert!(stderr.contains(expected), "{config}: {stderr}");
     }
-    let (code, stderr) = check_config(&memory_config(&op, &[]));
+    let (code, stderr) = check_config("op", &memory_config(&op, &[]));
     assert_eq!(code, Some(0), "{stderr}");
 }
 
@@ -1178,10 +1158,13 @@ fn only_users_of_pinned_accounts_log_in() {
     let line = connect_line(&client, &outsider);
     client.send(&line);
     expect_auth_violation(&mut client);
-    let (code, stderr) = check_config(&format!(
-        "{}resolver_pinned_accounts: [\"ABAD\"]\n",
-        memory_config(&op, &[])
-    ));
+    let (code, stderr) = check_config(
+        "op",
+        &format!(
+            "{}resolver_pinned_accounts: [\"ABAD\"]\n",
+            memory_config(&op, &[])
+        ),
+    );
     assert_eq!(code, Some(1));
     assert!(
         stderr.contains("pinned account key \"ABAD\" is not a valid public account nkey"),
@@ -1551,13 +1534,16 @@ fn the_url_resolver_must_answer_at_start_and_takes_no_preloads_nor_ftp() {
         stderr.contains(&format!("could not fetch <\"{wrong}\">: 404 Not Found")),
         "{stderr}"
     );
-    let (code, stderr) = check_config(&format!(
-        "operator: \"{}\"\nresolver: URL(\"{}\")\nresolver_preload: {{ {}: \"{}\" }}\n",
-        op.jwt,
-        server.url,
-        sys.key.public_key(),
-        sys.jwt
-    ));
+    let (code, stderr) = check_config(
+        "op",
+        &format!(
+            "operator: \"{}\"\nresolver: URL(\"{}\")\nresolver_preload: {{ {}: \"{}\" }}\n",
+            op.jwt,
+            server.url,
+            sys.key.public_key(),
+            sys.jwt
+        ),
+    );
     assert_eq!(code, Some(1), "{stderr}");
     assert!(
         stderr.contains(
@@ -1565,10 +1551,13 @@ fn the_url_resolver_must_answer_at_start_and_takes_no_preloads_nor_ftp() {
         ),
         "{stderr}"
     );
-    let (code, stderr) = check_config(&format!(
-        "operator: \"{}\"\nresolver: URL(\"ftp://127.0.0.1:1/jwt/v1/accounts/\")\n",
-        op.jwt
-    ));
+    let (code, stderr) = check_config(
+        "op",
+        &format!(
+            "operator: \"{}\"\nresolver: URL(\"ftp://127.0.0.1:1/jwt/v1/accounts/\")\n",
+            op.jwt
+        ),
+    );
     assert_eq!(code, Some(1), "{stderr}");
     assert!(
         stderr.contains("is not supported (http or https)"),

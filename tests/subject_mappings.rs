@@ -24,7 +24,7 @@ use async_nats::{Client, ConnectOptions, Subscriber};
 use bytes::Bytes;
 use futures::StreamExt;
 use support::interest::interest_ready;
-use support::{Broker, RawClient};
+use support::{check_config, Broker, RawClient};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -431,26 +431,6 @@ accounts { A: { users: [{user: a, password: p}], mappings: {
     );
 }
 
-/// `percore -t -c <config>`: the exit code and stderr.
-fn check_config(text: &str) -> (Option<i32>, String) {
-    let path = std::env::temp_dir().join(format!(
-        "percore-mappings-check-{}-{}.conf",
-        std::process::id(),
-        text.len()
-    ));
-    std::fs::write(&path, text).expect("config");
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_percore"))
-        .args(["-t", "-c"])
-        .arg(&path)
-        .output()
-        .expect("run percore -t");
-    let _ = std::fs::remove_file(&path);
-    (
-        output.status.code(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn bad_mappings_stop_the_server_with_nats_servers_words() {
     // Texts and positions as nats-server 2.9.10 -t prints them.
@@ -473,10 +453,10 @@ fn bad_mappings_stop_the_server_with_nats_servers_words() {
         ),
     ];
     for (config, expected) in cases {
-        let (code, stderr) = check_config(config);
+        let (code, stderr) = check_config("mappings", config);
         assert_eq!(code, Some(1), "{config}: {stderr}");
         assert!(stderr.contains(expected), "{config}: {stderr}");
     }
-    let (code, stderr) = check_config("port: -1\nmappings { foo: bar }\n");
+    let (code, stderr) = check_config("mappings", "port: -1\nmappings { foo: bar }\n");
     assert_eq!(code, Some(0), "{stderr}");
 }

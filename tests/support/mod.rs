@@ -586,3 +586,26 @@ pub async fn one_client_per_shard(
     assert_eq!(shards, expected, "one client on each shard");
     clients
 }
+
+/// `percore -t -c <config>` on a temporary file holding `text`: the exit
+/// code and stderr. Each call has a file of its own (tests run in
+/// parallel); `tag` names the test file in it.
+pub fn check_config(tag: &str, text: &str) -> (Option<i32>, String) {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let call = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!(
+        "percore-{tag}-check-{}-{call}.conf",
+        std::process::id()
+    ));
+    std::fs::write(&path, text).expect("config");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_percore"))
+        .args(["-t", "-c"])
+        .arg(&path)
+        .output()
+        .expect("run percore -t");
+    let _ = std::fs::remove_file(&path);
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
