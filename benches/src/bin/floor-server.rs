@@ -678,26 +678,12 @@ fn forward(
             out.extend_from_slice(reply);
         }
         out.push(b' ');
-        push_decimal(out, payload.len());
+        // In decimal, without the allocation `format!` makes.
+        percore_benches::client::push_usize(out, payload.len());
         out.extend_from_slice(b"\r\n");
         out.extend_from_slice(payload);
         out.extend_from_slice(b"\r\n");
     }
-}
-
-/// `n` in decimal, without the allocation `format!` makes.
-fn push_decimal(out: &mut Vec<u8>, mut n: usize) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[at..]);
 }
 
 /// The frames one read produced, per destination, written once per
