@@ -6,7 +6,7 @@
 //! accounts.go `AddWeightedMappings`), then only read by the shards
 //! (`selectMappedSubject`).
 
-use super::transform::{validate_destination, SubjectTransform};
+use super::transform::{number_wildcards, validate_destination, SubjectTransform};
 use crate::subject::{has_wildcard_token, is_valid_subscribe_subject, pattern_matches};
 
 /// One destination as configured (nats-server's `MapDest`).
@@ -209,19 +209,7 @@ fn complete(
     if listed != 100 && !source_listed {
         // The source's wildcards, numbered, as its own destination.
         let subject = if wildcard {
-            let mut n = 0;
-            source
-                .split('.')
-                .map(|t| {
-                    if t == "*" {
-                        n += 1;
-                        format!("${n}")
-                    } else {
-                        t.to_string()
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join(".")
+            number_wildcards(source)
         } else {
             source.to_string()
         };

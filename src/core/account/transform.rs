@@ -75,6 +75,25 @@ const NOT_ENOUGH_ARGUMENTS: &str = "not enough arguments passed to the function"
 const INVALID_ARGUMENT: &str = "function argument is invalid or in the wrong format";
 const TOO_MANY_ARGUMENTS: &str = "too many arguments passed to the function";
 
+/// `subject` with its `*` tokens, in order, as `$1`, `$2`, ...: how
+/// nats-server turns an import's `to` into a destination, and a weighted
+/// mapping's unlisted remainder into one that keeps the source subject.
+pub(super) fn number_wildcards(subject: &str) -> String {
+    let mut next = 0;
+    subject
+        .split('.')
+        .map(|token| {
+            if token == "*" {
+                next += 1;
+                format!("${next}")
+            } else {
+                token.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
 /// nats-server's `mappingDestinationErr`: the reason, then where.
 fn destination_error(reason: &str, token: &str) -> String {
     format!("invalid mapping destination: {reason} in {token}")
@@ -131,19 +150,7 @@ impl SubjectTransform {
     /// `destination` standing for the source's next wildcard (nats-server
     /// rewrites them to `$1`, `$2`, ... first).
     pub fn mapping(source: &str, destination: &str) -> Result<SubjectTransform, String> {
-        let mut next = 0;
-        let numbered: Vec<String> = destination
-            .split('.')
-            .map(|token| {
-                if token == "*" {
-                    next += 1;
-                    format!("${next}")
-                } else {
-                    token.to_string()
-                }
-            })
-            .collect();
-        SubjectTransform::new(source, &numbered.join("."))
+        SubjectTransform::new(source, &number_wildcards(destination))
     }
 
     /// The transform from the `source` pattern to `destination`, or
