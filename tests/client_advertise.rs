@@ -205,11 +205,7 @@ fn a_reload_changes_what_new_clients_are_told() {
         .expect("reloaded");
     assert_eq!(advertised(broker.addr), "second.example:2222");
     // A bad value is refused and changes nothing.
-    std::fs::write(&path, "client_advertise: \"third.example:x\"\n").unwrap();
-    broker.signal(libc::SIGHUP);
-    let line = broker
-        .wait_log("Failed to reload server configuration", IO_TIMEOUT)
-        .expect("reload refused");
+    let line = broker.reload_refused("client_advertise: \"third.example:x\"\n", IO_TIMEOUT);
     assert!(
         line.contains(
             "invalid ClientAdvertise value of third.example:x, \

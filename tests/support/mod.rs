@@ -163,6 +163,19 @@ impl Broker {
         self._config.as_ref().map(|c| c.0.as_path())
     }
 
+    /// Rewrites the config file with `config`, sends SIGHUP, and returns
+    /// the log line saying the reload failed (panics if none comes within
+    /// `within`).
+    pub fn reload_refused(&self, config: &str, within: Duration) -> String {
+        let path = self
+            .config_path()
+            .expect("broker started with a config file");
+        std::fs::write(path, config).expect("rewrite config");
+        self.signal(libc::SIGHUP);
+        self.wait_log("Failed to reload server configuration", within)
+            .expect("the reload is refused")
+    }
+
     pub fn raw(&self) -> RawClient {
         RawClient::connect(self.addr)
     }
