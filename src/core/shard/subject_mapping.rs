@@ -6,8 +6,8 @@
 //!
 //! The mappings are the shard's copy of the account table (no lock); the
 //! weighted pick draws from the shard's generator. The renamed subject is
-//! written into a buffer the shard keeps for it, handed back after the
-//! publish (a refused publish drops it; the next mapping allocates anew).
+//! written into a buffer the shard keeps for it, taken for the publish and
+//! put back after it (`ShardBroker::handle_mapped_pub`).
 
 use crate::account::Mapped;
 use crate::ids::ConnKey;
@@ -18,8 +18,8 @@ use super::ShardBroker;
 impl<I: ShardIo> ShardBroker<I> {
     /// Some account has mappings: what those of `key`'s account make of
     /// `subject`; a new subject is written into `renamed` (the shard's
-    /// buffer: give it back with [`ShardBroker::give_back_mapped`]). A
-    /// dropped message still gets a verbose client its +OK.
+    /// buffer, which the caller takes and puts back). A dropped message
+    /// still gets a verbose client its +OK.
     #[cold]
     #[inline(never)]
     pub(super) fn map_published(
@@ -40,7 +40,6 @@ impl<I: ShardIo> ShardBroker<I> {
         };
         let cluster = self.limits.cluster.as_deref().map(|c| c.name.as_str());
         let rng = &mut self.rng;
-        std::mem::swap(renamed, &mut self.mapped_subject);
         let outcome = mappings.select(subject, cluster, || rng.below(100) as u8, renamed);
         match outcome {
             Mapped::Unchanged => {}
@@ -64,11 +63,5 @@ impl<I: ShardIo> ShardBroker<I> {
             }
         }
         outcome
-    }
-
-    /// The buffer [`ShardBroker::map_published`] wrote into, for the next
-    /// message.
-    pub(super) fn give_back_mapped(&mut self, buffer: Vec<u8>) {
-        self.mapped_subject = buffer;
     }
 }
